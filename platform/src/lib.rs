@@ -1,0 +1,9 @@
+//! Platform layer: PVH entry, paging, serial, PCI, virtio-blk, RTC and
+//! ACPI/SMBIOS discovery. Pure logic is host-testable; hardware access lives in
+//! `io`.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod block;
+pub mod io;
