@@ -7,3 +7,13 @@ extern crate alloc;
 
 pub mod block;
 pub mod io;
+pub mod paging;
+pub mod logger;
+pub mod memory;
+pub mod serial;
+pub mod start_info;
+#[cfg(target_os = "none")]
+pub mod interrupts;
+#[cfg(target_os = "none")]
+pub mod pvh;
+pub mod sync;

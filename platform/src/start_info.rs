@@ -1,0 +1,320 @@
+//! `hvm_start_info` (Xen `include/public/arch-x86/hvm/start_info.h`), the boot
+//! information a PVH VMM hands us in `%ebx`. Every pointer and length in it is
+//! validated before use; the parse result is self-contained (no pointers).
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+pub const MAGIC: u32 = 0x336e_c578;
+/// Size of the version-1 structure.
+const HEADER_SIZE: usize = 56;
+const MODLIST_ENTRY_SIZE: usize = 32;
+const MEMMAP_ENTRY_SIZE: usize = 24;
+
+pub const MAX_MEMMAP_ENTRIES: usize = 128;
+pub const MAX_MODULES: usize = 8;
+pub const MAX_CMDLINE: usize = 1024;
+
+/// Reads guest-physical memory. The firmware's implementation checks that
+/// the range is mapped RAM; tests use a byte vector.
+pub trait PhysRead {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), StartInfoError>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartInfoError {
+    BadMagic(u32),
+    UnsupportedVersion(u32),
+    NoMemoryMap,
+    TooManyMemmapEntries(u32),
+    /// A pointer in the structure names memory we cannot read.
+    Unreadable { addr: u64, len: u64 },
+}
+
+impl fmt::Display for StartInfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, expected {MAGIC:#x}"),
+            Self::UnsupportedVersion(v) => write!(f, "hvm_start_info version {v} unsupported"),
+            Self::NoMemoryMap => write!(f, "hvm_start_info carries no memory map"),
+            Self::TooManyMemmapEntries(n) => write!(f, "hvm_start_info memory map has {n} entries"),
+            Self::Unreadable { addr, len } => {
+                write!(f, "hvm_start_info points at unreadable memory {addr:#x}+{len:#x}")
+            }
+        }
+    }
+}
+
+/// E820-style types used by `hvm_memmap_table_entry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MemmapType(pub u32);
+
+impl MemmapType {
+    pub const RAM: Self = Self(1);
+    pub const RESERVED: Self = Self(2);
+    pub const ACPI: Self = Self(3);
+    pub const NVS: Self = Self(4);
+    pub const UNUSABLE: Self = Self(5);
+    pub const DISABLED: Self = Self(6);
+    pub const PMEM: Self = Self(7);
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RAM => "ram",
+            Self::RESERVED => "reserved",
+            Self::ACPI => "acpi",
+            Self::NVS => "acpi-nvs",
+            Self::UNUSABLE => "unusable",
+            Self::DISABLED => "disabled",
+            Self::PMEM => "pmem",
+            _ => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemmapEntry {
+    pub addr: u64,
+    pub size: u64,
+    pub kind: MemmapType,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Module {
+    pub addr: u64,
+    pub size: u64,
+}
+
+pub struct StartInfo {
+    pub version: u32,
+    pub rsdp: Option<u64>,
+    memmap: [MemmapEntry; MAX_MEMMAP_ENTRIES],
+    memmap_len: usize,
+    modules: [Module; MAX_MODULES],
+    modules_len: usize,
+    cmdline: [u8; MAX_CMDLINE],
+    cmdline_len: usize,
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    let mut v = [0; 4];
+    v.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(v)
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut v = [0; 8];
+    v.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(v)
+}
+
+impl StartInfo {
+    pub fn parse(mem: &dyn PhysRead, addr: u64) -> Result<StartInfo, StartInfoError> {
+        let mut header = [0u8; HEADER_SIZE];
+        // Version 0 is 48 bytes; read that much first so a v0 structure at
+        // the very end of RAM still parses.
+        mem.read(addr, &mut header[..48])?;
+        let magic = u32_at(&header, 0);
+        if magic != MAGIC {
+            return Err(StartInfoError::BadMagic(magic));
+        }
+        let version = u32_at(&header, 4);
+        if version == 0 {
+            // No memory map in version 0; PVH VMMs we support all give v1.
+            return Err(StartInfoError::NoMemoryMap);
+        }
+        if version > 1 {
+            log::warn!("hvm_start_info version {version}, reading it as version 1");
+        }
+        mem.read(addr + 48, &mut header[48..])?;
+
+        let mut info = StartInfo {
+            version,
+            rsdp: None,
+            memmap: [MemmapEntry { addr: 0, size: 0, kind: MemmapType(0) }; MAX_MEMMAP_ENTRIES],
+            memmap_len: 0,
+            modules: [Module { addr: 0, size: 0 }; MAX_MODULES],
+            modules_len: 0,
+            cmdline: [0; MAX_CMDLINE],
+            cmdline_len: 0,
+        };
+
+        let rsdp = u64_at(&header, 32);
+        info.rsdp = (rsdp != 0).then_some(rsdp);
+
+        let memmap_paddr = u64_at(&header, 40);
+        let memmap_entries = u32_at(&header, 48);
+        if memmap_paddr == 0 || memmap_entries == 0 {
+            return Err(StartInfoError::NoMemoryMap);
+        }
+        if memmap_entries as usize > MAX_MEMMAP_ENTRIES {
+            return Err(StartInfoError::TooManyMemmapEntries(memmap_entries));
+        }
+        for i in 0..memmap_entries as usize {
+            let mut raw = [0u8; MEMMAP_ENTRY_SIZE];
+            mem.read(memmap_paddr + (i * MEMMAP_ENTRY_SIZE) as u64, &mut raw)?;
+            let entry = MemmapEntry {
+                addr: u64_at(&raw, 0),
+                size: u64_at(&raw, 8),
+                kind: MemmapType(u32_at(&raw, 16)),
+            };
+            // Entries that wrap the address space are dropped, not trusted.
+            if entry.size == 0 || entry.addr.checked_add(entry.size).is_none() {
+                log::warn!("ignoring memory map entry {entry:x?}");
+                continue;
+            }
+            info.memmap[info.memmap_len] = entry;
+            info.memmap_len += 1;
+        }
+
+        let cmdline_paddr = u64_at(&header, 24);
+        if cmdline_paddr != 0 {
+            info.cmdline_len = read_c_string(mem, cmdline_paddr, &mut info.cmdline)?;
+        }
+
+        let nr_modules = u32_at(&header, 12) as usize;
+        let modlist_paddr = u64_at(&header, 16);
+        if nr_modules > MAX_MODULES {
+            log::warn!("hvm_start_info has {nr_modules} modules; using the first {MAX_MODULES}");
+        }
+        if modlist_paddr != 0 {
+            for i in 0..nr_modules.min(MAX_MODULES) {
+                let mut raw = [0u8; MODLIST_ENTRY_SIZE];
+                mem.read(modlist_paddr + (i * MODLIST_ENTRY_SIZE) as u64, &mut raw)?;
+                info.modules[info.modules_len] = Module {
+                    addr: u64_at(&raw, 0),
+                    size: u64_at(&raw, 8),
+                };
+                info.modules_len += 1;
+            }
+        }
+        Ok(info)
+    }
+
+    pub fn memmap(&self) -> &[MemmapEntry] {
+        &self.memmap[..self.memmap_len]
+    }
+
+    pub fn modules(&self) -> &[Module] {
+        &self.modules[..self.modules_len]
+    }
+
+    /// The firmware's command line (QEMU `-append`), lossily decoded.
+    pub fn cmdline(&self) -> &str {
+        let bytes = &self.cmdline[..self.cmdline_len];
+        match core::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+/// Reads a NUL-terminated string of at most `buf.len()` bytes, one small chunk
+/// at a time so a string near the end of RAM is still readable.
+fn read_c_string(mem: &dyn PhysRead, addr: u64, buf: &mut [u8]) -> Result<usize, StartInfoError> {
+    let mut len = 0;
+    while len < buf.len() {
+        let mut byte = [0u8];
+        mem.read(addr + len as u64, &mut byte)?;
+        if byte[0] == 0 {
+            return Ok(len);
+        }
+        buf[len] = byte[0];
+        len += 1;
+    }
+    log::warn!("firmware command line truncated to {} bytes", buf.len());
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    struct FakeMem(Vec<u8>);
+
+    impl PhysRead for FakeMem {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), StartInfoError> {
+            let err = StartInfoError::Unreadable { addr, len: buf.len() as u64 };
+            let start = usize::try_from(addr).map_err(|_| err)?;
+            let end = start.checked_add(buf.len()).ok_or(err)?;
+            buf.copy_from_slice(self.0.get(start..end).ok_or(err)?);
+            Ok(())
+        }
+    }
+
+    fn put32(m: &mut [u8], off: usize, v: u32) {
+        m[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put64(m: &mut [u8], off: usize, v: u64) {
+        m[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A start_info at 0x100 as QEMU's PVH option ROM builds it.
+    fn sample() -> FakeMem {
+        let mut m = vec![0u8; 0x1000];
+        put32(&mut m, 0x100, MAGIC);
+        put32(&mut m, 0x104, 1);
+        put32(&mut m, 0x10c, 1); // one module
+        put64(&mut m, 0x110, 0x400);
+        put64(&mut m, 0x118, 0x300); // cmdline
+        put64(&mut m, 0x120, 0xf_5a40); // rsdp
+        put64(&mut m, 0x128, 0x200); // memmap
+        put32(&mut m, 0x130, 3);
+        let entries = [(0u64, 0x9fc00u64, 1u32), (0xf0000, 0x10000, 2), (0x10_0000, 0x3ff0_0000, 1)];
+        for (i, (a, s, t)) in entries.iter().enumerate() {
+            put64(&mut m, 0x200 + i * 24, *a);
+            put64(&mut m, 0x208 + i * 24, *s);
+            put32(&mut m, 0x210 + i * 24, *t);
+        }
+        m[0x300..0x309].copy_from_slice(b"log=debug");
+        put64(&mut m, 0x400, 0x80_0000);
+        put64(&mut m, 0x408, 0x1234);
+        FakeMem(m)
+    }
+
+    #[test]
+    fn parses_qemu_style_start_info() {
+        let info = StartInfo::parse(&sample(), 0x100).unwrap();
+        assert_eq!(info.rsdp, Some(0xf_5a40));
+        assert_eq!(info.cmdline(), "log=debug");
+        assert_eq!(info.memmap().len(), 3);
+        assert_eq!(info.memmap()[2], MemmapEntry { addr: 0x10_0000, size: 0x3ff0_0000, kind: MemmapType::RAM });
+        assert_eq!(info.modules(), &[Module { addr: 0x80_0000, size: 0x1234 }]);
+    }
+
+    #[test]
+    fn rejects_bad_magic_and_version_0() {
+        let mut mem = sample();
+        put32(&mut mem.0, 0x100, 0xdead_beef);
+        assert_eq!(StartInfo::parse(&mem, 0x100).err(), Some(StartInfoError::BadMagic(0xdead_beef)));
+        let mut mem = sample();
+        put32(&mut mem.0, 0x104, 0);
+        assert_eq!(StartInfo::parse(&mem, 0x100).err(), Some(StartInfoError::NoMemoryMap));
+    }
+
+    #[test]
+    fn rejects_pointers_outside_memory() {
+        let mut mem = sample();
+        put64(&mut mem.0, 0x128, 0xffff_ffff_ffff_fff0);
+        assert!(matches!(StartInfo::parse(&mem, 0x100), Err(StartInfoError::Unreadable { .. })));
+        assert!(matches!(StartInfo::parse(&sample(), 0xfe0), Err(StartInfoError::Unreadable { .. })));
+        let mut mem = sample();
+        put32(&mut mem.0, 0x130, 100_000);
+        assert_eq!(StartInfo::parse(&mem, 0x100).err(), Some(StartInfoError::TooManyMemmapEntries(100_000)));
+    }
+
+    #[test]
+    fn drops_wrapping_entries_and_bounds_cmdline() {
+        let mut mem = sample();
+        put64(&mut mem.0, 0x200, u64::MAX - 5);
+        for b in &mut mem.0[0x300..0x1000] {
+            *b = b'x';
+        }
+        put32(&mut mem.0, 0x10c, 0);
+        let info = StartInfo::parse(&mem, 0x100).unwrap();
+        assert_eq!(info.memmap().len(), 2);
+        assert_eq!(info.cmdline().len(), MAX_CMDLINE);
+        assert!(info.modules().is_empty());
+    }
+}

@@ -1,0 +1,179 @@
+//! vmfw: a UEFI firmware for virtual machines, entered through PVH.
+//!
+//! The boot policy reads top to bottom in `boot`: bring up the platform,
+//! build the UEFI environment over it, then hand over to the boot manager.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::panic::PanicInfo;
+use linked_list_allocator::LockedHeap;
+use log::{error, info};
+use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
+use platform::paging::{self, Access};
+use platform::start_info::{MemmapType, PhysRead, StartInfo, StartInfoError};
+use platform::{interrupts, logger, serial};
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+const HEAP_SIZE: u64 = 32 << 20;
+const STACK_SIZE: u64 = 256 << 10;
+const FOUR_GIB: u64 = 1 << 32;
+
+unsafe extern "C" {
+    static firmware_start: u8;
+    static text_end: u8;
+    static firmware_end: u8;
+}
+
+fn symbol_address(symbol: &u8) -> u64 {
+    symbol as *const u8 as u64
+}
+
+/// Reads guest memory below 4 GiB, which the boot page tables identity-map.
+struct LowMemory;
+
+impl PhysRead for LowMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), StartInfoError> {
+        let len = buf.len() as u64;
+        if addr == 0 || addr.checked_add(len).is_none_or(|end| end > FOUR_GIB) {
+            return Err(StartInfoError::Unreadable { addr, len });
+        }
+        // SAFETY: the range is non-null and below 4 GiB, all of which the boot
+        // page tables map; reading RAM or device memory there cannot fault.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+}
+
+/// PVH entry from `platform::pvh`, on the boot stack.
+#[unsafe(no_mangle)]
+extern "C" fn rust_start(start_info_addr: u32) -> ! {
+    serial::init();
+    serial::progress(0x01);
+    interrupts::init();
+
+    let start_info = match StartInfo::parse(&LowMemory, start_info_addr as u64) {
+        Ok(info) => info,
+        Err(e) => halt_with(format_args!("cannot boot: {e}")),
+    };
+    logger::init(logger::level_from_cmdline(start_info.cmdline()));
+    info!("vmfw {}: UEFI firmware for virtual machines", env!("CARGO_PKG_VERSION"));
+
+    let ram_end = build_memory_map(&start_info);
+    paging::init(ram_end);
+    init_heap();
+    serial::progress(0x02);
+
+    let stack = new_stack();
+    // SAFETY: `stack` is the top of a fresh, mapped, 16-byte aligned stack that
+    // nothing else uses; `boot` never returns, so the old stack is abandoned.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {stack}",
+            "call {boot}",
+            "ud2",
+            stack = in(reg) stack,
+            boot = sym boot_on_main_stack,
+            in("rdi") &start_info as *const StartInfo,
+            options(noreturn)
+        )
+    }
+}
+
+extern "C" fn boot_on_main_stack(start_info: *const StartInfo) -> ! {
+    // SAFETY: `rust_start` passes a pointer to its own local, which stays valid
+    // because its frame is never popped (it jumped here and cannot return).
+    let start_info = unsafe { &*start_info };
+    boot(start_info)
+}
+
+/// The boot policy.
+fn boot(start_info: &StartInfo) -> ! {
+    match start_info.rsdp {
+        Some(rsdp) => info!("RSDP at {rsdp:#x}"),
+        None => info!("RSDP not given by the VMM"),
+    }
+    serial::progress(0x10);
+    info!("no bootable device found");
+    halt()
+}
+
+/// Turns the VMM's map into the EFI memory map and reserves what the
+/// firmware itself occupies. Returns the end of RAM.
+fn build_memory_map(start_info: &StartInfo) -> u64 {
+    info!("memory map from the VMM:");
+    let mut ram_end = 0;
+    memory::with_map(|map| {
+        for entry in start_info.memmap() {
+            info!("  [{:#014x}-{:#014x}] {}", entry.addr, entry.addr + entry.size - 1, entry.kind.name());
+            let ty = match entry.kind {
+                MemmapType::RAM => {
+                    ram_end = ram_end.max(entry.addr + entry.size);
+                    MemoryType::CONVENTIONAL
+                }
+                MemmapType::ACPI => MemoryType::ACPI_RECLAIM,
+                MemmapType::NVS => MemoryType::ACPI_NON_VOLATILE,
+                MemmapType::PMEM => MemoryType::PERSISTENT_MEMORY,
+                MemmapType::UNUSABLE => MemoryType::UNUSABLE,
+                _ => MemoryType::RESERVED,
+            };
+            if let Err(e) = map.add(entry.addr, entry.size, ty) {
+                error!("memory map entry {entry:x?} dropped: {e}");
+            }
+        }
+        // Low memory holds the VMM's start_info and tables; keep it from our
+        // allocations but let the OS reclaim it (its SMP trampoline wants it).
+        let _ = map.reserve(0, 0x100_000 / PAGE_SIZE, MemoryType::BOOT_SERVICES_DATA);
+        let start = symbol_address(
+            // SAFETY: linker-script symbols; only their addresses are taken.
+            unsafe { &firmware_start },
+        );
+        // SAFETY: as above.
+        let code_end = symbol_address(unsafe { &text_end });
+        // SAFETY: as above.
+        let end = symbol_address(unsafe { &firmware_end });
+        let _ = map.reserve(start, (code_end - start) / PAGE_SIZE, MemoryType::RUNTIME_SERVICES_CODE);
+        let _ = map.reserve(code_end, (end - code_end) / PAGE_SIZE, MemoryType::RUNTIME_SERVICES_DATA);
+    });
+    ram_end
+}
+
+fn init_heap() {
+    let base = memory::with_map(|m| m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, HEAP_SIZE / PAGE_SIZE))
+        .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware heap: {e}")));
+    // SAFETY: the range was just allocated for the heap's exclusive use and is
+    // identity mapped.
+    unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
+}
+
+/// A stack with an unmapped guard page below it; returns its top.
+fn new_stack() -> u64 {
+    let pages = STACK_SIZE / PAGE_SIZE + 1;
+    let base = memory::with_map(|m| m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, pages))
+        .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware stack: {e}")));
+    paging::set_access(base, PAGE_SIZE, Access::NONE);
+    base + pages * PAGE_SIZE
+}
+
+fn halt() -> ! {
+    loop {
+        // SAFETY: halting with interrupts off parks the CPU.
+        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+fn halt_with(args: core::fmt::Arguments) -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(serial::Serial, "{args}");
+    halt()
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(serial::Serial, "\n*** firmware panic: {info}");
+    halt()
+}
