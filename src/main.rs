@@ -7,16 +7,26 @@
 
 extern crate alloc;
 
+use core::ffi::c_void;
 use core::panic::PanicInfo;
 use linked_list_allocator::LockedHeap;
 use log::{error, info};
+use platform::acpi::AcpiInfo;
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::paging::{self, Access};
 use platform::start_info::{MemmapType, PhysRead, StartInfo, StartInfoError};
-use platform::{interrupts, logger, serial};
+use platform::{interrupts, logger, pci, serial, tsc};
 
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
+
+/// Variable store backing buffer: in the image, so runtime services keep it
+/// after ExitBootServices.
+static mut VARIABLE_STORE: [u8; VARIABLE_STORE_SIZE] = [0; VARIABLE_STORE_SIZE];
+const VARIABLE_STORE_SIZE: usize = 128 * 1024;
+/// EFI_RT_PROPERTIES_TABLE, installed as a configuration table.
+static mut RT_PROPERTIES: core::mem::MaybeUninit<r_efi::efi::RtPropertiesTable> =
+    core::mem::MaybeUninit::uninit();
 
 const HEAP_SIZE: u64 = 32 << 20;
 const STACK_SIZE: u64 = 256 << 10;
@@ -60,7 +70,10 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
         Err(e) => halt_with(format_args!("cannot boot: {e}")),
     };
     logger::init(logger::level_from_cmdline(start_info.cmdline()));
-    info!("vmfw {}: UEFI firmware for virtual machines", env!("CARGO_PKG_VERSION"));
+    info!(
+        "vmfw {}: UEFI firmware for virtual machines",
+        env!("CARGO_PKG_VERSION")
+    );
 
     let ram_end = build_memory_map(&start_info);
     paging::init(ram_end);
@@ -96,9 +109,115 @@ fn boot(start_info: &StartInfo) -> ! {
         Some(rsdp) => info!("RSDP at {rsdp:#x}"),
         None => info!("RSDP not given by the VMM"),
     }
+    let acpi = AcpiInfo::discover(start_info.rsdp)
+        .map_err(|e| error!("ACPI tables unusable: {e}"))
+        .ok();
+    tsc::init_with_pm_timer(acpi.as_ref().and_then(|a| a.pm_timer));
+
+    efi_init(acpi.as_ref());
     serial::progress(0x10);
+    storage_init(acpi.as_ref());
+    serial::progress(0x20);
+
+    loaders::boot_manager::run(start_info.cmdline());
     info!("no bootable device found");
     halt()
+}
+
+/// Builds the UEFI environment: tables, runtime services, configuration
+/// tables, the console and the firmware's own image handle.
+fn efi_init(acpi: Option<&AcpiInfo>) {
+    efi::tables::init();
+    // SAFETY: the buffer is handed out exactly once, here.
+    let variables = unsafe {
+        core::slice::from_raw_parts_mut((&raw mut VARIABLE_STORE).cast::<u8>(), VARIABLE_STORE_SIZE)
+    };
+    if let Err(e) = efi::runtime::init(variables, acpi) {
+        error!("variable store unavailable: {e}");
+    }
+    efi::runtime::set_virtual_address_change_hook(efi::events::virtual_address_change_notify);
+
+    if let Some(acpi) = acpi {
+        let rsdp = acpi.rsdp_address as *mut c_void;
+        let guid = if acpi.rsdp.revision >= 2 {
+            r_efi::efi::ACPI_20_TABLE_GUID
+        } else {
+            r_efi::efi::ACPI_10_TABLE_GUID
+        };
+        let _ = efi::tables::set_configuration_table(guid, rsdp);
+    }
+    if let Some((address, entry)) = platform::smbios::log_system_info() {
+        let guid = if entry.structure_count.is_none() {
+            r_efi::efi::SMBIOS3_TABLE_GUID
+        } else {
+            r_efi::efi::SMBIOS_TABLE_GUID
+        };
+        let _ = efi::tables::set_configuration_table(guid, address as *mut c_void);
+    }
+    // SAFETY: written once here, before any EFI caller can read it.
+    unsafe {
+        (&raw mut RT_PROPERTIES)
+            .cast::<r_efi::efi::RtPropertiesTable>()
+            .write(efi::runtime::rt_properties())
+    };
+    let _ = efi::tables::set_configuration_table(
+        r_efi::efi::RT_PROPERTIES_TABLE_GUID,
+        (&raw mut RT_PROPERTIES).cast(),
+    );
+
+    let start = symbol_address(
+        // SAFETY: linker-script symbol; only its address is taken.
+        unsafe { &firmware_start },
+    );
+    // SAFETY: as above.
+    let end = symbol_address(unsafe { &firmware_end });
+    efi::image::init_firmware_image(start, end - start);
+    interrupts::set_fault_locator(efi::image::describe_address);
+    match protocols::console::install() {
+        Ok(console) => efi::tables::set_console(
+            console.handle,
+            console.con_in,
+            console.handle,
+            console.con_out,
+        ),
+        Err(status) => error!("console protocols unavailable: {status:?}"),
+    }
+}
+
+/// Finds the disks and publishes them with their partitions and file systems.
+fn storage_init(acpi: Option<&AcpiInfo>) {
+    let ecam = acpi.and_then(|a| a.mcfg).map(|m| {
+        // SAFETY: the MCFG table names this window as the ECAM region.
+        unsafe { pci::EcamConfigAccess::new(m.base, m.start_bus, m.end_bus) }
+    });
+    let access: &dyn pci::ConfigAccess = match &ecam {
+        Some(ecam) => ecam,
+        None => &pci::PortConfigAccess,
+    };
+    let mut devices = pci::enumerate(access);
+    let windows = pci::BarWindows {
+        mem32: Some(pci::AddressWindow {
+            base: 0xc000_0000,
+            end: acpi
+                .and_then(|a| a.mcfg)
+                .map_or(0xfec0_0000, |m| m.base.max(0xc000_0000)),
+        }),
+        mem64: None,
+        io: Some(pci::AddressWindow {
+            base: 0xc000,
+            end: 0x1_0000,
+        }),
+    };
+    for e in pci::assign_unassigned_bars(access, &mut devices, &windows) {
+        error!("PCI: {e}");
+    }
+    for disk in platform::virtio::probe_all(access, &devices) {
+        let bdf = disk.bdf();
+        if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(disk), bdf) {
+            error!("disk {bdf}: not published ({status:?})");
+        }
+    }
+    efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
 }
 
 /// Turns the VMM's map into the EFI memory map and reserves what the
@@ -108,7 +227,12 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
     let mut ram_end = 0;
     memory::with_map(|map| {
         for entry in start_info.memmap() {
-            info!("  [{:#014x}-{:#014x}] {}", entry.addr, entry.addr + entry.size - 1, entry.kind.name());
+            info!(
+                "  [{:#014x}-{:#014x}] {}",
+                entry.addr,
+                entry.addr + entry.size - 1,
+                entry.kind.name()
+            );
             let ty = match entry.kind {
                 MemmapType::RAM => {
                     ram_end = ram_end.max(entry.addr + entry.size);
@@ -135,15 +259,29 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
         let code_end = symbol_address(unsafe { &text_end });
         // SAFETY: as above.
         let end = symbol_address(unsafe { &firmware_end });
-        let _ = map.reserve(start, (code_end - start) / PAGE_SIZE, MemoryType::RUNTIME_SERVICES_CODE);
-        let _ = map.reserve(code_end, (end - code_end) / PAGE_SIZE, MemoryType::RUNTIME_SERVICES_DATA);
+        let _ = map.reserve(
+            start,
+            (code_end - start) / PAGE_SIZE,
+            MemoryType::RUNTIME_SERVICES_CODE,
+        );
+        let _ = map.reserve(
+            code_end,
+            (end - code_end) / PAGE_SIZE,
+            MemoryType::RUNTIME_SERVICES_DATA,
+        );
     });
     ram_end
 }
 
 fn init_heap() {
-    let base = memory::with_map(|m| m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, HEAP_SIZE / PAGE_SIZE))
-        .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware heap: {e}")));
+    let base = memory::with_map(|m| {
+        m.allocate(
+            Placement::Anywhere,
+            MemoryType::BOOT_SERVICES_DATA,
+            HEAP_SIZE / PAGE_SIZE,
+        )
+    })
+    .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware heap: {e}")));
     // SAFETY: the range was just allocated for the heap's exclusive use and is
     // identity mapped.
     unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
@@ -152,8 +290,10 @@ fn init_heap() {
 /// A stack with an unmapped guard page below it; returns its top.
 fn new_stack() -> u64 {
     let pages = STACK_SIZE / PAGE_SIZE + 1;
-    let base = memory::with_map(|m| m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, pages))
-        .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware stack: {e}")));
+    let base = memory::with_map(|m| {
+        m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, pages)
+    })
+    .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware stack: {e}")));
     paging::set_access(base, PAGE_SIZE, Access::NONE);
     base + pages * PAGE_SIZE
 }

@@ -1,3 +1,18 @@
+//! The UEFI core: system table, boot and runtime services, handle and
+//! protocol database, events, images and variables (UEFI 2.10 §4, §7, §8).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
+
+pub mod boundary;
+pub mod device_path;
+pub mod events;
+pub mod handles;
+pub mod image;
+pub mod memory_services;
+pub mod pe;
+pub mod pool;
+pub mod protocol_services;
+pub mod runtime;
+pub mod tables;
+pub mod variables;

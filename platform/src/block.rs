@@ -23,9 +23,14 @@ impl fmt::Display for BlockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlockError::OutOfRange { lba, blocks } => {
-                write!(f, "{blocks} blocks at LBA {lba} lie past the end of the device")
+                write!(
+                    f,
+                    "{blocks} blocks at LBA {lba} lie past the end of the device"
+                )
             }
-            BlockError::BadBufferSize(len) => write!(f, "buffer of {len} bytes is not whole blocks"),
+            BlockError::BadBufferSize(len) => {
+                write!(f, "buffer of {len} bytes is not whole blocks")
+            }
             BlockError::ReadOnly => write!(f, "device is read-only"),
             BlockError::Device(status) => write!(f, "device error status {status}"),
             BlockError::Timeout => write!(f, "device timed out"),
@@ -51,7 +56,7 @@ pub trait BlockDevice {
     /// Checks a request against the device geometry; returns the block count.
     fn check_request(&self, lba: u64, len: usize) -> Result<u64, BlockError> {
         let block_size = self.block_size() as usize;
-        if block_size == 0 || len % block_size != 0 {
+        if block_size == 0 || !len.is_multiple_of(block_size) {
             return Err(BlockError::BadBufferSize(len));
         }
         let blocks = (len / block_size) as u64;

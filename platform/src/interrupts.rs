@@ -51,8 +51,15 @@ struct IdtEntry {
     reserved: u32,
 }
 
-static mut IDT: [IdtEntry; 256] =
-    [IdtEntry { offset_low: 0, selector: 0, ist: 0, flags: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256];
+static mut IDT: [IdtEntry; 256] = [IdtEntry {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    flags: 0,
+    offset_mid: 0,
+    offset_high: 0,
+    reserved: 0,
+}; 256];
 
 #[repr(C, packed)]
 struct DescriptorPointer {
@@ -150,18 +157,45 @@ unsafe extern "C" {
 }
 
 const VECTOR_NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
-    "segment not present", "stack fault", "general protection", "page fault", "reserved",
-    "x87 floating point", "alignment check", "machine check", "SIMD floating point",
-    "virtualization", "control protection", "reserved", "reserved", "reserved", "reserved",
-    "reserved", "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 /// Names the code that faulted (e.g. a loaded EFI image); set by the EFI layer.
-static FAULT_LOCATOR: crate::sync::Global<Option<fn(u64, &mut dyn Write)>> = crate::sync::Global::new(None);
+type FaultLocator = fn(u64, &mut dyn Write);
+static FAULT_LOCATOR: crate::sync::Global<Option<FaultLocator>> = crate::sync::Global::new(None);
 
-pub fn set_fault_locator(locator: fn(u64, &mut dyn Write)) {
+pub fn set_fault_locator(locator: FaultLocator) {
     FAULT_LOCATOR.with(|l| *l = Some(locator));
 }
 
@@ -170,17 +204,44 @@ extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
-    let name = VECTOR_NAMES.get(frame.vector as usize).copied().unwrap_or("unknown");
+    let name = VECTOR_NAMES
+        .get(frame.vector as usize)
+        .copied()
+        .unwrap_or("unknown");
     let w = &mut Serial;
-    let _ = writeln!(w, "\n*** CPU exception {} ({name}), error code {:#x}", frame.vector, frame.error_code);
-    let _ = writeln!(w, "rip {:#018x} cs {:#x} rflags {:#x} rsp {:#018x} ss {:#x}", frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss);
+    let _ = writeln!(
+        w,
+        "\n*** CPU exception {} ({name}), error code {:#x}",
+        frame.vector, frame.error_code
+    );
+    let _ = writeln!(
+        w,
+        "rip {:#018x} cs {:#x} rflags {:#x} rsp {:#018x} ss {:#x}",
+        frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
+    );
     if frame.vector == 14 {
         let _ = writeln!(w, "faulting address (cr2) {cr2:#018x}");
     }
-    let _ = writeln!(w, "rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", frame.rax, frame.rbx, frame.rcx, frame.rdx);
-    let _ = writeln!(w, "rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}", frame.rsi, frame.rdi, frame.rbp, frame.r8);
-    let _ = writeln!(w, "r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}", frame.r9, frame.r10, frame.r11, frame.r12);
-    let _ = writeln!(w, "r13 {:#018x} r14 {:#018x} r15 {:#018x}", frame.r13, frame.r14, frame.r15);
+    let _ = writeln!(
+        w,
+        "rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
+        frame.rax, frame.rbx, frame.rcx, frame.rdx
+    );
+    let _ = writeln!(
+        w,
+        "rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}",
+        frame.rsi, frame.rdi, frame.rbp, frame.r8
+    );
+    let _ = writeln!(
+        w,
+        "r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}",
+        frame.r9, frame.r10, frame.r11, frame.r12
+    );
+    let _ = writeln!(
+        w,
+        "r13 {:#018x} r14 {:#018x} r15 {:#018x}",
+        frame.r13, frame.r14, frame.r15
+    );
     if let Some(Some(locate)) = FAULT_LOCATOR.try_with(|l| *l) {
         locate(frame.rip, w);
     }
@@ -221,9 +282,16 @@ macro_rules! stub_addresses {
 
 /// Loads the firmware GDT, TSS and IDT and masks the legacy PICs.
 pub fn init() {
-    let stubs = stub_addresses!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+    let stubs = stub_addresses!(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31
+    );
     for (vector, &stub) in stubs.iter().enumerate() {
-        let ist = if matches!(vector, 2 | 8 | 14 | 18) { 1 } else { 0 };
+        let ist = if matches!(vector, 2 | 8 | 14 | 18) {
+            1
+        } else {
+            0
+        };
         set_gate(vector, stub, ist);
     }
     for vector in 32..256 {
@@ -233,15 +301,22 @@ pub fn init() {
     // SAFETY: single-threaded init of statics that are only read by the CPU
     // afterwards; the selectors loaded match the descriptors written.
     unsafe {
-        let stack_top = core::ptr::addr_of!(FAULT_STACK) as u64 + core::mem::size_of::<FaultStack>() as u64;
+        let stack_top =
+            core::ptr::addr_of!(FAULT_STACK) as u64 + core::mem::size_of::<FaultStack>() as u64;
         (*core::ptr::addr_of_mut!(TSS)).ist[0] = stack_top;
         let tss = core::ptr::addr_of!(TSS) as u64;
         let limit = core::mem::size_of::<Tss>() as u64 - 1;
         let gdt = &mut *core::ptr::addr_of_mut!(GDT);
-        gdt[3] = (limit & 0xffff) | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56);
+        gdt[3] = (limit & 0xffff)
+            | ((tss & 0xff_ffff) << 16)
+            | (0x89 << 40)
+            | (((tss >> 24) & 0xff) << 56);
         gdt[4] = tss >> 32;
 
-        let gdt_ptr = DescriptorPointer { limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16, base: gdt.as_ptr() as u64 };
+        let gdt_ptr = DescriptorPointer {
+            limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
+            base: gdt.as_ptr() as u64,
+        };
         asm!("lgdt [{}]", in(reg) &gdt_ptr, options(readonly, nostack));
         asm!(
             "push 0x08",
@@ -256,7 +331,10 @@ pub fn init() {
             tmp = out(reg) _,
         );
         asm!("ltr {0:x}", in(reg) 0x18u16, options(nostack));
-        let idt_ptr = DescriptorPointer { limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16, base: core::ptr::addr_of!(IDT) as u64 };
+        let idt_ptr = DescriptorPointer {
+            limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16,
+            base: core::ptr::addr_of!(IDT) as u64,
+        };
         asm!("lidt [{}]", in(reg) &idt_ptr, options(readonly, nostack));
     }
 

@@ -12,37 +12,49 @@ impl Port {
         let value: u8;
         // SAFETY: `in` has no memory effects; reading a port is at worst a
         // device side effect the caller asked for.
-        unsafe { asm!("in al, dx", out("al") value, in("dx") self.0, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("in al, dx", out("al") value, in("dx") self.0, options(nomem, nostack, preserves_flags))
+        };
         value
     }
 
     pub fn read_u16(self) -> u16 {
         let value: u16;
         // SAFETY: as for `read_u8`.
-        unsafe { asm!("in ax, dx", out("ax") value, in("dx") self.0, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("in ax, dx", out("ax") value, in("dx") self.0, options(nomem, nostack, preserves_flags))
+        };
         value
     }
 
     pub fn read_u32(self) -> u32 {
         let value: u32;
         // SAFETY: as for `read_u8`.
-        unsafe { asm!("in eax, dx", out("eax") value, in("dx") self.0, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("in eax, dx", out("eax") value, in("dx") self.0, options(nomem, nostack, preserves_flags))
+        };
         value
     }
 
     pub fn write_u8(self, value: u8) {
         // SAFETY: `out` has no effect on memory the compiler knows about.
-        unsafe { asm!("out dx, al", in("dx") self.0, in("al") value, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("out dx, al", in("dx") self.0, in("al") value, options(nomem, nostack, preserves_flags))
+        };
     }
 
     pub fn write_u16(self, value: u16) {
         // SAFETY: as for `write_u8`.
-        unsafe { asm!("out dx, ax", in("dx") self.0, in("ax") value, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("out dx, ax", in("dx") self.0, in("ax") value, options(nomem, nostack, preserves_flags))
+        };
     }
 
     pub fn write_u32(self, value: u32) {
         // SAFETY: as for `write_u8`.
-        unsafe { asm!("out dx, eax", in("dx") self.0, in("eax") value, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("out dx, eax", in("dx") self.0, in("eax") value, options(nomem, nostack, preserves_flags))
+        };
     }
 
     pub fn offset(self, by: u16) -> Port {
@@ -83,7 +95,8 @@ impl Mmio {
     fn addr<T>(&self, offset: u64) -> *mut T {
         let size = core::mem::size_of::<T>() as u64;
         assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len) && offset % size == 0,
+            offset.checked_add(size).is_some_and(|end| end <= self.len)
+                && offset.is_multiple_of(size),
             "MMIO access at {offset:#x} outside window of {:#x} bytes",
             self.len
         );

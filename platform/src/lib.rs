@@ -5,15 +5,22 @@
 
 extern crate alloc;
 
+pub mod acpi;
 pub mod block;
-pub mod io;
-pub mod paging;
-pub mod logger;
-pub mod memory;
-pub mod serial;
-pub mod start_info;
 #[cfg(target_os = "none")]
 pub mod interrupts;
+pub mod io;
+pub mod logger;
+pub mod memory;
+pub mod paging;
+pub mod pci;
 #[cfg(target_os = "none")]
 pub mod pvh;
+pub mod reset;
+pub mod rtc;
+pub mod serial;
+pub mod smbios;
+pub mod start_info;
 pub mod sync;
+pub mod tsc;
+pub mod virtio;

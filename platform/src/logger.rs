@@ -57,6 +57,9 @@ mod tests {
         assert_eq!(level_from_cmdline("log=debug"), LevelFilter::Debug);
         assert_eq!(level_from_cmdline("a log=warn b"), LevelFilter::Warn);
         assert_eq!(level_from_cmdline("log=nonsense"), LevelFilter::Info);
-        assert_eq!(level_from_cmdline("log=trace log=error"), LevelFilter::Error);
+        assert_eq!(
+            level_from_cmdline("log=trace log=error"),
+            LevelFilter::Error
+        );
     }
 }

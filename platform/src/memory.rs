@@ -42,11 +42,19 @@ pub enum Placement {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryError {
     /// No free range fits the request.
-    OutOfMemory { pages: u64 },
+    OutOfMemory {
+        pages: u64,
+    },
     /// The requested fixed range is not free memory.
-    NotFree { addr: u64, pages: u64 },
+    NotFree {
+        addr: u64,
+        pages: u64,
+    },
     /// FreePages of memory that was not allocated by AllocatePages.
-    NotAllocated { addr: u64, pages: u64 },
+    NotAllocated {
+        addr: u64,
+        pages: u64,
+    },
     Misaligned(u64),
     /// The map has no room for another region.
     MapFull,
@@ -57,7 +65,9 @@ impl fmt::Display for MemoryError {
         match self {
             Self::OutOfMemory { pages } => write!(f, "no free range of {pages} pages"),
             Self::NotFree { addr, pages } => write!(f, "{pages} pages at {addr:#x} are not free"),
-            Self::NotAllocated { addr, pages } => write!(f, "{pages} pages at {addr:#x} were not allocated"),
+            Self::NotAllocated { addr, pages } => {
+                write!(f, "{pages} pages at {addr:#x} were not allocated")
+            }
             Self::Misaligned(addr) => write!(f, "address {addr:#x} is not page aligned"),
             Self::MapFull => write!(f, "memory map is full"),
         }
@@ -87,7 +97,10 @@ fn ram_attributes() -> MemoryAttribute {
 
 /// Runtime types must be mapped by the OS for runtime services (§7.2.3).
 fn is_runtime(ty: MemoryType) -> bool {
-    matches!(ty, MemoryType::RUNTIME_SERVICES_CODE | MemoryType::RUNTIME_SERVICES_DATA)
+    matches!(
+        ty,
+        MemoryType::RUNTIME_SERVICES_CODE | MemoryType::RUNTIME_SERVICES_DATA
+    )
 }
 
 impl Default for MemoryMap {
@@ -98,7 +111,11 @@ impl Default for MemoryMap {
 
 impl MemoryMap {
     pub const fn new() -> Self {
-        MemoryMap { regions: [EMPTY; MAX_REGIONS], len: 0, key: 1 }
+        MemoryMap {
+            regions: [EMPTY; MAX_REGIONS],
+            len: 0,
+            key: 1,
+        }
     }
 
     pub fn regions(&self) -> &[Region] {
@@ -132,7 +149,7 @@ impl MemoryMap {
 
     /// Retypes `start..start+pages` (firmware image, stacks, page tables...).
     pub fn reserve(&mut self, start: u64, pages: u64, ty: MemoryType) -> Result<(), MemoryError> {
-        if start % PAGE_SIZE != 0 {
+        if !start.is_multiple_of(PAGE_SIZE) {
             return Err(MemoryError::Misaligned(start));
         }
         let end = start.saturating_add(pages.saturating_mul(PAGE_SIZE));
@@ -150,20 +167,27 @@ impl MemoryMap {
             .map(|r| r.attribute - MemoryAttribute::RUNTIME)
     }
 
-    pub fn allocate(&mut self, placement: Placement, ty: MemoryType, pages: u64) -> Result<u64, MemoryError> {
+    pub fn allocate(
+        &mut self,
+        placement: Placement,
+        ty: MemoryType,
+        pages: u64,
+    ) -> Result<u64, MemoryError> {
         if pages == 0 {
             return Err(MemoryError::OutOfMemory { pages });
         }
-        let bytes = pages.checked_mul(PAGE_SIZE).ok_or(MemoryError::OutOfMemory { pages })?;
+        let bytes = pages
+            .checked_mul(PAGE_SIZE)
+            .ok_or(MemoryError::OutOfMemory { pages })?;
         let start = match placement {
             Placement::Address(addr) => {
-                if addr % PAGE_SIZE != 0 {
+                if !addr.is_multiple_of(PAGE_SIZE) {
                     return Err(MemoryError::Misaligned(addr));
                 }
                 let free = addr.checked_add(bytes).is_some_and(|end| {
-                    self.regions()
-                        .iter()
-                        .any(|r| r.ty == MemoryType::CONVENTIONAL && r.start <= addr && end <= r.end())
+                    self.regions().iter().any(|r| {
+                        r.ty == MemoryType::CONVENTIONAL && r.start <= addr && end <= r.end()
+                    })
                 });
                 if !free {
                     return Err(MemoryError::NotFree { addr, pages });
@@ -200,7 +224,7 @@ impl MemoryMap {
     }
 
     pub fn free(&mut self, addr: u64, pages: u64) -> Result<(), MemoryError> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(MemoryError::Misaligned(addr));
         }
         let not_allocated = MemoryError::NotAllocated { addr, pages };
@@ -230,7 +254,14 @@ impl MemoryMap {
     }
 
     /// Sets `start..end` to one type, splitting and merging neighbours.
-    fn set(&mut self, start: u64, end: u64, ty: MemoryType, attribute: MemoryAttribute, freeable: bool) -> Result<(), MemoryError> {
+    fn set(
+        &mut self,
+        start: u64,
+        end: u64,
+        ty: MemoryType,
+        attribute: MemoryAttribute,
+        freeable: bool,
+    ) -> Result<(), MemoryError> {
         // Worst case one region splits in two and the new one is inserted.
         if self.len + 2 > MAX_REGIONS {
             return Err(MemoryError::MapFull);
@@ -245,21 +276,42 @@ impl MemoryMap {
             if r.start < start && r.end() > end {
                 // The new range sits inside r: split r around it.
                 self.regions[i].pages = (start - r.start) / PAGE_SIZE;
-                let tail = Region { start: end, pages: (r.end() - end) / PAGE_SIZE, ..r };
+                let tail = Region {
+                    start: end,
+                    pages: (r.end() - end) / PAGE_SIZE,
+                    ..r
+                };
                 self.insert(i + 1, tail);
                 i += 2;
             } else if r.start < start {
                 self.regions[i].pages = (start - r.start) / PAGE_SIZE;
                 i += 1;
             } else if r.end() > end {
-                self.regions[i] = Region { start: end, pages: (r.end() - end) / PAGE_SIZE, ..r };
+                self.regions[i] = Region {
+                    start: end,
+                    pages: (r.end() - end) / PAGE_SIZE,
+                    ..r
+                };
                 i += 1;
             } else {
                 self.remove(i);
             }
         }
-        let at = self.regions().iter().position(|r| r.start >= end).unwrap_or(self.len);
-        self.insert(at, Region { start, pages: (end - start) / PAGE_SIZE, ty, attribute, freeable });
+        let at = self
+            .regions()
+            .iter()
+            .position(|r| r.start >= end)
+            .unwrap_or(self.len);
+        self.insert(
+            at,
+            Region {
+                start,
+                pages: (end - start) / PAGE_SIZE,
+                ty,
+                attribute,
+                freeable,
+            },
+        );
         self.merge();
         self.key = self.key.wrapping_add(1);
         Ok(())
@@ -280,7 +332,9 @@ impl MemoryMap {
         let mut i = 1;
         while i < self.len {
             let (prev, cur) = (self.regions[i - 1], self.regions[i]);
-            let same = prev.ty == cur.ty && prev.attribute == cur.attribute && prev.freeable == cur.freeable;
+            let same = prev.ty == cur.ty
+                && prev.attribute == cur.attribute
+                && prev.freeable == cur.freeable;
             if same && prev.end() == cur.start {
                 self.regions[i - 1].pages += cur.pages;
                 self.remove(i);
@@ -304,6 +358,13 @@ fn align_up(addr: u64) -> u64 {
     addr.saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
 }
 
+static MAP: crate::sync::Global<MemoryMap> = crate::sync::Global::new(MemoryMap::new());
+
+/// Runs `f` on the firmware's one memory map.
+pub fn with_map<R>(f: impl FnOnce(&mut MemoryMap) -> R) -> R {
+    MAP.with(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,8 +374,10 @@ mod tests {
         m.add(0, 0x9fc00, MemoryType::CONVENTIONAL).unwrap();
         m.add(0x9fc00, 0x400, MemoryType::RESERVED).unwrap();
         m.add(0xf0000, 0x10000, MemoryType::RESERVED).unwrap();
-        m.add(0x10_0000, 0x3ff0_0000, MemoryType::CONVENTIONAL).unwrap();
-        m.add(0x1_0000_0000, 0x4000_0000, MemoryType::CONVENTIONAL).unwrap();
+        m.add(0x10_0000, 0x3ff0_0000, MemoryType::CONVENTIONAL)
+            .unwrap();
+        m.add(0x1_0000_0000, 0x4000_0000, MemoryType::CONVENTIONAL)
+            .unwrap();
         m
     }
 
@@ -329,7 +392,16 @@ mod tests {
     fn builds_sorted_map_with_page_rounding() {
         let m = qemu_like();
         check_invariants(&m);
-        assert_eq!(m.regions()[0], Region { start: 0, pages: 0x9f, ty: MemoryType::CONVENTIONAL, attribute: ram_attributes(), freeable: false });
+        assert_eq!(
+            m.regions()[0],
+            Region {
+                start: 0,
+                pages: 0x9f,
+                ty: MemoryType::CONVENTIONAL,
+                attribute: ram_attributes(),
+                freeable: false
+            }
+        );
         assert_eq!(m.regions()[1].start, 0x9f000);
         assert_eq!(m.regions()[1].ty, MemoryType::RESERVED);
     }
@@ -337,7 +409,9 @@ mod tests {
     #[test]
     fn anywhere_prefers_below_4g_top_down() {
         let mut m = qemu_like();
-        let a = m.allocate(Placement::Anywhere, MemoryType::LOADER_DATA, 4).unwrap();
+        let a = m
+            .allocate(Placement::Anywhere, MemoryType::LOADER_DATA, 4)
+            .unwrap();
         assert_eq!(a, 0x4000_0000 - 4 * PAGE_SIZE);
         check_invariants(&m);
     }
@@ -345,19 +419,34 @@ mod tests {
     #[test]
     fn max_address_and_fixed_address() {
         let mut m = qemu_like();
-        let a = m.allocate(Placement::MaxAddress(0xff_ffff), MemoryType::LOADER_CODE, 1).unwrap();
+        let a = m
+            .allocate(Placement::MaxAddress(0xff_ffff), MemoryType::LOADER_CODE, 1)
+            .unwrap();
         assert_eq!(a, 0xff_f000);
-        let low = m.allocate(Placement::MaxAddress(0x9_ffff), MemoryType::LOADER_CODE, 1).unwrap();
+        let low = m
+            .allocate(Placement::MaxAddress(0x9_ffff), MemoryType::LOADER_CODE, 1)
+            .unwrap();
         assert_eq!(low, 0x9e000);
-        let b = m.allocate(Placement::Address(0x20_0000), MemoryType::LOADER_CODE, 16).unwrap();
+        let b = m
+            .allocate(Placement::Address(0x20_0000), MemoryType::LOADER_CODE, 16)
+            .unwrap();
         assert_eq!(b, 0x20_0000);
         assert_eq!(
             m.allocate(Placement::Address(0x20_0000), MemoryType::LOADER_CODE, 1),
-            Err(MemoryError::NotFree { addr: 0x20_0000, pages: 1 })
+            Err(MemoryError::NotFree {
+                addr: 0x20_0000,
+                pages: 1
+            })
         );
-        assert_eq!(m.allocate(Placement::Address(0x20_0001), MemoryType::LOADER_CODE, 1), Err(MemoryError::Misaligned(0x20_0001)));
+        assert_eq!(
+            m.allocate(Placement::Address(0x20_0001), MemoryType::LOADER_CODE, 1),
+            Err(MemoryError::Misaligned(0x20_0001))
+        );
         // Straddles the reserved hole at 0x9f000.
-        assert!(m.allocate(Placement::Address(0x9d000), MemoryType::LOADER_CODE, 3).is_err());
+        assert!(
+            m.allocate(Placement::Address(0x9d000), MemoryType::LOADER_CODE, 3)
+                .is_err()
+        );
         check_invariants(&m);
     }
 
@@ -366,7 +455,13 @@ mod tests {
         let mut m = qemu_like();
         let before = m.regions().len();
         let free_before = m.free_bytes();
-        let a = m.allocate(Placement::Address(0x50_0000), MemoryType::BOOT_SERVICES_DATA, 8).unwrap();
+        let a = m
+            .allocate(
+                Placement::Address(0x50_0000),
+                MemoryType::BOOT_SERVICES_DATA,
+                8,
+            )
+            .unwrap();
         assert_eq!(m.regions().len(), before + 2);
         let key = m.key();
         m.free(a, 8).unwrap();
@@ -378,13 +473,28 @@ mod tests {
     #[test]
     fn free_rejects_foreign_memory() {
         let mut m = qemu_like();
-        m.reserve(0x10_0000, 64, MemoryType::RUNTIME_SERVICES_CODE).unwrap();
-        assert_eq!(m.free(0x10_0000, 1), Err(MemoryError::NotAllocated { addr: 0x10_0000, pages: 1 }));
-        assert_eq!(m.free(0x80_0000, 1), Err(MemoryError::NotAllocated { addr: 0x80_0000, pages: 1 }));
-        let a = m.allocate(Placement::Address(0x80_0000), MemoryType::LOADER_DATA, 2).unwrap();
+        m.reserve(0x10_0000, 64, MemoryType::RUNTIME_SERVICES_CODE)
+            .unwrap();
+        assert_eq!(
+            m.free(0x10_0000, 1),
+            Err(MemoryError::NotAllocated {
+                addr: 0x10_0000,
+                pages: 1
+            })
+        );
+        assert_eq!(
+            m.free(0x80_0000, 1),
+            Err(MemoryError::NotAllocated {
+                addr: 0x80_0000,
+                pages: 1
+            })
+        );
+        let a = m
+            .allocate(Placement::Address(0x80_0000), MemoryType::LOADER_DATA, 2)
+            .unwrap();
         assert!(m.free(a, 3).is_err(), "range runs past the allocation");
         assert!(m.free(a, 0).is_err());
-        assert!(m.free(u64::MAX & !0xfff, 2).is_err());
+        assert!(m.free(!0xfff, 2).is_err());
         m.free(a, 1).unwrap();
         m.free(a + PAGE_SIZE, 1).unwrap();
         check_invariants(&m);
@@ -393,7 +503,9 @@ mod tests {
     #[test]
     fn runtime_regions_carry_the_runtime_attribute() {
         let mut m = qemu_like();
-        let a = m.allocate(Placement::Anywhere, MemoryType::RUNTIME_SERVICES_DATA, 1).unwrap();
+        let a = m
+            .allocate(Placement::Anywhere, MemoryType::RUNTIME_SERVICES_DATA, 1)
+            .unwrap();
         let r = m.regions().iter().find(|r| r.start == a).unwrap();
         assert!(r.attribute.contains(MemoryAttribute::RUNTIME));
     }
@@ -401,11 +513,18 @@ mod tests {
     #[test]
     fn out_of_memory_and_map_full() {
         let mut m = qemu_like();
-        assert!(matches!(m.allocate(Placement::Anywhere, MemoryType::LOADER_DATA, 1 << 40), Err(MemoryError::OutOfMemory { .. })));
+        assert!(matches!(
+            m.allocate(Placement::Anywhere, MemoryType::LOADER_DATA, 1 << 40),
+            Err(MemoryError::OutOfMemory { .. })
+        ));
         let mut n = 0;
         loop {
             // Alternate types so neighbours never merge.
-            let ty = if n % 2 == 0 { MemoryType::LOADER_DATA } else { MemoryType::LOADER_CODE };
+            let ty = if n % 2 == 0 {
+                MemoryType::LOADER_DATA
+            } else {
+                MemoryType::LOADER_CODE
+            };
             match m.allocate(Placement::Anywhere, ty, 1) {
                 Ok(_) => n += 1,
                 Err(e) => {
@@ -417,11 +536,4 @@ mod tests {
         assert!(n > 400);
         check_invariants(&m);
     }
-}
-
-static MAP: crate::sync::Global<MemoryMap> = crate::sync::Global::new(MemoryMap::new());
-
-/// Runs `f` on the firmware's one memory map.
-pub fn with_map<R>(f: impl FnOnce(&mut MemoryMap) -> R) -> R {
-    MAP.with(f)
 }

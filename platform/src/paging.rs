@@ -27,12 +27,42 @@ pub struct Access {
 }
 
 impl Access {
-    pub const RWX: Access = Access { present: true, writable: true, executable: true, uncached: false };
-    pub const RW: Access = Access { present: true, writable: true, executable: false, uncached: false };
-    pub const RX: Access = Access { present: true, writable: false, executable: true, uncached: false };
-    pub const RO: Access = Access { present: true, writable: false, executable: false, uncached: false };
-    pub const DEVICE: Access = Access { present: true, writable: true, executable: false, uncached: true };
-    pub const NONE: Access = Access { present: false, writable: false, executable: false, uncached: false };
+    pub const RWX: Access = Access {
+        present: true,
+        writable: true,
+        executable: true,
+        uncached: false,
+    };
+    pub const RW: Access = Access {
+        present: true,
+        writable: true,
+        executable: false,
+        uncached: false,
+    };
+    pub const RX: Access = Access {
+        present: true,
+        writable: false,
+        executable: true,
+        uncached: false,
+    };
+    pub const RO: Access = Access {
+        present: true,
+        writable: false,
+        executable: false,
+        uncached: false,
+    };
+    pub const DEVICE: Access = Access {
+        present: true,
+        writable: true,
+        executable: false,
+        uncached: true,
+    };
+    pub const NONE: Access = Access {
+        present: false,
+        writable: false,
+        executable: false,
+        uncached: false,
+    };
 }
 
 struct Tables {
@@ -50,8 +80,10 @@ fn table(addr: u64) -> &'static mut [u64; 512] {
 }
 
 fn alloc_table() -> u64 {
-    let page = crate::memory::with_map(|m| m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, 1))
-        .expect("out of memory for page tables");
+    let page = crate::memory::with_map(|m| {
+        m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, 1)
+    })
+    .expect("out of memory for page tables");
     table(page).fill(0);
     page
 }
@@ -99,10 +131,10 @@ impl Tables {
         let mut addr = start & !(PAGE_SIZE - 1);
         while addr < end {
             let left = end - addr;
-            if self.gib_pages && addr % GIB == 0 && left >= GIB {
+            if self.gib_pages && addr.is_multiple_of(GIB) && left >= GIB {
                 *self.entry(addr, 3) = addr | flags | HUGE;
                 addr += GIB;
-            } else if addr % TWO_MIB == 0 && left >= TWO_MIB {
+            } else if addr.is_multiple_of(TWO_MIB) && left >= TWO_MIB {
                 *self.entry(addr, 2) = addr | flags | HUGE;
                 addr += TWO_MIB;
             } else {
@@ -158,7 +190,11 @@ pub fn init(ram_end: u64) {
             efer.write(value | (1 << 11));
         }
     }
-    let mut tables = Tables { pml4: alloc_table(), nx, gib_pages };
+    let mut tables = Tables {
+        pml4: alloc_table(),
+        nx,
+        gib_pages,
+    };
     tables.map(0, (1u64 << 32).max(ram_end), Access::RWX);
     let pml4 = tables.pml4;
     TABLES.with(|t| *t = Some(tables));

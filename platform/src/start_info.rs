@@ -28,7 +28,10 @@ pub enum StartInfoError {
     NoMemoryMap,
     TooManyMemmapEntries(u32),
     /// A pointer in the structure names memory we cannot read.
-    Unreadable { addr: u64, len: u64 },
+    Unreadable {
+        addr: u64,
+        len: u64,
+    },
 }
 
 impl fmt::Display for StartInfoError {
@@ -39,7 +42,10 @@ impl fmt::Display for StartInfoError {
             Self::NoMemoryMap => write!(f, "hvm_start_info carries no memory map"),
             Self::TooManyMemmapEntries(n) => write!(f, "hvm_start_info memory map has {n} entries"),
             Self::Unreadable { addr, len } => {
-                write!(f, "hvm_start_info points at unreadable memory {addr:#x}+{len:#x}")
+                write!(
+                    f,
+                    "hvm_start_info points at unreadable memory {addr:#x}+{len:#x}"
+                )
             }
         }
     }
@@ -131,7 +137,11 @@ impl StartInfo {
         let mut info = StartInfo {
             version,
             rsdp: None,
-            memmap: [MemmapEntry { addr: 0, size: 0, kind: MemmapType(0) }; MAX_MEMMAP_ENTRIES],
+            memmap: [MemmapEntry {
+                addr: 0,
+                size: 0,
+                kind: MemmapType(0),
+            }; MAX_MEMMAP_ENTRIES],
             memmap_len: 0,
             modules: [Module { addr: 0, size: 0 }; MAX_MODULES],
             modules_len: 0,
@@ -235,7 +245,10 @@ mod tests {
 
     impl PhysRead for FakeMem {
         fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), StartInfoError> {
-            let err = StartInfoError::Unreadable { addr, len: buf.len() as u64 };
+            let err = StartInfoError::Unreadable {
+                addr,
+                len: buf.len() as u64,
+            };
             let start = usize::try_from(addr).map_err(|_| err)?;
             let end = start.checked_add(buf.len()).ok_or(err)?;
             buf.copy_from_slice(self.0.get(start..end).ok_or(err)?);
@@ -261,7 +274,11 @@ mod tests {
         put64(&mut m, 0x120, 0xf_5a40); // rsdp
         put64(&mut m, 0x128, 0x200); // memmap
         put32(&mut m, 0x130, 3);
-        let entries = [(0u64, 0x9fc00u64, 1u32), (0xf0000, 0x10000, 2), (0x10_0000, 0x3ff0_0000, 1)];
+        let entries = [
+            (0u64, 0x9fc00u64, 1u32),
+            (0xf0000, 0x10000, 2),
+            (0x10_0000, 0x3ff0_0000, 1),
+        ];
         for (i, (a, s, t)) in entries.iter().enumerate() {
             put64(&mut m, 0x200 + i * 24, *a);
             put64(&mut m, 0x208 + i * 24, *s);
@@ -279,29 +296,57 @@ mod tests {
         assert_eq!(info.rsdp, Some(0xf_5a40));
         assert_eq!(info.cmdline(), "log=debug");
         assert_eq!(info.memmap().len(), 3);
-        assert_eq!(info.memmap()[2], MemmapEntry { addr: 0x10_0000, size: 0x3ff0_0000, kind: MemmapType::RAM });
-        assert_eq!(info.modules(), &[Module { addr: 0x80_0000, size: 0x1234 }]);
+        assert_eq!(
+            info.memmap()[2],
+            MemmapEntry {
+                addr: 0x10_0000,
+                size: 0x3ff0_0000,
+                kind: MemmapType::RAM
+            }
+        );
+        assert_eq!(
+            info.modules(),
+            &[Module {
+                addr: 0x80_0000,
+                size: 0x1234
+            }]
+        );
     }
 
     #[test]
     fn rejects_bad_magic_and_version_0() {
         let mut mem = sample();
         put32(&mut mem.0, 0x100, 0xdead_beef);
-        assert_eq!(StartInfo::parse(&mem, 0x100).err(), Some(StartInfoError::BadMagic(0xdead_beef)));
+        assert_eq!(
+            StartInfo::parse(&mem, 0x100).err(),
+            Some(StartInfoError::BadMagic(0xdead_beef))
+        );
         let mut mem = sample();
         put32(&mut mem.0, 0x104, 0);
-        assert_eq!(StartInfo::parse(&mem, 0x100).err(), Some(StartInfoError::NoMemoryMap));
+        assert_eq!(
+            StartInfo::parse(&mem, 0x100).err(),
+            Some(StartInfoError::NoMemoryMap)
+        );
     }
 
     #[test]
     fn rejects_pointers_outside_memory() {
         let mut mem = sample();
         put64(&mut mem.0, 0x128, 0xffff_ffff_ffff_fff0);
-        assert!(matches!(StartInfo::parse(&mem, 0x100), Err(StartInfoError::Unreadable { .. })));
-        assert!(matches!(StartInfo::parse(&sample(), 0xfe0), Err(StartInfoError::Unreadable { .. })));
+        assert!(matches!(
+            StartInfo::parse(&mem, 0x100),
+            Err(StartInfoError::Unreadable { .. })
+        ));
+        assert!(matches!(
+            StartInfo::parse(&sample(), 0xfe0),
+            Err(StartInfoError::Unreadable { .. })
+        ));
         let mut mem = sample();
         put32(&mut mem.0, 0x130, 100_000);
-        assert_eq!(StartInfo::parse(&mem, 0x100).err(), Some(StartInfoError::TooManyMemmapEntries(100_000)));
+        assert_eq!(
+            StartInfo::parse(&mem, 0x100).err(),
+            Some(StartInfoError::TooManyMemmapEntries(100_000))
+        );
     }
 
     #[test]

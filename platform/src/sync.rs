@@ -17,12 +17,16 @@ unsafe impl<T: Send> Sync for Global<T> {}
 
 impl<T> Global<T> {
     pub const fn new(value: T) -> Self {
-        Global { borrowed: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        Global {
+            borrowed: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// Runs `f` with exclusive access; panics on re-entry.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        self.try_with(f).expect("re-entrant access to firmware global state")
+        self.try_with(f)
+            .expect("re-entrant access to firmware global state")
     }
 
     /// Runs `f` with exclusive access, or returns None when already borrowed.

@@ -1,1 +1,25 @@
-//! VM test harness.
+//! VM test harness: builds the firmware, EFI test applications, Debian-based disk images and
+//! initramfs archives, then runs QEMU and reads the guest's serial console.
+//!
+//! Everything expensive (downloads, disk images) is cached under `<root>/.cache/`, keyed by a
+//! hash of its inputs, and built atomically (temporary file + rename) so parallel tests can share
+//! it.
+
+pub mod build;
+pub mod deb;
+pub mod disk;
+pub mod images;
+pub mod initramfs;
+pub mod paths;
+pub mod qemu;
+mod util;
+
+pub use build::{efi_app, firmware};
+pub use deb::{DebianKernel, deb, deb_trixie, debian_kernel, debian13_kernel};
+pub use disk::{EspBuilder, FatContents, FileSource, Partition};
+pub use images::{
+    BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, boot_firmware, boot_ovmf, default_image,
+};
+pub use initramfs::{BASE_MODULES, initramfs, initramfs_for};
+pub use paths::{cache_dir, workspace_root};
+pub use qemu::{Boot, Match, Vm, VmBuilder, VmError};

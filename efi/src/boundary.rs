@@ -1,0 +1,84 @@
+//! Checks on pointers received from EFI callers. A caller's pointer is an
+//! allegation: these helpers reject null and misaligned values with the
+//! spec's EFI_INVALID_PARAMETER; beyond that the spec makes the caller
+//! responsible for the memory being valid, which is the one assumption every
+//! SAFETY comment below rests on.
+
+// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
+// pointer arguments the spec makes the caller responsible for.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use r_efi::efi::{Guid, Status};
+
+/// Reads a `T` the caller points at.
+pub fn read<T: Copy>(ptr: *const T) -> Result<T, Status> {
+    if ptr.is_null() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: non-null; callers may pass unaligned GUIDs, hence the
+    // unaligned read; validity of the memory is the caller's contract.
+    Ok(unsafe { ptr.read_unaligned() })
+}
+
+pub fn guid(ptr: *const Guid) -> Result<Guid, Status> {
+    read(ptr)
+}
+
+/// Writes through an output pointer.
+pub fn write<T>(ptr: *mut T, value: T) -> Result<(), Status> {
+    if ptr.is_null() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: non-null output pointer the caller provided for this value.
+    unsafe { ptr.write_unaligned(value) };
+    Ok(())
+}
+
+/// A byte slice the caller provided (`len` may be 0 with any pointer).
+pub fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Status> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() || (ptr as usize).checked_add(len).is_none() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: non-null, does not wrap; the caller vouches for `len` bytes.
+    Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
+}
+
+pub fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [u8], Status> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() || (ptr as usize).checked_add(len).is_none() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: as for `bytes`, and the caller hands the buffer to us to fill.
+    Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// A NUL-terminated UCS-2 string, at most `max` characters.
+pub fn ucs2(ptr: *const u16, max: usize) -> Result<alloc::vec::Vec<u16>, Status> {
+    if ptr.is_null() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    let mut out = alloc::vec::Vec::new();
+    for i in 0..max {
+        // SAFETY: non-null; the string extends to its NUL by the caller's
+        // contract and we stop there (or at `max`).
+        let c = unsafe { ptr.add(i).read_unaligned() };
+        if c == 0 {
+            return Ok(out);
+        }
+        out.push(c);
+    }
+    Err(Status::INVALID_PARAMETER)
+}
+
+/// Converts a Result to the status returned across the boundary.
+pub fn status(result: Result<(), Status>) -> Status {
+    match result {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => e,
+    }
+}

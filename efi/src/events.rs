@@ -1,0 +1,1771 @@
+//! Event, Timer and Task Priority Services (UEFI 2.10 §7.1) and the
+//! miscellaneous boot services of §7.5 (Stall, SetWatchdogTimer,
+//! GetNextMonotonicCount, CalculateCrc32, CopyMem, SetMem).
+//!
+//! The firmware runs with interrupts off, so there is no timer interrupt:
+//! time is read from `platform::tsc` whenever the services are entered
+//! ([`poll`], RestoreTPL, CheckEvent, WaitForEvent, Stall), and expired
+//! timers are signalled then. Pending notify functions run whenever the TPL
+//! drops below their notify TPL, highest TPL first (§7.1, "Event, Timer, and
+//! Task Priority Services" and Table 7-2).
+//!
+//! The logic lives in [`table`] (no `unsafe`, host-tested with a fake clock);
+//! the `extern "efiapi"` functions below only validate caller pointers and
+//! translate results to `Status`.
+//!
+//! Entry points for the rest of the firmware:
+//! - [`poll`]: fire expired timers and run the notifications the TPL allows.
+//! - [`create_internal_wait_event`]: an event (e.g. ConIn's WaitForKey) that
+//!   reads as signalled whenever a firmware-side condition holds.
+//! - [`signal_group`], [`ready_to_boot_notify`],
+//!   [`before_exit_boot_services_notify`], [`exit_boot_services_notify`],
+//!   [`virtual_address_change_notify`]: signal the spec's event groups from
+//!   the core services; each returns after the notify functions ran.
+//! - [`signal_deferred`]: signal without dispatching, for callers that hold
+//!   their own global state borrow (e.g. RegisterProtocolNotify).
+//! - [`arm_boot_watchdog`] and [`set_watchdog_reset_hook`].
+
+// The services must be safe `extern "efiapi" fn`s to fit r-efi's table field
+// types; their pointer arguments are the EFI caller's contract (§7.1, §7.5),
+// checked for null here before use.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use log::{debug, error, warn};
+use platform::sync::Global;
+use r_efi::efi::{self, Event, Guid, Status, TimerDelay, Tpl};
+
+use table::{EventError, EventTable, Events, NotifyFn};
+
+pub mod table {
+    //! Event table, TPL bookkeeping and notification dispatch, over an
+    //! injected clock so it runs on the host.
+    #![forbid(unsafe_code)]
+
+    use alloc::collections::BTreeMap;
+    use alloc::vec::Vec;
+    use core::ffi::c_void;
+    use core::fmt;
+
+    use log::{error, warn};
+    use platform::sync::Global;
+    use r_efi::efi::{self, Event, Guid, Status, TimerDelay, Tpl};
+
+    pub use r_efi::efi::{TPL_APPLICATION, TPL_CALLBACK, TPL_HIGH_LEVEL, TPL_NOTIFY};
+
+    /// An application's notify function (EFI_EVENT_NOTIFY, §7.1.1).
+    pub type NotifyFn = efi::EventNotify;
+
+    /// Bits CreateEvent knows; `EVT_RUNTIME_CONTEXT` (0x20000000) and the low
+    /// "signal" bits only occur inside the two legacy complete type values.
+    const GENERAL_TYPE_BITS: u32 =
+        efi::EVT_TIMER | efi::EVT_RUNTIME | efi::EVT_NOTIFY_WAIT | efi::EVT_NOTIFY_SIGNAL;
+    const NOTIFY_BITS: u32 = efi::EVT_NOTIFY_WAIT | efi::EVT_NOTIFY_SIGNAL;
+    /// SetWatchdogTimer: codes 0x0000-0xFFFF are reserved for the firmware
+    /// (§7.5.2).
+    pub const FIRST_CALLER_WATCHDOG_CODE: u64 = 0x1_0000;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum EventError {
+        /// Not an event this table issued (or already closed).
+        UnknownEvent(usize),
+        InvalidType(u32),
+        /// A notify event without a notify function.
+        MissingNotifyFunction,
+        /// Notify TPL other than TPL_CALLBACK or TPL_NOTIFY.
+        InvalidNotifyTpl(Tpl),
+        /// CreateEventEx with a group and a legacy EVT_SIGNAL_* type.
+        GroupWithSignalType(u32),
+        /// CheckEvent/WaitForEvent on an EVT_NOTIFY_SIGNAL event.
+        NotifySignalEvent(usize),
+        NotATimer(usize),
+        InvalidTimerType(TimerDelay),
+        NoEvents,
+        /// WaitForEvent above TPL_APPLICATION.
+        WaitAtTpl(Tpl),
+        InvalidWatchdogCode(u64),
+        IdsExhausted,
+    }
+
+    impl EventError {
+        pub fn status(&self) -> Status {
+            match self {
+                EventError::WaitAtTpl(_) => Status::UNSUPPORTED,
+                EventError::IdsExhausted => Status::OUT_OF_RESOURCES,
+                _ => Status::INVALID_PARAMETER,
+            }
+        }
+    }
+
+    impl fmt::Display for EventError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                EventError::UnknownEvent(id) => write!(f, "unknown event {id:#x}"),
+                EventError::InvalidType(t) => write!(f, "invalid event type {t:#x}"),
+                EventError::MissingNotifyFunction => write!(f, "notify event without function"),
+                EventError::InvalidNotifyTpl(t) => write!(f, "invalid notify TPL {t}"),
+                EventError::GroupWithSignalType(t) => {
+                    write!(f, "event group given with legacy type {t:#x}")
+                }
+                EventError::NotifySignalEvent(id) => {
+                    write!(
+                        f,
+                        "event {id:#x} is EVT_NOTIFY_SIGNAL, it cannot be waited on"
+                    )
+                }
+                EventError::NotATimer(id) => write!(f, "event {id:#x} is not a timer"),
+                EventError::InvalidTimerType(t) => write!(f, "invalid timer type {t}"),
+                EventError::NoEvents => write!(f, "no events to wait for"),
+                EventError::WaitAtTpl(t) => write!(f, "WaitForEvent at TPL {t}"),
+                EventError::InvalidWatchdogCode(c) => {
+                    write!(f, "watchdog code {c:#x} is reserved for the firmware")
+                }
+                EventError::IdsExhausted => write!(f, "event ids exhausted"),
+            }
+        }
+    }
+
+    /// The opaque `EFI_EVENT` value: a non-zero id, never a pointer we
+    /// dereference.
+    pub fn event_from_id(id: usize) -> Event {
+        core::ptr::without_provenance_mut(id)
+    }
+
+    pub fn id_from_event(event: Event) -> usize {
+        event.addr()
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    pub struct Notify {
+        pub function: NotifyFn,
+        pub tpl: Tpl,
+        /// The caller's NotifyContext pointer, with exposed provenance.
+        pub context: usize,
+    }
+
+    impl Notify {
+        /// Calls the notify function. The caller must hold no global borrow:
+        /// application code may re-enter any boot service.
+        pub fn call(&self, id: usize) {
+            (self.function)(
+                event_from_id(id),
+                core::ptr::with_exposed_provenance_mut::<c_void>(self.context),
+            );
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    struct Timer {
+        deadline_ns: u64,
+        /// None for a one-shot (TimerRelative) timer.
+        period_ns: Option<u64>,
+    }
+
+    struct Record {
+        kind: u32,
+        notify: Option<Notify>,
+        group: Option<Guid>,
+        signalled: bool,
+        /// Queue position of a pending notification (FIFO within a TPL).
+        queued: Option<u64>,
+        timer: Option<Timer>,
+        /// Firmware condition that signals the event when checked.
+        condition: Option<fn() -> bool>,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Watchdog {
+        deadline_ns: u64,
+        code: u64,
+    }
+
+    pub struct EventTable {
+        events: BTreeMap<usize, Record>,
+        next_id: usize,
+        next_seq: u64,
+        tpl: Tpl,
+        watchdog: Option<Watchdog>,
+    }
+
+    impl Default for EventTable {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl EventTable {
+        pub const fn new() -> Self {
+            EventTable {
+                events: BTreeMap::new(),
+                // Ids start at a recognisable value, away from small integers
+                // and from handle values, so a confused caller is caught.
+                next_id: 0xE7E0_0001,
+                next_seq: 0,
+                tpl: TPL_APPLICATION,
+                watchdog: None,
+            }
+        }
+
+        pub fn tpl(&self) -> Tpl {
+            self.tpl
+        }
+
+        pub fn contains(&self, id: usize) -> bool {
+            self.events.contains_key(&id)
+        }
+
+        pub fn len(&self) -> usize {
+            self.events.len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.events.is_empty()
+        }
+
+        fn get(&mut self, id: usize) -> Result<&mut Record, EventError> {
+            self.events.get_mut(&id).ok_or(EventError::UnknownEvent(id))
+        }
+
+        /// CreateEvent/CreateEventEx validation (§7.1.1, §7.1.2); returns
+        /// the new event's id.
+        pub fn create(
+            &mut self,
+            kind: u32,
+            notify_tpl: Tpl,
+            function: Option<NotifyFn>,
+            context: usize,
+            group: Option<Guid>,
+        ) -> Result<usize, EventError> {
+            let legacy_group = match kind {
+                efi::EVT_SIGNAL_EXIT_BOOT_SERVICES => Some(efi::EVENT_GROUP_EXIT_BOOT_SERVICES),
+                efi::EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE => {
+                    Some(efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE)
+                }
+                _ => None,
+            };
+            if legacy_group.is_none()
+                && (kind & !GENERAL_TYPE_BITS != 0 || kind & NOTIFY_BITS == NOTIFY_BITS)
+            {
+                return Err(EventError::InvalidType(kind));
+            }
+            let group = match (legacy_group, group) {
+                (Some(_), Some(_)) => return Err(EventError::GroupWithSignalType(kind)),
+                (legacy, explicit) => legacy.or(explicit),
+            };
+            // NotifyTpl and NotifyFunction are ignored for events that have
+            // no notify type.
+            let notify = if kind & NOTIFY_BITS != 0 {
+                let function = function.ok_or(EventError::MissingNotifyFunction)?;
+                if notify_tpl != TPL_CALLBACK && notify_tpl != TPL_NOTIFY {
+                    return Err(EventError::InvalidNotifyTpl(notify_tpl));
+                }
+                Some(Notify {
+                    function,
+                    tpl: notify_tpl,
+                    context,
+                })
+            } else {
+                None
+            };
+            self.insert(Record {
+                kind,
+                notify,
+                group,
+                signalled: false,
+                queued: None,
+                timer: None,
+                condition: None,
+            })
+        }
+
+        /// A plain event (no notify function) that becomes signalled when
+        /// `condition` holds at CheckEvent/WaitForEvent time.
+        pub fn create_condition(&mut self, condition: fn() -> bool) -> Result<usize, EventError> {
+            self.insert(Record {
+                kind: 0,
+                notify: None,
+                group: None,
+                signalled: false,
+                queued: None,
+                timer: None,
+                condition: Some(condition),
+            })
+        }
+
+        fn insert(&mut self, record: Record) -> Result<usize, EventError> {
+            let id = self.next_id;
+            self.next_id = id.checked_add(1).ok_or(EventError::IdsExhausted)?;
+            self.events.insert(id, record);
+            Ok(id)
+        }
+
+        /// CloseEvent: the event, its timer and any pending notification go.
+        pub fn close(&mut self, id: usize) -> Result<(), EventError> {
+            self.events
+                .remove(&id)
+                .map(|_| ())
+                .ok_or(EventError::UnknownEvent(id))
+        }
+
+        /// SetTimer (§7.1.7); `trigger_100ns` is in 100 ns units.
+        pub fn set_timer(
+            &mut self,
+            id: usize,
+            kind: TimerDelay,
+            trigger_100ns: u64,
+            now_ns: u64,
+        ) -> Result<(), EventError> {
+            let record = self.get(id)?;
+            if record.kind & efi::EVT_TIMER == 0 {
+                return Err(EventError::NotATimer(id));
+            }
+            let delay_ns = trigger_100ns.saturating_mul(100);
+            let deadline_ns = now_ns.saturating_add(delay_ns);
+            record.timer = match kind {
+                efi::TIMER_CANCEL => None,
+                // A zero period fires at every poll, the polled equivalent of
+                // "every timer tick".
+                efi::TIMER_PERIODIC => Some(Timer {
+                    deadline_ns,
+                    period_ns: Some(delay_ns),
+                }),
+                // Zero: fire at the next poll.
+                efi::TIMER_RELATIVE => Some(Timer {
+                    deadline_ns,
+                    period_ns: None,
+                }),
+                other => return Err(EventError::InvalidTimerType(other)),
+            };
+            Ok(())
+        }
+
+        /// SignalEvent semantics: signals the event, or every member of its
+        /// group, queueing EVT_NOTIFY_SIGNAL notifications.
+        pub fn signal(&mut self, id: usize) -> Result<(), EventError> {
+            match self.get(id)?.group {
+                Some(group) => {
+                    self.signal_group(&group);
+                }
+                None => self.signal_one(id),
+            }
+            Ok(())
+        }
+
+        /// Signals every member of `group`; returns how many there were.
+        pub fn signal_group(&mut self, group: &Guid) -> usize {
+            let members: Vec<usize> = self
+                .events
+                .iter()
+                .filter(|(_, r)| r.group.as_ref() == Some(group))
+                .map(|(&id, _)| id)
+                .collect();
+            for &id in &members {
+                self.signal_one(id);
+            }
+            members.len()
+        }
+
+        fn signal_one(&mut self, id: usize) {
+            let seq = self.next_seq;
+            let Some(record) = self.events.get_mut(&id) else {
+                return;
+            };
+            if record.signalled {
+                return;
+            }
+            record.signalled = true;
+            if record.kind & efi::EVT_NOTIFY_SIGNAL != 0 && record.queued.is_none() {
+                record.queued = Some(seq);
+                self.next_seq += 1;
+            }
+        }
+
+        /// CheckEvent's first step: refuses EVT_NOTIFY_SIGNAL events and
+        /// returns the firmware condition to evaluate, if any.
+        pub fn check_begin(&mut self, id: usize) -> Result<Option<fn() -> bool>, EventError> {
+            let record = self.get(id)?;
+            if record.kind & efi::EVT_NOTIFY_SIGNAL != 0 {
+                return Err(EventError::NotifySignalEvent(id));
+            }
+            Ok(record.condition)
+        }
+
+        /// An unsignalled EVT_NOTIFY_WAIT event queues its notify function
+        /// when checked; returns whether it did.
+        pub fn queue_wait_notify(&mut self, id: usize) -> Result<bool, EventError> {
+            let seq = self.next_seq;
+            let record = self.get(id)?;
+            if record.signalled || record.kind & efi::EVT_NOTIFY_WAIT == 0 {
+                return Ok(false);
+            }
+            if record.queued.is_none() {
+                record.queued = Some(seq);
+                self.next_seq += 1;
+            }
+            Ok(true)
+        }
+
+        /// CheckEvent's last step: consumes the signal.
+        pub fn take_signal(&mut self, id: usize) -> Result<bool, EventError> {
+            let record = self.get(id)?;
+            Ok(core::mem::replace(&mut record.signalled, false))
+        }
+
+        /// Signals every timer whose deadline passed; periodic timers are
+        /// re-armed one period on, or one period from now when polling fell
+        /// behind (no burst of catch-up signals).
+        pub fn fire_timers(&mut self, now_ns: u64) {
+            let mut expired = Vec::new();
+            for (&id, record) in self.events.iter_mut() {
+                let Some(timer) = record.timer else { continue };
+                if timer.deadline_ns > now_ns {
+                    continue;
+                }
+                record.timer = timer.period_ns.map(|period| {
+                    let next = timer.deadline_ns.saturating_add(period);
+                    let deadline_ns = if next > now_ns {
+                        next
+                    } else {
+                        now_ns.saturating_add(period)
+                    };
+                    Timer {
+                        deadline_ns,
+                        period_ns: Some(period),
+                    }
+                });
+                expired.push(id);
+            }
+            for id in expired {
+                // Cannot fail: the id came from the table just now.
+                let _ = self.signal(id);
+            }
+        }
+
+        /// RaiseTPL: returns the previous TPL. Lowering through RaiseTPL is
+        /// a caller bug (§7.1.8): logged, and the TPL is left unchanged.
+        pub fn raise_tpl(&mut self, new: Tpl) -> Tpl {
+            let old = self.tpl;
+            let new = if new > TPL_HIGH_LEVEL {
+                error!("RaiseTPL({new}) above TPL_HIGH_LEVEL, clamped");
+                TPL_HIGH_LEVEL
+            } else {
+                new
+            };
+            if new < old {
+                error!("RaiseTPL({new}) below the current TPL {old}, ignored");
+            } else {
+                self.tpl = new;
+            }
+            old
+        }
+
+        /// The TPL RestoreTPL(`old`) lowers to: raising through RestoreTPL is
+        /// a caller bug (§7.1.9), clamped to the current TPL.
+        pub fn restore_target(&self, old: Tpl) -> Tpl {
+            if old > self.tpl {
+                error!(
+                    "RestoreTPL({old}) above the current TPL {}, ignored",
+                    self.tpl
+                );
+                self.tpl
+            } else {
+                old
+            }
+        }
+
+        /// Picks the next notification to run when the TPL drops to
+        /// `floor`: the highest notify TPL above `floor`, oldest first. The
+        /// TPL becomes that notify TPL for the call; when nothing is left it
+        /// becomes `floor`. EVT_NOTIFY_SIGNAL events are unsignalled before
+        /// their notify function runs.
+        pub fn next_dispatch(&mut self, floor: Tpl) -> Option<(usize, Notify)> {
+            let next = self
+                .best_queued(|r| r.notify.is_some_and(|n| n.tpl > floor))
+                .and_then(|id| Some((id, self.dequeue(id)?)));
+            if next.is_none() {
+                self.tpl = floor;
+            }
+            next
+        }
+
+        /// Like `next_dispatch`, restricted to `group` and ignoring the TPL:
+        /// the core needs group notifications (ExitBootServices) to have run
+        /// even when called above their notify TPL. The TPL becomes at least
+        /// the notify TPL; returns the TPL to restore afterwards.
+        pub fn next_group_dispatch(&mut self, group: &Guid) -> Option<(usize, Notify, Tpl)> {
+            let id = self.best_queued(|r| r.group.as_ref() == Some(group))?;
+            let previous = self.tpl;
+            let notify = self.dequeue(id)?;
+            self.tpl = notify.tpl.max(previous);
+            Some((id, notify, previous))
+        }
+
+        fn best_queued(&self, eligible: impl Fn(&Record) -> bool) -> Option<usize> {
+            self.events
+                .iter()
+                .filter(|(_, r)| eligible(r))
+                .filter_map(|(&id, r)| Some((r.notify?.tpl, r.queued?, id)))
+                // Highest TPL, then lowest sequence number.
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+                .map(|(_, _, id)| id)
+        }
+
+        /// Takes `id`'s queued notification and raises the TPL to its notify
+        /// TPL for the call.
+        fn dequeue(&mut self, id: usize) -> Option<Notify> {
+            let record = self.events.get_mut(&id)?;
+            let notify = record.notify?;
+            record.queued = None;
+            if record.kind & efi::EVT_NOTIFY_SIGNAL != 0 {
+                record.signalled = false;
+            }
+            self.tpl = notify.tpl;
+            Some(notify)
+        }
+
+        pub fn set_tpl(&mut self, tpl: Tpl) {
+            self.tpl = tpl;
+        }
+
+        /// Notify functions of `group`'s members, highest TPL first, for the
+        /// VirtualAddressChange snapshot taken at ExitBootServices.
+        pub fn group_notifies(&self, group: &Guid) -> Vec<(usize, Notify)> {
+            let mut members: Vec<(usize, Notify)> = self
+                .events
+                .iter()
+                .filter(|(_, r)| r.group.as_ref() == Some(group))
+                .filter_map(|(&id, r)| Some((id, r.notify?)))
+                .collect();
+            // Stable sort keeps creation order within a TPL.
+            members.sort_by_key(|member| core::cmp::Reverse(member.1.tpl));
+            members
+        }
+
+        /// SetWatchdogTimer (§7.5.2): 0 disables; callers may not use the
+        /// firmware's codes.
+        pub fn set_watchdog(
+            &mut self,
+            timeout_s: usize,
+            code: u64,
+            now_ns: u64,
+        ) -> Result<(), EventError> {
+            if timeout_s == 0 {
+                self.watchdog = None;
+                return Ok(());
+            }
+            if code < FIRST_CALLER_WATCHDOG_CODE {
+                return Err(EventError::InvalidWatchdogCode(code));
+            }
+            self.arm_watchdog(timeout_s, code, now_ns);
+            Ok(())
+        }
+
+        /// Arms the watchdog with any code (the firmware's own use, e.g. the
+        /// boot manager's 5 minutes before StartImage, §3.1.2).
+        pub fn arm_watchdog(&mut self, timeout_s: usize, code: u64, now_ns: u64) {
+            let timeout_ns = (timeout_s as u64).saturating_mul(1_000_000_000);
+            self.watchdog = Some(Watchdog {
+                deadline_ns: now_ns.saturating_add(timeout_ns),
+                code,
+            });
+        }
+
+        pub fn disarm_watchdog(&mut self) {
+            self.watchdog = None;
+        }
+
+        /// The code of a watchdog that expired by `now_ns` (disarming it).
+        pub fn watchdog_expired(&mut self, now_ns: u64) -> Option<u64> {
+            let watchdog = self.watchdog.filter(|w| w.deadline_ns <= now_ns)?;
+            self.watchdog = None;
+            Some(watchdog.code)
+        }
+    }
+
+    /// The services over one table, a clock and a watchdog action. Every
+    /// method borrows the table only briefly and never across a call into
+    /// notify functions, conditions or the watchdog action.
+    #[derive(Clone, Copy)]
+    pub struct Events<'a> {
+        pub table: &'a Global<EventTable>,
+        /// Monotonic nanoseconds.
+        pub clock: fn() -> u64,
+        /// Called with the watchdog code when the watchdog expires.
+        pub on_watchdog: fn(u64),
+    }
+
+    impl Events<'_> {
+        pub fn tpl(&self) -> Tpl {
+            self.table.with(|t| t.tpl())
+        }
+
+        pub fn raise_tpl(&self, new: Tpl) -> Tpl {
+            self.table.with(|t| t.raise_tpl(new))
+        }
+
+        /// RestoreTPL: lowers the TPL, running the notifications (and timers
+        /// expired meanwhile) that the lower TPL unmasks.
+        pub fn restore_tpl(&self, old: Tpl) {
+            let target = self.table.with(|t| t.restore_target(old));
+            self.poll_down_to(target);
+        }
+
+        /// Fires expired timers and the watchdog, then runs the pending
+        /// notifications the current TPL allows.
+        pub fn poll(&self) {
+            let current = self.tpl();
+            self.poll_down_to(current);
+        }
+
+        fn poll_down_to(&self, floor: Tpl) {
+            let now = (self.clock)();
+            let watchdog = self.table.with(|t| {
+                t.fire_timers(now);
+                t.watchdog_expired(now)
+            });
+            if let Some(code) = watchdog {
+                (self.on_watchdog)(code);
+            }
+            self.dispatch_down_to(floor);
+        }
+
+        fn dispatch_down_to(&self, floor: Tpl) {
+            while let Some((id, notify)) = self.table.with(|t| t.next_dispatch(floor)) {
+                notify.call(id);
+            }
+        }
+
+        pub fn create(
+            &self,
+            kind: u32,
+            notify_tpl: Tpl,
+            function: Option<NotifyFn>,
+            context: usize,
+            group: Option<Guid>,
+        ) -> Result<usize, EventError> {
+            self.table
+                .with(|t| t.create(kind, notify_tpl, function, context, group))
+        }
+
+        pub fn create_condition(&self, condition: fn() -> bool) -> Result<usize, EventError> {
+            self.table.with(|t| t.create_condition(condition))
+        }
+
+        pub fn set_timer(
+            &self,
+            id: usize,
+            kind: TimerDelay,
+            trigger_100ns: u64,
+        ) -> Result<(), EventError> {
+            let now = (self.clock)();
+            self.table
+                .with(|t| t.set_timer(id, kind, trigger_100ns, now))
+        }
+
+        /// SignalEvent: notifications above the current TPL run before this
+        /// returns.
+        pub fn signal(&self, id: usize) -> Result<(), EventError> {
+            self.signal_deferred(id)?;
+            self.poll();
+            Ok(())
+        }
+
+        /// Signals without running notify functions (they run at the next
+        /// poll or RestoreTPL).
+        pub fn signal_deferred(&self, id: usize) -> Result<(), EventError> {
+            self.table.with(|t| t.signal(id))
+        }
+
+        pub fn close(&self, id: usize) -> Result<(), EventError> {
+            self.table.with(|t| t.close(id))
+        }
+
+        /// CheckEvent (§7.1.6): Ok(true) for SUCCESS (signal consumed),
+        /// Ok(false) for NOT_READY.
+        pub fn check(&self, id: usize) -> Result<bool, EventError> {
+            self.poll();
+            if let Some(condition) = self.table.with(|t| t.check_begin(id))?
+                && condition()
+            {
+                self.table.with(|t| t.signal(id))?;
+            }
+            if self.table.with(|t| t.queue_wait_notify(id))? {
+                let current = self.tpl();
+                self.dispatch_down_to(current);
+            }
+            // The notify function may have closed the event.
+            self.table.with(|t| t.take_signal(id))
+        }
+
+        /// WaitForEvent (§7.1.5): the index of the first signalled event;
+        /// errors carry the index of the offending event.
+        pub fn wait(&self, ids: &[usize]) -> Result<usize, (usize, EventError)> {
+            if ids.is_empty() {
+                return Err((0, EventError::NoEvents));
+            }
+            let tpl = self.tpl();
+            if tpl != TPL_APPLICATION {
+                return Err((0, EventError::WaitAtTpl(tpl)));
+            }
+            loop {
+                for (index, &id) in ids.iter().enumerate() {
+                    match self.check(id) {
+                        Ok(true) => return Ok(index),
+                        Ok(false) => {}
+                        Err(e) => return Err((index, e)),
+                    }
+                }
+                core::hint::spin_loop();
+            }
+        }
+
+        /// Stall (§7.5.3): busy-waits, running timers meanwhile.
+        pub fn stall(&self, microseconds: u64) {
+            let start = (self.clock)();
+            let duration = microseconds.saturating_mul(1000);
+            loop {
+                self.poll();
+                if (self.clock)().saturating_sub(start) >= duration {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+        }
+
+        /// Signals `group` and returns after its members' notify functions
+        /// ran, forcing those the current TPL would still mask.
+        pub fn signal_group(&self, group: &Guid) -> usize {
+            let members = self.table.with(|t| t.signal_group(group));
+            self.poll();
+            while let Some((id, notify, previous)) =
+                self.table.with(|t| t.next_group_dispatch(group))
+            {
+                warn!(
+                    "event group notification run at TPL {previous}, above its TPL {}",
+                    notify.tpl
+                );
+                notify.call(id);
+                self.table.with(|t| t.set_tpl(previous));
+            }
+            members
+        }
+
+        pub fn set_watchdog(&self, timeout_s: usize, code: u64) -> Result<(), EventError> {
+            let now = (self.clock)();
+            self.table.with(|t| t.set_watchdog(timeout_s, code, now))
+        }
+
+        pub fn arm_watchdog(&self, timeout_s: usize, code: u64) {
+            let now = (self.clock)();
+            self.table.with(|t| t.arm_watchdog(timeout_s, code, now));
+        }
+
+        pub fn disarm_watchdog(&self) {
+            self.table.with(|t| t.disarm_watchdog());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Firmware instance and the EFI boundary.
+
+static EVENTS: Global<EventTable> = Global::new(EventTable::new());
+/// Set once ExitBootServices' notifications ran: the table lives on the boot
+/// services heap, which then belongs to the OS.
+static BOOT_SERVICES_EXITED: AtomicBool = AtomicBool::new(false);
+
+fn now_ns() -> u64 {
+    platform::tsc::now_ns()
+}
+
+fn services() -> Option<Events<'static>> {
+    if BOOT_SERVICES_EXITED.load(Ordering::Acquire) {
+        error!("event services called after ExitBootServices");
+        return None;
+    }
+    Some(Events {
+        table: &EVENTS,
+        clock: now_ns,
+        on_watchdog: watchdog_expired,
+    })
+}
+
+fn status_of(result: Result<(), EventError>) -> Status {
+    match result {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => {
+            debug!("events: {e}");
+            e.status()
+        }
+    }
+}
+
+/// Fires expired timers and runs the notifications the current TPL allows.
+/// Firmware code that busy-waits (console input, disk polling) calls this.
+pub fn poll() {
+    if let Some(events) = services() {
+        events.poll();
+    }
+}
+
+/// The current TPL.
+pub fn current_tpl() -> Tpl {
+    services().map_or(efi::TPL_APPLICATION, |events| events.tpl())
+}
+
+/// Whether `event` is an open event issued by this firmware.
+pub fn is_valid_event(event: Event) -> bool {
+    services().is_some_and(|_| EVENTS.with(|t| t.contains(table::id_from_event(event))))
+}
+
+/// An event without notify function that reads as signalled whenever
+/// `check` returns true at CheckEvent/WaitForEvent time (e.g. ConIn's
+/// WaitForKey: "a key is available"). `check` runs with no events state
+/// borrowed. Returns null only if the event ids ran out.
+pub fn create_internal_wait_event(check: fn() -> bool) -> Event {
+    match services().map(|events| events.create_condition(check)) {
+        Some(Ok(id)) => table::event_from_id(id),
+        Some(Err(e)) => {
+            error!("events: {e}");
+            core::ptr::null_mut()
+        }
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// Signals `event` without running notify functions now (they run at the
+/// next poll/RestoreTPL); for firmware code that holds a global borrow, such
+/// as the handle database signalling RegisterProtocolNotify events.
+pub fn signal_deferred(event: Event) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.signal_deferred(table::id_from_event(event)))
+    })
+}
+
+/// Signals every event of `group`, returning after all their notify
+/// functions ran. Must not be called with a global borrow held.
+pub fn signal_group(group: &Guid) {
+    if let Some(events) = services() {
+        let members = events.signal_group(group);
+        debug!("events: signalled group {group:?} ({members} members)");
+    }
+}
+
+/// ReadyToBoot (§7.1.2, EFI_EVENT_GROUP_READY_TO_BOOT then
+/// EFI_EVENT_GROUP_AFTER_READY_TO_BOOT): the boot manager calls this before
+/// it starts a boot option.
+pub fn ready_to_boot_notify() {
+    signal_group(&efi::EVENT_GROUP_READY_TO_BOOT);
+    signal_group(&efi::EVENT_GROUP_AFTER_READY_TO_BOOT);
+}
+
+/// ExitBootServices, first step (§7.4.6): signals
+/// EFI_EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES before the memory map key is
+/// checked. Boot services stay usable.
+pub fn before_exit_boot_services_notify() {
+    signal_group(&efi::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
+}
+
+/// ExitBootServices, after the map key matched (§7.4.6): signals
+/// EFI_EVENT_GROUP_EXIT_BOOT_SERVICES (which includes the legacy
+/// EVT_SIGNAL_EXIT_BOOT_SERVICES events), disarms the watchdog (§7.5.2),
+/// copies the VirtualAddressChange notifications to static memory for
+/// [`virtual_address_change_notify`], and then refuses further event
+/// services (their state lived on the boot services heap).
+pub fn exit_boot_services_notify() {
+    let Some(events) = services() else { return };
+    events.signal_group(&efi::EVENT_GROUP_EXIT_BOOT_SERVICES);
+    events.disarm_watchdog();
+    let members = EVENTS.with(|t| t.group_notifies(&efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE));
+    VIRTUAL_ADDRESS_CHANGE.with(|list| {
+        *list = [None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS];
+        if members.len() > list.len() {
+            error!(
+                "events: {} VirtualAddressChange events, keeping {}",
+                members.len(),
+                list.len()
+            );
+        }
+        for (slot, &(id, notify)) in list.iter_mut().zip(&members) {
+            *slot = Some((id, notify));
+        }
+    });
+    BOOT_SERVICES_EXITED.store(true, Ordering::Release);
+}
+
+const MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS: usize = 32;
+/// In the firmware image (RuntimeServicesData), not on the heap: used after
+/// ExitBootServices.
+static VIRTUAL_ADDRESS_CHANGE: Global<
+    [Option<(usize, table::Notify)>; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS],
+> = Global::new([None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS]);
+
+/// SetVirtualAddressMap (§8.4.1) calls this before it returns: runs the
+/// EFI_EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE notify functions (snapshotted by
+/// [`exit_boot_services_notify`]) highest TPL first, each once.
+pub fn virtual_address_change_notify() {
+    let list = VIRTUAL_ADDRESS_CHANGE
+        .with(|list| core::mem::replace(list, [None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS]));
+    for (id, notify) in list.into_iter().flatten() {
+        notify.call(id);
+    }
+}
+
+/// What a watchdog expiry does after logging; by default a cold reset
+/// through the legacy mechanisms (the core should install one that knows
+/// the ACPI reset register).
+static WATCHDOG_RESET: Global<Option<fn(u64)>> = Global::new(None);
+
+/// Installs the watchdog's reset action; it receives the watchdog code.
+pub fn set_watchdog_reset_hook(hook: fn(u64)) {
+    WATCHDOG_RESET.with(|slot| *slot = Some(hook));
+}
+
+/// Arms the watchdog with a firmware code (0x0000-0xFFFF are reserved for
+/// the firmware), e.g. the boot manager's 5 minutes before StartImage (§3.1.2).
+pub fn arm_boot_watchdog(timeout_s: usize, code: u16) {
+    if let Some(events) = services() {
+        events.arm_watchdog(timeout_s, u64::from(code));
+    }
+}
+
+/// §7.5.2: on expiry the firmware logs the code and resets the system.
+fn watchdog_expired(code: u64) {
+    error!("watchdog timer expired (code {code:#x}), resetting");
+    match WATCHDOG_RESET.with(|slot| *slot) {
+        Some(hook) => hook(code),
+        None => platform::reset::reset(platform::reset::ResetKind::Cold, None),
+    }
+}
+
+// --- §7.1 Event, Timer and Task Priority Services -------------------------
+
+pub extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
+    services().map_or(efi::TPL_APPLICATION, |events| events.raise_tpl(new_tpl))
+}
+
+pub extern "efiapi" fn restore_tpl(old_tpl: Tpl) {
+    if let Some(events) = services() {
+        events.restore_tpl(old_tpl);
+    }
+}
+
+pub extern "efiapi" fn create_event(
+    kind: u32,
+    notify_tpl: Tpl,
+    notify_function: Option<NotifyFn>,
+    notify_context: *mut c_void,
+    event: *mut Event,
+) -> Status {
+    create(
+        kind,
+        notify_tpl,
+        notify_function,
+        notify_context,
+        None,
+        event,
+    )
+}
+
+pub extern "efiapi" fn create_event_ex(
+    kind: u32,
+    notify_tpl: Tpl,
+    notify_function: Option<NotifyFn>,
+    notify_context: *const c_void,
+    event_group: *const Guid,
+    event: *mut Event,
+) -> Status {
+    let group = if event_group.is_null() {
+        None
+    } else {
+        // SAFETY: non-null EventGroup points to an EFI_GUID per §7.1.2;
+        // read_unaligned because callers sometimes pass byte-aligned GUIDs.
+        Some(unsafe { event_group.read_unaligned() })
+    };
+    create(
+        kind,
+        notify_tpl,
+        notify_function,
+        notify_context.cast_mut(),
+        group,
+        event,
+    )
+}
+
+fn create(
+    kind: u32,
+    notify_tpl: Tpl,
+    notify_function: Option<NotifyFn>,
+    notify_context: *mut c_void,
+    group: Option<Guid>,
+    event: *mut Event,
+) -> Status {
+    if event.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let Some(events) = services() else {
+        return Status::UNSUPPORTED;
+    };
+    let context = notify_context.expose_provenance();
+    match events.create(kind, notify_tpl, notify_function, context, group) {
+        Ok(id) => {
+            // SAFETY: `event` is non-null and, per §7.1.1, points to writable
+            // storage for an EFI_EVENT; unaligned-tolerant write.
+            unsafe { event.write_unaligned(table::event_from_id(id)) };
+            Status::SUCCESS
+        }
+        Err(e) => status_of(Err(e)),
+    }
+}
+
+pub extern "efiapi" fn set_timer(event: Event, kind: TimerDelay, trigger_time: u64) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.set_timer(table::id_from_event(event), kind, trigger_time))
+    })
+}
+
+pub extern "efiapi" fn wait_for_event(
+    number_of_events: usize,
+    event: *mut Event,
+    index: *mut usize,
+) -> Status {
+    if number_of_events == 0 || event.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let Some(events) = services() else {
+        return Status::UNSUPPORTED;
+    };
+    // SAFETY: the caller passes an array of `number_of_events` EFI_EVENTs
+    // (§7.1.5); it is only read, before any notify function runs.
+    let handles = unsafe { core::slice::from_raw_parts(event, number_of_events) };
+    let ids: alloc::vec::Vec<usize> = handles.iter().map(|&e| table::id_from_event(e)).collect();
+    let (at, status) = match events.wait(&ids) {
+        Ok(at) => (at, Status::SUCCESS),
+        Err((at, e)) => (at, status_of(Err(e))),
+    };
+    if !index.is_null() {
+        // SAFETY: non-null Index points to a UINTN the caller owns (§7.1.5).
+        unsafe { index.write_unaligned(at) };
+    }
+    status
+}
+
+pub extern "efiapi" fn signal_event(event: Event) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.signal(table::id_from_event(event)))
+    })
+}
+
+pub extern "efiapi" fn close_event(event: Event) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.close(table::id_from_event(event)))
+    })
+}
+
+pub extern "efiapi" fn check_event(event: Event) -> Status {
+    match services().map(|events| events.check(table::id_from_event(event))) {
+        Some(Ok(true)) => Status::SUCCESS,
+        Some(Ok(false)) => Status::NOT_READY,
+        Some(Err(e)) => status_of(Err(e)),
+        None => Status::UNSUPPORTED,
+    }
+}
+
+// --- §7.5 Miscellaneous Boot Services --------------------------------------
+
+pub extern "efiapi" fn stall(microseconds: usize) -> Status {
+    match services() {
+        Some(events) => events.stall(microseconds as u64),
+        None => platform::tsc::stall_us(microseconds as u64),
+    }
+    Status::SUCCESS
+}
+
+pub extern "efiapi" fn set_watchdog_timer(
+    timeout: usize,
+    watchdog_code: u64,
+    data_size: usize,
+    watchdog_data: *mut efi::Char16,
+) -> Status {
+    let Some(events) = services() else {
+        return Status::UNSUPPORTED;
+    };
+    let result = events.set_watchdog(timeout, watchdog_code);
+    if result.is_ok() && timeout != 0 {
+        debug!(
+            "watchdog armed: {timeout} s, code {watchdog_code:#x}, {data_size} bytes of data at {watchdog_data:p}"
+        );
+    }
+    status_of(result)
+}
+
+/// Low 32 bits count calls; the high 32 bits are the per-boot part
+/// (§7.5.4), bumped by GetNextHighMonotonicCount. A static: the runtime
+/// service uses it after ExitBootServices.
+static MONOTONIC_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Seeds the high 32 bits (e.g. from a persisted boot counter).
+pub fn set_monotonic_high(high: u32) {
+    MONOTONIC_COUNT.store(u64::from(high) << 32, Ordering::Relaxed);
+}
+
+pub extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Status {
+    if count.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let value = MONOTONIC_COUNT.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: non-null Count points to a UINT64 the caller owns (§7.5.4).
+    unsafe { count.write_unaligned(value) };
+    Status::SUCCESS
+}
+
+/// Runtime GetNextHighMonotonicCount (§8.5.2): increments the high 32 bits,
+/// restarting the low part.
+pub extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32) -> Status {
+    if high_count.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let next = MONOTONIC_COUNT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(((v >> 32).wrapping_add(1)) << 32)
+        })
+        .map_or(0, |previous| ((previous >> 32) as u32).wrapping_add(1));
+    // SAFETY: non-null HighCount points to a UINT32 the caller owns.
+    unsafe { high_count.write_unaligned(next) };
+    Status::SUCCESS
+}
+
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+pub extern "efiapi" fn calculate_crc32(
+    data: *mut c_void,
+    data_size: usize,
+    crc32: *mut u32,
+) -> Status {
+    if data.is_null() || data_size == 0 || crc32.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: Data points to DataSize readable bytes (§7.5.5), non-null and
+    // non-empty as checked.
+    let bytes = unsafe { core::slice::from_raw_parts(data.cast::<u8>(), data_size) };
+    let value = CRC32.checksum(bytes);
+    // SAFETY: non-null Crc32 points to a UINT32 the caller owns.
+    unsafe { crc32.write_unaligned(value) };
+    Status::SUCCESS
+}
+
+/// CopyMem (§7.5.6): overlapping buffers are copied as memmove does.
+pub extern "efiapi" fn copy_mem(destination: *mut c_void, source: *mut c_void, length: usize) {
+    if length == 0 {
+        return;
+    }
+    if destination.is_null() || source.is_null() {
+        warn!("CopyMem with a null buffer ({destination:p} <- {source:p}, {length} bytes)");
+        return;
+    }
+    // SAFETY: the caller guarantees both buffers span `length` bytes
+    // (§7.5.6); `copy` is memmove, so overlap is allowed.
+    unsafe { core::ptr::copy(source.cast::<u8>(), destination.cast::<u8>(), length) };
+}
+
+/// SetMem (§7.5.7).
+pub extern "efiapi" fn set_mem(buffer: *mut c_void, size: usize, value: u8) {
+    if size == 0 {
+        return;
+    }
+    if buffer.is_null() {
+        warn!("SetMem on a null buffer ({size} bytes)");
+        return;
+    }
+    // SAFETY: the caller guarantees `buffer` spans `size` writable bytes.
+    unsafe { core::ptr::write_bytes(buffer.cast::<u8>(), value, size) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table::*;
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use core::cell::{Cell, RefCell};
+    use std::thread_local;
+
+    thread_local! {
+        static TABLE: Global<EventTable> = const { Global::new(EventTable::new()) };
+        static NOW: Cell<u64> = const { Cell::new(0) };
+        /// Nanoseconds the fake clock advances per reading.
+        static STEP: Cell<u64> = const { Cell::new(0) };
+        /// (notify context label, TPL during the call)
+        static LOG: RefCell<Vec<(usize, Tpl)>> = const { RefCell::new(Vec::new()) };
+        static WATCHDOG_FIRED: Cell<Option<u64>> = const { Cell::new(None) };
+        static KEY_READY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn clock() -> u64 {
+        let now = NOW.get();
+        NOW.set(now + STEP.get());
+        now
+    }
+
+    fn advance(ns: u64) {
+        NOW.set(NOW.get() + ns);
+    }
+
+    fn on_watchdog(code: u64) {
+        WATCHDOG_FIRED.set(Some(code));
+    }
+
+    fn events<R>(f: impl FnOnce(Events<'_>) -> R) -> R {
+        TABLE.with(|table| {
+            f(Events {
+                table,
+                clock,
+                on_watchdog,
+            })
+        })
+    }
+
+    fn log() -> Vec<(usize, Tpl)> {
+        LOG.with_borrow(|l| l.clone())
+    }
+
+    extern "efiapi" fn record(_event: Event, context: *mut c_void) {
+        let tpl = events(|e| e.tpl());
+        LOG.with_borrow_mut(|l| l.push((context.addr(), tpl)));
+    }
+
+    /// Records under its own event id, then signals the event whose id is
+    /// the context.
+    extern "efiapi" fn signal_other(event: Event, context: *mut c_void) {
+        record(
+            event,
+            core::ptr::without_provenance_mut(id_from_event(event)),
+        );
+        events(|e| e.signal(context.addr())).unwrap();
+    }
+
+    /// NOTIFY_WAIT notify that signals its own event.
+    extern "efiapi" fn signal_self(event: Event, context: *mut c_void) {
+        record(event, context);
+        events(|e| e.signal(id_from_event(event))).unwrap();
+    }
+
+    extern "efiapi" fn close_self(event: Event, context: *mut c_void) {
+        record(event, context);
+        events(|e| e.close(id_from_event(event))).unwrap();
+    }
+
+    fn notify_event(tpl: Tpl, context: usize) -> usize {
+        events(|e| e.create(efi::EVT_NOTIFY_SIGNAL, tpl, Some(record), context, None)).unwrap()
+    }
+
+    #[test]
+    fn create_validates_type_tpl_and_function() {
+        events(|e| {
+            assert!(e.create(0, 0, None, 0, None).is_ok());
+            assert!(e.create(efi::EVT_TIMER, 0, None, 0, None).is_ok());
+            assert!(
+                e.create(
+                    efi::EVT_TIMER | efi::EVT_NOTIFY_WAIT,
+                    TPL_CALLBACK,
+                    Some(record),
+                    0,
+                    None
+                )
+                .is_ok()
+            );
+            assert!(
+                e.create(
+                    efi::EVT_SIGNAL_EXIT_BOOT_SERVICES,
+                    TPL_NOTIFY,
+                    Some(record),
+                    0,
+                    None
+                )
+                .is_ok()
+            );
+            assert!(
+                e.create(
+                    efi::EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE,
+                    TPL_NOTIFY,
+                    Some(record),
+                    0,
+                    None
+                )
+                .is_ok()
+            );
+            assert_eq!(
+                e.create(0x1, TPL_CALLBACK, None, 0, None),
+                Err(EventError::InvalidType(0x1))
+            );
+            assert_eq!(
+                e.create(0x20000000, 0, None, 0, None),
+                Err(EventError::InvalidType(0x20000000))
+            );
+            let both = efi::EVT_NOTIFY_WAIT | efi::EVT_NOTIFY_SIGNAL;
+            assert_eq!(
+                e.create(both, TPL_CALLBACK, Some(record), 0, None),
+                Err(EventError::InvalidType(both))
+            );
+            assert_eq!(
+                e.create(efi::EVT_NOTIFY_SIGNAL, TPL_CALLBACK, None, 0, None),
+                Err(EventError::MissingNotifyFunction)
+            );
+            for tpl in [TPL_APPLICATION, TPL_HIGH_LEVEL, 5] {
+                assert_eq!(
+                    e.create(efi::EVT_NOTIFY_WAIT, tpl, Some(record), 0, None),
+                    Err(EventError::InvalidNotifyTpl(tpl))
+                );
+            }
+            assert_eq!(
+                e.create(
+                    efi::EVT_SIGNAL_EXIT_BOOT_SERVICES,
+                    TPL_NOTIFY,
+                    Some(record),
+                    0,
+                    Some(efi::EVENT_GROUP_READY_TO_BOOT)
+                ),
+                Err(EventError::GroupWithSignalType(
+                    efi::EVT_SIGNAL_EXIT_BOOT_SERVICES
+                ))
+            );
+        });
+        assert_eq!(
+            EventError::MissingNotifyFunction.status(),
+            Status::INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn unknown_events_are_rejected() {
+        let id = notify_event(TPL_CALLBACK, 1);
+        events(|e| {
+            for bogus in [0, 1, id + 1, usize::MAX] {
+                assert_eq!(e.signal(bogus), Err(EventError::UnknownEvent(bogus)));
+                assert_eq!(e.close(bogus), Err(EventError::UnknownEvent(bogus)));
+                assert_eq!(e.check(bogus), Err(EventError::UnknownEvent(bogus)));
+                assert_eq!(
+                    e.set_timer(bogus, efi::TIMER_RELATIVE, 1),
+                    Err(EventError::UnknownEvent(bogus))
+                );
+            }
+            assert_eq!(e.close(id), Ok(()));
+            assert_eq!(e.close(id), Err(EventError::UnknownEvent(id)));
+        });
+        assert_eq!(id_from_event(event_from_id(id)), id);
+    }
+
+    #[test]
+    fn notifications_run_highest_tpl_first_when_the_tpl_drops() {
+        let a = notify_event(TPL_CALLBACK, 0xA);
+        let b = notify_event(TPL_NOTIFY, 0xB);
+        let c = notify_event(TPL_CALLBACK, 0xC);
+        events(|e| {
+            assert_eq!(e.raise_tpl(TPL_HIGH_LEVEL), TPL_APPLICATION);
+            for id in [a, b, c] {
+                e.signal(id).unwrap();
+            }
+            // Signalling twice does not queue twice.
+            e.signal(a).unwrap();
+            assert!(log().is_empty());
+            e.restore_tpl(TPL_APPLICATION);
+            assert_eq!(e.tpl(), TPL_APPLICATION);
+        });
+        assert_eq!(
+            log(),
+            vec![(0xB, TPL_NOTIFY), (0xA, TPL_CALLBACK), (0xC, TPL_CALLBACK)]
+        );
+    }
+
+    #[test]
+    fn restore_runs_only_what_the_new_tpl_unmasks() {
+        let callback = notify_event(TPL_CALLBACK, 1);
+        let notify = notify_event(TPL_NOTIFY, 2);
+        events(|e| {
+            assert_eq!(e.raise_tpl(TPL_CALLBACK), TPL_APPLICATION);
+            assert_eq!(e.raise_tpl(TPL_HIGH_LEVEL), TPL_CALLBACK);
+            e.signal(callback).unwrap();
+            e.signal(notify).unwrap();
+            e.restore_tpl(TPL_CALLBACK);
+            assert_eq!(log(), vec![(2, TPL_NOTIFY)]);
+            assert_eq!(e.tpl(), TPL_CALLBACK);
+            e.restore_tpl(TPL_APPLICATION);
+        });
+        assert_eq!(log(), vec![(2, TPL_NOTIFY), (1, TPL_CALLBACK)]);
+    }
+
+    #[test]
+    fn signal_from_a_notify_function_nests_by_tpl() {
+        let y = notify_event(TPL_CALLBACK, 0x100);
+        let z = notify_event(TPL_NOTIFY, 0x200);
+        let (x1, x2) = events(|e| {
+            let sig = efi::EVT_NOTIFY_SIGNAL;
+            let x1 = e
+                .create(sig, TPL_CALLBACK, Some(signal_other), y, None)
+                .unwrap();
+            let x2 = e
+                .create(sig, TPL_CALLBACK, Some(signal_other), z, None)
+                .unwrap();
+            (x1, x2)
+        });
+        events(|e| e.signal(x1)).unwrap();
+        // y has the same TPL as the running x1: it waits for x1 to return.
+        assert_eq!(log(), vec![(x1, TPL_CALLBACK), (0x100, TPL_CALLBACK)]);
+        LOG.with_borrow_mut(|l| l.clear());
+        events(|e| e.signal(x2)).unwrap();
+        // z has a higher TPL: it runs inside x2's call to SignalEvent.
+        assert_eq!(log(), vec![(x2, TPL_CALLBACK), (0x200, TPL_NOTIFY)]);
+        assert_eq!(events(|e| e.tpl()), TPL_APPLICATION);
+    }
+
+    #[test]
+    fn tpl_misuse_is_clamped() {
+        events(|e| {
+            assert_eq!(e.raise_tpl(TPL_NOTIFY), TPL_APPLICATION);
+            // Lowering through RaiseTPL: ignored.
+            assert_eq!(e.raise_tpl(TPL_CALLBACK), TPL_NOTIFY);
+            assert_eq!(e.tpl(), TPL_NOTIFY);
+            // Raising through RestoreTPL: ignored.
+            e.restore_tpl(TPL_HIGH_LEVEL);
+            assert_eq!(e.tpl(), TPL_NOTIFY);
+            assert_eq!(e.raise_tpl(100), TPL_NOTIFY);
+            assert_eq!(e.tpl(), TPL_HIGH_LEVEL);
+            e.restore_tpl(TPL_APPLICATION);
+            assert_eq!(e.tpl(), TPL_APPLICATION);
+        });
+    }
+
+    #[test]
+    fn relative_and_periodic_timers_follow_the_clock() {
+        events(|e| {
+            let timer = e.create(efi::EVT_TIMER, 0, None, 0, None).unwrap();
+            // 10 x 100 ns.
+            e.set_timer(timer, efi::TIMER_RELATIVE, 10).unwrap();
+            advance(999);
+            assert_eq!(e.check(timer), Ok(false));
+            advance(1);
+            assert_eq!(e.check(timer), Ok(true));
+            advance(5000);
+            assert_eq!(e.check(timer), Ok(false), "one-shot");
+
+            e.set_timer(timer, efi::TIMER_PERIODIC, 10).unwrap();
+            for _ in 0..3 {
+                assert_eq!(e.check(timer), Ok(false));
+                advance(1000);
+                assert_eq!(e.check(timer), Ok(true));
+            }
+            // Far behind: one signal, not a burst.
+            advance(10_000);
+            assert_eq!(e.check(timer), Ok(true));
+            assert_eq!(e.check(timer), Ok(false));
+            e.set_timer(timer, efi::TIMER_CANCEL, 0).unwrap();
+            advance(10_000);
+            assert_eq!(e.check(timer), Ok(false));
+
+            // Zero relative: the next poll.
+            e.set_timer(timer, efi::TIMER_RELATIVE, 0).unwrap();
+            assert_eq!(e.check(timer), Ok(true));
+
+            assert_eq!(
+                e.set_timer(timer, 3, 1),
+                Err(EventError::InvalidTimerType(3))
+            );
+            let plain = e.create(0, 0, None, 0, None).unwrap();
+            assert_eq!(
+                e.set_timer(plain, efi::TIMER_RELATIVE, 1),
+                Err(EventError::NotATimer(plain))
+            );
+        });
+    }
+
+    #[test]
+    fn timer_notify_runs_at_poll() {
+        events(|e| {
+            let kind = efi::EVT_TIMER | efi::EVT_NOTIFY_SIGNAL;
+            let timer = e.create(kind, TPL_CALLBACK, Some(record), 7, None).unwrap();
+            e.set_timer(timer, efi::TIMER_PERIODIC, 100).unwrap();
+            e.poll();
+            assert!(log().is_empty());
+            advance(10_000);
+            e.poll();
+            advance(10_000);
+            e.poll();
+            assert_eq!(log(), vec![(7, TPL_CALLBACK), (7, TPL_CALLBACK)]);
+        });
+    }
+
+    #[test]
+    fn wait_for_event() {
+        events(|e| {
+            let never = e.create(0, 0, None, 0, None).unwrap();
+            let timer = e.create(efi::EVT_TIMER, 0, None, 0, None).unwrap();
+            let signal = e
+                .create(efi::EVT_NOTIFY_SIGNAL, TPL_CALLBACK, Some(record), 0, None)
+                .unwrap();
+            assert_eq!(e.wait(&[]), Err((0, EventError::NoEvents)));
+            assert_eq!(
+                e.wait(&[never, signal]),
+                Err((1, EventError::NotifySignalEvent(signal)))
+            );
+            assert_eq!(e.wait(&[never, 0]), Err((1, EventError::UnknownEvent(0))));
+
+            e.set_timer(timer, efi::TIMER_RELATIVE, 1_000_000).unwrap();
+            STEP.set(1000);
+            let start = NOW.get();
+            assert_eq!(e.wait(&[never, timer]), Ok(1));
+            assert!(NOW.get() - start >= 100_000_000);
+
+            e.raise_tpl(TPL_CALLBACK);
+            assert_eq!(
+                e.wait(&[timer]),
+                Err((0, EventError::WaitAtTpl(TPL_CALLBACK)))
+            );
+            assert_eq!(
+                EventError::WaitAtTpl(TPL_CALLBACK).status(),
+                Status::UNSUPPORTED
+            );
+            e.restore_tpl(TPL_APPLICATION);
+        });
+    }
+
+    #[test]
+    fn check_event_runs_wait_notify_when_unsignalled() {
+        events(|e| {
+            let wait = efi::EVT_NOTIFY_WAIT;
+            let signals = e
+                .create(wait, TPL_CALLBACK, Some(signal_self), 1, None)
+                .unwrap();
+            let idle = e.create(wait, TPL_NOTIFY, Some(record), 2, None).unwrap();
+            assert_eq!(e.check(signals), Ok(true));
+            assert_eq!(e.check(idle), Ok(false));
+            assert_eq!(e.check(idle), Ok(false));
+            assert_eq!(
+                log(),
+                vec![(1, TPL_CALLBACK), (2, TPL_NOTIFY), (2, TPL_NOTIFY)]
+            );
+
+            // A signalled NOTIFY_WAIT event does not call its notify function.
+            e.signal(idle).unwrap();
+            assert_eq!(e.check(idle), Ok(true));
+            assert_eq!(log().len(), 3);
+
+            // Masked by the TPL: queued, run on RestoreTPL.
+            e.raise_tpl(TPL_NOTIFY);
+            assert_eq!(e.check(signals), Ok(false));
+            assert_eq!(log().len(), 3);
+            e.restore_tpl(TPL_APPLICATION);
+            assert_eq!(log()[3], (1, TPL_CALLBACK));
+            assert_eq!(
+                e.check(signals),
+                Ok(true),
+                "signalled by the deferred notify"
+            );
+        });
+    }
+
+    #[test]
+    fn internal_condition_event() {
+        fn key_ready() -> bool {
+            KEY_READY.get()
+        }
+        events(|e| {
+            let key = e.create_condition(key_ready).unwrap();
+            assert_eq!(e.check(key), Ok(false));
+            KEY_READY.set(true);
+            STEP.set(1);
+            assert_eq!(e.wait(&[key]), Ok(0));
+            assert_eq!(
+                e.check(key),
+                Ok(true),
+                "stays signalled while the condition holds"
+            );
+            KEY_READY.set(false);
+            assert_eq!(e.check(key), Ok(false));
+        });
+    }
+
+    #[test]
+    fn groups_signal_all_members() {
+        let group = Guid::from_fields(1, 2, 3, 4, 5, &[6; 6]);
+        events(|e| {
+            let sig = efi::EVT_NOTIFY_SIGNAL;
+            let first = e
+                .create(sig, TPL_CALLBACK, Some(record), 1, Some(group))
+                .unwrap();
+            e.create(sig, TPL_NOTIFY, Some(record), 2, Some(group))
+                .unwrap();
+            e.create(sig, TPL_NOTIFY, Some(record), 3, None).unwrap();
+            let plain = e.create(0, 0, None, 0, Some(group)).unwrap();
+            e.signal(first).unwrap();
+            assert_eq!(log(), vec![(2, TPL_NOTIFY), (1, TPL_CALLBACK)]);
+            assert_eq!(e.check(plain), Ok(true));
+        });
+    }
+
+    #[test]
+    fn legacy_types_join_the_spec_groups() {
+        events(|e| {
+            let sig = efi::EVT_NOTIFY_SIGNAL;
+            e.create(
+                efi::EVT_SIGNAL_EXIT_BOOT_SERVICES,
+                TPL_CALLBACK,
+                Some(record),
+                1,
+                None,
+            )
+            .unwrap();
+            let ebs = Some(efi::EVENT_GROUP_EXIT_BOOT_SERVICES);
+            e.create(sig, TPL_CALLBACK, Some(record), 2, ebs).unwrap();
+            let before = Some(efi::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
+            e.create(sig, TPL_CALLBACK, Some(record), 3, before)
+                .unwrap();
+            let vac = efi::EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE;
+            e.create(vac, TPL_CALLBACK, Some(record), 4, None).unwrap();
+            let vac_group = Some(efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE);
+            e.create(sig, TPL_NOTIFY, Some(record), 5, vac_group)
+                .unwrap();
+
+            // Even above the members' TPL, signal_group returns after they ran.
+            e.raise_tpl(TPL_NOTIFY);
+            assert_eq!(e.signal_group(&efi::EVENT_GROUP_EXIT_BOOT_SERVICES), 2);
+            assert_eq!(log(), vec![(1, TPL_NOTIFY), (2, TPL_NOTIFY)]);
+            assert_eq!(e.tpl(), TPL_NOTIFY);
+            e.restore_tpl(TPL_APPLICATION);
+            assert_eq!(log().len(), 2, "nothing left queued");
+
+            let order: Vec<usize> = e
+                .table
+                .with(|t| t.group_notifies(&efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE))
+                .iter()
+                .map(|(_, n)| n.context)
+                .collect();
+            assert_eq!(order, vec![5, 4]);
+        });
+    }
+
+    #[test]
+    fn close_removes_pending_notifications_and_timers() {
+        let pending = notify_event(TPL_CALLBACK, 1);
+        events(|e| {
+            let timer_kind = efi::EVT_TIMER | efi::EVT_NOTIFY_SIGNAL;
+            let timer = e
+                .create(timer_kind, TPL_CALLBACK, Some(record), 2, None)
+                .unwrap();
+            e.set_timer(timer, efi::TIMER_PERIODIC, 1).unwrap();
+            e.raise_tpl(TPL_HIGH_LEVEL);
+            e.signal(pending).unwrap();
+            advance(1000);
+            e.poll();
+            e.close(pending).unwrap();
+            e.close(timer).unwrap();
+            advance(1000);
+            e.restore_tpl(TPL_APPLICATION);
+            assert!(log().is_empty());
+
+            let closing = e
+                .create(
+                    efi::EVT_NOTIFY_SIGNAL,
+                    TPL_CALLBACK,
+                    Some(close_self),
+                    3,
+                    None,
+                )
+                .unwrap();
+            e.signal(closing).unwrap();
+            assert_eq!(log(), vec![(3, TPL_CALLBACK)]);
+            assert!(e.table.with(|t| t.is_empty()));
+        });
+    }
+
+    #[test]
+    fn watchdog() {
+        events(|e| {
+            assert_eq!(
+                e.set_watchdog(10, 0xFFFF),
+                Err(EventError::InvalidWatchdogCode(0xFFFF))
+            );
+            // Disabling is allowed with any code.
+            assert_eq!(e.set_watchdog(0, 0), Ok(()));
+            e.set_watchdog(2, 0x1_0000).unwrap();
+            advance(1_999_999_999);
+            e.poll();
+            assert_eq!(WATCHDOG_FIRED.get(), None);
+            advance(1);
+            e.poll();
+            assert_eq!(WATCHDOG_FIRED.get(), Some(0x1_0000));
+
+            WATCHDOG_FIRED.set(None);
+            e.arm_watchdog(300, 0);
+            e.set_watchdog(0, 0).unwrap();
+            advance(1_000_000_000_000);
+            e.poll();
+            assert_eq!(WATCHDOG_FIRED.get(), None);
+        });
+    }
+
+    #[test]
+    fn stall_waits_and_runs_timers() {
+        events(|e| {
+            let kind = efi::EVT_TIMER | efi::EVT_NOTIFY_SIGNAL;
+            let timer = e.create(kind, TPL_CALLBACK, Some(record), 9, None).unwrap();
+            e.set_timer(timer, efi::TIMER_RELATIVE, 20).unwrap();
+            STEP.set(100);
+            let start = NOW.get();
+            e.stall(5);
+            assert!(NOW.get() - start >= 5000);
+            assert_eq!(log(), vec![(9, TPL_CALLBACK)]);
+        });
+    }
+
+    #[test]
+    fn misc_services() {
+        let mut data = *b"123456789";
+        let mut crc = 0u32;
+        let data_ptr = data.as_mut_ptr().cast::<c_void>();
+        assert_eq!(
+            calculate_crc32(data_ptr, data.len(), &mut crc),
+            Status::SUCCESS
+        );
+        assert_eq!(crc, 0xCBF4_3926);
+        assert_eq!(
+            calculate_crc32(data_ptr, 0, &mut crc),
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            calculate_crc32(core::ptr::null_mut(), 9, &mut crc),
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            calculate_crc32(data_ptr, 9, core::ptr::null_mut()),
+            Status::INVALID_PARAMETER
+        );
+
+        // Overlapping moves in both directions.
+        let mut buf = *b"abcdefgh";
+        let base = buf.as_mut_ptr();
+        copy_mem(base.wrapping_add(2).cast(), base.cast(), 4);
+        assert_eq!(&buf, b"ababcdgh");
+        let base = buf.as_mut_ptr();
+        copy_mem(base.cast(), base.wrapping_add(3).cast(), 5);
+        assert_eq!(&buf, b"bcdghdgh");
+        copy_mem(core::ptr::null_mut(), base.cast(), 0);
+
+        set_mem(buf.as_mut_ptr().cast(), 3, b'z');
+        assert_eq!(&buf, b"zzzghdgh");
+
+        let (mut first, mut second) = (0u64, 0u64);
+        assert_eq!(get_next_monotonic_count(&mut first), Status::SUCCESS);
+        assert_eq!(get_next_monotonic_count(&mut second), Status::SUCCESS);
+        assert!(second > first);
+        assert_eq!(
+            get_next_monotonic_count(core::ptr::null_mut()),
+            Status::INVALID_PARAMETER
+        );
+        let mut high = 0u32;
+        assert_eq!(get_next_high_monotonic_count(&mut high), Status::SUCCESS);
+        assert_eq!(get_next_monotonic_count(&mut first), Status::SUCCESS);
+        assert_eq!(first >> 32, u64::from(high));
+    }
+}

@@ -1,0 +1,503 @@
+//! The handle/protocol database (UEFI 2.10 §7.3), as pure bookkeeping over
+//! opaque integers: handles, interfaces, agents and events are the values the
+//! EFI boundary hands out or receives. Nothing here dereferences them.
+#![forbid(unsafe_code)]
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use r_efi::efi::{Guid, Status};
+use r_efi::system::{
+    OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_BY_HANDLE_PROTOCOL,
+    OPEN_PROTOCOL_EXCLUSIVE, OPEN_PROTOCOL_GET_PROTOCOL, OPEN_PROTOCOL_TEST_PROTOCOL,
+};
+
+pub type HandleId = usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenInfo {
+    pub agent: HandleId,
+    pub controller: HandleId,
+    pub attributes: u32,
+    pub count: u32,
+}
+
+struct Protocol {
+    guid: Guid,
+    interface: usize,
+    opens: Vec<OpenInfo>,
+}
+
+struct Registration {
+    guid: Guid,
+    event: usize,
+    /// Handles that gained the protocol since the last LocateHandle(ByRegisterNotify).
+    pending: Vec<HandleId>,
+}
+
+pub struct HandleDb {
+    /// Keyed by handle value; values are protocols in installation order.
+    handles: BTreeMap<HandleId, Vec<Protocol>>,
+    /// Creation order, for AllHandles.
+    order: Vec<HandleId>,
+    registrations: BTreeMap<usize, Registration>,
+}
+
+impl Default for HandleDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a caller must do after a database change: signal these events
+/// (RegisterProtocolNotify), outside any lock.
+#[must_use]
+pub struct Notify(pub Vec<usize>);
+
+impl HandleDb {
+    pub const fn new() -> Self {
+        HandleDb {
+            handles: BTreeMap::new(),
+            order: Vec::new(),
+            registrations: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_handle(&self, handle: HandleId) -> bool {
+        self.handles.contains_key(&handle)
+    }
+
+    /// Adds an empty handle; `handle` is a fresh value chosen by the caller.
+    pub fn create_handle(&mut self, handle: HandleId) {
+        if let alloc::collections::btree_map::Entry::Vacant(slot) = self.handles.entry(handle) {
+            slot.insert(Vec::new());
+            self.order.push(handle);
+        }
+    }
+
+    fn remove_if_empty(&mut self, handle: HandleId) -> bool {
+        if self.handles.get(&handle).is_some_and(|p| p.is_empty()) {
+            self.handles.remove(&handle);
+            self.order.retain(|&h| h != handle);
+            return true;
+        }
+        false
+    }
+
+    fn protocols(&self, handle: HandleId) -> Result<&Vec<Protocol>, Status> {
+        self.handles.get(&handle).ok_or(Status::INVALID_PARAMETER)
+    }
+
+    fn protocol_mut(&mut self, handle: HandleId, guid: &Guid) -> Result<&mut Protocol, Status> {
+        let protocols = self
+            .handles
+            .get_mut(&handle)
+            .ok_or(Status::INVALID_PARAMETER)?;
+        protocols
+            .iter_mut()
+            .find(|p| p.guid == *guid)
+            .ok_or(Status::UNSUPPORTED)
+    }
+
+    /// InstallProtocolInterface on an existing handle (§7.3.2).
+    pub fn install(
+        &mut self,
+        handle: HandleId,
+        guid: Guid,
+        interface: usize,
+    ) -> Result<Notify, Status> {
+        let protocols = self
+            .handles
+            .get_mut(&handle)
+            .ok_or(Status::INVALID_PARAMETER)?;
+        if protocols.iter().any(|p| p.guid == guid) {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        protocols.push(Protocol {
+            guid,
+            interface,
+            opens: Vec::new(),
+        });
+        Ok(self.notify(handle, &guid))
+    }
+
+    fn notify(&mut self, handle: HandleId, guid: &Guid) -> Notify {
+        let mut events = Vec::new();
+        for r in self.registrations.values_mut().filter(|r| r.guid == *guid) {
+            r.pending.push(handle);
+            events.push(r.event);
+        }
+        Notify(events)
+    }
+
+    /// UninstallProtocolInterface (§7.3.3). Protocols held open by a driver
+    /// are refused; the firmware's drivers never hold protocols that way
+    /// across calls, so there is nothing to disconnect first.
+    pub fn uninstall(
+        &mut self,
+        handle: HandleId,
+        guid: &Guid,
+        interface: usize,
+    ) -> Result<(), Status> {
+        let protocols = self
+            .handles
+            .get_mut(&handle)
+            .ok_or(Status::INVALID_PARAMETER)?;
+        let index = protocols
+            .iter()
+            .position(|p| p.guid == *guid && p.interface == interface)
+            .ok_or(Status::NOT_FOUND)?;
+        let exclusive = OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
+        if protocols[index]
+            .opens
+            .iter()
+            .any(|o| o.attributes & exclusive != 0)
+        {
+            return Err(Status::ACCESS_DENIED);
+        }
+        protocols.remove(index);
+        for r in self.registrations.values_mut() {
+            r.pending.retain(|&h| h != handle || r.guid != *guid);
+        }
+        self.remove_if_empty(handle);
+        Ok(())
+    }
+
+    /// ReinstallProtocolInterface (§7.3.4).
+    pub fn reinstall(
+        &mut self,
+        handle: HandleId,
+        guid: &Guid,
+        old: usize,
+        new: usize,
+    ) -> Result<Notify, Status> {
+        let protocol = self.protocol_mut(handle, guid).map_err(|e| {
+            if e == Status::UNSUPPORTED {
+                Status::NOT_FOUND
+            } else {
+                e
+            }
+        })?;
+        if protocol.interface != old {
+            return Err(Status::NOT_FOUND);
+        }
+        let exclusive = OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
+        if protocol.opens.iter().any(|o| o.attributes & exclusive != 0) {
+            return Err(Status::ACCESS_DENIED);
+        }
+        protocol.interface = new;
+        Ok(self.notify(handle, guid))
+    }
+
+    /// HandleProtocol: the interface, EFI_UNSUPPORTED when absent.
+    pub fn get(&self, handle: HandleId, guid: &Guid) -> Result<usize, Status> {
+        self.protocols(handle)?
+            .iter()
+            .find(|p| p.guid == *guid)
+            .map(|p| p.interface)
+            .ok_or(Status::UNSUPPORTED)
+    }
+
+    /// OpenProtocol (§7.3.9). Returns the interface (None for TEST_PROTOCOL).
+    pub fn open(
+        &mut self,
+        handle: HandleId,
+        guid: &Guid,
+        agent: HandleId,
+        controller: HandleId,
+        attributes: u32,
+    ) -> Result<usize, Status> {
+        let needs_agent =
+            OPEN_PROTOCOL_BY_CHILD_CONTROLLER | OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
+        let needs_controller = OPEN_PROTOCOL_BY_CHILD_CONTROLLER | OPEN_PROTOCOL_BY_DRIVER;
+        let valid = [
+            OPEN_PROTOCOL_BY_HANDLE_PROTOCOL,
+            OPEN_PROTOCOL_GET_PROTOCOL,
+            OPEN_PROTOCOL_TEST_PROTOCOL,
+            OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
+            OPEN_PROTOCOL_BY_DRIVER,
+            OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE,
+            OPEN_PROTOCOL_EXCLUSIVE,
+        ];
+        if !valid.contains(&attributes) || !self.is_handle(handle) {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        if attributes & needs_agent != 0 && !self.is_handle(agent) {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        if attributes & needs_controller != 0 && !self.is_handle(controller) {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        if attributes == OPEN_PROTOCOL_BY_CHILD_CONTROLLER && handle == controller {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        let protocol = self.protocol_mut(handle, guid)?;
+        let interface = protocol.interface;
+        for open in &protocol.opens {
+            let by_driver = open.attributes & OPEN_PROTOCOL_BY_DRIVER != 0;
+            let exclusive = open.attributes & OPEN_PROTOCOL_EXCLUSIVE != 0;
+            let same_agent = open.agent == agent;
+            if attributes & OPEN_PROTOCOL_BY_DRIVER != 0 && (by_driver || exclusive) {
+                return Err(if same_agent && open.attributes == attributes {
+                    Status::ALREADY_STARTED
+                } else {
+                    Status::ACCESS_DENIED
+                });
+            }
+            if attributes & OPEN_PROTOCOL_EXCLUSIVE != 0 && (exclusive || by_driver) {
+                return Err(if same_agent && exclusive {
+                    Status::ALREADY_STARTED
+                } else {
+                    Status::ACCESS_DENIED
+                });
+            }
+        }
+        if attributes == OPEN_PROTOCOL_TEST_PROTOCOL {
+            return Ok(0);
+        }
+        match protocol
+            .opens
+            .iter_mut()
+            .find(|o| o.agent == agent && o.controller == controller && o.attributes == attributes)
+        {
+            Some(open) => open.count = open.count.saturating_add(1),
+            None => protocol.opens.push(OpenInfo {
+                agent,
+                controller,
+                attributes,
+                count: 1,
+            }),
+        }
+        Ok(interface)
+    }
+
+    /// CloseProtocol (§7.3.10).
+    pub fn close(
+        &mut self,
+        handle: HandleId,
+        guid: &Guid,
+        agent: HandleId,
+        controller: HandleId,
+    ) -> Result<(), Status> {
+        if !self.is_handle(handle)
+            || !self.is_handle(agent)
+            || (controller != 0 && !self.is_handle(controller))
+        {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        let protocol = self.protocol_mut(handle, guid).map_err(|e| {
+            if e == Status::UNSUPPORTED {
+                Status::NOT_FOUND
+            } else {
+                e
+            }
+        })?;
+        let before = protocol.opens.len();
+        protocol
+            .opens
+            .retain(|o| !(o.agent == agent && o.controller == controller));
+        if protocol.opens.len() == before {
+            return Err(Status::NOT_FOUND);
+        }
+        Ok(())
+    }
+
+    pub fn open_information(&self, handle: HandleId, guid: &Guid) -> Result<Vec<OpenInfo>, Status> {
+        self.protocols(handle)?
+            .iter()
+            .find(|p| p.guid == *guid)
+            .map(|p| p.opens.clone())
+            .ok_or(Status::NOT_FOUND)
+    }
+
+    pub fn protocols_per_handle(&self, handle: HandleId) -> Result<Vec<Guid>, Status> {
+        Ok(self.protocols(handle)?.iter().map(|p| p.guid).collect())
+    }
+
+    /// All handles in creation order.
+    pub fn all_handles(&self) -> Vec<HandleId> {
+        self.order.clone()
+    }
+
+    /// Handles carrying `guid`, in creation order.
+    pub fn handles_with(&self, guid: &Guid) -> Vec<HandleId> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|h| {
+                self.handles
+                    .get(h)
+                    .is_some_and(|p| p.iter().any(|p| p.guid == *guid))
+            })
+            .collect()
+    }
+
+    /// RegisterProtocolNotify: `key` is a fresh value naming the registration.
+    pub fn register_notify(&mut self, guid: Guid, event: usize, key: usize) {
+        self.registrations.insert(
+            key,
+            Registration {
+                guid,
+                event,
+                pending: Vec::new(),
+            },
+        );
+    }
+
+    /// Forgets registrations tied to a closed event.
+    pub fn unregister_event(&mut self, event: usize) {
+        self.registrations.retain(|_, r| r.event != event);
+    }
+
+    pub fn is_registration(&self, key: usize) -> bool {
+        self.registrations.contains_key(&key)
+    }
+
+    /// LocateHandle(ByRegisterNotify): the next handle that gained the
+    /// protocol since the last call, one at a time (§7.3.15).
+    pub fn next_notified(&mut self, key: usize) -> Result<Option<(HandleId, Guid)>, Status> {
+        let r = self
+            .registrations
+            .get_mut(&key)
+            .ok_or(Status::INVALID_PARAMETER)?;
+        if r.pending.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((r.pending.remove(0), r.guid)))
+    }
+
+    /// Removes a handle and everything on it (image unload).
+    pub fn remove_handle(&mut self, handle: HandleId) {
+        self.handles.remove(&handle);
+        self.order.retain(|&h| h != handle);
+        for r in self.registrations.values_mut() {
+            r.pending.retain(|&h| h != handle);
+        }
+        // Drop open records naming the handle as agent or controller.
+        for protocols in self.handles.values_mut() {
+            for p in protocols.iter_mut() {
+                p.opens
+                    .retain(|o| o.agent != handle && o.controller != handle);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Guid = Guid::from_fields(1, 2, 3, 4, 5, &[6; 6]);
+    const B: Guid = Guid::from_fields(7, 2, 3, 4, 5, &[6; 6]);
+
+    fn db() -> HandleDb {
+        let mut db = HandleDb::new();
+        for h in [0x10, 0x20, 0x30] {
+            db.create_handle(h);
+        }
+        db
+    }
+
+    #[test]
+    fn install_get_uninstall() {
+        let mut db = db();
+        let _ = db.install(0x10, A, 0x1000).unwrap();
+        assert_eq!(
+            db.install(0x10, A, 0x2000).err(),
+            Some(Status::INVALID_PARAMETER)
+        );
+        assert_eq!(db.get(0x10, &A), Ok(0x1000));
+        assert_eq!(db.get(0x10, &B), Err(Status::UNSUPPORTED));
+        assert_eq!(db.get(0x99, &A), Err(Status::INVALID_PARAMETER));
+        assert_eq!(db.handles_with(&A), vec![0x10]);
+        assert_eq!(db.uninstall(0x10, &A, 0x2000), Err(Status::NOT_FOUND));
+        db.uninstall(0x10, &A, 0x1000).unwrap();
+        assert!(!db.is_handle(0x10), "handle without protocols disappears");
+    }
+
+    #[test]
+    fn open_attribute_rules() {
+        let mut db = db();
+        let _ = db.install(0x10, A, 0x1000).unwrap();
+        assert_eq!(
+            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_GET_PROTOCOL),
+            Ok(0x1000)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_TEST_PROTOCOL),
+            Ok(0)
+        );
+        assert_eq!(
+            db.open(0x10, &B, 0x20, 0x10, OPEN_PROTOCOL_TEST_PROTOCOL),
+            Err(Status::UNSUPPORTED)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x99, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            Err(Status::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x20, 0x10, 0x40),
+            Err(Status::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            Ok(0x1000)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            Err(Status::ALREADY_STARTED)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x30, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            Err(Status::ACCESS_DENIED)
+        );
+        assert_eq!(
+            db.open(0x10, &A, 0x30, 0x10, OPEN_PROTOCOL_EXCLUSIVE),
+            Err(Status::ACCESS_DENIED)
+        );
+        assert_eq!(db.uninstall(0x10, &A, 0x1000), Err(Status::ACCESS_DENIED));
+        let info = db.open_information(0x10, &A).unwrap();
+        assert_eq!(info.len(), 2);
+        db.close(0x10, &A, 0x20, 0x10).unwrap();
+        assert_eq!(db.close(0x10, &A, 0x20, 0x10), Err(Status::NOT_FOUND));
+        assert!(db.open_information(0x10, &A).unwrap().is_empty());
+        db.uninstall(0x10, &A, 0x1000).unwrap();
+    }
+
+    #[test]
+    fn register_notify_queues_new_handles() {
+        let mut db = db();
+        db.register_notify(A, 0x500, 0x600);
+        let notify = db.install(0x20, A, 1).unwrap();
+        assert_eq!(notify.0, vec![0x500]);
+        let _ = db.install(0x30, A, 2).unwrap();
+        let _ = db.install(0x30, B, 3).unwrap();
+        assert_eq!(db.next_notified(0x600), Ok(Some((0x20, A))));
+        assert_eq!(db.next_notified(0x600), Ok(Some((0x30, A))));
+        assert_eq!(db.next_notified(0x600), Ok(None));
+        assert_eq!(db.next_notified(0x601), Err(Status::INVALID_PARAMETER));
+        let notify = db.reinstall(0x30, &A, 2, 4).unwrap();
+        assert_eq!(notify.0, vec![0x500]);
+        assert_eq!(db.get(0x30, &A), Ok(4));
+        assert_eq!(db.reinstall(0x30, &A, 2, 5).err(), Some(Status::NOT_FOUND));
+    }
+
+    #[test]
+    fn create_handle_keeps_existing_protocols() {
+        let mut db = db();
+        let _ = db.install(0x10, A, 1).unwrap();
+        db.create_handle(0x10);
+        assert_eq!(db.get(0x10, &A), Ok(1));
+    }
+
+    #[test]
+    fn all_handles_keeps_creation_order() {
+        let mut db = db();
+        let _ = db.install(0x30, A, 1).unwrap();
+        let _ = db.install(0x10, A, 1).unwrap();
+        assert_eq!(db.all_handles(), vec![0x10, 0x20, 0x30]);
+        assert_eq!(db.handles_with(&A), vec![0x10, 0x30]);
+        assert_eq!(db.protocols_per_handle(0x30), Ok(vec![A]));
+        db.remove_handle(0x30);
+        assert_eq!(db.handles_with(&A), vec![0x10]);
+    }
+}

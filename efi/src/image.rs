@@ -1,0 +1,573 @@
+//! Image services (UEFI 2.10 §7.4): LoadImage of PE32+ files from a device
+//! path or a buffer, StartImage with Exit unwinding back to it, UnloadImage,
+//! and the LoadedImage / LoadedImageDevicePath protocols.
+
+// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
+// pointer arguments the spec makes the caller responsible for.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use crate::boundary::{self, write};
+use crate::handles::HandleId;
+use crate::pe;
+use crate::protocol_services::{self as ps, DB};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
+use platform::sync::Global;
+use r_efi::efi::{Boolean, Char16, Guid, Handle, Status};
+use r_efi::protocols::{
+    device_path, file, load_file, load_file2, loaded_image, loaded_image_device_path,
+    simple_file_system,
+};
+
+struct Image {
+    name: String,
+    /// Allocation holding the image (may start before `base` for alignment).
+    alloc_base: u64,
+    alloc_pages: u64,
+    base: u64,
+    size: u64,
+    entry: u64,
+    is_application: bool,
+    started: bool,
+    exit_data: (usize, *mut Char16),
+    loaded_image: Box<loaded_image::Protocol>,
+    /// Owned copies the LoadedImage protocols point into.
+    _file_path: Vec<u8>,
+    device_path: Option<Vec<u8>>,
+}
+
+// SAFETY: raw pointers here name firmware-owned or image-owned memory; the
+// firmware is single-threaded.
+unsafe impl Send for Image {}
+
+static IMAGES: Global<BTreeMap<HandleId, Image>> = Global::new(BTreeMap::new());
+/// Images currently inside StartImage, innermost last.
+static RUNNING: Global<Vec<(HandleId, usize)>> = Global::new(Vec::new());
+
+unsafe extern "sysv64" {
+    fn enter_image(
+        entry: u64,
+        handle: Handle,
+        system_table: *mut r_efi::efi::SystemTable,
+        resume_rsp: *mut u64,
+    ) -> Status;
+    fn exit_image(resume_rsp: u64, status: Status) -> !;
+}
+
+// enter_image saves the callee-saved registers of both ABIs' intersection
+// that our sysv64 caller needs plus xmm6-15 (callee-saved in the MS ABI the
+// StartImage caller uses), records the stack pointer for Exit and calls the
+// entry point with (ImageHandle, SystemTable) per the UEFI x64 convention.
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.enter_image, "ax"
+    .globl enter_image
+enter_image:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 168
+    movdqu [rsp + 0], xmm6
+    movdqu [rsp + 16], xmm7
+    movdqu [rsp + 32], xmm8
+    movdqu [rsp + 48], xmm9
+    movdqu [rsp + 64], xmm10
+    movdqu [rsp + 80], xmm11
+    movdqu [rsp + 96], xmm12
+    movdqu [rsp + 112], xmm13
+    movdqu [rsp + 128], xmm14
+    movdqu [rsp + 144], xmm15
+    mov [rcx], rsp
+    mov rax, rdi
+    mov rcx, rsi
+    sub rsp, 32
+    call rax
+    add rsp, 32
+image_resume:
+    movdqu xmm6, [rsp + 0]
+    movdqu xmm7, [rsp + 16]
+    movdqu xmm8, [rsp + 32]
+    movdqu xmm9, [rsp + 48]
+    movdqu xmm10, [rsp + 64]
+    movdqu xmm11, [rsp + 80]
+    movdqu xmm12, [rsp + 96]
+    movdqu xmm13, [rsp + 112]
+    movdqu xmm14, [rsp + 128]
+    movdqu xmm15, [rsp + 144]
+    add rsp, 168
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+    .globl exit_image
+exit_image:
+    mov rsp, rdi
+    mov rax, rsi
+    jmp image_resume
+    .popsection
+    "#
+);
+
+/// Names the image containing `address`, for fault reports.
+pub fn describe_address(address: u64, out: &mut dyn core::fmt::Write) {
+    let found = IMAGES.try_with(|images| {
+        images
+            .values()
+            .find(|i| i.base <= address && address < i.base + i.size)
+            .map(|i| (i.name.clone(), i.base))
+    });
+    if let Some(Some((name, base))) = found {
+        let _ = writeln!(
+            out,
+            "in image {name} loaded at {base:#x} (offset {:#x})",
+            address - base
+        );
+    } else {
+        let _ = writeln!(out, "not inside any loaded EFI image");
+    }
+}
+
+/// Reads a file named by a device path through SimpleFileSystem on the
+/// longest-matching handle, or through LoadFile2/LoadFile.
+fn read_file(path: &[u8], boot_policy: bool) -> Result<(Vec<u8>, HandleId, Vec<u8>), Status> {
+    let mut full = path.to_vec();
+    if !full.ends_with(&crate::device_path::END) {
+        full.extend_from_slice(&crate::device_path::END);
+    }
+    for guid in [
+        simple_file_system::PROTOCOL_GUID,
+        load_file2::PROTOCOL_GUID,
+        load_file::PROTOCOL_GUID,
+    ] {
+        let mut remaining = full.as_ptr() as *mut device_path::Protocol;
+        let mut device: Handle = core::ptr::null_mut();
+        let mut g = guid;
+        if ps::locate_device_path(&mut g, &mut remaining, &mut device) != Status::SUCCESS {
+            continue;
+        }
+        let offset = remaining as usize - full.as_ptr() as usize;
+        let rest = full[offset..].to_vec();
+        let device_id = device as HandleId;
+        let data = if guid == simple_file_system::PROTOCOL_GUID {
+            let name = crate::device_path::file_path_text(&rest).ok_or(Status::NOT_FOUND)?;
+            read_from_file_system(device_id, &name)?
+        } else {
+            // LoadFile and LoadFile2 share a signature; LoadFile2 requires
+            // BootPolicy FALSE (§13.2).
+            let lf = ps::get_protocol::<load_file::Protocol>(device_id, &guid)
+                .ok_or(Status::NOT_FOUND)?;
+            let policy = boot_policy && guid == load_file::PROTOCOL_GUID;
+            read_through_load_file(lf, remaining, policy)?
+        };
+        return Ok((data, device_id, rest));
+    }
+    Err(Status::NOT_FOUND)
+}
+
+fn read_from_file_system(device: HandleId, name: &str) -> Result<Vec<u8>, Status> {
+    let sfs = ps::get_protocol::<simple_file_system::Protocol>(
+        device,
+        &simple_file_system::PROTOCOL_GUID,
+    )
+    .ok_or(Status::NOT_FOUND)?;
+    let mut root: *mut file::Protocol = core::ptr::null_mut();
+    // SAFETY: `sfs` is an installed SimpleFileSystem interface; calling its
+    // functions with valid out-pointers is how the protocol is used.
+    let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
+    if status != Status::SUCCESS || root.is_null() {
+        return Err(Status::NOT_FOUND);
+    }
+    let mut name16: Vec<u16> = name.encode_utf16().collect();
+    name16.push(0);
+    let mut handle: *mut file::Protocol = core::ptr::null_mut();
+    // SAFETY: `root` was returned by OpenVolume; arguments are valid.
+    let status =
+        unsafe { ((*root).open)(root, &mut handle, name16.as_mut_ptr(), file::MODE_READ, 0) };
+    // SAFETY: closing the root handle we opened.
+    unsafe { ((*root).close)(root) };
+    if status != Status::SUCCESS || handle.is_null() {
+        return Err(Status::NOT_FOUND);
+    }
+    let result = read_whole_file(handle);
+    // SAFETY: closing the file handle we opened.
+    unsafe { ((*handle).close)(handle) };
+    result
+}
+
+fn read_whole_file(handle: *mut file::Protocol) -> Result<Vec<u8>, Status> {
+    let mut info = vec![0u64; 128];
+    let mut size = info.len() * 8;
+    let mut guid = file::INFO_ID;
+    // SAFETY: `handle` is an open file; the buffer is `size` bytes.
+    let status = unsafe {
+        ((*handle).get_info)(
+            handle,
+            &mut guid,
+            &mut size,
+            info.as_mut_ptr() as *mut c_void,
+        )
+    };
+    if status != Status::SUCCESS {
+        return Err(Status::LOAD_ERROR);
+    }
+    let file_size = usize::try_from(info[1]).map_err(|_| Status::LOAD_ERROR)?; // EFI_FILE_INFO.FileSize
+    let mut data = vec![0u8; file_size];
+    let mut read_size = file_size;
+    // SAFETY: the buffer holds `read_size` bytes.
+    let status =
+        unsafe { ((*handle).read)(handle, &mut read_size, data.as_mut_ptr() as *mut c_void) };
+    if status != Status::SUCCESS || read_size != file_size {
+        return Err(Status::LOAD_ERROR);
+    }
+    Ok(data)
+}
+
+fn read_through_load_file(
+    lf: *mut load_file::Protocol,
+    remaining: *mut device_path::Protocol,
+    boot_policy: bool,
+) -> Result<Vec<u8>, Status> {
+    let mut size = 0usize;
+    // SAFETY: `lf` is an installed LoadFile(2) interface; a NULL buffer asks
+    // for the size (§13.1).
+    let status = unsafe {
+        ((*lf).load_file)(
+            lf,
+            remaining,
+            boot_policy.into(),
+            &mut size,
+            core::ptr::null_mut(),
+        )
+    };
+    if status != Status::BUFFER_TOO_SMALL {
+        return Err(if status.is_error() {
+            status
+        } else {
+            Status::LOAD_ERROR
+        });
+    }
+    let mut data = vec![0u8; size];
+    // SAFETY: the buffer holds `size` bytes.
+    let status = unsafe {
+        ((*lf).load_file)(
+            lf,
+            remaining,
+            boot_policy.into(),
+            &mut size,
+            data.as_mut_ptr() as *mut c_void,
+        )
+    };
+    if status.is_error() {
+        return Err(status);
+    }
+    data.truncate(size);
+    Ok(data)
+}
+
+/// Loads a PE32+ image into fresh pages and creates its handle.
+pub fn load(
+    parent: HandleId,
+    data: &[u8],
+    device: HandleId,
+    file_path: Vec<u8>,
+    device_path: Option<Vec<u8>>,
+) -> Result<HandleId, Status> {
+    let info = pe::parse(data).map_err(|e| {
+        log::warn!("LoadImage: {e}");
+        Status::LOAD_ERROR
+    })?;
+    if info.machine != 0x8664 {
+        return Err(Status::UNSUPPORTED);
+    }
+    let (code_type, data_type, is_application) = match info.subsystem.0 {
+        10 => (MemoryType::LOADER_CODE, MemoryType::LOADER_DATA, true),
+        11 => (
+            MemoryType::BOOT_SERVICES_CODE,
+            MemoryType::BOOT_SERVICES_DATA,
+            false,
+        ),
+        12 => (
+            MemoryType::RUNTIME_SERVICES_CODE,
+            MemoryType::RUNTIME_SERVICES_DATA,
+            false,
+        ),
+        _ => return Err(Status::UNSUPPORTED),
+    };
+    let size = info.size_of_image as u64;
+    let align = (info.section_alignment as u64).max(PAGE_SIZE);
+    let alloc_pages = (size + align - PAGE_SIZE).div_ceil(PAGE_SIZE);
+    let alloc_base = memory::with_map(|m| m.allocate(Placement::Anywhere, code_type, alloc_pages))
+        .map_err(|_| Status::OUT_OF_RESOURCES)?;
+    let base = alloc_base.next_multiple_of(align);
+    // SAFETY: `base..base+size` lies inside the pages just allocated.
+    let dest = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, size as usize) };
+    if let Err(e) = pe::load(data, &info, dest, base) {
+        log::warn!("LoadImage: {e}");
+        let _ = memory::with_map(|m| m.free(alloc_base, alloc_pages));
+        return Err(Status::LOAD_ERROR);
+    }
+    let name =
+        crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
+    log::debug!(
+        "loaded {name} at {base:#x} ({size:#x} bytes, entry {:#x})",
+        info.entry_point
+    );
+
+    let handle = ps::new_handle();
+    let mut image = Image {
+        name,
+        alloc_base,
+        alloc_pages,
+        base,
+        size,
+        entry: base + info.entry_point as u64,
+        is_application,
+        started: false,
+        exit_data: (0, core::ptr::null_mut()),
+        loaded_image: Box::new(loaded_image::Protocol {
+            revision: loaded_image::REVISION,
+            parent_handle: parent as Handle,
+            system_table: crate::tables::system_table(),
+            device_handle: device as Handle,
+            file_path: core::ptr::null_mut(),
+            reserved: core::ptr::null_mut(),
+            load_options_size: 0,
+            load_options: core::ptr::null_mut(),
+            image_base: base as *mut c_void,
+            image_size: size,
+            image_code_type: code_type.0,
+            image_data_type: data_type.0,
+            unload: None,
+        }),
+        _file_path: file_path,
+        device_path,
+    };
+    image.loaded_image.file_path = image._file_path.as_mut_ptr() as *mut device_path::Protocol;
+    let loaded = &mut *image.loaded_image as *mut loaded_image::Protocol as *mut c_void;
+    let mut protocols: Vec<(Guid, *mut c_void)> = vec![(loaded_image::PROTOCOL_GUID, loaded)];
+    if let Some(dp) = image.device_path.as_mut() {
+        protocols.push((
+            loaded_image_device_path::PROTOCOL_GUID,
+            dp.as_mut_ptr() as *mut c_void,
+        ));
+    }
+    IMAGES.with(|images| images.insert(handle, image));
+    ps::install(Some(handle), &protocols)?;
+    Ok(handle)
+}
+
+fn unload(handle: HandleId) {
+    if let Some(image) = IMAGES.with(|images| images.remove(&handle)) {
+        DB.with(|db| db.remove_handle(handle));
+        let _ = memory::with_map(|m| m.free(image.alloc_base, image.alloc_pages));
+    }
+}
+
+pub extern "efiapi" fn load_image(
+    boot_policy: Boolean,
+    parent: Handle,
+    device_path: *mut device_path::Protocol,
+    source: *mut c_void,
+    source_size: usize,
+    image_handle: *mut Handle,
+) -> Status {
+    let result = (|| {
+        if image_handle.is_null()
+            || !IMAGES.with(|i| i.contains_key(&(parent as HandleId))) && !is_firmware_image(parent)
+        {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        let path = if device_path.is_null() {
+            None
+        } else {
+            Some(crate::device_path::read_path(device_path)?)
+        };
+        let (data, device, file_path) = if !source.is_null() {
+            let data = boundary::bytes(source as *const u8, source_size)?.to_vec();
+            // The device is whatever handle owns the path's device part.
+            let (device, rest) = match &path {
+                Some(p) => {
+                    let mut remaining = p.as_ptr() as *mut device_path::Protocol;
+                    let mut device: Handle = core::ptr::null_mut();
+                    let mut g = device_path::PROTOCOL_GUID;
+                    if ps::locate_device_path(&mut g, &mut remaining, &mut device)
+                        == Status::SUCCESS
+                    {
+                        (
+                            device as HandleId,
+                            p[remaining as usize - p.as_ptr() as usize..].to_vec(),
+                        )
+                    } else {
+                        (0, p.clone())
+                    }
+                }
+                None => (0, crate::device_path::END.to_vec()),
+            };
+            (data, device, rest)
+        } else {
+            let p = path.as_ref().ok_or(Status::NOT_FOUND)?;
+            read_file(p, boot_policy.into())?
+        };
+        let handle = load(parent as HandleId, &data, device, file_path, path)?;
+        write(image_handle, handle as Handle)
+    })();
+    boundary::status(result)
+}
+
+pub extern "efiapi" fn start_image(
+    handle: Handle,
+    exit_data_size: *mut usize,
+    exit_data: *mut *mut Char16,
+) -> Status {
+    let id = handle as HandleId;
+    let entry = IMAGES.with(|images| match images.get_mut(&id) {
+        Some(image) if !image.started => {
+            image.started = true;
+            Some(image.entry)
+        }
+        _ => None,
+    });
+    let Some(entry) = entry else {
+        return Status::INVALID_PARAMETER;
+    };
+    // enter_image stores the resume stack pointer here; Exit finds it through
+    // RUNNING while this frame is live.
+    let mut resume_rsp = 0u64;
+    RUNNING.with(|r| r.push((id, &mut resume_rsp as *mut u64 as usize)));
+    // SAFETY: `entry` is the relocated entry point of an image we loaded and
+    // have not started; `resume_rsp` outlives the call.
+    let status = unsafe {
+        enter_image(
+            entry,
+            handle,
+            crate::tables::system_table(),
+            &mut resume_rsp,
+        )
+    };
+    RUNNING.with(|r| r.retain(|&(h, _)| h != id));
+    let (data, is_application) = IMAGES
+        .with(|images| images.get(&id).map(|i| (i.exit_data, i.is_application)))
+        .unwrap_or(((0, core::ptr::null_mut()), true));
+    if !exit_data_size.is_null() {
+        let _ = write(exit_data_size, data.0);
+    }
+    if !exit_data.is_null() {
+        let _ = write(exit_data, data.1);
+    }
+    // Applications are unloaded when they return or exit (§7.4.2); drivers
+    // that succeeded stay resident.
+    if is_application || status.is_error() {
+        unload(id);
+    }
+    status
+}
+
+pub extern "efiapi" fn exit(
+    handle: Handle,
+    status: Status,
+    data_size: usize,
+    data: *mut Char16,
+) -> Status {
+    let id = handle as HandleId;
+    let running_top = RUNNING.with(|r| r.last().copied());
+    let state = IMAGES.with(|images| images.get(&id).map(|i| i.started));
+    match (state, running_top) {
+        (None, _) => Status::INVALID_PARAMETER,
+        (Some(false), _) => {
+            unload(id);
+            Status::SUCCESS
+        }
+        (Some(true), Some((top, resume))) if top == id => {
+            IMAGES.with(|images| {
+                if let Some(i) = images.get_mut(&id) {
+                    i.exit_data = (if data.is_null() { 0 } else { data_size }, data);
+                }
+            });
+            // SAFETY: `resume` is the address of StartImage's local for this
+            // image, whose frame is live because the image is running.
+            let rsp = unsafe { (resume as *const u64).read() };
+            // SAFETY: `rsp` is the stack pointer enter_image saved for this
+            // image; the image's own frames are abandoned, as Exit intends.
+            unsafe { exit_image(rsp, status) }
+        }
+        (Some(true), _) => Status::INVALID_PARAMETER,
+    }
+}
+
+pub extern "efiapi" fn unload_image(handle: Handle) -> Status {
+    let id = handle as HandleId;
+    let state = IMAGES.with(|images| images.get(&id).map(|i| (i.started, i.loaded_image.unload)));
+    match state {
+        None => Status::INVALID_PARAMETER,
+        Some((false, _)) => {
+            unload(id);
+            Status::SUCCESS
+        }
+        Some((true, Some(unload_fn))) => {
+            // The image registered this function in its LoadedImage protocol.
+            let status = unload_fn(handle);
+            if status == Status::SUCCESS {
+                unload(id);
+            }
+            status
+        }
+        Some((true, None)) => Status::UNSUPPORTED,
+    }
+}
+
+static FIRMWARE_IMAGE: Global<HandleId> = Global::new(0);
+
+fn is_firmware_image(handle: Handle) -> bool {
+    FIRMWARE_IMAGE.with(|h| *h != 0 && *h == handle as HandleId)
+}
+
+/// The handle standing for the firmware itself, parent of the images the
+/// boot manager loads.
+pub fn firmware_image_handle() -> HandleId {
+    FIRMWARE_IMAGE.with(|h| *h)
+}
+
+pub fn init_firmware_image(base: u64, size: u64) {
+    let handle = ps::new_handle();
+    let loaded = Box::leak(Box::new(loaded_image::Protocol {
+        revision: loaded_image::REVISION,
+        parent_handle: core::ptr::null_mut(),
+        system_table: crate::tables::system_table(),
+        device_handle: core::ptr::null_mut(),
+        file_path: core::ptr::null_mut(),
+        reserved: core::ptr::null_mut(),
+        load_options_size: 0,
+        load_options: core::ptr::null_mut(),
+        image_base: base as *mut c_void,
+        image_size: size,
+        image_code_type: MemoryType::RUNTIME_SERVICES_CODE.0,
+        image_data_type: MemoryType::RUNTIME_SERVICES_DATA.0,
+        unload: None,
+    }));
+    let _ = ps::install(
+        Some(handle),
+        &[(loaded_image::PROTOCOL_GUID, loaded as *mut _ as *mut c_void)],
+    );
+    FIRMWARE_IMAGE.with(|h| *h = handle);
+}
+
+/// Runs an image loaded with `load` (used by the boot manager).
+pub fn start(handle: HandleId) -> Status {
+    start_image(
+        handle as Handle,
+        core::ptr::null_mut(),
+        core::ptr::null_mut(),
+    )
+}

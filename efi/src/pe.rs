@@ -1,0 +1,948 @@
+//! PE32+ image parsing and loading for LoadImage (UEFI 2.10 §2.1.1; Microsoft
+//! PE/COFF specification): headers are validated, sections copied to their
+//! RVAs, and base relocations applied for the actual load address.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use bitflags::bitflags;
+
+pub const DOS_SIGNATURE: u16 = 0x5A4D; // "MZ"
+pub const PE_SIGNATURE: u32 = 0x0000_4550; // "PE\0\0"
+pub const MACHINE_X86_64: u16 = 0x8664;
+pub const OPTIONAL_MAGIC_PE32_PLUS: u16 = 0x20B;
+/// The PE/COFF spec limits an image to 96 sections.
+pub const MAX_SECTIONS: u16 = 96;
+/// Refuse images whose in-memory size is absurd for a boot-time binary.
+pub const MAX_IMAGE_SIZE: u32 = 512 << 20;
+
+const DOS_LFANEW_OFFSET: usize = 0x3C;
+const COFF_HEADER_SIZE: usize = 20;
+/// Fixed part of the PE32+ optional header, before the data directories.
+const OPTIONAL_FIXED_SIZE: usize = 112;
+const SECTION_HEADER_SIZE: usize = 40;
+const IMAGE_BASE_OFFSET: usize = 24; // within the optional header
+/// COFF Characteristics: the image carries no relocations and must load at ImageBase.
+pub const IMAGE_FILE_RELOCS_STRIPPED: u16 = 0x0001;
+
+/// Optional-header Subsystem values EFI accepts (UEFI 2.10 §2.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subsystem(pub u16);
+
+impl Subsystem {
+    pub const EFI_APPLICATION: Subsystem = Subsystem(10);
+    pub const EFI_BOOT_SERVICE_DRIVER: Subsystem = Subsystem(11);
+    pub const EFI_RUNTIME_DRIVER: Subsystem = Subsystem(12);
+}
+
+bitflags! {
+    /// Optional-header DllCharacteristics.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct DllCharacteristics: u16 {
+        const HIGH_ENTROPY_VA = 0x0020;
+        const DYNAMIC_BASE = 0x0040;
+        const FORCE_INTEGRITY = 0x0080;
+        /// The image tolerates non-executable data pages.
+        const NX_COMPAT = 0x0100;
+        const _ = !0;
+    }
+}
+
+bitflags! {
+    /// Section-header Characteristics (the ones that matter for loading).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct SectionFlags: u32 {
+        const CNT_CODE = 0x0000_0020;
+        const CNT_INITIALIZED_DATA = 0x0000_0040;
+        const CNT_UNINITIALIZED_DATA = 0x0000_0080;
+        const MEM_DISCARDABLE = 0x0200_0000;
+        const MEM_EXECUTE = 0x2000_0000;
+        const MEM_READ = 0x4000_0000;
+        const MEM_WRITE = 0x8000_0000;
+        const _ = !0;
+    }
+}
+
+/// Data-directory indices (PE/COFF "Optional Header Data Directories").
+pub const DIRECTORY_SECURITY: usize = 4;
+pub const DIRECTORY_BASE_RELOCATION: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DataDirectory {
+    /// An RVA, except for the security directory where it is a file offset.
+    pub address: u32,
+    pub size: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub name: [u8; 8],
+    /// RVA of the section in the loaded image.
+    pub rva: u32,
+    /// Size in memory (VirtualSize, or SizeOfRawData when VirtualSize is 0).
+    pub size: u32,
+    pub raw_offset: u32,
+    /// Bytes copied from the file; the rest of `size` is zero-filled.
+    pub raw_size: u32,
+    pub characteristics: SectionFlags,
+}
+
+/// A validated PE32+ image description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeInfo {
+    pub machine: u16,
+    pub characteristics: u16,
+    pub subsystem: Subsystem,
+    pub image_base: u64,
+    pub size_of_image: u32,
+    pub size_of_headers: u32,
+    pub section_alignment: u32,
+    pub file_alignment: u32,
+    /// RVA of the entry point.
+    pub entry_point: u32,
+    pub dll_characteristics: DllCharacteristics,
+    pub data_directories: Vec<DataDirectory>,
+    pub sections: Vec<Section>,
+    /// File offset of the optional header (to patch ImageBase after loading).
+    optional_header_offset: usize,
+}
+
+impl PeInfo {
+    pub fn nx_compat(&self) -> bool {
+        self.dll_characteristics
+            .contains(DllCharacteristics::NX_COMPAT)
+    }
+
+    pub fn data_directory(&self, index: usize) -> Option<DataDirectory> {
+        self.data_directories
+            .get(index)
+            .copied()
+            .filter(|d| d.size != 0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeError {
+    /// The file is shorter than the structure at `needed` bytes.
+    Truncated {
+        needed: usize,
+        len: usize,
+    },
+    BadDosSignature(u16),
+    BadPeSignature(u32),
+    UnsupportedMachine(u16),
+    BadOptionalHeaderSize(u16),
+    BadOptionalMagic(u16),
+    UnsupportedSubsystem(u16),
+    BadAlignment {
+        section: u32,
+        file: u32,
+    },
+    BadSizeOfImage(u32),
+    BadSizeOfHeaders(u32),
+    TooManySections(u16),
+    /// Section `index` reaches past SizeOfImage or into the headers.
+    SectionOutOfImage {
+        index: usize,
+        rva: u32,
+        size: u32,
+    },
+    /// Section `index`'s raw data lies past the end of the file.
+    SectionOutOfFile {
+        index: usize,
+        offset: u32,
+        size: u32,
+    },
+    /// Section `index` overlaps or precedes the previous one.
+    SectionOverlap {
+        index: usize,
+        rva: u32,
+    },
+    BadEntryPoint(u32),
+    BadDataDirectory {
+        index: usize,
+        address: u32,
+        size: u32,
+    },
+    /// `load` was given a destination that is not SizeOfImage bytes.
+    BadDestinationSize {
+        expected: u32,
+        actual: usize,
+    },
+    /// The image must be relocated but has no relocations.
+    RelocationsStripped,
+    BadRelocationBlock {
+        rva: u32,
+        size: u32,
+    },
+    UnsupportedRelocationType {
+        rva: u32,
+        kind: u8,
+    },
+    RelocationOutOfImage {
+        rva: u64,
+    },
+}
+
+impl fmt::Display for PeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use PeError::*;
+        match self {
+            Truncated { needed, len } => {
+                write!(f, "file of {len} bytes truncated (needs {needed})")
+            }
+            BadDosSignature(sig) => write!(f, "bad DOS signature {sig:#06x}"),
+            BadPeSignature(sig) => write!(f, "bad PE signature {sig:#010x}"),
+            UnsupportedMachine(m) => write!(f, "unsupported machine {m:#06x}"),
+            BadOptionalHeaderSize(s) => write!(f, "bad optional header size {s}"),
+            BadOptionalMagic(m) => write!(f, "optional header magic {m:#06x} is not PE32+"),
+            UnsupportedSubsystem(s) => write!(f, "subsystem {s} is not an EFI subsystem"),
+            BadAlignment { section, file } => {
+                write!(f, "bad alignment: section {section:#x}, file {file:#x}")
+            }
+            BadSizeOfImage(s) => write!(f, "bad SizeOfImage {s:#x}"),
+            BadSizeOfHeaders(s) => write!(f, "bad SizeOfHeaders {s:#x}"),
+            TooManySections(n) => write!(f, "too many sections ({n})"),
+            SectionOutOfImage { index, rva, size } => {
+                write!(f, "section {index} ({rva:#x}+{size:#x}) outside the image")
+            }
+            SectionOutOfFile {
+                index,
+                offset,
+                size,
+            } => {
+                write!(
+                    f,
+                    "section {index} data ({offset:#x}+{size:#x}) past end of file"
+                )
+            }
+            SectionOverlap { index, rva } => {
+                write!(
+                    f,
+                    "section {index} at {rva:#x} overlaps the previous section"
+                )
+            }
+            BadEntryPoint(rva) => write!(f, "entry point {rva:#x} outside the image"),
+            BadDataDirectory {
+                index,
+                address,
+                size,
+            } => {
+                write!(
+                    f,
+                    "data directory {index} ({address:#x}+{size:#x}) outside the image"
+                )
+            }
+            BadDestinationSize { expected, actual } => {
+                write!(f, "destination is {actual} bytes, image needs {expected}")
+            }
+            RelocationsStripped => write!(f, "image must be relocated but has no relocations"),
+            BadRelocationBlock { rva, size } => {
+                write!(f, "bad relocation block at {rva:#x} of size {size}")
+            }
+            UnsupportedRelocationType { rva, kind } => {
+                write!(f, "unsupported relocation type {kind} at {rva:#x}")
+            }
+            RelocationOutOfImage { rva } => write!(f, "relocation at {rva:#x} outside the image"),
+        }
+    }
+}
+
+fn bytes_at(data: &[u8], offset: usize, len: usize) -> Result<&[u8], PeError> {
+    offset
+        .checked_add(len)
+        .and_then(|end| data.get(offset..end))
+        .ok_or(PeError::Truncated {
+            needed: offset.saturating_add(len),
+            len: data.len(),
+        })
+}
+
+fn u16_at(data: &[u8], offset: usize) -> Result<u16, PeError> {
+    let b = bytes_at(data, offset, 2)?;
+    Ok(u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn u32_at(data: &[u8], offset: usize) -> Result<u32, PeError> {
+    let b = bytes_at(data, offset, 4)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn u64_at(data: &[u8], offset: usize) -> Result<u64, PeError> {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(bytes_at(data, offset, 8)?);
+    Ok(u64::from_le_bytes(raw))
+}
+
+/// `rva + size` as an exclusive end, if it stays within `limit`.
+fn end_within(rva: u32, size: u32, limit: u32) -> Option<u32> {
+    rva.checked_add(size).filter(|&end| end <= limit)
+}
+
+/// Parses and validates the headers of a PE32+ EFI image.
+pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
+    let dos_signature = u16_at(file, 0)?;
+    if dos_signature != DOS_SIGNATURE {
+        return Err(PeError::BadDosSignature(dos_signature));
+    }
+    let pe_offset = u32_at(file, DOS_LFANEW_OFFSET)? as usize;
+    let pe_signature = u32_at(file, pe_offset)?;
+    if pe_signature != PE_SIGNATURE {
+        return Err(PeError::BadPeSignature(pe_signature));
+    }
+    let coff = pe_offset
+        .checked_add(4)
+        .ok_or(PeError::BadPeSignature(pe_signature))?;
+    let machine = u16_at(file, coff)?;
+    if machine != MACHINE_X86_64 {
+        return Err(PeError::UnsupportedMachine(machine));
+    }
+    let section_count = u16_at(file, coff + 2)?;
+    let optional_size = u16_at(file, coff + 16)?;
+    let characteristics = u16_at(file, coff + 18)?;
+    if section_count > MAX_SECTIONS {
+        return Err(PeError::TooManySections(section_count));
+    }
+
+    let opt = coff + COFF_HEADER_SIZE;
+    let optional = bytes_at(file, opt, usize::from(optional_size))?;
+    if optional.len() < OPTIONAL_FIXED_SIZE {
+        return Err(PeError::BadOptionalHeaderSize(optional_size));
+    }
+    let magic = u16_at(optional, 0)?;
+    if magic != OPTIONAL_MAGIC_PE32_PLUS {
+        return Err(PeError::BadOptionalMagic(magic));
+    }
+    let entry_point = u32_at(optional, 16)?;
+    let image_base = u64_at(optional, IMAGE_BASE_OFFSET)?;
+    let section_alignment = u32_at(optional, 32)?;
+    let file_alignment = u32_at(optional, 36)?;
+    let size_of_image = u32_at(optional, 56)?;
+    let size_of_headers = u32_at(optional, 60)?;
+    let subsystem = Subsystem(u16_at(optional, 68)?);
+    let dll_characteristics = DllCharacteristics::from_bits_retain(u16_at(optional, 70)?);
+    let directory_count = u32_at(optional, 108)? as usize;
+
+    if !(10..=12).contains(&subsystem.0) {
+        return Err(PeError::UnsupportedSubsystem(subsystem.0));
+    }
+    if !section_alignment.is_power_of_two() || !file_alignment.is_power_of_two() {
+        return Err(PeError::BadAlignment {
+            section: section_alignment,
+            file: file_alignment,
+        });
+    }
+    if size_of_image == 0 || size_of_image > MAX_IMAGE_SIZE {
+        return Err(PeError::BadSizeOfImage(size_of_image));
+    }
+    let section_table = opt + usize::from(optional_size);
+    let section_table_end = section_table + usize::from(section_count) * SECTION_HEADER_SIZE;
+    if (size_of_headers as usize) < section_table_end
+        || size_of_headers > size_of_image
+        || size_of_headers as usize > file.len()
+    {
+        return Err(PeError::BadSizeOfHeaders(size_of_headers));
+    }
+    if entry_point >= size_of_image {
+        return Err(PeError::BadEntryPoint(entry_point));
+    }
+
+    let directories_bytes = directory_count
+        .checked_mul(8)
+        .filter(|&n| OPTIONAL_FIXED_SIZE + n <= optional.len())
+        .ok_or(PeError::BadOptionalHeaderSize(optional_size))?;
+    let mut data_directories = Vec::with_capacity(directory_count);
+    for index in 0..directories_bytes / 8 {
+        let at = OPTIONAL_FIXED_SIZE + index * 8;
+        let directory = DataDirectory {
+            address: u32_at(optional, at)?,
+            size: u32_at(optional, at + 4)?,
+        };
+        // The security directory is a file offset and is not loaded.
+        let limit = if index == DIRECTORY_SECURITY {
+            u32::MAX
+        } else {
+            size_of_image
+        };
+        if directory.size != 0 && end_within(directory.address, directory.size, limit).is_none() {
+            return Err(PeError::BadDataDirectory {
+                index,
+                address: directory.address,
+                size: directory.size,
+            });
+        }
+        data_directories.push(directory);
+    }
+
+    let mut sections = Vec::with_capacity(usize::from(section_count));
+    let mut previous_end = size_of_headers;
+    for index in 0..usize::from(section_count) {
+        let header = bytes_at(
+            file,
+            section_table + index * SECTION_HEADER_SIZE,
+            SECTION_HEADER_SIZE,
+        )?;
+        let mut name = [0u8; 8];
+        name.copy_from_slice(&header[..8]);
+        let virtual_size = u32_at(header, 8)?;
+        let rva = u32_at(header, 12)?;
+        let raw_size_in_file = u32_at(header, 16)?;
+        let raw_offset = u32_at(header, 20)?;
+        let characteristics = SectionFlags::from_bits_retain(u32_at(header, 36)?);
+        let size = if virtual_size == 0 {
+            raw_size_in_file
+        } else {
+            virtual_size
+        };
+        // Raw data beyond VirtualSize is file-alignment padding; uninitialised
+        // sections have none.
+        let raw_size = if characteristics.contains(SectionFlags::CNT_UNINITIALIZED_DATA) {
+            0
+        } else {
+            raw_size_in_file.min(size)
+        };
+        if rva < previous_end && size != 0 {
+            return Err(if rva < size_of_headers {
+                PeError::SectionOutOfImage { index, rva, size }
+            } else {
+                PeError::SectionOverlap { index, rva }
+            });
+        }
+        let end = end_within(rva, size, size_of_image).ok_or(PeError::SectionOutOfImage {
+            index,
+            rva,
+            size,
+        })?;
+        if raw_size != 0
+            && end_within(
+                raw_offset,
+                raw_size,
+                u32::try_from(file.len()).unwrap_or(u32::MAX),
+            )
+            .is_none()
+        {
+            return Err(PeError::SectionOutOfFile {
+                index,
+                offset: raw_offset,
+                size: raw_size,
+            });
+        }
+        previous_end = previous_end.max(end);
+        sections.push(Section {
+            name,
+            rva,
+            size,
+            raw_offset,
+            raw_size,
+            characteristics,
+        });
+    }
+
+    Ok(PeInfo {
+        machine,
+        characteristics,
+        subsystem,
+        image_base,
+        size_of_image,
+        size_of_headers,
+        section_alignment,
+        file_alignment,
+        entry_point,
+        dll_characteristics,
+        data_directories,
+        sections,
+        optional_header_offset: opt,
+    })
+}
+
+/// Lays the image out in `dest` (exactly SizeOfImage bytes) for execution at
+/// `load_address`: headers and sections copied, gaps zeroed, base relocations
+/// applied, and ImageBase in the loaded header set to `load_address`.
+pub fn load(file: &[u8], info: &PeInfo, dest: &mut [u8], load_address: u64) -> Result<(), PeError> {
+    if dest.len() != info.size_of_image as usize {
+        return Err(PeError::BadDestinationSize {
+            expected: info.size_of_image,
+            actual: dest.len(),
+        });
+    }
+    dest.fill(0);
+    let headers = info.size_of_headers as usize;
+    dest[..headers].copy_from_slice(bytes_at(file, 0, headers)?);
+    for (index, section) in info.sections.iter().enumerate() {
+        let raw = bytes_at(file, section.raw_offset as usize, section.raw_size as usize)?;
+        let start = section.rva as usize;
+        let target = dest
+            .get_mut(start..start + raw.len())
+            .ok_or(PeError::SectionOutOfImage {
+                index,
+                rva: section.rva,
+                size: section.size,
+            })?;
+        target.copy_from_slice(raw);
+    }
+    let delta = load_address.wrapping_sub(info.image_base);
+    if delta != 0 {
+        relocate(info, dest, delta)?;
+    }
+    let image_base_field = info.optional_header_offset + IMAGE_BASE_OFFSET;
+    if let Some(field) = dest.get_mut(image_base_field..image_base_field + 8) {
+        field.copy_from_slice(&load_address.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Base-relocation types (PE/COFF "Base Relocation Types").
+const REL_BASED_ABSOLUTE: u8 = 0;
+const REL_BASED_HIGHLOW: u8 = 3;
+const REL_BASED_DIR64: u8 = 10;
+
+/// Walks the .reloc blocks in the loaded image and adds `delta` at each fixup.
+fn relocate(info: &PeInfo, image: &mut [u8], delta: u64) -> Result<(), PeError> {
+    let Some(directory) = info.data_directory(DIRECTORY_BASE_RELOCATION) else {
+        if info.characteristics & IMAGE_FILE_RELOCS_STRIPPED != 0 {
+            return Err(PeError::RelocationsStripped);
+        }
+        return Ok(());
+    };
+    let mut block_at = directory.address as usize;
+    // Validated in `parse` to lie within SizeOfImage.
+    let end = block_at + directory.size as usize;
+    while block_at + 8 <= end {
+        let page_rva = u32_at(image, block_at)?;
+        let block_size = u32_at(image, block_at + 4)?;
+        let bad_block = PeError::BadRelocationBlock {
+            rva: page_rva,
+            size: block_size,
+        };
+        let block_end = block_at.checked_add(block_size as usize).ok_or(bad_block)?;
+        if block_size < 8 || block_end > end {
+            return Err(bad_block);
+        }
+        for entry_at in (block_at + 8..block_end.saturating_sub(1)).step_by(2) {
+            let entry = u16_at(image, entry_at)?;
+            let kind = (entry >> 12) as u8;
+            let fixup = u64::from(page_rva) + u64::from(entry & 0x0FFF);
+            let width = match kind {
+                REL_BASED_ABSOLUTE => continue,
+                REL_BASED_HIGHLOW => 4,
+                REL_BASED_DIR64 => 8,
+                _ => {
+                    return Err(PeError::UnsupportedRelocationType {
+                        rva: page_rva,
+                        kind,
+                    });
+                }
+            };
+            let target = usize::try_from(fixup)
+                .ok()
+                .and_then(|start| image.get_mut(start..start.checked_add(width)?))
+                .ok_or(PeError::RelocationOutOfImage { rva: fixup })?;
+            if width == 8 {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(target);
+                target.copy_from_slice(&u64::from_le_bytes(raw).wrapping_add(delta).to_le_bytes());
+            } else {
+                let mut raw = [0u8; 4];
+                raw.copy_from_slice(target);
+                // HIGHLOW adds the low 32 bits of the delta.
+                let value = u32::from_le_bytes(raw).wrapping_add(delta as u32);
+                target.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        block_at = block_end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    /// EFI binaries from Debian packages, fetched once per test run; None
+    /// (with a message) when apt-get cannot download them here.
+    fn debian_efi_binaries() -> Option<&'static [PathBuf]> {
+        static FILES: OnceLock<Option<Vec<PathBuf>>> = OnceLock::new();
+        FILES
+            .get_or_init(|| {
+                let dir = std::env::temp_dir().join(format!("vmfw-pe-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).ok()?;
+                let download = Command::new("apt-get")
+                    .args([
+                        "download",
+                        "shim-signed",
+                        "grub-efi-amd64-signed",
+                        "systemd-boot-efi",
+                    ])
+                    .current_dir(&dir)
+                    .output();
+                if !download.as_ref().is_ok_and(|o| o.status.success()) {
+                    eprintln!("SKIPPED: apt-get download of EFI binaries failed: {download:?}");
+                    return None;
+                }
+                let mut found = Vec::new();
+                for deb in std::fs::read_dir(&dir).ok()?.flatten() {
+                    if deb.path().extension().is_some_and(|e| e == "deb") {
+                        let ok = Command::new("dpkg-deb")
+                            .arg("-x")
+                            .arg(deb.path())
+                            .arg(dir.join("root"))
+                            .status();
+                        if !ok.is_ok_and(|s| s.success()) {
+                            eprintln!("SKIPPED: dpkg-deb -x failed");
+                            return None;
+                        }
+                    }
+                }
+                collect_efi(&dir.join("root"), &mut found);
+                Some(found)
+            })
+            .as_deref()
+    }
+
+    fn collect_efi(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                collect_efi(&path, found);
+            } else if name.ends_with(".efi") || name.ends_with(".efi.signed") {
+                found.push(path);
+            }
+        }
+    }
+
+    /// Loads `file` at ImageBase and at a shifted base and checks that the two
+    /// layouts differ exactly by the delta at 8-byte fixups (besides the
+    /// patched ImageBase field), and that sections match the file.
+    fn check_load(file: &[u8], info: &PeInfo) -> usize {
+        let size = info.size_of_image as usize;
+        let (mut at_base, mut moved) = (vec![0xAA; size], vec![0x55; size]);
+        load(file, info, &mut at_base, info.image_base).unwrap();
+        let delta = 0x1234_5000u64;
+        load(file, info, &mut moved, info.image_base + delta).unwrap();
+        for section in &info.sections {
+            let (rva, raw) = (section.rva as usize, section.raw_size as usize);
+            let original = &file[section.raw_offset as usize..][..raw];
+            assert_eq!(&at_base[rva..rva + raw], original, "section data copied");
+            assert!(
+                at_base[rva + raw..rva + section.size as usize]
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+        }
+        let image_base_field = info.optional_header_offset + IMAGE_BASE_OFFSET;
+        let mut fixups = 0;
+        let mut at = 0;
+        while at < size {
+            if at_base[at] == moved[at] {
+                at += 1;
+                continue;
+            }
+            let word =
+                |image: &[u8], s: usize| u64::from_le_bytes(image[s..s + 8].try_into().unwrap());
+            // The first changed byte lies inside a 64-bit fixup, not
+            // necessarily at its start (the delta's low byte is zero): find
+            // the start whose u64 moved by exactly the delta.
+            let start = (at.saturating_sub(7)..=at)
+                .find(|&s| {
+                    word(&moved, s).wrapping_sub(word(&at_base, s)) == delta
+                        || (s == image_base_field && word(&moved, s) == info.image_base + delta)
+                })
+                .unwrap_or_else(|| panic!("unexplained difference at {at:#x}"));
+            fixups += 1;
+            at = start + 8;
+        }
+        fixups
+    }
+
+    fn names_of(path: &std::path::Path) -> String {
+        path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn parses_and_loads_debian_efi_binaries() {
+        let Some(files) = debian_efi_binaries() else {
+            return;
+        };
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for wanted in [
+            "shimx64.efi.signed",
+            "grubx64.efi.signed",
+            "systemd-bootx64.efi",
+        ] {
+            assert!(
+                names.iter().any(|n| n == wanted),
+                "{wanted} missing from {names:?}"
+            );
+        }
+        for path in files {
+            let file = std::fs::read(path).unwrap();
+            let info = parse(&file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(info.machine, MACHINE_X86_64);
+            assert_eq!(
+                info.subsystem,
+                Subsystem::EFI_APPLICATION,
+                "{}",
+                path.display()
+            );
+            assert!(!info.sections.is_empty());
+            assert!(
+                info.sections
+                    .iter()
+                    .any(|s| s.characteristics.contains(SectionFlags::MEM_EXECUTE))
+            );
+            let fixups = check_load(&file, &info);
+            // shim and systemd-boot are gnu-efi builds that relocate themselves
+            // from .rela; their .reloc holds a lone ABSOLUTE entry. GRUB has
+            // real DIR64 relocations.
+            let name = names_of(path);
+            if name.starts_with("grub") || name.starts_with("gcd") {
+                assert!(fixups > 100, "{name}: only {fixups} fixups");
+            }
+            eprintln!(
+                "{}: {} sections, {fixups} fixups, nx={}",
+                path.display(),
+                info.sections.len(),
+                info.nx_compat()
+            );
+        }
+        let download_dir = std::env::temp_dir().join(format!("vmfw-pe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(download_dir);
+    }
+
+    /// A minimal valid image: headers, one code section, one reloc section
+    /// holding a DIR64 and a HIGHLOW fixup.
+    fn synthetic_image() -> Vec<u8> {
+        let mut f = vec![0u8; 0x600];
+        f[0..2].copy_from_slice(b"MZ");
+        f[0x3C..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        f[0x40..0x44].copy_from_slice(b"PE\0\0");
+        let coff = 0x44;
+        f[coff..coff + 2].copy_from_slice(&MACHINE_X86_64.to_le_bytes());
+        f[coff + 2..coff + 4].copy_from_slice(&2u16.to_le_bytes());
+        let optional_size = (OPTIONAL_FIXED_SIZE + 16 * 8) as u16;
+        f[coff + 16..coff + 18].copy_from_slice(&optional_size.to_le_bytes());
+        let o = coff + 20;
+        let put32 =
+            |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        f[o..o + 2].copy_from_slice(&OPTIONAL_MAGIC_PE32_PLUS.to_le_bytes());
+        put32(&mut f, o + 16, 0x1000); // entry
+        f[o + 24..o + 32].copy_from_slice(&0x40_0000u64.to_le_bytes());
+        put32(&mut f, o + 32, 0x1000);
+        put32(&mut f, o + 36, 0x200);
+        put32(&mut f, o + 56, 0x3000); // SizeOfImage
+        put32(&mut f, o + 60, 0x200); // SizeOfHeaders
+        f[o + 68..o + 70].copy_from_slice(&10u16.to_le_bytes());
+        f[o + 70..o + 72].copy_from_slice(&0x0160u16.to_le_bytes());
+        put32(&mut f, o + 108, 16);
+        put32(&mut f, o + 112 + 5 * 8, 0x2000); // reloc directory
+        put32(&mut f, o + 112 + 5 * 8 + 4, 12);
+        let s = o + optional_size as usize;
+        // .text: 0x1000, 0x800 in memory, 0x200 in the file at 0x200
+        f[s..s + 5].copy_from_slice(b".text");
+        put32(&mut f, s + 8, 0x800);
+        put32(&mut f, s + 12, 0x1000);
+        put32(&mut f, s + 16, 0x200);
+        put32(&mut f, s + 20, 0x200);
+        put32(&mut f, s + 36, 0x6000_0020);
+        let s = s + 40;
+        f[s..s + 6].copy_from_slice(b".reloc");
+        put32(&mut f, s + 8, 12);
+        put32(&mut f, s + 12, 0x2000);
+        put32(&mut f, s + 16, 0x200);
+        put32(&mut f, s + 20, 0x400);
+        put32(&mut f, s + 36, 0x4200_0040);
+        // .text data: a pointer to ImageBase+0x1010 at 0x1008, a 32-bit one at 0x1020.
+        f[0x208..0x210].copy_from_slice(&0x40_1010u64.to_le_bytes());
+        put32(&mut f, 0x220, 0x40_1010);
+        put32(&mut f, 0x400, 0x1000); // block page
+        put32(&mut f, 0x404, 12);
+        f[0x408..0x40A].copy_from_slice(&(0xA000u16 | 0x008).to_le_bytes());
+        f[0x40A..0x40C].copy_from_slice(&(0x3000u16 | 0x020).to_le_bytes());
+        f
+    }
+
+    const RELOC_BLOCK: usize = 0x400;
+
+    #[test]
+    fn synthetic_image_loads_and_relocates() {
+        let file = synthetic_image();
+        let info = parse(&file).unwrap();
+        assert_eq!(info.entry_point, 0x1000);
+        assert!(info.nx_compat());
+        assert_eq!(info.sections[0].size, 0x800);
+        assert_eq!(info.sections[0].raw_size, 0x200);
+        let mut image = vec![0xFF; 0x3000];
+        load(&file, &info, &mut image, 0x1_0000_0000).unwrap();
+        let delta = 0x1_0000_0000u64 - 0x40_0000;
+        assert_eq!(image[0x1008..0x1010], (0x40_1010 + delta).to_le_bytes());
+        assert_eq!(
+            image[0x1020..0x1024],
+            (0x40_1010u32.wrapping_add(delta as u32)).to_le_bytes()
+        );
+        assert!(
+            image[0x1200..0x1800].iter().all(|&b| b == 0),
+            "zero-filled tail"
+        );
+        let image_base_field = info.optional_header_offset + IMAGE_BASE_OFFSET;
+        assert_eq!(
+            image[image_base_field..][..8],
+            0x1_0000_0000u64.to_le_bytes()
+        );
+        assert_eq!(
+            load(&file, &info, &mut image[..0x2000], 0),
+            Err(PeError::BadDestinationSize {
+                expected: 0x3000,
+                actual: 0x2000
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_relocations_are_rejected() {
+        let load_moved = |file: &[u8]| {
+            let info = parse(file)?;
+            load(
+                file,
+                &info,
+                &mut vec![0; info.size_of_image as usize],
+                0x8000_0000,
+            )
+        };
+        let mut file = synthetic_image();
+        file[0x408..0x40A].copy_from_slice(&(0xA000u16 | 0xFFC).to_le_bytes());
+        file[RELOC_BLOCK..RELOC_BLOCK + 4].copy_from_slice(&0x2000u32.to_le_bytes());
+        assert_eq!(
+            load_moved(&file),
+            Err(PeError::RelocationOutOfImage { rva: 0x2FFC })
+        );
+
+        let mut file = synthetic_image();
+        file[0x408..0x40A].copy_from_slice(&0x5008u16.to_le_bytes());
+        assert_eq!(
+            load_moved(&file),
+            Err(PeError::UnsupportedRelocationType {
+                rva: 0x1000,
+                kind: 5
+            })
+        );
+
+        let mut file = synthetic_image();
+        file[0x404..0x408].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            load_moved(&file),
+            Err(PeError::BadRelocationBlock {
+                rva: 0x1000,
+                size: 0
+            })
+        );
+
+        let mut file = synthetic_image();
+        file[0x404..0x408].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        assert!(matches!(
+            load_moved(&file),
+            Err(PeError::BadRelocationBlock { .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_headers_are_rejected() {
+        let base = synthetic_image();
+        let opt = 0x44 + 20;
+        let sec = opt + OPTIONAL_FIXED_SIZE + 16 * 8;
+        let with = |at: usize, bytes: &[u8]| {
+            let mut f = base.clone();
+            f[at..at + bytes.len()].copy_from_slice(bytes);
+            parse(&f).err()
+        };
+        assert_eq!(
+            parse(&base[..0x1F0]).err(),
+            Some(PeError::BadSizeOfHeaders(0x200))
+        );
+        assert!(matches!(
+            parse(&base[..0x30]),
+            Err(PeError::Truncated { .. })
+        ));
+        assert_eq!(with(0, b"ZM"), Some(PeError::BadDosSignature(0x4D5A)));
+        assert!(matches!(
+            with(0x3C, &u32::MAX.to_le_bytes()),
+            Some(PeError::Truncated { .. })
+        ));
+        assert_eq!(
+            with(0x44, &0x14Cu16.to_le_bytes()),
+            Some(PeError::UnsupportedMachine(0x14C))
+        );
+        assert_eq!(
+            with(opt, &0x10Bu16.to_le_bytes()),
+            Some(PeError::BadOptionalMagic(0x10B))
+        );
+        assert_eq!(
+            with(opt + 68, &3u16.to_le_bytes()),
+            Some(PeError::UnsupportedSubsystem(3))
+        );
+        assert_eq!(
+            with(opt + 56, &u32::MAX.to_le_bytes()),
+            Some(PeError::BadSizeOfImage(u32::MAX))
+        );
+        assert_eq!(
+            with(opt + 16, &0x3000u32.to_le_bytes()),
+            Some(PeError::BadEntryPoint(0x3000))
+        );
+        assert_eq!(
+            with(0x46, &1000u16.to_le_bytes()),
+            Some(PeError::TooManySections(1000))
+        );
+        assert_eq!(
+            with(opt + 108, &0x1000_0000u32.to_le_bytes()),
+            Some(PeError::BadOptionalHeaderSize(240))
+        );
+        assert_eq!(
+            with(opt + 112 + 5 * 8 + 4, &0x2000u32.to_le_bytes()),
+            Some(PeError::BadDataDirectory {
+                index: 5,
+                address: 0x2000,
+                size: 0x2000
+            })
+        );
+        // Section raw data past the end of the file.
+        assert_eq!(
+            with(sec + 20, &0x10_0000u32.to_le_bytes()),
+            Some(PeError::SectionOutOfFile {
+                index: 0,
+                offset: 0x10_0000,
+                size: 0x200
+            })
+        );
+        // Section past SizeOfImage, overlapping the next, over the headers.
+        assert_eq!(
+            with(sec + 8, &0x10_0000u32.to_le_bytes()),
+            Some(PeError::SectionOutOfImage {
+                index: 0,
+                rva: 0x1000,
+                size: 0x10_0000
+            })
+        );
+        assert_eq!(
+            with(sec + 40 + 12, &0x1400u32.to_le_bytes()),
+            Some(PeError::SectionOverlap {
+                index: 1,
+                rva: 0x1400
+            })
+        );
+        assert_eq!(
+            with(sec + 12, &0x100u32.to_le_bytes()),
+            Some(PeError::SectionOutOfImage {
+                index: 0,
+                rva: 0x100,
+                size: 0x800
+            })
+        );
+    }
+}

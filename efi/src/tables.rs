@@ -1,0 +1,266 @@
+//! The EFI system table and boot services table (UEFI 2.10 §4), statics of
+//! the firmware image so they stay valid after ExitBootServices (the image
+//! is runtime memory). The runtime services table lives in `runtime`.
+
+// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
+// pointer arguments the spec makes the caller responsible for.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use crate::boundary::{self, guid};
+use crate::{events, image, memory_services as mem, protocol_services as ps};
+use core::ffi::c_void;
+use platform::sync::Global;
+use r_efi::efi::{
+    BootServices, ConfigurationTable, Guid, Handle, Status, SystemTable, TableHeader,
+};
+
+const MAX_CONFIG_TABLES: usize = 32;
+/// "vmfw" in UCS-2.
+static VENDOR: [u16; 5] = [b'v' as u16, b'm' as u16, b'f' as u16, b'w' as u16, 0];
+const FIRMWARE_REVISION: u32 = 0x0001_0000;
+
+pub(crate) struct Tables {
+    system: SystemTable,
+    boot: BootServices,
+    config: [ConfigurationTable; MAX_CONFIG_TABLES],
+}
+
+// SAFETY: raw pointers inside name statics of the image or installed
+// interfaces; the firmware is single-threaded.
+unsafe impl Send for Tables {}
+
+static mut TABLES: core::mem::MaybeUninit<Tables> = core::mem::MaybeUninit::uninit();
+static INITIALISED: Global<bool> = Global::new(false);
+
+fn tables() -> *mut Tables {
+    (&raw mut TABLES).cast::<Tables>()
+}
+
+pub fn system_table() -> *mut SystemTable {
+    // SAFETY: the field address inside the static, no reference taken.
+    unsafe { &raw mut (*tables()).system }
+}
+
+fn header(signature: u64, size: usize) -> TableHeader {
+    TableHeader {
+        signature,
+        revision: r_efi::efi::SYSTEM_TABLE_REVISION_2_70,
+        header_size: size as u32,
+        crc32: 0,
+        reserved: 0,
+    }
+}
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Recomputes a table's header CRC32 (§4.2: over HeaderSize bytes with the
+/// CRC field zero).
+fn update_crc(header: *mut TableHeader) {
+    // SAFETY: `header` starts one of our tables, HeaderSize bytes long.
+    unsafe {
+        (*header).crc32 = 0;
+        let bytes =
+            core::slice::from_raw_parts(header as *const u8, (*header).header_size as usize);
+        (*header).crc32 = CRC.checksum(bytes);
+    }
+}
+
+pub fn update_crcs() {
+    // SAFETY: field addresses inside the initialised static.
+    unsafe {
+        update_crc(&raw mut (*tables()).system.hdr);
+        update_crc(&raw mut (*tables()).boot.hdr);
+    }
+}
+
+/// Fills the tables. Call once, before any EFI service is used.
+pub fn init() {
+    let boot = BootServices {
+        hdr: header(
+            r_efi::efi::BOOT_SERVICES_SIGNATURE,
+            core::mem::size_of::<BootServices>(),
+        ),
+        raise_tpl: events::raise_tpl,
+        restore_tpl: events::restore_tpl,
+        allocate_pages: mem::allocate_pages,
+        free_pages: mem::free_pages,
+        get_memory_map: mem::get_memory_map,
+        allocate_pool: mem::allocate_pool,
+        free_pool: mem::free_pool,
+        create_event: events::create_event,
+        set_timer: events::set_timer,
+        wait_for_event: events::wait_for_event,
+        signal_event: events::signal_event,
+        close_event: events::close_event,
+        check_event: events::check_event,
+        install_protocol_interface: ps::install_protocol_interface,
+        reinstall_protocol_interface: ps::reinstall_protocol_interface,
+        uninstall_protocol_interface: ps::uninstall_protocol_interface,
+        handle_protocol: ps::handle_protocol,
+        reserved: core::ptr::null_mut(),
+        register_protocol_notify: ps::register_protocol_notify,
+        locate_handle: ps::locate_handle,
+        locate_device_path: ps::locate_device_path,
+        install_configuration_table,
+        load_image: image::load_image,
+        start_image: image::start_image,
+        exit: image::exit,
+        unload_image: image::unload_image,
+        exit_boot_services,
+        get_next_monotonic_count: events::get_next_monotonic_count,
+        stall: events::stall,
+        set_watchdog_timer: events::set_watchdog_timer,
+        connect_controller: ps::connect_controller,
+        disconnect_controller: ps::disconnect_controller,
+        open_protocol: ps::open_protocol,
+        close_protocol: ps::close_protocol,
+        open_protocol_information: ps::open_protocol_information,
+        protocols_per_handle: ps::protocols_per_handle,
+        locate_handle_buffer: ps::locate_handle_buffer,
+        locate_protocol: ps::locate_protocol,
+        install_multiple_protocol_interfaces: ps::install_multiple_protocol_interfaces,
+        uninstall_multiple_protocol_interfaces: ps::uninstall_multiple_protocol_interfaces,
+        calculate_crc32: events::calculate_crc32,
+        copy_mem: events::copy_mem,
+        set_mem: events::set_mem,
+        create_event_ex: events::create_event_ex,
+    };
+    // SAFETY: single-threaded init before any EFI caller exists; fields are
+    // written through raw pointers into the static.
+    unsafe {
+        let t = tables();
+        (&raw mut (*t).boot).write(boot);
+        (&raw mut (*t).config).write(
+            [ConfigurationTable {
+                vendor_guid: Guid::from_fields(0, 0, 0, 0, 0, &[0; 6]),
+                vendor_table: core::ptr::null_mut(),
+            }; MAX_CONFIG_TABLES],
+        );
+        (&raw mut (*t).system).write(SystemTable {
+            hdr: header(
+                r_efi::efi::SYSTEM_TABLE_SIGNATURE,
+                core::mem::size_of::<SystemTable>(),
+            ),
+            firmware_vendor: VENDOR.as_ptr() as *mut u16,
+            firmware_revision: FIRMWARE_REVISION,
+            console_in_handle: core::ptr::null_mut(),
+            con_in: core::ptr::null_mut(),
+            console_out_handle: core::ptr::null_mut(),
+            con_out: core::ptr::null_mut(),
+            standard_error_handle: core::ptr::null_mut(),
+            std_err: core::ptr::null_mut(),
+            runtime_services: crate::runtime::runtime_services_table(),
+            boot_services: &raw mut (*t).boot,
+            number_of_table_entries: 0,
+            configuration_table: &raw mut (*t).config as *mut ConfigurationTable,
+        });
+    }
+    INITIALISED.with(|i| *i = true);
+    update_crcs();
+}
+
+/// Sets ConIn/ConOut/StdErr (§4.3).
+pub fn set_console(
+    in_handle: Handle,
+    con_in: *mut r_efi::protocols::simple_text_input::Protocol,
+    out_handle: Handle,
+    con_out: *mut r_efi::protocols::simple_text_output::Protocol,
+) {
+    // SAFETY: the tables are initialised; single-threaded.
+    unsafe {
+        let st = system_table();
+        (*st).console_in_handle = in_handle;
+        (*st).con_in = con_in;
+        (*st).console_out_handle = out_handle;
+        (*st).con_out = con_out;
+        (*st).standard_error_handle = out_handle;
+        (*st).std_err = con_out;
+    }
+    update_crcs();
+}
+
+/// Adds, replaces or (with a null table) removes a configuration table.
+pub fn set_configuration_table(g: Guid, table: *mut c_void) -> Result<(), Status> {
+    // SAFETY: the tables are initialised; the system table's count and the
+    // array are only modified here, single-threaded.
+    unsafe {
+        let t = tables();
+        let count = (*t).system.number_of_table_entries;
+        let config = &mut (*t).config;
+        let existing = config[..count].iter().position(|c| c.vendor_guid == g);
+        match (existing, table.is_null()) {
+            (Some(i), false) => config[i].vendor_table = table,
+            (Some(i), true) => {
+                config.copy_within(i + 1..count, i);
+                (*t).system.number_of_table_entries = count - 1;
+            }
+            (None, true) => return Err(Status::NOT_FOUND),
+            (None, false) => {
+                if count == MAX_CONFIG_TABLES {
+                    return Err(Status::OUT_OF_RESOURCES);
+                }
+                config[count] = ConfigurationTable {
+                    vendor_guid: g,
+                    vendor_table: table,
+                };
+                (*t).system.number_of_table_entries = count + 1;
+            }
+        }
+    }
+    update_crcs();
+    Ok(())
+}
+
+extern "efiapi" fn install_configuration_table(g: *mut Guid, table: *mut c_void) -> Status {
+    boundary::status(guid(g).and_then(|g| set_configuration_table(g, table)))
+}
+
+/// Work the firmware does at ExitBootServices (quiesce devices), registered
+/// by the drivers.
+static EXIT_HOOKS: Global<alloc::vec::Vec<fn()>> = Global::new(alloc::vec::Vec::new());
+
+pub fn register_exit_boot_services_hook(hook: fn()) {
+    EXIT_HOOKS.with(|h| h.push(hook));
+}
+
+static EXITED: Global<bool> = Global::new(false);
+
+pub fn boot_services_exited() -> bool {
+    EXITED.try_with(|e| *e).unwrap_or(true)
+}
+
+/// ExitBootServices (§7.4.6).
+extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usize) -> Status {
+    if boot_services_exited() {
+        return Status::INVALID_PARAMETER;
+    }
+    if !ps::DB.with(|db| db.is_handle(image_handle as crate::handles::HandleId)) {
+        return Status::INVALID_PARAMETER;
+    }
+    events::before_exit_boot_services_notify();
+    if map_key != mem::map_key() {
+        return Status::INVALID_PARAMETER;
+    }
+    events::exit_boot_services_notify();
+    let hooks = EXIT_HOOKS.with(|h| h.clone());
+    for hook in hooks {
+        hook();
+    }
+    crate::runtime::exit_boot_services();
+    EXITED.with(|e| *e = true);
+    // The boot services table is now off limits (§4.3): a caller following
+    // the spec no longer uses it. Clearing the pointers catches those that do.
+    // SAFETY: single-threaded; the system table is our static.
+    unsafe {
+        let st = system_table();
+        (*st).con_in = core::ptr::null_mut();
+        (*st).con_out = core::ptr::null_mut();
+        (*st).std_err = core::ptr::null_mut();
+        (*st).console_in_handle = core::ptr::null_mut();
+        (*st).console_out_handle = core::ptr::null_mut();
+        (*st).standard_error_handle = core::ptr::null_mut();
+        (*st).boot_services = core::ptr::null_mut();
+    }
+    update_crcs();
+    Status::SUCCESS
+}

@@ -1,0 +1,296 @@
+//! The Linux initrd LoadFile2 protocol: the EFI stub of Linux 5.8+ locates a
+//! handle whose device path is the vendor media node
+//! `LINUX_EFI_INITRD_MEDIA_GUID` and reads the initrd through its
+//! EFI_LOAD_FILE2_PROTOCOL (UEFI 2.10 §13.2), so the loader need not pass
+//! `initrd=` on the command line (Linux drivers/firmware/efi/libstub,
+//! Documentation/arch/x86/boot.rst "EFI Handover Protocol" notes).
+
+// The LoadFile function is a safe `extern "efiapi" fn` (the protocol's field
+// type) whose pointer arguments the spec makes the caller responsible for.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use efi::handles::HandleId;
+use efi::protocol_services as ps;
+use r_efi::efi::{Boolean, Guid, Status};
+use r_efi::protocols::{device_path, load_file2};
+
+/// LINUX_EFI_INITRD_MEDIA_GUID (Linux include/linux/efi.h).
+pub const LINUX_EFI_INITRD_MEDIA_GUID: Guid = Guid::from_fields(
+    0x5568e427,
+    0x68fc,
+    0x4f3d,
+    0xac,
+    0x74,
+    &[0xca, 0x55, 0x52, 0x31, 0xcc, 0x68],
+);
+
+/// Vendor media node (UEFI 2.10 §10.3.5.3: type 4, subtype 3, GUID) + End.
+const VENDOR_NODE_LEN: usize = 4 + 16;
+const DEVICE_PATH_LEN: usize = VENDOR_NODE_LEN + 4;
+
+fn initrd_device_path() -> [u8; DEVICE_PATH_LEN] {
+    let mut path = [0u8; DEVICE_PATH_LEN];
+    path[0] = device_path::TYPE_MEDIA;
+    path[1] = device_path::Media::SUBTYPE_VENDOR;
+    path[2..4].copy_from_slice(&(VENDOR_NODE_LEN as u16).to_le_bytes());
+    path[4..VENDOR_NODE_LEN].copy_from_slice(LINUX_EFI_INITRD_MEDIA_GUID.as_bytes());
+    path[VENDOR_NODE_LEN..].copy_from_slice(&efi::device_path::END);
+    path
+}
+
+/// Pads `image` with zeros to the 4-byte boundary where the next initrd
+/// appended to it must start: Linux unpacks concatenated cpio archives and
+/// skips the zero padding between them
+/// (Documentation/driver-api/early-userspace/buffer-format.rst).
+pub fn pad_for_next(image: &mut Vec<u8>) {
+    image.resize(image.len().next_multiple_of(4), 0);
+}
+
+/// What LoadFile answers for a request (UEFI 2.10 §13.2.2).
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// Copy the whole image into the caller's buffer.
+    Copy,
+    /// Report the status with `*size` set to the image size.
+    TooSmall,
+    Refuse(Status),
+}
+
+/// LoadFile2's decision, apart from the pointers: BootPolicy TRUE is not
+/// allowed for LoadFile2; a missing or short buffer gets BUFFER_TOO_SMALL.
+pub fn decide(image_len: usize, boot_policy: bool, has_buffer: bool, size: usize) -> LoadOutcome {
+    if boot_policy {
+        LoadOutcome::Refuse(Status::UNSUPPORTED)
+    } else if !has_buffer || size < image_len {
+        LoadOutcome::TooSmall
+    } else {
+        LoadOutcome::Copy
+    }
+}
+
+/// The installed interface; `protocol` comes first so the `This` pointer
+/// the caller passes back is the address of the whole record.
+#[repr(C)]
+struct InitrdLoader {
+    protocol: load_file2::Protocol,
+    device_path: [u8; DEVICE_PATH_LEN],
+    handle: HandleId,
+    image: Vec<u8>,
+}
+
+/// Address of the installed `InitrdLoader` (0: none). The firmware is
+/// single-threaded; the atomic only makes the static shareable.
+static INSTALLED: AtomicUsize = AtomicUsize::new(0);
+
+extern "efiapi" fn load_file(
+    this: *mut load_file2::Protocol,
+    _file_path: *mut device_path::Protocol,
+    boot_policy: Boolean,
+    size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    let installed = INSTALLED.load(Ordering::Acquire);
+    if this.is_null() || this as usize != installed || size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: `this` is the live InitrdLoader we installed (checked above);
+    // it stays allocated until uninstall, which no caller can reach from here.
+    let loader = unsafe { &*(this as *const InitrdLoader) };
+    let image = loader.image.as_slice();
+    // SAFETY: `size` is non-null and points at the caller's UINTN (§13.2.2).
+    let available = unsafe { size.read_unaligned() };
+    match decide(
+        image.len(),
+        boot_policy.into(),
+        !buffer.is_null(),
+        available,
+    ) {
+        LoadOutcome::Refuse(status) => status,
+        LoadOutcome::TooSmall => {
+            // SAFETY: as above.
+            unsafe { size.write_unaligned(image.len()) };
+            Status::BUFFER_TOO_SMALL
+        }
+        LoadOutcome::Copy => {
+            // SAFETY: the caller's buffer is non-null and holds `available
+            // >= image.len()` bytes (§13.2.2).
+            unsafe {
+                core::ptr::copy_nonoverlapping(image.as_ptr(), buffer.cast::<u8>(), image.len())
+            };
+            // SAFETY: as above.
+            unsafe { size.write_unaligned(image.len()) };
+            Status::SUCCESS
+        }
+    }
+}
+
+/// Publishes `image` as the initrd on a new handle, replacing any earlier one.
+pub fn install(image: Vec<u8>) -> Result<HandleId, Status> {
+    uninstall();
+    let loader = Box::into_raw(Box::new(InitrdLoader {
+        protocol: load_file2::Protocol { load_file },
+        device_path: initrd_device_path(),
+        handle: 0,
+        image,
+    }));
+    // SAFETY: `loader` was just leaked from a Box and nothing else refers to it yet.
+    let record = unsafe { &mut *loader };
+    let protocols = [
+        (
+            device_path::PROTOCOL_GUID,
+            record.device_path.as_mut_ptr() as *mut c_void,
+        ),
+        (load_file2::PROTOCOL_GUID, loader as *mut c_void),
+    ];
+    match ps::install(None, &protocols) {
+        Ok(handle) => {
+            record.handle = handle;
+            INSTALLED.store(loader as usize, Ordering::Release);
+            Ok(handle)
+        }
+        Err(status) => {
+            // SAFETY: `loader` came from Box::into_raw and was not published.
+            drop(unsafe { Box::from_raw(loader) });
+            Err(status)
+        }
+    }
+}
+
+/// Removes the initrd handle (if any) so another boot entry can install its own.
+pub fn uninstall() {
+    let address = INSTALLED.swap(0, Ordering::AcqRel);
+    if address == 0 {
+        return;
+    }
+    let loader = address as *mut InitrdLoader;
+    // SAFETY: INSTALLED held the address of a leaked InitrdLoader, now
+    // unpublished, so this is the only reference.
+    let record = unsafe { Box::from_raw(loader) };
+    let handle = record.handle;
+    ps::DB.with(|db| db.remove_handle(handle));
+    drop(record);
+}
+
+/// The handle currently carrying the initrd, if any.
+pub fn installed_handle() -> Option<HandleId> {
+    let address = INSTALLED.load(Ordering::Acquire);
+    // SAFETY: a non-zero INSTALLED is a live InitrdLoader.
+    (address != 0).then(|| unsafe { (*(address as *const InitrdLoader)).handle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn initrds_are_joined_on_four_byte_boundaries() {
+        let mut joined = Vec::new();
+        for part in [&[1u8, 2, 3, 4, 5][..], &[6], &[7, 8, 9, 10]] {
+            joined.extend_from_slice(part);
+            pad_for_next(&mut joined);
+        }
+        assert_eq!(joined, [1, 2, 3, 4, 5, 0, 0, 0, 6, 0, 0, 0, 7, 8, 9, 10]);
+        let mut empty = Vec::new();
+        pad_for_next(&mut empty);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn device_path_is_vendor_media_then_end() {
+        let path = initrd_device_path();
+        assert_eq!(&path[..4], &[4, 3, 20, 0]);
+        assert_eq!(
+            &path[4..20],
+            &[
+                0x27, 0xe4, 0x68, 0x55, 0xfc, 0x68, 0x3d, 0x4f, 0xac, 0x74, 0xca, 0x55, 0x52, 0x31,
+                0xcc, 0x68
+            ]
+        );
+        assert_eq!(&path[20..], &efi::device_path::END);
+    }
+
+    #[test]
+    fn decision_follows_load_file2_rules() {
+        assert_eq!(
+            decide(10, true, true, 100),
+            LoadOutcome::Refuse(Status::UNSUPPORTED)
+        );
+        assert_eq!(decide(10, false, false, 100), LoadOutcome::TooSmall);
+        assert_eq!(decide(10, false, true, 9), LoadOutcome::TooSmall);
+        assert_eq!(decide(10, false, true, 10), LoadOutcome::Copy);
+        assert_eq!(decide(0, false, false, 0), LoadOutcome::TooSmall);
+    }
+
+    /// One test drives the installed protocol end to end, since the
+    /// installation is process-wide state.
+    #[test]
+    fn installed_protocol_serves_the_image_through_locate_device_path() {
+        let handle = install(vec![0xaa; 6]).unwrap();
+        assert_eq!(installed_handle(), Some(handle));
+
+        // Find it as the Linux stub does: LocateDevicePath on the vendor path.
+        let wanted = initrd_device_path();
+        let mut remaining = wanted.as_ptr() as *mut device_path::Protocol;
+        let mut found: r_efi::efi::Handle = core::ptr::null_mut();
+        let mut guid = load_file2::PROTOCOL_GUID;
+        assert_eq!(
+            ps::locate_device_path(&mut guid, &mut remaining, &mut found),
+            Status::SUCCESS
+        );
+        assert_eq!(found as HandleId, handle);
+        assert!(efi::device_path::is_end(remaining));
+
+        let lf =
+            ps::get_protocol::<load_file2::Protocol>(handle, &load_file2::PROTOCOL_GUID).unwrap();
+        let call = |policy: bool, size: &mut usize, buffer: *mut c_void| {
+            load_file(lf, remaining, policy.into(), size, buffer)
+        };
+        let mut size = 0;
+        assert_eq!(
+            call(false, &mut size, core::ptr::null_mut()),
+            Status::BUFFER_TOO_SMALL
+        );
+        assert_eq!(size, 6);
+        let mut buffer = vec![0u8; 8];
+        let mut short = 5;
+        assert_eq!(
+            call(false, &mut short, buffer.as_mut_ptr().cast()),
+            Status::BUFFER_TOO_SMALL
+        );
+        let mut size = buffer.len();
+        assert_eq!(
+            call(true, &mut size, buffer.as_mut_ptr().cast()),
+            Status::UNSUPPORTED
+        );
+        assert_eq!(
+            call(false, &mut size, buffer.as_mut_ptr().cast()),
+            Status::SUCCESS
+        );
+        assert_eq!(&buffer[..size], &[0xaa; 6]);
+
+        // A second install replaces the first; uninstall removes the handle.
+        let second = install(vec![1, 2, 3, 4]).unwrap();
+        assert_ne!(second, handle);
+        assert!(ps::handles_with(&load_file2::PROTOCOL_GUID) == [second]);
+        uninstall();
+        assert_eq!(installed_handle(), None);
+        assert!(ps::handles_with(&load_file2::PROTOCOL_GUID).is_empty());
+        let mut size = 0;
+        assert_eq!(
+            load_file(
+                lf,
+                remaining,
+                false.into(),
+                &mut size,
+                core::ptr::null_mut()
+            ),
+            Status::INVALID_PARAMETER,
+            "a stale This is refused"
+        );
+    }
+}

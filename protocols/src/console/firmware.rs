@@ -1,0 +1,611 @@
+//! The `extern "efiapi"` side of the console: protocol instances in statics
+//! of the firmware image, pointer validation, and the serial I/O. All
+//! decisions are made by the host-tested modules next to this one.
+
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use log::debug;
+use platform::sync::Global;
+use r_efi::efi::{Boolean, Char16, Event, Guid, Handle, Status};
+use r_efi::protocols::{
+    device_path, simple_text_input as text_in, simple_text_input_ex as text_in_ex,
+    simple_text_output as text_out,
+};
+use uefi_raw::protocol::console::serial as serial_io;
+
+use super::device_path::CONSOLE_DEVICE_PATH;
+use super::input::Keyboard;
+use super::serial_io::{CONTROL_MASK, DATA_BITS, FIFO_DEPTH, Settings};
+use super::text::{DEFAULT_ATTRIBUTE, MODES, Screen};
+
+/// A static handed to EFI applications by pointer.
+struct Shared<T>(UnsafeCell<T>);
+
+// SAFETY: the firmware runs on one CPU with interrupts off and boot services
+// are not re-entered concurrently; the only writers are `install` (before
+// the pointers are published) and `publish_mode`, each a single plain write.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    const fn new(value: T) -> Self {
+        Shared(UnsafeCell::new(value))
+    }
+
+    const fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+// --- EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL (§12.4) --------------------------------
+
+static OUTPUT_MODE: Shared<text_out::Mode> = Shared::new(text_out::Mode {
+    max_mode: MODES.len() as i32,
+    mode: 0,
+    attribute: DEFAULT_ATTRIBUTE as i32,
+    cursor_column: 0,
+    cursor_row: 0,
+    cursor_visible: Boolean::TRUE,
+});
+
+static CON_OUT: Shared<text_out::Protocol> = Shared::new(text_out::Protocol {
+    reset: out_reset,
+    output_string,
+    test_string,
+    query_mode,
+    set_mode,
+    set_attribute,
+    clear_screen,
+    set_cursor_position,
+    enable_cursor,
+    mode: OUTPUT_MODE.get(),
+});
+
+static SCREEN: Global<Screen> = Global::new(Screen::new());
+
+/// Longest string OutputString/TestString accept; a missing NUL ends there.
+const MAX_STRING: usize = 1 << 20;
+
+/// Sends bytes exactly as built: no LF to CR LF translation, which would
+/// put the terminal's cursor where `Screen` does not think it is.
+fn send(bytes: &[u8]) {
+    for &byte in bytes {
+        platform::serial::write_byte(byte);
+    }
+}
+
+/// Mirrors the screen state into SIMPLE_TEXT_OUTPUT_MODE.
+fn publish_mode(screen: &Screen) {
+    let mode = text_out::Mode {
+        max_mode: MODES.len() as i32,
+        mode: screen.mode as i32,
+        attribute: screen.attribute as i32,
+        cursor_column: screen.column as i32,
+        cursor_row: screen.row as i32,
+        cursor_visible: screen.cursor_visible.into(),
+    };
+    // SAFETY: OUTPUT_MODE is our static; applications only read it, and no
+    // reference to it is held across this write (see `Shared`).
+    unsafe { OUTPUT_MODE.get().write(mode) };
+}
+
+/// Runs one output operation: validates `this`, builds the bytes under the
+/// screen borrow, then sends them in one go and updates the mode.
+fn screen_call(
+    this: *mut text_out::Protocol,
+    operation: impl FnOnce(&mut Screen, &mut Vec<u8>) -> Result<Status, super::text::TextError>,
+) -> Status {
+    if this != CON_OUT.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    let mut bytes = Vec::new();
+    let (result, screen) = SCREEN.with(|s| (operation(s, &mut bytes), *s));
+    send(&bytes);
+    publish_mode(&screen);
+    result.unwrap_or_else(|e| {
+        debug!("console: {e}");
+        e.status()
+    })
+}
+
+extern "efiapi" fn out_reset(this: *mut text_out::Protocol, _extended: Boolean) -> Status {
+    screen_call(this, |s, out| {
+        s.reset(out);
+        Ok(Status::SUCCESS)
+    })
+}
+
+extern "efiapi" fn output_string(this: *mut text_out::Protocol, string: *mut Char16) -> Status {
+    let text = match efi::boundary::ucs2(string, MAX_STRING) {
+        Ok(text) => text,
+        Err(status) => return status,
+    };
+    screen_call(this, |s, out| Ok(s.output_string(&text, out).status()))
+}
+
+extern "efiapi" fn test_string(this: *mut text_out::Protocol, string: *mut Char16) -> Status {
+    if this != CON_OUT.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    match efi::boundary::ucs2(string, MAX_STRING) {
+        Ok(text) => Screen::test_string(&text).map_or_else(|e| e.status(), |()| Status::SUCCESS),
+        Err(status) => status,
+    }
+}
+
+extern "efiapi" fn query_mode(
+    this: *mut text_out::Protocol,
+    mode: usize,
+    columns: *mut usize,
+    rows: *mut usize,
+) -> Status {
+    if this != CON_OUT.get() || columns.is_null() || rows.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    match Screen::query_mode(mode) {
+        Ok((c, r)) => {
+            // SAFETY: both checked non-null; the caller provides UINTN
+            // storage for the results (§12.4.4).
+            unsafe {
+                columns.write_unaligned(c);
+                rows.write_unaligned(r);
+            }
+            Status::SUCCESS
+        }
+        Err(e) => e.status(),
+    }
+}
+
+extern "efiapi" fn set_mode(this: *mut text_out::Protocol, mode: usize) -> Status {
+    screen_call(this, |s, out| {
+        s.set_mode(mode, out).map(|()| Status::SUCCESS)
+    })
+}
+
+extern "efiapi" fn set_attribute(this: *mut text_out::Protocol, attribute: usize) -> Status {
+    screen_call(this, |s, out| {
+        s.set_attribute(attribute, out).map(|()| Status::SUCCESS)
+    })
+}
+
+extern "efiapi" fn clear_screen(this: *mut text_out::Protocol) -> Status {
+    screen_call(this, |s, out| {
+        s.clear_screen(out);
+        Ok(Status::SUCCESS)
+    })
+}
+
+extern "efiapi" fn set_cursor_position(
+    this: *mut text_out::Protocol,
+    column: usize,
+    row: usize,
+) -> Status {
+    screen_call(this, |s, out| {
+        s.set_cursor_position(column, row, out)
+            .map(|()| Status::SUCCESS)
+    })
+}
+
+extern "efiapi" fn enable_cursor(this: *mut text_out::Protocol, visible: Boolean) -> Status {
+    screen_call(this, |s, out| {
+        s.enable_cursor(visible.into(), out);
+        Ok(Status::SUCCESS)
+    })
+}
+
+// --- EFI_SIMPLE_TEXT_INPUT(_EX)_PROTOCOL (§12.3, §12.2) ----------------------
+
+static CON_IN: Shared<text_in::Protocol> = Shared::new(text_in::Protocol {
+    reset: in_reset,
+    read_key_stroke,
+    wait_for_key: core::ptr::null_mut(),
+});
+
+static CON_IN_EX: Shared<text_in_ex::Protocol> = Shared::new(text_in_ex::Protocol {
+    reset: in_ex_reset,
+    read_key_stroke_ex,
+    wait_for_key_ex: core::ptr::null_mut(),
+    set_state,
+    register_key_notify,
+    unregister_key_notify,
+});
+
+static KEYBOARD: Global<Keyboard<text_in_ex::KeyNotifyFunction>> = Global::new(Keyboard::new());
+/// A byte GetControl took from the UART to learn whether input is waiting;
+/// every reader drains it first.
+static LOOKAHEAD: Global<Option<u8>> = Global::new(None);
+/// Bytes taken from the UART per poll, so a flood cannot stall the caller.
+const MAX_BYTES_PER_POLL: usize = 256;
+
+fn receive_byte() -> Option<u8> {
+    LOOKAHEAD
+        .with(Option::take)
+        .or_else(platform::serial::try_read_byte)
+}
+
+/// Moves received bytes into the key queue and runs the key notify
+/// functions they trigger, after the keyboard borrow ended (they may call
+/// back into ConIn).
+fn poll_serial() {
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_BYTES_PER_POLL {
+        match receive_byte() {
+            Some(b) => bytes.push(b),
+            None => break,
+        }
+    }
+    let now = platform::tsc::now_ns();
+    let calls = KEYBOARD.with(|k| k.receive(&bytes, now));
+    for (notify, mut data) in calls {
+        notify(&mut data);
+    }
+}
+
+/// WaitForKey/WaitForKeyEx readiness, evaluated by CheckEvent/WaitForEvent.
+fn key_available() -> bool {
+    poll_serial();
+    KEYBOARD.with(|k| k.key_available())
+}
+
+extern "efiapi" fn in_reset(this: *mut text_in::Protocol, _extended: Boolean) -> Status {
+    if this != CON_IN.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    KEYBOARD.with(|k| k.reset());
+    Status::SUCCESS
+}
+
+extern "efiapi" fn in_ex_reset(this: *mut text_in_ex::Protocol, _extended: Boolean) -> Status {
+    if this != CON_IN_EX.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    KEYBOARD.with(|k| k.reset());
+    Status::SUCCESS
+}
+
+extern "efiapi" fn read_key_stroke(
+    this: *mut text_in::Protocol,
+    key: *mut text_in::InputKey,
+) -> Status {
+    if this != CON_IN.get() || key.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    poll_serial();
+    match KEYBOARD.with(|k| k.pop()) {
+        Some(k) => {
+            // SAFETY: checked non-null; the caller provides an EFI_INPUT_KEY.
+            unsafe { key.write_unaligned(k.input_key()) };
+            Status::SUCCESS
+        }
+        None => Status::NOT_READY,
+    }
+}
+
+extern "efiapi" fn read_key_stroke_ex(
+    this: *mut text_in_ex::Protocol,
+    data: *mut text_in_ex::KeyData,
+) -> Status {
+    if this != CON_IN_EX.get() || data.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    poll_serial();
+    match KEYBOARD.with(|k| k.pop().map(|key| key.key_data(k.toggle_state()))) {
+        Some(key_data) => {
+            // SAFETY: checked non-null; the caller provides an EFI_KEY_DATA.
+            unsafe { data.write_unaligned(key_data) };
+            Status::SUCCESS
+        }
+        None => Status::NOT_READY,
+    }
+}
+
+extern "efiapi" fn set_state(
+    this: *mut text_in_ex::Protocol,
+    state: *mut text_in_ex::KeyToggleState,
+) -> Status {
+    if this != CON_IN_EX.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    let state = match efi::boundary::read(state) {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    KEYBOARD.with(|k| k.set_state(state)).map_or_else(
+        |e| {
+            debug!("console: {e}");
+            Status::UNSUPPORTED
+        },
+        |()| Status::SUCCESS,
+    )
+}
+
+extern "efiapi" fn register_key_notify(
+    this: *mut text_in_ex::Protocol,
+    key_data: *mut text_in_ex::KeyData,
+    function: text_in_ex::KeyNotifyFunction,
+    handle: *mut *mut c_void,
+) -> Status {
+    if this != CON_IN_EX.get() || handle.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let key = match efi::boundary::read(key_data) {
+        Ok(k) => k,
+        Err(status) => return status,
+    };
+    match KEYBOARD.with(|k| k.register(key, function)) {
+        Ok(id) => {
+            // SAFETY: checked non-null; the caller provides storage for the
+            // NotifyHandle. The handle is an id, never dereferenced.
+            unsafe { handle.write_unaligned(core::ptr::without_provenance_mut(id)) };
+            Status::SUCCESS
+        }
+        Err(e) => {
+            debug!("console: {e}");
+            Status::OUT_OF_RESOURCES
+        }
+    }
+}
+
+extern "efiapi" fn unregister_key_notify(
+    this: *mut text_in_ex::Protocol,
+    handle: *mut c_void,
+) -> Status {
+    if this != CON_IN_EX.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    KEYBOARD.with(|k| k.unregister(handle.addr())).map_or_else(
+        |e| {
+            debug!("console: {e}");
+            Status::INVALID_PARAMETER
+        },
+        |()| Status::SUCCESS,
+    )
+}
+
+// --- EFI_SERIAL_IO_PROTOCOL (§12.8) ------------------------------------------
+
+static SERIAL_MODE: Shared<serial_io::SerialIoMode> = Shared::new(serial_io::SerialIoMode {
+    control_mask: serial_io::ControlBits::from_bits_retain(CONTROL_MASK),
+    timeout: super::serial_io::DEFAULT_TIMEOUT_US,
+    baud_rate: super::serial_io::BAUD_RATE,
+    receive_fifo_depth: FIFO_DEPTH,
+    data_bits: DATA_BITS as u32,
+    parity: serial_io::Parity::NONE,
+    stop_bits: serial_io::StopBits::ONE,
+});
+
+static SERIAL_IO: Shared<serial_io::SerialIoProtocol> = Shared::new(serial_io::SerialIoProtocol {
+    revision: serial_io::SerialIoProtocolRevision::REVISION_1_0,
+    reset: serial_reset,
+    set_attributes: serial_set_attributes,
+    set_control_bits: serial_set_control,
+    get_control_bits: serial_get_control,
+    write: serial_write,
+    read: serial_read,
+    mode: SERIAL_MODE.get().cast_const(),
+});
+
+static SERIAL_SETTINGS: Global<Settings> = Global::new(Settings::new());
+
+fn raw(status: Status) -> uefi_raw::Status {
+    uefi_raw::Status(status.as_usize())
+}
+
+fn is_serial_io(this: *const serial_io::SerialIoProtocol) -> bool {
+    this == SERIAL_IO.get().cast_const()
+}
+
+fn publish_timeout(timeout_us: u32) {
+    // SAFETY: our static, read by applications; a single field write while
+    // no reference to it exists (see `Shared`).
+    unsafe { (*SERIAL_MODE.get()).timeout = timeout_us };
+}
+
+extern "efiapi" fn serial_reset(this: *mut serial_io::SerialIoProtocol) -> uefi_raw::Status {
+    if !is_serial_io(this) {
+        return raw(Status::INVALID_PARAMETER);
+    }
+    let settings = SERIAL_SETTINGS.with(|s| {
+        *s = Settings::new();
+        *s
+    });
+    publish_timeout(settings.timeout_us);
+    raw(Status::SUCCESS)
+}
+
+extern "efiapi" fn serial_set_attributes(
+    this: *mut serial_io::SerialIoProtocol,
+    baud_rate: u64,
+    receive_fifo_depth: u32,
+    timeout: u32,
+    parity: serial_io::Parity,
+    data_bits: u8,
+    stop_bits: serial_io::StopBits,
+) -> uefi_raw::Status {
+    if !is_serial_io(this) {
+        return raw(Status::INVALID_PARAMETER);
+    }
+    let result = SERIAL_SETTINGS.with(|s| {
+        s.set_attributes(
+            baud_rate,
+            receive_fifo_depth,
+            timeout,
+            parity.0,
+            data_bits,
+            stop_bits.0,
+        )
+        .map(|()| s.timeout_us)
+    });
+    match result {
+        Ok(timeout_us) => {
+            publish_timeout(timeout_us);
+            raw(Status::SUCCESS)
+        }
+        Err(e) => {
+            debug!("serial io: {e}");
+            raw(e.status())
+        }
+    }
+}
+
+extern "efiapi" fn serial_set_control(
+    this: *mut serial_io::SerialIoProtocol,
+    control: serial_io::ControlBits,
+) -> uefi_raw::Status {
+    if !is_serial_io(this) {
+        return raw(Status::INVALID_PARAMETER);
+    }
+    raw(SERIAL_SETTINGS
+        .with(|s| s.set_control(control.bits()))
+        .map_or_else(|e| e.status(), |()| Status::SUCCESS))
+}
+
+extern "efiapi" fn serial_get_control(
+    this: *const serial_io::SerialIoProtocol,
+    control: *mut serial_io::ControlBits,
+) -> uefi_raw::Status {
+    if !is_serial_io(this) || control.is_null() {
+        return raw(Status::INVALID_PARAMETER);
+    }
+    let input_empty = LOOKAHEAD.with(|l| {
+        if l.is_none() {
+            *l = platform::serial::try_read_byte();
+        }
+        l.is_none()
+    });
+    let bits = SERIAL_SETTINGS.with(|s| s.control(input_empty));
+    // SAFETY: checked non-null; the caller provides a UINT32 for the bits.
+    unsafe { control.write_unaligned(serial_io::ControlBits::from_bits_retain(bits)) };
+    raw(Status::SUCCESS)
+}
+
+extern "efiapi" fn serial_write(
+    this: *mut serial_io::SerialIoProtocol,
+    size: *mut usize,
+    buffer: *const u8,
+) -> uefi_raw::Status {
+    if !is_serial_io(this) {
+        return raw(Status::INVALID_PARAMETER);
+    }
+    let result = efi::boundary::read(size).and_then(|len| efi::boundary::bytes(buffer, len));
+    match result {
+        Ok(bytes) => {
+            // Raw bytes: Serial I/O is a byte pipe, unlike ConOut.
+            send(bytes);
+            raw(Status::SUCCESS)
+        }
+        Err(status) => raw(status),
+    }
+}
+
+/// Read (§12.8.8): waits up to the timeout for each byte, as a UART with a
+/// character timeout does; a short read reports EFI_TIMEOUT.
+extern "efiapi" fn serial_read(
+    this: *mut serial_io::SerialIoProtocol,
+    size: *mut usize,
+    buffer: *mut u8,
+) -> uefi_raw::Status {
+    if !is_serial_io(this) {
+        return raw(Status::INVALID_PARAMETER);
+    }
+    let buffer =
+        match efi::boundary::read(size).and_then(|len| efi::boundary::bytes_mut(buffer, len)) {
+            Ok(b) => b,
+            Err(status) => return raw(status),
+        };
+    let timeout_ns = u64::from(SERIAL_SETTINGS.with(|s| s.timeout_us)) * 1000;
+    let mut count = 0;
+    'bytes: for slot in buffer.iter_mut() {
+        let start = platform::tsc::now_ns();
+        loop {
+            if let Some(b) = receive_byte() {
+                *slot = b;
+                count += 1;
+                continue 'bytes;
+            }
+            if platform::tsc::now_ns().saturating_sub(start) >= timeout_ns {
+                break 'bytes;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    let complete = count == buffer.len();
+    // SAFETY: `size` was read successfully above, so it is a valid UINTN.
+    unsafe { size.write_unaligned(count) };
+    raw(if complete {
+        Status::SUCCESS
+    } else {
+        Status::TIMEOUT
+    })
+}
+
+// --- Installation ------------------------------------------------------------
+
+/// What the core puts into the system table (§4.3): ConIn/ConOut/StdErr
+/// and their handle (`handle` serves all three).
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleHandles {
+    pub handle: Handle,
+    pub con_in: *mut text_in::Protocol,
+    pub con_in_ex: *mut text_in_ex::Protocol,
+    pub con_out: *mut text_out::Protocol,
+}
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Creates the WaitForKey events and installs SimpleTextIn, SimpleTextInEx,
+/// SimpleTextOut, Serial I/O and the console device path on one new handle.
+/// Call once, after the event services are up; a second call fails with
+/// EFI_ALREADY_STARTED. The instances are statics of the firmware image;
+/// like all boot services they are unusable after ExitBootServices.
+pub fn install() -> Result<ConsoleHandles, Status> {
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return Err(Status::ALREADY_STARTED);
+    }
+    let wait_for_key = efi::events::create_internal_wait_event(key_available);
+    let wait_for_key_ex = efi::events::create_internal_wait_event(key_available);
+    if wait_for_key.is_null() || wait_for_key_ex.is_null() {
+        return Err(Status::OUT_OF_RESOURCES);
+    }
+    // SAFETY: the protocol statics are not yet published to any caller, so
+    // nothing else reads or references them during these writes.
+    unsafe {
+        (*CON_IN.get()).wait_for_key = wait_for_key;
+        (*CON_IN_EX.get()).wait_for_key_ex = wait_for_key_ex;
+    }
+    publish_mode(&SCREEN.with(|s| *s));
+
+    let serial_io_guid = Guid::from_bytes(&serial_io::SerialIoProtocol::GUID.to_bytes());
+    let handle = efi::protocol_services::install(
+        None,
+        &[
+            (
+                device_path::PROTOCOL_GUID,
+                CONSOLE_DEVICE_PATH.as_ptr().cast_mut().cast::<c_void>(),
+            ),
+            (serial_io_guid, SERIAL_IO.get().cast::<c_void>()),
+            (text_in::PROTOCOL_GUID, CON_IN.get().cast::<c_void>()),
+            (text_in_ex::PROTOCOL_GUID, CON_IN_EX.get().cast::<c_void>()),
+            (text_out::PROTOCOL_GUID, CON_OUT.get().cast::<c_void>()),
+        ],
+    )?;
+    Ok(ConsoleHandles {
+        handle: core::ptr::without_provenance_mut(handle),
+        con_in: CON_IN.get(),
+        con_in_ex: CON_IN_EX.get(),
+        con_out: CON_OUT.get(),
+    })
+}
+
+/// The WaitForKey event values, for tests and diagnostics.
+pub fn wait_events() -> (Event, Event) {
+    // SAFETY: plain reads of pointer-sized fields of our statics.
+    unsafe {
+        (
+            (*CON_IN.get()).wait_for_key,
+            (*CON_IN_EX.get()).wait_for_key_ex,
+        )
+    }
+}

@@ -1,0 +1,383 @@
+//! Partition discovery (UEFI 2.10 §5): reads a disk through [`BlockDevice`]
+//! and lists its partitions, from a GPT (§5.3) when a protective MBR says so,
+//! otherwise from a legacy MBR with its extended-partition chain (§5.2.1).
+//!
+//! Invalid entries are logged and skipped; the valid ones are kept, so one
+//! bad entry does not hide the rest of the disk.
+#![forbid(unsafe_code)]
+
+pub mod gpt;
+pub mod mbr;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use platform::block::{BlockDevice, BlockError};
+use r_efi::efi::Guid;
+
+/// One partition. LBAs are in the device's logical blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// 1-based: GPT entry index + 1; MBR slot 1..=4, logical partitions from 5.
+    pub number: u32,
+    pub start_lba: u64,
+    /// Inclusive.
+    pub end_lba: u64,
+    pub kind: PartitionKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartitionKind {
+    Gpt(GptPartition),
+    Mbr(MbrPartition),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GptPartition {
+    pub type_guid: Guid,
+    pub unique_guid: Guid,
+    pub attributes: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MbrPartition {
+    pub os_type: u8,
+    /// The 32-bit unique MBR disk signature (offset 440).
+    pub disk_signature: u32,
+    pub bootable: bool,
+    /// Found through the extended-partition (EBR) chain.
+    pub logical: bool,
+}
+
+/// UEFI 2.10 §10.3.5.1 HardDrive node `PartitionFormat` values.
+pub const PARTITION_FORMAT_MBR: u8 = 0x01;
+pub const PARTITION_FORMAT_GPT: u8 = 0x02;
+/// UEFI 2.10 §10.3.5.1 HardDrive node `SignatureType` values.
+pub const SIGNATURE_TYPE_NONE: u8 = 0x00;
+pub const SIGNATURE_TYPE_MBR: u8 = 0x01;
+pub const SIGNATURE_TYPE_GUID: u8 = 0x02;
+
+/// The fields of a HardDrive media device-path node (UEFI 2.10 §10.3.5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardDriveInfo {
+    pub partition_number: u32,
+    pub partition_start: u64,
+    pub partition_size: u64,
+    /// GUID bytes for GPT; the MBR disk signature in the first 4 bytes (LE) for MBR.
+    pub signature: [u8; 16],
+    pub partition_format: u8,
+    pub signature_type: u8,
+}
+
+impl Partition {
+    /// Number of blocks (end is inclusive, and validated `>= start`).
+    pub fn size_in_blocks(&self) -> u64 {
+        self.end_lba
+            .saturating_sub(self.start_lba)
+            .saturating_add(1)
+    }
+
+    pub fn hard_drive_info(&self) -> HardDriveInfo {
+        let mut signature = [0u8; 16];
+        let (partition_format, signature_type) = match &self.kind {
+            PartitionKind::Gpt(gpt) => {
+                signature = *gpt.unique_guid.as_bytes();
+                (PARTITION_FORMAT_GPT, SIGNATURE_TYPE_GUID)
+            }
+            PartitionKind::Mbr(mbr) => {
+                signature[..4].copy_from_slice(&mbr.disk_signature.to_le_bytes());
+                (PARTITION_FORMAT_MBR, SIGNATURE_TYPE_MBR)
+            }
+        };
+        HardDriveInfo {
+            partition_number: self.number,
+            partition_start: self.start_lba,
+            partition_size: self.size_in_blocks(),
+            signature,
+            partition_format,
+            signature_type,
+        }
+    }
+}
+
+/// Which table described the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Gpt {
+        disk_guid: Guid,
+        /// The backup header had to be used because the primary was invalid.
+        used_backup: bool,
+    },
+    Mbr {
+        disk_signature: u32,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionTable {
+    pub scheme: Scheme,
+    /// Valid partitions, in table order.
+    pub partitions: Vec<Partition>,
+    /// Entries that were skipped, with the reason (also logged).
+    pub rejected: Vec<PartitionError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionError {
+    Io(BlockError),
+    /// Partition tables need blocks of at least 512 bytes.
+    BlockSizeTooSmall(u32),
+    /// LBA 0 does not end in 0x55AA: no MBR and no protective MBR.
+    NoBootSignature(u16),
+    /// GPT header at this LBA lacks "EFI PART".
+    GptBadSignature {
+        lba: u64,
+    },
+    GptBadRevision(u32),
+    GptBadHeaderSize(u32),
+    GptHeaderCrc {
+        lba: u64,
+        stored: u32,
+        computed: u32,
+    },
+    /// MyLBA in the header does not name the block it was read from.
+    GptMyLbaMismatch {
+        lba: u64,
+        my_lba: u64,
+    },
+    GptBadUsableRange {
+        first: u64,
+        last: u64,
+    },
+    GptBadEntrySize(u32),
+    GptTooManyEntries(u32),
+    /// The entry array starting here leaves the disk or overlaps a header or the usable area.
+    GptBadEntryArray {
+        lba: u64,
+    },
+    GptEntriesCrc {
+        stored: u32,
+        computed: u32,
+    },
+    /// Neither the primary nor the backup table is usable (each failure is logged).
+    GptNoValidHeader,
+    PartitionEndBeforeStart {
+        number: u32,
+        start: u64,
+        end: u64,
+    },
+    /// Partition reaches past the disk (or past the GPT usable area / extended partition).
+    PartitionOutOfRange {
+        number: u32,
+        start: u64,
+        end: u64,
+        limit: u64,
+    },
+    /// Partition overlaps the earlier partition `other`.
+    PartitionOverlap {
+        number: u32,
+        other: u32,
+    },
+    /// EBR chain revisits this LBA.
+    EbrLoop {
+        lba: u64,
+    },
+    /// EBR chain longer than [`mbr::MAX_LOGICAL_PARTITIONS`].
+    EbrChainTooLong(usize),
+    /// An EBR or logical partition lies outside its extended partition.
+    EbrOutOfRange {
+        lba: u64,
+    },
+    /// An EBR lacks 0x55AA.
+    EbrBadSignature {
+        lba: u64,
+    },
+}
+
+impl From<BlockError> for PartitionError {
+    fn from(error: BlockError) -> Self {
+        PartitionError::Io(error)
+    }
+}
+
+impl fmt::Display for PartitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use PartitionError::*;
+        match self {
+            Io(e) => write!(f, "I/O error: {e}"),
+            BlockSizeTooSmall(size) => write!(f, "block size {size} is below 512"),
+            NoBootSignature(sig) => write!(f, "LBA 0 signature {sig:#06x} is not 0xaa55"),
+            GptBadSignature { lba } => write!(f, "no GPT signature at LBA {lba}"),
+            GptBadRevision(rev) => write!(f, "unsupported GPT revision {rev:#010x}"),
+            GptBadHeaderSize(size) => write!(f, "bad GPT header size {size}"),
+            GptHeaderCrc {
+                lba,
+                stored,
+                computed,
+            } => write!(
+                f,
+                "GPT header at LBA {lba}: CRC32 {stored:#010x} != computed {computed:#010x}"
+            ),
+            GptMyLbaMismatch { lba, my_lba } => {
+                write!(f, "GPT header at LBA {lba} claims to be at LBA {my_lba}")
+            }
+            GptBadUsableRange { first, last } => {
+                write!(f, "bad GPT usable range {first}..={last}")
+            }
+            GptBadEntrySize(size) => write!(f, "bad GPT entry size {size}"),
+            GptTooManyEntries(count) => write!(f, "too many GPT entries ({count})"),
+            GptBadEntryArray { lba } => write!(f, "GPT entry array at LBA {lba} is misplaced"),
+            GptEntriesCrc { stored, computed } => write!(
+                f,
+                "GPT entry array CRC32 {stored:#010x} != computed {computed:#010x}"
+            ),
+            GptNoValidHeader => write!(f, "neither primary nor backup GPT is valid"),
+            PartitionEndBeforeStart { number, start, end } => {
+                write!(f, "partition {number}: end {end} before start {start}")
+            }
+            PartitionOutOfRange {
+                number,
+                start,
+                end,
+                limit,
+            } => write!(
+                f,
+                "partition {number}: {start}..={end} exceeds the allowed range ending at {limit}"
+            ),
+            PartitionOverlap { number, other } => {
+                write!(f, "partition {number} overlaps partition {other}")
+            }
+            EbrLoop { lba } => write!(f, "EBR chain loops back to LBA {lba}"),
+            EbrChainTooLong(count) => write!(f, "EBR chain longer than {count} entries"),
+            EbrOutOfRange { lba } => write!(
+                f,
+                "EBR or logical partition at LBA {lba} outside the extended partition"
+            ),
+            EbrBadSignature { lba } => write!(f, "EBR at LBA {lba} lacks 0xaa55"),
+        }
+    }
+}
+
+/// Reads the partition table of `disk`. GPT is used when LBA 0 holds a
+/// protective MBR (an 0xEE entry, UEFI 2.10 §5.2.3); otherwise the legacy MBR.
+pub fn read_partitions(disk: &dyn BlockDevice) -> Result<PartitionTable, PartitionError> {
+    let block_size = disk.block_size();
+    if block_size < 512 {
+        return Err(PartitionError::BlockSizeTooSmall(block_size));
+    }
+    let block0 = read_block(disk, 0)?;
+    let mbr = mbr::Mbr::parse(&block0)?;
+    if mbr.is_protective() {
+        gpt::read(disk)
+    } else {
+        mbr::read(disk, &mbr)
+    }
+}
+
+/// Reads one whole block.
+pub(crate) fn read_block(disk: &dyn BlockDevice, lba: u64) -> Result<Vec<u8>, PartitionError> {
+    let mut buf = alloc::vec![0u8; disk.block_size() as usize];
+    disk.read_blocks(lba, &mut buf)?;
+    Ok(buf)
+}
+
+pub(crate) fn le_u16(bytes: &[u8], offset: usize) -> u16 {
+    let mut raw = [0u8; 2];
+    if let Some(src) = bytes.get(offset..offset + 2) {
+        raw.copy_from_slice(src);
+    }
+    u16::from_le_bytes(raw)
+}
+
+pub(crate) fn le_u32(bytes: &[u8], offset: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    if let Some(src) = bytes.get(offset..offset + 4) {
+        raw.copy_from_slice(src);
+    }
+    u32::from_le_bytes(raw)
+}
+
+pub(crate) fn le_u64(bytes: &[u8], offset: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    if let Some(src) = bytes.get(offset..offset + 8) {
+        raw.copy_from_slice(src);
+    }
+    u64::from_le_bytes(raw)
+}
+
+/// Adds `candidate` to `accepted` unless it overlaps one already there;
+/// otherwise logs and records why it was dropped.
+pub(crate) fn accept_unless_overlapping(
+    candidate: Partition,
+    accepted: &mut Vec<Partition>,
+    rejected: &mut Vec<PartitionError>,
+) {
+    let clash = accepted
+        .iter()
+        .find(|p| candidate.start_lba <= p.end_lba && p.start_lba <= candidate.end_lba);
+    match clash {
+        Some(other) => reject(
+            rejected,
+            PartitionError::PartitionOverlap {
+                number: candidate.number,
+                other: other.number,
+            },
+        ),
+        None => accepted.push(candidate),
+    }
+}
+
+pub(crate) fn reject(rejected: &mut Vec<PartitionError>, error: PartitionError) {
+    log::warn!("partition: skipping entry: {error}");
+    rejected.push(error);
+}
+
+/// Checks `start..=end` is ordered and inside `low..=high`.
+pub(crate) fn check_range(
+    number: u32,
+    start: u64,
+    end: u64,
+    low: u64,
+    high: u64,
+) -> Result<(), PartitionError> {
+    if end < start {
+        return Err(PartitionError::PartitionEndBeforeStart { number, start, end });
+    }
+    if start < low || end > high {
+        return Err(PartitionError::PartitionOutOfRange {
+            number,
+            start,
+            end,
+            limit: high,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    /// A zeroed image file of `bytes` in a fresh temp directory.
+    pub fn image(name: &str, bytes: u64) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("vmfw-partition-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("disk.img");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(bytes).unwrap();
+        path
+    }
+
+    /// Whether a host tool is available; tests that need it skip otherwise.
+    pub fn have_tool(tool: &str) -> bool {
+        let found = Command::new(tool).arg("--version").output().is_ok();
+        if !found {
+            eprintln!("SKIPPED: `{tool}` not installed (apt-get install gdisk fdisk)");
+        }
+        found
+    }
+}

@@ -1,0 +1,1072 @@
+//! EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and EFI_FILE_PROTOCOL (UEFI 2.10 §13.4,
+//! §13.5) over the FAT driver in `crate::fat`.
+//!
+//! Each protocol instance is a `#[repr(C)]` struct with the protocol table
+//! first, a signature, then private state; it is allocated with `Box` and the
+//! table pointer handed out is the struct pointer. File handles share the
+//! mounted volume through an `Rc`. Every pointer from the caller is checked
+//! for null (and the instance pointers for alignment and signature) before use.
+//!
+//! Limitation: each handle keeps its own view of the file size; a second
+//! handle to a file that another handle grows sees the new size only when
+//! reopened.
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::mem::offset_of;
+
+use platform::block::{BlockDevice, BlockError};
+use r_efi::efi::{Guid, Status};
+use r_efi::protocols::{file, simple_file_system};
+use r_efi::system::{Time, UNSPECIFIED_TIMEZONE};
+
+use crate::fat::{Attributes, DateTime, DirCursor, FatError, FileSystem, Node};
+
+/// Adapts a boxed device so `FileSystem` can own it.
+pub struct BoxedDevice(pub Box<dyn BlockDevice>);
+
+impl BlockDevice for BoxedDevice {
+    fn block_size(&self) -> u32 {
+        self.0.block_size()
+    }
+    fn num_blocks(&self) -> u64 {
+        self.0.num_blocks()
+    }
+    fn read_only(&self) -> bool {
+        self.0.read_only()
+    }
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.0.read_blocks(lba, buf)
+    }
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        self.0.write_blocks(lba, buf)
+    }
+    fn flush(&self) -> Result<(), BlockError> {
+        self.0.flush()
+    }
+}
+
+type Volume = FileSystem<BoxedDevice>;
+
+const VOLUME_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwFATV");
+const FILE_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwFATF");
+/// Longest path accepted from a caller, in CHAR16 units.
+const MAX_PATH: usize = 4096;
+
+#[repr(C)]
+struct SimpleFileSystem {
+    protocol: simple_file_system::Protocol,
+    signature: u64,
+    volume: Rc<Volume>,
+}
+
+#[repr(C)]
+struct FileHandle {
+    protocol: file::Protocol,
+    signature: u64,
+    volume: Rc<Volume>,
+    node: Node,
+    /// Byte position of a file.
+    position: u64,
+    /// Read position of a directory.
+    cursor: DirCursor,
+    writable: bool,
+}
+
+/// The one place FAT errors become EFI status codes.
+pub fn status_of(error: &FatError) -> Status {
+    match error {
+        FatError::Device(BlockError::ReadOnly) | FatError::ReadOnly => Status::WRITE_PROTECTED,
+        FatError::Device(_) => Status::DEVICE_ERROR,
+        FatError::UnsupportedBlockSize { .. } => Status::UNSUPPORTED,
+        FatError::BadBpb { .. }
+        | FatError::ClusterOutOfRange(_)
+        | FatError::FreeClusterInChain(_)
+        | FatError::BadClusterInChain(_)
+        | FatError::ChainLoop(_)
+        | FatError::ChainTooLong { .. }
+        | FatError::ChainTooShort { .. }
+        | FatError::DirectoryTooLarge(_)
+        | FatError::DirectoryLoop(_) => Status::VOLUME_CORRUPTED,
+        FatError::DirectoryFull | FatError::NoSpace | FatError::FileTooLarge(_) => {
+            Status::VOLUME_FULL
+        }
+        FatError::NotFound(_) | FatError::NotADirectory => Status::NOT_FOUND,
+        FatError::IsADirectory => Status::UNSUPPORTED,
+        FatError::AlreadyExists(_) | FatError::DirectoryNotEmpty | FatError::AccessDenied(_) => {
+            Status::ACCESS_DENIED
+        }
+        FatError::InvalidName(_) | FatError::NameTooLong(_) => Status::INVALID_PARAMETER,
+    }
+}
+
+/// Mounts the FAT volume on `dev` and returns its
+/// EFI_SIMPLE_FILE_SYSTEM_PROTOCOL instance, to be installed on the device's
+/// handle. `clock` supplies timestamps for writes (local time, as FAT keeps).
+pub fn new_simple_file_system(
+    dev: Box<dyn BlockDevice>,
+    clock: fn() -> DateTime,
+) -> Result<*mut simple_file_system::Protocol, FatError> {
+    let volume = FileSystem::mount(BoxedDevice(dev))?;
+    volume.set_clock(clock);
+    let instance = Box::new(SimpleFileSystem {
+        protocol: simple_file_system::Protocol {
+            revision: simple_file_system::REVISION,
+            open_volume,
+        },
+        signature: VOLUME_SIGNATURE,
+        volume: Rc::new(volume),
+    });
+    // The protocol is the first field of a #[repr(C)] struct, so the struct
+    // pointer is the protocol pointer.
+    Ok(Box::into_raw(instance).cast())
+}
+
+fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut file::Protocol {
+    let handle = Box::new(FileHandle {
+        protocol: file::Protocol {
+            revision: file::REVISION,
+            open: file_open,
+            close: file_close,
+            delete: file_delete,
+            read: file_read,
+            write: file_write,
+            get_position: file_get_position,
+            set_position: file_set_position,
+            get_info: file_get_info,
+            set_info: file_set_info,
+            flush: file_flush,
+            open_ex: file_open_ex,
+            read_ex: file_io_ex,
+            write_ex: file_io_ex,
+            flush_ex: file_io_ex,
+        },
+        signature: FILE_SIGNATURE,
+        volume,
+        node,
+        position: 0,
+        cursor: DirCursor::new(),
+        writable,
+    });
+    Box::into_raw(handle).cast()
+}
+
+/// The instance behind a protocol pointer, if it is one of ours.
+fn instance<T>(this: *mut c_void, signature: u64) -> Option<*mut T> {
+    let ptr = this.cast::<T>();
+    if ptr.is_null() || !ptr.is_aligned() {
+        return None;
+    }
+    // The signature sits right after the protocol table in both structs.
+    let offset = if signature == FILE_SIGNATURE {
+        offset_of!(FileHandle, signature)
+    } else {
+        offset_of!(SimpleFileSystem, signature)
+    };
+    // SAFETY: the caller passed this pointer as a protocol instance we handed
+    // out; it is non-null and aligned, and every instance of ours is at least
+    // `offset + 8` bytes long. A foreign pointer is still required by the
+    // UEFI calling contract to point at a readable protocol table.
+    let found = unsafe { this.cast::<u8>().add(offset).cast::<u64>().read() };
+    (found == signature).then_some(ptr)
+}
+
+fn file_handle<'a>(this: *mut file::Protocol) -> Option<&'a mut FileHandle> {
+    let ptr = instance::<FileHandle>(this.cast(), FILE_SIGNATURE)?;
+    // SAFETY: `instance` checked null, alignment and our signature, so this is
+    // a live FileHandle allocated by `new_handle`; UEFI boot services run on
+    // one CPU without re-entry into a handle, so the borrow is unique.
+    Some(unsafe { &mut *ptr })
+}
+
+/// Reads a NUL-terminated CHAR16 string from the caller.
+fn read_char16(ptr: *const u16) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    let mut units = Vec::new();
+    for i in 0..MAX_PATH {
+        // SAFETY: the caller passes a NUL-terminated string; we stop at the
+        // NUL and never read more than MAX_PATH units.
+        let unit = unsafe { ptr.add(i).read_unaligned() };
+        if unit == 0 {
+            return Some(
+                char::decode_utf16(units)
+                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .collect(),
+            );
+        }
+        units.push(unit);
+    }
+    None
+}
+
+/// Copies `data` to the caller's buffer of `*size` bytes, or reports the size
+/// needed (UEFI 2.10 §13.5.12 GetInfo, §13.5.5 Read on directories).
+fn copy_out(data: &[u8], size: *mut usize, buffer: *mut c_void) -> Status {
+    // SAFETY: `size` was checked non-null by the caller of copy_out and points
+    // at the caller's UINTN.
+    let available = unsafe { size.read_unaligned() };
+    // SAFETY: as above.
+    unsafe { size.write_unaligned(data.len()) };
+    if available < data.len() {
+        return Status::BUFFER_TOO_SMALL;
+    }
+    if buffer.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: the caller's buffer holds `available >= data.len()` bytes.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), buffer.cast::<u8>(), data.len()) };
+    Status::SUCCESS
+}
+
+fn to_efi_time(t: DateTime) -> Time {
+    Time {
+        year: t.year,
+        month: t.month,
+        day: t.day,
+        hour: t.hour,
+        minute: t.minute,
+        second: t.second,
+        pad1: 0,
+        nanosecond: 0,
+        timezone: UNSPECIFIED_TIMEZONE,
+        daylight: 0,
+        pad2: 0,
+    }
+}
+
+fn put_time(out: &mut [u8], t: DateTime) {
+    let time = to_efi_time(t);
+    out[0..2].copy_from_slice(&time.year.to_le_bytes());
+    out[2..9].copy_from_slice(&[
+        time.month,
+        time.day,
+        time.hour,
+        time.minute,
+        time.second,
+        0,
+        0,
+    ]);
+    out[8..12].copy_from_slice(&time.nanosecond.to_le_bytes());
+    out[12..14].copy_from_slice(&time.timezone.to_le_bytes());
+}
+
+/// EFI_TIME bytes -> DateTime; None for an all-zero time ("leave unchanged").
+fn get_time(b: &[u8]) -> Option<DateTime> {
+    let year = u16::from_le_bytes([b[0], b[1]]);
+    (year != 0).then_some(DateTime {
+        year,
+        month: b[2],
+        day: b[3],
+        hour: b[4],
+        minute: b[5],
+        second: b[6],
+    })
+}
+
+fn char16_bytes(text: &str) -> Vec<u8> {
+    text.encode_utf16()
+        .chain(core::iter::once(0))
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+struct InfoFields<'a> {
+    name: &'a str,
+    size: u64,
+    physical: u64,
+    attributes: Attributes,
+    created: DateTime,
+    accessed: DateTime,
+    modified: DateTime,
+}
+
+/// Serialises an EFI_FILE_INFO (UEFI 2.10 §13.5.16).
+fn file_info(fields: &InfoFields) -> Vec<u8> {
+    let name_at = offset_of!(file::Info, file_name);
+    let name = char16_bytes(fields.name);
+    let mut out = alloc::vec![0u8; name_at + name.len()];
+    let total = out.len() as u64;
+    out[offset_of!(file::Info, size)..][..8].copy_from_slice(&total.to_le_bytes());
+    out[offset_of!(file::Info, file_size)..][..8].copy_from_slice(&fields.size.to_le_bytes());
+    out[offset_of!(file::Info, physical_size)..][..8]
+        .copy_from_slice(&fields.physical.to_le_bytes());
+    put_time(
+        &mut out[offset_of!(file::Info, create_time)..],
+        fields.created,
+    );
+    put_time(
+        &mut out[offset_of!(file::Info, last_access_time)..],
+        fields.accessed,
+    );
+    put_time(
+        &mut out[offset_of!(file::Info, modification_time)..],
+        fields.modified,
+    );
+    let attribute = u64::from((fields.attributes & !Attributes::VOLUME_ID).bits());
+    out[offset_of!(file::Info, attribute)..][..8].copy_from_slice(&attribute.to_le_bytes());
+    out[name_at..].copy_from_slice(&name);
+    out
+}
+
+/// Serialises an EFI_FILE_SYSTEM_INFO (UEFI 2.10 §13.5.17).
+fn system_info(volume: &Volume) -> Result<Vec<u8>, FatError> {
+    let label_at = offset_of!(file::SystemInfo, volume_label);
+    let label = char16_bytes(&volume.volume_label()?);
+    let mut out = alloc::vec![0u8; label_at + label.len()];
+    let total = out.len() as u64;
+    out[offset_of!(file::SystemInfo, size)..][..8].copy_from_slice(&total.to_le_bytes());
+    out[offset_of!(file::SystemInfo, read_only)] = u8::from(volume.is_read_only());
+    out[offset_of!(file::SystemInfo, volume_size)..][..8]
+        .copy_from_slice(&volume.total_bytes().to_le_bytes());
+    out[offset_of!(file::SystemInfo, free_space)..][..8]
+        .copy_from_slice(&volume.free_bytes()?.to_le_bytes());
+    out[offset_of!(file::SystemInfo, block_size)..][..4]
+        .copy_from_slice(&volume.cluster_size().to_le_bytes());
+    out[label_at..].copy_from_slice(&label);
+    Ok(out)
+}
+
+/// A NUL-terminated CHAR16 string inside a byte buffer.
+fn char16_from_bytes(bytes: &[u8]) -> String {
+    let units = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0);
+    char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
+}
+
+extern "efiapi" fn open_volume(
+    this: *mut simple_file_system::Protocol,
+    root: *mut *mut file::Protocol,
+) -> Status {
+    let Some(fs) = instance::<SimpleFileSystem>(this.cast(), VOLUME_SIGNATURE) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if root.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: `instance` checked null, alignment and signature: this is a
+    // SimpleFileSystem made by `new_simple_file_system`, never freed.
+    let volume = unsafe { &(*fs).volume };
+    let handle = new_handle(volume.clone(), volume.root(), !volume.is_read_only());
+    // SAFETY: `root` is non-null and points at the caller's EFI_FILE_PROTOCOL*.
+    unsafe { root.write_unaligned(handle) };
+    Status::SUCCESS
+}
+
+extern "efiapi" fn file_open(
+    this: *mut file::Protocol,
+    new_handle_out: *mut *mut file::Protocol,
+    file_name: *mut u16,
+    open_mode: u64,
+    attributes: u64,
+) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    let Some(name) = read_char16(file_name) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if new_handle_out.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    const READ_WRITE: u64 = file::MODE_READ | file::MODE_WRITE;
+    let write = match open_mode {
+        file::MODE_READ => false,
+        READ_WRITE => true,
+        m if m == READ_WRITE | file::MODE_CREATE => true,
+        _ => return Status::INVALID_PARAMETER,
+    };
+    let create = open_mode & file::MODE_CREATE != 0;
+    if create && attributes & !file::VALID_ATTR != 0 {
+        return Status::INVALID_PARAMETER;
+    }
+    let volume = &handle.volume;
+    if write && volume.is_read_only() {
+        return Status::WRITE_PROTECTED;
+    }
+    let node = match volume.open(&handle.node, &name) {
+        Ok(node) => {
+            if write && node.attributes().contains(Attributes::READ_ONLY) {
+                return Status::ACCESS_DENIED;
+            }
+            node
+        }
+        Err(FatError::NotFound(_)) if create => {
+            let directory = attributes & file::DIRECTORY != 0;
+            let created = volume
+                .create(&handle.node, &name, directory)
+                .and_then(|mut node| {
+                    let wanted =
+                        Attributes::from_bits_truncate(attributes as u8) | Attributes::ARCHIVE;
+                    let extra =
+                        wanted & (Attributes::HIDDEN | Attributes::SYSTEM | Attributes::READ_ONLY);
+                    if !extra.is_empty() {
+                        volume.set_attributes(&mut node, wanted)?;
+                    }
+                    Ok(node)
+                });
+            match created {
+                Ok(node) => node,
+                Err(e) => return status_of(&e),
+            }
+        }
+        Err(e) => return status_of(&e),
+    };
+    let opened = new_handle(volume.clone(), node, write);
+    // SAFETY: checked non-null above; points at the caller's EFI_FILE_PROTOCOL*.
+    unsafe { new_handle_out.write_unaligned(opened) };
+    Status::SUCCESS
+}
+
+/// Takes back ownership of a handle for Close and Delete.
+fn take_handle(this: *mut file::Protocol) -> Option<Box<FileHandle>> {
+    let ptr = instance::<FileHandle>(this.cast(), FILE_SIGNATURE)?;
+    // SAFETY: a live FileHandle from `new_handle` (Box::into_raw); clearing
+    // the signature first makes a second Close of the same pointer fail the
+    // check instead of freeing twice (while the allocator has not reused it).
+    unsafe {
+        (*ptr).signature = 0;
+        Some(Box::from_raw(ptr))
+    }
+}
+
+extern "efiapi" fn file_close(this: *mut file::Protocol) -> Status {
+    match take_handle(this) {
+        Some(_) => Status::SUCCESS,
+        None => Status::INVALID_PARAMETER,
+    }
+}
+
+extern "efiapi" fn file_delete(this: *mut file::Protocol) -> Status {
+    let Some(handle) = take_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    // UEFI 2.10 §13.5.4: the handle is closed either way; failure is a warning.
+    if !handle.writable {
+        return Status::WARN_DELETE_FAILURE;
+    }
+    let FileHandle { volume, node, .. } = *handle;
+    match volume.delete(node) {
+        Ok(()) => Status::SUCCESS,
+        Err(_) => Status::WARN_DELETE_FAILURE,
+    }
+}
+
+extern "efiapi" fn file_read(
+    this: *mut file::Protocol,
+    size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_dir() {
+        // Each read returns one EFI_FILE_INFO; 0 bytes at the end (§13.5.5).
+        let mut cursor = handle.cursor.clone();
+        let entry = match handle.volume.read_dir(&handle.node, &mut cursor) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                // SAFETY: checked non-null above.
+                unsafe { size.write_unaligned(0) };
+                return Status::SUCCESS;
+            }
+            Err(e) => return status_of(&e),
+        };
+        let cluster = u64::from(handle.volume.cluster_size());
+        let info = file_info(&InfoFields {
+            name: &entry.name,
+            size: u64::from(entry.size),
+            physical: u64::from(entry.size).div_ceil(cluster) * cluster,
+            attributes: entry.attributes,
+            created: entry.created,
+            accessed: entry.accessed,
+            modified: entry.modified,
+        });
+        let status = copy_out(&info, size, buffer);
+        if status == Status::SUCCESS {
+            handle.cursor = cursor;
+        }
+        return status;
+    }
+    if handle.position > handle.node.size() {
+        return Status::DEVICE_ERROR;
+    }
+    // SAFETY: checked non-null above.
+    let len = unsafe { size.read_unaligned() };
+    if len == 0 {
+        return Status::SUCCESS;
+    }
+    if buffer.is_null() || len > isize::MAX as usize {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: the caller provides a writable buffer of `len` bytes (§13.5.5);
+    // it is non-null and no larger than isize::MAX.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) };
+    match handle.volume.read(&handle.node, handle.position, buf) {
+        Ok(n) => {
+            handle.position += n as u64;
+            // SAFETY: checked non-null above.
+            unsafe { size.write_unaligned(n) };
+            Status::SUCCESS
+        }
+        Err(e) => status_of(&e),
+    }
+}
+
+extern "efiapi" fn file_write(
+    this: *mut file::Protocol,
+    size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_dir() {
+        return Status::UNSUPPORTED;
+    }
+    if handle.volume.is_read_only() {
+        return Status::WRITE_PROTECTED;
+    }
+    if !handle.writable {
+        return Status::ACCESS_DENIED;
+    }
+    // SAFETY: checked non-null above.
+    let len = unsafe { size.read_unaligned() };
+    if len == 0 {
+        return Status::SUCCESS;
+    }
+    if buffer.is_null() || len > isize::MAX as usize {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: the caller provides a readable buffer of `len` bytes (§13.5.6).
+    let data = unsafe { core::slice::from_raw_parts(buffer.cast::<u8>(), len) };
+    let FileHandle {
+        volume,
+        node,
+        position,
+        ..
+    } = handle;
+    match volume.write(node, *position, data) {
+        Ok(n) => {
+            *position += n as u64;
+            // SAFETY: checked non-null above.
+            unsafe { size.write_unaligned(n) };
+            Status::SUCCESS
+        }
+        Err(e) => {
+            // SAFETY: checked non-null above; nothing was written.
+            unsafe { size.write_unaligned(0) };
+            status_of(&e)
+        }
+    }
+}
+
+extern "efiapi" fn file_get_position(this: *mut file::Protocol, position: *mut u64) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if position.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_dir() {
+        return Status::UNSUPPORTED;
+    }
+    // SAFETY: checked non-null above.
+    unsafe { position.write_unaligned(handle.position) };
+    Status::SUCCESS
+}
+
+extern "efiapi" fn file_set_position(this: *mut file::Protocol, position: u64) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if handle.node.is_dir() {
+        // Only a rewind is defined for directories (§13.5.8).
+        if position != 0 {
+            return Status::UNSUPPORTED;
+        }
+        handle.cursor = DirCursor::new();
+        return Status::SUCCESS;
+    }
+    handle.position = if position == u64::MAX {
+        handle.node.size()
+    } else {
+        position
+    };
+    Status::SUCCESS
+}
+
+fn read_guid(ptr: *const Guid) -> Option<Guid> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and the caller passes an EFI_GUID; read unaligned.
+    Some(unsafe { ptr.read_unaligned() })
+}
+
+extern "efiapi" fn file_get_info(
+    this: *mut file::Protocol,
+    information_type: *mut Guid,
+    size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    let Some(kind) = read_guid(information_type) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let volume = &handle.volume;
+    let data = if kind == file::INFO_ID {
+        volume.metadata(&handle.node).map(|meta| {
+            file_info(&InfoFields {
+                name: handle.node.name(),
+                size: meta.size,
+                physical: meta.allocated,
+                attributes: meta.attributes,
+                created: meta.created,
+                accessed: meta.accessed,
+                modified: meta.modified,
+            })
+        })
+    } else if kind == file::SYSTEM_INFO_ID {
+        system_info(volume)
+    } else if kind == file::SYSTEM_VOLUME_LABEL_ID {
+        volume.volume_label().map(|label| char16_bytes(&label))
+    } else {
+        return Status::UNSUPPORTED;
+    };
+    match data {
+        Ok(data) => copy_out(&data, size, buffer),
+        Err(e) => status_of(&e),
+    }
+}
+
+extern "efiapi" fn file_set_info(
+    this: *mut file::Protocol,
+    information_type: *mut Guid,
+    size: usize,
+    buffer: *mut c_void,
+) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    let Some(kind) = read_guid(information_type) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if buffer.is_null() || size > isize::MAX as usize {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: the caller provides `size` readable bytes at `buffer` (§13.5.13).
+    let bytes = unsafe { core::slice::from_raw_parts(buffer.cast::<u8>().cast_const(), size) };
+    if handle.volume.is_read_only() {
+        return Status::WRITE_PROTECTED;
+    }
+    let result = if kind == file::INFO_ID {
+        return set_file_info(handle, bytes);
+    } else if kind == file::SYSTEM_INFO_ID {
+        let label_at = offset_of!(file::SystemInfo, volume_label);
+        if bytes.len() < label_at + 2 {
+            return Status::BAD_BUFFER_SIZE;
+        }
+        handle
+            .volume
+            .set_volume_label(&char16_from_bytes(&bytes[label_at..]))
+    } else if kind == file::SYSTEM_VOLUME_LABEL_ID {
+        handle.volume.set_volume_label(&char16_from_bytes(bytes))
+    } else {
+        return Status::UNSUPPORTED;
+    };
+    match result {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => status_of(&e),
+    }
+}
+
+/// Applies an EFI_FILE_INFO: name (rename within the directory), size,
+/// timestamps (zero means unchanged) and attributes (§13.5.13).
+fn set_file_info(handle: &mut FileHandle, bytes: &[u8]) -> Status {
+    let name_at = offset_of!(file::Info, file_name);
+    let field = |off: usize| match bytes.get(off..off + 8) {
+        Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        None => 0,
+    };
+    let declared = field(0);
+    if bytes.len() < name_at + 2 || declared < (name_at + 2) as u64 || declared > bytes.len() as u64
+    {
+        return Status::BAD_BUFFER_SIZE;
+    }
+    let bytes = &bytes[..declared as usize];
+    let attribute = field(offset_of!(file::Info, attribute));
+    let file_size = field(offset_of!(file::Info, file_size));
+    if attribute & !file::VALID_ATTR != 0 {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_root() || !handle.writable {
+        return Status::ACCESS_DENIED;
+    }
+    let wanted = Attributes::from_bits_truncate(attribute as u8);
+    if wanted.contains(Attributes::DIRECTORY) != handle.node.is_dir() {
+        return Status::ACCESS_DENIED;
+    }
+    let name = char16_from_bytes(&bytes[name_at..]);
+    let name = name.trim_start_matches(['\\', '/']);
+    if name.contains(['\\', '/']) {
+        // Moving between directories is not supported.
+        return Status::ACCESS_DENIED;
+    }
+    let FileHandle { volume, node, .. } = handle;
+    let result = (|| {
+        if name != node.name() {
+            volume.rename(node, name)?;
+        }
+        if !node.is_dir() && file_size != node.size() {
+            // Size first, while a read-only bit being set below cannot block it.
+            let current = node.attributes();
+            if current.contains(Attributes::READ_ONLY) {
+                volume.set_attributes(node, current & !Attributes::READ_ONLY)?;
+            }
+            volume.set_len(node, file_size)?;
+        }
+        volume.set_times(
+            node,
+            get_time(&bytes[offset_of!(file::Info, create_time)..]),
+            get_time(&bytes[offset_of!(file::Info, modification_time)..]),
+            get_time(&bytes[offset_of!(file::Info, last_access_time)..]),
+        )?;
+        volume.set_attributes(node, wanted)
+    })();
+    match result {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => status_of(&e),
+    }
+}
+
+extern "efiapi" fn file_flush(this: *mut file::Protocol) -> Status {
+    let Some(handle) = file_handle(this) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if !handle.writable {
+        return Status::ACCESS_DENIED;
+    }
+    match handle.volume.flush() {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => status_of(&e),
+    }
+}
+
+/// The asynchronous *Ex calls are revision 2 only; this is revision 1.
+extern "efiapi" fn file_open_ex(
+    _this: *mut file::Protocol,
+    _new_handle: *mut *mut file::Protocol,
+    _file_name: *mut u16,
+    _open_mode: u64,
+    _attributes: u64,
+    _token: *mut file::IoToken,
+) -> Status {
+    Status::UNSUPPORTED
+}
+
+extern "efiapi" fn file_io_ex(_this: *mut file::Protocol, _token: *mut file::IoToken) -> Status {
+    Status::UNSUPPORTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::RefCell;
+    use core::ptr::null_mut;
+    use std::process::Command;
+    use std::vec;
+
+    /// A RAM disk the test can still look at after handing it to the volume.
+    struct SharedDisk(Rc<RefCell<Vec<u8>>>);
+
+    impl BlockDevice for SharedDisk {
+        fn block_size(&self) -> u32 {
+            512
+        }
+        fn num_blocks(&self) -> u64 {
+            (self.0.borrow().len() / 512) as u64
+        }
+        fn read_only(&self) -> bool {
+            false
+        }
+        fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+            self.check_request(lba, buf.len())?;
+            let start = lba as usize * 512;
+            buf.copy_from_slice(&self.0.borrow()[start..start + buf.len()]);
+            Ok(())
+        }
+        fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+            self.check_request(lba, buf.len())?;
+            let start = lba as usize * 512;
+            self.0.borrow_mut()[start..start + buf.len()].copy_from_slice(buf);
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), BlockError> {
+            Ok(())
+        }
+    }
+
+    fn ucs2(s: &str) -> Vec<u16> {
+        s.encode_utf16().chain(core::iter::once(0)).collect()
+    }
+
+    fn clock() -> DateTime {
+        DateTime {
+            year: 2025,
+            month: 6,
+            day: 15,
+            hour: 10,
+            minute: 20,
+            second: 30,
+        }
+    }
+
+    /// Calls through the protocol table the way an EFI application does.
+    struct Handle(*mut file::Protocol);
+
+    impl Handle {
+        fn table(&self) -> &file::Protocol {
+            // SAFETY: handles in these tests come from Open/OpenVolume and are
+            // used only until Close or Delete.
+            unsafe { &*self.0 }
+        }
+        fn open(&self, path: &str, mode: u64, attributes: u64) -> Result<Handle, Status> {
+            let mut name = ucs2(path);
+            let mut out = null_mut();
+            match (self.table().open)(self.0, &mut out, name.as_mut_ptr(), mode, attributes) {
+                Status::SUCCESS => Ok(Handle(out)),
+                status => Err(status),
+            }
+        }
+        fn write(&self, data: &[u8]) -> Status {
+            let mut size = data.len();
+            (self.table().write)(self.0, &mut size, data.as_ptr().cast_mut().cast())
+        }
+        fn read(&self, buf: &mut [u8]) -> (Status, usize) {
+            let mut size = buf.len();
+            let status = (self.table().read)(self.0, &mut size, buf.as_mut_ptr().cast());
+            (status, size)
+        }
+        fn info(&self, kind: Guid) -> (Status, Vec<u8>) {
+            let mut kind = kind;
+            let mut size = 0usize;
+            let status = (self.table().get_info)(self.0, &mut kind, &mut size, null_mut());
+            if status != Status::BUFFER_TOO_SMALL {
+                return (status, Vec::new());
+            }
+            let mut buf = vec![0u8; size];
+            let status =
+                (self.table().get_info)(self.0, &mut kind, &mut size, buf.as_mut_ptr().cast());
+            (status, buf)
+        }
+        fn close(self) -> Status {
+            (self.table().close)(self.0)
+        }
+    }
+
+    fn info_name(info: &[u8]) -> String {
+        char16_from_bytes(&info[offset_of!(file::Info, file_name)..])
+    }
+
+    fn info_u64(info: &[u8], off: usize) -> u64 {
+        u64::from_le_bytes(info[off..off + 8].try_into().expect("8 bytes"))
+    }
+
+    #[test]
+    fn efi_file_protocol_round_trip() {
+        let dir = std::env::temp_dir().join(format!("vmfw-simplefs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let image = dir.join("esp.img");
+        let status = Command::new("mkfs.vfat")
+            .args(["-C", "-F", "16", "-s", "1", "-n", "ESP"])
+            .arg(&image)
+            .arg("8192")
+            .output()
+            .expect("mkfs.vfat (apt-get install -y dosfstools)");
+        assert!(status.status.success());
+        let bytes = Rc::new(RefCell::new(std::fs::read(&image).expect("image")));
+
+        let fs = new_simple_file_system(Box::new(SharedDisk(bytes.clone())), clock).expect("mount");
+        let mut root_ptr = null_mut();
+        // SAFETY: `fs` is the live instance returned above.
+        let open_volume = unsafe { (*fs).open_volume };
+        assert_eq!(open_volume(fs, &mut root_ptr), Status::SUCCESS);
+        assert_eq!(open_volume(fs, null_mut()), Status::INVALID_PARAMETER);
+        assert_eq!(
+            open_volume(null_mut(), &mut root_ptr),
+            Status::INVALID_PARAMETER
+        );
+        let root = Handle(root_ptr);
+
+        const RW: u64 = file::MODE_READ | file::MODE_WRITE;
+        const CREATE: u64 = RW | file::MODE_CREATE;
+        assert_eq!(
+            root.open("missing.txt", file::MODE_READ, 0).err(),
+            Some(Status::NOT_FOUND)
+        );
+        assert_eq!(
+            root.open("x", file::MODE_WRITE, 0).err(),
+            Some(Status::INVALID_PARAMETER)
+        );
+        root.open("EFI", CREATE, file::DIRECTORY)
+            .expect("mkdir EFI")
+            .close();
+        let boot = root
+            .open("\\EFI\\Boot", CREATE, file::DIRECTORY)
+            .expect("mkdir Boot");
+        let file = boot.open("grub.cfg", CREATE, 0).expect("create");
+        assert_eq!(file.write(b"set timeout=5\n"), Status::SUCCESS);
+        assert_eq!((file.table().set_position)(file.0, 4), Status::SUCCESS);
+        let mut buf = [0u8; 64];
+        assert_eq!(file.read(&mut buf), (Status::SUCCESS, 10));
+        assert_eq!(&buf[..10], b"timeout=5\n");
+        let mut position = 0u64;
+        assert_eq!(
+            (file.table().get_position)(file.0, &mut position),
+            Status::SUCCESS
+        );
+        assert_eq!(position, 14);
+        assert_eq!(
+            (file.table().set_position)(file.0, u64::MAX),
+            Status::SUCCESS
+        );
+        assert_eq!(file.write(b"menuentry\n"), Status::SUCCESS);
+
+        let (status, info) = file.info(file::INFO_ID);
+        assert_eq!(status, Status::SUCCESS);
+        assert_eq!(info_name(&info), "grub.cfg");
+        assert_eq!(info_u64(&info, offset_of!(file::Info, file_size)), 24);
+        assert_eq!(
+            info_u64(&info, offset_of!(file::Info, attribute)),
+            file::ARCHIVE
+        );
+        assert_eq!(u16::from_le_bytes([info[24], info[25]]), 2025);
+
+        // SetInfo: rename and truncate.
+        let mut new_info = info[..offset_of!(file::Info, file_name)].to_vec();
+        new_info.extend(ucs2("GRUB.CONF").iter().flat_map(|u| u.to_le_bytes()));
+        let len = new_info.len() as u64;
+        new_info[..8].copy_from_slice(&len.to_le_bytes());
+        new_info[8..16].copy_from_slice(&14u64.to_le_bytes());
+        let mut kind = file::INFO_ID;
+        let set_info = file.table().set_info;
+        assert_eq!(
+            set_info(
+                file.0,
+                &mut kind,
+                new_info.len(),
+                new_info.as_mut_ptr().cast()
+            ),
+            Status::SUCCESS
+        );
+        assert_eq!(
+            set_info(file.0, &mut kind, 10, new_info.as_mut_ptr().cast()),
+            Status::BAD_BUFFER_SIZE
+        );
+        assert_eq!((file.table().flush)(file.0), Status::SUCCESS);
+        assert_eq!(file.close(), Status::SUCCESS);
+
+        // Directory reads: one EFI_FILE_INFO per call, size reported first.
+        let mut empty = [0u8; 0];
+        let (status, needed) = boot.read(&mut empty);
+        assert_eq!(status, Status::BUFFER_TOO_SMALL);
+        assert!(needed > offset_of!(file::Info, file_name));
+        let mut names = Vec::new();
+        loop {
+            let mut entry = [0u8; 512];
+            let (status, n) = boot.read(&mut entry);
+            assert_eq!(status, Status::SUCCESS);
+            if n == 0 {
+                break;
+            }
+            names.push(info_name(&entry[..n]));
+        }
+        assert_eq!(names, [".", "..", "GRUB.CONF"]);
+        assert_eq!(boot.write(b"x"), Status::UNSUPPORTED);
+
+        let reopened = root
+            .open("efi\\boot\\grub.conf", file::MODE_READ, 0)
+            .expect("reopen");
+        let mut buf = [0u8; 64];
+        assert_eq!(reopened.read(&mut buf), (Status::SUCCESS, 14));
+        assert_eq!(reopened.write(b"no"), Status::ACCESS_DENIED);
+        assert_eq!(
+            (reopened.table().delete)(reopened.0),
+            Status::WARN_DELETE_FAILURE
+        );
+
+        let (status, sys) = root.info(file::SYSTEM_INFO_ID);
+        assert_eq!(status, Status::SUCCESS);
+        assert_eq!(
+            char16_from_bytes(&sys[offset_of!(file::SystemInfo, volume_label)..]),
+            "ESP"
+        );
+        let mut label = ucs2("BOOTVOL");
+        let mut kind = file::SYSTEM_VOLUME_LABEL_ID;
+        let set_info = root.table().set_info;
+        assert_eq!(
+            set_info(
+                root.0,
+                &mut kind,
+                label.len() * 2,
+                label.as_mut_ptr().cast()
+            ),
+            Status::SUCCESS
+        );
+        let (_, label) = root.info(file::SYSTEM_VOLUME_LABEL_ID);
+        assert_eq!(char16_from_bytes(&label), "BOOTVOL");
+
+        let scratch = root
+            .open("scratch file.tmp", CREATE, 0)
+            .expect("create scratch");
+        assert_eq!((scratch.table().delete)(scratch.0), Status::SUCCESS);
+        assert_eq!(
+            root.open("scratch file.tmp", file::MODE_READ, 0).err(),
+            Some(Status::NOT_FOUND)
+        );
+        assert_eq!(boot.close(), Status::SUCCESS);
+        assert_eq!(root.close(), Status::SUCCESS);
+
+        std::fs::write(&image, &*bytes.borrow()).expect("write back");
+        let fsck = Command::new("fsck.vfat")
+            .arg("-n")
+            .arg(&image)
+            .output()
+            .expect("fsck");
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        let mtype = Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&image)
+            .arg("::/EFI/Boot/GRUB.CONF")
+            .output()
+            .expect("mtype");
+        assert_eq!(mtype.stdout, b"set timeout=5\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

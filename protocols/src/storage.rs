@@ -1,0 +1,1388 @@
+//! Publishes block storage to EFI: EFI_BLOCK_IO_PROTOCOL (UEFI 2.10 §13.9)
+//! and EFI_DISK_IO_PROTOCOL (§13.7) over any [`BlockDevice`], partition views
+//! with EFI_PARTITION_INFO_PROTOCOL (§13.18), and [`add_disk`], which puts a
+//! disk, its partitions and the FAT file systems on them into the handle
+//! database.
+//!
+//! Every protocol instance is a `#[repr(C)]` heap struct with the protocol
+//! table first and a signature after it; the table pointer handed out is the
+//! struct pointer. Instances are never freed (disks are not hot-unplugged), so
+//! an interface pointer whose signature checks out stays valid.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::fmt;
+
+use efi::boundary;
+use efi::handles::HandleId;
+use efi::protocol_services::install;
+use platform::block::{BlockDevice, BlockError, MemDisk};
+use platform::pci::Bdf;
+use platform::sync::Global;
+use platform::virtio::VirtioBlk;
+use r_efi::efi::{Boolean, Guid, Lba, Status};
+use r_efi::protocols::{block_io, device_path, disk_io, simple_file_system};
+
+use crate::device_path::{DevicePathBuf, format_guid, hard_drive, pci, pci_root};
+use crate::fat::{DateTime, FatType, FileSystem};
+use crate::partition::{self, Partition, PartitionKind, PartitionTable, Scheme};
+use crate::simple_fs::new_simple_file_system;
+
+/// The media never changes (virtio-blk has no removable media), so the
+/// MediaId stays 0 (§13.9: it changes only when the media does).
+const MEDIA_ID: u32 = 0;
+
+const BLOCK_IO_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwBLIO");
+const DISK_IO_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwDKIO");
+
+/// EFI_PARTITION_INFO_PROTOCOL_GUID (§13.18); r-efi does not define it.
+pub const PARTITION_INFO_GUID: Guid = Guid::from_fields(
+    0x8cf2_f62c,
+    0xbc9b,
+    0x4821,
+    0x80,
+    0x8d,
+    &[0xec, 0x9e, 0xc4, 0x21, 0xa1, 0xa0],
+);
+/// EFI_PARTITION_INFO_PROTOCOL_REVISION, spelled 0x0001000 in §13.18.
+pub const PARTITION_INFO_REVISION: u32 = 0x1000;
+pub const PARTITION_TYPE_OTHER: u32 = 0;
+pub const PARTITION_TYPE_MBR: u32 = 1;
+pub const PARTITION_TYPE_GPT: u32 = 2;
+
+/// EFI System Partition type GUID C12A7328-F81F-11D2-BA4B-00A0C93EC93B (§5.3.3).
+pub const ESP_TYPE_GUID: Guid = Guid::from_fields(
+    0xC12A_7328,
+    0xF81F,
+    0x11D2,
+    0xBA,
+    0x4B,
+    &[0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B],
+);
+/// MBR OSType of an EFI System Partition (§5.2.2).
+pub const MBR_TYPE_ESP: u8 = 0xEF;
+
+/// A disk the storage stack can publish and, at ExitBootServices, quiesce.
+pub trait Disk: BlockDevice {
+    /// Stops all device activity (DMA) before the OS owns the memory.
+    /// Devices without DMA have nothing to stop.
+    fn quiesce(&self) {}
+}
+
+impl Disk for VirtioBlk {
+    fn quiesce(&self) {
+        self.reset();
+    }
+}
+
+impl Disk for MemDisk<'_> {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// A partition of `blocks` blocks at `start` does not fit its parent.
+    PartitionOutOfRange {
+        start: u64,
+        blocks: u64,
+        parent_blocks: u64,
+    },
+    /// The device reports a block size of 0 or no blocks at all.
+    EmptyDevice { block_size: u32, blocks: u64 },
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::PartitionOutOfRange {
+                start,
+                blocks,
+                parent_blocks,
+            } => write!(
+                f,
+                "partition of {blocks} blocks at LBA {start} exceeds its parent of {parent_blocks} blocks"
+            ),
+            StorageError::EmptyDevice { block_size, blocks } => {
+                write!(f, "device has {blocks} blocks of {block_size} bytes")
+            }
+        }
+    }
+}
+
+/// The one place block-device errors become EFI status codes (§13.9.3).
+pub fn status_of(error: BlockError) -> Status {
+    match error {
+        BlockError::OutOfRange { .. } => Status::INVALID_PARAMETER,
+        BlockError::BadBufferSize(_) => Status::BAD_BUFFER_SIZE,
+        BlockError::ReadOnly => Status::WRITE_PROTECTED,
+        BlockError::Device(_) | BlockError::Timeout => Status::DEVICE_ERROR,
+    }
+}
+
+/// A contiguous run of a parent device's blocks, seen as a device of its own.
+pub struct PartitionDevice {
+    parent: Rc<dyn BlockDevice>,
+    start: u64,
+    blocks: u64,
+}
+
+impl PartitionDevice {
+    /// `blocks` blocks of `parent` from `start`; must be non-empty and inside the parent.
+    pub fn new(parent: Rc<dyn BlockDevice>, start: u64, blocks: u64) -> Result<Self, StorageError> {
+        let parent_blocks = parent.num_blocks();
+        match start.checked_add(blocks) {
+            Some(end) if blocks > 0 && end <= parent_blocks => Ok(PartitionDevice {
+                parent,
+                start,
+                blocks,
+            }),
+            _ => Err(StorageError::PartitionOutOfRange {
+                start,
+                blocks,
+                parent_blocks,
+            }),
+        }
+    }
+
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+}
+
+impl BlockDevice for PartitionDevice {
+    fn block_size(&self) -> u32 {
+        self.parent.block_size()
+    }
+
+    fn num_blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    fn read_only(&self) -> bool {
+        self.parent.read_only()
+    }
+
+    // `check_request` keeps `lba + count <= blocks`, and `new` checked
+    // `start + blocks` fits the parent, so `start + lba` cannot overflow.
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.check_request(lba, buf.len())?;
+        self.parent.read_blocks(self.start + lba, buf)
+    }
+
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        self.check_request(lba, buf.len())?;
+        self.parent.write_blocks(self.start + lba, buf)
+    }
+
+    fn flush(&self) -> Result<(), BlockError> {
+        self.parent.flush()
+    }
+}
+
+/// Lends a shared device to owners that want a `BlockDevice` by value (the
+/// FAT driver).
+struct SharedDevice(Rc<dyn BlockDevice>);
+
+impl BlockDevice for SharedDevice {
+    fn block_size(&self) -> u32 {
+        self.0.block_size()
+    }
+    fn num_blocks(&self) -> u64 {
+        self.0.num_blocks()
+    }
+    fn read_only(&self) -> bool {
+        self.0.read_only()
+    }
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.0.read_blocks(lba, buf)
+    }
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        self.0.write_blocks(lba, buf)
+    }
+    fn flush(&self) -> Result<(), BlockError> {
+        self.0.flush()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// EFI_BLOCK_IO_PROTOCOL (§13.9)
+
+#[repr(C)]
+struct BlockIo {
+    protocol: block_io::Protocol,
+    media: block_io::Media,
+    signature: u64,
+    device: Rc<dyn BlockDevice>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The parameter checks of ReadBlocks/WriteBlocks (§13.9.3, §13.9.4);
+/// returns the number of blocks to transfer (0: nothing to do).
+fn check_block_request(
+    media: &block_io::Media,
+    media_id: u32,
+    lba: Lba,
+    len: usize,
+    buffer_is_null: bool,
+    access: Access,
+) -> Result<u64, Status> {
+    if media_id != media.media_id {
+        return Err(Status::MEDIA_CHANGED);
+    }
+    if access == Access::Write && media.read_only {
+        return Err(Status::WRITE_PROTECTED);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    if buffer_is_null {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    let block_size = media.block_size as usize;
+    if block_size == 0 || !len.is_multiple_of(block_size) {
+        return Err(Status::BAD_BUFFER_SIZE);
+    }
+    let blocks = (len / block_size) as u64;
+    if lba > media.last_block || blocks - 1 > media.last_block - lba {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    Ok(blocks)
+}
+
+/// Builds an EFI_BLOCK_IO_PROTOCOL instance over `device` (which must have
+/// blocks). Revision 3: all revision-2 media fields plus
+/// OptimalTransferLengthGranularity are filled in.
+pub fn new_block_io(
+    device: Rc<dyn BlockDevice>,
+    logical_partition: bool,
+) -> *mut block_io::Protocol {
+    let mut instance = Box::new(BlockIo {
+        protocol: block_io::Protocol {
+            revision: block_io::REVISION3,
+            media: core::ptr::null(),
+            reset: block_io_reset,
+            read_blocks: block_io_read,
+            write_blocks: block_io_write,
+            flush_blocks: block_io_flush,
+        },
+        media: block_io::Media {
+            media_id: MEDIA_ID,
+            removable_media: false,
+            media_present: true,
+            logical_partition,
+            read_only: device.read_only(),
+            write_caching: false,
+            block_size: device.block_size(),
+            // Virtio descriptors take any byte address (§2.7.5).
+            io_align: 0,
+            last_block: device.num_blocks().saturating_sub(1),
+            // §13.9: the three alignment hints are zero for logical partitions.
+            lowest_aligned_lba: 0,
+            logical_blocks_per_physical_block: u32::from(!logical_partition),
+            optimal_transfer_length_granularity: 0,
+        },
+        signature: BLOCK_IO_SIGNATURE,
+        device,
+    });
+    instance.protocol.media = &instance.media;
+    Box::into_raw(instance).cast()
+}
+
+/// Validates `This` of a Block I/O call.
+fn block_io_instance<'a>(this: *mut block_io::Protocol) -> Result<&'a BlockIo, Status> {
+    let instance = this.cast::<BlockIo>();
+    if instance.is_null() || !instance.is_aligned() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: non-null and aligned; by the spec's contract `This` is the
+    // interface the caller got from our handle, so its leading bytes are
+    // readable. The signature decides whether the rest is ours.
+    let signature = unsafe { (&raw const (*instance).signature).read() };
+    if signature != BLOCK_IO_SIGNATURE {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: the signature marks a `BlockIo` made by `new_block_io`, which
+    // is never freed; we only take shared references to it.
+    Ok(unsafe { &*instance })
+}
+
+extern "efiapi" fn block_io_reset(this: *mut block_io::Protocol, _extended: Boolean) -> Status {
+    // The device was brought up at discovery and has no error state to
+    // clear; resetting virtio would discard its queue.
+    boundary::status(block_io_instance(this).map(|_| ()))
+}
+
+extern "efiapi" fn block_io_read(
+    this: *mut block_io::Protocol,
+    media_id: u32,
+    lba: Lba,
+    buffer_size: usize,
+    buffer: *mut c_void,
+) -> Status {
+    let result = (|| {
+        let io = block_io_instance(this)?;
+        let blocks = check_block_request(
+            &io.media,
+            media_id,
+            lba,
+            buffer_size,
+            buffer.is_null(),
+            Access::Read,
+        )?;
+        if blocks == 0 {
+            return Ok(());
+        }
+        let buf = boundary::bytes_mut(buffer.cast(), buffer_size)?;
+        io.device.read_blocks(lba, buf).map_err(status_of)
+    })();
+    boundary::status(result)
+}
+
+extern "efiapi" fn block_io_write(
+    this: *mut block_io::Protocol,
+    media_id: u32,
+    lba: Lba,
+    buffer_size: usize,
+    buffer: *mut c_void,
+) -> Status {
+    let result = (|| {
+        let io = block_io_instance(this)?;
+        let blocks = check_block_request(
+            &io.media,
+            media_id,
+            lba,
+            buffer_size,
+            buffer.is_null(),
+            Access::Write,
+        )?;
+        if blocks == 0 {
+            return Ok(());
+        }
+        let buf = boundary::bytes(buffer.cast_const().cast(), buffer_size)?;
+        io.device.write_blocks(lba, buf).map_err(status_of)
+    })();
+    boundary::status(result)
+}
+
+extern "efiapi" fn block_io_flush(this: *mut block_io::Protocol) -> Status {
+    let result = block_io_instance(this).and_then(|io| io.device.flush().map_err(status_of));
+    boundary::status(result)
+}
+
+// ---------------------------------------------------------------------------
+// EFI_DISK_IO_PROTOCOL (§13.7)
+
+#[repr(C)]
+struct DiskIo {
+    protocol: disk_io::Protocol,
+    signature: u64,
+    device: Rc<dyn BlockDevice>,
+}
+
+/// Checks `len` bytes at byte `offset` lie on the device; returns the block size.
+fn check_byte_range(device: &dyn BlockDevice, offset: u64, len: usize) -> Result<u64, BlockError> {
+    let block_size = u64::from(device.block_size());
+    if block_size == 0 {
+        return Err(BlockError::BadBufferSize(len));
+    }
+    let len = len as u64;
+    let device_bytes = device.num_blocks().saturating_mul(block_size);
+    match offset.checked_add(len) {
+        Some(end) if end <= device_bytes => Ok(block_size),
+        _ => Err(BlockError::OutOfRange {
+            lba: offset / block_size,
+            blocks: len.div_ceil(block_size),
+        }),
+    }
+}
+
+/// Reads `buf.len()` bytes from byte `offset`: partial edge blocks go
+/// through a bounce buffer, the whole blocks between them straight into `buf`.
+pub fn read_disk(device: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+    let block_size = check_byte_range(device, offset, buf.len())?;
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let bs = block_size as usize;
+    let mut lba = offset / block_size;
+    let mut done = 0;
+    let head = (offset % block_size) as usize;
+    let mut bounce = Vec::new();
+    if head != 0 {
+        bounce.resize(bs, 0);
+        device.read_blocks(lba, &mut bounce)?;
+        let take = (bs - head).min(buf.len());
+        buf[..take].copy_from_slice(&bounce[head..head + take]);
+        done = take;
+        lba += 1;
+    }
+    let whole = (buf.len() - done) / bs * bs;
+    if whole > 0 {
+        device.read_blocks(lba, &mut buf[done..done + whole])?;
+        done += whole;
+        lba += (whole / bs) as u64;
+    }
+    if done < buf.len() {
+        bounce.resize(bs, 0);
+        device.read_blocks(lba, &mut bounce)?;
+        let rest = buf.len() - done;
+        buf[done..].copy_from_slice(&bounce[..rest]);
+    }
+    Ok(())
+}
+
+/// Writes `data` at byte `offset`, reading, patching and rewriting the
+/// partial edge blocks; whole blocks between them go straight to the device.
+pub fn write_disk(device: &dyn BlockDevice, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+    if device.read_only() {
+        return Err(BlockError::ReadOnly);
+    }
+    let block_size = check_byte_range(device, offset, data.len())?;
+    if data.is_empty() {
+        return Ok(());
+    }
+    let bs = block_size as usize;
+    let mut lba = offset / block_size;
+    let mut done = 0;
+    let head = (offset % block_size) as usize;
+    let mut bounce = Vec::new();
+    if head != 0 {
+        bounce.resize(bs, 0);
+        device.read_blocks(lba, &mut bounce)?;
+        let take = (bs - head).min(data.len());
+        bounce[head..head + take].copy_from_slice(&data[..take]);
+        device.write_blocks(lba, &bounce)?;
+        done = take;
+        lba += 1;
+    }
+    let whole = (data.len() - done) / bs * bs;
+    if whole > 0 {
+        device.write_blocks(lba, &data[done..done + whole])?;
+        done += whole;
+        lba += (whole / bs) as u64;
+    }
+    if done < data.len() {
+        bounce.resize(bs, 0);
+        device.read_blocks(lba, &mut bounce)?;
+        let rest = data.len() - done;
+        bounce[..rest].copy_from_slice(&data[done..]);
+        device.write_blocks(lba, &bounce)?;
+    }
+    Ok(())
+}
+
+/// Builds an EFI_DISK_IO_PROTOCOL instance over `device`.
+pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut disk_io::Protocol {
+    let instance = Box::new(DiskIo {
+        protocol: disk_io::Protocol {
+            revision: disk_io::REVISION,
+            read_disk: disk_io_read,
+            write_disk: disk_io_write,
+        },
+        signature: DISK_IO_SIGNATURE,
+        device,
+    });
+    Box::into_raw(instance).cast()
+}
+
+/// Validates `This` and `MediaId` of a Disk I/O call.
+fn disk_io_instance<'a>(this: *mut disk_io::Protocol, media_id: u32) -> Result<&'a DiskIo, Status> {
+    let instance = this.cast::<DiskIo>();
+    if instance.is_null() || !instance.is_aligned() {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    // SAFETY: as in `block_io_instance`: a non-null, aligned interface
+    // pointer from our handle; the signature decides whether it is ours.
+    let signature = unsafe { (&raw const (*instance).signature).read() };
+    if signature != DISK_IO_SIGNATURE {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    if media_id != MEDIA_ID {
+        return Err(Status::MEDIA_CHANGED);
+    }
+    // SAFETY: the signature marks a `DiskIo` made by `new_disk_io`, never freed.
+    Ok(unsafe { &*instance })
+}
+
+extern "efiapi" fn disk_io_read(
+    this: *mut disk_io::Protocol,
+    media_id: u32,
+    offset: u64,
+    buffer_size: usize,
+    buffer: *mut c_void,
+) -> Status {
+    let result = (|| {
+        let io = disk_io_instance(this, media_id)?;
+        let buf = boundary::bytes_mut(buffer.cast(), buffer_size)?;
+        read_disk(&*io.device, offset, buf).map_err(status_of)
+    })();
+    boundary::status(result)
+}
+
+extern "efiapi" fn disk_io_write(
+    this: *mut disk_io::Protocol,
+    media_id: u32,
+    offset: u64,
+    buffer_size: usize,
+    buffer: *mut c_void,
+) -> Status {
+    let result = (|| {
+        let io = disk_io_instance(this, media_id)?;
+        let data = boundary::bytes(buffer.cast_const().cast(), buffer_size)?;
+        write_disk(&*io.device, offset, data).map_err(status_of)
+    })();
+    boundary::status(result)
+}
+
+// ---------------------------------------------------------------------------
+// EFI_PARTITION_INFO_PROTOCOL (§13.18)
+
+/// The protocol is a plain structure; `record` holds the MBR_PARTITION_RECORD
+/// (16 bytes) or EFI_PARTITION_ENTRY (128 bytes) of the partition.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub revision: u32,
+    pub partition_type: u32,
+    /// 1 for the EFI System Partition.
+    pub system: u8,
+    pub reserved: [u8; 7],
+    pub record: [u8; 128],
+}
+
+const _: () = assert!(core::mem::size_of::<PartitionInfo>() == 144);
+const _: () = assert!(core::mem::offset_of!(PartitionInfo, record) == 16);
+
+/// Offset of the four primary records in the MBR (§5.2.1, Table 5-1).
+const MBR_RECORDS_OFFSET: usize = 446;
+const MBR_RECORD_SIZE: usize = 16;
+
+pub fn is_esp(partition: &Partition) -> bool {
+    match &partition.kind {
+        PartitionKind::Gpt(gpt) => gpt.type_guid == ESP_TYPE_GUID,
+        PartitionKind::Mbr(mbr) => mbr.os_type == MBR_TYPE_ESP,
+    }
+}
+
+/// The PartitionInfo of `partition`. A primary MBR partition gets its record
+/// verbatim from `mbr_sector` (LBA 0) when given; logical partitions get a
+/// record rebuilt with their absolute start and LBA-only CHS values, and a
+/// GPT entry is rebuilt from the parsed fields (§5.3.3, Table 5-6).
+pub fn partition_info(partition: &Partition, mbr_sector: Option<&[u8]>) -> PartitionInfo {
+    let mut record = [0u8; 128];
+    let partition_type = match &partition.kind {
+        PartitionKind::Gpt(gpt) => {
+            record[0..16].copy_from_slice(gpt.type_guid.as_bytes());
+            record[16..32].copy_from_slice(gpt.unique_guid.as_bytes());
+            record[32..40].copy_from_slice(&partition.start_lba.to_le_bytes());
+            record[40..48].copy_from_slice(&partition.end_lba.to_le_bytes());
+            record[48..56].copy_from_slice(&gpt.attributes.to_le_bytes());
+            for (slot, unit) in record[56..128]
+                .chunks_exact_mut(2)
+                .zip(gpt.name.encode_utf16())
+            {
+                slot.copy_from_slice(&unit.to_le_bytes());
+            }
+            PARTITION_TYPE_GPT
+        }
+        PartitionKind::Mbr(mbr) => {
+            let slot = partition.number as usize;
+            let raw = (!mbr.logical && (1..=4).contains(&slot))
+                .then(|| {
+                    let at = MBR_RECORDS_OFFSET + (slot - 1) * MBR_RECORD_SIZE;
+                    mbr_sector?.get(at..at + MBR_RECORD_SIZE)
+                })
+                .flatten();
+            match raw {
+                Some(raw) => record[..MBR_RECORD_SIZE].copy_from_slice(raw),
+                None => {
+                    // CHS FE FF FF: "use the LBA fields" (cylinder 1023, head 254, sector 63).
+                    let lba_only_chs = [0xFE, 0xFF, 0xFF];
+                    record[0] = if mbr.bootable { 0x80 } else { 0 };
+                    record[1..4].copy_from_slice(&lba_only_chs);
+                    record[4] = mbr.os_type;
+                    record[5..8].copy_from_slice(&lba_only_chs);
+                    let start = u32::try_from(partition.start_lba).unwrap_or(u32::MAX);
+                    let size = u32::try_from(partition.size_in_blocks()).unwrap_or(u32::MAX);
+                    record[8..12].copy_from_slice(&start.to_le_bytes());
+                    record[12..16].copy_from_slice(&size.to_le_bytes());
+                }
+            }
+            PARTITION_TYPE_MBR
+        }
+    };
+    PartitionInfo {
+        revision: PARTITION_INFO_REVISION,
+        partition_type,
+        system: u8::from(is_esp(partition)),
+        reserved: [0; 7],
+        record,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Disk discovery
+
+/// The disks given to `add_disk`, for `quiesce_all`.
+struct DiskList(Vec<Rc<dyn Disk>>);
+
+// SAFETY: the firmware runs on one CPU (see `platform::sync`); the `Rc`s in
+// the list are never touched from another thread.
+unsafe impl Send for DiskList {}
+
+static DISKS: Global<DiskList> = Global::new(DiskList(Vec::new()));
+
+/// Stops every disk given to `add_disk` (virtio-blk: device reset, so no DMA
+/// lands in memory the OS owns). The core runs this at ExitBootServices.
+pub fn quiesce_all() {
+    let Some(disks) = DISKS.try_with(|list| list.0.clone()) else {
+        log::error!("storage: disk list busy at quiesce");
+        return;
+    };
+    for disk in disks {
+        disk.quiesce();
+    }
+}
+
+/// Timestamps for FAT writes from the firmware clock (GetTime, §8.3.1).
+fn fat_clock() -> DateTime {
+    #[cfg(target_os = "none")]
+    {
+        let mut time = r_efi::efi::Time::default();
+        if efi::runtime::get_time(&mut time, core::ptr::null_mut()) == Status::SUCCESS {
+            return DateTime {
+                year: time.year,
+                month: time.month,
+                day: time.day,
+                hour: time.hour,
+                minute: time.minute,
+                second: time.second,
+            };
+        }
+    }
+    DateTime::EPOCH
+}
+
+/// Copies a device path into a never-freed buffer for the handle database.
+fn leak_path(path: &DevicePathBuf) -> *mut c_void {
+    Box::leak(path.as_bytes().to_vec().into_boxed_slice())
+        .as_mut_ptr()
+        .cast()
+}
+
+/// Creates a handle with Block I/O, Disk I/O and the device path for
+/// `device`, plus `extra` protocols.
+fn publish(
+    device: Rc<dyn BlockDevice>,
+    path: &DevicePathBuf,
+    logical_partition: bool,
+    extra: &[(Guid, *mut c_void)],
+) -> Result<HandleId, Status> {
+    let mut protocols = Vec::with_capacity(3 + extra.len());
+    protocols.push((
+        block_io::PROTOCOL_GUID,
+        new_block_io(device.clone(), logical_partition).cast(),
+    ));
+    protocols.push((disk_io::PROTOCOL_GUID, new_disk_io(device).cast()));
+    protocols.push((device_path::PROTOCOL_GUID, leak_path(path)));
+    protocols.extend_from_slice(extra);
+    install(None, &protocols)
+}
+
+/// Mounts FAT on `device` and installs EFI_SIMPLE_FILE_SYSTEM_PROTOCOL on
+/// `handle`; returns a word for the log line.
+fn mount_fat(handle: HandleId, device: &Rc<dyn BlockDevice>) -> &'static str {
+    // A probe mount learns the FAT type; the volume behind the protocol is
+    // mounted by `new_simple_file_system`, which does not report it.
+    let fat_type = match FileSystem::mount(SharedDevice(device.clone())) {
+        Ok(volume) => volume.fat_type(),
+        Err(error) => {
+            log::debug!("storage: no FAT file system: {error}");
+            return "no FAT file system";
+        }
+    };
+    let protocol = match new_simple_file_system(Box::new(SharedDevice(device.clone())), fat_clock) {
+        Ok(protocol) => protocol,
+        Err(error) => {
+            log::warn!("storage: FAT mount failed: {error}");
+            return "unmountable FAT";
+        }
+    };
+    if let Err(status) = install(
+        Some(handle),
+        &[(simple_file_system::PROTOCOL_GUID, protocol.cast())],
+    ) {
+        log::warn!("storage: installing SimpleFileSystem failed: {status:?}");
+        return "FAT (not installed)";
+    }
+    match fat_type {
+        FatType::Fat12 => "FAT12",
+        FatType::Fat16 => "FAT16",
+        FatType::Fat32 => "FAT32",
+    }
+}
+
+/// `1536` -> "1.5 KiB": binary units, one decimal when not whole.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let exponent = UNITS
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(i, _)| bytes >> (10 * i) != 0)
+        .map_or(0, |(i, _)| i);
+    if exponent == 0 {
+        return format!("{bytes} bytes");
+    }
+    let tenths = u128::from(bytes) * 10 / (1u128 << (10 * exponent));
+    let unit = UNITS[exponent];
+    match tenths % 10 {
+        0 => format!("{} {unit}", tenths / 10),
+        tenth => format!("{}.{tenth} {unit}", tenths / 10),
+    }
+}
+
+fn describe(partition: &Partition) -> String {
+    if is_esp(partition) {
+        return String::from("ESP");
+    }
+    match &partition.kind {
+        PartitionKind::Gpt(gpt) if gpt.name.is_empty() => {
+            format!("type {}", format_guid(&gpt.type_guid))
+        }
+        PartitionKind::Gpt(gpt) => format!("\"{}\"", gpt.name),
+        PartitionKind::Mbr(mbr) => format!("type {:#04x}", mbr.os_type),
+    }
+}
+
+/// Publishes one partition of `disk` as a child handle.
+fn add_partition(
+    disk: &Rc<dyn BlockDevice>,
+    disk_path: &DevicePathBuf,
+    partition: &Partition,
+    mbr_sector: Option<&[u8]>,
+) -> Result<(), Status> {
+    let blocks = partition.size_in_blocks();
+    let view =
+        PartitionDevice::new(disk.clone(), partition.start_lba, blocks).map_err(|error| {
+            log::warn!("  partition {}: {error}", partition.number);
+            Status::INVALID_PARAMETER
+        })?;
+    let view: Rc<dyn BlockDevice> = Rc::new(view);
+    let mut path = disk_path.clone();
+    path.push(&hard_drive(&partition.hard_drive_info()))
+        .map_err(|_| Status::INVALID_PARAMETER)?;
+    let info = Box::into_raw(Box::new(partition_info(partition, mbr_sector)));
+    let handle = publish(
+        view.clone(),
+        &path,
+        true,
+        &[(PARTITION_INFO_GUID, info.cast())],
+    )?;
+    let file_system = mount_fat(handle, &view);
+    let bytes = blocks.saturating_mul(u64::from(disk.block_size()));
+    log::info!(
+        "  partition {}: {}, {file_system}, {}",
+        partition.number,
+        describe(partition),
+        human_size(bytes)
+    );
+    Ok(())
+}
+
+/// Publishes `device`, found at PCI function `pci` on the root bus: a disk
+/// handle with Block I/O, Disk I/O and `PciRoot(0x0)/Pci(dev,fn)`; a child
+/// handle per partition with Block I/O, Disk I/O, Partition Info and the
+/// path extended by `HD(...)`; and SimpleFileSystem on every FAT volume
+/// (the partitions, or the whole disk when it has no partitions). A bad
+/// partition table or volume is logged and skipped. The disk is also kept
+/// for `quiesce_all`.
+pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Status> {
+    DISKS.with(|list| list.0.push(device.clone()));
+    let disk: Rc<dyn BlockDevice> = device;
+    let (block_size, blocks) = (disk.block_size(), disk.num_blocks());
+    if block_size == 0 || blocks == 0 {
+        log::warn!(
+            "disk {pci_function}: {}",
+            StorageError::EmptyDevice { block_size, blocks }
+        );
+        return Err(Status::NO_MEDIA);
+    }
+    if pci_function.bus != 0 {
+        // Behind a bridge the path would need the bridge's Pci node too.
+        log::warn!("disk {pci_function}: not on bus 0; its device path omits the bus");
+    }
+    let disk_path =
+        DevicePathBuf::from_nodes(&[pci_root(0), pci(pci_function.device, pci_function.function)])
+            .map_err(|_| Status::INVALID_PARAMETER)?;
+    let handle = publish(disk.clone(), &disk_path, false, &[])?;
+
+    let read_only = if disk.read_only() { ", read-only" } else { "" };
+    let geometry = format!("{blocks} blocks of {block_size} bytes{read_only}");
+    let table = match partition::read_partitions(&*disk) {
+        Ok(table) => Some(table),
+        Err(error) => {
+            log::info!("disk {pci_function}: {geometry}, no partition table ({error})");
+            None
+        }
+    };
+    let partitions = table.as_ref().map_or(&[][..], |t| &t.partitions[..]);
+    if let Some(PartitionTable { scheme, .. }) = &table {
+        let scheme = match scheme {
+            Scheme::Gpt {
+                used_backup: true, ..
+            } => "GPT (from the backup header)",
+            Scheme::Gpt { .. } => "GPT",
+            Scheme::Mbr { .. } => "MBR",
+        };
+        log::info!(
+            "disk {pci_function}: {geometry}, {scheme}, {} partitions",
+            partitions.len()
+        );
+    }
+    if partitions.is_empty() {
+        // A "superfloppy": the file system starts at LBA 0.
+        let file_system = mount_fat(handle, &disk);
+        log::info!("  whole disk: {file_system}");
+        return Ok(handle);
+    }
+    let mbr_sector = match table.as_ref().map(|t| t.scheme) {
+        Some(Scheme::Mbr { .. }) => {
+            let mut sector = alloc::vec![0u8; block_size as usize];
+            disk.read_blocks(0, &mut sector).ok().map(|()| sector)
+        }
+        _ => None,
+    };
+    for partition in partitions {
+        if let Err(status) = add_partition(&disk, &disk_path, partition, mbr_sector.as_deref()) {
+            log::warn!(
+                "  partition {}: not published: {status:?}",
+                partition.number
+            );
+        }
+    }
+    Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::{Cell, RefCell};
+    use std::process::Command;
+    use std::vec;
+
+    use crate::partition::{GptPartition, MbrPartition};
+
+    /// A MemDisk that records its transfers and can be made read-only or failing.
+    struct TestDisk {
+        inner: MemDisk<'static>,
+        read_only: bool,
+        failing: Cell<bool>,
+        reads: RefCell<Vec<(u64, usize)>>,
+        quiesced: Cell<bool>,
+    }
+
+    impl BlockDevice for TestDisk {
+        fn block_size(&self) -> u32 {
+            self.inner.block_size()
+        }
+        fn num_blocks(&self) -> u64 {
+            self.inner.num_blocks()
+        }
+        fn read_only(&self) -> bool {
+            self.read_only
+        }
+        fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+            if self.failing.get() {
+                return Err(BlockError::Device(1));
+            }
+            self.reads.borrow_mut().push((lba, buf.len()));
+            self.inner.read_blocks(lba, buf)
+        }
+        fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+            if self.read_only {
+                return Err(BlockError::ReadOnly);
+            }
+            self.inner.write_blocks(lba, buf)
+        }
+        fn flush(&self) -> Result<(), BlockError> {
+            Ok(())
+        }
+    }
+
+    impl Disk for TestDisk {
+        fn quiesce(&self) {
+            self.quiesced.set(true);
+        }
+    }
+
+    /// Deterministic contents that differ from block to block.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 509) as u8).collect()
+    }
+
+    fn disk_from(image: Vec<u8>, block_size: u32, read_only: bool) -> Rc<TestDisk> {
+        Rc::new(TestDisk {
+            inner: MemDisk::new(image.leak(), block_size),
+            read_only,
+            failing: Cell::new(false),
+            reads: RefCell::new(Vec::new()),
+            quiesced: Cell::new(false),
+        })
+    }
+
+    fn test_disk(blocks: usize) -> Rc<TestDisk> {
+        disk_from(pattern(blocks * 512), 512, false)
+    }
+
+    fn contents(disk: &TestDisk) -> Vec<u8> {
+        let mut all = vec![0u8; disk.num_blocks() as usize * 512];
+        disk.inner.read_blocks(0, &mut all).unwrap();
+        all
+    }
+
+    fn block_io_table<'a>(
+        protocol: *mut block_io::Protocol,
+    ) -> (&'a block_io::Protocol, &'a block_io::Media) {
+        // SAFETY: `protocol` comes from `new_block_io`, is never freed, and
+        // its media pointer points into the same allocation.
+        unsafe { (&*protocol, &*(*protocol).media) }
+    }
+
+    fn disk_io_table<'a>(protocol: *mut disk_io::Protocol) -> &'a disk_io::Protocol {
+        // SAFETY: `protocol` comes from `new_disk_io` and is never freed.
+        unsafe { &*protocol }
+    }
+
+    #[test]
+    fn block_io_reports_media_and_transfers_blocks() {
+        let disk = test_disk(64);
+        let protocol = new_block_io(disk.clone(), false);
+        let (table, media) = block_io_table(protocol);
+        assert_eq!(table.revision, block_io::REVISION3);
+        assert_eq!(media.media_id, MEDIA_ID);
+        assert!(media.media_present && !media.removable_media);
+        assert!(!media.logical_partition && !media.read_only);
+        assert_eq!((media.block_size, media.last_block), (512, 63));
+        assert_eq!(media.logical_blocks_per_physical_block, 1);
+
+        let mut buf = vec![0u8; 1024];
+        let status = (table.read_blocks)(protocol, 0, 2, 1024, buf.as_mut_ptr().cast());
+        assert_eq!(status, Status::SUCCESS);
+        assert_eq!(buf, pattern(64 * 512)[1024..2048]);
+
+        let data = vec![0x5Au8; 512];
+        let status = (table.write_blocks)(protocol, 0, 63, 512, data.as_ptr().cast_mut().cast());
+        assert_eq!(status, Status::SUCCESS);
+        assert_eq!(contents(&disk)[63 * 512..], data[..]);
+        assert_eq!((table.flush_blocks)(protocol), Status::SUCCESS);
+        assert_eq!((table.reset)(protocol, Boolean::TRUE), Status::SUCCESS);
+    }
+
+    #[test]
+    fn block_io_rejects_bad_requests() {
+        let disk = test_disk(64);
+        let protocol = new_block_io(disk.clone(), false);
+        let (table, _) = block_io_table(protocol);
+        let mut buf = vec![0u8; 2048];
+        let ptr: *mut c_void = buf.as_mut_ptr().cast();
+        let read = |media_id, lba, size, buffer| {
+            (table.read_blocks)(protocol, media_id, lba, size, buffer)
+        };
+        assert_eq!(read(1, 0, 512, ptr), Status::MEDIA_CHANGED);
+        assert_eq!(read(0, 0, 100, ptr), Status::BAD_BUFFER_SIZE);
+        assert_eq!(read(0, 0, 513, ptr), Status::BAD_BUFFER_SIZE);
+        assert_eq!(read(0, 64, 512, ptr), Status::INVALID_PARAMETER);
+        assert_eq!(read(0, 63, 1024, ptr), Status::INVALID_PARAMETER);
+        assert_eq!(read(0, u64::MAX, 512, ptr), Status::INVALID_PARAMETER);
+        assert_eq!(
+            read(0, 0, 512, core::ptr::null_mut()),
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            read(0, 999, 0, core::ptr::null_mut()),
+            Status::SUCCESS,
+            "empty request"
+        );
+        assert_eq!(read(0, 63, 512, ptr), Status::SUCCESS);
+        // Nothing but the one valid read reached the device.
+        assert_eq!(*disk.reads.borrow(), [(63, 512)]);
+
+        let null: *mut block_io::Protocol = core::ptr::null_mut();
+        assert_eq!(
+            (table.read_blocks)(null, 0, 0, 512, ptr),
+            Status::INVALID_PARAMETER
+        );
+        let mut impostor = [0u64; 16];
+        let impostor: *mut block_io::Protocol = impostor.as_mut_ptr().cast();
+        assert_eq!(
+            (table.read_blocks)(impostor, 0, 0, 512, ptr),
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!((table.flush_blocks)(impostor), Status::INVALID_PARAMETER);
+
+        disk.failing.set(true);
+        assert_eq!(read(0, 0, 512, ptr), Status::DEVICE_ERROR);
+    }
+
+    #[test]
+    fn block_io_honours_read_only_media() {
+        let disk = disk_from(pattern(8 * 512), 512, true);
+        let protocol = new_block_io(disk.clone(), false);
+        let (table, media) = block_io_table(protocol);
+        assert!(media.read_only);
+        let data = vec![0u8; 512];
+        let status = (table.write_blocks)(protocol, 0, 0, 512, data.as_ptr().cast_mut().cast());
+        assert_eq!(status, Status::WRITE_PROTECTED);
+        assert_eq!(contents(&disk), pattern(8 * 512));
+    }
+
+    #[test]
+    fn partition_block_io_is_a_logical_partition() {
+        let parent: Rc<dyn BlockDevice> = test_disk(64);
+        let view = PartitionDevice::new(parent, 10, 20).unwrap();
+        let protocol = new_block_io(Rc::new(view), true);
+        let (table, media) = block_io_table(protocol);
+        assert!(media.logical_partition);
+        assert_eq!(media.last_block, 19);
+        assert_eq!(media.logical_blocks_per_physical_block, 0);
+        let mut buf = vec![0u8; 512];
+        assert_eq!(
+            (table.read_blocks)(protocol, 0, 19, 512, buf.as_mut_ptr().cast()),
+            Status::SUCCESS
+        );
+        assert_eq!(buf, pattern(64 * 512)[29 * 512..30 * 512]);
+        assert_eq!(
+            (table.read_blocks)(protocol, 0, 20, 512, buf.as_mut_ptr().cast()),
+            Status::INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn partition_device_maps_and_bounds_requests() {
+        let disk = test_disk(64);
+        let parent: Rc<dyn BlockDevice> = disk.clone();
+        let out_of_range =
+            |start, blocks| PartitionDevice::new(parent.clone(), start, blocks).err();
+        assert_eq!(
+            out_of_range(60, 5),
+            Some(StorageError::PartitionOutOfRange {
+                start: 60,
+                blocks: 5,
+                parent_blocks: 64
+            })
+        );
+        assert!(out_of_range(10, 0).is_some(), "empty partition");
+        assert!(out_of_range(u64::MAX, 2).is_some(), "overflowing end");
+        assert!(out_of_range(60, 4).is_none());
+
+        let view = PartitionDevice::new(parent.clone(), 10, 20).unwrap();
+        assert_eq!(
+            (view.num_blocks(), view.block_size(), view.start()),
+            (20, 512, 10)
+        );
+        let mut buf = vec![0u8; 1024];
+        view.read_blocks(0, &mut buf).unwrap();
+        assert_eq!(buf, pattern(64 * 512)[10 * 512..12 * 512]);
+        assert_eq!(
+            view.read_blocks(19, &mut buf),
+            Err(BlockError::OutOfRange { lba: 19, blocks: 2 })
+        );
+        assert_eq!(
+            view.write_blocks(20, &buf[..512]),
+            Err(BlockError::OutOfRange { lba: 20, blocks: 1 })
+        );
+        view.write_blocks(5, &[0xEE; 512]).unwrap();
+        let all = contents(&disk);
+        assert!(all[15 * 512..16 * 512].iter().all(|&b| b == 0xEE));
+        assert_eq!(
+            all[14 * 512..15 * 512],
+            pattern(64 * 512)[14 * 512..15 * 512]
+        );
+    }
+
+    #[test]
+    fn disk_io_reads_unaligned_ranges() {
+        let disk = test_disk(32);
+        let expected = pattern(32 * 512);
+        let mut buf = vec![0u8; 5220];
+        read_disk(&*disk, 700, &mut buf).unwrap();
+        assert_eq!(buf, expected[700..700 + 5220]);
+        // Head and tail through the bounce buffer, the middle in one request.
+        assert_eq!(*disk.reads.borrow(), [(1, 512), (2, 9 * 512), (11, 512)]);
+
+        disk.reads.borrow_mut().clear();
+        let mut small = [0u8; 20];
+        read_disk(&*disk, 10, &mut small).unwrap();
+        assert_eq!(small, expected[10..30]);
+        let mut aligned = vec![0u8; 1024];
+        read_disk(&*disk, 1024, &mut aligned).unwrap();
+        assert_eq!(aligned, expected[1024..2048]);
+        let mut last = [0u8; 3];
+        read_disk(&*disk, 32 * 512 - 3, &mut last).unwrap();
+        assert_eq!(last, expected[32 * 512 - 3..]);
+        assert_eq!(*disk.reads.borrow(), [(0, 512), (2, 1024), (31, 512)]);
+
+        let mut one = [0u8; 1];
+        assert_eq!(
+            read_disk(&*disk, 32 * 512, &mut one),
+            Err(BlockError::OutOfRange { lba: 32, blocks: 1 })
+        );
+        assert!(read_disk(&*disk, u64::MAX, &mut one).is_err());
+        assert_eq!(read_disk(&*disk, 32 * 512, &mut []), Ok(()));
+    }
+
+    #[test]
+    fn disk_io_writes_unaligned_ranges() {
+        let disk = test_disk(32);
+        let mut expected = pattern(32 * 512);
+        let data: Vec<u8> = (0..2000).map(|i| (i % 251) as u8 ^ 0xFF).collect();
+        write_disk(&*disk, 1000, &data).unwrap();
+        expected[1000..3000].copy_from_slice(&data);
+        assert_eq!(contents(&disk), expected);
+
+        write_disk(&*disk, 5, &[1, 2, 3]).unwrap();
+        expected[5..8].copy_from_slice(&[1, 2, 3]);
+        write_disk(&*disk, 4096, &[9; 1024]).unwrap();
+        expected[4096..5120].fill(9);
+        assert_eq!(contents(&disk), expected);
+
+        assert_eq!(
+            write_disk(&*disk, 32 * 512 - 1, &[0, 0]),
+            Err(BlockError::OutOfRange { lba: 31, blocks: 1 })
+        );
+        assert_eq!(contents(&disk), expected, "a refused write changes nothing");
+    }
+
+    #[test]
+    fn disk_io_protocol_checks_parameters() {
+        let disk = test_disk(8);
+        let protocol = new_disk_io(disk.clone());
+        let table = disk_io_table(protocol);
+        let mut buf = vec![0u8; 100];
+        let ptr: *mut c_void = buf.as_mut_ptr().cast();
+        assert_eq!(table.revision, disk_io::REVISION);
+        assert_eq!((table.read_disk)(protocol, 0, 3, 100, ptr), Status::SUCCESS);
+        assert_eq!(buf, pattern(8 * 512)[3..103]);
+        assert_eq!(
+            (table.read_disk)(protocol, 7, 3, 100, ptr),
+            Status::MEDIA_CHANGED
+        );
+        assert_eq!(
+            (table.read_disk)(protocol, 0, 4000, 100, ptr),
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            (table.read_disk)(protocol, 0, 0, 100, core::ptr::null_mut()),
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            (table.write_disk)(protocol, 0, 510, 100, ptr),
+            Status::SUCCESS
+        );
+        assert_eq!(contents(&disk)[510..610], pattern(8 * 512)[3..103]);
+
+        let read_only = new_disk_io(disk_from(pattern(8 * 512), 512, true));
+        let table = disk_io_table(read_only);
+        assert_eq!(
+            (table.write_disk)(read_only, 0, 0, 100, ptr),
+            Status::WRITE_PROTECTED
+        );
+    }
+
+    fn guid(text: &str) -> Guid {
+        let hex: Vec<u8> = text
+            .split('-')
+            .collect::<String>()
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect();
+        let node: [u8; 6] = hex[10..16].try_into().unwrap();
+        Guid::from_fields(
+            u32::from_be_bytes(hex[0..4].try_into().unwrap()),
+            u16::from_be_bytes(hex[4..6].try_into().unwrap()),
+            u16::from_be_bytes(hex[6..8].try_into().unwrap()),
+            hex[8],
+            hex[9],
+            &node,
+        )
+    }
+
+    #[test]
+    fn partition_info_carries_the_table_entry() {
+        let unique = guid("01234567-89AB-CDEF-0123-456789ABCDEF");
+        let esp = Partition {
+            number: 1,
+            start_lba: 2048,
+            end_lba: 4095,
+            kind: PartitionKind::Gpt(GptPartition {
+                type_guid: ESP_TYPE_GUID,
+                unique_guid: unique,
+                attributes: 1,
+                name: String::from("EFI"),
+            }),
+        };
+        assert_eq!(ESP_TYPE_GUID, guid("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"));
+        let info = partition_info(&esp, None);
+        assert_eq!(
+            (info.revision, info.partition_type, info.system),
+            (0x1000, 2, 1)
+        );
+        assert_eq!(info.record[0..16], *ESP_TYPE_GUID.as_bytes());
+        assert_eq!(info.record[16..32], *unique.as_bytes());
+        assert_eq!(info.record[32..40], 2048u64.to_le_bytes());
+        assert_eq!(info.record[40..48], 4095u64.to_le_bytes());
+        assert_eq!(info.record[48..56], 1u64.to_le_bytes());
+        assert_eq!(info.record[56..64], [b'E', 0, b'F', 0, b'I', 0, 0, 0]);
+
+        let mut sector = vec![0u8; 512];
+        let raw = [0x80, 1, 2, 3, 0x83, 4, 5, 6, 0, 8, 0, 0, 0, 0x10, 0, 0];
+        sector[446 + 16..446 + 32].copy_from_slice(&raw);
+        let mbr = |number, logical| Partition {
+            number,
+            start_lba: 0x800,
+            end_lba: 0x17FF,
+            kind: PartitionKind::Mbr(MbrPartition {
+                os_type: 0x83,
+                disk_signature: 0x1234_5678,
+                bootable: true,
+                logical,
+            }),
+        };
+        let primary = partition_info(&mbr(2, false), Some(&sector));
+        assert_eq!((primary.partition_type, primary.system), (1, 0));
+        assert_eq!(primary.record[..16], raw);
+        assert!(primary.record[16..].iter().all(|&b| b == 0));
+        let logical = partition_info(&mbr(5, true), Some(&sector));
+        assert_eq!(
+            logical.record[..16],
+            [
+                0x80, 0xFE, 0xFF, 0xFF, 0x83, 0xFE, 0xFF, 0xFF, 0, 8, 0, 0, 0, 0x10, 0, 0
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(100), "100 bytes");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(512 << 20), "512 MiB");
+        assert_eq!(human_size(7 << 29), "3.5 GiB");
+    }
+
+    fn run(program: &str, args: &[&str]) {
+        let out = Command::new(program).args(args).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    }
+
+    fn path_text(handle: HandleId) -> String {
+        let path = efi::protocol_services::get_protocol::<device_path::Protocol>(
+            handle,
+            &device_path::PROTOCOL_GUID,
+        )
+        .expect("device path");
+        crate::device_path::to_text(&efi::device_path::read_path(path).unwrap())
+    }
+
+    fn has(handle: HandleId, guid: &Guid) -> bool {
+        efi::protocol_services::get_protocol::<c_void>(handle, guid).is_some()
+    }
+
+    /// The one test that uses the (global) handle database, so parallel
+    /// tests never contend for it.
+    #[test]
+    fn add_disk_publishes_partitions_and_file_systems() {
+        use crate::partition::test_util::{have_tool, image};
+        if !(have_tool("sgdisk") && have_tool("mkfs.fat")) {
+            return;
+        }
+        let path = image("storage-gpt", 8 << 20);
+        let path_text_arg = path.to_str().unwrap();
+        run(
+            "sgdisk",
+            &[
+                "-n",
+                "1:2048:+4M",
+                "-t",
+                "1:ef00",
+                "-u",
+                "1:01234567-89AB-CDEF-0123-456789ABCDEF",
+                "-n",
+                "2:0:0",
+                "-t",
+                "2:8300",
+                path_text_arg,
+            ],
+        );
+        run(
+            "mkfs.fat",
+            &["-F", "12", "--offset", "2048", path_text_arg, "4096"],
+        );
+        let disk = disk_from(std::fs::read(&path).unwrap(), 512, false);
+        let handle = add_disk(disk.clone(), Bdf::new(0, 4, 0)).unwrap();
+        assert_eq!(path_text(handle), "PciRoot(0x0)/Pci(0x4,0x0)");
+        assert!(has(handle, &block_io::PROTOCOL_GUID) && has(handle, &disk_io::PROTOCOL_GUID));
+        assert!(!has(handle, &simple_file_system::PROTOCOL_GUID));
+
+        let children: Vec<HandleId> = efi::protocol_services::handles_with(&PARTITION_INFO_GUID);
+        let texts: Vec<String> = children.iter().map(|&h| path_text(h)).collect();
+        assert_eq!(children.len(), 2, "{texts:?}");
+        let esp = children[texts.iter().position(|t| t.contains("HD(1,")).unwrap()];
+        let linux = children[texts.iter().position(|t| t.contains("HD(2,")).unwrap()];
+        assert_eq!(
+            path_text(esp),
+            "PciRoot(0x0)/Pci(0x4,0x0)/HD(1,GPT,01234567-89AB-CDEF-0123-456789ABCDEF,0x800,0x2000)"
+        );
+        assert!(has(esp, &simple_file_system::PROTOCOL_GUID));
+        assert!(!has(linux, &simple_file_system::PROTOCOL_GUID));
+        let info = efi::protocol_services::get_protocol::<PartitionInfo>(esp, &PARTITION_INFO_GUID)
+            .unwrap();
+        // SAFETY: installed by `add_partition` from a leaked Box.
+        let info = unsafe { *info };
+        assert_eq!((info.partition_type, info.system), (PARTITION_TYPE_GPT, 1));
+        let esp_io = efi::protocol_services::get_protocol::<block_io::Protocol>(
+            esp,
+            &block_io::PROTOCOL_GUID,
+        )
+        .unwrap();
+        let (table, media) = block_io_table(esp_io);
+        assert!(media.logical_partition);
+        assert_eq!(media.last_block, 0x1FFF);
+        // LBA 0 of the partition is the FAT boot sector at disk LBA 2048.
+        let mut boot = vec![0u8; 512];
+        assert_eq!(
+            (table.read_blocks)(esp_io, 0, 0, 512, boot.as_mut_ptr().cast()),
+            Status::SUCCESS
+        );
+        assert_eq!(boot[510..], [0x55, 0xAA]);
+        assert_eq!(boot, contents(&disk)[2048 * 512..2049 * 512]);
+
+        // A disk without a partition table carrying FAT from LBA 0.
+        let floppy = image("storage-floppy", 2 << 20);
+        run("mkfs.fat", &["-F", "12", floppy.to_str().unwrap()]);
+        let floppy_disk = disk_from(std::fs::read(&floppy).unwrap(), 512, false);
+        let floppy_handle = add_disk(floppy_disk.clone(), Bdf::new(0, 5, 0)).unwrap();
+        assert!(has(floppy_handle, &simple_file_system::PROTOCOL_GUID));
+        assert_eq!(
+            efi::protocol_services::handles_with(&PARTITION_INFO_GUID).len(),
+            2
+        );
+
+        // An empty disk is refused without a panic.
+        assert_eq!(
+            add_disk(disk_from(Vec::new(), 512, false), Bdf::new(0, 6, 0)),
+            Err(Status::NO_MEDIA)
+        );
+
+        quiesce_all();
+        assert!(disk.quiesced.get() && floppy_disk.quiesced.get());
+    }
+}

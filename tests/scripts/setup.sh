@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing the firmware needs on Debian: the pinned
+# nightly toolchain (rust-toolchain.toml) and the Debian packages the VM
+# tests use. Idempotent and quick when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v rustup >/dev/null; then
+  echo "setup: rustup is required (https://rustup.rs); install it, then re-run" >&2
+  exit 1
+fi
+# RUSTUP_AUTO_INSTALL may be off: install the pinned toolchain explicitly.
+rustup toolchain install >/dev/null

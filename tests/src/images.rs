@@ -1,0 +1,77 @@
+//! The standard Debian 12 test disk, and helpers that boot a disk image.
+
+use std::path::{Path, PathBuf};
+
+use crate::build::firmware;
+use crate::deb::{DebianKernel, deb, debian_kernel};
+use crate::disk::EspBuilder;
+use crate::initramfs::initramfs;
+use crate::qemu::Vm;
+
+/// Marks which boot path started the kernel: each entry adds its own `vmfw.entry=`.
+pub const BLS_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=bls";
+pub const GRUB_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=grub";
+
+/// The default image and what it was made from.
+#[derive(Clone, Debug)]
+pub struct DefaultImage {
+    /// Raw GPT disk image.
+    pub disk: PathBuf,
+    pub kernel: DebianKernel,
+    /// The standard initramfs (no extra script).
+    pub initrd: PathBuf,
+}
+
+/// Builds (or reuses) the default disk: an ESP holding
+/// - `/vmlinuz-<ver>` and `/initrd.img-<ver>` (Debian 12 kernel, [`initramfs`] with no extras);
+/// - `/loader/entries/debian.conf`, a BLS Type #1 entry with [`BLS_CMDLINE`];
+/// - `\EFI\BOOT\BOOTX64.EFI` = Debian's signed shim, `\EFI\BOOT\grubx64.efi` = Debian's signed
+///   GRUB, and `\EFI\debian\grub.cfg` (the prefix built into that GRUB) booting the same kernel
+///   with [`GRUB_CMDLINE`].
+pub fn default_image() -> DefaultImage {
+    let kernel = debian_kernel();
+    let initrd = initramfs("", &[]);
+    let version = &kernel.version;
+    let shim = deb("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
+    let grub =
+        deb("grub-efi-amd64-signed").join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
+    let bls_entry = format!(
+        "title Debian GNU/Linux 12 (vmfw test)\n\
+         version {version}\n\
+         linux /vmlinuz-{version}\n\
+         initrd /initrd.img-{version}\n\
+         options {BLS_CMDLINE}\n"
+    );
+    let grub_cfg = format!(
+        "set timeout=0\n\
+         set default=0\n\
+         menuentry 'Debian GNU/Linux 12 (vmfw test)' {{\n\
+         \techo 'GRUB: loading Linux {version}'\n\
+         \tlinux /vmlinuz-{version} {GRUB_CMDLINE}\n\
+         \tinitrd /initrd.img-{version}\n\
+         }}\n"
+    );
+    let disk = EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(&format!("/initrd.img-{version}"), &initrd)
+        .bytes("/loader/entries/debian.conf", bls_entry)
+        .file("/EFI/BOOT/BOOTX64.EFI", shim)
+        .file("/EFI/BOOT/grubx64.efi", grub)
+        .bytes("/EFI/debian/grub.cfg", grub_cfg)
+        .build();
+    DefaultImage {
+        disk,
+        kernel,
+        initrd,
+    }
+}
+
+/// Starts OVMF (the baseline UEFI) with `disk` attached.
+pub fn boot_ovmf(disk: &Path) -> Vm {
+    Vm::builder().ovmf().disk(disk).spawn()
+}
+
+/// Starts our firmware with `disk` attached.
+pub fn boot_firmware(disk: &Path) -> Vm {
+    Vm::builder().firmware(firmware()).disk(disk).spawn()
+}

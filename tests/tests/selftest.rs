@@ -1,0 +1,46 @@
+//! The EFI self-test application (tests/efi-apps/selftest) exercises every
+//! boot and runtime service, including error paths, and prints
+//! `N passed, M failed`. It must pass with zero failures on the firmware
+//! and on edk2 OVMF alike: the checks encode the spec, not our code.
+
+use std::time::Duration;
+
+use vm_tests::{EspBuilder, Vm, boot_firmware, boot_ovmf, efi_app};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn selftest_disk() -> std::path::PathBuf {
+    EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("selftest"))
+        .build()
+}
+
+fn assert_all_passed(vm: &mut Vm) {
+    let summary = vm.expect(" passed, ", TIMEOUT).unwrap();
+    let failures: Vec<String> = vm
+        .transcript()
+        .lines()
+        .filter(|l| l.contains("FAIL "))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        summary.line.trim_end().ends_with(" passed, 0 failed"),
+        "{}\n{}",
+        summary.line,
+        failures.join("\n")
+    );
+    // The app ends with ResetSystem(EfiResetShutdown), which must power off.
+    vm.wait_exit(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn selftest_passes_on_firmware() {
+    let mut vm = boot_firmware(&selftest_disk());
+    assert_all_passed(&mut vm);
+}
+
+#[test]
+fn selftest_passes_on_ovmf() {
+    let mut vm = boot_ovmf(&selftest_disk());
+    assert_all_passed(&mut vm);
+}
