@@ -34,6 +34,7 @@ const FOUR_GIB: u64 = 1 << 32;
 
 unsafe extern "C" {
     static firmware_start: u8;
+    static text_start: u8;
     static text_end: u8;
     static firmware_end: u8;
 }
@@ -135,7 +136,7 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     if let Err(e) = efi::runtime::init(variables, acpi) {
         error!("variable store unavailable: {e}");
     }
-    efi::runtime::set_virtual_address_change_hook(efi::events::virtual_address_change_notify);
+    efi::runtime::set_virtual_address_change_hook(virtual_address_change);
 
     if let Some(acpi) = acpi {
         let rsdp = acpi.rsdp_address as *mut c_void;
@@ -172,6 +173,14 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     // SAFETY: as above.
     let end = symbol_address(unsafe { &firmware_end });
     efi::image::init_firmware_image(start, end - start);
+    efi::tables::install_memory_attributes_table(efi::memory_attributes::ImageLayout {
+        start,
+        // SAFETY: linker-script symbols; only their addresses are taken.
+        text_start: symbol_address(unsafe { &text_start }),
+        // SAFETY: as above.
+        text_end: symbol_address(unsafe { &text_end }),
+        end,
+    });
     interrupts::set_fault_locator(efi::image::describe_address);
     match protocols::console::install() {
         Ok(console) => efi::tables::set_console(
@@ -182,6 +191,13 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
         ),
         Err(status) => error!("console protocols unavailable: {status:?}"),
     }
+}
+
+/// SetVirtualAddressMap's fix-ups: notify the VirtualAddressChange group,
+/// then convert the system table's pointers.
+fn virtual_address_change() {
+    efi::events::virtual_address_change_notify();
+    efi::tables::convert_to_virtual();
 }
 
 /// Finds the disks and publishes them with their partitions and file systems.

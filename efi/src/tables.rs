@@ -215,6 +215,89 @@ extern "efiapi" fn install_configuration_table(g: *mut Guid, table: *mut c_void)
     boundary::status(guid(g).and_then(|g| set_configuration_table(g, table)))
 }
 
+/// EFI_MEMORY_ATTRIBUTES_TABLE storage: a static of the image, filled at
+/// ExitBootServices from the final memory map.
+const MAX_ATTRIBUTE_ENTRIES: usize = 64;
+#[repr(C, align(8))]
+struct AttributesTable {
+    header: r_efi::system::MemoryAttributesTable<0>,
+    entries: [[u8; mem::DESCRIPTOR_SIZE]; MAX_ATTRIBUTE_ENTRIES],
+}
+static mut ATTRIBUTES_TABLE: AttributesTable = AttributesTable {
+    header: r_efi::system::MemoryAttributesTable {
+        version: r_efi::system::MEMORY_ATTRIBUTES_TABLE_VERSION,
+        number_of_entries: 0,
+        descriptor_size: mem::DESCRIPTOR_SIZE as u32,
+        reserved: 0,
+        entry: [],
+    },
+    entries: [[0; mem::DESCRIPTOR_SIZE]; MAX_ATTRIBUTE_ENTRIES],
+};
+static IMAGE_LAYOUT: Global<crate::memory_attributes::ImageLayout> =
+    Global::new(crate::memory_attributes::ImageLayout {
+        start: 0,
+        text_start: 0,
+        text_end: 0,
+        end: 0,
+    });
+
+/// Records the firmware image layout and installs the (still empty)
+/// memory attributes table.
+pub fn install_memory_attributes_table(layout: crate::memory_attributes::ImageLayout) {
+    IMAGE_LAYOUT.with(|l| *l = layout);
+    let _ = set_configuration_table(
+        r_efi::system::MEMORY_ATTRIBUTES_TABLE_GUID,
+        (&raw mut ATTRIBUTES_TABLE).cast(),
+    );
+}
+
+fn fill_memory_attributes_table() {
+    let layout = IMAGE_LAYOUT.with(|l| *l);
+    let entries =
+        platform::memory::with_map(|m| crate::memory_attributes::entries(m.regions(), layout));
+    if entries.len() > MAX_ATTRIBUTE_ENTRIES {
+        log::warn!(
+            "memory attributes table: {} runtime ranges, keeping {MAX_ATTRIBUTE_ENTRIES}",
+            entries.len()
+        );
+    }
+    let count = entries.len().min(MAX_ATTRIBUTE_ENTRIES);
+    let table = &raw mut ATTRIBUTES_TABLE;
+    // SAFETY: single-threaded, at ExitBootServices; the static is only
+    // written here and nothing else holds a reference to it.
+    let (slots, header) = unsafe { (&mut (*table).entries, &mut (*table).header) };
+    for (slot, e) in slots.iter_mut().zip(&entries) {
+        let descriptor = r_efi::efi::MemoryDescriptor {
+            r#type: e.ty.0,
+            physical_start: e.start,
+            virtual_start: 0,
+            number_of_pages: e.pages,
+            attribute: e.attribute.bits(),
+        };
+        *slot = [0; mem::DESCRIPTOR_SIZE];
+        // SAFETY: a descriptor (40 bytes) fits the 48-byte slot.
+        unsafe {
+            (slot.as_mut_ptr() as *mut r_efi::efi::MemoryDescriptor).write_unaligned(descriptor)
+        };
+    }
+    header.number_of_entries = count as u32;
+}
+
+/// Converts the system table's own pointers after SetVirtualAddressMap
+/// (§8.4.1: the firmware fixes up the table the OS keeps using).
+pub fn convert_to_virtual() {
+    let convert = |p: u64| crate::runtime::convert_address(p).unwrap_or(p);
+    // SAFETY: single-threaded; the system table is our static and the OS
+    // called SetVirtualAddressMap, whose contract this fix-up implements.
+    unsafe {
+        let st = system_table();
+        (*st).runtime_services = convert((*st).runtime_services as u64) as *mut _;
+        (*st).configuration_table = convert((*st).configuration_table as u64) as *mut _;
+        (*st).firmware_vendor = convert((*st).firmware_vendor as u64) as *mut _;
+        update_crc(&raw mut (*st).hdr);
+    }
+}
+
 /// Work the firmware does at ExitBootServices (quiesce devices), registered
 /// by the drivers.
 static EXIT_HOOKS: Global<alloc::vec::Vec<fn()>> = Global::new(alloc::vec::Vec::new());
@@ -247,6 +330,7 @@ extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usize) -> S
         hook();
     }
     crate::runtime::exit_boot_services();
+    fill_memory_attributes_table();
     EXITED.with(|e| *e = true);
     // The boot services table is now off limits (§4.3): a caller following
     // the spec no longer uses it. Clearing the pointers catches those that do.
