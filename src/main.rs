@@ -12,6 +12,7 @@ use core::panic::PanicInfo;
 use linked_list_allocator::LockedHeap;
 use log::{error, info};
 use platform::acpi::AcpiInfo;
+use platform::boot_timing::{self, Phase};
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::paging::{self, Access};
 use platform::start_info::{MemmapType, PhysRead, StartInfo, StartInfoError};
@@ -63,7 +64,7 @@ impl PhysRead for LowMemory {
 #[unsafe(no_mangle)]
 extern "C" fn rust_start(start_info_addr: u32) -> ! {
     serial::init();
-    serial::progress(0x01);
+    boot_timing::start();
     interrupts::init();
 
     let start_info = match StartInfo::parse(&LowMemory, start_info_addr as u64) {
@@ -79,7 +80,8 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
     let ram_end = build_memory_map(&start_info);
     paging::init(ram_end);
     init_heap();
-    serial::progress(0x02);
+    protect_firmware();
+    boot_timing::mark(Phase::PLATFORM);
 
     let stack = new_stack();
     // SAFETY: `stack` is the top of a fresh, mapped, 16-byte aligned stack that
@@ -114,11 +116,17 @@ fn boot(start_info: &StartInfo) -> ! {
         .map_err(|e| error!("ACPI tables unusable: {e}"))
         .ok();
     tsc::init_with_pm_timer(acpi.as_ref().and_then(|a| a.pm_timer));
+    // ACPI discovery was the last reader of the BIOS data area (the EBDA
+    // pointer at 0x40E): from here on a null pointer dereference faults.
+    paging::set_access(0, PAGE_SIZE, Access::NONE);
+    boot_timing::mark(Phase::ACPI);
 
     efi_init(acpi.as_ref());
-    serial::progress(0x10);
+    boot_timing::mark(Phase::EFI_CORE);
     storage_init(acpi.as_ref());
-    serial::progress(0x20);
+    boot_timing::mark(Phase::FILE_SYSTEM);
+    // Persisted non-volatile variables (BootOrder...) before the boot manager.
+    loaders::nv_store::init(VARIABLE_STORE_SIZE);
 
     loaders::boot_manager::run(start_info.cmdline());
     info!("no bootable device found");
@@ -173,6 +181,9 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     // SAFETY: as above.
     let end = symbol_address(unsafe { &firmware_end });
     efi::image::init_firmware_image(start, end - start);
+    if let Err(status) = efi::memory_attribute::install(start..end) {
+        error!("memory attribute protocol unavailable: {status:?}");
+    }
     efi::tables::install_memory_attributes_table(efi::memory_attributes::ImageLayout {
         start,
         // SAFETY: linker-script symbols; only their addresses are taken.
@@ -190,6 +201,15 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
             console.con_out,
         ),
         Err(status) => error!("console protocols unavailable: {status:?}"),
+    }
+    // Services the UEFI Shell and other tools locate (UEFI 2.10 §10.5,
+    // §10.6, §19.2, §34), on one firmware handle.
+    let tools = protocols::device_path_utilities::install(None)
+        .and_then(|handle| protocols::device_path_text::install(Some(handle)))
+        .and_then(|handle| protocols::unicode_collation::install(Some(handle)))
+        .and_then(|handle| protocols::hii::install(Some(handle)));
+    if let Err(status) = tools {
+        error!("device path, collation and HII protocols unavailable: {status:?}");
     }
 }
 
@@ -227,13 +247,25 @@ fn storage_init(acpi: Option<&AcpiInfo>) {
     for e in pci::assign_unassigned_bars(access, &mut devices, &windows) {
         error!("PCI: {e}");
     }
-    for disk in platform::virtio::probe_all(access, &devices) {
+    boot_timing::mark(Phase::PCI);
+    let disks = platform::virtio::probe_all(access, &devices);
+    boot_timing::mark(Phase::DISK_PROBE);
+    for disk in disks {
         let bdf = disk.bdf();
         if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(disk), bdf) {
             error!("disk {bdf}: not published ({status:?})");
         }
     }
+    efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
+    efi::tables::register_exit_boot_services_hook(map_page_zero);
+}
+
+/// At ExitBootServices: the phase mark, and what runtime memory the OS must
+/// leave us (debug level).
+fn exit_boot_services_timing() {
+    boot_timing::mark(Phase::EXIT_BOOT_SERVICES);
+    boot_timing::log_runtime_memory();
 }
 
 /// Turns the VMM's map into the EFI memory map and reserves what the
@@ -301,6 +333,31 @@ fn init_heap() {
     // SAFETY: the range was just allocated for the heap's exclusive use and is
     // identity mapped.
     unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
+}
+
+/// Maps the firmware image W^X (layout.ld page-aligns the boundaries): read-only
+/// data, read-execute code, read-write no-execute data; and unmaps the guard
+/// page under the fault stack.
+fn protect_firmware() {
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let (start, code, code_end, end) = unsafe {
+        (
+            symbol_address(&firmware_start),
+            symbol_address(&text_start),
+            symbol_address(&text_end),
+            symbol_address(&firmware_end),
+        )
+    };
+    paging::set_access(start, code - start, Access::RO);
+    paging::set_access(code, code_end - code, Access::RX);
+    paging::set_access(code_end, end - code_end, Access::RW);
+    interrupts::protect_fault_stack();
+}
+
+/// Maps page 0 again at ExitBootServices: the OS owns low memory from then on
+/// and runs on our page tables until it installs its own.
+fn map_page_zero() {
+    paging::set_access(0, PAGE_SIZE, Access::RWX);
 }
 
 /// A stack with an unmapped guard page below it; returns its top.

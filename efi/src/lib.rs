@@ -9,6 +9,7 @@ pub mod device_path;
 pub mod events;
 pub mod handles;
 pub mod image;
+pub mod memory_attribute;
 pub mod memory_attributes;
 pub mod memory_services;
 pub mod pe;

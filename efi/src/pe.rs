@@ -466,9 +466,14 @@ pub fn load(file: &[u8], info: &PeInfo, dest: &mut [u8], load_address: u64) -> R
             actual: dest.len(),
         });
     }
-    dest.fill(0);
     let headers = info.size_of_headers as usize;
-    dest[..headers].copy_from_slice(bytes_at(file, 0, headers)?);
+    let actual = dest.len();
+    dest.get_mut(..headers)
+        .ok_or(PeError::BadDestinationSize {
+            expected: info.size_of_headers,
+            actual,
+        })?
+        .copy_from_slice(bytes_at(file, 0, headers)?);
     for (index, section) in info.sections.iter().enumerate() {
         let raw = bytes_at(file, section.raw_offset as usize, section.raw_size as usize)?;
         let start = section.rva as usize;
@@ -481,6 +486,7 @@ pub fn load(file: &[u8], info: &PeInfo, dest: &mut [u8], load_address: u64) -> R
             })?;
         target.copy_from_slice(raw);
     }
+    zero_gaps(info, dest);
     let delta = load_address.wrapping_sub(info.image_base);
     if delta != 0 {
         relocate(info, dest, delta)?;
@@ -490,6 +496,32 @@ pub fn load(file: &[u8], info: &PeInfo, dest: &mut [u8], load_address: u64) -> R
         field.copy_from_slice(&load_address.to_le_bytes());
     }
     Ok(())
+}
+
+/// Zeroes the parts of a laid-out image no header or section data covers.
+/// Only those: zeroing a kernel-sized image before copying it in would write
+/// every byte twice, a measurable cost under emulation.
+fn zero_gaps(info: &PeInfo, dest: &mut [u8]) {
+    let mut covered: Vec<(usize, usize)> = info
+        .sections
+        .iter()
+        .map(|s| {
+            let start = s.rva as usize;
+            (start, start.saturating_add(s.raw_size as usize))
+        })
+        .collect();
+    covered.push((0, info.size_of_headers as usize));
+    covered.sort_unstable();
+    let mut zero_from = 0usize;
+    for (start, end) in covered {
+        if let Some(gap) = dest.get_mut(zero_from..start) {
+            gap.fill(0);
+        }
+        zero_from = zero_from.max(end);
+    }
+    if let Some(tail) = dest.get_mut(zero_from..) {
+        tail.fill(0);
+    }
 }
 
 /// Base-relocation types (PE/COFF "Base Relocation Types").
@@ -791,6 +823,12 @@ mod tests {
             image[0x1200..0x1800].iter().all(|&b| b == 0),
             "zero-filled tail"
         );
+        // Every byte no header or section covers is zero, whatever was there.
+        let headers = info.size_of_headers as usize;
+        assert!(image[headers..0x1000].iter().all(|&b| b == 0), "gap");
+        let last = info.sections.last().unwrap();
+        let covered_end = (last.rva + last.raw_size) as usize;
+        assert!(image[covered_end..].iter().all(|&b| b == 0), "end");
         let image_base_field = info.optional_header_offset + IMAGE_BASE_OFFSET;
         assert_eq!(
             image[image_base_field..][..8],

@@ -12,13 +12,14 @@
 // contract (§8), checked for null before use.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::fmt;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
-use log::{error, info};
+use log::{error, info, warn};
 use platform::acpi::AcpiInfo;
 use platform::reset::{self, ResetKind};
 use platform::rtc::{DateTime, Rtc, RtcError};
@@ -340,13 +341,93 @@ pub extern "efiapi" fn set_variable(
         // firmware data.
         unsafe { core::slice::from_raw_parts(data.cast::<u8>(), data_size) }
     };
-    variables(|store| {
-        match store.set(name, &guid, Attributes::from_bits_retain(attributes), data) {
+    set_variable_persisting(name, &guid, Attributes::from_bits_retain(attributes), data)
+}
+
+/// Writes the non-volatile variables to persistent storage. It gets an
+/// image from [`VariableStore::non_volatile_image`] (generation 0) and
+/// returns once the image is durable, or the status that prevented it.
+pub type PersistHook = fn(Vec<u8>) -> Result<(), Status>;
+
+static PERSIST_HOOK: Global<Option<PersistHook>> = Global::new(None);
+/// A persist attempt failed: the RAM copy holds changes the disk lacks.
+static PERSIST_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Registers the hook that makes NON_VOLATILE variables survive a reset.
+/// Without one they live in RAM only.
+pub fn set_persist_hook(hook: PersistHook) {
+    PERSIST_HOOK.with(|slot| *slot = Some(hook));
+}
+
+/// SetVariable for both EFI callers and the firmware's own Rust code (boot
+/// manager): changes the store, then, when a NON_VOLATILE variable was
+/// created, changed or deleted during boot services, persists the store
+/// before returning (UEFI 2.10 §8.2.3: a non-volatile variable survives a
+/// reset). After ExitBootServices the OS owns the disk, so changes stay in
+/// RAM. A failed write keeps the RAM copy, reports EFI_DEVICE_ERROR and is
+/// retried by the next change or by ResetSystem.
+pub fn set_variable_persisting(
+    name: &[u16],
+    guid: &Guid,
+    attributes: Attributes,
+    data: &[u8],
+) -> Status {
+    let changed = variables(|store| {
+        let was_non_volatile = store
+            .find(name, guid)
+            .is_some_and(|v| v.attributes.contains(Attributes::NON_VOLATILE));
+        store
+            .set(name, guid, attributes, data)
+            .map(|()| was_non_volatile || attributes.contains(Attributes::NON_VOLATILE))
+    });
+    match changed {
+        Err(status) => status,
+        Ok(Err(err)) => err.status(),
+        Ok(Ok(false)) => Status::SUCCESS,
+        Ok(Ok(true)) => match persist() {
             Ok(()) => Status::SUCCESS,
-            Err(err) => err.status(),
+            Err(status) => status,
+        },
+    }
+}
+
+/// Hands the non-volatile variables to the persist hook (boot services
+/// only). No hook means RAM-only variables, which is not an error.
+fn persist() -> Result<(), Status> {
+    if RUNTIME_PHASE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let Some(hook) = PERSIST_HOOK.try_with(|slot| *slot).flatten() else {
+        return Ok(());
+    };
+    // The store borrow ends before the hook runs: the hook does disk I/O,
+    // which may poll timers and so run other code that reads variables.
+    let Some(image) = with_variables(|store| store.non_volatile_image()) else {
+        PERSIST_PENDING.store(true, Ordering::Relaxed);
+        return Err(Status::DEVICE_ERROR);
+    };
+    match hook(image) {
+        Ok(()) => {
+            PERSIST_PENDING.store(false, Ordering::Relaxed);
+            Ok(())
         }
-    })
-    .unwrap_or_else(|status| status)
+        Err(status) => {
+            PERSIST_PENDING.store(true, Ordering::Relaxed);
+            warn!(
+                "non-volatile variables not saved: status {:#x}",
+                status.as_usize()
+            );
+            Err(Status::DEVICE_ERROR)
+        }
+    }
+}
+
+/// Retries a failed persist; ResetSystem calls it during boot services so
+/// nothing a caller set is lost to the reset.
+pub fn flush_pending_variables() {
+    if PERSIST_PENDING.load(Ordering::Relaxed) {
+        let _ = persist();
+    }
 }
 
 pub extern "efiapi" fn query_variable_info(
@@ -412,6 +493,7 @@ pub extern "efiapi" fn reset_system(
             status.as_usize()
         );
     }
+    flush_pending_variables();
     // Copied out so no borrow is held while resetting; a re-entrant call
     // (ResetSystem may interrupt other services, §8.1) goes without ACPI.
     let acpi = ACPI.try_with(|acpi| acpi.clone()).flatten();
@@ -742,7 +824,10 @@ fn update_table_crc() {
 }
 
 /// What works at runtime, for EFI_RT_PROPERTIES_TABLE (§4.6.2): everything
-/// but the wakeup timer and capsules.
+/// but the wakeup timer and capsules. SetVariable works at runtime on the
+/// RAM copy of the store: the firmware cannot write the disk once the OS
+/// owns it, so a NON_VOLATILE change made after ExitBootServices lasts
+/// until the next reset or power-off (README, "UEFI variables").
 pub const RUNTIME_SERVICES_SUPPORTED: u32 = efi::RT_SUPPORTED_GET_TIME
     | efi::RT_SUPPORTED_SET_TIME
     | efi::RT_SUPPORTED_GET_VARIABLE
@@ -788,7 +873,7 @@ mod tests {
     use super::*;
     use alloc::boxed::Box;
     use alloc::vec;
-    use alloc::vec::Vec;
+
     use core::sync::atomic::AtomicU64;
 
     fn time(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Time {
@@ -1063,6 +1148,11 @@ mod tests {
         s.encode_utf16().chain([0]).collect()
     }
 
+    /// A name as the store takes it: without the NUL.
+    fn plain_name(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
     fn table_crc_is_valid() -> bool {
         // SAFETY: test-only read of the static table, nothing writes it
         // concurrently (only `services_end_to_end` does).
@@ -1080,6 +1170,17 @@ mod tests {
         let mut pointer = (get_time as *const () as usize + 4) as *mut c_void;
         assert_eq!(convert_pointer(0, &mut pointer), Status::SUCCESS);
         HOOK_SAW.store(pointer as u64, Ordering::Relaxed);
+    }
+
+    static PERSISTED: Global<Vec<Vec<u8>>> = Global::new(Vec::new());
+
+    fn record_image(image: Vec<u8>) -> Result<(), Status> {
+        PERSISTED.with(|images| images.push(image));
+        Ok(())
+    }
+
+    fn failing_hook(_image: Vec<u8>) -> Result<(), Status> {
+        Err(Status::VOLUME_FULL)
     }
 
     /// The one test that touches the global store, phase and map, in
@@ -1373,8 +1474,96 @@ mod tests {
         let mut p = code as *mut c_void;
         assert_eq!(convert_pointer(0, &mut p), Status::UNSUPPORTED);
 
+        // Persistence: a NON_VOLATILE change reaches the hook before
+        // SetVariable returns; a volatile one does not.
+        set_persist_hook(record_image);
+        let nv_bs_rt = efi::VARIABLE_NON_VOLATILE | bs_rt;
+        let mut nv = name("Persisted");
+        let persist_count = || PERSISTED.with(|images| images.len());
+        let before = persist_count();
+        let mut byte = [0x5au8];
+        assert_eq!(
+            set_variable(
+                nv.as_mut_ptr(),
+                &mut guid,
+                nv_bs_rt,
+                1,
+                byte.as_mut_ptr().cast()
+            ),
+            Status::SUCCESS
+        );
+        assert_eq!(persist_count(), before + 1);
+        let last = PERSISTED.with(|images| images.last().cloned()).unwrap();
+        let mut check = vec![0u8; 1024];
+        let mut loaded = VariableStore::new(&mut check).unwrap();
+        assert_eq!(loaded.load(&last), Ok(1));
+        assert_eq!(
+            loaded
+                .find(&plain_name("Persisted"), &guid_value)
+                .unwrap()
+                .data,
+            [0x5a]
+        );
+        let mut volatile = name("Fleeting");
+        assert_eq!(
+            set_variable(
+                volatile.as_mut_ptr(),
+                &mut guid,
+                bs_rt,
+                1,
+                byte.as_mut_ptr().cast()
+            ),
+            Status::SUCCESS
+        );
+        assert_eq!(persist_count(), before + 1);
+        // A failed write is a device error, keeps the RAM copy, and is
+        // retried by the flush ResetSystem does.
+        set_persist_hook(failing_hook);
+        byte[0] = 0x6b;
+        assert_eq!(
+            set_variable(
+                nv.as_mut_ptr(),
+                &mut guid,
+                nv_bs_rt,
+                1,
+                byte.as_mut_ptr().cast()
+            ),
+            Status::DEVICE_ERROR
+        );
+        assert_eq!(
+            with_variables(|s| s
+                .find(&plain_name("Persisted"), &guid_value)
+                .unwrap()
+                .data
+                .to_vec()),
+            Some(vec![0x6b])
+        );
+        set_persist_hook(record_image);
+        flush_pending_variables();
+        assert_eq!(persist_count(), before + 2);
+        flush_pending_variables();
+        assert_eq!(persist_count(), before + 2);
+        // Deleting a non-volatile variable persists too.
+        assert_eq!(
+            set_variable(nv.as_mut_ptr(), &mut guid, 0, 0, null),
+            Status::SUCCESS
+        );
+        assert_eq!(persist_count(), before + 3);
+
         set_virtual_address_change_hook(hook);
         exit_boot_services();
+        // At runtime the disk belongs to the OS: changes stay in RAM.
+        assert_eq!(
+            set_variable(
+                nv.as_mut_ptr(),
+                &mut guid,
+                nv_bs_rt,
+                1,
+                byte.as_mut_ptr().cast()
+            ),
+            Status::SUCCESS
+        );
+        assert_eq!(persist_count(), before + 3);
         // Runtime view: the boot-services-only variable is gone.
         size = 16;
         assert_eq!(

@@ -13,7 +13,7 @@
 //! | 8      | 4    | format version, 1                                      |
 //! | 12     | 4    | `used`: bytes of records following the header          |
 //! | 16     | 4    | CRC-32 (ISO-HDLC, as EFI table headers) of the header with this field zero, followed by the `used` record bytes |
-//! | 20     | 4    | reserved, 0                                            |
+//! | 20     | 4    | `generation`: write sequence number of a persisted image (0 in RAM); lets a reader of two slots pick the newer |
 //!
 //! Records follow back to back, each:
 //!
@@ -217,6 +217,33 @@ impl fmt::Display for VarError {
             VarError::Unavailable => f.write_str("variable store unavailable"),
         }
     }
+}
+
+/// The generation field of a store image's header, read without checking
+/// the image (a reader of two slots tries the higher one first and falls
+/// back when [`VariableStore::load`] rejects it). None when too short.
+pub fn image_generation(image: &[u8]) -> Option<u32> {
+    read_u32(image, 20)
+}
+
+/// Stamps `generation` into a store image and recomputes its CRC. Fails
+/// when `image` is shorter than its header says (never for an image from
+/// [`VariableStore::serialise_non_volatile`]).
+pub fn seal_image(image: &mut [u8], generation: u32) -> Result<(), Corruption> {
+    let len = image.len();
+    let used = read_u32(image, 12).ok_or(Corruption::Truncated {
+        len,
+        needed: HEADER_SIZE,
+    })? as usize;
+    let total = HEADER_SIZE.saturating_add(used);
+    let whole = image
+        .get_mut(..total)
+        .ok_or(Corruption::Truncated { len, needed: total })?;
+    whole[16..20].fill(0);
+    whole[20..24].copy_from_slice(&generation.to_le_bytes());
+    let crc = CRC32.checksum(whole);
+    whole[16..20].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// QueryVariableInfo figures (UEFI 2.10 §8.2.4), in bytes.
@@ -717,7 +744,7 @@ impl<'a> VariableStore<'a> {
     }
 
     /// Writes a store image holding only the non-volatile variables into
-    /// `out`; returns its length.
+    /// `out`; returns its length. Its generation is 0 (see [`seal_image`]).
     pub fn serialise_non_volatile(&self, out: &mut [u8]) -> Result<usize, VarError> {
         let len = self.serialised_len();
         let out_len = out.len();
@@ -756,6 +783,15 @@ impl<'a> VariableStore<'a> {
         self.used = len;
         self.commit();
         Ok(count)
+    }
+
+    /// The non-volatile variables as a freshly allocated image (generation 0),
+    /// for the persistence hook.
+    pub fn non_volatile_image(&self) -> alloc::vec::Vec<u8> {
+        let mut image = alloc::vec![0u8; self.serialised_len()];
+        // Cannot fail: the buffer has exactly the serialised length.
+        let _ = self.serialise_non_volatile(&mut image);
+        image
     }
 
     fn check_image<'i>(&self, image: &'i [u8]) -> Result<(&'i [u8], usize), VarError> {
@@ -1388,6 +1424,34 @@ mod tests {
         // Nothing of the above touched the store.
         assert_eq!(get_vec(&s, "Keep", &VENDOR).unwrap().1, vec![7]);
         assert_eq!(get_vec(&s, "A", &VENDOR), Err(VarError::NotFound));
+    }
+
+    #[test]
+    fn sealed_generation_round_trips() {
+        let mut image = sample_image();
+        assert_eq!(image_generation(&image), Some(0));
+        seal_image(&mut image, 7).unwrap();
+        assert_eq!(image_generation(&image), Some(7));
+        let mut buf = vec![0u8; 1024];
+        let mut s = store(&mut buf);
+        assert_eq!(s.load(&image), Ok(2));
+        // The generation is covered by the CRC.
+        image[20] = 8;
+        assert!(matches!(
+            s.load(&image),
+            Err(VarError::Corrupt(Corruption::BadCrc { .. }))
+        ));
+        assert_eq!(image_generation(&image[..21]), None);
+        let len = image.len();
+        assert_eq!(
+            seal_image(&mut image[..len - 1], 1),
+            Err(Corruption::Truncated {
+                len: len - 1,
+                needed: len
+            })
+        );
+        // The allocated image equals the serialised one.
+        assert_eq!(s.non_volatile_image(), sample_image());
     }
 
     #[test]

@@ -369,7 +369,8 @@ pub fn type2_candidate(file_name: &str) -> Option<(&str, Option<BootCounter>)> {
     if file_name.starts_with('.') || file_name.contains(['/', '\\']) || file_name.len() <= 4 {
         return None;
     }
-    let (stem, extension) = file_name.split_at(file_name.len() - 4);
+    // A name ending in a multi-byte character has no 4-byte ASCII suffix.
+    let (stem, extension) = file_name.split_at_checked(file_name.len() - 4)?;
     if !extension.eq_ignore_ascii_case(".efi") {
         return None;
     }
@@ -379,6 +380,12 @@ pub fn type2_candidate(file_name: &str) -> Option<(&str, Option<BootCounter>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type2_candidate_survives_multibyte_names() {
+        assert_eq!(type2_candidate("kernel\u{e9}\u{e9}"), None);
+        assert!(type2_candidate("linux-\u{e9}.EFI").is_some());
+    }
 
     const DEBIAN: &str = "\
 # Boot Loader Specification type#1 entry

@@ -1,13 +1,19 @@
-//! The built-in Boot Loader Specification Type #1 boot: reads
-//! `/loader/loader.conf` and `/loader/entries/*.conf` from each file system
-//! through EFI_FILE_PROTOCOL (UEFI 2.10 §13.5), picks the default entry
-//! (`crate::bls`), publishes its initrds through the Linux initrd LoadFile2
-//! protocol (`crate::initrd`) and starts its kernel (a PE with the Linux EFI
-//! stub) with the entry's `options` as LoadOptions (§9.1 EFI_LOADED_IMAGE).
+//! The built-in Boot Loader Specification boot: reads `/loader/loader.conf`,
+//! the Type #1 entries `/loader/entries/*.conf` and the Type #2 unified
+//! kernel images `/EFI/Linux/*.efi` (`crate::uki`) of each file system
+//! through EFI_FILE_PROTOCOL (UEFI 2.10 §13.5), sorts them together and picks
+//! the default (`crate::bls`). A Type #1 kernel with the EFI stub is started
+//! as an image with the entry's `options` as LoadOptions (§9.1
+//! EFI_LOADED_IMAGE) and its initrds, read into EFI pages, published through
+//! the Linux initrd LoadFile2 protocol (`crate::initrd`); a kernel without
+//! the stub goes through the Linux boot protocol (`crate::linux_boot`). A
+//! UKI is started as it is: its stub carries command line and initrd.
 
 use crate::bls::{self, BootEntry, LoaderConf};
 use crate::boot_manager::{file_device_path, status_name};
 use crate::initrd;
+use crate::pages::PageBuffer;
+use crate::uki;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -17,6 +23,7 @@ use core::mem::offset_of;
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use log::{info, warn};
+use platform::memory::MemoryType;
 use r_efi::efi::Status;
 use r_efi::protocols::{device_path, file, loaded_image, simple_file_system};
 
@@ -41,6 +48,11 @@ pub enum BlsBootError {
     Initrd(Status),
     /// The kernel returned from StartImage.
     Returned(Status),
+    /// The Linux boot protocol could not start the kernel.
+    Protocol {
+        path: String,
+        error: crate::linux_boot::LinuxBootError,
+    },
 }
 
 impl fmt::Display for BlsBootError {
@@ -61,6 +73,12 @@ impl fmt::Display for BlsBootError {
             }
             BlsBootError::Returned(status) => {
                 write!(f, "the kernel returned: {}", status_name(*status))
+            }
+            BlsBootError::Protocol { path, error } => {
+                write!(
+                    f,
+                    "cannot boot {path} through the Linux boot protocol: {error}"
+                )
             }
         }
     }
@@ -116,7 +134,7 @@ pub fn boot_order(entries: &[BootEntry], conf: &LoaderConf) -> Vec<usize> {
 }
 
 /// An open EFI_FILE_PROTOCOL instance, closed on drop.
-struct OpenFile(*mut file::Protocol);
+pub(crate) struct OpenFile(*mut file::Protocol);
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
@@ -128,7 +146,7 @@ impl Drop for OpenFile {
 
 impl OpenFile {
     /// The root directory of the volume on `fs` (§13.4.2 OpenVolume).
-    fn open_volume(fs: HandleId) -> Result<OpenFile, Status> {
+    pub(crate) fn open_volume(fs: HandleId) -> Result<OpenFile, Status> {
         let sfs = ps::get_protocol::<simple_file_system::Protocol>(
             fs,
             &simple_file_system::PROTOCOL_GUID,
@@ -148,7 +166,7 @@ impl OpenFile {
     }
 
     /// Opens `path` (absolute, `\`-separated) for reading (§13.5.2).
-    fn open(&self, path: &str) -> Result<OpenFile, Status> {
+    pub(crate) fn open(&self, path: &str) -> Result<OpenFile, Status> {
         let mut name: Vec<u16> = path.encode_utf16().chain(core::iter::once(0)).collect();
         let mut opened: *mut file::Protocol = core::ptr::null_mut();
         // SAFETY: `self.0` is an open directory; the name is NUL-terminated
@@ -185,7 +203,7 @@ impl OpenFile {
     }
 
     /// The file's size from its EFI_FILE_INFO (§13.5.12 GetInfo).
-    fn size(&self) -> Result<u64, Status> {
+    pub(crate) fn size(&self) -> Result<u64, Status> {
         let mut info = vec![0u8; 256];
         loop {
             let mut size = info.len();
@@ -214,6 +232,42 @@ impl OpenFile {
         }
     }
 
+    /// Moves the read position to `offset` (§13.5.10 SetPosition).
+    pub(crate) fn set_position(&self, offset: u64) -> Result<(), Status> {
+        // SAFETY: `self.0` is an open file.
+        let status = unsafe { ((*self.0).set_position)(self.0, offset) };
+        if status.is_error() {
+            Err(status)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Fills `out` from the current position; a file ending early is
+    /// VOLUME_CORRUPTED when `exact`, else the bytes read are returned.
+    pub(crate) fn read_into(&self, out: &mut [u8], exact: bool) -> Result<usize, Status> {
+        let mut done = 0;
+        while done < out.len() {
+            let mut chunk = out.len() - done;
+            // SAFETY: `self.0` is open; `out[done..]` holds `chunk` bytes.
+            let status = unsafe {
+                ((*self.0).read)(self.0, &mut chunk, out[done..].as_mut_ptr() as *mut c_void)
+            };
+            if status.is_error() {
+                return Err(status);
+            }
+            if chunk == 0 {
+                if exact {
+                    // Shorter than its directory entry said: a damaged file.
+                    return Err(Status::VOLUME_CORRUPTED);
+                }
+                break;
+            }
+            done += chunk;
+        }
+        Ok(done)
+    }
+
     /// Appends the whole file to `out`.
     fn read_to_end(&self, out: &mut Vec<u8>, limit: u64) -> Result<(), ReadError> {
         let size = self.size().map_err(ReadError::Status)?;
@@ -225,33 +279,15 @@ impl OpenFile {
             .map_err(|_| ReadError::TooLarge(size))?;
         let start = out.len();
         out.resize(start + len, 0);
-        let mut done = 0;
-        while done < len {
-            let mut chunk = len - done;
-            // SAFETY: `self.0` is open; `out[start + done..]` holds `chunk` bytes.
-            let status = unsafe {
-                ((*self.0).read)(
-                    self.0,
-                    &mut chunk,
-                    out[start + done..].as_mut_ptr() as *mut c_void,
-                )
-            };
-            if status.is_error() {
-                out.truncate(start);
-                return Err(ReadError::Status(status));
-            }
-            if chunk == 0 {
-                // Shorter than its directory entry said: a damaged file.
-                out.truncate(start);
-                return Err(ReadError::Status(Status::VOLUME_CORRUPTED));
-            }
-            done += chunk;
+        if let Err(status) = self.read_into(&mut out[start..], true) {
+            out.truncate(start);
+            return Err(ReadError::Status(status));
         }
         Ok(())
     }
 
-    /// Names of the plain files in this directory.
-    fn file_names(&self) -> Result<Vec<String>, Status> {
+    /// Names of the plain files in this directory that `wanted` accepts.
+    fn file_names(&self, wanted: fn(&str, bool) -> bool) -> Result<Vec<String>, Status> {
         let mut names = Vec::new();
         let mut record = vec![0u8; 512];
         loop {
@@ -260,7 +296,7 @@ impl OpenFile {
                 return Ok(names);
             }
             if let Some((name, is_dir)) = parse_file_info(&record[..len])
-                && is_entry_file(&name, is_dir)
+                && wanted(&name, is_dir)
             {
                 names.push(name);
             }
@@ -306,11 +342,11 @@ fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
         }),
         Err(_) => LoaderConf::default(),
     };
-    let names = match root.open(ENTRIES_DIR).and_then(|dir| dir.file_names()) {
-        Ok(names) => names,
-        Err(_) => return (conf, Vec::new()),
-    };
-    let mut entries = Vec::new();
+    let names = root
+        .open(ENTRIES_DIR)
+        .and_then(|dir| dir.file_names(is_entry_file))
+        .unwrap_or_default();
+    let mut entries = read_type2_entries(root);
     for name in names {
         let path = alloc::format!("{ENTRIES_DIR}\\{name}");
         text.clear();
@@ -328,7 +364,46 @@ fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
     (conf, entries)
 }
 
-/// Tries the BLS Type #1 entries of every file system, the default entry of
+/// Type #2 entries: the unified kernel images in `\EFI\Linux`, described
+/// by their `.osrel` and `.uname` sections (read alone, not the whole image).
+fn read_type2_entries(root: &OpenFile) -> Vec<BootEntry> {
+    let is_candidate = |name: &str, is_dir: bool| !is_dir && bls::type2_candidate(name).is_some();
+    let Ok(names) = root
+        .open(uki::TYPE2_DIR)
+        .and_then(|dir| dir.file_names(is_candidate))
+    else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let path = alloc::format!("{}\\{name}", uki::TYPE2_DIR);
+            let (osrel, uname) = match root.open(&path) {
+                Ok(file) => (read_section(&file, ".osrel"), read_section(&file, ".uname")),
+                Err(_) => (None, None),
+            };
+            uki::type2_entry(&name, osrel.as_deref(), uname.as_deref())
+        })
+        .collect()
+}
+
+/// The contents of the PE section `name` of `file`, when small and present.
+fn read_section(file: &OpenFile, name: &str) -> Option<Vec<u8>> {
+    let mut header = vec![0u8; uki::HEADER_READ_SIZE];
+    file.set_position(0).ok()?;
+    let len = file.read_into(&mut header, false).ok()?;
+    header.truncate(len);
+    let section = uki::sections(&header)
+        .ok()?
+        .into_iter()
+        .find(|s| s.name == name && s.size <= uki::MAX_METADATA_SIZE)?;
+    let mut contents = vec![0u8; section.size as usize];
+    file.set_position(u64::from(section.file_offset)).ok()?;
+    file.read_into(&mut contents, true).ok()?;
+    Some(contents)
+}
+
+/// Tries the BLS Type #1 and Type #2 entries of every file system, the default entry of
 /// each first. Returns when none booted.
 pub fn run() {
     for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
@@ -347,7 +422,88 @@ pub fn run() {
     }
 }
 
-/// Boots one entry; returns only on failure.
+/// loader.conf and the sorted entries of the file system `fs`, for the
+/// firmware's boot menu (`crate::menu`); `None` when it cannot be opened.
+pub fn volume_entries(fs: HandleId) -> Option<(LoaderConf, Vec<BootEntry>)> {
+    let root = OpenFile::open_volume(fs).ok()?;
+    Some(read_entries(&root))
+}
+
+/// Whether `path` (absolute, `\`-separated) exists on the file system `fs`.
+pub fn file_exists(fs: HandleId, path: &str) -> bool {
+    OpenFile::open_volume(fs).is_ok_and(|root| root.open(path).is_ok())
+}
+
+/// Boots `entry` of the file system `fs`; returns only on failure.
+pub fn boot(fs: HandleId, entry: &BootEntry) -> Result<(), BlsBootError> {
+    let root = OpenFile::open_volume(fs).map_err(|status| BlsBootError::Read {
+        path: "\\".to_string(),
+        status,
+    })?;
+    let result = boot_entry(fs, &root, entry);
+    if result.is_err() {
+        initrd::uninstall();
+    }
+    result
+}
+
+/// Reads the files `paths` of the volume `root` into one page buffer below
+/// `max_address`, each starting on a 4-byte boundary (how several initrds
+/// are concatenated; `crate::initrd::padded_len`).
+pub(crate) fn read_into_pages(
+    root: &OpenFile,
+    paths: &[String],
+    memory_type: MemoryType,
+    max_address: u64,
+) -> Result<PageBuffer, BlsBootError> {
+    let read_error = |path: &str, status| BlsBootError::Read {
+        path: path.to_string(),
+        status,
+    };
+    let mut files = Vec::with_capacity(paths.len());
+    let mut total = 0usize;
+    for path in paths {
+        let file = root.open(path).map_err(|s| read_error(path, s))?;
+        let size = file.size().map_err(|s| read_error(path, s))?;
+        let too_large = || BlsBootError::TooLarge {
+            path: path.clone(),
+            size,
+        };
+        let start = initrd::padded_len(total).ok_or_else(too_large)?;
+        let len = usize::try_from(size).map_err(|_| too_large())?;
+        total = start.checked_add(len).ok_or_else(too_large)?;
+        files.push((path, file, start, len));
+    }
+    let mut buffer = PageBuffer::allocate(total, memory_type, max_address).map_err(|_| {
+        BlsBootError::TooLarge {
+            path: paths.join(" + "),
+            size: total as u64,
+        }
+    })?;
+    for (path, file, start, len) in files {
+        file.read_into(&mut buffer.as_mut_slice()[start..start + len], true)
+            .map_err(|s| read_error(path, s))?;
+    }
+    Ok(buffer)
+}
+
+/// Whether the file at `path` starts with PE headers (a kernel with the EFI
+/// stub, a UKI, any EFI application).
+pub(crate) fn file_is_pe(root: &OpenFile, path: &str) -> Result<bool, BlsBootError> {
+    let read_error = |status| BlsBootError::Read {
+        path: path.to_string(),
+        status,
+    };
+    let file = root.open(path).map_err(read_error)?;
+    let mut header = vec![0u8; uki::HEADER_READ_SIZE];
+    let len = file.read_into(&mut header, false).map_err(read_error)?;
+    Ok(uki::is_pe_image(&header[..len]))
+}
+
+/// Boots one entry; returns only on failure. Type #1 `linux` kernels with
+/// the EFI stub and `efi` programs (Type #2 UKIs among them) are started as
+/// EFI images; a `linux` kernel without the stub is booted through the
+/// Linux boot protocol (`crate::linux_boot`).
 fn boot_entry(fs: HandleId, root: &OpenFile, entry: &BootEntry) -> Result<(), BlsBootError> {
     let kernel = efi_path(
         entry
@@ -356,30 +512,67 @@ fn boot_entry(fs: HandleId, root: &OpenFile, entry: &BootEntry) -> Result<(), Bl
             .or(entry.efi.as_deref())
             .ok_or(BlsBootError::NoKernel)?,
     );
-
-    // Several initrds are concatenated, each on a 4-byte boundary.
-    let mut initrd_image = Vec::new();
-    for initrd_path in &entry.initrd {
-        let path = efi_path(initrd_path);
-        read_file(root, &path, &mut initrd_image, u64::MAX)?;
-        initrd::pad_for_next(&mut initrd_image);
+    let initrds: Vec<String> = entry.initrd.iter().map(|p| efi_path(p)).collect();
+    let description = alloc::format!("BLS entry '{}'", entry.display_title());
+    if entry.linux.is_some() && !file_is_pe(root, &kernel)? {
+        return boot_with_protocol(root, &kernel, &initrds, &entry.options, &description);
     }
-    if !entry.initrd.is_empty() {
-        initrd::install(initrd_image).map_err(BlsBootError::Initrd)?;
+    if !initrds.is_empty() {
+        let image = read_into_pages(root, &initrds, MemoryType::LOADER_DATA, u64::MAX)?;
+        initrd::install(image).map_err(BlsBootError::Initrd)?;
     }
+    let handle = load_from_volume(fs, &kernel)?;
+    let status = start_with_options(handle, &entry.options, &description);
+    Err(BlsBootError::Returned(status))
+}
 
-    // LoadImage reads the kernel itself through the ESP's SimpleFileSystem,
-    // so the image gets the ESP as its device and the file as its path.
+/// A `linux` kernel without the EFI stub: kernel and initrds into pages,
+/// then the 64-bit boot protocol. Returns only on failure.
+pub(crate) fn boot_with_protocol(
+    root: &OpenFile,
+    kernel: &str,
+    initrds: &[String],
+    options: &str,
+    description: &str,
+) -> Result<(), BlsBootError> {
+    let image = read_into_pages(
+        root,
+        &[kernel.to_string()],
+        MemoryType::LOADER_DATA,
+        u64::MAX,
+    )?;
+    let initrd = if initrds.is_empty() {
+        None
+    } else {
+        Some(read_into_pages(
+            root,
+            initrds,
+            MemoryType::LOADER_DATA,
+            crate::linux_boot::INITRD_MAX_ADDRESS,
+        )?)
+    };
+    info!("booting {description} through the Linux boot protocol");
+    let error = crate::linux_boot::boot(image.as_slice(), initrd, options);
+    Err(BlsBootError::Protocol {
+        path: kernel.to_string(),
+        error,
+    })
+}
+
+/// LoadImage of `path` on the volume `fs`: the firmware reads the file
+/// itself through the volume's SimpleFileSystem, so the image gets the
+/// volume as its device and the file as its path.
+pub(crate) fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, BlsBootError> {
     let load_error = |status| BlsBootError::Load {
-        path: kernel.clone(),
+        path: path.to_string(),
         status,
     };
-    let mut path = file_device_path(fs, &kernel).ok_or(load_error(Status::NOT_FOUND))?;
+    let mut device_path = file_device_path(fs, path).ok_or(load_error(Status::NOT_FOUND))?;
     let mut handle: r_efi::efi::Handle = core::ptr::null_mut();
     let status = efi::image::load_image(
         false.into(),
         efi::image::firmware_image_handle() as r_efi::efi::Handle,
-        path.as_mut_ptr() as *mut device_path::Protocol,
+        device_path.as_mut_ptr() as *mut device_path::Protocol,
         core::ptr::null_mut(),
         0,
         &mut handle,
@@ -387,16 +580,21 @@ fn boot_entry(fs: HandleId, root: &OpenFile, entry: &BootEntry) -> Result<(), Bl
     if status.is_error() {
         return Err(load_error(status));
     }
-    let handle = handle as HandleId;
+    Ok(handle as HandleId)
+}
 
-    // The EFI stub takes its command line from LoadOptions as UCS-2 (§9.1).
-    let mut options: Vec<u16> = entry
-        .options
-        .encode_utf16()
-        .chain(core::iter::once(0))
-        .collect();
-    if let Some(loaded) =
-        ps::get_protocol::<loaded_image::Protocol>(handle, &loaded_image::PROTOCOL_GUID)
+/// Starts a loaded image with `options` as its LoadOptions (UCS-2, §9.1:
+/// the EFI stub's command line). Empty options are not passed at all, so a
+/// UKI uses the command line built into it. Returns the image's exit status.
+pub(crate) fn start_with_options(handle: HandleId, options: &str, description: &str) -> Status {
+    let mut options: Vec<u16> = if options.is_empty() {
+        Vec::new()
+    } else {
+        options.encode_utf16().chain(core::iter::once(0)).collect()
+    };
+    if !options.is_empty()
+        && let Some(loaded) =
+            ps::get_protocol::<loaded_image::Protocol>(handle, &loaded_image::PROTOCOL_GUID)
     {
         // SAFETY: `loaded` is the LoadedImage protocol of the image just
         // loaded, not yet started, so nothing else accesses it; `options`
@@ -406,10 +604,10 @@ fn boot_entry(fs: HandleId, root: &OpenFile, entry: &BootEntry) -> Result<(), Bl
             (*loaded).load_options_size = (options.len() * 2) as u32;
         }
     }
-    info!("booting BLS entry '{}'", entry.display_title());
+    info!("booting {description}");
     let status = efi::image::start(handle);
     drop(options);
-    Err(BlsBootError::Returned(status))
+    status
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 // type) whose pointer arguments the spec makes the caller responsible for.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use crate::pages::PageBuffer;
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use efi::handles::HandleId;
@@ -42,12 +42,12 @@ fn initrd_device_path() -> [u8; DEVICE_PATH_LEN] {
     path
 }
 
-/// Pads `image` with zeros to the 4-byte boundary where the next initrd
-/// appended to it must start: Linux unpacks concatenated cpio archives and
+/// Where the next initrd appended after `len` bytes must start: the 4-byte
+/// boundary, the gap zero-filled: Linux unpacks concatenated cpio archives and
 /// skips the zero padding between them
 /// (Documentation/driver-api/early-userspace/buffer-format.rst).
-pub fn pad_for_next(image: &mut Vec<u8>) {
-    image.resize(image.len().next_multiple_of(4), 0);
+pub fn padded_len(len: usize) -> Option<usize> {
+    len.checked_next_multiple_of(4)
 }
 
 /// What LoadFile answers for a request (UEFI 2.10 §13.2.2).
@@ -79,7 +79,8 @@ struct InitrdLoader {
     protocol: load_file2::Protocol,
     device_path: [u8; DEVICE_PATH_LEN],
     handle: HandleId,
-    image: Vec<u8>,
+    /// In EFI pages, not the firmware heap: distro initrds are tens of MiB.
+    image: PageBuffer,
 }
 
 /// Address of the installed `InitrdLoader` (0: none). The firmware is
@@ -129,7 +130,7 @@ extern "efiapi" fn load_file(
 }
 
 /// Publishes `image` as the initrd on a new handle, replacing any earlier one.
-pub fn install(image: Vec<u8>) -> Result<HandleId, Status> {
+pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     uninstall();
     let loader = Box::into_raw(Box::new(InitrdLoader {
         protocol: load_file2::Protocol { load_file },
@@ -188,16 +189,23 @@ mod tests {
     use alloc::vec;
 
     #[test]
-    fn initrds_are_joined_on_four_byte_boundaries() {
-        let mut joined = Vec::new();
-        for part in [&[1u8, 2, 3, 4, 5][..], &[6], &[7, 8, 9, 10]] {
-            joined.extend_from_slice(part);
-            pad_for_next(&mut joined);
-        }
-        assert_eq!(joined, [1, 2, 3, 4, 5, 0, 0, 0, 6, 0, 0, 0, 7, 8, 9, 10]);
-        let mut empty = Vec::new();
-        pad_for_next(&mut empty);
-        assert!(empty.is_empty());
+    fn initrds_start_on_four_byte_boundaries() {
+        assert_eq!(padded_len(0), Some(0));
+        assert_eq!(padded_len(5), Some(8));
+        assert_eq!(padded_len(8), Some(8));
+        assert_eq!(padded_len(usize::MAX), None);
+    }
+
+    fn page_image(bytes: &[u8]) -> PageBuffer {
+        crate::pages::test_arena();
+        let mut image = PageBuffer::allocate(
+            bytes.len(),
+            platform::memory::MemoryType::LOADER_DATA,
+            u64::MAX,
+        )
+        .unwrap();
+        image.as_mut_slice().copy_from_slice(bytes);
+        image
     }
 
     #[test]
@@ -230,7 +238,7 @@ mod tests {
     /// installation is process-wide state.
     #[test]
     fn installed_protocol_serves_the_image_through_locate_device_path() {
-        let handle = install(vec![0xaa; 6]).unwrap();
+        let handle = install(page_image(&[0xaa; 6])).unwrap();
         assert_eq!(installed_handle(), Some(handle));
 
         // Find it as the Linux stub does: LocateDevicePath on the vendor path.
@@ -274,7 +282,7 @@ mod tests {
         assert_eq!(&buffer[..size], &[0xaa; 6]);
 
         // A second install replaces the first; uninstall removes the handle.
-        let second = install(vec![1, 2, 3, 4]).unwrap();
+        let second = install(page_image(&[1, 2, 3, 4])).unwrap();
         assert_ne!(second, handle);
         assert!(ps::handles_with(&load_file2::PROTOCOL_GUID) == [second]);
         uninstall();

@@ -3,6 +3,8 @@
 //! it with an image file.
 #![forbid(unsafe_code)]
 
+use alloc::boxed::Box;
+use alloc::rc::Rc;
 use core::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +68,35 @@ pub trait BlockDevice {
         }
     }
 }
+
+/// Shared and boxed devices are devices too, so owners (the FAT driver) can
+/// take one by value while partitions share the disk underneath.
+macro_rules! forward_block_device {
+    ($($wrapper:ident),*) => {$(
+        impl<T: BlockDevice + ?Sized> BlockDevice for $wrapper<T> {
+            fn block_size(&self) -> u32 {
+                (**self).block_size()
+            }
+            fn num_blocks(&self) -> u64 {
+                (**self).num_blocks()
+            }
+            fn read_only(&self) -> bool {
+                (**self).read_only()
+            }
+            fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+                (**self).read_blocks(lba, buf)
+            }
+            fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+                (**self).write_blocks(lba, buf)
+            }
+            fn flush(&self) -> Result<(), BlockError> {
+                (**self).flush()
+            }
+        }
+    )*};
+}
+
+forward_block_device!(Box, Rc);
 
 /// A byte-slice-backed device, for tests and for in-memory images.
 pub struct MemDisk<'a> {

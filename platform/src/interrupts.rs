@@ -18,10 +18,18 @@ struct Tss {
     iomap_base: u16,
 }
 
-#[repr(C, align(16))]
-struct FaultStack([u8; 16 * 1024]);
+/// The IST1 stack with a page below it that `protect_fault_stack` unmaps, so
+/// an overflow of the fault stack itself faults instead of corrupting .bss.
+#[repr(C, align(4096))]
+struct FaultStack {
+    guard: [u8; 4096],
+    stack: [u8; 16 * 1024],
+}
 
-static mut FAULT_STACK: FaultStack = FaultStack([0; 16 * 1024]);
+static mut FAULT_STACK: FaultStack = FaultStack {
+    guard: [0; 4096],
+    stack: [0; 16 * 1024],
+};
 static mut TSS: Tss = Tss {
     reserved0: 0,
     rsp: [0; 3],
@@ -191,6 +199,25 @@ const VECTOR_NAMES: [&str; 32] = [
     "reserved",
 ];
 
+/// What a page-fault error code says happened (Intel SDM vol. 3 §4.7).
+fn page_fault_cause(error_code: u64) -> &'static str {
+    const PRESENT: u64 = 1 << 0;
+    const WRITE: u64 = 1 << 1;
+    const FETCH: u64 = 1 << 4;
+    match (
+        error_code & PRESENT != 0,
+        error_code & WRITE != 0,
+        error_code & FETCH != 0,
+    ) {
+        (false, _, _) if error_code & FETCH != 0 => "instruction fetch from an unmapped page",
+        (false, true, _) => "write to an unmapped page",
+        (false, false, _) => "read from an unmapped page",
+        (true, _, true) => "instruction fetch from a no-execute page",
+        (true, true, false) => "write to a read-only page",
+        (true, false, false) => "read denied (reserved bit set)",
+    }
+}
+
 /// Names the code that faulted (e.g. a loaded EFI image); set by the EFI layer.
 type FaultLocator = fn(u64, &mut dyn Write);
 static FAULT_LOCATOR: crate::sync::Global<Option<FaultLocator>> = crate::sync::Global::new(None);
@@ -220,7 +247,11 @@ extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
         frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
     );
     if frame.vector == 14 {
-        let _ = writeln!(w, "faulting address (cr2) {cr2:#018x}");
+        let _ = writeln!(
+            w,
+            "faulting address (cr2) {cr2:#018x}: {}",
+            page_fault_cause(frame.error_code)
+        );
     }
     let _ = writeln!(
         w,
@@ -278,6 +309,13 @@ macro_rules! stub_addresses {
         )*
         table
     }};
+}
+
+/// Unmaps the guard page under the fault (IST1) stack; call once the
+/// firmware's page tables are up.
+pub fn protect_fault_stack() {
+    let guard = core::ptr::addr_of!(FAULT_STACK) as u64;
+    crate::paging::set_access(guard, 4096, crate::paging::Access::NONE);
 }
 
 /// Loads the firmware GDT, TSS and IDT and masks the legacy PICs.

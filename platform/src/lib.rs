@@ -7,6 +7,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod block;
+pub mod boot_timing;
 #[cfg(target_os = "none")]
 pub mod interrupts;
 pub mod io;
@@ -16,6 +17,7 @@ pub mod paging;
 pub mod pci;
 #[cfg(target_os = "none")]
 pub mod pvh;
+pub mod read_ahead;
 pub mod reset;
 pub mod rtc;
 pub mod serial;

@@ -126,6 +126,34 @@ impl Tables {
         unreachable!("level {level} out of range")
     }
 
+    /// Walks the tables without changing them: the rights of the page that
+    /// maps `addr` (combining the levels' bits) and that page's size.
+    fn lookup(&self, addr: u64) -> Option<(Access, u64)> {
+        let mut table_addr = self.pml4;
+        let mut writable = true;
+        let mut executable = true;
+        for level in (1..=4u32).rev() {
+            let index = ((addr >> (12 + 9 * (level - 1))) & 0x1ff) as usize;
+            let entry = table(table_addr)[index];
+            if entry & PRESENT == 0 {
+                return Some((Access::NONE, 1 << (12 + 9 * (level - 1))));
+            }
+            writable &= entry & WRITABLE != 0;
+            executable &= entry & NO_EXECUTE == 0;
+            if level == 1 || entry & HUGE != 0 {
+                let access = Access {
+                    present: true,
+                    writable,
+                    executable,
+                    uncached: entry & CACHE_DISABLE != 0,
+                };
+                return Some((access, 1 << (12 + 9 * (level - 1))));
+            }
+            table_addr = entry & ADDR_MASK;
+        }
+        None
+    }
+
     fn map(&mut self, start: u64, end: u64, access: Access) {
         let flags = self.flags(access);
         let mut addr = start & !(PAGE_SIZE - 1);
@@ -208,6 +236,36 @@ pub fn init(ram_end: u64) {
 pub fn set_access(base: u64, len: u64, access: Access) {
     let end = base.saturating_add(len).saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
     let done = TABLES.with(|t| t.as_mut().map(|t| t.map(base, end, access)));
+    if done.is_some() {
+        flush();
+    }
+}
+
+/// The access rights of the page holding `addr` and the size of the
+/// mapping that holds it (4 KiB, 2 MiB or 1 GiB), or None before paging is
+/// up or beyond the mapped address space.
+pub fn access(addr: u64) -> Option<(Access, u64)> {
+    TABLES.with(|t| t.as_ref().and_then(|t| t.lookup(addr)))
+}
+
+/// Changes the rights of every 4 KiB page of `base..base+len` (rounded out
+/// to pages) from its current ones by `change`, splitting larger mappings,
+/// then flushes the TLB once. Used by the Memory Attribute protocol, whose
+/// ranges need not have uniform rights.
+pub fn modify_access(base: u64, len: u64, change: impl Fn(Access) -> Access) {
+    let start = base & !(PAGE_SIZE - 1);
+    let end = base.saturating_add(len).saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let done = TABLES.with(|t| {
+        t.as_mut().map(|t| {
+            let mut addr = start;
+            while addr < end {
+                let current = t.lookup(addr).map_or(Access::NONE, |(a, _)| a);
+                let flags = t.flags(change(current));
+                *t.entry(addr, 1) = addr | flags;
+                addr += PAGE_SIZE;
+            }
+        })
+    });
     if done.is_some() {
         flush();
     }

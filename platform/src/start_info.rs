@@ -162,7 +162,7 @@ impl StartInfo {
         }
         for i in 0..memmap_entries as usize {
             let mut raw = [0u8; MEMMAP_ENTRY_SIZE];
-            mem.read(memmap_paddr + (i * MEMMAP_ENTRY_SIZE) as u64, &mut raw)?;
+            mem.read(element(memmap_paddr, i, MEMMAP_ENTRY_SIZE)?, &mut raw)?;
             let entry = MemmapEntry {
                 addr: u64_at(&raw, 0),
                 size: u64_at(&raw, 8),
@@ -190,7 +190,7 @@ impl StartInfo {
         if modlist_paddr != 0 {
             for i in 0..nr_modules.min(MAX_MODULES) {
                 let mut raw = [0u8; MODLIST_ENTRY_SIZE];
-                mem.read(modlist_paddr + (i * MODLIST_ENTRY_SIZE) as u64, &mut raw)?;
+                mem.read(element(modlist_paddr, i, MODLIST_ENTRY_SIZE)?, &mut raw)?;
                 info.modules[info.modules_len] = Module {
                     addr: u64_at(&raw, 0),
                     size: u64_at(&raw, 8),
@@ -221,11 +221,23 @@ impl StartInfo {
 
 /// Reads a NUL-terminated string of at most `buf.len()` bytes, one small chunk
 /// at a time so a string near the end of RAM is still readable.
+/// Address of element `index` of `size`-byte elements at `base`; an array
+/// that wraps the address space is unreadable.
+fn element(base: u64, index: usize, size: usize) -> Result<u64, StartInfoError> {
+    let offset = index.checked_mul(size).map(|o| o as u64);
+    offset
+        .and_then(|o| base.checked_add(o))
+        .ok_or(StartInfoError::Unreadable {
+            addr: base,
+            len: size as u64,
+        })
+}
+
 fn read_c_string(mem: &dyn PhysRead, addr: u64, buf: &mut [u8]) -> Result<usize, StartInfoError> {
     let mut len = 0;
     while len < buf.len() {
         let mut byte = [0u8];
-        mem.read(addr + len as u64, &mut byte)?;
+        mem.read(element(addr, len, 1)?, &mut byte)?;
         if byte[0] == 0 {
             return Ok(len);
         }

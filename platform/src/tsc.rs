@@ -149,6 +149,11 @@ pub fn init_with_pm_timer(pm_timer: Option<PmTimer>) -> u64 {
     hz
 }
 
+/// Whether `init` has run (so `freq_hz` will not calibrate).
+pub fn frequency_known() -> bool {
+    FREQ_HZ.load(Ordering::Relaxed) != 0
+}
+
 /// TSC frequency in Hz (runs `init` on first use).
 pub fn freq_hz() -> u64 {
     match FREQ_HZ.load(Ordering::Relaxed) {

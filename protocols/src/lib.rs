@@ -4,7 +4,11 @@ extern crate alloc;
 
 pub mod console;
 pub mod device_path;
+pub mod device_path_text;
+pub mod device_path_utilities;
 pub mod fat;
+pub mod hii;
 pub mod partition;
 pub mod simple_fs;
 pub mod storage;
+pub mod unicode_collation;

@@ -25,31 +25,7 @@ use r_efi::system::{Time, UNSPECIFIED_TIMEZONE};
 
 use crate::fat::{Attributes, DateTime, DirCursor, FatError, FileSystem, Node};
 
-/// Adapts a boxed device so `FileSystem` can own it.
-pub struct BoxedDevice(pub Box<dyn BlockDevice>);
-
-impl BlockDevice for BoxedDevice {
-    fn block_size(&self) -> u32 {
-        self.0.block_size()
-    }
-    fn num_blocks(&self) -> u64 {
-        self.0.num_blocks()
-    }
-    fn read_only(&self) -> bool {
-        self.0.read_only()
-    }
-    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.0.read_blocks(lba, buf)
-    }
-    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        self.0.write_blocks(lba, buf)
-    }
-    fn flush(&self) -> Result<(), BlockError> {
-        self.0.flush()
-    }
-}
-
-type Volume = FileSystem<BoxedDevice>;
+type Volume = FileSystem<Box<dyn BlockDevice>>;
 
 const VOLUME_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwFATV");
 const FILE_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwFATF");
@@ -76,8 +52,17 @@ struct FileHandle {
     writable: bool,
 }
 
-/// The one place FAT errors become EFI status codes.
+/// The one place FAT errors become EFI status codes. Damage found on the
+/// volume is also logged: the status alone would not say what is wrong.
 pub fn status_of(error: &FatError) -> Status {
+    let status = status_for(error);
+    if status == Status::VOLUME_CORRUPTED {
+        log::warn!("FAT: {error}");
+    }
+    status
+}
+
+fn status_for(error: &FatError) -> Status {
     match error {
         FatError::Device(BlockError::ReadOnly) | FatError::ReadOnly => Status::WRITE_PROTECTED,
         FatError::Device(_) => Status::DEVICE_ERROR,
@@ -110,7 +95,7 @@ pub fn new_simple_file_system(
     dev: Box<dyn BlockDevice>,
     clock: fn() -> DateTime,
 ) -> Result<*mut simple_file_system::Protocol, FatError> {
-    let volume = FileSystem::mount(BoxedDevice(dev))?;
+    let volume = FileSystem::mount(dev)?;
     volume.set_clock(clock);
     let instance = Box::new(SimpleFileSystem {
         protocol: simple_file_system::Protocol {

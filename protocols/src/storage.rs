@@ -181,31 +181,6 @@ impl BlockDevice for PartitionDevice {
     }
 }
 
-/// Lends a shared device to owners that want a `BlockDevice` by value (the
-/// FAT driver).
-struct SharedDevice(Rc<dyn BlockDevice>);
-
-impl BlockDevice for SharedDevice {
-    fn block_size(&self) -> u32 {
-        self.0.block_size()
-    }
-    fn num_blocks(&self) -> u64 {
-        self.0.num_blocks()
-    }
-    fn read_only(&self) -> bool {
-        self.0.read_only()
-    }
-    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.0.read_blocks(lba, buf)
-    }
-    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        self.0.write_blocks(lba, buf)
-    }
-    fn flush(&self) -> Result<(), BlockError> {
-        self.0.flush()
-    }
-}
-
 // ---------------------------------------------------------------------------
 // EFI_BLOCK_IO_PROTOCOL (§13.9)
 
@@ -701,14 +676,14 @@ fn publish(
 fn mount_fat(handle: HandleId, device: &Rc<dyn BlockDevice>) -> &'static str {
     // A probe mount learns the FAT type; the volume behind the protocol is
     // mounted by `new_simple_file_system`, which does not report it.
-    let fat_type = match FileSystem::mount(SharedDevice(device.clone())) {
+    let fat_type = match FileSystem::mount(device.clone()) {
         Ok(volume) => volume.fat_type(),
         Err(error) => {
             log::debug!("storage: no FAT file system: {error}");
             return "no FAT file system";
         }
     };
-    let protocol = match new_simple_file_system(Box::new(SharedDevice(device.clone())), fat_clock) {
+    let protocol = match new_simple_file_system(Box::new(device.clone()), fat_clock) {
         Ok(protocol) => protocol,
         Err(error) => {
             log::warn!("storage: FAT mount failed: {error}");

@@ -75,3 +75,21 @@ pub fn boot_ovmf(disk: &Path) -> Vm {
 pub fn boot_firmware(disk: &Path) -> Vm {
     Vm::builder().firmware(firmware()).disk(disk).spawn()
 }
+
+/// What every booted Linux must report from its own userspace (the test
+/// initramfs's `/init`): EFI present, efivarfs readable and writable through
+/// runtime services, ACPI and SMBIOS tables visible, the virtio disk usable.
+/// Expects the lines in the order `/init` prints them, after `INIT: cmdline=`.
+pub fn expect_linux_environment(vm: &mut Vm, timeout: std::time::Duration) {
+    for line in [
+        "INIT: efi=yes",
+        "INIT: efivar-rw=ok",
+        "INIT: acpi=yes",
+        "INIT: dmi=yes",
+        "INIT: disk=/dev/vda ok",
+    ] {
+        if let Err(e) = vm.expect(line, timeout) {
+            panic!("guest did not report {line:?}: {e}");
+        }
+    }
+}

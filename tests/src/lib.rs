@@ -12,6 +12,7 @@ pub mod images;
 pub mod initramfs;
 pub mod paths;
 pub mod qemu;
+pub mod uki;
 mod util;
 
 pub use build::{efi_app, firmware};
@@ -19,7 +20,9 @@ pub use deb::{DebianKernel, deb, deb_trixie, debian_kernel, debian13_kernel};
 pub use disk::{EspBuilder, FatContents, FileSource, Partition};
 pub use images::{
     BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, boot_firmware, boot_ovmf, default_image,
+    expect_linux_environment,
 };
 pub use initramfs::{BASE_MODULES, initramfs, initramfs_for};
 pub use paths::{cache_dir, workspace_root};
 pub use qemu::{Boot, Match, Vm, VmBuilder, VmError};
+pub use uki::{systemd_boot, systemd_stub, unified_kernel_image};

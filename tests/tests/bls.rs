@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use vm_tests::{BLS_CMDLINE, EspBuilder, Vm, debian_kernel, default_image, firmware, initramfs};
+use vm_tests::{
+    BLS_CMDLINE, EspBuilder, Vm, debian_kernel, default_image, expect_linux_environment, firmware,
+    initramfs,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -24,7 +27,7 @@ fn assert_booted_from_bls_entry(vm: &mut Vm) {
         "the entry's options reached /proc/cmdline whole: {}",
         cmdline.line
     );
-    vm.expect("INIT: efi=yes", TIMEOUT).unwrap();
+    expect_linux_environment(vm, TIMEOUT);
     vm.expect("INIT: done", TIMEOUT).unwrap();
     vm.wait_exit(Duration::from_secs(60)).unwrap();
     // No `initrd=` is passed: the stub found the initrd through LoadFile2.

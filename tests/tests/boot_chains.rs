@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vm_tests::{boot_firmware, default_image};
+use vm_tests::{boot_firmware, default_image, expect_linux_environment};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -20,11 +20,7 @@ fn shim_grub_debian_kernel() {
         "booted through GRUB: {}",
         cmdline.line
     );
-    vm.expect("INIT: efi=yes", TIMEOUT).unwrap();
-    vm.expect("INIT: efivar-rw=ok", TIMEOUT).unwrap();
-    vm.expect("INIT: acpi=yes", TIMEOUT).unwrap();
-    vm.expect("INIT: dmi=yes", TIMEOUT).unwrap();
-    vm.expect("INIT: disk=/dev/vda ok", TIMEOUT).unwrap();
+    expect_linux_environment(&mut vm, TIMEOUT);
     vm.expect("INIT: done", TIMEOUT).unwrap();
     // The guest's `poweroff -f` must end QEMU (ACPI S5 through the FADT).
     vm.wait_exit(Duration::from_secs(60)).unwrap();

@@ -14,6 +14,7 @@ use super::queue::{Buffer, DmaRegion, SplitQueue};
 use super::{MODERN_DEVICE_ID_BASE, VIRTIO_VENDOR_ID, VirtioError};
 use crate::block::{BlockDevice, BlockError};
 use crate::pci::{Bdf, ConfigAccess, PciDevice};
+use crate::read_ahead::{Geometry, ReadAhead};
 
 /// Virtio device type 2 (§5): modern ID 0x1042, transitional ID 0x1001.
 pub const BLK_MODERN_DEVICE_ID: u16 = MODERN_DEVICE_ID_BASE + 2;
@@ -173,6 +174,8 @@ pub struct VirtioBlk {
     /// its queue is gone and every request fails.
     stopped: Cell<bool>,
     state: RefCell<QueueState>,
+    /// Sequential small reads are served from 1 MiB windows.
+    read_ahead: ReadAhead,
 }
 
 /// Finds and initialises every virtio-blk function in `devices` (PCI order
@@ -301,6 +304,7 @@ impl VirtioBlk {
                 slot_of_head: alloc::vec![0; slot_count],
                 chain: Vec::new(),
             }),
+            read_ahead: ReadAhead::new(),
             transport,
         };
         log::info!(
@@ -321,6 +325,7 @@ impl VirtioBlk {
     /// at ExitBootServices. Later requests fail with `BlockError::Timeout`.
     pub fn reset(&self) {
         self.stopped.set(true);
+        self.read_ahead.clear();
         if let Err(error) = self.transport.reset() {
             log::error!("virtio-blk: {error}");
         }
@@ -475,20 +480,27 @@ impl BlockDevice for VirtioBlk {
 
     fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check_request(lba, buf.len())?;
-        // Identity mapping: the buffer's address is its bus address.
-        let data = buf.as_mut_ptr() as u64;
-        let result = self.run(self.transfer(VIRTIO_BLK_T_IN, lba, data, buf.len()));
-        // The device wrote `buf` behind the compiler's back; order our later
-        // reads of it after the completions we observed.
-        fence(Ordering::SeqCst);
-        result
+        let geometry = Geometry {
+            block_size: self.block_size,
+            num_blocks: self.num_blocks,
+        };
+        self.read_ahead.read(geometry, lba, buf, |lba, buf| {
+            // Identity mapping: the buffer's address is its bus address.
+            let data = buf.as_mut_ptr() as u64;
+            let result = self.run(self.transfer(VIRTIO_BLK_T_IN, lba, data, buf.len()));
+            // The device wrote `buf` behind the compiler's back; order our
+            // later reads of it after the completions we observed.
+            fence(Ordering::SeqCst);
+            result
+        })
     }
 
     fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         if self.read_only {
             return Err(BlockError::ReadOnly);
         }
-        self.check_request(lba, buf.len())?;
+        let blocks = self.check_request(lba, buf.len())?;
+        self.read_ahead.invalidate(lba, blocks);
         fence(Ordering::SeqCst);
         let data = buf.as_ptr() as u64;
         self.run(self.transfer(VIRTIO_BLK_T_OUT, lba, data, buf.len()))
@@ -662,6 +674,7 @@ mod tests {
                 slot_of_head: vec![0; 16],
                 chain: Vec::new(),
             }),
+            read_ahead: ReadAhead::new(),
         };
         (blk, device)
     }

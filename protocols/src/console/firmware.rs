@@ -609,3 +609,29 @@ pub fn wait_events() -> (Event, Event) {
         )
     }
 }
+
+// --- Firmware-internal use ---------------------------------------------------
+
+/// Writes `text` to the console as OutputString would (for the firmware's
+/// own screens, such as the boot menu); `\n` only moves down, so lines end
+/// in `\r\n`.
+pub fn write_text(text: &str) {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let _ = screen_call(CON_OUT.get(), |s, out| {
+        Ok(s.output_string(&units, out).status())
+    });
+}
+
+/// Clears the console as ClearScreen would.
+pub fn clear() {
+    let _ = screen_call(CON_OUT.get(), |s, out| {
+        s.clear_screen(out);
+        Ok(Status::SUCCESS)
+    });
+}
+
+/// The next key typed on the console, if any: the same queue ConIn reads.
+pub fn read_key() -> Option<super::input::Key> {
+    poll_serial();
+    KEYBOARD.with(|k| k.pop())
+}

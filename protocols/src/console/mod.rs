@@ -13,4 +13,4 @@ pub mod input;
 pub mod serial_io;
 pub mod text;
 
-pub use firmware::{ConsoleHandles, install, wait_events};
+pub use firmware::{ConsoleHandles, clear, install, read_key, wait_events, write_text};

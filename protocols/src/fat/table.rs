@@ -13,7 +13,11 @@ use super::{FatError, FileSystem};
 
 /// Metadata sectors kept in memory. FAT and directory sectors only; file data
 /// goes straight between the device and the caller's buffer.
-pub(crate) const CACHE_SLOTS: usize = 32;
+pub(crate) const CACHE_SLOTS: usize = 64;
+/// FAT sectors read by one device request when a FAT sector misses the
+/// cache: walking a large file's chain then costs one request per 2048
+/// clusters (FAT32) instead of one per 128.
+pub(crate) const FAT_READ_AHEAD: u32 = 16;
 
 pub(crate) struct Slot {
     sector: u32,
@@ -26,6 +30,8 @@ pub(crate) struct Slot {
 pub(crate) struct SectorCache {
     slots: Vec<Slot>,
     clock: u64,
+    /// The slot of the last hit, checked first.
+    last: usize,
 }
 
 /// What a FAT entry says about the cluster after this one.
@@ -136,46 +142,83 @@ impl<D: BlockDevice> FileSystem<D> {
         }
     }
 
-    /// Finds or loads `sector`, returning its slot index.
+    /// Finds or loads `sector`, returning its slot index. A missed FAT
+    /// sector is read together with the ones after it (see
+    /// [`FAT_READ_AHEAD`]).
     fn slot_for(&self, cache: &mut SectorCache, sector: u32) -> Result<usize, FatError> {
         cache.clock += 1;
         let now = cache.clock;
-        if let Some(i) = cache.slots.iter().position(|s| s.sector == sector) {
+        // Chain walks hit the same FAT sector ~128 times in a row.
+        let hit = match cache.slots.get(cache.last) {
+            Some(slot) if slot.sector == sector => Some(cache.last),
+            _ => cache.slots.iter().position(|s| s.sector == sector),
+        };
+        if let Some(i) = hit {
             cache.slots[i].last_used = now;
+            cache.last = i;
             return Ok(i);
         }
         let size = self.geo.bytes_per_sector as usize;
-        let index = if cache.slots.len() < CACHE_SLOTS {
-            cache.slots.push(Slot {
-                sector,
-                data: vec![0; size],
-                dirty: false,
-                last_used: now,
-            });
-            cache.slots.len() - 1
-        } else {
-            let victim = cache
-                .slots
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.last_used)
-                .map_or(0, |(i, _)| i);
-            let slot = &mut cache.slots[victim];
-            if slot.dirty {
-                self.write_back(slot.sector, &slot.data)?;
-                slot.dirty = false;
+        let count = self.read_ahead_count(cache, sector);
+        let mut data = vec![0u8; size * count as usize];
+        self.device_read_sectors(sector, &mut data)?;
+        let mut first = 0;
+        for (offset, chunk) in data.chunks_exact(size).enumerate() {
+            let index = self.free_slot(cache)?;
+            cache.clock += 1;
+            let slot = &mut cache.slots[index];
+            slot.sector = sector + offset as u32;
+            slot.last_used = cache.clock;
+            slot.data.copy_from_slice(chunk);
+            if offset == 0 {
+                first = index;
             }
-            victim
-        };
-        let slot = &mut cache.slots[index];
-        slot.sector = sector;
-        slot.last_used = now;
-        if let Err(e) = self.device_read_sectors(sector, &mut slot.data) {
-            // Leave no slot claiming contents it does not have.
-            cache.slots.swap_remove(index);
-            return Err(e);
         }
-        Ok(index)
+        cache.last = first;
+        Ok(first)
+    }
+
+    /// Sectors to read for a miss on `sector`: one, or for a FAT sector up
+    /// to `FAT_READ_AHEAD` within the FAT, stopping before the first one
+    /// already cached (the cached copy may be dirty and must win).
+    fn read_ahead_count(&self, cache: &SectorCache, sector: u32) -> u32 {
+        if !self.is_fat_sector(sector) {
+            return 1;
+        }
+        let fat_end = self.geo.fat_start() + self.geo.fat_sectors;
+        let limit = fat_end.min(sector.saturating_add(FAT_READ_AHEAD));
+        (sector + 1..limit)
+            .find(|next| cache.slots.iter().any(|s| s.sector == *next))
+            .unwrap_or(limit)
+            - sector
+    }
+
+    /// A slot to overwrite: a new one while the cache grows, else the least
+    /// recently used one, written back first if dirty.
+    fn free_slot(&self, cache: &mut SectorCache) -> Result<usize, FatError> {
+        if cache.slots.len() < CACHE_SLOTS {
+            cache.slots.push(Slot {
+                sector: u32::MAX,
+                data: vec![0; self.geo.bytes_per_sector as usize],
+                dirty: false,
+                last_used: 0,
+            });
+            return Ok(cache.slots.len() - 1);
+        }
+        let victim = cache
+            .slots
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| s.last_used)
+            .map_or(0, |(i, _)| i);
+        let slot = &mut cache.slots[victim];
+        if slot.dirty {
+            self.write_back(slot.sector, &slot.data)?;
+            slot.dirty = false;
+        }
+        // Until refilled the slot names no sector.
+        slot.sector = u32::MAX;
+        Ok(victim)
     }
 
     pub(crate) fn with_sector<R>(

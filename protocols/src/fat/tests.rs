@@ -314,9 +314,10 @@ fn large_file_reads_at_odd_offsets_in_few_requests() {
     let before = fs.device().reads.get();
     assert_eq!(read_all(&fs, &node), data);
     let requests = fs.device().reads.get() - before;
-    // A contiguous file is one data request plus the FAT sectors walked.
+    // A contiguous file is one data request plus the FAT sectors walked,
+    // which are read FAT_READ_AHEAD at a time (48 FAT sectors here).
     assert!(
-        requests < 64,
+        requests <= 8,
         "{requests} device reads for one whole-file read"
     );
 

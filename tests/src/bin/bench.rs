@@ -2,34 +2,54 @@
 //!
 //! ```text
 //! VMFW_FIRMWARE=target/target/release/vmfw \
-//!     cargo run --release -p vm-tests --bin bench -- [--runs N] [--out FILE]
+//!     cargo run --release -p vm-tests --bin bench -- [--runs N] [--out FILE] [--only a,b]
 //! ```
 //!
-//! Boots the default image (`vm_tests::default_image`) N times (default 3) in each of three
-//! configurations, interleaved (vmfw, ovmf, direct, vmfw, ...) so machine load affects all alike:
-//! - `vmfw`: our firmware, shim -> GRUB from `\EFI\BOOT\BOOTX64.EFI`;
-//! - `ovmf`: edk2 OVMF, same disk, same chain;
-//! - `direct`: QEMU's `-kernel/-initrd/-append` with GRUB's kernel command line.
+//! Boots the default image (`vm_tests::default_image`) N times (default 3) in each
+//! configuration, interleaved (one run of each, then the next round) so machine load affects
+//! all alike:
+//! - `vmfw-shim-grub`: our firmware, shim -> GRUB from `\EFI\BOOT\BOOTX64.EFI`;
+//! - `vmfw-bls`: our firmware's built-in BLS Type #1 boot (`boot=bls`, the image's
+//!   `/loader/entries/debian.conf`, kernel started through its EFI stub);
+//! - `vmfw-bzimage`: our firmware's direct kernel boot (`kernel=... linux-boot=protocol`:
+//!   the bzImage through the Linux 64-bit boot protocol, no EFI stub);
+//! - `ovmf-shim-grub`: edk2 OVMF, same disk, shim -> GRUB;
+//! - `qemu-direct`: QEMU's `-kernel/-initrd/-append` with GRUB's kernel command line.
+//!
+//! (A systemd-boot chain joins once the image harness builds one.)
 //!
 //! Each run records the time from QEMU's start to the kernel's first console line
 //! (`Linux version`), to the initramfs's first line (`INIT: cmdline=`) and to `INIT: done`.
-//! Prints the medians, each firmware's overhead (its median time to `Linux version` minus
-//! direct's) and ours as a ratio of OVMF's, and the stripped firmware size; writes the same as
-//! JSON to `--out` (default `<root>/target/bench.json`). Everything runs under TCG, so absolute
-//! times are far above KVM's; compare configurations, not machines. Without `VMFW_FIRMWARE` the
-//! firmware is built first (`cargo firmware`).
+//! For each chain it prints the medians, the overhead (median time to `Linux version` minus
+//! `qemu-direct`'s) and that overhead as a ratio to OVMF's, and checks the targets:
+//! shim+GRUB overhead at most a tenth of OVMF's; BLS and bzImage time to the kernel within
+//! 10% of QEMU's direct boot.
+//!
+//! Then, outside the medians: one run of each vmfw chain with `log=debug` to collect the
+//! firmware's own phase timings (`timing:` lines, from its TSC) and the runtime memory it
+//! keeps after ExitBootServices; one run of the `blkbench` EFI app comparing BlockIo reads
+//! of one 512-byte sector per request against 1 MiB requests (target: at least 4x); and the
+//! stripped firmware size (target: at most 512 KiB; runtime memory at most 1 MiB).
+//!
+//! Everything is also written as JSON to `--out` (default `<root>/target/bench.json`).
+//! Everything runs under TCG, so absolute times are far above KVM's; compare
+//! configurations, not machines. Without `VMFW_FIRMWARE` the firmware is built first.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use vm_tests::{DefaultImage, GRUB_CMDLINE, Vm, default_image, firmware, workspace_root};
+use vm_tests::{
+    DefaultImage, EspBuilder, GRUB_CMDLINE, Vm, default_image, efi_app, firmware, workspace_root,
+};
 
 /// Per-milestone limit; a run that misses it counts as failed (TCG boots take ~10-60 s).
 const MILESTONE_TIMEOUT: Duration = Duration::from_secs(240);
 /// How long the guest's `poweroff -f` may take before the VM is killed.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The blkbench app's whole run (8192 single-sector requests under TCG).
+const BLKBENCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Console lines marking each milestone, in boot order, with their JSON/table names.
 const MILESTONES: [(&str, &str); 3] = [
@@ -38,35 +58,103 @@ const MILESTONES: [(&str, &str); 3] = [
     ("done", "INIT: done"),
 ];
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Targets from the performance issue.
+const MAX_OVERHEAD_RATIO: f64 = 0.10;
+const MAX_KERNEL_TIME_RATIO: f64 = 1.10;
+const MIN_THROUGHPUT_RATIO: f64 = 4.0;
+const MAX_STRIPPED_BYTES: u64 = 512 * 1024;
+const MAX_RUNTIME_BYTES: u64 = 1024 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
-    Vmfw,
-    Ovmf,
-    Direct,
+    VmfwShimGrub,
+    VmfwBls,
+    VmfwBzImage,
+    OvmfShimGrub,
+    QemuDirect,
 }
 
-const CONFIGS: [Config; 3] = [Config::Vmfw, Config::Ovmf, Config::Direct];
+const CONFIGS: [Config; 5] = [
+    Config::VmfwShimGrub,
+    Config::VmfwBls,
+    Config::VmfwBzImage,
+    Config::OvmfShimGrub,
+    Config::QemuDirect,
+];
+
+/// What a configuration's overhead is judged against.
+enum Target {
+    /// Overhead over QEMU's direct boot at most this fraction of OVMF's.
+    OverheadRatio(f64),
+    /// Time to the kernel's first line at most this multiple of QEMU's direct boot.
+    KernelTimeRatio(f64),
+    /// A reference configuration.
+    None,
+}
 
 impl Config {
     fn name(self) -> &'static str {
         match self {
-            Config::Vmfw => "vmfw",
-            Config::Ovmf => "ovmf",
-            Config::Direct => "direct",
+            Config::VmfwShimGrub => "vmfw-shim-grub",
+            Config::VmfwBls => "vmfw-bls",
+            Config::VmfwBzImage => "vmfw-bzimage",
+            Config::OvmfShimGrub => "ovmf-shim-grub",
+            Config::QemuDirect => "qemu-direct",
         }
     }
 
-    fn spawn(self, image: &DefaultImage, firmware: &Path) -> Vm {
+    fn is_vmfw(self) -> bool {
+        matches!(
+            self,
+            Config::VmfwShimGrub | Config::VmfwBls | Config::VmfwBzImage
+        )
+    }
+
+    fn target(self) -> Target {
+        match self {
+            Config::VmfwShimGrub => Target::OverheadRatio(MAX_OVERHEAD_RATIO),
+            Config::VmfwBls | Config::VmfwBzImage => Target::KernelTimeRatio(MAX_KERNEL_TIME_RATIO),
+            Config::OvmfShimGrub | Config::QemuDirect => Target::None,
+        }
+    }
+
+    /// Our firmware's command line for this chain (QEMU `-append`).
+    fn firmware_cmdline(self, image: &DefaultImage) -> Option<String> {
+        let version = &image.kernel.version;
+        match self {
+            Config::VmfwBls => Some("boot=bls".into()),
+            Config::VmfwBzImage => Some(format!(
+                "kernel=\\vmlinuz-{version} initrd=\\initrd.img-{version} \
+                 cmdline=\"{GRUB_CMDLINE}\" linux-boot=protocol"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Starts one boot; `debug` adds `log=debug` to our firmware's command line.
+    fn spawn(self, image: &DefaultImage, firmware: &Path, debug: bool) -> Vm {
         let builder = match self {
-            Config::Vmfw => Vm::builder().firmware(firmware),
-            Config::Ovmf => Vm::builder().ovmf(),
-            Config::Direct => Vm::builder()
+            Config::OvmfShimGrub => Vm::builder().ovmf(),
+            Config::QemuDirect => Vm::builder()
                 .direct(&image.kernel.vmlinuz, Some(image.initrd.clone()))
                 .append(GRUB_CMDLINE),
+            _ => {
+                let mut words: Vec<String> = self.firmware_cmdline(image).into_iter().collect();
+                if debug {
+                    words.push("log=debug".into());
+                }
+                let builder = Vm::builder().firmware(firmware);
+                if words.is_empty() {
+                    builder
+                } else {
+                    builder.append(words.join(" "))
+                }
+            }
         };
+        let suffix = if debug { "-debug" } else { "" };
         builder
             .disk(&image.disk)
-            .name(format!("bench-{}", self.name()))
+            .name(format!("bench-{}{suffix}", self.name()))
             .spawn()
     }
 }
@@ -76,7 +164,7 @@ type RunTimes = [Option<Duration>; 3];
 
 /// Boots once and waits for each milestone in order; a miss is reported and ends the run.
 fn run_once(config: Config, image: &DefaultImage, firmware: &Path) -> RunTimes {
-    let mut vm = config.spawn(image, firmware);
+    let mut vm = config.spawn(image, firmware, false);
     let mut times: RunTimes = [None; 3];
     for (slot, (label, pattern)) in times.iter_mut().zip(MILESTONES) {
         match vm.expect(pattern, MILESTONE_TIMEOUT) {
@@ -97,6 +185,120 @@ fn run_once(config: Config, image: &DefaultImage, firmware: &Path) -> RunTimes {
     times
 }
 
+/// What a `log=debug` boot of our firmware reports about itself.
+#[derive(Default)]
+struct FirmwareDiagnostics {
+    /// (phase, milliseconds) from `timing: <phase> <ms> ms (at <ms> ms)` lines, in order.
+    phases: Vec<(String, f64)>,
+    /// From `runtime memory: <bytes> bytes ...` at ExitBootServices.
+    runtime_bytes: Option<u64>,
+}
+
+/// Parses a firmware `timing:` line (any prefix before `timing:` is ignored).
+fn parse_timing(line: &str) -> Option<(String, f64)> {
+    let rest = line.split_once("timing: ")?.1;
+    let mut words = rest.split_whitespace();
+    let phase = words.next()?;
+    let ms = words.next()?.parse().ok()?;
+    (words.next()? == "ms").then(|| (phase.to_string(), ms))
+}
+
+/// Parses the firmware's `runtime memory: <bytes> bytes` line.
+fn parse_runtime_memory(line: &str) -> Option<u64> {
+    let rest = line.split_once("runtime memory: ")?.1;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// One `log=debug` boot up to the kernel's first line, collecting the firmware's reports.
+fn diagnose(config: Config, image: &DefaultImage, firmware: &Path) -> FirmwareDiagnostics {
+    let mut vm = config.spawn(image, firmware, true);
+    let mut diagnostics = FirmwareDiagnostics::default();
+    loop {
+        match vm.expect_any(
+            &["timing: ", "runtime memory: ", "Linux version"],
+            MILESTONE_TIMEOUT,
+        ) {
+            Ok((0, found)) => diagnostics.phases.extend(parse_timing(&found.line)),
+            Ok((1, found)) => diagnostics.runtime_bytes = parse_runtime_memory(&found.line),
+            Ok(_) => break,
+            Err(e) => {
+                eprintln!(
+                    "bench: {} debug run: {e} (transcript {})",
+                    config.name(),
+                    vm.log_path().display()
+                );
+                break;
+            }
+        }
+    }
+    diagnostics
+}
+
+/// The blkbench app's report: microseconds for the same span read both ways.
+struct Throughput {
+    bytes: u64,
+    /// One request per sector, last sector first (no read-ahead can merge them).
+    sector_us: u64,
+    /// One call per sector, in order (the firmware's read-ahead may merge them).
+    sequential_sector_us: Option<u64>,
+    large_us: u64,
+}
+
+impl Throughput {
+    /// Large-request throughput over one-sector-per-request throughput.
+    fn ratio(&self) -> f64 {
+        self.sector_us as f64 / self.large_us.max(1) as f64
+    }
+
+    fn mib_per_s(&self, us: u64) -> f64 {
+        self.bytes as f64 / f64::from(1 << 20) / (us.max(1) as f64 / 1e6)
+    }
+}
+
+/// The `key=value` field `key` of a line.
+fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
+
+fn parse_blkbench(line: &str) -> Option<Throughput> {
+    Some(Throughput {
+        bytes: field(line, "bytes")?,
+        sector_us: field(line, "sector_us")?,
+        sequential_sector_us: field(line, "sequential_sector_us"),
+        large_us: field(line, "large_us")?,
+    })
+}
+
+/// Boots the `blkbench` app from an ESP of its own under our firmware.
+fn run_blkbench(firmware: &Path) -> Result<Throughput, String> {
+    let disk = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("blkbench"))
+        .esp_size_mib(64)
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware)
+        .disk(&disk)
+        .name("bench-blkbench")
+        .spawn();
+    // Wait for the last line: the report line arrives in several console writes, and
+    // only a finished line is whole.
+    vm.expect("BLKBENCH: done", BLKBENCH_TIMEOUT)
+        .map_err(|e| format!("blkbench: {e}"))?;
+    let _ = vm.wait_exit(EXIT_TIMEOUT);
+    // The report spans several lines (the console is 80 columns wide).
+    let report: Vec<String> = vm
+        .transcript()
+        .lines()
+        .filter(|line| line.contains("BLKBENCH: "))
+        .map(str::to_string)
+        .collect();
+    let report = report.join(" ");
+    parse_blkbench(&report).ok_or(format!("blkbench: {}", report.trim()))
+}
+
 fn median(values: &[Duration]) -> Option<Duration> {
     let mut sorted = values.to_vec();
     sorted.sort();
@@ -106,33 +308,6 @@ fn median(values: &[Duration]) -> Option<Duration> {
         n if n % 2 == 1 => Some(sorted[mid]),
         _ => Some((sorted[mid - 1] + sorted[mid]) / 2),
     }
-}
-
-/// All runs of one configuration.
-struct Results {
-    config: Config,
-    runs: Vec<RunTimes>,
-}
-
-impl Results {
-    /// The successful times of milestone `index`.
-    fn samples(&self, index: usize) -> Vec<Duration> {
-        self.runs.iter().filter_map(|run| run[index]).collect()
-    }
-
-    fn median(&self, index: usize) -> Option<Duration> {
-        median(&self.samples(index))
-    }
-
-    fn failures(&self) -> usize {
-        self.runs.iter().filter(|run| run[2].is_none()).count()
-    }
-}
-
-/// Median time to the kernel's first line minus direct boot's, in seconds (may be negative
-/// in principle, so signed).
-fn overhead(results: &Results, direct: &Results) -> Option<f64> {
-    Some(results.median(0)?.as_secs_f64() - direct.median(0)?.as_secs_f64())
 }
 
 /// Size of a stripped copy of the firmware ELF (what a distribution would ship).
@@ -174,75 +349,184 @@ fn json_str(text: &str) -> String {
     out
 }
 
+/// All runs of one configuration.
+struct Results {
+    config: Config,
+    runs: Vec<RunTimes>,
+}
+
+impl Results {
+    /// The successful times of milestone `index`.
+    fn samples(&self, index: usize) -> Vec<Duration> {
+        self.runs.iter().filter_map(|run| run[index]).collect()
+    }
+
+    fn median(&self, index: usize) -> Option<Duration> {
+        median(&self.samples(index))
+    }
+
+    fn failures(&self) -> usize {
+        self.runs.iter().filter(|run| run[2].is_none()).count()
+    }
+}
+
+/// Whether a measured value meets its target, for the table.
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "n/a",
+    }
+}
+
 struct Report<'a> {
     runs: usize,
     firmware: &'a Path,
     elf_size: Option<u64>,
     stripped_size: Option<u64>,
     results: &'a [Results],
+    diagnostics: &'a [(Config, FirmwareDiagnostics)],
+    throughput: Option<&'a Throughput>,
 }
 
 impl Report<'_> {
-    fn by_config(&self, config: Config) -> &Results {
-        self.results
-            .iter()
-            .find(|r| r.config == config)
-            .expect("every configuration has results")
+    fn by_config(&self, config: Config) -> Option<&Results> {
+        self.results.iter().find(|r| r.config == config)
     }
 
-    fn overheads(&self) -> (Option<f64>, Option<f64>, Option<f64>) {
-        let direct = self.by_config(Config::Direct);
-        let ours = overhead(self.by_config(Config::Vmfw), direct);
-        let ovmf = overhead(self.by_config(Config::Ovmf), direct);
-        let ratio = match (ours, ovmf) {
-            (Some(ours), Some(ovmf)) if ovmf > 0.0 => Some(ours / ovmf),
-            _ => None,
-        };
-        (ours, ovmf, ratio)
+    fn kernel_median(&self, config: Config) -> Option<f64> {
+        Some(self.by_config(config)?.median(0)?.as_secs_f64())
+    }
+
+    /// Median time to the kernel's first line minus QEMU direct's, in seconds.
+    fn overhead(&self, config: Config) -> Option<f64> {
+        Some(self.kernel_median(config)? - self.kernel_median(Config::QemuDirect)?)
+    }
+
+    /// Overhead as a fraction of OVMF's.
+    fn overhead_ratio(&self, config: Config) -> Option<f64> {
+        let ovmf = self.overhead(Config::OvmfShimGrub).filter(|&o| o > 0.0)?;
+        Some(self.overhead(config)? / ovmf)
+    }
+
+    /// Time to the kernel's first line as a multiple of QEMU direct's.
+    fn kernel_time_ratio(&self, config: Config) -> Option<f64> {
+        Some(self.kernel_median(config)? / self.kernel_median(Config::QemuDirect)?)
+    }
+
+    fn target_met(&self, config: Config) -> Option<bool> {
+        match config.target() {
+            Target::OverheadRatio(most) => Some(self.overhead_ratio(config)? <= most),
+            Target::KernelTimeRatio(most) => Some(self.kernel_time_ratio(config)? <= most),
+            Target::None => None,
+        }
+    }
+
+    fn runtime_bytes(&self) -> Option<u64> {
+        self.diagnostics
+            .iter()
+            .filter_map(|(_, d)| d.runtime_bytes)
+            .max()
     }
 
     fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "median seconds from QEMU start ({} run(s) each, TCG)",
+            "median seconds from QEMU start ({} run(s) each, TCG); overhead = kernel - qemu-direct's",
             self.runs
         );
         let _ = writeln!(
             out,
-            "{:<8} {:>10} {:>10} {:>10} {:>10} {:>6}",
-            "config", "kernel", "init", "done", "overhead", "failed"
+            "{:<15} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
+            "config",
+            "kernel",
+            "init",
+            "done",
+            "overhead",
+            "vs-OVMF",
+            "vs-qemu",
+            "target",
+            "failed"
         );
-        let direct = self.by_config(Config::Direct);
+        let ratio = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{r:.3}"));
         for results in self.results {
-            let overhead = match results.config {
-                Config::Direct => "-".to_string(),
-                _ => overhead(results, direct).map_or("n/a".into(), |o| format!("{o:.3}")),
+            let config = results.config;
+            let overhead = match config {
+                Config::QemuDirect => "-".to_string(),
+                _ => self
+                    .overhead(config)
+                    .map_or("n/a".into(), |o| format!("{o:.3}")),
+            };
+            let target = match config.target() {
+                Target::OverheadRatio(most) => {
+                    format!("vs-OVMF<={most:.2} {}", verdict(self.target_met(config)))
+                }
+                Target::KernelTimeRatio(most) => {
+                    format!("vs-qemu<={most:.2} {}", verdict(self.target_met(config)))
+                }
+                Target::None => "-".into(),
             };
             let _ = writeln!(
                 out,
-                "{:<8} {:>10} {:>10} {:>10} {:>10} {:>6}",
-                results.config.name(),
+                "{:<15} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
+                config.name(),
                 secs(results.median(0)),
                 secs(results.median(1)),
                 secs(results.median(2)),
                 overhead,
+                ratio(self.overhead_ratio(config)),
+                ratio(self.kernel_time_ratio(config)),
+                target,
                 results.failures()
             );
         }
-        let (_, _, ratio) = self.overheads();
-        let _ = writeln!(
-            out,
-            "vmfw overhead / OVMF overhead: {}",
-            ratio.map_or("n/a".into(), |r| format!("{r:.3}"))
-        );
+        for (config, diagnostics) in self.diagnostics {
+            let phases: Vec<String> = diagnostics
+                .phases
+                .iter()
+                .map(|(phase, ms)| format!("{phase} {ms:.1}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{} firmware phases (ms, log=debug run): {}",
+                config.name(),
+                if phases.is_empty() {
+                    "none reported".into()
+                } else {
+                    phases.join(", ")
+                }
+            );
+        }
+        if let Some(t) = self.throughput {
+            let _ = writeln!(
+                out,
+                "BlockIo read of {} bytes: 512-byte requests {:.2} MiB/s ({} in order), \
+                 1 MiB requests {:.2} MiB/s, ratio {:.1} (target >= {MIN_THROUGHPUT_RATIO}: {})",
+                t.bytes,
+                t.mib_per_s(t.sector_us),
+                t.sequential_sector_us
+                    .map_or("n/a".into(), |us| format!("{:.2} MiB/s", t.mib_per_s(us))),
+                t.mib_per_s(t.large_us),
+                t.ratio(),
+                verdict(Some(t.ratio() >= MIN_THROUGHPUT_RATIO))
+            );
+        }
         let size = |s: Option<u64>| s.map_or("n/a".into(), |s| format!("{s} bytes"));
         let _ = writeln!(
             out,
-            "firmware {}: {} ELF, {} stripped",
+            "firmware {}: {} ELF, {} stripped (target <= {MAX_STRIPPED_BYTES}: {})",
             self.firmware.display(),
             size(self.elf_size),
-            size(self.stripped_size)
+            size(self.stripped_size),
+            verdict(self.stripped_size.map(|s| s <= MAX_STRIPPED_BYTES))
+        );
+        let runtime = self.runtime_bytes();
+        let _ = writeln!(
+            out,
+            "runtime services memory kept after ExitBootServices: {} (target <= {MAX_RUNTIME_BYTES}: {})",
+            size(runtime),
+            verdict(runtime.map(|r| r <= MAX_RUNTIME_BYTES))
         );
         out
     }
@@ -250,6 +534,7 @@ impl Report<'_> {
     fn json(&self) -> String {
         let mut configs = Vec::new();
         for results in self.results {
+            let config = results.config;
             let mut fields = Vec::new();
             for (index, (label, _)) in MILESTONES.iter().enumerate() {
                 let samples: Vec<String> = results
@@ -263,28 +548,62 @@ impl Report<'_> {
                     json_num(results.median(index).map(|d| d.as_secs_f64()))
                 ));
             }
+            let overhead = match config {
+                Config::QemuDirect => None,
+                _ => self.overhead(config),
+            };
+            fields.push(format!(
+                "\"overhead_s\": {}, \"overhead_ratio_to_ovmf\": {}, \
+                 \"kernel_time_ratio_to_qemu_direct\": {}, \"target_met\": {}",
+                json_num(overhead),
+                json_num(self.overhead_ratio(config)),
+                json_num(self.kernel_time_ratio(config)),
+                self.target_met(config)
+                    .map_or("null".into(), |ok| ok.to_string())
+            ));
+            if let Some((_, d)) = self.diagnostics.iter().find(|(c, _)| *c == config) {
+                let phases: Vec<String> = d
+                    .phases
+                    .iter()
+                    .map(|(phase, ms)| format!("{}: {ms:.3}", json_str(phase)))
+                    .collect();
+                fields.push(format!(
+                    "\"firmware_phases_ms\": {{{}}}, \"runtime_bytes\": {}",
+                    phases.join(", "),
+                    d.runtime_bytes.map_or("null".into(), |b| b.to_string())
+                ));
+            }
             configs.push(format!(
-                "    \"{}\": {{{}, \"failed_runs\": {}}}",
-                results.config.name(),
+                "    {}: {{{}, \"failed_runs\": {}}}",
+                json_str(config.name()),
                 fields.join(", "),
                 results.failures()
             ));
         }
-        let (ours, ovmf, ratio) = self.overheads();
         let size = |s: Option<u64>| s.map_or("null".into(), |s| s.to_string());
+        let throughput = self.throughput.map_or("null".into(), |t| {
+            format!(
+                "{{\"bytes\": {}, \"sector_requests_us\": {}, \"sequential_sector_requests_us\": {}, \
+                 \"large_requests_us\": {}, \"ratio\": {:.3}}}",
+                t.bytes,
+                t.sector_us,
+                t.sequential_sector_us
+                    .map_or("null".into(), |us| us.to_string()),
+                t.large_us,
+                t.ratio()
+            )
+        });
         format!(
             "{{\n  \"runs\": {},\n  \"firmware\": {},\n  \"firmware_elf_bytes\": {},\n  \
-             \"firmware_stripped_bytes\": {},\n  \"configs\": {{\n{}\n  }},\n  \
-             \"overhead_s\": {{\"vmfw\": {}, \"ovmf\": {}}},\n  \
-             \"overhead_ratio_vmfw_to_ovmf\": {}\n}}\n",
+             \"firmware_stripped_bytes\": {},\n  \"runtime_bytes\": {},\n  \
+             \"blockio_throughput\": {},\n  \"configs\": {{\n{}\n  }}\n}}\n",
             self.runs,
             json_str(&self.firmware.display().to_string()),
             size(self.elf_size),
             size(self.stripped_size),
+            size(self.runtime_bytes()),
+            throughput,
             configs.join(",\n"),
-            json_num(ours),
-            json_num(ovmf),
-            json_num(ratio)
         )
     }
 }
@@ -292,12 +611,16 @@ impl Report<'_> {
 struct Args {
     runs: usize,
     out: PathBuf,
+    configs: Vec<Config>,
+    diagnostics: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         runs: 3,
         out: workspace_root().join("target").join("bench.json"),
+        configs: CONFIGS.to_vec(),
+        diagnostics: true,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -311,17 +634,33 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or(format!("--runs: not a positive number: {value:?}"))?;
             }
             "--out" => args.out = iter.next().ok_or("--out needs a file")?.into(),
+            "--only" => {
+                let list = iter.next().ok_or("--only needs configuration names")?;
+                args.configs = list
+                    .split(',')
+                    .map(|name| {
+                        CONFIGS
+                            .into_iter()
+                            .find(|c| c.name() == name)
+                            .ok_or(format!("--only: unknown configuration {name:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--no-diagnostics" => args.diagnostics = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(args)
 }
 
+const USAGE: &str = "usage: bench [--runs N] [--out FILE] [--only CONFIG,...] [--no-diagnostics]\n\
+                     configurations: vmfw-shim-grub vmfw-bls vmfw-bzimage ovmf-shim-grub qemu-direct";
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("bench: {message}\nusage: bench [--runs N] [--out FILE]");
+            eprintln!("bench: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -332,7 +671,8 @@ fn main() -> ExitCode {
         .map_err(|e| eprintln!("bench: {e}"))
         .ok();
 
-    let mut results: Vec<Results> = CONFIGS
+    let mut results: Vec<Results> = args
+        .configs
         .iter()
         .map(|&config| Results {
             config,
@@ -343,7 +683,7 @@ fn main() -> ExitCode {
         for results in &mut results {
             let times = run_once(results.config, &image, &firmware);
             eprintln!(
-                "bench: round {round}/{} {:<6} kernel {} init {} done {}",
+                "bench: round {round}/{} {:<15} kernel {} init {} done {}",
                 args.runs,
                 results.config.name(),
                 secs(times[0]),
@@ -354,12 +694,26 @@ fn main() -> ExitCode {
         }
     }
 
+    let mut diagnostics = Vec::new();
+    let mut throughput = None;
+    if args.diagnostics {
+        for &config in args.configs.iter().filter(|c| c.is_vmfw()) {
+            diagnostics.push((config, diagnose(config, &image, &firmware)));
+        }
+        match run_blkbench(&firmware) {
+            Ok(t) => throughput = Some(t),
+            Err(e) => eprintln!("bench: {e}"),
+        }
+    }
+
     let report = Report {
         runs: args.runs,
         firmware: &firmware,
         elf_size,
         stripped_size,
         results: &results,
+        diagnostics: &diagnostics,
+        throughput: throughput.as_ref(),
     };
     print!("{}", report.table());
     if let Some(dir) = args.out.parent() {
@@ -396,5 +750,74 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn firmware_report_lines_parse() {
+        assert_eq!(
+            parse_timing("debug: timing: disk-probe 13.092 ms (at 122.872 ms)"),
+            Some(("disk-probe".to_string(), 13.092))
+        );
+        assert_eq!(parse_timing("debug: timing: pci soon"), None);
+        assert_eq!(
+            parse_runtime_memory("debug: runtime memory: 675840 bytes (code 389120, data 286720)"),
+            Some(675840)
+        );
+        assert_eq!(parse_runtime_memory("runtime memory: lots"), None);
+        let t = parse_blkbench(
+            "BLKBENCH: bytes=4194304 sector_us=2000000 BLKBENCH: sequential_sector_us=300000 \
+             BLKBENCH: large_us=100000 ratio=20000",
+        )
+        .unwrap();
+        assert_eq!(t.sequential_sector_us, Some(300_000));
+        assert_eq!(
+            (t.bytes, t.sector_us, t.large_us),
+            (4194304, 2_000_000, 100_000)
+        );
+        assert!((t.ratio() - 20.0).abs() < 1e-9);
+        assert!((t.mib_per_s(t.large_us) - 40.0).abs() < 1e-9);
+        assert!(parse_blkbench("BLKBENCH: error ReadBlocks 0x8000000000000007").is_none());
+    }
+
+    fn report_with(kernel: &[(Config, u64)]) -> (Vec<Results>, PathBuf) {
+        let results = kernel
+            .iter()
+            .map(|&(config, ms)| Results {
+                config,
+                runs: vec![[Some(Duration::from_millis(ms)), None, None]],
+            })
+            .collect();
+        (results, PathBuf::from("vmfw"))
+    }
+
+    #[test]
+    fn overheads_ratios_and_targets() {
+        let (results, firmware) = report_with(&[
+            (Config::VmfwShimGrub, 11_000),
+            (Config::VmfwBls, 10_500),
+            (Config::OvmfShimGrub, 30_000),
+            (Config::QemuDirect, 10_000),
+        ]);
+        let report = Report {
+            runs: 1,
+            firmware: &firmware,
+            elf_size: None,
+            stripped_size: Some(300_000),
+            results: &results,
+            diagnostics: &[],
+            throughput: None,
+        };
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(close(report.overhead(Config::VmfwShimGrub), 1.0));
+        assert!(close(report.overhead_ratio(Config::VmfwShimGrub), 0.05));
+        assert_eq!(report.target_met(Config::VmfwShimGrub), Some(true));
+        assert!(close(report.kernel_time_ratio(Config::VmfwBls), 1.05));
+        assert_eq!(report.target_met(Config::VmfwBls), Some(true));
+        assert_eq!(report.target_met(Config::VmfwBzImage), None);
+        assert_eq!(report.target_met(Config::QemuDirect), None);
+        let json = report.json();
+        assert!(json.contains("\"vmfw-shim-grub\": {"), "{json}");
+        assert!(json.contains("\"target_met\": true"), "{json}");
+        assert!(!report.table().contains("MISSED"));
     }
 }

@@ -1,0 +1,254 @@
+//! EFI_MEMORY_ATTRIBUTE_PROTOCOL (UEFI 2.10 §37.7): lets shim and the Linux
+//! EFI stub map the images they load W^X. The page tables
+//! (`platform::paging`) are the only state: Get reads them, Set/Clear add or
+//! remove the EFI_MEMORY_RP/RO/XP restrictions page by page.
+//!
+//! Only memory the firmware allocated (loader, boot-services and
+//! runtime-services code/data) may change, never the firmware's own image:
+//! an application must not be able to make firmware code writable.
+
+// EFI services are safe `extern "efiapi" fn`s (the protocol's field types)
+// whose pointer arguments the spec makes the caller responsible for.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use crate::boundary;
+use crate::handles::HandleId;
+use alloc::boxed::Box;
+use core::ffi::c_void;
+use core::ops::Range;
+use platform::memory::{self, MemoryType, PAGE_SIZE, Region};
+use platform::paging::{self, Access};
+use platform::sync::Global;
+use r_efi::efi::{MEMORY_ACCESS_MASK, MEMORY_RO, MEMORY_RP, MEMORY_XP, PhysicalAddress, Status};
+use r_efi::protocols::memory_attribute::{PROTOCOL_GUID, Protocol};
+
+/// The firmware image, whose rights are fixed.
+static FIRMWARE: Global<Range<u64>> = Global::new(0..0);
+
+/// The EFI_MEMORY_* access attributes describing `access`. XP is reported
+/// only when the CPU enforces it.
+pub fn attributes_of(access: Access, nx: bool) -> u64 {
+    let mut attributes = 0;
+    if !access.present {
+        attributes |= MEMORY_RP;
+    }
+    if !access.writable {
+        attributes |= MEMORY_RO;
+    }
+    if !access.executable && nx {
+        attributes |= MEMORY_XP;
+    }
+    attributes
+}
+
+/// `access` with the restrictions in `attributes` added (`set`) or removed.
+pub fn apply(access: Access, attributes: u64, set: bool) -> Access {
+    let mut access = access;
+    if attributes & MEMORY_RP != 0 {
+        access.present = !set;
+    }
+    if attributes & MEMORY_RO != 0 {
+        access.writable = !set;
+    }
+    if attributes & MEMORY_XP != 0 {
+        access.executable = !set;
+    }
+    access
+}
+
+/// Checks a range argument: non-empty, page aligned, no overflow.
+pub fn check_range(base: u64, length: u64) -> Result<Range<u64>, Status> {
+    if length == 0 || !base.is_multiple_of(PAGE_SIZE) || !length.is_multiple_of(PAGE_SIZE) {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    let end = base.checked_add(length).ok_or(Status::INVALID_PARAMETER)?;
+    Ok(base..end)
+}
+
+/// Checks the attribute mask of Set/ClearMemoryAttributes.
+pub fn check_attributes(attributes: u64, nx: bool) -> Result<(), Status> {
+    if attributes == 0 {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    if attributes & !MEMORY_ACCESS_MASK != 0 || (attributes & MEMORY_XP != 0 && !nx) {
+        return Err(Status::UNSUPPORTED);
+    }
+    Ok(())
+}
+
+/// Whether `range` may change rights: wholly inside memory allocated as code
+/// or data (not free, reserved or MMIO) and outside the firmware image.
+pub fn check_changeable(
+    range: &Range<u64>,
+    regions: &[Region],
+    firmware: &Range<u64>,
+) -> Result<(), Status> {
+    if range.start < firmware.end && firmware.start < range.end {
+        return Err(Status::ACCESS_DENIED);
+    }
+    let mut covered = range.start;
+    while covered < range.end {
+        let region = regions
+            .iter()
+            .find(|r| r.start <= covered && covered < r.end())
+            .ok_or(Status::INVALID_PARAMETER)?;
+        if !matches!(
+            region.ty,
+            MemoryType::LOADER_CODE
+                | MemoryType::LOADER_DATA
+                | MemoryType::BOOT_SERVICES_CODE
+                | MemoryType::BOOT_SERVICES_DATA
+                | MemoryType::RUNTIME_SERVICES_CODE
+                | MemoryType::RUNTIME_SERVICES_DATA
+        ) {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        covered = region.end();
+    }
+    Ok(())
+}
+
+/// GetMemoryAttributes: the access attributes shared by the whole range, or
+/// EFI_NO_MAPPING when they differ.
+extern "efiapi" fn get_memory_attributes(
+    _this: *mut Protocol,
+    base: PhysicalAddress,
+    length: u64,
+    attributes: *mut u64,
+) -> Status {
+    let result = (|| {
+        if attributes.is_null() {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        let range = check_range(base, length)?;
+        let nx = paging::nx_supported();
+        let mut common = None;
+        let mut addr = range.start;
+        while addr < range.end {
+            let (access, size) = paging::access(addr).ok_or(Status::UNSUPPORTED)?;
+            let here = attributes_of(access, nx);
+            if common.is_some_and(|c| c != here) {
+                return Err(Status::NO_MAPPING);
+            }
+            common = Some(here);
+            // Next mapping: the end of the page (of `size`) holding `addr`.
+            addr = (addr & !(size - 1)).saturating_add(size);
+        }
+        boundary::write(attributes, common.unwrap_or(0))
+    })();
+    boundary::status(result)
+}
+
+fn change(base: u64, length: u64, attributes: u64, set: bool) -> Status {
+    let result = (|| {
+        let range = check_range(base, length)?;
+        let nx = paging::nx_supported();
+        check_attributes(attributes, nx)?;
+        let firmware = FIRMWARE.with(|f| f.clone());
+        memory::with_map(|m| check_changeable(&range, m.regions(), &firmware))?;
+        paging::modify_access(range.start, length, |access| apply(access, attributes, set));
+        Ok(())
+    })();
+    boundary::status(result)
+}
+
+/// SetMemoryAttributes: adds the restrictions in `attributes`.
+extern "efiapi" fn set_memory_attributes(
+    _this: *mut Protocol,
+    base: PhysicalAddress,
+    length: u64,
+    attributes: u64,
+) -> Status {
+    change(base, length, attributes, true)
+}
+
+/// ClearMemoryAttributes: removes the restrictions in `attributes`.
+extern "efiapi" fn clear_memory_attributes(
+    _this: *mut Protocol,
+    base: PhysicalAddress,
+    length: u64,
+    attributes: u64,
+) -> Status {
+    change(base, length, attributes, false)
+}
+
+/// Installs the protocol on a new handle; `firmware` is the firmware
+/// image's address range, whose rights callers may not change.
+pub fn install(firmware: Range<u64>) -> Result<HandleId, Status> {
+    FIRMWARE.with(|f| *f = firmware);
+    let protocol = Box::leak(Box::new(Protocol {
+        get_memory_attributes,
+        set_memory_attributes,
+        clear_memory_attributes,
+    }));
+    crate::protocol_services::install(
+        None,
+        &[(PROTOCOL_GUID, protocol as *mut Protocol as *mut c_void)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::memory::MemoryAttribute;
+
+    fn region(start: u64, pages: u64, ty: MemoryType) -> Region {
+        Region {
+            start,
+            pages,
+            ty,
+            attribute: MemoryAttribute::WRITE_BACK,
+            freeable: true,
+        }
+    }
+
+    #[test]
+    fn attributes_round_trip_through_access() {
+        assert_eq!(attributes_of(Access::RWX, true), 0);
+        assert_eq!(attributes_of(Access::RX, true), MEMORY_RO);
+        assert_eq!(attributes_of(Access::RW, true), MEMORY_XP);
+        assert_eq!(attributes_of(Access::RW, false), 0);
+        assert_eq!(
+            attributes_of(Access::NONE, true),
+            MEMORY_RP | MEMORY_RO | MEMORY_XP
+        );
+        assert_eq!(apply(Access::RWX, MEMORY_RO, true), Access::RX);
+        assert_eq!(apply(Access::RX, MEMORY_RO, false), Access::RWX);
+        assert_eq!(apply(Access::RWX, MEMORY_XP, true), Access::RW);
+        assert_eq!(apply(Access::RW, MEMORY_RO | MEMORY_XP, true), Access::RO);
+        assert!(!apply(Access::RW, MEMORY_RP, true).present);
+    }
+
+    #[test]
+    fn ranges_must_be_page_aligned_and_non_empty() {
+        assert_eq!(check_range(0x1000, 0x2000), Ok(0x1000..0x3000));
+        assert_eq!(check_range(0x1000, 0), Err(Status::INVALID_PARAMETER));
+        assert_eq!(check_range(0x1001, 0x1000), Err(Status::INVALID_PARAMETER));
+        assert_eq!(check_range(0x1000, 0x800), Err(Status::INVALID_PARAMETER));
+        assert_eq!(check_range(!0xfff, 0x2000), Err(Status::INVALID_PARAMETER));
+    }
+
+    #[test]
+    fn attribute_masks_are_checked() {
+        assert_eq!(check_attributes(MEMORY_RO | MEMORY_XP, true), Ok(()));
+        assert_eq!(check_attributes(0, true), Err(Status::INVALID_PARAMETER));
+        assert_eq!(check_attributes(0x8, true), Err(Status::UNSUPPORTED)); // EFI_MEMORY_WB
+        assert_eq!(check_attributes(MEMORY_XP, false), Err(Status::UNSUPPORTED));
+    }
+
+    #[test]
+    fn only_allocated_memory_outside_the_firmware_changes() {
+        let regions = [
+            region(0x10_0000, 0x100, MemoryType::RUNTIME_SERVICES_CODE),
+            region(0x20_0000, 0x10, MemoryType::LOADER_CODE),
+            region(0x21_0000, 0x10, MemoryType::LOADER_DATA),
+            region(0x22_0000, 0x10, MemoryType::CONVENTIONAL),
+        ];
+        let firmware = 0x10_0000..0x20_0000;
+        let ok = |r: Range<u64>| check_changeable(&r, &regions, &firmware);
+        assert_eq!(ok(0x20_0000..0x22_0000), Ok(()), "spans two allocations");
+        assert_eq!(ok(0x1f_f000..0x20_1000), Err(Status::ACCESS_DENIED));
+        assert_eq!(ok(0x21_f000..0x22_1000), Err(Status::INVALID_PARAMETER));
+        assert_eq!(ok(0x40_0000..0x40_1000), Err(Status::INVALID_PARAMETER));
+    }
+}

@@ -1,0 +1,229 @@
+//! Direct kernel boot named on the firmware's command line (QEMU `-append`,
+//! `hvm_start_info.cmdline_paddr`):
+//!
+//! ```text
+//! kernel=\vmlinuz initrd=\initrd.img cmdline="console=ttyS0 root=/dev/vda2" linux-boot=protocol
+//! ```
+//!
+//! - `kernel=PATH`: the kernel file, on the first file system that has it
+//!   (`\` or `/` separators).
+//! - `initrd=PATH`: an initrd; repeat it to concatenate several.
+//! - `cmdline=TEXT`: the kernel command line; double quotes let it hold
+//!   spaces (`cmdline="a b"`), `\"` and `\\` escape inside them.
+//! - `linux-boot=stub|protocol`: how to start the kernel. `stub` (default)
+//!   LoadImage/StartImage's the bzImage's EFI stub with the command line as
+//!   LoadOptions and the initrd served by the LoadFile2 initrd protocol;
+//!   `protocol` uses the Linux 64-bit boot protocol (`crate::linux_boot`),
+//!   which is also what kernels without an EFI stub get.
+
+use crate::bls_boot::{self, BlsBootError, OpenFile, efi_path};
+use crate::initrd;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use efi::protocol_services as ps;
+use log::{info, warn};
+use platform::memory::MemoryType;
+use r_efi::protocols::simple_file_system;
+
+/// How to start the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinuxBootMethod {
+    /// Through its EFI stub when it has one (a PE image), else the protocol.
+    #[default]
+    Stub,
+    /// The Linux 64-bit boot protocol even when the kernel has a stub.
+    Protocol,
+}
+
+/// A direct boot request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirectBoot {
+    pub kernel: String,
+    pub initrds: Vec<String>,
+    pub cmdline: String,
+    pub method: LinuxBootMethod,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirectBootError {
+    /// A quote opened at byte `at` is never closed.
+    UnclosedQuote { at: usize },
+    /// `linux-boot=` with a value other than `stub` or `protocol`.
+    UnknownMethod(String),
+}
+
+impl fmt::Display for DirectBootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DirectBootError::UnclosedQuote { at } => {
+                write!(f, "quote at byte {at} of the command line is not closed")
+            }
+            DirectBootError::UnknownMethod(m) => {
+                write!(f, "linux-boot={m}: expected stub or protocol")
+            }
+        }
+    }
+}
+
+/// Splits a command line into words at unquoted whitespace, removing the
+/// double quotes and the escaping backslashes inside them.
+pub fn split_words(cmdline: &str) -> Result<Vec<String>, DirectBootError> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote_start: Option<usize> = None;
+    let mut chars = cmdline.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match (c, quote_start) {
+            ('"', None) => {
+                quote_start = Some(at);
+                word.get_or_insert_with(String::new);
+            }
+            ('"', Some(_)) => quote_start = None,
+            ('\\', Some(_)) => {
+                if let Some((_, escaped)) = chars.next() {
+                    word.get_or_insert_with(String::new).push(escaped);
+                }
+            }
+            (c, None) if c.is_whitespace() => words.extend(word.take()),
+            (c, _) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if let Some(at) = quote_start {
+        return Err(DirectBootError::UnclosedQuote { at });
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+/// The direct boot the firmware command line asks for, if it names a
+/// `kernel=`. The last `kernel=`, `cmdline=` and `linux-boot=` win.
+pub fn parse(cmdline: &str) -> Result<Option<DirectBoot>, DirectBootError> {
+    let mut boot = DirectBoot::default();
+    let mut kernel = None;
+    for word in split_words(cmdline)? {
+        let Some((key, value)) = word.split_once('=') else {
+            continue;
+        };
+        match key {
+            "kernel" => kernel = Some(efi_path(value)),
+            "initrd" => boot.initrds.push(efi_path(value)),
+            "cmdline" => boot.cmdline = value.into(),
+            "linux-boot" => {
+                boot.method = match value {
+                    "stub" => LinuxBootMethod::Stub,
+                    "protocol" => LinuxBootMethod::Protocol,
+                    other => return Err(DirectBootError::UnknownMethod(other.into())),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(kernel.map(|kernel| DirectBoot { kernel, ..boot }))
+}
+
+/// Boots the kernel named by `kernel=` on the firmware command line, if
+/// any. Returns when there is none or it did not boot.
+pub fn run_from_cmdline(cmdline: &str) {
+    let request = match parse(cmdline) {
+        Ok(Some(request)) => request,
+        Ok(None) => return,
+        Err(e) => {
+            warn!("direct boot: {e}");
+            return;
+        }
+    };
+    for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
+        let Ok(root) = OpenFile::open_volume(fs) else {
+            continue;
+        };
+        if root.open(&request.kernel).is_err() {
+            continue;
+        }
+        if let Err(e) = boot(fs, &root, &request) {
+            warn!("direct boot of {}: {e}", request.kernel);
+            initrd::uninstall();
+        }
+        return;
+    }
+    warn!("direct boot: no file system holds {}", request.kernel);
+}
+
+/// Boots `request` from the volume `root` (on `fs`); returns only on failure.
+fn boot(
+    fs: efi::handles::HandleId,
+    root: &OpenFile,
+    request: &DirectBoot,
+) -> Result<(), BlsBootError> {
+    let description = alloc::format!("{} (firmware command line)", request.kernel);
+    let has_stub = bls_boot::file_is_pe(root, &request.kernel)?;
+    if request.method == LinuxBootMethod::Protocol || !has_stub {
+        return bls_boot::boot_with_protocol(
+            root,
+            &request.kernel,
+            &request.initrds,
+            &request.cmdline,
+            &description,
+        );
+    }
+    if !request.initrds.is_empty() {
+        let image =
+            bls_boot::read_into_pages(root, &request.initrds, MemoryType::LOADER_DATA, u64::MAX)?;
+        initrd::install(image).map_err(BlsBootError::Initrd)?;
+    }
+    let handle = bls_boot::load_from_volume(fs, &request.kernel)?;
+    info!("direct boot through the EFI stub");
+    let status = bls_boot::start_with_options(handle, &request.cmdline, &description);
+    Err(BlsBootError::Returned(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn words_split_at_unquoted_spaces() {
+        assert_eq!(
+            split_words(r#"log=debug  cmdline="console=ttyS0 quiet" x="a\"b\\c""#).unwrap(),
+            ["log=debug", "cmdline=console=ttyS0 quiet", r#"x=a"b\c"#]
+        );
+        assert_eq!(split_words("a=\"\" b").unwrap(), ["a=", "b"]);
+        assert!(split_words("   ").unwrap().is_empty());
+        assert_eq!(
+            split_words("cmdline=\"open"),
+            Err(DirectBootError::UnclosedQuote { at: 8 })
+        );
+    }
+
+    #[test]
+    fn parses_a_direct_boot_request() {
+        let request = parse(
+            r#"log=info kernel=/boot/vmlinuz initrd=\a.img initrd=b.img cmdline="console=ttyS0 panic=-1" linux-boot=protocol"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            request,
+            DirectBoot {
+                kernel: "\\boot\\vmlinuz".to_string(),
+                initrds: vec!["\\a.img".to_string(), "\\b.img".to_string()],
+                cmdline: "console=ttyS0 panic=-1".to_string(),
+                method: LinuxBootMethod::Protocol,
+            }
+        );
+        let plain = parse("kernel=\\vmlinuz").unwrap().unwrap();
+        assert_eq!(plain.method, LinuxBootMethod::Stub);
+        assert!(plain.initrds.is_empty() && plain.cmdline.is_empty());
+    }
+
+    #[test]
+    fn no_kernel_means_no_direct_boot() {
+        assert_eq!(parse("log=debug boot=bls initrd=\\x").unwrap(), None);
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(
+            parse("kernel=\\k linux-boot=bios"),
+            Err(DirectBootError::UnknownMethod("bios".to_string()))
+        );
+    }
+}

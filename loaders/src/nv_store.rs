@@ -1,0 +1,573 @@
+//! Persistent UEFI variables: the NON_VOLATILE variables (UEFI 2.10 §8.2)
+//! are kept in `\EFI\vmfw\vars.bin` on the EFI System Partition of the
+//! first disk that has one, written through the firmware's own
+//! EFI_FILE_PROTOCOL (§13.5).
+//!
+//! The file holds two slots of `slot_size` bytes each (the size of the RAM
+//! store, so any image fits). Each slot is empty (zeros) or a store image
+//! of `efi::variables` whose header `generation` counts the writes. A write
+//! goes to the slot that does *not* hold the newest valid image, with the
+//! next generation, then flushes: a write torn by a crash or power-off
+//! spoils only that slot, and the next start loads the other one. After the
+//! file is created it is never resized, so an update rewrites data clusters
+//! in place and touches neither the FAT nor the directory's cluster chain.
+//!
+//! A missing or corrupt file means an empty store and a warning, never a
+//! failed boot.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::fmt;
+
+use efi::handles::HandleId;
+use efi::protocol_services as ps;
+use efi::variables::{VarError, image_generation, seal_image};
+use log::{info, warn};
+use platform::sync::Global;
+use protocols::storage::{PARTITION_INFO_GUID, PartitionInfo};
+use r_efi::efi::Status;
+use r_efi::protocols::{file, simple_file_system};
+
+pub const STORE_DIRECTORIES: [&str; 2] = ["\\EFI", "\\EFI\\vmfw"];
+pub const STORE_PATH: &str = "\\EFI\\vmfw\\vars.bin";
+pub const SLOT_COUNT: usize = 2;
+
+/// A slot and the generation of the image it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotImage {
+    pub slot: usize,
+    pub generation: u32,
+}
+
+/// `a` was written after `b` (serial-number arithmetic, so the counter may
+/// wrap).
+fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The bytes of `slot` in `file`, cut short when the file is.
+pub fn slot_bytes(file: &[u8], slot_size: usize, slot: usize) -> &[u8] {
+    let start = slot.saturating_mul(slot_size).min(file.len());
+    let end = start.saturating_add(slot_size).min(file.len());
+    &file[start..end]
+}
+
+/// Why no slot could be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoValidSlot {
+    /// The error of each slot, in slot order.
+    pub errors: [VarError; SLOT_COUNT],
+}
+
+impl fmt::Display for NoValidSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slot A: {}; slot B: {}", self.errors[0], self.errors[1])
+    }
+}
+
+/// Loads the newest slot of `file` that `load` accepts (`load` checks the
+/// image fully and changes nothing when it fails, as
+/// `VariableStore::load` does). Returns the slot loaded and the number of
+/// variables it held.
+pub fn load_newest(
+    file: &[u8],
+    slot_size: usize,
+    mut load: impl FnMut(&[u8]) -> Result<usize, VarError>,
+) -> Result<(SlotImage, usize), NoValidSlot> {
+    let mut order: Vec<SlotImage> = (0..SLOT_COUNT)
+        .map(|slot| SlotImage {
+            slot,
+            generation: image_generation(slot_bytes(file, slot_size, slot)).unwrap_or(0),
+        })
+        .collect();
+    // The generation is unchecked here; a corrupt slot that claims to be
+    // newer is rejected by `load` and the other one is tried.
+    if newer(order[1].generation, order[0].generation) {
+        order.swap(0, 1);
+    }
+    let mut errors = [VarError::NotFound, VarError::NotFound];
+    for candidate in order {
+        match load(slot_bytes(file, slot_size, candidate.slot)) {
+            Ok(count) => return Ok((candidate, count)),
+            Err(err) => errors[candidate.slot] = err,
+        }
+    }
+    Err(NoValidSlot { errors })
+}
+
+/// Where the next image goes: the other slot, one generation on.
+pub fn next_write(current: Option<SlotImage>) -> SlotImage {
+    match current {
+        None => SlotImage {
+            slot: 0,
+            generation: 1,
+        },
+        Some(current) => SlotImage {
+            slot: (current.slot + 1) % SLOT_COUNT,
+            generation: current.generation.wrapping_add(1),
+        },
+    }
+}
+
+/// Seals `image` (from `VariableStore::non_volatile_image`) for `target`
+/// and returns the file offset to write it at.
+pub fn prepare_write(image: &mut [u8], target: SlotImage, slot_size: usize) -> Result<u64, Status> {
+    if image.len() > slot_size {
+        return Err(Status::VOLUME_FULL);
+    }
+    seal_image(image, target.generation).map_err(|_| Status::INVALID_PARAMETER)?;
+    u64::try_from(target.slot.saturating_mul(slot_size)).map_err(|_| Status::VOLUME_FULL)
+}
+
+// ---------------------------------------------------------------------------
+// The live store file
+
+struct NvState {
+    esp: HandleId,
+    slot_size: usize,
+    /// The slot holding the newest valid image on disk.
+    current: Option<SlotImage>,
+}
+
+static STATE: Global<Option<NvState>> = Global::new(None);
+
+/// Finds the ESP, loads the newest valid slot of its store file into the
+/// variable store, and registers the hook that persists every later
+/// NON_VOLATILE change. `slot_size` is the RAM store's size. Call it once
+/// the disks are published and before the boot manager runs.
+pub fn init(slot_size: usize) {
+    let Some(esp) = first_esp() else {
+        warn!("variables: no EFI System Partition; non-volatile variables will not persist");
+        return;
+    };
+    let expected_len = slot_size.saturating_mul(SLOT_COUNT);
+    let (file, current) = match read_file(esp, STORE_PATH) {
+        Err(Status::NOT_FOUND) => {
+            info!("variables: no {STORE_PATH}, starting empty");
+            (None, None)
+        }
+        Err(status) => {
+            warn!(
+                "variables: cannot read {STORE_PATH} (status {:#x}), starting empty",
+                status.as_usize()
+            );
+            (None, None)
+        }
+        Ok(bytes) => {
+            let loaded = load_newest(&bytes, slot_size, efi::runtime::load_variables);
+            let current = match loaded {
+                Ok((slot, count)) => {
+                    info!(
+                        "variables: {count} loaded from {STORE_PATH} (slot {}, generation {})",
+                        slot.slot, slot.generation
+                    );
+                    Some(slot)
+                }
+                Err(e) => {
+                    warn!("variables: {STORE_PATH} unusable ({e}), starting empty");
+                    None
+                }
+            };
+            (Some(bytes.len()), current)
+        }
+    };
+    if file != Some(expected_len)
+        && let Err(status) = create_file(esp, expected_len)
+    {
+        warn!(
+            "variables: cannot create {STORE_PATH} (status {:#x}); non-volatile variables will not persist",
+            status.as_usize()
+        );
+        return;
+    }
+    // A read-only disk keeps a store it cannot update: load it, but do not
+    // make every NON_VOLATILE SetVariable fail with EFI_DEVICE_ERROR.
+    if let Err(status) = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0) {
+        warn!(
+            "variables: {STORE_PATH} not writable (status {:#x}); changes will not persist",
+            status.as_usize()
+        );
+        return;
+    }
+    STATE.with(|state| {
+        *state = Some(NvState {
+            esp,
+            slot_size,
+            current,
+        })
+    });
+    efi::runtime::set_persist_hook(persist);
+    // A resized file lost its old slots: write the loaded store back.
+    if file.is_some_and(|len| len != expected_len) && current.is_some() {
+        let image = efi::runtime::with_variables(|s| s.non_volatile_image());
+        if let Some(image) = image
+            && let Err(status) = persist(image)
+        {
+            warn!(
+                "variables: rewrite failed (status {:#x})",
+                status.as_usize()
+            );
+        }
+    }
+}
+
+/// The persist hook: writes `image` to the next slot and flushes.
+fn persist(mut image: Vec<u8>) -> Result<(), Status> {
+    let (esp, slot_size, current) = STATE
+        .try_with(|state| state.as_ref().map(|s| (s.esp, s.slot_size, s.current)))
+        .flatten()
+        .ok_or(Status::NOT_READY)?;
+    let target = next_write(current);
+    let offset = prepare_write(&mut image, target, slot_size)?;
+    let file = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0)?;
+    file.write_at(offset, &image)?;
+    file.flush()?;
+    STATE.with(|state| {
+        if let Some(state) = state.as_mut() {
+            state.current = Some(target);
+        }
+    });
+    Ok(())
+}
+
+/// The first file system, in device order, on a partition marked as the
+/// EFI System Partition (§13.18 PartitionInfo `System`: GPT type
+/// C12A7328-... or MBR type 0xEF).
+fn first_esp() -> Option<HandleId> {
+    ps::handles_with(&simple_file_system::PROTOCOL_GUID)
+        .into_iter()
+        .find(|&fs| {
+            ps::get_protocol::<PartitionInfo>(fs, &PARTITION_INFO_GUID).is_some_and(|info| {
+                // SAFETY: the firmware installed this PartitionInfo
+                // structure (protocols::storage) and never frees it.
+                unsafe { (*info).system == 1 }
+            })
+        })
+}
+
+/// Creates the store directories and a zero-filled file of `len` bytes
+/// (both slots empty), replacing one of another size.
+fn create_file(esp: HandleId, len: usize) -> Result<(), Status> {
+    for dir in STORE_DIRECTORIES {
+        EspFile::open(
+            esp,
+            dir,
+            file::MODE_READ | file::MODE_WRITE | file::MODE_CREATE,
+            file::DIRECTORY,
+        )?;
+    }
+    if let Ok(old) = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0) {
+        old.delete()?;
+    }
+    let file = EspFile::open(
+        esp,
+        STORE_PATH,
+        file::MODE_READ | file::MODE_WRITE | file::MODE_CREATE,
+        0,
+    )?;
+    file.write_at(0, &vec![0u8; len])?;
+    file.flush()
+}
+
+fn read_file(esp: HandleId, path: &str) -> Result<Vec<u8>, Status> {
+    let file = EspFile::open(esp, path, file::MODE_READ, 0)?;
+    file.read_all()
+}
+
+/// An open EFI_FILE_PROTOCOL handle of the firmware's own FAT driver,
+/// closed on drop.
+struct EspFile(*mut file::Protocol);
+
+impl EspFile {
+    fn open(esp: HandleId, path: &str, mode: u64, attributes: u64) -> Result<EspFile, Status> {
+        let sfs = ps::get_protocol::<simple_file_system::Protocol>(
+            esp,
+            &simple_file_system::PROTOCOL_GUID,
+        )
+        .ok_or(Status::NOT_FOUND)?;
+        let mut root: *mut file::Protocol = core::ptr::null_mut();
+        // SAFETY: `sfs` is the SimpleFileSystem interface installed on the
+        // handle; OpenVolume writes a file handle to `root`.
+        let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
+        if status.is_error() || root.is_null() {
+            return Err(if status.is_error() {
+                status
+            } else {
+                Status::DEVICE_ERROR
+            });
+        }
+        let root = EspFile(root);
+        let mut name: Vec<u16> = path.encode_utf16().chain([0]).collect();
+        let mut handle: *mut file::Protocol = core::ptr::null_mut();
+        // SAFETY: `root.0` is an open file handle; `name` is NUL-terminated
+        // and `handle` a valid out-pointer (§13.5.2).
+        let status =
+            unsafe { ((*root.0).open)(root.0, &mut handle, name.as_mut_ptr(), mode, attributes) };
+        if status.is_error() {
+            return Err(status);
+        }
+        if handle.is_null() {
+            return Err(Status::DEVICE_ERROR);
+        }
+        Ok(EspFile(handle))
+    }
+
+    fn read_all(&self) -> Result<Vec<u8>, Status> {
+        let mut info = vec![0u64; 128];
+        let mut size = info.len() * 8;
+        let mut guid = file::INFO_ID;
+        // SAFETY: `self.0` is an open file; the buffer holds `size` bytes
+        // and is aligned for EFI_FILE_INFO.
+        let status =
+            unsafe { ((*self.0).get_info)(self.0, &mut guid, &mut size, info.as_mut_ptr().cast()) };
+        if status.is_error() {
+            return Err(status);
+        }
+        // EFI_FILE_INFO.FileSize is the second UINT64 (§13.5.16).
+        let file_size = usize::try_from(info[1]).map_err(|_| Status::VOLUME_CORRUPTED)?;
+        let mut data = vec![0u8; file_size];
+        let mut read = file_size;
+        // SAFETY: the buffer holds `read` bytes.
+        let status = unsafe { ((*self.0).read)(self.0, &mut read, data.as_mut_ptr().cast()) };
+        if status.is_error() {
+            return Err(status);
+        }
+        data.truncate(read);
+        Ok(data)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), Status> {
+        // SAFETY: `self.0` is an open file handle.
+        let status = unsafe { ((*self.0).set_position)(self.0, offset) };
+        if status.is_error() {
+            return Err(status);
+        }
+        let mut written = data.len();
+        // SAFETY: `data` holds `written` readable bytes; Write only reads
+        // them (the pointer is *mut in the C prototype).
+        let status =
+            unsafe { ((*self.0).write)(self.0, &mut written, data.as_ptr() as *mut c_void) };
+        if status.is_error() {
+            return Err(status);
+        }
+        if written != data.len() {
+            return Err(Status::VOLUME_FULL);
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Status> {
+        // SAFETY: `self.0` is an open file handle.
+        let status = unsafe { ((*self.0).flush)(self.0) };
+        if status.is_error() {
+            Err(status)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Deletes the file; Delete closes the handle (§13.5.5).
+    fn delete(self) -> Result<(), Status> {
+        let handle = self.0;
+        core::mem::forget(self);
+        // SAFETY: `handle` is an open file handle, consumed by Delete.
+        let status = unsafe { ((*handle).delete)(handle) };
+        if status.is_error() {
+            Err(status)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for EspFile {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is an open file handle, closed exactly once.
+        unsafe { ((*self.0).close)(self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use efi::variables::{Attributes, HEADER_SIZE, RECORD_HEADER_SIZE, VariableStore};
+    use r_efi::efi::Guid;
+
+    const SLOT: usize = 1024;
+    const VENDOR: Guid = Guid::from_fields(1, 2, 3, 4, 5, &[6, 7, 8, 9, 10, 11]);
+
+    fn ucs2(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    fn nv() -> Attributes {
+        Attributes::NON_VOLATILE | Attributes::BOOTSERVICE_ACCESS | Attributes::RUNTIME_ACCESS
+    }
+
+    /// A store image with `Boot0000` = `data` (plus a volatile variable
+    /// that must not be in it).
+    fn image_with(data: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; SLOT];
+        let mut store = VariableStore::new(&mut buf).unwrap();
+        store.set(&ucs2("Boot0000"), &VENDOR, nv(), data).unwrap();
+        store
+            .set(
+                &ucs2("Volatile"),
+                &VENDOR,
+                Attributes::BOOTSERVICE_ACCESS,
+                &[1],
+            )
+            .unwrap();
+        store.non_volatile_image()
+    }
+
+    /// Writes `image` the way the hook does, into `file`.
+    fn write(file: &mut [u8], current: Option<SlotImage>, mut image: Vec<u8>) -> SlotImage {
+        let target = next_write(current);
+        let offset = prepare_write(&mut image, target, SLOT).unwrap() as usize;
+        file[offset..offset + image.len()].copy_from_slice(&image);
+        target
+    }
+
+    /// Loads `file` into a fresh store; returns the slot and Boot0000.
+    fn load(file: &[u8]) -> Result<(SlotImage, Vec<u8>), NoValidSlot> {
+        let mut buf = vec![0u8; SLOT];
+        let mut store = VariableStore::new(&mut buf).unwrap();
+        let (slot, count) = load_newest(file, SLOT, |image| store.load(image))?;
+        assert_eq!(count, 1);
+        assert!(store.find(&ucs2("Volatile"), &VENDOR).is_none());
+        let data = store
+            .find(&ucs2("Boot0000"), &VENDOR)
+            .unwrap()
+            .data
+            .to_vec();
+        Ok((slot, data))
+    }
+
+    #[test]
+    fn writes_alternate_and_newest_wins() {
+        let mut file = vec![0u8; 2 * SLOT];
+        assert!(load(&file).is_err(), "an all-zero file holds nothing");
+        let first = write(&mut file, None, image_with(b"one"));
+        assert_eq!(
+            first,
+            SlotImage {
+                slot: 0,
+                generation: 1
+            }
+        );
+        assert_eq!(load(&file).unwrap(), (first, b"one".to_vec()));
+        let second = write(&mut file, Some(first), image_with(b"two"));
+        assert_eq!(
+            second,
+            SlotImage {
+                slot: 1,
+                generation: 2
+            }
+        );
+        assert_eq!(load(&file).unwrap(), (second, b"two".to_vec()));
+        let third = write(&mut file, Some(second), image_with(b"three"));
+        assert_eq!(
+            third,
+            SlotImage {
+                slot: 0,
+                generation: 3
+            }
+        );
+        assert_eq!(load(&file).unwrap(), (third, b"three".to_vec()));
+    }
+
+    #[test]
+    fn corrupted_crc_falls_back_to_the_other_slot() {
+        let mut file = vec![0u8; 2 * SLOT];
+        let first = write(&mut file, None, image_with(b"old"));
+        let second = write(&mut file, Some(first), image_with(b"new"));
+        // A torn write of the newer slot: one data byte differs.
+        let last_data_byte = SLOT + HEADER_SIZE + RECORD_HEADER_SIZE + 18 + 2;
+        file[last_data_byte] ^= 0xff;
+        assert_eq!(load(&file).unwrap(), (first, b"old".to_vec()));
+        // Both bad: nothing loads, and each slot says why.
+        file[HEADER_SIZE + RECORD_HEADER_SIZE + 18] ^= 0xff;
+        let err = load(&file).unwrap_err();
+        for slot_error in err.errors {
+            assert!(
+                matches!(
+                    slot_error,
+                    VarError::Corrupt(efi::variables::Corruption::BadCrc { .. })
+                ),
+                "{slot_error}"
+            );
+        }
+        assert!(
+            err.to_string()
+                .starts_with("slot A: corrupt variable store: CRC")
+        );
+        let _ = second;
+    }
+
+    #[test]
+    fn truncated_file_keeps_what_is_whole() {
+        let mut file = vec![0u8; 2 * SLOT];
+        let first = write(&mut file, None, image_with(b"kept"));
+        let second = write(&mut file, Some(first), image_with(b"lost"));
+        let _ = second;
+        // Cut inside slot B's image: slot A still loads.
+        file.truncate(SLOT + HEADER_SIZE + 4);
+        assert_eq!(load(&file).unwrap(), (first, b"kept".to_vec()));
+        // Cut inside slot A: nothing.
+        file.truncate(10);
+        let err = load(&file).unwrap_err();
+        assert!(matches!(
+            err.errors[0],
+            VarError::Corrupt(efi::variables::Corruption::Truncated { len: 10, .. })
+        ));
+        assert!(load(&[]).is_err());
+    }
+
+    #[test]
+    fn full_store_fits_its_slot_and_more_does_not() {
+        // Fill a store the size of a slot completely.
+        let mut buf = vec![0u8; SLOT];
+        let mut store = VariableStore::new(&mut buf).unwrap();
+        let max = store.max_variable_size();
+        store
+            .set(&ucs2("Big"), &VENDOR, nv(), &vec![7u8; max - 8])
+            .unwrap();
+        assert_eq!(store.query_info(nv()).unwrap().remaining_storage, 0);
+        let image = store.non_volatile_image();
+        assert_eq!(image.len(), SLOT);
+        let mut file = vec![0u8; 2 * SLOT];
+        let target = write(&mut file, None, image.clone());
+        let mut buf2 = vec![0u8; SLOT];
+        let mut loaded = VariableStore::new(&mut buf2).unwrap();
+        assert_eq!(
+            load_newest(&file, SLOT, |i| loaded.load(i)),
+            Ok((target, 1))
+        );
+        // An image larger than a slot is refused, not written over slot B.
+        let mut too_big = image;
+        too_big.push(0);
+        assert_eq!(
+            prepare_write(&mut too_big, next_write(None), SLOT),
+            Err(Status::VOLUME_FULL)
+        );
+    }
+
+    #[test]
+    fn generations_compare_across_wrap() {
+        assert!(newer(2, 1));
+        assert!(!newer(1, 2));
+        assert!(newer(0, u32::MAX));
+        assert_eq!(
+            next_write(Some(SlotImage {
+                slot: 1,
+                generation: u32::MAX
+            })),
+            SlotImage {
+                slot: 0,
+                generation: 0
+            }
+        );
+    }
+}

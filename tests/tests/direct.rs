@@ -1,0 +1,157 @@
+//! Direct kernel boot named on the firmware command line (`kernel=`,
+//! `initrd=`, `cmdline=`, `linux-boot=`; see README "Direct kernel boot"):
+//! through the kernel's EFI stub, and through the Linux 64-bit boot protocol.
+//! Each test passes only on lines printed by the booted kernel's `/init`.
+
+use std::time::Duration;
+
+use vm_tests::{
+    EspBuilder, Vm, debian_kernel, default_image, expect_linux_environment, firmware, initramfs,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Boots the default image's kernel and initrd with `kernel=` on the
+/// firmware command line (which also has a shim/GRUB path and a BLS entry:
+/// the direct boot must win over both) and checks what the guest saw.
+fn direct_boot(entry: &str, method: &str) -> Vm {
+    let image = default_image();
+    let version = &image.kernel.version;
+    let cmdline = format!("console=ttyS0 panic=-1 vmfw.entry={entry}");
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append(format!(
+            "kernel=\\vmlinuz-{version} initrd=/initrd.img-{version} cmdline=\"{cmdline}\"{method}"
+        ))
+        .spawn();
+    let seen = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        seen.line.ends_with(&format!("INIT: cmdline={cmdline}")),
+        "exactly the firmware's cmdline= reached /proc/cmdline: {}",
+        seen.line
+    );
+    // The EFI system table reached the kernel on both paths.
+    expect_linux_environment(&mut vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    vm
+}
+
+#[test]
+fn firmware_cmdline_kernel_boots_through_efi_stub() {
+    let vm = direct_boot("direct-stub", "");
+    assert!(
+        vm.find("Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path")
+            .is_some(),
+        "the EFI stub ran and read the initrd through LoadFile2"
+    );
+}
+
+/// `linux-boot=protocol` forces the 64-bit boot protocol on Debian's kernel
+/// (which has a stub): the stub's messages must be absent.
+#[test]
+fn firmware_cmdline_kernel_boots_through_boot_protocol() {
+    let vm = direct_boot("direct-protocol", " linux-boot=protocol");
+    assert!(
+        vm.find("EFI stub:").is_none(),
+        "the EFI stub did not run on the boot-protocol path"
+    );
+    assert!(
+        vm.find("through the Linux boot protocol").is_some(),
+        "the firmware took the boot-protocol path"
+    );
+}
+
+/// A newc cpio archive (Linux Documentation/driver-api/early-userspace/
+/// buffer-format.rst) holding one regular file.
+fn cpio_with_file(name: &str, body: &[u8]) -> Vec<u8> {
+    fn pad(archive: &mut Vec<u8>) {
+        archive.resize(archive.len().next_multiple_of(4), 0);
+    }
+    fn entry(archive: &mut Vec<u8>, ino: u32, mode: u32, name: &str, body: &[u8]) {
+        let fields = [ino, mode, 0, 0, 1, 0, body.len() as u32, 0, 0, 0, 0];
+        archive.extend_from_slice(b"070701");
+        for field in fields {
+            archive.extend_from_slice(format!("{field:08x}").as_bytes());
+        }
+        archive.extend_from_slice(format!("{:08x}{:08x}", name.len() + 1, 0).as_bytes());
+        archive.extend_from_slice(name.as_bytes());
+        archive.push(0);
+        pad(archive);
+        archive.extend_from_slice(body);
+        pad(archive);
+    }
+    let mut archive = Vec::new();
+    entry(&mut archive, 1, 0o100644, name, body);
+    entry(&mut archive, 0, 0, "TRAILER!!!", &[]);
+    archive
+}
+
+/// 40 MiB of initrd (more than the firmware's 32 MiB heap) reaches the
+/// kernel: initrds are read into EFI pages. Two `initrd=` words are
+/// concatenated; the second archive adds `/pad` to the first's root.
+#[test]
+fn large_second_initrd_from_firmware_cmdline_reaches_the_kernel() {
+    const PAD_SIZE: usize = 40 << 20;
+    let kernel = debian_kernel();
+    let report = "echo \"INIT: pad=$(wc -c < /pad)\"";
+    let cmdline = "console=ttyS0 panic=-1 vmfw.entry=direct-large";
+    let disk = EspBuilder::new()
+        .esp_size_mib(128)
+        .file("/vmlinuz", &kernel.vmlinuz)
+        .file("/initrd.img", initramfs(report, &[]))
+        .bytes("/pad.img", cpio_with_file("pad", &vec![0x5a; PAD_SIZE]))
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&disk)
+        .append(format!(
+            "kernel=/vmlinuz initrd=/initrd.img initrd=/pad.img cmdline=\"{cmdline}\""
+        ))
+        .spawn();
+    let seen = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(seen.line.ends_with(cmdline), "{}", seen.line);
+    let pad = vm.expect("INIT: pad=", TIMEOUT).unwrap();
+    assert!(
+        pad.line.ends_with(&format!("INIT: pad={PAD_SIZE}")),
+        "the whole second initrd arrived: {}",
+        pad.line
+    );
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+}
+
+/// A BLS Type #1 entry whose `linux` kernel has no EFI stub (Debian's kernel
+/// with its `MZ` signature cleared, so it is no PE image; the boot protocol
+/// reads nothing before offset 0x1f1) is booted through the boot protocol.
+#[test]
+fn stubless_kernel_from_bls_entry_boots_through_boot_protocol() {
+    let kernel = debian_kernel();
+    let mut stubless = std::fs::read(&kernel.vmlinuz).unwrap();
+    assert_eq!(&stubless[..2], b"MZ", "Debian's kernel has an EFI stub");
+    stubless[..2].copy_from_slice(&[0, 0]);
+    let cmdline = "console=ttyS0 panic=-1 vmfw.entry=bls-stubless";
+    let entry = format!(
+        "title Debian without stub\n\
+         linux /vmlinuz-nostub\n\
+         initrd /initrd.img\n\
+         options {cmdline}\n"
+    );
+    let disk = EspBuilder::new()
+        .bytes("/vmlinuz-nostub", stubless)
+        .file("/initrd.img", initramfs("", &[]))
+        .bytes("/loader/entries/nostub.conf", entry)
+        .build();
+    let mut vm = Vm::builder().firmware(firmware()).disk(&disk).spawn();
+    let seen = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(seen.line.ends_with(cmdline), "{}", seen.line);
+    expect_linux_environment(&mut vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(vm.find("EFI stub:").is_none(), "the stub did not run");
+    assert!(
+        vm.find("BLS entry 'Debian without stub' through the Linux boot protocol")
+            .is_some()
+    );
+}

@@ -1,0 +1,304 @@
+//! Hostile disks: each test corrupts one structure of an otherwise valid
+//! disk (a GPT entry, a FAT chain, a directory, a kernel, a BLS entry, a PE
+//! relocation) and expects the firmware to report the problem on one log
+//! line, skip that boot option and end cleanly with "no bootable device
+//! found": no hang, no CPU exception, no panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use vm_tests::{EspBuilder, Vm, boot_firmware, debian_kernel, efi_app};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+const SECTOR: u64 = 512;
+
+/// A private, writable copy of a built disk image, removed on drop.
+struct DiskCopy(PathBuf);
+
+impl DiskCopy {
+    fn of(image: &Path, name: &str) -> DiskCopy {
+        let path =
+            std::env::temp_dir().join(format!("vmfw-hostile-{name}-{}.img", std::process::id()));
+        std::fs::copy(image, &path).unwrap();
+        DiskCopy(path)
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(&self.0).unwrap();
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        let mut buf = vec![0; len];
+        file.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.0)
+            .unwrap();
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        file.write_all(data).unwrap();
+    }
+
+    fn sectors(&self) -> u64 {
+        std::fs::metadata(&self.0).unwrap().len() / SECTOR
+    }
+}
+
+impl Drop for DiskCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// CRC-32 (IEEE, reflected), as GPT uses (UEFI 2.10 §5.3.2).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Rewrites the GPT entry array with `edit` in both the primary and the
+/// backup copy, fixing up every CRC so only the entries' meaning is wrong.
+fn patch_gpt_entries(disk: &DiskCopy, edit: impl Fn(&mut [u8])) {
+    for header_lba in [1, disk.sectors() - 1] {
+        let mut header = disk.read(header_lba * SECTOR, SECTOR as usize);
+        let entries_lba = u64_at(&header, 72);
+        let count = u32_at(&header, 80) as usize;
+        let entry_size = u32_at(&header, 84) as usize;
+        let mut entries = disk.read(entries_lba * SECTOR, count * entry_size);
+        edit(&mut entries);
+        disk.write(entries_lba * SECTOR, &entries);
+        header[88..92].copy_from_slice(&crc32(&entries).to_le_bytes());
+        let header_size = u32_at(&header, 12) as usize;
+        header[16..20].fill(0);
+        let crc = crc32(&header[..header_size]);
+        header[16..20].copy_from_slice(&crc.to_le_bytes());
+        disk.write(header_lba * SECTOR, &header);
+    }
+}
+
+/// Sets GPT entry `index` (0-based) to a Linux data partition spanning
+/// `first..=last`.
+fn set_gpt_entry(entries: &mut [u8], index: usize, first: u64, last: u64) {
+    let entry = &mut entries[index * 128..(index + 1) * 128];
+    // Linux filesystem data 0FC63DAF-8483-4772-8E79-3D69D8477DE4 (mixed endian).
+    entry[..16].copy_from_slice(&[
+        0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d,
+        0xe4,
+    ]);
+    entry[16..32].copy_from_slice(&[0x42; 16]);
+    entry[32..40].copy_from_slice(&first.to_le_bytes());
+    entry[40..48].copy_from_slice(&last.to_le_bytes());
+}
+
+/// Byte offset of partition 1 (the ESP) from the primary GPT.
+fn esp_offset(disk: &DiskCopy) -> u64 {
+    let header = disk.read(SECTOR, SECTOR as usize);
+    let entry = disk.read(u64_at(&header, 72) * SECTOR, 128);
+    u64_at(&entry, 32) * SECTOR
+}
+
+/// FAT32 layout of the ESP: (byte offset of the first FAT, FAT size in
+/// bytes, number of FATs).
+fn fat_tables(disk: &DiskCopy) -> (u64, u64, u64) {
+    let base = esp_offset(disk);
+    let bpb = disk.read(base, 512);
+    let bytes_per_sector = u64::from(u16::from_le_bytes([bpb[11], bpb[12]]));
+    let reserved = u64::from(u16::from_le_bytes([bpb[14], bpb[15]]));
+    let fats = u64::from(bpb[16]);
+    let fat_sectors = u64::from(u32_at(&bpb, 36));
+    (
+        base + reserved * bytes_per_sector,
+        fat_sectors * bytes_per_sector,
+        fats,
+    )
+}
+
+/// The cluster runs of `fat_path` on the ESP, from mtools' `mshowfat`
+/// (`::/path <3-10> <12>`).
+fn clusters(disk: &DiskCopy, fat_path: &str) -> Vec<u32> {
+    let image = format!("{}@@{}", disk.0.display(), esp_offset(disk));
+    let out = Command::new("mshowfat")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-i", &image, &format!("::{fat_path}")])
+        .output()
+        .expect("mshowfat (mtools) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut clusters = Vec::new();
+    for run in text.split('<').skip(1) {
+        let run = run.split('>').next().unwrap();
+        let (first, last) = run.split_once('-').unwrap_or((run, run));
+        clusters.extend(first.trim().parse::<u32>().unwrap()..=last.trim().parse::<u32>().unwrap());
+    }
+    assert!(!clusters.is_empty(), "mshowfat found {fat_path}: {text}");
+    clusters
+}
+
+/// Points FAT32 entry `cluster` at `next` in every FAT copy.
+fn set_fat_entry(disk: &DiskCopy, cluster: u32, next: u32) {
+    let (first_fat, fat_bytes, fats) = fat_tables(disk);
+    for copy in 0..fats {
+        disk.write(
+            first_fat + copy * fat_bytes + u64::from(cluster) * 4,
+            &next.to_le_bytes(),
+        );
+    }
+}
+
+/// The firmware reports `error` on a line, then finds nothing else to boot,
+/// without faulting.
+fn assert_rejected(disk: &DiskCopy, error: &[&str]) -> Vm {
+    let mut vm = boot_firmware(&disk.0);
+    let line = vm
+        .expect(error[0], TIMEOUT)
+        .unwrap_or_else(|e| panic!("no '{}' report: {e:?}\n{}", error[0], vm.transcript()));
+    for part in &error[1..] {
+        assert!(line.line.contains(part), "'{part}' in: {}", line.line);
+    }
+    vm.expect("no bootable device found", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", vm.transcript()));
+    let transcript = vm.transcript();
+    assert!(
+        !transcript.contains("CPU exception") && !transcript.contains("panic"),
+        "{transcript}"
+    );
+    vm
+}
+
+/// An ESP with nothing bootable but a BLS entry directory.
+fn plain_esp() -> PathBuf {
+    EspBuilder::new()
+        .bytes("/loader/loader.conf", "timeout 0\n")
+        .dir("/loader/entries")
+        .build()
+}
+
+#[test]
+fn gpt_entry_past_the_end_of_the_disk() {
+    let disk = DiskCopy::of(&plain_esp(), "gpt-past-end");
+    let sectors = disk.sectors();
+    patch_gpt_entries(&disk, |entries| {
+        set_gpt_entry(entries, 1, sectors - 100, sectors + 5000);
+    });
+    assert_rejected(&disk, &["partition 2", "exceeds the allowed range"]);
+}
+
+#[test]
+fn gpt_entries_that_overlap() {
+    let disk = DiskCopy::of(&plain_esp(), "gpt-overlap");
+    patch_gpt_entries(&disk, |entries| {
+        let esp_first = u64_at(entries, 32);
+        set_gpt_entry(entries, 1, esp_first + 64, esp_first + 2047);
+    });
+    assert_rejected(&disk, &["overlaps partition"]);
+}
+
+#[test]
+fn fat_cluster_chain_loop_in_the_boot_application() {
+    let image = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("selftest"))
+        .build();
+    let disk = DiskCopy::of(&image, "fat-chain-loop");
+    let chain = clusters(&disk, "/EFI/BOOT/BOOTX64.EFI");
+    assert!(chain.len() > 4, "a multi-cluster file: {chain:?}");
+    // The third cluster links back to the first: reading loops forever
+    // unless the file system bounds the walk.
+    set_fat_entry(&disk, chain[2], chain[0]);
+    let vm = assert_rejected(&disk, &["FAT: cluster chain"]);
+    assert!(
+        vm.find("BOOTX64.EFI failed: volume corrupted").is_some(),
+        "{}",
+        vm.transcript()
+    );
+}
+
+#[test]
+fn fat_directory_loop() {
+    let disk = DiskCopy::of(&plain_esp(), "fat-dir-loop");
+    // /loader/entries is one cluster; linking it to itself makes an endless
+    // directory that the BLS scan must not walk forever.
+    let entries = clusters(&disk, "/loader/entries");
+    set_fat_entry(&disk, entries[entries.len() - 1], entries[0]);
+    assert_rejected(&disk, &["FAT: ", "cluster"]);
+}
+
+#[test]
+fn truncated_kernel_in_a_bls_entry() {
+    let kernel = debian_kernel();
+    let whole = std::fs::read(&kernel.vmlinuz).unwrap();
+    let image = EspBuilder::new()
+        .bytes("/vmlinuz-truncated", whole[..whole.len() / 3].to_vec())
+        .bytes(
+            "/loader/entries/truncated.conf",
+            "title Truncated\nlinux /vmlinuz-truncated\noptions console=ttyS0\n",
+        )
+        .build();
+    let disk = DiskCopy::of(&image, "truncated-kernel");
+    assert_rejected(&disk, &["BLS entry 'Truncated'"]);
+}
+
+#[test]
+fn bls_entry_naming_a_missing_file() {
+    let image = EspBuilder::new()
+        .bytes(
+            "/loader/entries/missing.conf",
+            "title Missing\nlinux /no-such-vmlinuz\noptions console=ttyS0\n",
+        )
+        .build();
+    let disk = DiskCopy::of(&image, "bls-missing");
+    assert_rejected(&disk, &["BLS entry 'Missing'", "no-such-vmlinuz"]);
+}
+
+/// Moves the first base-relocation block of a PE32+ file to a page far
+/// outside the image (PE/COFF "The .reloc Section").
+fn relocation_outside_image(pe: &mut [u8]) {
+    let header = u32_at(pe, 0x3c) as usize;
+    let optional = header + 24;
+    let sections = optional + usize::from(u16::from_le_bytes([pe[header + 20], pe[header + 21]]));
+    let section_count = usize::from(u16::from_le_bytes([pe[header + 6], pe[header + 7]]));
+    let reloc_rva = u32_at(pe, optional + 112 + 5 * 8);
+    assert_ne!(reloc_rva, 0, "the test application has base relocations");
+    for i in 0..section_count {
+        let section = &pe[sections + i * 40..sections + (i + 1) * 40];
+        let rva = u32_at(section, 12);
+        let raw_size = u32_at(section, 16);
+        let raw = u32_at(section, 20);
+        if (rva..rva + raw_size).contains(&reloc_rva) {
+            let block = (raw + reloc_rva - rva) as usize;
+            pe[block..block + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+            return;
+        }
+    }
+    panic!("no section holds the relocations");
+}
+
+#[test]
+fn pe_relocation_outside_the_image() {
+    let mut pe = std::fs::read(efi_app("wxtest")).unwrap();
+    relocation_outside_image(&mut pe);
+    let image = EspBuilder::new().bytes("/EFI/BOOT/BOOTX64.EFI", pe).build();
+    let disk = DiskCopy::of(&image, "pe-reloc");
+    let vm = assert_rejected(&disk, &["LoadImage"]);
+    assert!(vm.find("wxtest: start").is_none(), "the image never ran");
+}

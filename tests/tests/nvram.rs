@@ -1,0 +1,171 @@
+//! Persistent UEFI variables (`\EFI\vmfw\vars.bin` on the ESP) and the
+//! boot manager's Boot####/BootOrder handling, across reboots of the guest.
+//!
+//! - `variables_survive_reset`: the `varset` EFI app sets a non-volatile and a volatile
+//!   variable and warm-resets; after the reset (same QEMU process) and again in a fresh QEMU
+//!   process on the same disk, the non-volatile one reads back with the same attributes and
+//!   data and the volatile one is gone.
+//! - `shim_fallback_boot_entry_persists`: Debian's shim starts its fallback (`fbx64.efi`),
+//!   which reads `\EFI\debian\BOOTX64.CSV` and creates a Boot#### entry plus BootOrder; the
+//!   next QEMU process boots through that entry to the guest's userspace.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vm_tests::{EspBuilder, GRUB_CMDLINE, Vm, deb, debian_kernel, efi_app, firmware, initramfs};
+
+const STEP: Duration = Duration::from_secs(180);
+const BOOT: Duration = Duration::from_secs(400);
+
+/// A private copy of a cached disk image, deleted on drop, so writes leave the cache pristine.
+struct TempDisk(PathBuf);
+
+impl TempDisk {
+    fn copy_of(source: &Path, name: &str) -> Self {
+        let copy =
+            std::env::temp_dir().join(format!("vmfw-nvram-{}-{name}.img", std::process::id()));
+        std::fs::copy(source, &copy)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
+        TempDisk(copy)
+    }
+}
+
+impl Drop for TempDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The value `varset` stores, with NON_VOLATILE|BOOTSERVICE_ACCESS|RUNTIME_ACCESS.
+const PERSISTED: &str = "VARSET: nv attributes=0x7 data=survives-reset";
+
+fn expect_second_boot(vm: &mut Vm) {
+    vm.expect(PERSISTED, STEP).unwrap();
+    vm.expect("VARSET: volatile=absent", STEP).unwrap();
+    vm.expect("VARSET: done", STEP).unwrap();
+    vm.wait_exit(STEP).unwrap();
+}
+
+#[test]
+fn variables_survive_reset() {
+    let image = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("varset"))
+        .build();
+    let disk = TempDisk::copy_of(&image, "varset");
+
+    // First QEMU process, allowed to reboot: set, warm reset, read back.
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .arg("-action")
+        .arg("reboot=reset")
+        .spawn();
+    vm.expect("VARSET: first boot", STEP).unwrap();
+    // QueryVariableInfo describes the 128 KiB store less its 24-byte header.
+    let query = vm.expect("VARSET: query status=0x0", STEP).unwrap();
+    assert!(
+        query.line.contains(&format!("maximum={}", 128 * 1024 - 24)),
+        "{}",
+        query.line
+    );
+    // Authenticated variables cannot be verified here: EFI_UNSUPPORTED.
+    vm.expect("VARSET: authenticated status=0x8000000000000003", STEP)
+        .unwrap();
+    vm.expect("VARSET: set, resetting", STEP).unwrap();
+    vm.expect("loaded from \\EFI\\vmfw\\vars.bin", STEP)
+        .unwrap();
+    expect_second_boot(&mut vm);
+    let first = vm.transcript();
+    assert_eq!(
+        first.matches("VARSET: first boot").count(),
+        1,
+        "the warm reset must not lose the variable:\n{first}"
+    );
+
+    // A fresh QEMU process on the same disk.
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .spawn();
+    expect_second_boot(&mut vm);
+    assert!(!vm.transcript().contains("VARSET: first boot"));
+}
+
+/// `BOOTX64.CSV` as distros ship it next to shim: UTF-16LE with a BOM, one line
+/// `loader,label,options,description`.
+fn boot_csv() -> Vec<u8> {
+    let text = "shimx64.efi,debian,,This is the boot entry for debian\n";
+    let mut bytes = vec![0xff, 0xfe];
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn shim_fallback_boot_entry_persists() {
+    let kernel = debian_kernel();
+    let initrd = initramfs("", &[]);
+    let version = &kernel.version;
+    let shim = deb("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
+    let fallback = deb("shim-helpers-amd64-signed").join("usr/lib/shim/fbx64.efi.signed");
+    let grub =
+        deb("grub-efi-amd64-signed").join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
+    let grub_cfg = format!(
+        "set timeout=0\n\
+         set default=0\n\
+         menuentry 'Debian GNU/Linux 12 (vmfw fallback test)' {{\n\
+         \tlinux /vmlinuz-{version} {GRUB_CMDLINE}\n\
+         \tinitrd /initrd.img-{version}\n\
+         }}\n"
+    );
+    // The layout of a Debian cloud image's ESP.
+    let image = EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(&format!("/initrd.img-{version}"), &initrd)
+        .file("/EFI/BOOT/BOOTX64.EFI", &shim)
+        .file("/EFI/BOOT/fbx64.efi", fallback)
+        .file("/EFI/debian/shimx64.efi", &shim)
+        .file("/EFI/debian/grubx64.efi", grub)
+        .bytes("/EFI/debian/BOOTX64.CSV", boot_csv())
+        .bytes("/EFI/debian/grub.cfg", grub_cfg)
+        .build();
+    let disk = TempDisk::copy_of(&image, "fallback");
+
+    // First start: no BootOrder, so the removable path runs shim, which runs the fallback;
+    // it creates the entry and resets (QEMU exits: -no-reboot) or boots the entry itself.
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .spawn();
+    vm.expect("booting \\EFI\\BOOT\\BOOTX64.EFI", STEP).unwrap();
+    vm.wait_exit(BOOT).unwrap();
+    let first = vm.transcript();
+    assert!(
+        first.contains("no \\EFI\\vmfw\\vars.bin"),
+        "the disk starts without a store:\n{first}"
+    );
+
+    // Next start: the entry is in BootOrder and the boot manager boots through it.
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .spawn();
+    vm.expect("loaded from \\EFI\\vmfw\\vars.bin", STEP)
+        .unwrap();
+    let booting = vm.expect("booting Boot", STEP).unwrap();
+    assert!(
+        booting.line.contains("(debian)") && booting.line.contains("shimx64.efi"),
+        "{}",
+        booting.line
+    );
+    let cmdline = vm.expect("INIT: cmdline=", BOOT).unwrap();
+    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
+    vm.expect("INIT: done", BOOT).unwrap();
+    vm.wait_exit(STEP).unwrap();
+    let second = vm.transcript();
+    assert!(
+        !second.contains("booting \\EFI\\BOOT\\BOOTX64.EFI"),
+        "the removable path is not needed any more:\n{second}"
+    );
+}
