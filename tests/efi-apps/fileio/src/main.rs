@@ -13,7 +13,6 @@
 #![no_std]
 #![no_main]
 
-mod con;
 mod crc32;
 mod file;
 
@@ -22,8 +21,8 @@ use core::fmt;
 use r_efi::efi;
 use r_efi::protocols::file as efi_file;
 
-use con::ucs2;
 use crc32::Crc32;
+use efi_con::ucs2;
 use file::{Failure, File, PoolBuffer};
 
 /// Read chunk size and scratch buffer size.
@@ -56,7 +55,7 @@ struct App<'a> {
 
 impl App<'_> {
     fn print(&self, args: fmt::Arguments) {
-        con::print(self.st.con_out, args);
+        efi_con::print(self.st.con_out, args);
     }
 
     /// TSC ticks per millisecond, measured across a Stall (UEFI 2.10 §7.5.2).

@@ -13,14 +13,12 @@
 #![no_std]
 #![no_main]
 
-mod con;
-
 use core::ffi::c_void;
 use core::fmt;
 
 use r_efi::efi;
 
-use con::ucs2;
+use efi_con::ucs2;
 
 const VENDOR: efi::Guid = efi::Guid::from_fields(
     0x3c1d_9e57,
@@ -46,7 +44,7 @@ struct App<'a> {
 
 impl App<'_> {
     fn print(&self, args: fmt::Arguments) {
-        con::print(self.st.con_out, args);
+        efi_con::print(self.st.con_out, args);
     }
 
     /// GetVariable into `buf`: the attributes and length, or the error status.

@@ -1,4 +1,6 @@
-//! Console output on the system table's ConOut (UEFI 2.10 §12.4 Simple Text Output).
+//! Console output on the system table's ConOut (UEFI 2.10 §12.4 Simple Text Output),
+//! shared by the test applications.
+#![no_std]
 
 use core::fmt::{self, Write};
 
