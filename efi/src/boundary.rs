@@ -39,10 +39,11 @@ pub fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Status> {
     if len == 0 {
         return Ok(&[]);
     }
-    if ptr.is_null() || (ptr as usize).checked_add(len).is_none() {
+    if !plausible(ptr as usize, len) {
         return Err(Status::INVALID_PARAMETER);
     }
-    // SAFETY: non-null, does not wrap; the caller vouches for `len` bytes.
+    // SAFETY: non-null, does not wrap, within isize::MAX; the caller vouches
+    // for `len` bytes.
     Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
 }
 
@@ -50,11 +51,17 @@ pub fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [u8], Status> {
     if len == 0 {
         return Ok(&mut []);
     }
-    if ptr.is_null() || (ptr as usize).checked_add(len).is_none() {
+    if !plausible(ptr as usize, len) {
         return Err(Status::INVALID_PARAMETER);
     }
     // SAFETY: as for `bytes`, and the caller hands the buffer to us to fill.
     Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// A buffer a slice may describe: non-null, not wrapping the address space
+/// and no longer than isize::MAX (`slice::from_raw_parts`' requirement).
+fn plausible(addr: usize, len: usize) -> bool {
+    addr != 0 && addr.checked_add(len).is_some() && len <= isize::MAX as usize
 }
 
 /// A NUL-terminated UCS-2 string, at most `max` characters.

@@ -492,12 +492,10 @@ extern "efiapi" fn file_read(
     if len == 0 {
         return Status::SUCCESS;
     }
-    if buffer.is_null() || len > isize::MAX as usize {
+    // The caller provides a writable buffer of `len` bytes (§13.5.5).
+    let Ok(buf) = efi::boundary::bytes_mut(buffer.cast::<u8>(), len) else {
         return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: the caller provides a writable buffer of `len` bytes (§13.5.5);
-    // it is non-null and no larger than isize::MAX.
-    let buf = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) };
+    };
     match handle.volume.read(&handle.node, handle.position, buf) {
         Ok(n) => {
             handle.position += n as u64;
@@ -534,11 +532,10 @@ extern "efiapi" fn file_write(
     if len == 0 {
         return Status::SUCCESS;
     }
-    if buffer.is_null() || len > isize::MAX as usize {
+    // The caller provides a readable buffer of `len` bytes (§13.5.6).
+    let Ok(data) = efi::boundary::bytes(buffer.cast::<u8>().cast_const(), len) else {
         return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: the caller provides a readable buffer of `len` bytes (§13.5.6).
-    let data = unsafe { core::slice::from_raw_parts(buffer.cast::<u8>(), len) };
+    };
     let FileHandle {
         volume,
         node,
@@ -656,11 +653,12 @@ extern "efiapi" fn file_set_info(
     let Some(kind) = read_guid(information_type) else {
         return Status::INVALID_PARAMETER;
     };
-    if buffer.is_null() || size > isize::MAX as usize {
-        return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: the caller provides `size` readable bytes at `buffer` (§13.5.13).
-    let bytes = unsafe { core::slice::from_raw_parts(buffer.cast::<u8>().cast_const(), size) };
+    // The caller provides `size` readable bytes at `buffer` (§13.5.13); a
+    // null buffer is invalid even for size 0.
+    let bytes = match efi::boundary::bytes(buffer.cast::<u8>().cast_const(), size) {
+        Ok(bytes) if !buffer.is_null() => bytes,
+        _ => return Status::INVALID_PARAMETER,
+    };
     if handle.volume.is_read_only() {
         return Status::WRITE_PROTECTED;
     }
