@@ -17,6 +17,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
+use platform::paging::{self, Access};
 use platform::sync::Global;
 use r_efi::efi::{Boolean, Char16, Guid, Handle, Status};
 use r_efi::protocols::{
@@ -328,9 +329,11 @@ pub fn load(
     }
     let name =
         crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
+    let wx = map_wx(&info, base);
     log::debug!(
-        "loaded {name} at {base:#x} ({size:#x} bytes, entry {:#x})",
-        info.entry_point
+        "loaded {name} at {base:#x} ({size:#x} bytes, entry {:#x}, {})",
+        info.entry_point,
+        if wx { "W^X" } else { "RWX" }
     );
 
     let handle = ps::new_handle();
@@ -376,10 +379,36 @@ pub fn load(
     Ok(handle)
 }
 
+/// Maps an image that declared NX_COMPAT W^X, section by section, as edk2
+/// does with its image protection policy: code read-execute, data
+/// non-executable, headers and read-only data read-only. Returns whether it
+/// did; other images keep read-write-execute pages (`pe::wx_layout`).
+fn map_wx(info: &pe::PeInfo, base: u64) -> bool {
+    if !paging::nx_supported() {
+        return false;
+    }
+    let Some(layout) = pe::wx_layout(info, PAGE_SIZE as u32) else {
+        return false;
+    };
+    for (rva, rights) in layout {
+        let access = match rights {
+            pe::PageRights::ReadOnly => Access::RO,
+            pe::PageRights::ReadWrite => Access::RW,
+            pe::PageRights::ReadExecute => Access::RX,
+        };
+        let range = base + u64::from(rva.start)..base + u64::from(rva.end);
+        crate::memory_attribute::restrict(range, access);
+    }
+    true
+}
+
 fn unload(handle: HandleId) {
     if let Some(image) = IMAGES.with(|images| images.remove(&handle)) {
         DB.with(|db| db.remove_handle(handle));
-        let _ = memory::with_map(|m| m.free(image.alloc_base, image.alloc_pages));
+        if memory::with_map(|m| m.free(image.alloc_base, image.alloc_pages)).is_ok() {
+            let end = image.alloc_base + image.alloc_pages * PAGE_SIZE;
+            crate::memory_attribute::release(image.alloc_base..end);
+        }
     }
 }
 

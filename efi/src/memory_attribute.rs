@@ -14,6 +14,7 @@
 use crate::boundary;
 use crate::handles::HandleId;
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ops::Range;
 use platform::memory::{self, MemoryType, PAGE_SIZE, Region};
@@ -24,6 +25,50 @@ use r_efi::protocols::memory_attribute::{PROTOCOL_GUID, Protocol};
 
 /// The firmware image, whose rights are fixed.
 static FIRMWARE: Global<Range<u64>> = Global::new(0..0);
+
+/// Ranges whose rights were restricted (through this protocol or by
+/// LoadImage mapping an image W^X). Freeing memory in them gives the pages
+/// back their default read-write-execute rights, so the next owner of the
+/// pages (the firmware's own pool among others) does not fault.
+static RESTRICTED: Global<Vec<Range<u64>>> = Global::new(Vec::new());
+
+/// Sets the rights of `range` (page aligned) and remembers it for `release`.
+pub fn restrict(range: Range<u64>, access: Access) {
+    paging::set_access(range.start, range.end - range.start, access);
+    RESTRICTED.with(|r| r.push(range));
+}
+
+/// Restores default rights to the restricted parts of `freed`; called
+/// when pages are freed.
+pub fn release(freed: Range<u64>) {
+    let pieces = RESTRICTED.with(|r| take_overlaps(r, &freed));
+    for piece in pieces {
+        paging::set_access(piece.start, piece.end - piece.start, Access::RWX);
+    }
+}
+
+/// Removes `freed` from the ranges in `tracked`, returning the parts that
+/// were in it.
+fn take_overlaps(tracked: &mut Vec<Range<u64>>, freed: &Range<u64>) -> Vec<Range<u64>> {
+    let mut taken = Vec::new();
+    let mut kept = Vec::with_capacity(tracked.len());
+    for range in tracked.drain(..) {
+        let (start, end) = (range.start.max(freed.start), range.end.min(freed.end));
+        if start >= end {
+            kept.push(range);
+            continue;
+        }
+        taken.push(start..end);
+        if range.start < start {
+            kept.push(range.start..start);
+        }
+        if end < range.end {
+            kept.push(end..range.end);
+        }
+    }
+    *tracked = kept;
+    taken
+}
 
 /// The EFI_MEMORY_* access attributes describing `access`. XP is reported
 /// only when the CPU enforces it.
@@ -147,6 +192,9 @@ fn change(base: u64, length: u64, attributes: u64, set: bool) -> Status {
         let firmware = FIRMWARE.with(|f| f.clone());
         memory::with_map(|m| check_changeable(&range, m.regions(), &firmware))?;
         paging::modify_access(range.start, length, |access| apply(access, attributes, set));
+        if set {
+            RESTRICTED.with(|r| r.push(range));
+        }
         Ok(())
     })();
     boundary::status(result)
@@ -250,5 +298,19 @@ mod tests {
         assert_eq!(ok(0x1f_f000..0x20_1000), Err(Status::ACCESS_DENIED));
         assert_eq!(ok(0x21_f000..0x22_1000), Err(Status::INVALID_PARAMETER));
         assert_eq!(ok(0x40_0000..0x40_1000), Err(Status::INVALID_PARAMETER));
+    }
+    #[test]
+    fn freeing_returns_only_the_restricted_parts() {
+        let mut tracked = vec![0x1000..0x5000, 0x8000..0x9000];
+        let taken = take_overlaps(&mut tracked, &(0x2000..0x3000));
+        assert_eq!(taken, vec![0x2000..0x3000]);
+        assert_eq!(tracked, [0x1000..0x2000, 0x3000..0x5000, 0x8000..0x9000]);
+        assert_eq!(
+            take_overlaps(&mut tracked, &(0x0..0x8800)),
+            [0x1000..0x2000, 0x3000..0x5000, 0x8000..0x8800]
+        );
+        assert_eq!(tracked, vec![0x8800..0x9000]);
+        assert!(take_overlaps(&mut tracked, &(0xa000..0xb000)).is_empty());
+        assert_eq!(tracked, vec![0x8800..0x9000]);
     }
 }

@@ -64,7 +64,10 @@ pub extern "efiapi" fn allocate_pages(
 
 pub extern "efiapi" fn free_pages(address: PhysicalAddress, pages: usize) -> Status {
     match memory::with_map(|m| m.free(address, pages as u64)) {
-        Ok(()) => Status::SUCCESS,
+        Ok(()) => {
+            crate::memory_attribute::release(address..address + pages as u64 * PAGE_SIZE);
+            Status::SUCCESS
+        }
         Err(MemoryError::Misaligned(_)) => Status::INVALID_PARAMETER,
         Err(_) => Status::NOT_FOUND,
     }

@@ -498,6 +498,56 @@ pub fn load(file: &[u8], info: &PeInfo, dest: &mut [u8], load_address: u64) -> R
     Ok(())
 }
 
+/// Page rights of one piece of an image mapped W^X.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageRights {
+    ReadOnly,
+    ReadWrite,
+    ReadExecute,
+}
+
+/// How to map a loaded NX_COMPAT image W^X: `(rva range, rights)` pieces
+/// covering SizeOfImage (rounded up to `page`): headers read-only, each
+/// section by its Characteristics, gaps read-write. None when the image did
+/// not opt in (DllCharacteristics NX_COMPAT, PE/COFF "DLL Characteristics")
+/// or cannot be split at page boundaries: a section not page aligned or both
+/// writable and executable. Such images keep read-write-execute pages.
+pub fn wx_layout(info: &PeInfo, page: u32) -> Option<Vec<(core::ops::Range<u32>, PageRights)>> {
+    if !info.nx_compat() || page == 0 || !info.section_alignment.is_multiple_of(page) {
+        return None;
+    }
+    let round = |value: u32| value.checked_next_multiple_of(page);
+    let image_end = round(info.size_of_image)?;
+    let mut pieces = Vec::with_capacity(2 * info.sections.len() + 2);
+    let mut push = |range: core::ops::Range<u32>, rights| {
+        if !range.is_empty() {
+            pieces.push((range, rights));
+        }
+    };
+    let first_section = info.sections.first().map_or(image_end, |s| s.rva);
+    let mut covered = round(info.size_of_headers)?.min(first_section);
+    push(0..covered, PageRights::ReadOnly);
+    for section in &info.sections {
+        let flags = section.characteristics;
+        let writable = flags.contains(SectionFlags::MEM_WRITE);
+        let executable = flags.contains(SectionFlags::MEM_EXECUTE);
+        if !section.rva.is_multiple_of(page) || section.rva < covered || (writable && executable) {
+            return None;
+        }
+        let end = round(section.rva.checked_add(section.size)?)?.min(image_end);
+        push(covered..section.rva, PageRights::ReadWrite);
+        let rights = match (writable, executable) {
+            (_, true) => PageRights::ReadExecute,
+            (true, false) => PageRights::ReadWrite,
+            (false, false) => PageRights::ReadOnly,
+        };
+        push(section.rva..end, rights);
+        covered = end.max(section.rva);
+    }
+    push(covered..image_end, PageRights::ReadWrite);
+    Some(pieces)
+}
+
 /// Zeroes the parts of a laid-out image no header or section data covers.
 /// Only those: zeroing a kernel-sized image before copying it in would write
 /// every byte twice, a measurable cost under emulation.
@@ -738,8 +788,14 @@ mod tests {
             if name.starts_with("grub") || name.starts_with("gcd") {
                 assert!(fixups > 100, "{name}: only {fixups} fixups");
             }
+            let layout = wx_layout(&info, 4096);
+            if let Some(pieces) = &layout {
+                let end = pieces.last().map_or(0, |(r, _)| r.end);
+                assert_eq!(end, info.size_of_image.next_multiple_of(4096));
+                assert!(pieces.windows(2).all(|w| w[0].0.end == w[1].0.start));
+            }
             eprintln!(
-                "{}: {} sections, {fixups} fixups, nx={}",
+                "{}: {} sections, {fixups} fixups, nx={}, W^X {layout:?}",
                 path.display(),
                 info.sections.len(),
                 info.nx_compat()
@@ -982,5 +1038,63 @@ mod tests {
                 size: 0x800
             })
         );
+    }
+    fn section_at(rva: u32, size: u32, flags: SectionFlags) -> Section {
+        Section {
+            name: [0; 8],
+            rva,
+            size,
+            raw_offset: 0,
+            raw_size: 0,
+            characteristics: flags,
+        }
+    }
+
+    #[test]
+    fn wx_layout_follows_section_rights() {
+        let mut info = parse(&synthetic_image()).unwrap();
+        let (r, rw, rx) = (
+            SectionFlags::MEM_READ,
+            SectionFlags::MEM_READ | SectionFlags::MEM_WRITE,
+            SectionFlags::MEM_READ | SectionFlags::MEM_EXECUTE,
+        );
+        info.dll_characteristics = DllCharacteristics::NX_COMPAT;
+        info.size_of_image = 0x5800;
+        info.sections = vec![
+            section_at(0x1000, 0x1234, rx),
+            section_at(0x3000, 0x800, r),
+            section_at(0x4000, 0x10, rw),
+        ];
+        assert_eq!(
+            wx_layout(&info, 0x1000),
+            Some(vec![
+                (0..0x1000, PageRights::ReadOnly),
+                (0x1000..0x3000, PageRights::ReadExecute),
+                (0x3000..0x4000, PageRights::ReadOnly),
+                (0x4000..0x5000, PageRights::ReadWrite),
+                (0x5000..0x6000, PageRights::ReadWrite),
+            ])
+        );
+        // A gap between sections stays writable data.
+        info.sections[1].rva = 0x3000;
+        info.sections[0].size = 0x800;
+        assert_eq!(
+            wx_layout(&info, 0x1000).unwrap()[2],
+            (0x2000..0x3000, PageRights::ReadWrite)
+        );
+
+        let refuse = |change: &dyn Fn(&mut PeInfo)| {
+            let mut bad = info.clone();
+            change(&mut bad);
+            wx_layout(&bad, 0x1000)
+        };
+        assert_eq!(
+            refuse(&|i| i.dll_characteristics = DllCharacteristics::empty()),
+            None
+        );
+        assert_eq!(refuse(&|i| i.section_alignment = 0x200), None);
+        assert_eq!(refuse(&|i| i.sections[1].rva = 0x3200), None);
+        assert_eq!(refuse(&|i| i.sections[2].characteristics = rw | rx), None);
+        assert_eq!(refuse(&|i| i.sections[1].rva = 0x1000), None, "overlap");
     }
 }

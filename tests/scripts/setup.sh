@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils)
+# g++: libfuzzer-sys compiles libFuzzer for the fuzz targets.
+packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,5 @@
-//! Memory protection: the firmware maps itself W^X, and an application that
+//! Memory protection: the firmware maps itself W^X, LoadImage maps an
+//! NX_COMPAT application W^X per section, and an application that
 //! maps its own code read-only through EFI_MEMORY_ATTRIBUTE_PROTOCOL
 //! (UEFI 2.10 §37.7) and then writes to it is stopped by a page fault that
 //! the firmware reports with the faulting image's name
@@ -17,6 +18,8 @@ fn write_to_code_mapped_read_only_faults_and_names_the_image() {
         .build();
     let mut vm = boot_firmware(&disk);
     vm.expect("wxtest: argument checks passed", TIMEOUT)
+        .unwrap();
+    vm.expect("wxtest: own image mapped W^X by LoadImage", TIMEOUT)
         .unwrap();
     vm.expect("wxtest: firmware code is RX, data RW+NX", TIMEOUT)
         .unwrap();

@@ -60,6 +60,9 @@ macro_rules! say {
     }};
 }
 
+/// Lands in .rdata, whose page LoadImage maps read-only and no-execute.
+static READ_ONLY_DATA: [u8; 16] = *b"wxtest read-only";
+
 /// The function whose code page gets mapped read-only.
 #[inline(never)]
 fn code_marker() -> u64 {
@@ -134,6 +137,28 @@ extern "efiapi" fn efi_main(_image: efi::Handle, st: *mut efi::SystemTable) -> e
         }
     }
     say!(con, "wxtest: argument checks passed");
+
+    // LoadImage maps an image that declares NX_COMPAT (lld's default for
+    // UEFI targets, and this image's) W^X section by section: code
+    // read-only, read-only data also no-execute.
+    let rodata_page = core::ptr::addr_of!(READ_ONLY_DATA) as u64 & !(PAGE_SIZE - 1);
+    let mut code_rights = 0u64;
+    let mut rodata_rights = 0u64;
+    let code_status = (p.get_memory_attributes)(protocol, page, PAGE_SIZE, &mut code_rights);
+    let rodata_status =
+        (p.get_memory_attributes)(protocol, rodata_page, PAGE_SIZE, &mut rodata_rights);
+    if code_status != efi::Status::SUCCESS
+        || rodata_status != efi::Status::SUCCESS
+        || code_rights != efi::MEMORY_RO
+        || rodata_rights != efi::MEMORY_RO | efi::MEMORY_XP
+    {
+        say!(
+            con,
+            "wxtest: FAIL own image not W^X: code {code_rights:#x} (want RO), .rdata {rodata_rights:#x} (want RO|XP)"
+        );
+        return efi::Status::ABORTED;
+    }
+    say!(con, "wxtest: own image mapped W^X by LoadImage");
 
     // The firmware itself is W^X and immutable: its code (a boot service's
     // entry) is read-only, its data (the system table) no-execute, and
