@@ -129,9 +129,10 @@ impl HandleDb {
         Notify(events)
     }
 
-    /// UninstallProtocolInterface (§7.3.3). Protocols held open by a driver
-    /// are refused; the firmware's drivers never hold protocols that way
-    /// across calls, so there is nothing to disconnect first.
+    /// UninstallProtocolInterface (§7.3.3) once the drivers holding the
+    /// interface were asked to let go: still open BY_DRIVER, EXCLUSIVE or
+    /// BY_CHILD_CONTROLLER, it is refused. GET_PROTOCOL, BY_HANDLE_PROTOCOL
+    /// and TEST_PROTOCOL opens go with it.
     pub fn uninstall(
         &mut self,
         handle: HandleId,
@@ -146,11 +147,12 @@ impl HandleDb {
             .iter()
             .position(|p| p.guid == *guid && p.interface == interface)
             .ok_or(Status::NOT_FOUND)?;
-        let exclusive = OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
+        let held =
+            OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE | OPEN_PROTOCOL_BY_CHILD_CONTROLLER;
         if protocols[index]
             .opens
             .iter()
-            .any(|o| o.attributes & exclusive != 0)
+            .any(|o| o.attributes & held != 0)
         {
             return Err(Status::ACCESS_DENIED);
         }
@@ -309,6 +311,66 @@ impl HandleDb {
             .ok_or(Status::NOT_FOUND)
     }
 
+    /// The agents holding `interface` (the installed `guid` on `handle`)
+    /// open BY_DRIVER: the drivers UninstallProtocolInterface must
+    /// disconnect first (§7.3.3), or, for any interface of `guid` when
+    /// `interface` is None, the ones an EXCLUSIVE open must (§7.3.9).
+    pub fn by_driver_agents(
+        &self,
+        handle: HandleId,
+        guid: &Guid,
+        interface: Option<usize>,
+    ) -> Result<Vec<HandleId>, Status> {
+        let protocol = self
+            .protocols(handle)?
+            .iter()
+            .find(|p| p.guid == *guid && interface.is_none_or(|i| i == p.interface))
+            .ok_or(Status::NOT_FOUND)?;
+        let mut agents = Vec::new();
+        for open in &protocol.opens {
+            if open.attributes & OPEN_PROTOCOL_BY_DRIVER != 0 && !agents.contains(&open.agent) {
+                agents.push(open.agent);
+            }
+        }
+        Ok(agents)
+    }
+
+    /// The drivers managing `controller`: agents holding any of its
+    /// protocols BY_DRIVER (§7.3.13), without repeats, in order of discovery.
+    pub fn managing_drivers(&self, controller: HandleId) -> Result<Vec<HandleId>, Status> {
+        let mut agents = Vec::new();
+        for protocol in self.protocols(controller)? {
+            for open in &protocol.opens {
+                if open.attributes & OPEN_PROTOCOL_BY_DRIVER != 0 && !agents.contains(&open.agent) {
+                    agents.push(open.agent);
+                }
+            }
+        }
+        Ok(agents)
+    }
+
+    /// The children of `controller` (of `driver` only, when given): the
+    /// controller handles named by BY_CHILD_CONTROLLER opens of its
+    /// protocols (§7.3.9, §7.3.13), without repeats, in order of discovery.
+    pub fn children(&self, controller: HandleId, driver: Option<HandleId>) -> Vec<HandleId> {
+        let mut children = Vec::new();
+        let Ok(protocols) = self.protocols(controller) else {
+            return children;
+        };
+        for protocol in protocols {
+            for open in &protocol.opens {
+                if open.attributes & OPEN_PROTOCOL_BY_CHILD_CONTROLLER != 0
+                    && driver.is_none_or(|d| d == open.agent)
+                    && self.is_handle(open.controller)
+                    && !children.contains(&open.controller)
+                {
+                    children.push(open.controller);
+                }
+            }
+        }
+        children
+    }
+
     pub fn protocols_per_handle(&self, handle: HandleId) -> Result<Vec<Guid>, Status> {
         Ok(self.protocols(handle)?.iter().map(|p| p.guid).collect())
     }
@@ -461,6 +523,53 @@ mod tests {
         assert_eq!(db.close(0x10, &A, 0x20, 0x10), Err(Status::NOT_FOUND));
         assert!(db.open_information(0x10, &A).unwrap().is_empty());
         db.uninstall(0x10, &A, 0x1000).unwrap();
+    }
+
+    #[test]
+    fn driver_relationships_come_from_open_records() {
+        let mut db = db();
+        for h in [0x40, 0x50] {
+            db.create_handle(h);
+        }
+        // 0x10: a disk; 0x20: a bus driver; 0x30, 0x40: its children;
+        // 0x50: a second driver that also asks for the disk.
+        let _ = db.install(0x10, A, 0x1000).unwrap();
+        let _ = db.install(0x10, B, 0x2000).unwrap();
+        for child in [0x30, 0x40] {
+            let _ = db.install(child, A, child).unwrap();
+        }
+        assert_eq!(db.managing_drivers(0x10), Ok(vec![]));
+        db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER)
+            .unwrap();
+        db.open(0x10, &B, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER)
+            .unwrap();
+        db.open(0x10, &B, 0x50, 0x10, OPEN_PROTOCOL_GET_PROTOCOL)
+            .unwrap();
+        for child in [0x30, 0x40, 0x30] {
+            db.open(0x10, &A, 0x20, child, OPEN_PROTOCOL_BY_CHILD_CONTROLLER)
+                .unwrap();
+        }
+        assert_eq!(db.managing_drivers(0x10), Ok(vec![0x20]));
+        assert_eq!(db.managing_drivers(0x99), Err(Status::INVALID_PARAMETER));
+        assert_eq!(db.children(0x10, None), vec![0x30, 0x40]);
+        assert_eq!(db.children(0x10, Some(0x20)), vec![0x30, 0x40]);
+        assert_eq!(db.children(0x10, Some(0x50)), vec![]);
+        assert_eq!(db.by_driver_agents(0x10, &A, Some(0x1000)), Ok(vec![0x20]));
+        assert_eq!(db.by_driver_agents(0x10, &A, None), Ok(vec![0x20]));
+        assert_eq!(
+            db.by_driver_agents(0x10, &A, Some(0x2000)),
+            Err(Status::NOT_FOUND)
+        );
+
+        // A child's open keeps the parent's protocol installed (§7.3.3)
+        // until the driver closes it; a vanished child is no child.
+        db.close(0x10, &A, 0x20, 0x10).unwrap();
+        assert_eq!(db.uninstall(0x10, &A, 0x1000), Err(Status::ACCESS_DENIED));
+        db.remove_handle(0x40);
+        assert_eq!(db.children(0x10, None), vec![0x30]);
+        db.close(0x10, &A, 0x20, 0x30).unwrap();
+        db.uninstall(0x10, &A, 0x1000).unwrap();
+        assert_eq!(db.managing_drivers(0x10), Ok(vec![0x20]), "B is still open");
     }
 
     #[test]

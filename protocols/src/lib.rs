@@ -6,6 +6,7 @@ pub mod console;
 pub mod device_path;
 pub mod device_path_text;
 pub mod device_path_utilities;
+pub mod driver;
 pub mod fat;
 pub mod hii;
 pub mod partition;

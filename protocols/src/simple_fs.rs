@@ -95,7 +95,15 @@ pub fn new_simple_file_system(
     dev: Box<dyn BlockDevice>,
     clock: fn() -> DateTime,
 ) -> Result<*mut simple_file_system::Protocol, FatError> {
-    let volume = FileSystem::mount(dev)?;
+    Ok(simple_file_system_for(FileSystem::mount(dev)?, clock))
+}
+
+/// The EFI_SIMPLE_FILE_SYSTEM_PROTOCOL instance of an already mounted
+/// volume (the FAT driver mounts once, in its Supported probe).
+pub fn simple_file_system_for(
+    volume: FileSystem<Box<dyn BlockDevice>>,
+    clock: fn() -> DateTime,
+) -> *mut simple_file_system::Protocol {
     volume.set_clock(clock);
     let instance = Box::new(SimpleFileSystem {
         protocol: simple_file_system::Protocol {
@@ -107,7 +115,64 @@ pub fn new_simple_file_system(
     });
     // The protocol is the first field of a #[repr(C)] struct, so the struct
     // pointer is the protocol pointer.
-    Ok(Box::into_raw(instance).cast())
+    Box::into_raw(instance).cast()
+}
+
+/// Why a volume cannot be retired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetireError {
+    /// Not an instance made by this module (or already retired).
+    NotOurs,
+    /// This many file handles are still open on the volume.
+    FilesOpen(usize),
+    /// Writing the cached FAT sectors back failed.
+    Flush(FatError),
+}
+
+impl core::fmt::Display for RetireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RetireError::NotOurs => write!(f, "not a firmware FAT volume"),
+            RetireError::FilesOpen(count) => write!(f, "{count} file(s) still open"),
+            RetireError::Flush(error) => write!(f, "flush failed: {error}"),
+        }
+    }
+}
+
+/// How many file handles are open on the volume of one of our
+/// SimpleFileSystem instances (None: not ours, or retired).
+pub fn open_file_count(protocol: *mut simple_file_system::Protocol) -> Option<usize> {
+    let fs = instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE)?;
+    // SAFETY: `instance` checked null, alignment and signature: a live
+    // SimpleFileSystem made by `simple_file_system_for`.
+    let volume = unsafe { &(*fs).volume };
+    // The instance holds one reference; every open file handle holds another.
+    Some(Rc::strong_count(volume) - 1)
+}
+
+/// Takes a volume out of service once its protocol is uninstalled (the FAT
+/// driver's Stop, UEFI 2.10 §11.1.3): refused while file handles are open
+/// (each holds the volume), otherwise the cached FAT sectors are flushed and
+/// the instance's signature cleared, so later calls through a stale pointer
+/// get EFI_INVALID_PARAMETER. The instance itself is never freed: a caller
+/// that looked the protocol up earlier may still hold the pointer.
+pub fn retire_simple_file_system(
+    protocol: *mut simple_file_system::Protocol,
+) -> Result<(), RetireError> {
+    let fs = instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE)
+        .ok_or(RetireError::NotOurs)?;
+    // SAFETY: `instance` checked null, alignment and signature: this is a
+    // SimpleFileSystem made by `simple_file_system_for`, never freed, and
+    // boot services do not run concurrently.
+    let fs = unsafe { &mut *fs };
+    // The instance holds one reference; every open file handle holds another.
+    let open_files = Rc::strong_count(&fs.volume) - 1;
+    if open_files > 0 {
+        return Err(RetireError::FilesOpen(open_files));
+    }
+    fs.volume.flush().map_err(RetireError::Flush)?;
+    fs.signature = 0;
+    Ok(())
 }
 
 fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut file::Protocol {
@@ -338,7 +403,7 @@ extern "efiapi" fn open_volume(
         return Status::INVALID_PARAMETER;
     }
     // SAFETY: `instance` checked null, alignment and signature: this is a
-    // SimpleFileSystem made by `new_simple_file_system`, never freed.
+    // SimpleFileSystem made by `simple_file_system_for`, never freed.
     let volume = unsafe { &(*fs).volume };
     let handle = new_handle(volume.clone(), volume.root(), !volume.is_read_only());
     // SAFETY: `root` is non-null and points at the caller's EFI_FILE_PROTOCOL*.

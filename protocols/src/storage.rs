@@ -1,13 +1,14 @@
 //! Publishes block storage to EFI: EFI_BLOCK_IO_PROTOCOL (UEFI 2.10 §13.9)
 //! and EFI_DISK_IO_PROTOCOL (§13.7) over any [`BlockDevice`], partition views
-//! with EFI_PARTITION_INFO_PROTOCOL (§13.18), and [`add_disk`], which puts a
-//! disk, its partitions and the FAT file systems on them into the handle
-//! database.
+//! with EFI_PARTITION_INFO_PROTOCOL (§13.18), the partition and FAT drivers
+//! of the UEFI driver model (§11.1), and [`add_disk`], which puts a disk into
+//! the handle database and connects those drivers to it.
 //!
 //! Every protocol instance is a `#[repr(C)]` heap struct with the protocol
 //! table first and a signature after it; the table pointer handed out is the
-//! struct pointer. Instances are never freed (disks are not hot-unplugged), so
-//! an interface pointer whose signature checks out stays valid.
+//! struct pointer. Instances are never freed, not even when a driver's Stop
+//! uninstalls them (a caller may still hold the pointer), so an interface
+//! pointer whose signature checks out stays valid.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -17,20 +18,27 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 
+use alloc::collections::BTreeMap;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use efi::boundary;
 use efi::handles::HandleId;
-use efi::protocol_services::install;
+use efi::protocol_services::{self as ps, install};
 use platform::block::{BlockDevice, BlockError, MemDisk};
 use platform::pci::Bdf;
 use platform::sync::Global;
 use platform::virtio::VirtioBlk;
-use r_efi::efi::{Boolean, Guid, Lba, Status};
-use r_efi::protocols::{block_io, device_path, disk_io, simple_file_system};
+use r_efi::efi::{Boolean, Guid, Handle, Lba, Status};
+use r_efi::protocols::{block_io, device_path, disk_io, driver_binding, simple_file_system};
+use r_efi::system::{
+    OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_GET_PROTOCOL,
+};
 
 use crate::device_path::{DevicePathBuf, format_guid, hard_drive, pci, pci_root};
+use crate::driver::{self, DriverInfo};
 use crate::fat::{DateTime, FatType, FileSystem};
-use crate::partition::{self, Partition, PartitionKind, PartitionTable, Scheme};
-use crate::simple_fs::new_simple_file_system;
+use crate::partition::{self, Partition, PartitionKind, Scheme};
+use crate::simple_fs::{retire_simple_file_system, simple_file_system_for};
 
 /// The media never changes (virtio-blk has no removable media), so the
 /// MediaId stays 0 (§13.9: it changes only when the media does).
@@ -645,6 +653,9 @@ fn fat_clock() -> DateTime {
     DateTime::EPOCH
 }
 
+/// A protocol as installed: its GUID and interface.
+type Interface = (Guid, *mut c_void);
+
 /// Copies a device path into a never-freed buffer for the handle database.
 fn leak_path(path: &DevicePathBuf) -> *mut c_void {
     Box::leak(path.as_bytes().to_vec().into_boxed_slice())
@@ -653,13 +664,13 @@ fn leak_path(path: &DevicePathBuf) -> *mut c_void {
 }
 
 /// Creates a handle with Block I/O, Disk I/O and the device path for
-/// `device`, plus `extra` protocols.
+/// `device`, plus `extra` protocols; returns it with the installed pairs.
 fn publish(
     device: Rc<dyn BlockDevice>,
     path: &DevicePathBuf,
     logical_partition: bool,
     extra: &[(Guid, *mut c_void)],
-) -> Result<HandleId, Status> {
+) -> Result<(HandleId, Vec<Interface>), Status> {
     let mut protocols = Vec::with_capacity(3 + extra.len());
     protocols.push((
         block_io::PROTOCOL_GUID,
@@ -668,40 +679,8 @@ fn publish(
     protocols.push((disk_io::PROTOCOL_GUID, new_disk_io(device).cast()));
     protocols.push((device_path::PROTOCOL_GUID, leak_path(path)));
     protocols.extend_from_slice(extra);
-    install(None, &protocols)
-}
-
-/// Mounts FAT on `device` and installs EFI_SIMPLE_FILE_SYSTEM_PROTOCOL on
-/// `handle`; returns a word for the log line.
-fn mount_fat(handle: HandleId, device: &Rc<dyn BlockDevice>) -> &'static str {
-    // A probe mount learns the FAT type; the volume behind the protocol is
-    // mounted by `new_simple_file_system`, which does not report it.
-    let fat_type = match FileSystem::mount(device.clone()) {
-        Ok(volume) => volume.fat_type(),
-        Err(error) => {
-            log::debug!("storage: no FAT file system: {error}");
-            return "no FAT file system";
-        }
-    };
-    let protocol = match new_simple_file_system(Box::new(device.clone()), fat_clock) {
-        Ok(protocol) => protocol,
-        Err(error) => {
-            log::warn!("storage: FAT mount failed: {error}");
-            return "unmountable FAT";
-        }
-    };
-    if let Err(status) = install(
-        Some(handle),
-        &[(simple_file_system::PROTOCOL_GUID, protocol.cast())],
-    ) {
-        log::warn!("storage: installing SimpleFileSystem failed: {status:?}");
-        return "FAT (not installed)";
-    }
-    match fat_type {
-        FatType::Fat12 => "FAT12",
-        FatType::Fat16 => "FAT16",
-        FatType::Fat32 => "FAT32",
-    }
+    let handle = install(None, &protocols)?;
+    Ok((handle, protocols))
 }
 
 /// `1536` -> "1.5 KiB": binary units, one decimal when not whole.
@@ -737,13 +716,361 @@ fn describe(partition: &Partition) -> String {
     }
 }
 
-/// Publishes one partition of `disk` as a child handle.
+// ---------------------------------------------------------------------------
+// The storage drivers (UEFI 2.10 §11.1). `add_disk` publishes a disk handle
+// and asks the core to connect it; the partition driver (a bus driver) then
+// makes a child handle per partition, and the FAT driver (a device driver)
+// puts SimpleFileSystem on every FAT volume: a partition, or a whole disk
+// without a partition table (the partition driver declines those).
+//
+// Both drivers serve only the firmware's own Block I/O and Disk I/O
+// instances: they reach the `BlockDevice` behind them directly instead of
+// going back through the protocol calls, which keeps the disk paths as fast
+// as before.
+
+/// ConnectController tries drivers by Version, highest first (§7.3.12): the
+/// partition driver must see a disk before the FAT driver, so a partitioned
+/// disk is never mounted whole.
+const PARTITION_DRIVER_VERSION: u32 = 0x20;
+const FAT_DRIVER_VERSION: u32 = 0x10;
+
+/// The drivers' handles (0 until `register_drivers`).
+static PARTITION_DRIVER: AtomicUsize = AtomicUsize::new(0);
+static FAT_DRIVER: AtomicUsize = AtomicUsize::new(0);
+
+/// A disk handle made by `add_disk`.
+struct DiskRecord {
+    /// Its PCI function, "00:01.0", for log lines and the controller name.
+    label: String,
+    path: DevicePathBuf,
+    /// Whether the partition driver logged the disk's layout already.
+    announced: bool,
+}
+
+/// A partition handle made by the partition driver.
+struct PartitionChild {
+    parent: HandleId,
+    number: u32,
+    description: String,
+    bytes: u64,
+    /// The installed (GUID, interface address) pairs, Disk I/O first: it is
+    /// the one a driver holds, so removing it first changes nothing when
+    /// that driver refuses to stop.
+    protocols: Vec<(Guid, usize)>,
+}
+
+#[derive(Default)]
+struct StorageState {
+    disks: BTreeMap<HandleId, DiskRecord>,
+    /// Disks the partition driver manages, with their children in order.
+    partitioned: BTreeMap<HandleId, Vec<HandleId>>,
+    children: BTreeMap<HandleId, PartitionChild>,
+    /// Volumes the FAT driver manages: their SimpleFileSystem and FAT type.
+    volumes: BTreeMap<HandleId, (usize, FatType)>,
+}
+
+static STATE: Global<StorageState> = Global::new(StorageState {
+    disks: BTreeMap::new(),
+    partitioned: BTreeMap::new(),
+    children: BTreeMap::new(),
+    volumes: BTreeMap::new(),
+});
+
+/// A volume the FAT driver's Supported mounted, kept for its Start so the
+/// volume is mounted once.
+struct ProbedVolume(HandleId, FileSystem<Box<dyn BlockDevice>>);
+
+// SAFETY: the firmware runs on one CPU (see `platform::sync`); the volume
+// and the `Rc`s inside it are never touched from another thread.
+unsafe impl Send for ProbedVolume {}
+
+static PROBED: Global<Option<ProbedVolume>> = Global::new(None);
+
+fn registered_driver(slot: &AtomicUsize) -> HandleId {
+    slot.load(Ordering::Relaxed)
+}
+
+/// Creates the two driver handles, once.
+fn register_drivers() -> Result<(), Status> {
+    if registered_driver(&PARTITION_DRIVER) != 0 {
+        return Ok(());
+    }
+    let partition = driver::register(DriverInfo {
+        name: "Partition driver (GPT, MBR)",
+        version: PARTITION_DRIVER_VERSION,
+        supported: partition_supported,
+        start: partition_start,
+        stop: partition_stop,
+        controller_name: partition_controller_name,
+    })?;
+    PARTITION_DRIVER.store(partition, Ordering::Relaxed);
+    let fat = driver::register(DriverInfo {
+        name: "FAT file system driver",
+        version: FAT_DRIVER_VERSION,
+        supported: fat_supported,
+        start: fat_start,
+        stop: fat_stop,
+        controller_name: fat_controller_name,
+    })?;
+    FAT_DRIVER.store(fat, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The device behind a Disk I/O interface, when it is one of ours. The
+/// function pointer (inside the protocol table every caller must provide)
+/// tells ours from a foreign one before anything past the table is read.
+fn our_disk_device(interface: usize) -> Option<Rc<dyn BlockDevice>> {
+    let protocol = interface as *mut disk_io::Protocol;
+    if protocol.is_null() || !protocol.is_aligned() {
+        return None;
+    }
+    // SAFETY: an installed Disk I/O interface: its table is readable.
+    let read = unsafe { (*protocol).read_disk };
+    if read as *const () != disk_io_read as *const () {
+        return None;
+    }
+    disk_io_instance(protocol, MEDIA_ID)
+        .ok()
+        .map(|io| io.device.clone())
+}
+
+/// Whether a Block I/O interface is one of ours over a logical partition
+/// (None: not ours).
+fn our_block_io_is_partition(interface: *mut block_io::Protocol) -> Option<bool> {
+    if interface.is_null() || !interface.is_aligned() {
+        return None;
+    }
+    // SAFETY: an installed Block I/O interface: its table is readable.
+    let read = unsafe { (*interface).read_blocks };
+    if read as *const () != block_io_read as *const () {
+        return None;
+    }
+    block_io_instance(interface)
+        .ok()
+        .map(|io| io.media.logical_partition)
+}
+
+/// The Disk I/O of `controller`, opened BY_DRIVER by `driver`.
+fn open_disk_io(controller: HandleId, driver: HandleId) -> Result<usize, Status> {
+    ps::open(
+        controller,
+        &disk_io::PROTOCOL_GUID,
+        driver,
+        controller,
+        OPEN_PROTOCOL_BY_DRIVER,
+    )
+}
+
+/// Drops every open `driver` made of `controller`'s Block I/O and Disk I/O.
+fn release(controller: HandleId, driver: HandleId) {
+    for guid in [disk_io::PROTOCOL_GUID, block_io::PROTOCOL_GUID] {
+        // Already closed (or the protocol gone with its handle): fine.
+        let _ = ps::close(controller, &guid, driver, controller);
+    }
+}
+
+/// Supported's probe as §11.1.1 describes it: the BY_DRIVER open the
+/// driver's Start would make (refused while another driver, or this one,
+/// holds the Disk I/O), closed again; then the device behind it.
+fn probe_disk_io(controller: HandleId, driver: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
+    let interface = open_disk_io(controller, driver)?;
+    let _ = ps::close(controller, &disk_io::PROTOCOL_GUID, driver, controller);
+    our_disk_device(interface).ok_or(Status::UNSUPPORTED)
+}
+
+fn controller_block_io(controller: HandleId) -> Option<*mut block_io::Protocol> {
+    ps::get_protocol::<block_io::Protocol>(controller, &block_io::PROTOCOL_GUID)
+}
+
+/// Reads the children the core passes to Stop.
+fn stop_children(count: usize, children: *mut Handle) -> Result<Vec<HandleId>, Status> {
+    (0..count)
+        .map(|i| boundary::read(children.wrapping_add(i).cast_const()).map(|h| h as HandleId))
+        .collect()
+}
+
+// --- The partition driver -------------------------------------------------
+
+/// The partition driver takes whole disks `add_disk` published. A disk it
+/// already manages is accepted again, so that Start brings back partitions
+/// whose children were stopped on their own (DisconnectController with a
+/// ChildHandle) when the disk is connected again.
+extern "efiapi" fn partition_supported(
+    _this: *mut driver_binding::Protocol,
+    controller: Handle,
+    _remaining: *mut device_path::Protocol,
+) -> Status {
+    let controller = controller as HandleId;
+    match partition_candidate(controller) {
+        Err(Status::ALREADY_STARTED) if is_partitioned(controller) => Status::SUCCESS,
+        other => boundary::status(other.map(|_| ())),
+    }
+}
+
+fn is_partitioned(controller: HandleId) -> bool {
+    STATE.with(|s| s.partitioned.contains_key(&controller))
+}
+
+fn partition_candidate(controller: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
+    let driver = registered_driver(&PARTITION_DRIVER);
+    let device = probe_disk_io(controller, driver)?;
+    let is_partition = controller_block_io(controller)
+        .and_then(our_block_io_is_partition)
+        .ok_or(Status::UNSUPPORTED)?;
+    if is_partition || !STATE.with(|s| s.disks.contains_key(&controller)) {
+        return Err(Status::UNSUPPORTED);
+    }
+    Ok(device)
+}
+
+/// Opens the disk for the partition driver: Disk I/O and Block I/O
+/// BY_DRIVER, held for as long as its partitions exist (§11.1.2).
+fn take_disk(controller: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
+    let driver = registered_driver(&PARTITION_DRIVER);
+    partition_candidate(controller)?;
+    let interface = open_disk_io(controller, driver)?;
+    let opened = ps::open(
+        controller,
+        &block_io::PROTOCOL_GUID,
+        driver,
+        controller,
+        OPEN_PROTOCOL_BY_DRIVER,
+    );
+    match (opened, our_disk_device(interface)) {
+        (Ok(_), Some(device)) => Ok(device),
+        (opened, _) => {
+            release(controller, driver);
+            Err(opened.err().unwrap_or(Status::UNSUPPORTED))
+        }
+    }
+}
+
+/// Reads the partition table and makes a child per partition that has
+/// none yet; declines (EFI_NOT_FOUND) a disk without partitions, which
+/// leaves it to the FAT driver.
+extern "efiapi" fn partition_start(
+    _this: *mut driver_binding::Protocol,
+    controller: Handle,
+    _remaining: *mut device_path::Protocol,
+) -> Status {
+    let controller = controller as HandleId;
+    let driver = registered_driver(&PARTITION_DRIVER);
+    let rescan = is_partitioned(controller);
+    let disk = if rescan {
+        let interface = ps::get_protocol::<c_void>(controller, &disk_io::PROTOCOL_GUID);
+        match interface.and_then(|i| our_disk_device(i as usize)) {
+            Some(disk) => disk,
+            None => return Status::DEVICE_ERROR,
+        }
+    } else {
+        match take_disk(controller) {
+            Ok(disk) => disk,
+            Err(status) => return status,
+        }
+    };
+    // A disk being scanned again keeps what it holds.
+    let fail = |status: Status| {
+        if !rescan {
+            release(controller, driver);
+        }
+        status
+    };
+    let Some((label, disk_path, announced)) = STATE.with(|s| {
+        s.disks.get_mut(&controller).map(|d| {
+            let announced = core::mem::replace(&mut d.announced, true);
+            (d.label.clone(), d.path.clone(), announced)
+        })
+    }) else {
+        return fail(Status::UNSUPPORTED);
+    };
+    // The first scan is news; later ones (a reconnect) are not.
+    let level = if announced {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+
+    let (block_size, blocks) = (disk.block_size(), disk.num_blocks());
+    let read_only = if disk.read_only() { ", read-only" } else { "" };
+    let geometry = format!("{blocks} blocks of {block_size} bytes{read_only}");
+    let table = match partition::read_partitions(&*disk) {
+        Ok(table) => table,
+        Err(error) => {
+            log::log!(
+                level,
+                "disk {label}: {geometry}, no partition table ({error})"
+            );
+            return fail(Status::NOT_FOUND);
+        }
+    };
+    let scheme = match table.scheme {
+        Scheme::Gpt {
+            used_backup: true, ..
+        } => "GPT (from the backup header)",
+        Scheme::Gpt { .. } => "GPT",
+        Scheme::Mbr { .. } => "MBR",
+    };
+    log::log!(
+        level,
+        "disk {label}: {geometry}, {scheme}, {} partitions",
+        table.partitions.len()
+    );
+    if table.partitions.is_empty() {
+        // A "superfloppy" may carry a file system from LBA 0.
+        return fail(Status::NOT_FOUND);
+    }
+    let mbr_sector = match table.scheme {
+        Scheme::Mbr { .. } => {
+            let mut sector = alloc::vec![0u8; block_size as usize];
+            disk.read_blocks(0, &mut sector).ok().map(|()| sector)
+        }
+        Scheme::Gpt { .. } => None,
+    };
+    let published: Vec<u32> = STATE.with(|s| {
+        s.children
+            .values()
+            .filter(|c| c.parent == controller)
+            .map(|c| c.number)
+            .collect()
+    });
+    let mut children = Vec::with_capacity(table.partitions.len());
+    for partition in &table.partitions {
+        if published.contains(&partition.number) {
+            continue;
+        }
+        match add_partition(
+            controller,
+            &disk,
+            &disk_path,
+            partition,
+            mbr_sector.as_deref(),
+        ) {
+            Ok(child) => children.push(child),
+            Err(status) => log::warn!(
+                "  partition {}: not published: {status:?}",
+                partition.number
+            ),
+        }
+    }
+    STATE.with(|s| {
+        s.partitioned
+            .entry(controller)
+            .or_default()
+            .extend(children)
+    });
+    Status::SUCCESS
+}
+
+/// Publishes one partition of the disk `parent` as a child handle: Block
+/// I/O, Disk I/O, the device path extended by `HD(...)` and PartitionInfo;
+/// the child holds the parent's Disk I/O BY_CHILD_CONTROLLER (§11.1.2).
 fn add_partition(
+    parent: HandleId,
     disk: &Rc<dyn BlockDevice>,
     disk_path: &DevicePathBuf,
     partition: &Partition,
     mbr_sector: Option<&[u8]>,
-) -> Result<(), Status> {
+) -> Result<HandleId, Status> {
     let blocks = partition.size_in_blocks();
     let view =
         PartitionDevice::new(disk.clone(), partition.start_lba, blocks).map_err(|error| {
@@ -755,30 +1082,280 @@ fn add_partition(
     path.push(&hard_drive(&partition.hard_drive_info()))
         .map_err(|_| Status::INVALID_PARAMETER)?;
     let info = Box::into_raw(Box::new(partition_info(partition, mbr_sector)));
-    let handle = publish(
-        view.clone(),
-        &path,
-        true,
-        &[(PARTITION_INFO_GUID, info.cast())],
-    )?;
-    let file_system = mount_fat(handle, &view);
-    let bytes = blocks.saturating_mul(u64::from(disk.block_size()));
-    log::info!(
-        "  partition {}: {}, {file_system}, {}",
-        partition.number,
-        describe(partition),
-        human_size(bytes)
-    );
+    let (child, mut protocols) = publish(view, &path, true, &[(PARTITION_INFO_GUID, info.cast())])?;
+    // Disk I/O first (see `PartitionChild::protocols`).
+    protocols.swap(0, 1);
+    let driver = registered_driver(&PARTITION_DRIVER);
+    if let Err(status) = ps::open(
+        parent,
+        &disk_io::PROTOCOL_GUID,
+        driver,
+        child,
+        OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
+    ) {
+        let _ = ps::uninstall(child, &protocols);
+        return Err(status);
+    }
+    let record = PartitionChild {
+        parent,
+        number: partition.number,
+        description: describe(partition),
+        bytes: blocks.saturating_mul(u64::from(disk.block_size())),
+        protocols: protocols.iter().map(|&(g, i)| (g, i as usize)).collect(),
+    };
+    STATE.with(|s| s.children.insert(child, record));
+    Ok(child)
+}
+
+/// Stop (§11.1.3): with children, uninstalls them (a FAT driver bound to
+/// one is disconnected first, by the core's UninstallProtocolInterface);
+/// without, releases the disk once it has no children left.
+extern "efiapi" fn partition_stop(
+    _this: *mut driver_binding::Protocol,
+    controller: Handle,
+    count: usize,
+    children: *mut Handle,
+) -> Status {
+    let controller = controller as HandleId;
+    let driver = registered_driver(&PARTITION_DRIVER);
+    if count == 0 {
+        let left = STATE.with(|s| {
+            let left = s.partitioned.get(&controller).map(Vec::len);
+            if left == Some(0) {
+                s.partitioned.remove(&controller);
+            }
+            left
+        });
+        return match left {
+            Some(0) => {
+                release(controller, driver);
+                Status::SUCCESS
+            }
+            _ => Status::DEVICE_ERROR,
+        };
+    }
+    let children = match stop_children(count, children) {
+        Ok(children) => children,
+        Err(status) => return status,
+    };
+    let mut status = Status::SUCCESS;
+    for child in children {
+        if let Err(error) = remove_partition(controller, child) {
+            log::debug!("partition driver: child {child:#x} stays: {error:?}");
+            status = Status::DEVICE_ERROR;
+        }
+    }
+    status
+}
+
+fn remove_partition(parent: HandleId, child: HandleId) -> Result<(), Status> {
+    let driver = registered_driver(&PARTITION_DRIVER);
+    let protocols: Vec<(Guid, *mut c_void)> = STATE
+        .with(|s| {
+            s.children
+                .get(&child)
+                .filter(|c| c.parent == parent)
+                .map(|c| c.protocols.clone())
+        })
+        .ok_or(Status::INVALID_PARAMETER)?
+        .into_iter()
+        .map(|(g, i)| (g, i as *mut c_void))
+        .collect();
+    ps::close(parent, &disk_io::PROTOCOL_GUID, driver, child)?;
+    if let Err(status) = ps::uninstall(child, &protocols) {
+        let _ = ps::open(
+            parent,
+            &disk_io::PROTOCOL_GUID,
+            driver,
+            child,
+            OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
+        );
+        return Err(status);
+    }
+    // The interfaces stay allocated: a caller that looked them up earlier
+    // may still call them (see the module comment).
+    STATE.with(|s| {
+        s.children.remove(&child);
+        if let Some(list) = s.partitioned.get_mut(&parent) {
+            list.retain(|&c| c != child);
+        }
+    });
     Ok(())
 }
 
-/// Publishes `device`, found at PCI function `pci` on the root bus: a disk
-/// handle with Block I/O, Disk I/O and `PciRoot(0x0)/Pci(dev,fn)`; a child
-/// handle per partition with Block I/O, Disk I/O, Partition Info and the
-/// path extended by `HD(...)`; and SimpleFileSystem on every FAT volume
-/// (the partitions, or the whole disk when it has no partitions). A bad
-/// partition table or volume is logged and skipped. The disk is also kept
-/// for `quiesce_all`.
+fn partition_controller_name(controller: HandleId, child: Option<HandleId>) -> Option<String> {
+    STATE.with(|s| {
+        let siblings = s.partitioned.get(&controller)?;
+        match child {
+            None => s
+                .disks
+                .get(&controller)
+                .map(|d| format!("Disk {}", d.label)),
+            Some(child) if siblings.contains(&child) => s
+                .children
+                .get(&child)
+                .map(|c| format!("Partition {}: {}", c.number, c.description)),
+            Some(_) => None,
+        }
+    })
+}
+
+// --- The FAT driver -------------------------------------------------------
+
+/// The FAT driver takes any of our Block I/O + Disk I/O handles holding a
+/// FAT volume; the probe mount is kept for Start.
+extern "efiapi" fn fat_supported(
+    _this: *mut driver_binding::Protocol,
+    controller: Handle,
+    _remaining: *mut device_path::Protocol,
+) -> Status {
+    let controller = controller as HandleId;
+    let device = match probe_disk_io(controller, registered_driver(&FAT_DRIVER)) {
+        Ok(device) => device,
+        Err(status) => return status,
+    };
+    if controller_block_io(controller).is_none() {
+        return Status::UNSUPPORTED;
+    }
+    match FileSystem::mount(Box::new(device) as Box<dyn BlockDevice>) {
+        Ok(volume) => {
+            PROBED.with(|p| *p = Some(ProbedVolume(controller, volume)));
+            Status::SUCCESS
+        }
+        Err(error) => {
+            log::debug!("storage: no FAT file system: {error}");
+            Status::UNSUPPORTED
+        }
+    }
+}
+
+extern "efiapi" fn fat_start(
+    _this: *mut driver_binding::Protocol,
+    controller: Handle,
+    _remaining: *mut device_path::Protocol,
+) -> Status {
+    let controller = controller as HandleId;
+    let driver = registered_driver(&FAT_DRIVER);
+    let disk_io = match open_disk_io(controller, driver) {
+        Ok(interface) => interface,
+        Err(status) => return status,
+    };
+    let fail = |status: Status| {
+        release(controller, driver);
+        status
+    };
+    let Some(device) = our_disk_device(disk_io) else {
+        return fail(Status::UNSUPPORTED);
+    };
+    // Recorded for `dh -d` and OpenProtocolInformation; Block I/O is only read.
+    if ps::open(
+        controller,
+        &block_io::PROTOCOL_GUID,
+        driver,
+        controller,
+        OPEN_PROTOCOL_GET_PROTOCOL,
+    )
+    .is_err()
+    {
+        return fail(Status::UNSUPPORTED);
+    }
+    let probed = PROBED
+        .with(|p| p.take_if(|probe| probe.0 == controller))
+        .map(|probe| probe.1);
+    let volume = match probed {
+        Some(volume) => volume,
+        None => match FileSystem::mount(Box::new(device) as Box<dyn BlockDevice>) {
+            Ok(volume) => volume,
+            Err(error) => {
+                log::warn!("storage: FAT mount failed: {error}");
+                return fail(Status::UNSUPPORTED);
+            }
+        },
+    };
+    let fat_type = volume.fat_type();
+    let protocol = simple_file_system_for(volume, fat_clock);
+    if let Err(status) = install(
+        Some(controller),
+        &[(simple_file_system::PROTOCOL_GUID, protocol.cast())],
+    ) {
+        log::warn!("storage: installing SimpleFileSystem failed: {status:?}");
+        return fail(status);
+    }
+    STATE.with(|s| s.volumes.insert(controller, (protocol as usize, fat_type)));
+    Status::SUCCESS
+}
+
+/// Stop (§11.1.3): refused with EFI_ACCESS_DENIED while files are open on
+/// the volume; otherwise SimpleFileSystem is uninstalled and the volume
+/// flushed and retired.
+extern "efiapi" fn fat_stop(
+    _this: *mut driver_binding::Protocol,
+    controller: Handle,
+    count: usize,
+    _children: *mut Handle,
+) -> Status {
+    let controller = controller as HandleId;
+    let driver = registered_driver(&FAT_DRIVER);
+    let Some((protocol, _)) = STATE.with(|s| s.volumes.get(&controller).copied()) else {
+        return Status::DEVICE_ERROR;
+    };
+    if count != 0 {
+        // A device driver has no children to stop.
+        return Status::INVALID_PARAMETER;
+    }
+    let protocol = protocol as *mut simple_file_system::Protocol;
+    if let Some(open) = open_files(protocol) {
+        log::debug!("FAT driver: {open} file(s) open, volume stays");
+        return Status::ACCESS_DENIED;
+    }
+    if let Err(status) = ps::uninstall(
+        controller,
+        &[(simple_file_system::PROTOCOL_GUID, protocol.cast())],
+    ) {
+        return status;
+    }
+    if let Err(error) = retire_simple_file_system(protocol) {
+        log::warn!("storage: retiring a FAT volume: {error}");
+    }
+    STATE.with(|s| s.volumes.remove(&controller));
+    release(controller, driver);
+    Status::SUCCESS
+}
+
+fn fat_controller_name(controller: HandleId, child: Option<HandleId>) -> Option<String> {
+    if child.is_some() {
+        return None;
+    }
+    let (_, fat_type) = STATE.with(|s| s.volumes.get(&controller).copied())?;
+    Some(format!("{} file system", fat_type_name(fat_type)))
+}
+
+fn fat_type_name(fat_type: FatType) -> &'static str {
+    match fat_type {
+        FatType::Fat12 => "FAT12",
+        FatType::Fat16 => "FAT16",
+        FatType::Fat32 => "FAT32",
+    }
+}
+
+/// The number of open files when there are any (None: none).
+fn open_files(protocol: *mut simple_file_system::Protocol) -> Option<usize> {
+    match crate::simple_fs::open_file_count(protocol) {
+        Some(0) | None => None,
+        Some(count) => Some(count),
+    }
+}
+
+// --- Discovery --------------------------------------------------------------
+
+/// Publishes `device`, found at PCI function `pci_function` on the root bus,
+/// as a disk handle with Block I/O, Disk I/O and `PciRoot(0x0)/Pci(dev,fn)`,
+/// then connects the storage drivers to it (ConnectController, recursive):
+/// a child handle per partition with Block I/O, Disk I/O, PartitionInfo
+/// and the path extended by `HD(...)`, and SimpleFileSystem on every FAT
+/// volume (the partitions, or the whole disk when it has no partitions). A
+/// bad partition table or volume is logged and skipped. The disk is also
+/// kept for `quiesce_all`.
 pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Status> {
     DISKS.with(|list| list.0.push(device.clone()));
     let disk: Rc<dyn BlockDevice> = device;
@@ -794,56 +1371,58 @@ pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Sta
         // Behind a bridge the path would need the bridge's Pci node too.
         log::warn!("disk {pci_function}: not on bus 0; its device path omits the bus");
     }
+    register_drivers()?;
     let disk_path =
         DevicePathBuf::from_nodes(&[pci_root(0), pci(pci_function.device, pci_function.function)])
             .map_err(|_| Status::INVALID_PARAMETER)?;
-    let handle = publish(disk.clone(), &disk_path, false, &[])?;
-
-    let read_only = if disk.read_only() { ", read-only" } else { "" };
-    let geometry = format!("{blocks} blocks of {block_size} bytes{read_only}");
-    let table = match partition::read_partitions(&*disk) {
-        Ok(table) => Some(table),
-        Err(error) => {
-            log::info!("disk {pci_function}: {geometry}, no partition table ({error})");
-            None
-        }
-    };
-    let partitions = table.as_ref().map_or(&[][..], |t| &t.partitions[..]);
-    if let Some(PartitionTable { scheme, .. }) = &table {
-        let scheme = match scheme {
-            Scheme::Gpt {
-                used_backup: true, ..
-            } => "GPT (from the backup header)",
-            Scheme::Gpt { .. } => "GPT",
-            Scheme::Mbr { .. } => "MBR",
-        };
-        log::info!(
-            "disk {pci_function}: {geometry}, {scheme}, {} partitions",
-            partitions.len()
-        );
-    }
-    if partitions.is_empty() {
-        // A "superfloppy": the file system starts at LBA 0.
-        let file_system = mount_fat(handle, &disk);
-        log::info!("  whole disk: {file_system}");
-        return Ok(handle);
-    }
-    let mbr_sector = match table.as_ref().map(|t| t.scheme) {
-        Some(Scheme::Mbr { .. }) => {
-            let mut sector = alloc::vec![0u8; block_size as usize];
-            disk.read_blocks(0, &mut sector).ok().map(|()| sector)
-        }
-        _ => None,
-    };
-    for partition in partitions {
-        if let Err(status) = add_partition(&disk, &disk_path, partition, mbr_sector.as_deref()) {
-            log::warn!(
-                "  partition {}: not published: {status:?}",
-                partition.number
-            );
-        }
-    }
+    let (handle, _) = publish(disk, &disk_path, false, &[])?;
+    STATE.with(|s| {
+        s.disks.insert(
+            handle,
+            DiskRecord {
+                label: format!("{pci_function}"),
+                path: disk_path,
+                announced: false,
+            },
+        )
+    });
+    let status = ps::connect(handle, &[], core::ptr::null_mut(), true);
+    log::debug!("disk {pci_function}: ConnectController: {status:?}");
+    log_volumes(handle);
     Ok(handle)
+}
+
+/// The log lines of what the drivers made of a disk: one per partition, or
+/// one for the whole disk when the partition driver declined it.
+fn log_volumes(disk: HandleId) {
+    let lines: Vec<String> = STATE.with(|s| {
+        let file_system = |handle: &HandleId| {
+            s.volumes
+                .get(handle)
+                .map_or("no FAT file system", |&(_, fat_type)| {
+                    fat_type_name(fat_type)
+                })
+        };
+        match s.partitioned.get(&disk) {
+            None => alloc::vec![format!("  whole disk: {}", file_system(&disk))],
+            Some(children) => children
+                .iter()
+                .filter_map(|child| {
+                    let c = s.children.get(child)?;
+                    Some(format!(
+                        "  partition {}: {}, {}, {}",
+                        c.number,
+                        c.description,
+                        file_system(child),
+                        human_size(c.bytes)
+                    ))
+                })
+                .collect(),
+        }
+    });
+    for line in lines {
+        log::info!("{line}");
+    }
 }
 
 #[cfg(test)]
@@ -1271,6 +1850,123 @@ mod tests {
         efi::protocol_services::get_protocol::<c_void>(handle, guid).is_some()
     }
 
+    fn db<R>(f: impl FnOnce(&mut efi::handles::HandleDb) -> R) -> R {
+        efi::protocol_services::DB.with(f)
+    }
+
+    fn controller_name(driver: HandleId, controller: HandleId, child: Option<HandleId>) -> String {
+        let names = efi::protocol_services::get_protocol::<
+            uefi_raw::protocol::driver::ComponentName2Protocol,
+        >(driver, &driver::COMPONENT_NAME2_GUID)
+        .unwrap();
+        let mut out: *const u16 = core::ptr::null();
+        let child = child.map_or(core::ptr::null_mut(), |c| c as uefi_raw::Handle);
+        // SAFETY: the driver's own ComponentName2, called as a caller would.
+        let status = unsafe {
+            ((*names).get_controller_name)(
+                names,
+                controller as uefi_raw::Handle,
+                child,
+                c"en".as_ptr().cast(),
+                &mut out,
+            )
+        };
+        assert_eq!(status, uefi_raw::Status::SUCCESS);
+        String::from_utf16(&efi::boundary::ucs2(out, 100).unwrap()).unwrap()
+    }
+
+    /// The driver model over the disks `add_disk` published: who manages
+    /// what, the names, and Disconnect/ConnectController round trips.
+    fn driver_relationships(disk: HandleId, esp: HandleId, linux: HandleId, floppy: HandleId) {
+        let partition_driver = registered_driver(&PARTITION_DRIVER);
+        let fat_driver = registered_driver(&FAT_DRIVER);
+        assert_eq!(
+            db(|db| db.managing_drivers(disk)),
+            Ok(vec![partition_driver])
+        );
+        assert_eq!(db(|db| db.children(disk, None)), vec![esp, linux]);
+        assert_eq!(db(|db| db.managing_drivers(esp)), Ok(vec![fat_driver]));
+        assert_eq!(db(|db| db.managing_drivers(linux)), Ok(vec![]));
+        assert_eq!(db(|db| db.managing_drivers(floppy)), Ok(vec![fat_driver]));
+        assert_eq!(
+            controller_name(partition_driver, disk, None),
+            "Disk 00:04.0"
+        );
+        assert_eq!(
+            controller_name(partition_driver, disk, Some(esp)),
+            "Partition 1: ESP"
+        );
+        assert_eq!(controller_name(fat_driver, esp, None), "FAT12 file system");
+
+        // An open file keeps the ESP's volume, and with it the partition.
+        let sfs = efi::protocol_services::get_protocol::<simple_file_system::Protocol>(
+            esp,
+            &simple_file_system::PROTOCOL_GUID,
+        )
+        .unwrap();
+        let mut root: *mut r_efi::protocols::file::Protocol = core::ptr::null_mut();
+        // SAFETY: our SimpleFileSystem, called as a caller would.
+        let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
+        assert_eq!(status, Status::SUCCESS);
+        let connect = |h| efi::protocol_services::connect(h, &[], core::ptr::null_mut(), true);
+        let disconnect = |h| efi::protocol_services::disconnect(h, None, None);
+        assert_eq!(disconnect(disk), Status::DEVICE_ERROR);
+        assert!(has(esp, &simple_file_system::PROTOCOL_GUID));
+        assert_eq!(
+            db(|db| db.children(disk, None)),
+            vec![esp],
+            "the other one went"
+        );
+        // SAFETY: the root handle OpenVolume returned.
+        assert_eq!(unsafe { ((*root).close)(root) }, Status::SUCCESS);
+
+        // Nothing open: everything goes, and connecting brings it back.
+        assert_eq!(disconnect(disk), Status::SUCCESS);
+        assert!(!db(|db| db.is_handle(esp)));
+        assert_eq!(db(|db| db.managing_drivers(disk)), Ok(vec![]));
+        assert!(efi::protocol_services::handles_with(&PARTITION_INFO_GUID).is_empty());
+        let mut stale: *mut r_efi::protocols::file::Protocol = core::ptr::null_mut();
+        // SAFETY: a stale pointer stays allocated and answers, retired.
+        let status = unsafe { ((*sfs).open_volume)(sfs, &mut stale) };
+        assert_eq!(status, Status::INVALID_PARAMETER);
+        assert_eq!(connect(disk), Status::SUCCESS);
+        let children = db(|db| db.children(disk, None));
+        assert_eq!(children.len(), 2);
+        let texts: Vec<String> = children.iter().map(|&h| path_text(h)).collect();
+        assert!(texts[0].ends_with("HD(1,GPT,01234567-89AB-CDEF-0123-456789ABCDEF,0x800,0x2000)"));
+        assert!(has(children[0], &simple_file_system::PROTOCOL_GUID));
+        assert_eq!(connect(disk), Status::SUCCESS, "already connected");
+        assert_eq!(db(|db| db.children(disk, None)), children);
+
+        // One child alone: the disk stays connected; connecting it again
+        // brings the partition back (the partition driver scans again).
+        let partition_driver_handle = Some(partition_driver);
+        assert_eq!(
+            efi::protocol_services::disconnect(disk, partition_driver_handle, Some(children[1])),
+            Status::SUCCESS
+        );
+        assert_eq!(db(|db| db.children(disk, None)), [children[0]]);
+        assert_eq!(
+            db(|db| db.managing_drivers(disk)),
+            Ok(vec![partition_driver])
+        );
+        assert_eq!(connect(disk), Status::SUCCESS);
+        let again = db(|db| db.children(disk, None));
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[0], children[0]);
+        assert!(path_text(again[1]).contains("HD(2,GPT,"));
+
+        // The FAT driver alone, from the whole-disk volume.
+        assert_eq!(
+            efi::protocol_services::disconnect(floppy, Some(fat_driver), None),
+            Status::SUCCESS
+        );
+        assert!(!has(floppy, &simple_file_system::PROTOCOL_GUID));
+        assert_eq!(connect(floppy), Status::SUCCESS);
+        assert!(has(floppy, &simple_file_system::PROTOCOL_GUID));
+        assert_eq!(db(|db| db.managing_drivers(floppy)), Ok(vec![fat_driver]));
+    }
+
     /// The one test that uses the (global) handle database, so parallel
     /// tests never contend for it.
     #[test]
@@ -1356,6 +2052,8 @@ mod tests {
             add_disk(disk_from(Vec::new(), 512, false), Bdf::new(0, 6, 0)),
             Err(Status::NO_MEDIA)
         );
+
+        driver_relationships(handle, esp, linux, floppy_handle);
 
         quiesce_all();
         assert!(disk.quiesced.get() && floppy_disk.quiesced.get());

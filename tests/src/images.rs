@@ -7,10 +7,15 @@ use crate::deb::{DebianKernel, deb, debian_kernel};
 use crate::disk::EspBuilder;
 use crate::initramfs::initramfs;
 use crate::qemu::Vm;
+use crate::uki::systemd_boot;
 
 /// Marks which boot path started the kernel: each entry adds its own `vmfw.entry=`.
 pub const BLS_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=bls";
 pub const GRUB_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=grub";
+pub const SYSTEMD_BOOT_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=systemd-boot";
+
+/// `loader.conf` for systemd-boot: boot `debian.conf` at once, no menu.
+const SYSTEMD_BOOT_LOADER_CONF: &str = "timeout 0\ndefault debian.conf\n";
 
 /// The default image and what it was made from.
 #[derive(Clone, Debug)]
@@ -35,13 +40,6 @@ pub fn default_image() -> DefaultImage {
     let shim = deb("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
     let grub =
         deb("grub-efi-amd64-signed").join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
-    let bls_entry = format!(
-        "title Debian GNU/Linux 12 (vmfw test)\n\
-         version {version}\n\
-         linux /vmlinuz-{version}\n\
-         initrd /initrd.img-{version}\n\
-         options {BLS_CMDLINE}\n"
-    );
     let grub_cfg = format!(
         "set timeout=0\n\
          set default=0\n\
@@ -54,7 +52,10 @@ pub fn default_image() -> DefaultImage {
     let disk = EspBuilder::new()
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
         .file(&format!("/initrd.img-{version}"), &initrd)
-        .bytes("/loader/entries/debian.conf", bls_entry)
+        .bytes(
+            "/loader/entries/debian.conf",
+            bls_entry(version, BLS_CMDLINE),
+        )
         .file("/EFI/BOOT/BOOTX64.EFI", shim)
         .file("/EFI/BOOT/grubx64.efi", grub)
         .bytes("/EFI/debian/grub.cfg", grub_cfg)
@@ -64,6 +65,44 @@ pub fn default_image() -> DefaultImage {
         kernel,
         initrd,
     }
+}
+
+/// Builds (or reuses) the default disk's twin for systemd-boot: the same kernel and
+/// initramfs under the same names, a BLS Type #1 entry `/loader/entries/debian.conf` with
+/// [`SYSTEMD_BOOT_CMDLINE`], `/loader/loader.conf` selecting it with no menu, and Debian's
+/// systemd-boot as `\EFI\BOOT\BOOTX64.EFI` (no shim or GRUB), so boot-time comparisons
+/// between the chains differ only in the loader.
+pub fn systemd_boot_image() -> DefaultImage {
+    let kernel = debian_kernel();
+    let initrd = initramfs("", &[]);
+    let version = &kernel.version;
+    let disk = EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(&format!("/initrd.img-{version}"), &initrd)
+        .bytes("/loader/loader.conf", SYSTEMD_BOOT_LOADER_CONF)
+        .bytes(
+            "/loader/entries/debian.conf",
+            bls_entry(version, SYSTEMD_BOOT_CMDLINE),
+        )
+        .file("/EFI/BOOT/BOOTX64.EFI", systemd_boot())
+        .build();
+    DefaultImage {
+        disk,
+        kernel,
+        initrd,
+    }
+}
+
+/// The test images' BLS Type #1 entry (Boot Loader Specification, "Type #1 Boot Loader
+/// Entry Keys") for the kernel `version` at the ESP's root, with `options`.
+fn bls_entry(version: &str, options: &str) -> String {
+    format!(
+        "title Debian GNU/Linux 12 (vmfw test)\n\
+         version {version}\n\
+         linux /vmlinuz-{version}\n\
+         initrd /initrd.img-{version}\n\
+         options {options}\n"
+    )
 }
 
 /// Starts OVMF (the baseline UEFI) with `disk` attached.

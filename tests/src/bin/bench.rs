@@ -5,25 +5,28 @@
 //!     cargo run --release -p vm-tests --bin bench -- [--runs N] [--out FILE] [--only a,b]
 //! ```
 //!
-//! Boots the default image (`vm_tests::default_image`) N times (default 3) in each
-//! configuration, interleaved (one run of each, then the next round) so machine load affects
-//! all alike:
-//! - `vmfw-shim-grub`: our firmware, shim -> GRUB from `\EFI\BOOT\BOOTX64.EFI`;
-//! - `vmfw-bls`: our firmware's built-in BLS Type #1 boot (`boot=bls`, the image's
+//! Boots the same Debian kernel and initramfs N times (default 3) in each configuration,
+//! interleaved (one run of each, then the next round) so machine load affects all alike:
+//! - `vmfw-shim-grub`: our firmware, the default image (`vm_tests::default_image`), shim ->
+//!   GRUB from `\EFI\BOOT\BOOTX64.EFI`;
+//! - `vmfw-systemd-boot`: our firmware, the systemd-boot image
+//!   (`vm_tests::images::systemd_boot_image`: Debian's systemd-boot as
+//!   `\EFI\BOOT\BOOTX64.EFI` reading the same kind of BLS entry);
+//! - `vmfw-bls`: our firmware's built-in BLS Type #1 boot (`boot=bls`, the default image's
 //!   `/loader/entries/debian.conf`, kernel started through its EFI stub);
 //! - `vmfw-bzimage`: our firmware's direct kernel boot (`kernel=... linux-boot=protocol`:
 //!   the bzImage through the Linux 64-bit boot protocol, no EFI stub);
-//! - `ovmf-shim-grub`: edk2 OVMF, same disk, shim -> GRUB;
+//! - `ovmf-shim-grub`, `ovmf-systemd-boot`: edk2 OVMF, the same disks and chains;
 //! - `qemu-direct`: QEMU's `-kernel/-initrd/-append` with GRUB's kernel command line.
 //!
-//! (A systemd-boot chain joins once the image harness builds one.)
-//!
 //! Each run records the time from QEMU's start to the kernel's first console line
-//! (`Linux version`), to the initramfs's first line (`INIT: cmdline=`) and to `INIT: done`.
-//! For each chain it prints the medians, the overhead (median time to `Linux version` minus
-//! `qemu-direct`'s) and that overhead as a ratio to OVMF's, and checks the targets:
-//! shim+GRUB overhead at most a tenth of OVMF's; BLS and bzImage time to the kernel within
-//! 10% of QEMU's direct boot.
+//! (`Linux version`), to the initramfs's first line (`INIT: cmdline=`, which must carry the
+//! chain's own `vmfw.entry=` marker) and to `INIT: done`. For each chain it prints the
+//! medians, the overhead (median time to `Linux version` minus `qemu-direct`'s) and that
+//! overhead as a ratio to OVMF's on the same chain (for BLS and bzImage, which OVMF cannot
+//! boot itself, OVMF's systemd-boot chain: its nearest way to the same BLS entry), and checks
+//! the targets: shim+GRUB and systemd-boot overhead at most a tenth of OVMF's; BLS and
+//! bzImage time to the kernel within 10% of QEMU's direct boot.
 //!
 //! Then, outside the medians: one run of each vmfw chain with `log=debug` to collect the
 //! firmware's own phase timings (`timing:` lines, from its TSC) and the runtime memory it
@@ -38,10 +41,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use vm_tests::images::{SYSTEMD_BOOT_CMDLINE, systemd_boot_image};
 use vm_tests::{
-    DefaultImage, EspBuilder, GRUB_CMDLINE, Vm, default_image, efi_app, firmware, workspace_root,
+    BLS_CMDLINE, DefaultImage, EspBuilder, GRUB_CMDLINE, Vm, default_image, efi_app, firmware,
+    workspace_root,
 };
 
 /// Per-milestone limit; a run that misses it counts as failed (TCG boots take ~10-60 s).
@@ -68,19 +74,32 @@ const MAX_RUNTIME_BYTES: u64 = 1024 * 1024;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     VmfwShimGrub,
+    VmfwSystemdBoot,
     VmfwBls,
     VmfwBzImage,
     OvmfShimGrub,
+    OvmfSystemdBoot,
     QemuDirect,
 }
 
-const CONFIGS: [Config; 5] = [
+const CONFIGS: [Config; 7] = [
     Config::VmfwShimGrub,
+    Config::VmfwSystemdBoot,
     Config::VmfwBls,
     Config::VmfwBzImage,
     Config::OvmfShimGrub,
+    Config::OvmfSystemdBoot,
     Config::QemuDirect,
 ];
+
+/// Which disk a configuration boots.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Disk {
+    /// [`default_image`]: shim + GRUB, and a BLS entry for the built-in loader.
+    Default,
+    /// [`systemd_boot_image`]: systemd-boot and its BLS entry.
+    SystemdBoot,
+}
 
 /// What a configuration's overhead is judged against.
 enum Target {
@@ -96,9 +115,11 @@ impl Config {
     fn name(self) -> &'static str {
         match self {
             Config::VmfwShimGrub => "vmfw-shim-grub",
+            Config::VmfwSystemdBoot => "vmfw-systemd-boot",
             Config::VmfwBls => "vmfw-bls",
             Config::VmfwBzImage => "vmfw-bzimage",
             Config::OvmfShimGrub => "ovmf-shim-grub",
+            Config::OvmfSystemdBoot => "ovmf-systemd-boot",
             Config::QemuDirect => "qemu-direct",
         }
     }
@@ -106,15 +127,51 @@ impl Config {
     fn is_vmfw(self) -> bool {
         matches!(
             self,
-            Config::VmfwShimGrub | Config::VmfwBls | Config::VmfwBzImage
+            Config::VmfwShimGrub | Config::VmfwSystemdBoot | Config::VmfwBls | Config::VmfwBzImage
         )
     }
 
     fn target(self) -> Target {
         match self {
-            Config::VmfwShimGrub => Target::OverheadRatio(MAX_OVERHEAD_RATIO),
+            Config::VmfwShimGrub | Config::VmfwSystemdBoot => {
+                Target::OverheadRatio(MAX_OVERHEAD_RATIO)
+            }
             Config::VmfwBls | Config::VmfwBzImage => Target::KernelTimeRatio(MAX_KERNEL_TIME_RATIO),
-            Config::OvmfShimGrub | Config::QemuDirect => Target::None,
+            Config::OvmfShimGrub | Config::OvmfSystemdBoot | Config::QemuDirect => Target::None,
+        }
+    }
+
+    /// The OVMF configuration whose overhead this one's is divided by: the same chain under
+    /// OVMF. OVMF has no built-in BLS or bzImage boot; systemd-boot is its nearest way to
+    /// the same BLS entry and kernel.
+    fn ovmf_reference(self) -> Option<Config> {
+        match self {
+            Config::VmfwShimGrub | Config::OvmfShimGrub => Some(Config::OvmfShimGrub),
+            Config::VmfwSystemdBoot
+            | Config::OvmfSystemdBoot
+            | Config::VmfwBls
+            | Config::VmfwBzImage => Some(Config::OvmfSystemdBoot),
+            Config::QemuDirect => None,
+        }
+    }
+
+    fn disk(self) -> Disk {
+        match self {
+            Config::VmfwSystemdBoot | Config::OvmfSystemdBoot => Disk::SystemdBoot,
+            _ => Disk::Default,
+        }
+    }
+
+    /// The kernel command line this chain passes: its `vmfw.entry=` marker tells which
+    /// loader started the kernel.
+    fn kernel_cmdline(self) -> &'static str {
+        match self {
+            Config::VmfwBls => BLS_CMDLINE,
+            Config::VmfwSystemdBoot | Config::OvmfSystemdBoot => SYSTEMD_BOOT_CMDLINE,
+            Config::VmfwShimGrub
+            | Config::VmfwBzImage
+            | Config::OvmfShimGrub
+            | Config::QemuDirect => GRUB_CMDLINE,
         }
     }
 
@@ -125,19 +182,21 @@ impl Config {
             Config::VmfwBls => Some("boot=bls".into()),
             Config::VmfwBzImage => Some(format!(
                 "kernel=\\vmlinuz-{version} initrd=\\initrd.img-{version} \
-                 cmdline=\"{GRUB_CMDLINE}\" linux-boot=protocol"
+                 cmdline=\"{}\" linux-boot=protocol",
+                self.kernel_cmdline()
             )),
             _ => None,
         }
     }
 
     /// Starts one boot; `debug` adds `log=debug` to our firmware's command line.
-    fn spawn(self, image: &DefaultImage, firmware: &Path, debug: bool) -> Vm {
+    fn spawn(self, images: &Images, firmware: &Path, debug: bool) -> Vm {
+        let image = images.get(self.disk());
         let builder = match self {
-            Config::OvmfShimGrub => Vm::builder().ovmf(),
+            Config::OvmfShimGrub | Config::OvmfSystemdBoot => Vm::builder().ovmf(),
             Config::QemuDirect => Vm::builder()
                 .direct(&image.kernel.vmlinuz, Some(image.initrd.clone()))
-                .append(GRUB_CMDLINE),
+                .append(self.kernel_cmdline()),
             _ => {
                 let mut words: Vec<String> = self.firmware_cmdline(image).into_iter().collect();
                 if debug {
@@ -159,25 +218,57 @@ impl Config {
     }
 }
 
+/// The disks the configurations boot, each built (or taken from the cache) on first use.
+struct Images {
+    default: OnceLock<DefaultImage>,
+    systemd_boot: OnceLock<DefaultImage>,
+}
+
+impl Images {
+    fn new() -> Self {
+        Images {
+            default: OnceLock::new(),
+            systemd_boot: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, disk: Disk) -> &DefaultImage {
+        match disk {
+            Disk::Default => self.default.get_or_init(default_image),
+            Disk::SystemdBoot => self.systemd_boot.get_or_init(systemd_boot_image),
+        }
+    }
+}
+
 /// One boot's milestone times from QEMU's start; `None` from the first missed one on.
 type RunTimes = [Option<Duration>; 3];
 
-/// Boots once and waits for each milestone in order; a miss is reported and ends the run.
-fn run_once(config: Config, image: &DefaultImage, firmware: &Path) -> RunTimes {
-    let mut vm = config.spawn(image, firmware, false);
+/// Boots once and waits for each milestone in order; a miss, or a kernel command line
+/// without the chain's marker (another loader booted), is reported and ends the run.
+fn run_once(config: Config, images: &Images, firmware: &Path) -> RunTimes {
+    let mut vm = config.spawn(images, firmware, false);
     let mut times: RunTimes = [None; 3];
     for (slot, (label, pattern)) in times.iter_mut().zip(MILESTONES) {
-        match vm.expect(pattern, MILESTONE_TIMEOUT) {
-            Ok(found) => *slot = Some(found.elapsed),
-            Err(e) => {
-                eprintln!(
-                    "bench: {} run missed {label}: {e} (transcript {})",
-                    config.name(),
-                    vm.log_path().display()
-                );
-                return times;
+        let problem = match vm.expect(pattern, MILESTONE_TIMEOUT) {
+            Ok(found) if label == "init" && !found.line.contains(config.kernel_cmdline()) => {
+                format!(
+                    "the kernel command line is not {:?}: {}",
+                    config.kernel_cmdline(),
+                    found.line.trim()
+                )
             }
-        }
+            Ok(found) => {
+                *slot = Some(found.elapsed);
+                continue;
+            }
+            Err(e) => format!("missed {label}: {e}"),
+        };
+        eprintln!(
+            "bench: {} run {problem} (transcript {})",
+            config.name(),
+            vm.log_path().display()
+        );
+        return times;
     }
     // Let the guest power off so the next VM does not compete with this one for the CPU;
     // dropping the VM kills it anyway if it hangs.
@@ -210,8 +301,8 @@ fn parse_runtime_memory(line: &str) -> Option<u64> {
 }
 
 /// One `log=debug` boot up to the kernel's first line, collecting the firmware's reports.
-fn diagnose(config: Config, image: &DefaultImage, firmware: &Path) -> FirmwareDiagnostics {
-    let mut vm = config.spawn(image, firmware, true);
+fn diagnose(config: Config, images: &Images, firmware: &Path) -> FirmwareDiagnostics {
+    let mut vm = config.spawn(images, firmware, true);
     let mut diagnostics = FirmwareDiagnostics::default();
     loop {
         match vm.expect_any(
@@ -403,9 +494,11 @@ impl Report<'_> {
         Some(self.kernel_median(config)? - self.kernel_median(Config::QemuDirect)?)
     }
 
-    /// Overhead as a fraction of OVMF's.
+    /// Overhead as a fraction of OVMF's on the same chain ([`Config::ovmf_reference`]).
     fn overhead_ratio(&self, config: Config) -> Option<f64> {
-        let ovmf = self.overhead(Config::OvmfShimGrub).filter(|&o| o > 0.0)?;
+        let ovmf = self
+            .overhead(config.ovmf_reference()?)
+            .filter(|&o| o > 0.0)?;
         Some(self.overhead(config)? / ovmf)
     }
 
@@ -433,12 +526,13 @@ impl Report<'_> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "median seconds from QEMU start ({} run(s) each, TCG); overhead = kernel - qemu-direct's",
+            "median seconds from QEMU start ({} run(s) each, TCG); overhead = kernel - qemu-direct's; \
+             vs-OVMF = overhead / OVMF's on the same chain (vmfw-bls, vmfw-bzimage: ovmf-systemd-boot's)",
             self.runs
         );
         let _ = writeln!(
             out,
-            "{:<15} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
+            "{:<17} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
             "config",
             "kernel",
             "init",
@@ -469,7 +563,7 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 out,
-                "{:<15} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
+                "{:<17} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
                 config.name(),
                 secs(results.median(0)),
                 secs(results.median(1)),
@@ -553,9 +647,12 @@ impl Report<'_> {
                 _ => self.overhead(config),
             };
             fields.push(format!(
-                "\"overhead_s\": {}, \"overhead_ratio_to_ovmf\": {}, \
+                "\"overhead_s\": {}, \"ovmf_reference\": {}, \"overhead_ratio_to_ovmf\": {}, \
                  \"kernel_time_ratio_to_qemu_direct\": {}, \"target_met\": {}",
                 json_num(overhead),
+                config
+                    .ovmf_reference()
+                    .map_or("null".into(), |c| json_str(c.name())),
                 json_num(self.overhead_ratio(config)),
                 json_num(self.kernel_time_ratio(config)),
                 self.target_met(config)
@@ -615,14 +712,16 @@ struct Args {
     diagnostics: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Parses the command line after the program name; `--only` also sets the order of the
+/// configurations within a round.
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         runs: 3,
         out: workspace_root().join("target").join("bench.json"),
         configs: CONFIGS.to_vec(),
         diagnostics: true,
     };
-    let mut iter = std::env::args().skip(1);
+    let mut iter = argv.into_iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--runs" => {
@@ -636,15 +735,17 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = iter.next().ok_or("--out needs a file")?.into(),
             "--only" => {
                 let list = iter.next().ok_or("--only needs configuration names")?;
-                args.configs = list
-                    .split(',')
-                    .map(|name| {
-                        CONFIGS
-                            .into_iter()
-                            .find(|c| c.name() == name)
-                            .ok_or(format!("--only: unknown configuration {name:?}"))
-                    })
-                    .collect::<Result<_, _>>()?;
+                args.configs.clear();
+                for name in list.split(',') {
+                    let config = CONFIGS
+                        .into_iter()
+                        .find(|c| c.name() == name)
+                        .ok_or(format!("--only: unknown configuration {name:?}"))?;
+                    if args.configs.contains(&config) {
+                        return Err(format!("--only: {name:?} listed twice"));
+                    }
+                    args.configs.push(config);
+                }
             }
             "--no-diagnostics" => args.diagnostics = false,
             other => return Err(format!("unknown argument {other:?}")),
@@ -653,19 +754,29 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-const USAGE: &str = "usage: bench [--runs N] [--out FILE] [--only CONFIG,...] [--no-diagnostics]\n\
-                     configurations: vmfw-shim-grub vmfw-bls vmfw-bzimage ovmf-shim-grub qemu-direct";
+fn usage() -> String {
+    let names: Vec<&str> = CONFIGS.iter().map(|c| c.name()).collect();
+    format!(
+        "usage: bench [--runs N] [--out FILE] [--only CONFIG,...] [--no-diagnostics]\n\
+         configurations: {}",
+        names.join(" ")
+    )
+}
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("bench: {message}\n{USAGE}");
+            eprintln!("bench: {message}\n{}", usage());
             return ExitCode::from(2);
         }
     };
     let firmware = firmware();
-    let image = default_image();
+    // Build every disk before the first timed run.
+    let images = Images::new();
+    for config in &args.configs {
+        images.get(config.disk());
+    }
     let elf_size = std::fs::metadata(&firmware).map(|m| m.len()).ok();
     let stripped_size = stripped_size(&firmware)
         .map_err(|e| eprintln!("bench: {e}"))
@@ -681,9 +792,9 @@ fn main() -> ExitCode {
         .collect();
     for round in 1..=args.runs {
         for results in &mut results {
-            let times = run_once(results.config, &image, &firmware);
+            let times = run_once(results.config, &images, &firmware);
             eprintln!(
-                "bench: round {round}/{} {:<15} kernel {} init {} done {}",
+                "bench: round {round}/{} {:<17} kernel {} init {} done {}",
                 args.runs,
                 results.config.name(),
                 secs(times[0]),
@@ -698,7 +809,7 @@ fn main() -> ExitCode {
     let mut throughput = None;
     if args.diagnostics {
         for &config in args.configs.iter().filter(|c| c.is_vmfw()) {
-            diagnostics.push((config, diagnose(config, &image, &firmware)));
+            diagnostics.push((config, diagnose(config, &images, &firmware)));
         }
         match run_blkbench(&firmware) {
             Ok(t) => throughput = Some(t),
@@ -790,34 +901,168 @@ mod tests {
         (results, PathBuf::from("vmfw"))
     }
 
+    fn report_of<'a>(results: &'a [Results], firmware: &'a Path) -> Report<'a> {
+        Report {
+            runs: 1,
+            firmware,
+            elf_size: None,
+            stripped_size: Some(300_000),
+            results,
+            diagnostics: &[],
+            throughput: None,
+        }
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
     #[test]
     fn overheads_ratios_and_targets() {
         let (results, firmware) = report_with(&[
             (Config::VmfwShimGrub, 11_000),
+            (Config::VmfwSystemdBoot, 10_500),
             (Config::VmfwBls, 10_500),
             (Config::OvmfShimGrub, 30_000),
+            (Config::OvmfSystemdBoot, 18_000),
             (Config::QemuDirect, 10_000),
         ]);
-        let report = Report {
-            runs: 1,
-            firmware: &firmware,
-            elf_size: None,
-            stripped_size: Some(300_000),
-            results: &results,
-            diagnostics: &[],
-            throughput: None,
-        };
-        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        let report = report_of(&results, &firmware);
         assert!(close(report.overhead(Config::VmfwShimGrub), 1.0));
+        // Each chain against OVMF on the same chain: 1 s of 20 s, 0.5 s of 8 s.
         assert!(close(report.overhead_ratio(Config::VmfwShimGrub), 0.05));
+        assert!(close(
+            report.overhead_ratio(Config::VmfwSystemdBoot),
+            0.0625
+        ));
+        assert!(close(report.overhead_ratio(Config::OvmfSystemdBoot), 1.0));
+        assert!(close(report.overhead_ratio(Config::VmfwBls), 0.0625));
+        assert_eq!(report.overhead_ratio(Config::QemuDirect), None);
         assert_eq!(report.target_met(Config::VmfwShimGrub), Some(true));
+        assert_eq!(report.target_met(Config::VmfwSystemdBoot), Some(true));
         assert!(close(report.kernel_time_ratio(Config::VmfwBls), 1.05));
         assert_eq!(report.target_met(Config::VmfwBls), Some(true));
         assert_eq!(report.target_met(Config::VmfwBzImage), None);
+        assert_eq!(report.target_met(Config::OvmfSystemdBoot), None);
         assert_eq!(report.target_met(Config::QemuDirect), None);
         let json = report.json();
         assert!(json.contains("\"vmfw-shim-grub\": {"), "{json}");
+        assert!(
+            json.contains(
+                "\"vmfw-systemd-boot\": {\"kernel_s\": [10.500000], \"kernel_median_s\": 10.500000"
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                "\"overhead_s\": 0.500000, \"ovmf_reference\": \"ovmf-systemd-boot\", \
+                 \"overhead_ratio_to_ovmf\": 0.062500"
+            ),
+            "{json}"
+        );
         assert!(json.contains("\"target_met\": true"), "{json}");
-        assert!(!report.table().contains("MISSED"));
+        assert!(!json.contains("\"target_met\": false"), "{json}");
+        let table = report.table();
+        assert!(!table.contains("MISSED"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|line| line.starts_with("vmfw-systemd-boot ")
+                    && line.contains("0.062")
+                    && line.contains("vs-OVMF<=0.10 met")),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn systemd_boot_is_judged_against_ovmf_systemd_boot_only() {
+        // Cheap next to OVMF's shim+GRUB, but not next to OVMF's systemd-boot.
+        let (results, firmware) = report_with(&[
+            (Config::VmfwSystemdBoot, 12_000),
+            (Config::OvmfShimGrub, 40_000),
+            (Config::OvmfSystemdBoot, 16_000),
+            (Config::QemuDirect, 10_000),
+        ]);
+        let report = report_of(&results, &firmware);
+        assert!(close(
+            report.overhead_ratio(Config::VmfwSystemdBoot),
+            1.0 / 3.0
+        ));
+        assert_eq!(report.target_met(Config::VmfwSystemdBoot), Some(false));
+        assert!(report.table().contains("vs-OVMF<=0.10 MISSED"));
+        assert!(report.json().contains("\"target_met\": false"));
+
+        // Without its OVMF reference in the run there is no ratio, and no verdict.
+        let (results, firmware) = report_with(&[
+            (Config::VmfwSystemdBoot, 12_000),
+            (Config::OvmfShimGrub, 40_000),
+            (Config::QemuDirect, 10_000),
+        ]);
+        let report = report_of(&results, &firmware);
+        assert_eq!(report.overhead_ratio(Config::VmfwSystemdBoot), None);
+        assert_eq!(report.target_met(Config::VmfwSystemdBoot), None);
+    }
+
+    #[test]
+    fn chains_boot_their_own_disk_and_command_line() {
+        for config in CONFIGS {
+            let systemd_boot = config.name().contains("systemd-boot");
+            assert_eq!(
+                config.disk() == Disk::SystemdBoot,
+                systemd_boot,
+                "{config:?}"
+            );
+            if systemd_boot {
+                assert_eq!(config.kernel_cmdline(), SYSTEMD_BOOT_CMDLINE);
+            }
+            // Every ratio is taken against an OVMF reference run, never a vmfw one.
+            if let Some(reference) = config.ovmf_reference() {
+                assert!(reference.name().starts_with("ovmf-"), "{config:?}");
+                assert!(matches!(reference.target(), Target::None));
+                assert_eq!(reference.ovmf_reference(), Some(reference));
+            }
+            assert_eq!(config.is_vmfw(), config.name().starts_with("vmfw-"));
+        }
+        assert_eq!(Config::VmfwBls.kernel_cmdline(), BLS_CMDLINE);
+        assert_eq!(Config::QemuDirect.kernel_cmdline(), GRUB_CMDLINE);
+        assert_eq!(Config::VmfwShimGrub.kernel_cmdline(), GRUB_CMDLINE);
+        assert_eq!(Config::OvmfShimGrub.disk(), Disk::Default);
+        assert_eq!(
+            Config::VmfwShimGrub.ovmf_reference(),
+            Some(Config::OvmfShimGrub)
+        );
+        assert_eq!(
+            Config::VmfwSystemdBoot.ovmf_reference(),
+            Some(Config::OvmfSystemdBoot)
+        );
+    }
+
+    #[test]
+    fn only_picks_configurations_in_the_given_order() {
+        let parse = |words: &[&str]| parse_args(words.iter().map(|w| w.to_string()));
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.configs, CONFIGS.to_vec());
+        assert_eq!(args.runs, 3);
+        let args = parse(&[
+            "--runs",
+            "1",
+            "--only",
+            "qemu-direct,vmfw-systemd-boot,ovmf-systemd-boot",
+        ])
+        .unwrap();
+        assert_eq!(args.runs, 1);
+        assert_eq!(
+            args.configs,
+            [
+                Config::QemuDirect,
+                Config::VmfwSystemdBoot,
+                Config::OvmfSystemdBoot
+            ]
+        );
+        assert!(parse(&["--only", "vmfw-sd-boot"]).is_err());
+        assert!(parse(&["--only", "qemu-direct,qemu-direct"]).is_err());
+        assert!(parse(&["--runs", "0"]).is_err());
+        let usage = usage();
+        assert!(CONFIGS.iter().all(|c| usage.contains(c.name())), "{usage}");
     }
 }

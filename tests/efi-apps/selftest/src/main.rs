@@ -33,6 +33,7 @@ const TESTS: &[Test] = &[
     ("protocols", protocols::run),
     ("open_protocol", protocols::run_open_protocol),
     ("connect", protocols::run_connect),
+    ("driver_model", protocols::run_driver_model),
     ("events", events::run),
     ("tpl", events::run_tpl),
     ("misc", events::run_misc),

@@ -2,10 +2,12 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use r_efi::efi;
-use r_efi::protocols::{device_path, loaded_image, loaded_image_device_path, simple_file_system};
+use r_efi::protocols::{
+    device_path, driver_binding, loaded_image, loaded_image_device_path, simple_file_system,
+};
 
 use crate::ctx::{Ctx, St};
 
@@ -792,4 +794,218 @@ pub fn run_connect(ctx: &mut Ctx) {
         &[efi::Status::INVALID_PARAMETER],
     );
     let _ = uninstall(ctx, h, &GUID_A, iface(&IFACE_A));
+}
+
+/// The boot services and binding handle of the test driver below, for its
+/// entry points (the firmware calls them with nothing but their arguments).
+static DRIVER_BS: AtomicPtr<efi::BootServices> = AtomicPtr::new(ptr::null_mut());
+static DRIVER_HANDLE: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+/// How many times the test driver's Start and Stop ran.
+static DRIVER_STARTS: AtomicU32 = AtomicU32::new(0);
+static DRIVER_STOPS: AtomicU32 = AtomicU32::new(0);
+
+fn driver_bs() -> &'static efi::BootServices {
+    // SAFETY: set from the firmware's boot services table before the driver
+    // is installed; the table stays valid until ExitBootServices.
+    unsafe { &*DRIVER_BS.load(Ordering::SeqCst) }
+}
+
+/// A device driver (UEFI 2.10 §11.1): it takes controllers carrying
+/// GUID_A (opened BY_DRIVER) and installs GUID_B on them.
+extern "efiapi" fn test_driver_supported(
+    _this: *mut driver_binding::Protocol,
+    controller: efi::Handle,
+    _remaining: *mut device_path::Protocol,
+) -> efi::Status {
+    let bs = driver_bs();
+    let me = DRIVER_HANDLE.load(Ordering::SeqCst);
+    let mut out = ptr::null_mut();
+    let status = (bs.open_protocol)(
+        controller,
+        guid(&GUID_A),
+        &mut out,
+        me,
+        controller,
+        efi::OPEN_PROTOCOL_BY_DRIVER,
+    );
+    if status.is_error() {
+        return status;
+    }
+    (bs.close_protocol)(controller, guid(&GUID_A), me, controller)
+}
+
+extern "efiapi" fn test_driver_start(
+    _this: *mut driver_binding::Protocol,
+    controller: efi::Handle,
+    _remaining: *mut device_path::Protocol,
+) -> efi::Status {
+    let bs = driver_bs();
+    let me = DRIVER_HANDLE.load(Ordering::SeqCst);
+    let mut out = ptr::null_mut();
+    let status = (bs.open_protocol)(
+        controller,
+        guid(&GUID_A),
+        &mut out,
+        me,
+        controller,
+        efi::OPEN_PROTOCOL_BY_DRIVER,
+    );
+    if status.is_error() {
+        return status;
+    }
+    let mut handle = controller;
+    let status = (bs.install_protocol_interface)(
+        &mut handle,
+        guid(&GUID_B),
+        efi::NATIVE_INTERFACE,
+        iface(&IFACE_B),
+    );
+    if status.is_error() {
+        (bs.close_protocol)(controller, guid(&GUID_A), me, controller);
+        return status;
+    }
+    DRIVER_STARTS.fetch_add(1, Ordering::SeqCst);
+    efi::Status::SUCCESS
+}
+
+extern "efiapi" fn test_driver_stop(
+    _this: *mut driver_binding::Protocol,
+    controller: efi::Handle,
+    children: usize,
+    _child_buffer: *mut efi::Handle,
+) -> efi::Status {
+    if children != 0 {
+        // A device driver has no children.
+        return efi::Status::DEVICE_ERROR;
+    }
+    let bs = driver_bs();
+    let me = DRIVER_HANDLE.load(Ordering::SeqCst);
+    let status = (bs.uninstall_protocol_interface)(controller, guid(&GUID_B), iface(&IFACE_B));
+    if status.is_error() {
+        return status;
+    }
+    DRIVER_STOPS.fetch_add(1, Ordering::SeqCst);
+    (bs.close_protocol)(controller, guid(&GUID_A), me, controller)
+}
+
+/// ConnectController/DisconnectController with a driver of our own
+/// (§7.3.12, §7.3.13), and UninstallProtocolInterface stopping the driver
+/// that holds the interface (§7.3.3).
+pub fn run_driver_model(ctx: &mut Ctx) {
+    let bs = ctx.bs;
+    DRIVER_BS.store(ptr::from_ref(bs).cast_mut(), Ordering::SeqCst);
+    // The driver's handle exists before its binding, which names it.
+    let mut driver: efi::Handle = ptr::null_mut();
+    if !ctx.ok(
+        "driver_model.setup.handle",
+        install(ctx, &mut driver, &GUID_C, iface(&IFACE_C)),
+    ) {
+        return;
+    }
+    // The binding lives on this stack frame: it is uninstalled before return.
+    let mut binding = driver_binding::Protocol {
+        supported: test_driver_supported,
+        start: test_driver_start,
+        stop: test_driver_stop,
+        version: 0x10,
+        image_handle: ctx.image,
+        driver_binding_handle: driver,
+    };
+    let binding_ptr: *mut c_void = ptr::from_mut(&mut binding).cast();
+    let status = (bs.install_protocol_interface)(
+        &mut driver,
+        guid(&driver_binding::PROTOCOL_GUID),
+        efi::NATIVE_INTERFACE,
+        binding_ptr,
+    );
+    if !ctx.ok("driver_model.setup.driver", status) {
+        return;
+    }
+    DRIVER_HANDLE.store(driver, Ordering::SeqCst);
+    let mut controller: efi::Handle = ptr::null_mut();
+    if !ctx.ok(
+        "driver_model.setup.controller",
+        install(ctx, &mut controller, &GUID_A, iface(&IFACE_A)),
+    ) {
+        return;
+    }
+    let has_b = |ctx: &Ctx| handle_protocol(ctx, controller, &GUID_B).0 == efi::Status::SUCCESS;
+
+    let status = (bs.connect_controller)(
+        controller,
+        ptr::null_mut(),
+        ptr::null_mut(),
+        efi::Boolean::FALSE,
+    );
+    ctx.ok("driver_model.connect", status);
+    ctx.check(
+        "driver_model.connect.started",
+        has_b(ctx) && DRIVER_STARTS.load(Ordering::SeqCst) == 1,
+        format_args!("{} starts", DRIVER_STARTS.load(Ordering::SeqCst)),
+    );
+    // Connected already: nothing more starts (edk2 reports NOT_FOUND here,
+    // the firmware SUCCESS: the controller is connected).
+    let status = (bs.connect_controller)(
+        controller,
+        ptr::null_mut(),
+        ptr::null_mut(),
+        efi::Boolean::TRUE,
+    );
+    ctx.expect(
+        "driver_model.connect.again",
+        status,
+        &[efi::Status::SUCCESS, efi::Status::NOT_FOUND],
+    );
+    ctx.check(
+        "driver_model.connect.again.no_start",
+        DRIVER_STARTS.load(Ordering::SeqCst) == 1,
+        format_args!("{} starts", DRIVER_STARTS.load(Ordering::SeqCst)),
+    );
+
+    let status = (bs.disconnect_controller)(controller, ptr::null_mut(), ptr::null_mut());
+    ctx.ok("driver_model.disconnect", status);
+    ctx.check(
+        "driver_model.disconnect.stopped",
+        !has_b(ctx) && DRIVER_STOPS.load(Ordering::SeqCst) == 1,
+        format_args!("{} stops", DRIVER_STOPS.load(Ordering::SeqCst)),
+    );
+
+    // The driver named: connect it first, then disconnect just it.
+    let mut list = [driver, ptr::null_mut()];
+    let status = (bs.connect_controller)(
+        controller,
+        list.as_mut_ptr(),
+        ptr::null_mut(),
+        efi::Boolean::FALSE,
+    );
+    ctx.ok("driver_model.connect.named", status);
+    let status = (bs.disconnect_controller)(controller, driver, ptr::null_mut());
+    ctx.ok("driver_model.disconnect.named", status);
+    ctx.check(
+        "driver_model.disconnect.named.stopped",
+        !has_b(ctx) && DRIVER_STOPS.load(Ordering::SeqCst) == 2,
+        format_args!("{} stops", DRIVER_STOPS.load(Ordering::SeqCst)),
+    );
+
+    // Uninstalling the interface the driver holds BY_DRIVER stops it first.
+    let status = (bs.connect_controller)(
+        controller,
+        ptr::null_mut(),
+        ptr::null_mut(),
+        efi::Boolean::FALSE,
+    );
+    ctx.ok("driver_model.connect.third", status);
+    let status = uninstall(ctx, controller, &GUID_A, iface(&IFACE_A));
+    ctx.ok("driver_model.uninstall_disconnects", status);
+    ctx.check(
+        "driver_model.uninstall_disconnects.stopped",
+        DRIVER_STOPS.load(Ordering::SeqCst) == 3,
+        format_args!("{} stops", DRIVER_STOPS.load(Ordering::SeqCst)),
+    );
+    if has_b(ctx) {
+        let _ = uninstall(ctx, controller, &GUID_B, iface(&IFACE_B));
+    }
+    let status = uninstall(ctx, driver, &driver_binding::PROTOCOL_GUID, binding_ptr);
+    ctx.ok("driver_model.cleanup", status);
+    let _ = uninstall(ctx, driver, &GUID_C, iface(&IFACE_C));
 }
