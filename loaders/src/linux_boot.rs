@@ -118,11 +118,17 @@ pub fn add_e820_from_efi(
 
 /// Where the kernel goes: `pref_address` when free, else (relocatable
 /// kernels) the first `kernel_alignment` boundary in fresh pages below 4 GiB.
-/// Returns the pages and the load address inside them.
-fn place_kernel(header: &SetupHeader, size: usize) -> Result<(PageBuffer, u64), LinuxBootError> {
+/// `len` bytes (the protected-mode code) are cleared for copying in, the
+/// rest of `size` (init_size) only reserved. Returns the pages and the load
+/// address inside them.
+fn place_kernel(
+    header: &SetupHeader,
+    len: usize,
+    size: usize,
+) -> Result<(PageBuffer, u64), LinuxBootError> {
     if header.pref_address.is_multiple_of(PAGE_SIZE)
         && let Ok(pages) =
-            PageBuffer::allocate_at(header.pref_address, size, MemoryType::LOADER_CODE)
+            PageBuffer::allocate_at(header.pref_address, len, size, MemoryType::LOADER_CODE)
     {
         return Ok((pages, header.pref_address));
     }
@@ -140,7 +146,13 @@ fn place_kernel(header: &SetupHeader, size: usize) -> Result<(PageBuffer, u64), 
             what: "kernel",
             status: Status::OUT_OF_RESOURCES,
         })?;
-    let pages = PageBuffer::allocate(padded, MemoryType::LOADER_CODE, BELOW_4G)
+    let visible = len
+        .checked_add(alignment as usize)
+        .ok_or(LinuxBootError::Memory {
+            what: "kernel",
+            status: Status::OUT_OF_RESOURCES,
+        })?;
+    let pages = PageBuffer::allocate_with_room(visible, padded, MemoryType::LOADER_CODE, BELOW_4G)
         .map_err(no_memory("kernel"))?;
     let address = pages.address().next_multiple_of(alignment);
     Ok((pages, address))
@@ -183,7 +195,8 @@ fn prepare_and_jump(
     let header = SetupHeader::parse(image)?;
     let protected_mode = header.kernel(image);
     let kernel_size = protected_mode.len().max(header.init_size as usize);
-    let (mut kernel_pages, kernel_address) = place_kernel(&header, kernel_size)?;
+    let (mut kernel_pages, kernel_address) =
+        place_kernel(&header, protected_mode.len(), kernel_size)?;
     let offset = (kernel_address - kernel_pages.address()) as usize;
     kernel_pages.as_mut_slice()[offset..offset + protected_mode.len()]
         .copy_from_slice(protected_mode);

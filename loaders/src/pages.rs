@@ -24,15 +24,36 @@ fn pages_for(len: usize) -> Option<usize> {
 impl PageBuffer {
     /// Zeroed `len` bytes of `memory_type` pages ending at or below `max_address`.
     pub fn allocate(len: usize, memory_type: MemoryType, max_address: u64) -> Result<Self, Status> {
-        let pages = pages_for(len).ok_or(Status::OUT_OF_RESOURCES)?;
+        Self::allocate_with_room(len, len, memory_type, max_address)
+    }
+
+    /// Like [`PageBuffer::allocate`], with pages for `capacity >= len` bytes
+    /// of which only the first `len` are zeroed and visible: the rest is
+    /// reserved for whoever the pages are handed to. A kernel's `init_size`
+    /// area is tens of MiB that it does not need cleared (Linux
+    /// `Documentation/arch/x86/boot.rst`), and clearing it is a measurable
+    /// share of the boot under emulation.
+    pub fn allocate_with_room(
+        len: usize,
+        capacity: usize,
+        memory_type: MemoryType,
+        max_address: u64,
+    ) -> Result<Self, Status> {
+        let pages = pages_for(capacity.max(len)).ok_or(Status::OUT_OF_RESOURCES)?;
         let mut address: PhysicalAddress = max_address;
         let status = allocate_pages(ALLOCATE_MAX_ADDRESS, memory_type.0, pages, &mut address);
         Self::from_allocation(status, address, pages, len)
     }
 
-    /// `len` zeroed bytes of `memory_type` pages at exactly `address`.
-    pub fn allocate_at(address: u64, len: usize, memory_type: MemoryType) -> Result<Self, Status> {
-        let pages = pages_for(len).ok_or(Status::OUT_OF_RESOURCES)?;
+    /// `len` zeroed bytes of `memory_type` pages at exactly `address`, with
+    /// room for `capacity` bytes as in [`PageBuffer::allocate_with_room`].
+    pub fn allocate_at(
+        address: u64,
+        len: usize,
+        capacity: usize,
+        memory_type: MemoryType,
+    ) -> Result<Self, Status> {
+        let pages = pages_for(capacity.max(len)).ok_or(Status::OUT_OF_RESOURCES)?;
         let mut address: PhysicalAddress = address;
         let status = allocate_pages(ALLOCATE_ADDRESS, memory_type.0, pages, &mut address);
         Self::from_allocation(status, address, pages, len)
@@ -49,8 +70,8 @@ impl PageBuffer {
         }
         let base = NonNull::new(address as *mut u8).ok_or(Status::OUT_OF_RESOURCES)?;
         // SAFETY: AllocatePages just gave us `pages` pages at `base`,
-        // identity-mapped and owned by nobody else.
-        unsafe { core::ptr::write_bytes(base.as_ptr(), 0, pages * PAGE_SIZE as usize) };
+        // identity-mapped and owned by nobody else; `len` fits in them.
+        unsafe { core::ptr::write_bytes(base.as_ptr(), 0, len) };
         Ok(PageBuffer { base, pages, len })
     }
 
@@ -67,8 +88,8 @@ impl PageBuffer {
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `base` holds `pages * PAGE_SIZE >= len` bytes we own,
-        // initialised (zeroed at allocation).
+        // SAFETY: `base` holds `pages * PAGE_SIZE >= len` bytes we own; the
+        // first `len` were zeroed at allocation.
         unsafe { core::slice::from_raw_parts(self.base.as_ptr(), self.len) }
     }
 
@@ -143,7 +164,27 @@ mod tests {
         let address = buffer.address();
         drop(buffer);
         // Freed: the same pages can be had again at that address.
-        let again = PageBuffer::allocate_at(address, 8192, MemoryType::LOADER_DATA).unwrap();
+        let again = PageBuffer::allocate_at(address, 8192, 8192, MemoryType::LOADER_DATA).unwrap();
         assert_eq!(again.address(), address);
+    }
+
+    #[test]
+    fn room_beyond_the_visible_bytes_is_reserved() {
+        test_arena();
+        let mut buffer =
+            PageBuffer::allocate_with_room(100, 3 * 4096, MemoryType::LOADER_DATA, u64::MAX)
+                .unwrap();
+        assert_eq!(buffer.len(), 100);
+        assert!(buffer.as_slice().iter().all(|&b| b == 0));
+        let address = buffer.address();
+        // All three pages are taken: none of them can be had at its address.
+        for page in 0..3 {
+            let at = address + page * PAGE_SIZE;
+            assert!(PageBuffer::allocate_at(at, 1, 1, MemoryType::LOADER_DATA).is_err());
+        }
+        buffer.truncate(10);
+        drop(buffer);
+        let again = PageBuffer::allocate_at(address, 1, 3 * 4096, MemoryType::LOADER_DATA);
+        assert!(again.is_ok(), "all three pages freed");
     }
 }
