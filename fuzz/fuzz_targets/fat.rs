@@ -9,8 +9,12 @@ use protocols::fat::{DirCursor, FileSystem, Node};
 
 /// Bounds on the walk so one input stays fast; the file system's own loop
 /// limits are what is under test, not these.
-const MAX_DEPTH: u32 = 6;
-const MAX_ENTRIES: u32 = 512;
+const MAX_DEPTH: u32 = 4;
+const MAX_ENTRIES: u32 = 96;
+/// Bytes read from one file: past the first clusters a read only repeats
+/// the same chain walk (a volume of at most `max_len` bytes claiming huge
+/// files otherwise spends most executions re-reading them).
+const MAX_READ: u64 = 64 << 10;
 
 fuzz_target!(|data: &[u8]| {
     let mut image = data.to_vec();
@@ -74,7 +78,7 @@ fn walk(fs: &FileSystem<MemDisk>, dir: &Node, depth: u32, budget: &mut u32) {
 fn read_all(fs: &FileSystem<MemDisk>, node: &Node) {
     let mut buf = [0u8; 4096];
     let mut offset = 0u64;
-    while offset < node.size().min(1 << 20) {
+    while offset < node.size().min(MAX_READ) {
         match fs.read(node, offset, &mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => offset += n as u64,
