@@ -24,7 +24,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::{self, Write};
 use core::ptr;
 
 use r_efi::efi;
@@ -37,44 +36,6 @@ const LARGE_REQUEST: usize = 1 << 20;
 const BLOCK: usize = 512;
 const CALIBRATION_US: usize = 100_000;
 
-struct Console(*mut simple_text_output::Protocol);
-
-impl Write for Console {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        // OutputString takes NUL-terminated UCS-2 (§12.4.3); send it in small batches.
-        let mut buf = [0u16; 64];
-        let mut len = 0;
-        for unit in s.encode_utf16() {
-            if unit == u16::from(b'\n') {
-                buf[len] = u16::from(b'\r');
-                len += 1;
-            }
-            buf[len] = unit;
-            len += 1;
-            if len + 2 >= buf.len() {
-                self.flush(&mut buf, len);
-                len = 0;
-            }
-        }
-        self.flush(&mut buf, len);
-        Ok(())
-    }
-}
-
-impl Console {
-    fn flush(&self, buf: &mut [u16; 64], len: usize) {
-        if len == 0 || self.0.is_null() {
-            return;
-        }
-        buf[len] = 0;
-        // SAFETY: `self.0` is the system table's non-null ConOut, valid while boot services
-        // run; `buf` is NUL-terminated.
-        unsafe {
-            let _ = ((*self.0).output_string)(self.0, buf.as_mut_ptr());
-        }
-    }
-}
-
 fn tsc() -> u64 {
     // SAFETY: RDTSC exists on every x86_64 CPU and only reads the time-stamp counter.
     unsafe { core::arch::x86_64::_rdtsc() }
@@ -82,7 +43,7 @@ fn tsc() -> u64 {
 
 struct App<'a> {
     bs: &'a efi::BootServices,
-    out: Console,
+    out: *mut simple_text_output::Protocol,
 }
 
 /// A failed step and the status it returned.
@@ -191,21 +152,27 @@ impl App<'_> {
         let _ = (self.bs.free_pool)(pool);
         let (sector, sequential, large) = result?;
         // Short lines: the console may cut lines at its 80 columns.
-        let _ = writeln!(
+        efi_con::print(
             self.out,
-            "BLKBENCH: bytes={SPAN} sector_us={}",
-            sector / ticks_per_us
+            format_args!(
+                "BLKBENCH: bytes={SPAN} sector_us={}\n",
+                sector / ticks_per_us
+            ),
         );
-        let _ = writeln!(
+        efi_con::print(
             self.out,
-            "BLKBENCH: sequential_sector_us={}",
-            sequential / ticks_per_us
+            format_args!(
+                "BLKBENCH: sequential_sector_us={}\n",
+                sequential / ticks_per_us
+            ),
         );
-        let _ = writeln!(
+        efi_con::print(
             self.out,
-            "BLKBENCH: large_us={} ratio={}",
-            large / ticks_per_us,
-            u128::from(sector) * 1000 / u128::from(large.max(1))
+            format_args!(
+                "BLKBENCH: large_us={} ratio={}\n",
+                large / ticks_per_us,
+                u128::from(sector) * 1000 / u128::from(large.max(1))
+            ),
         );
         Ok(())
     }
@@ -237,12 +204,15 @@ extern "efiapi" fn efi_main(_image: efi::Handle, st: *mut efi::SystemTable) -> e
     let _ = (bs.set_watchdog_timer)(0, 0, 0, ptr::null_mut());
     let mut app = App {
         bs,
-        out: Console(st.con_out),
+        out: st.con_out,
     };
     if let Err(Failure(what, status)) = app.run() {
-        let _ = writeln!(app.out, "BLKBENCH: error {what} {:#x}", status.as_usize());
+        efi_con::print(
+            app.out,
+            format_args!("BLKBENCH: error {what} {:#x}\n", status.as_usize()),
+        );
     }
-    let _ = writeln!(app.out, "BLKBENCH: done");
+    efi_con::print(app.out, format_args!("BLKBENCH: done\n"));
     (rt.reset_system)(
         efi::RESET_SHUTDOWN,
         efi::Status::SUCCESS,

@@ -11,7 +11,7 @@
 #![no_main]
 
 use r_efi::efi;
-use r_efi::protocols::{memory_attribute, simple_text_output};
+use r_efi::protocols::memory_attribute;
 
 const PAGE_SIZE: u64 = 4096;
 
@@ -22,42 +22,11 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     }
 }
 
-struct Console(*mut simple_text_output::Protocol);
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let mut buf = [0u16; 128];
-        let mut len = 0;
-        for unit in s.encode_utf16() {
-            if unit == u16::from(b'\n') {
-                buf[len] = u16::from(b'\r');
-                len += 1;
-            }
-            buf[len] = unit;
-            len += 1;
-            if len >= buf.len() - 2 {
-                self.flush(&mut buf, &mut len);
-            }
-        }
-        self.flush(&mut buf, &mut len);
-        Ok(())
-    }
-}
-
-impl Console {
-    fn flush(&mut self, buf: &mut [u16; 128], len: &mut usize) {
-        buf[*len] = 0;
-        // SAFETY: ConOut from the system table; the string is NUL-terminated.
-        unsafe { ((*self.0).output_string)(self.0, buf.as_mut_ptr()) };
-        *len = 0;
-    }
-}
-
+/// Prints one line on ConOut.
 macro_rules! say {
-    ($con:expr, $($arg:tt)*) => {{
-        use core::fmt::Write;
-        let _ = writeln!($con, $($arg)*);
-    }};
+    ($con:expr, $($arg:tt)*) => {
+        efi_con::print($con, format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 /// Lands in .rdata, whose page LoadImage maps read-only and no-execute.
@@ -75,7 +44,7 @@ extern "efiapi" fn efi_main(_image: efi::Handle, st: *mut efi::SystemTable) -> e
     let Some(st) = (unsafe { st.as_ref() }) else {
         return efi::Status::INVALID_PARAMETER;
     };
-    let mut con = Console(st.con_out);
+    let con = st.con_out;
     say!(con, "wxtest: start");
 
     let mut guid = memory_attribute::PROTOCOL_GUID;
