@@ -10,7 +10,7 @@ extern crate alloc;
 use core::ffi::c_void;
 use core::panic::PanicInfo;
 use linked_list_allocator::LockedHeap;
-use log::{error, info};
+use log::{debug, error, info};
 use platform::acpi::AcpiInfo;
 use platform::boot_timing::{self, Phase};
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
@@ -271,11 +271,15 @@ fn exit_boot_services_timing() {
 /// Turns the VMM's map into the EFI memory map and reserves what the
 /// firmware itself occupies. Returns the end of RAM.
 fn build_memory_map(start_info: &StartInfo) -> u64 {
-    info!("memory map from the VMM:");
+    // Each serial byte is a trap to the VMM: the entries go out at debug
+    // level only, the default level gets one summary line.
     let mut ram_end = 0;
+    let mut ram_bytes = 0u64;
+    let mut entries = 0usize;
     memory::with_map(|map| {
         for entry in start_info.memmap() {
-            info!(
+            entries += 1;
+            debug!(
                 "  [{:#014x}-{:#014x}] {}",
                 entry.addr,
                 entry.addr + entry.size - 1,
@@ -284,6 +288,7 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
             let ty = match entry.kind {
                 MemmapType::RAM => {
                     ram_end = ram_end.max(entry.addr + entry.size);
+                    ram_bytes = ram_bytes.saturating_add(entry.size);
                     MemoryType::CONVENTIONAL
                 }
                 MemmapType::ACPI => MemoryType::ACPI_RECLAIM,
@@ -318,6 +323,10 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
             MemoryType::RUNTIME_SERVICES_DATA,
         );
     });
+    info!(
+        "memory map from the VMM: {entries} entries, {} MiB of RAM",
+        ram_bytes >> 20
+    );
     ram_end
 }
 

@@ -333,15 +333,20 @@ fn read_file(
 }
 
 /// loader.conf and the parsed, sorted entries of the volume on `fs`.
-fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
-    let mut text = Vec::new();
-    let conf = match read_file(root, LOADER_CONF, &mut text, MAX_CONFIG_SIZE) {
-        Ok(()) => bls::parse_loader_conf(&text).unwrap_or_else(|e| {
+/// The volume's loader.conf; the defaults when it is missing or unreadable.
+fn read_loader_conf(root: &OpenFile, text: &mut Vec<u8>) -> LoaderConf {
+    match read_file(root, LOADER_CONF, text, MAX_CONFIG_SIZE) {
+        Ok(()) => bls::parse_loader_conf(text).unwrap_or_else(|e| {
             warn!("bls: ignoring {LOADER_CONF}: {e}");
             LoaderConf::default()
         }),
         Err(_) => LoaderConf::default(),
-    };
+    }
+}
+
+fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
+    let mut text = Vec::new();
+    let conf = read_loader_conf(root, &mut text);
     let names = root
         .open(ENTRIES_DIR)
         .and_then(|dir| dir.file_names(is_entry_file))
@@ -427,6 +432,13 @@ pub fn run() {
 pub fn volume_entries(fs: HandleId) -> Option<(LoaderConf, Vec<BootEntry>)> {
     let root = OpenFile::open_volume(fs).ok()?;
     Some(read_entries(&root))
+}
+
+/// The loader.conf of the file system `fs` alone (None when the volume
+/// cannot be opened).
+pub fn volume_loader_conf(fs: HandleId) -> Option<LoaderConf> {
+    let root = OpenFile::open_volume(fs).ok()?;
+    Some(read_loader_conf(&root, &mut Vec::new()))
 }
 
 /// Whether `path` (absolute, `\`-separated) exists on the file system `fs`.

@@ -163,10 +163,9 @@ struct BootOption {
 
 /// The options in the order the boot manager tries them, and the first
 /// loader.conf timeout found.
-fn boot_options(first: BootFirst) -> (Vec<BootOption>, Option<Timeout>) {
+fn boot_options(first: BootFirst) -> Vec<BootOption> {
     let mut removable = Vec::new();
     let mut bls = Vec::new();
-    let mut conf_timeout = None;
     for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
         if bls_boot::file_exists(fs, REMOVABLE_MEDIA_PATH)
             && let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH)
@@ -181,9 +180,6 @@ fn boot_options(first: BootFirst) -> (Vec<BootOption>, Option<Timeout>) {
         let Some((conf, entries)) = bls_boot::volume_entries(fs) else {
             continue;
         };
-        if conf_timeout.is_none() {
-            conf_timeout = conf.timeout;
-        }
         for index in bls_boot::boot_order(&entries, &conf) {
             let entry = Box::new(entries[index].clone());
             bls.push(BootOption {
@@ -192,11 +188,17 @@ fn boot_options(first: BootFirst) -> (Vec<BootOption>, Option<Timeout>) {
             });
         }
     }
-    let options = match first {
+    match first {
         BootFirst::RemovableMedia => removable.into_iter().chain(bls).collect(),
         BootFirst::Bls => bls.into_iter().chain(removable).collect(),
-    };
-    (options, conf_timeout)
+    }
+}
+
+/// The `timeout` of the first loader.conf, in file-system order, that sets one.
+fn loader_conf_timeout() -> Option<Timeout> {
+    ps::handles_with(&simple_file_system::PROTOCOL_GUID)
+        .into_iter()
+        .find_map(|fs| bls_boot::volume_loader_conf(fs)?.timeout)
 }
 
 const POLL_INTERVAL_US: u64 = 10_000;
@@ -206,10 +208,12 @@ const NS_PER_SECOND: u64 = 1_000_000_000;
 /// option picked. Returns at once when there is no menu, and when the
 /// picked option did not boot (the boot manager then goes on as usual).
 pub fn run(cmdline: &str) {
-    let (options, conf_timeout) = boot_options(BootFirst::from_cmdline(cmdline));
-    let Some(timeout) = menu_timeout(cmdline, conf_timeout.as_ref()) else {
+    // Most boots show no menu; only loader.conf is read to know that, not
+    // every entry on every volume.
+    let Some(timeout) = menu_timeout(cmdline, loader_conf_timeout().as_ref()) else {
         return;
     };
+    let options = boot_options(BootFirst::from_cmdline(cmdline));
     if options.is_empty() {
         return;
     }

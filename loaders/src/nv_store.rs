@@ -128,6 +128,8 @@ struct NvState {
     slot_size: usize,
     /// The slot holding the newest valid image on disk.
     current: Option<SlotImage>,
+    /// Whether the store file exists with both slots.
+    file_ready: bool,
 }
 
 static STATE: Global<Option<NvState>> = Global::new(None);
@@ -172,20 +174,12 @@ pub fn init(slot_size: usize) {
             (Some(bytes.len()), current)
         }
     };
-    if file != Some(expected_len)
-        && let Err(status) = create_file(esp, expected_len)
-    {
-        warn!(
-            "variables: cannot create {STORE_PATH} (status {:#x}); non-volatile variables will not persist",
-            status.as_usize()
-        );
-        return;
-    }
     // A read-only disk keeps a store it cannot update: load it, but do not
     // make every NON_VOLATILE SetVariable fail with EFI_DEVICE_ERROR.
-    if let Err(status) = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0) {
+    let writable_path = if file.is_some() { STORE_PATH } else { "\\" };
+    if let Err(status) = EspFile::open(esp, writable_path, file::MODE_READ | file::MODE_WRITE, 0) {
         warn!(
-            "variables: {STORE_PATH} not writable (status {:#x}); changes will not persist",
+            "variables: {writable_path} on the ESP not writable (status {:#x}); changes will not persist",
             status.as_usize()
         );
         return;
@@ -195,6 +189,9 @@ pub fn init(slot_size: usize) {
             esp,
             slot_size,
             current,
+            // A missing file is created by the first write, not here: a boot
+            // that changes no NON_VOLATILE variable leaves the disk alone.
+            file_ready: file == Some(expected_len),
         })
     });
     efi::runtime::set_persist_hook(persist);
@@ -214,10 +211,22 @@ pub fn init(slot_size: usize) {
 
 /// The persist hook: writes `image` to the next slot and flushes.
 fn persist(mut image: Vec<u8>) -> Result<(), Status> {
-    let (esp, slot_size, current) = STATE
-        .try_with(|state| state.as_ref().map(|s| (s.esp, s.slot_size, s.current)))
+    let (esp, slot_size, current, file_ready) = STATE
+        .try_with(|state| {
+            state
+                .as_ref()
+                .map(|s| (s.esp, s.slot_size, s.current, s.file_ready))
+        })
         .flatten()
         .ok_or(Status::NOT_READY)?;
+    if !file_ready {
+        create_file(esp, slot_size.saturating_mul(SLOT_COUNT))?;
+        STATE.with(|state| {
+            if let Some(state) = state.as_mut() {
+                state.file_ready = true;
+            }
+        });
+    }
     let target = next_write(current);
     let offset = prepare_write(&mut image, target, slot_size)?;
     let file = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0)?;

@@ -27,22 +27,54 @@ pub fn init() {
     COM1.offset(MODEM_CONTROL).write_u8(0x03); // DTR, RTS
 }
 
-pub fn write_byte(byte: u8) {
+/// Transmit FIFO depth of the 16550 (PC16550D datasheet): with FIFOs on,
+/// THR empty means this many bytes may be written without polling again.
+const TX_FIFO_BYTES: usize = 16;
+
+/// Waits until the transmitter can take a byte (with FIFOs on: the whole
+/// FIFO is free).
+fn wait_transmitter_empty() {
     // A VMM's UART is always ready; the bound keeps a wedged one from hanging us.
     for _ in 0..100_000 {
         if COM1.offset(LINE_STATUS).read_u8() & LSR_THR_EMPTY != 0 {
             break;
         }
     }
-    COM1.offset(DATA).write_u8(byte);
 }
 
+/// Feeds the transmitter, polling the line status once per FIFO load
+/// instead of once per byte: every port access traps to the VMM.
+struct Transmitter {
+    room: usize,
+}
+
+impl Transmitter {
+    fn put(&mut self, byte: u8) {
+        if self.room == 0 {
+            wait_transmitter_empty();
+            self.room = TX_FIFO_BYTES;
+        }
+        COM1.offset(DATA).write_u8(byte);
+        self.room -= 1;
+    }
+}
+
+/// Writes `bytes` as they are.
+pub fn write_raw(bytes: &[u8]) {
+    let mut tx = Transmitter { room: 0 };
+    for &b in bytes {
+        tx.put(b);
+    }
+}
+
+/// Writes `bytes` with LF sent as CR LF.
 pub fn write_bytes(bytes: &[u8]) {
+    let mut tx = Transmitter { room: 0 };
     for &b in bytes {
         if b == b'\n' {
-            write_byte(b'\r');
+            tx.put(b'\r');
         }
-        write_byte(b);
+        tx.put(b);
     }
 }
 

@@ -94,9 +94,12 @@ static BASE_TICKS: AtomicU64 = AtomicU64::new(0);
 /// Used when neither CPUID nor calibration gave a rate, so stalls still
 /// terminate (a modern host's TSC is 1-5 GHz).
 const FALLBACK_HZ: u64 = 2_000_000_000;
-const CALIBRATION_US: u64 = 10_000;
+/// Calibration window: 2 ms of the 3.58 MHz PM timer is ~7,200 ticks, so the
+/// rate is good to ~0.05% even with a microsecond of port-read jitter at
+/// each end, ample for Stall and timeouts; a longer window only delays boot.
+const CALIBRATION_US: u64 = 2_000;
 /// Bound on reference-clock polls; a port read is at least ~100 ns, so this
-/// is well beyond 10 ms yet finite when the device is missing.
+/// is well beyond the window yet finite when the device is missing.
 const MAX_POLLS: u32 = 5_000_000;
 
 const PIT_HZ: u64 = 1_193_182;
@@ -222,7 +225,7 @@ fn calibrate_with_pm_timer(timer: PmTimer) -> Option<u64> {
     None
 }
 
-/// Counts TSC ticks while PIT channel 2 counts down ~10 ms in mode 0
+/// Counts TSC ticks while PIT channel 2 counts down the window in mode 0
 /// (interrupt on terminal count), watching its output on port 0x61 bit 5
 /// (Intel 8254 datasheet; IBM PC/AT port 0x61 layout).
 fn calibrate_with_pit() -> Option<u64> {

@@ -71,9 +71,7 @@ const MAX_STRING: usize = 1 << 20;
 /// Sends bytes exactly as built: no LF to CR LF translation, which would
 /// put the terminal's cursor where `Screen` does not think it is.
 fn send(bytes: &[u8]) {
-    for &byte in bytes {
-        platform::serial::write_byte(byte);
-    }
+    platform::serial::write_raw(bytes);
 }
 
 /// Mirrors the screen state into SIMPLE_TEXT_OUTPUT_MODE.
