@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use vm_tests::{
-    BLS_CMDLINE, EspBuilder, Vm, debian_kernel, default_image, expect_linux_environment, firmware,
-    initramfs,
+    BLS_CMDLINE, EspBuilder, Vm, debian_kernel, debian13_kernel, default_image,
+    expect_linux_environment, firmware, initramfs, initramfs_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -124,4 +124,44 @@ fn broken_default_entry_falls_back_to_next_with_two_initrds() {
         .expect("firmware reported the broken entry");
     assert!(warning.line.contains("missing-vmlinuz"), "{}", warning.line);
     assert!(vm.find("booting BLS entry 'Debian two initrds'").is_some());
+}
+
+/// Debian 13's 6.12 kernel declares NX_COMPAT, so LoadImage maps it W^X
+/// (headers and read-only data RO+NX, code RX, data RW+NX); its EFI stub then
+/// decompresses the kernel, sets its own attributes through the Memory
+/// Attribute protocol and reads the initrd through LoadFile2. The kernel's
+/// userspace must come up all the same.
+#[test]
+fn debian13_kernel_boots_from_bls_entry_mapped_wx() {
+    let kernel = debian13_kernel();
+    let version = &kernel.version;
+    let entry = format!(
+        "title Debian 13 BLS\n\
+         version {version}\n\
+         linux /vmlinuz-{version}\n\
+         initrd /initrd.img-{version}\n\
+         options {BLS_CMDLINE}\n"
+    );
+    let disk = EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(
+            &format!("/initrd.img-{version}"),
+            initramfs_for(&kernel, "", &[]),
+        )
+        .bytes("/loader/entries/debian13.conf", entry)
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&disk)
+        .append("log=debug")
+        .spawn();
+    assert_booted_from_bls_entry(&mut vm);
+    let loaded = vm
+        .find(&format!("loaded \\vmlinuz-{version} at"))
+        .expect("the firmware logged the kernel's LoadImage");
+    assert!(
+        loaded.line.contains("W^X"),
+        "the NX_COMPAT kernel was mapped W^X: {}",
+        loaded.line
+    );
 }

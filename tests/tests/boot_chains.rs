@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use vm_tests::{boot_firmware, default_image, expect_linux_environment};
+use vm_tests::{
+    EspBuilder, GRUB_CMDLINE, boot_firmware, deb_trixie, debian13_kernel, default_image,
+    expect_linux_environment, initramfs_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -23,5 +26,43 @@ fn shim_grub_debian_kernel() {
     expect_linux_environment(&mut vm, TIMEOUT);
     vm.expect("INIT: done", TIMEOUT).unwrap();
     // The guest's `poweroff -f` must end QEMU (ACPI S5 through the FADT).
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+}
+
+/// Debian 13's chain: shim 16 (which serves GRUB's LoadImage of the kernel
+/// through its own loader protocol), GRUB 2.12 and the 6.12 kernel (NX_COMPAT,
+/// mapped W^X by LoadImage), laid out as the removable-media path.
+#[test]
+fn shim_grub_debian13_kernel() {
+    let kernel = debian13_kernel();
+    let initrd = initramfs_for(&kernel, "", &[]);
+    let version = &kernel.version;
+    let shim = deb_trixie("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
+    let grub = deb_trixie("grub-efi-amd64-signed")
+        .join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
+    let grub_cfg = format!(
+        "set timeout=0\n\
+         set default=0\n\
+         menuentry 'Debian GNU/Linux 13 (vmfw test)' {{\n\
+         \tlinux /vmlinuz-{version} {GRUB_CMDLINE}\n\
+         \tinitrd /initrd.img-{version}\n\
+         }}\n"
+    );
+    let disk = EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(&format!("/initrd.img-{version}"), &initrd)
+        .file("/EFI/BOOT/BOOTX64.EFI", shim)
+        .file("/EFI/BOOT/grubx64.efi", grub)
+        .bytes("/EFI/debian/grub.cfg", grub_cfg)
+        .build();
+    let mut vm = boot_firmware(&disk);
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        cmdline.line.contains("vmfw.entry=grub"),
+        "booted through GRUB: {}",
+        cmdline.line
+    );
+    expect_linux_environment(&mut vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
     vm.wait_exit(Duration::from_secs(60)).unwrap();
 }
