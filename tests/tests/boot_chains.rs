@@ -29,9 +29,8 @@ fn shim_grub_debian_kernel() {
     vm.wait_exit(Duration::from_secs(60)).unwrap();
 }
 
-/// Debian 13's chain: shim 16 (which serves GRUB's LoadImage of the kernel
-/// through its own loader protocol), GRUB 2.12 and the 6.12 kernel (NX_COMPAT,
-/// mapped W^X by LoadImage), laid out as the removable-media path.
+/// Debian 13's chain: signed shim 16.1, GRUB 2.12 and the 6.12 kernel,
+/// laid out as the removable-media path.
 #[test]
 fn shim_grub_debian13_kernel() {
     let kernel = debian13_kernel();
