@@ -22,7 +22,7 @@
 //! Each run records the time from QEMU's start to the kernel's first console line
 //! (`Linux version`), to the initramfs's first line (`INIT: cmdline=`, which must carry the
 //! chain's own `vmfw.entry=` marker) and to `INIT: done`. For each chain it prints the
-//! medians, the overhead (median time to `Linux version` minus `qemu-direct`'s) and that
+//! medians, the quartiles of the kernel times (how noisy this invocation was), the overhead (median time to `Linux version` minus `qemu-direct`'s) and that
 //! overhead as a ratio to OVMF's on the same chain (for BLS and bzImage, which OVMF cannot
 //! boot itself, OVMF's systemd-boot chain: its nearest way to the same BLS entry), and checks
 //! the targets: shim+GRUB and systemd-boot overhead at most a tenth of OVMF's; BLS and
@@ -401,6 +401,21 @@ fn median(values: &[Duration]) -> Option<Duration> {
     }
 }
 
+/// First and third quartiles: the medians of the lower and upper halves
+/// (the middle value, for an odd count, in neither). None below two values.
+fn quartiles(values: &[Duration]) -> Option<(Duration, Duration)> {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let half = sorted.len() / 2;
+    if half == 0 {
+        return None;
+    }
+    Some((
+        median(&sorted[..half])?,
+        median(&sorted[sorted.len() - half..])?,
+    ))
+}
+
 /// Size of a stripped copy of the firmware ELF (what a distribution would ship).
 fn stripped_size(elf: &Path) -> Result<u64, String> {
     let copy = std::env::temp_dir().join(format!("vmfw-bench-stripped-{}", std::process::id()));
@@ -454,6 +469,10 @@ impl Results {
 
     fn median(&self, index: usize) -> Option<Duration> {
         median(&self.samples(index))
+    }
+
+    fn quartiles(&self, index: usize) -> Option<(Duration, Duration)> {
+        quartiles(&self.samples(index))
     }
 
     fn failures(&self) -> usize {
@@ -526,15 +545,17 @@ impl Report<'_> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "median seconds from QEMU start ({} run(s) each, TCG); overhead = kernel - qemu-direct's; \
-             vs-OVMF = overhead / OVMF's on the same chain (vmfw-bls, vmfw-bzimage: ovmf-systemd-boot's)",
+            "median seconds from QEMU start ({} run(s) each, TCG); kernel-IQR = quartiles of the kernel \
+             times (this invocation's noise); overhead = kernel - qemu-direct's; vs-OVMF = overhead / \
+             OVMF's on the same chain (vmfw-bls, vmfw-bzimage: ovmf-systemd-boot's)",
             self.runs
         );
         let _ = writeln!(
             out,
-            "{:<17} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
+            "{:<17} {:>8} {:>13} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
             "config",
             "kernel",
+            "kernel-IQR",
             "init",
             "done",
             "overhead",
@@ -561,11 +582,15 @@ impl Report<'_> {
                 }
                 Target::None => "-".into(),
             };
+            let iqr = results.quartiles(0).map_or("n/a".into(), |(q1, q3)| {
+                format!("{:.2}-{:.2}", q1.as_secs_f64(), q3.as_secs_f64())
+            });
             let _ = writeln!(
                 out,
-                "{:<17} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
+                "{:<17} {:>8} {:>13} {:>8} {:>8} {:>9} {:>8} {:>8} {:>22} {:>6}",
                 config.name(),
                 secs(results.median(0)),
+                iqr,
                 secs(results.median(1)),
                 secs(results.median(2)),
                 overhead,
@@ -646,6 +671,12 @@ impl Report<'_> {
                 Config::QemuDirect => None,
                 _ => self.overhead(config),
             };
+            let (q1, q3) = results.quartiles(0).unzip();
+            fields.push(format!(
+                "\"kernel_quartiles_s\": [{}, {}]",
+                json_num(q1.map(|d| d.as_secs_f64())),
+                json_num(q3.map(|d| d.as_secs_f64()))
+            ));
             fields.push(format!(
                 "\"overhead_s\": {}, \"ovmf_reference\": {}, \"overhead_ratio_to_ovmf\": {}, \
                  \"kernel_time_ratio_to_qemu_direct\": {}, \"target_met\": {}",
@@ -855,6 +886,22 @@ mod tests {
         assert_eq!(
             median(&[s(4), s(1), s(2), s(3)]),
             Some(Duration::from_millis(2500))
+        );
+    }
+
+    #[test]
+    fn quartiles_are_the_medians_of_the_halves() {
+        let s = Duration::from_secs;
+        assert_eq!(quartiles(&[s(1)]), None);
+        assert_eq!(quartiles(&[s(2), s(1)]), Some((s(1), s(2))));
+        // 1 2 | 3 | 4 5: the middle value belongs to neither half.
+        assert_eq!(
+            quartiles(&[s(5), s(3), s(1), s(4), s(2)]),
+            Some((Duration::from_millis(1500), Duration::from_millis(4500)))
+        );
+        assert_eq!(
+            quartiles(&[s(4), s(1), s(3), s(2)]),
+            Some((Duration::from_millis(1500), Duration::from_millis(3500)))
         );
     }
 
