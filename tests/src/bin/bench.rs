@@ -22,8 +22,9 @@
 //! Each run records the time from QEMU's start to the kernel's first console line
 //! (`Linux version`), to the initramfs's first line (`INIT: cmdline=`, which must carry the
 //! chain's own `vmfw.entry=` marker) and to `INIT: done`. For each chain it prints the
-//! medians, the quartiles of the kernel times (how noisy this invocation was), the overhead (median time to `Linux version` minus `qemu-direct`'s) and that
-//! overhead as a ratio to OVMF's on the same chain (for BLS and bzImage, which OVMF cannot
+//! medians, the quartiles of the kernel times (how noisy this invocation was), the
+//! overhead (median time to `Linux version` minus `qemu-direct`'s) and that overhead as a
+//! ratio to OVMF's on the same chain (for BLS and bzImage, which OVMF cannot
 //! boot itself, OVMF's systemd-boot chain: its nearest way to the same BLS entry), and checks
 //! the targets: shim+GRUB and systemd-boot overhead at most a tenth of OVMF's; BLS and
 //! bzImage time to the kernel within 10% of QEMU's direct boot.
