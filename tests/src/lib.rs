@@ -25,4 +25,4 @@ pub use images::{
 pub use initramfs::{BASE_MODULES, initramfs, initramfs_for};
 pub use paths::{cache_dir, workspace_root};
 pub use qemu::{Boot, Match, Vm, VmBuilder, VmError};
-pub use uki::{systemd_boot, systemd_stub, unified_kernel_image};
+pub use uki::{systemd_boot, systemd_stub, unified_kernel_image, unified_kernel_image_on};

@@ -42,16 +42,27 @@ fn sections_end(image: &Path) -> u64 {
 }
 
 /// Builds (or reuses) a UKI of `kernel` with `initrd`, the embedded command
-/// line `cmdline`, `os_release` as `.osrel` and the kernel release as `.uname`.
+/// line `cmdline`, `os_release` as `.osrel` and the kernel release as `.uname`,
+/// on Debian 12's systemd stub.
 pub fn unified_kernel_image(
     kernel: &DebianKernel,
     initrd: &Path,
     cmdline: &str,
     os_release: &str,
 ) -> PathBuf {
-    let stub = systemd_stub();
+    unified_kernel_image_on(&systemd_stub(), kernel, initrd, cmdline, os_release)
+}
+
+/// As [`unified_kernel_image`], on the systemd stub `stub`.
+pub fn unified_kernel_image_on(
+    stub: &Path,
+    kernel: &DebianKernel,
+    initrd: &Path,
+    cmdline: &str,
+    os_release: &str,
+) -> PathBuf {
     let mut key = KeyHasher::new("uki v1");
-    key.file(&stub)
+    key.file(stub)
         .file(&kernel.vmlinuz)
         .file(initrd)
         .str(cmdline)
@@ -77,7 +88,7 @@ pub fn unified_kernel_image(
         (".linux", kernel.vmlinuz.clone()),
     ];
     let mut objcopy = Command::new("objcopy");
-    let mut vma = sections_end(&stub).next_multiple_of(SECTION_ALIGN);
+    let mut vma = sections_end(stub).next_multiple_of(SECTION_ALIGN);
     for (name, path) in &payloads {
         let size = std::fs::metadata(path)
             .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
@@ -90,7 +101,7 @@ pub fn unified_kernel_image(
         vma = (vma + size).next_multiple_of(SECTION_ALIGN);
     }
     let image = work.join("uki.efi");
-    run(objcopy.arg(&stub).arg(&image));
+    run(objcopy.arg(stub).arg(&image));
     publish(&image, &out);
     let _ = std::fs::remove_dir_all(&work);
     out

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, Vm, debian_kernel, expect_linux_environment, firmware, initramfs,
-    unified_kernel_image,
+    EspBuilder, Vm, deb_trixie, debian_kernel, debian13_kernel, expect_linux_environment, firmware,
+    initramfs, initramfs_for, unified_kernel_image, unified_kernel_image_on,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -52,4 +52,27 @@ fn unified_kernel_image_boots_with_embedded_cmdline() {
         .is_some(),
         "the firmware titled the UKI from its .osrel and .uname"
     );
+}
+
+/// Debian 13's systemd stub (257) around the 6.12 kernel, alone on the ESP.
+#[test]
+fn debian13_unified_kernel_image_boots() {
+    let kernel = debian13_kernel();
+    let initrd = initramfs_for(&kernel, "", &[]);
+    let stub = deb_trixie("systemd-boot-efi").join("usr/lib/systemd/boot/efi/linuxx64.efi.stub");
+    let os_release = "PRETTY_NAME=\"Debian 13 UKI (vmfw test)\"\nID=debian\nVERSION_ID=\"13\"\n";
+    let uki = unified_kernel_image_on(&stub, &kernel, &initrd, UKI_CMDLINE, os_release);
+    let disk = EspBuilder::new()
+        .file("/EFI/Linux/debian13-uki.efi", &uki)
+        .build();
+    let mut vm = Vm::builder().firmware(firmware()).disk(&disk).spawn();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        cmdline.line.contains(UKI_CMDLINE),
+        "the UKI's embedded .cmdline reached /proc/cmdline: {}",
+        cmdline.line
+    );
+    expect_linux_environment(&mut vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
 }
