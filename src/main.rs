@@ -123,7 +123,7 @@ fn boot(start_info: &StartInfo) -> ! {
 
     efi_init(acpi.as_ref());
     boot_timing::mark(Phase::EFI_CORE);
-    storage_init(acpi.as_ref());
+    storage_init(acpi.as_ref(), start_info.cmdline());
     boot_timing::mark(Phase::FILE_SYSTEM);
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
     loaders::nv_store::init(VARIABLE_STORE_SIZE);
@@ -221,7 +221,7 @@ fn virtual_address_change() {
 }
 
 /// Finds the disks and publishes them with their partitions and file systems.
-fn storage_init(acpi: Option<&AcpiInfo>) {
+fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     let ecam = acpi.and_then(|a| a.mcfg).map(|m| {
         // SAFETY: the MCFG table names this window as the ECAM region.
         unsafe { pci::EcamConfigAccess::new(m.base, m.start_bus, m.end_bus) }
@@ -231,12 +231,18 @@ fn storage_init(acpi: Option<&AcpiInfo>) {
         None => &pci::PortConfigAccess,
     };
     let mut devices = pci::enumerate(access);
+    // From 3 GiB up to the ECAM window when it lies above (Cloud
+    // Hypervisor's at 0xE800_0000), else up to the IOAPIC (QEMU q35 puts
+    // ECAM at 0xB000_0000, below the window).
+    let mem32_end = acpi
+        .and_then(|a| a.mcfg)
+        .map(|m| m.base)
+        .filter(|&base| base > 0xc000_0000)
+        .map_or(0xfec0_0000, |base| base.min(0xfec0_0000));
     let windows = pci::BarWindows {
         mem32: Some(pci::AddressWindow {
             base: 0xc000_0000,
-            end: acpi
-                .and_then(|a| a.mcfg)
-                .map_or(0xfec0_0000, |m| m.base.max(0xc000_0000)),
+            end: mem32_end,
         }),
         mem64: None,
         io: Some(pci::AddressWindow {
@@ -244,7 +250,16 @@ fn storage_init(acpi: Option<&AcpiInfo>) {
             end: 0x1_0000,
         }),
     };
-    for e in pci::assign_unassigned_bars(access, &mut devices, &windows) {
+    let reassign = cmdline
+        .split_ascii_whitespace()
+        .any(|w| w == "pci=reassign");
+    let failures = if reassign {
+        info!("pci: placing every bus 0 BAR anew (pci=reassign)");
+        pci::reassign_bars(access, &mut devices, &windows)
+    } else {
+        pci::assign_unassigned_bars(access, &mut devices, &windows)
+    };
+    for e in failures {
         error!("PCI: {e}");
     }
     boot_timing::mark(Phase::PCI);

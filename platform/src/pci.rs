@@ -586,6 +586,44 @@ pub fn assign_unassigned_bars(
     failures
 }
 
+/// Places every BAR on bus 0 anew, ignoring the addresses the VMM gave them
+/// (`pci=reassign` on the firmware command line): what the firmware does on
+/// a VMM that leaves BAR assignment to it, exercised on one that does not.
+/// Each function's decoding is off while its BARs are cleared and placed,
+/// and is switched back on only when all of them found a place. BARs behind
+/// bridges keep their addresses (we do not program bridge windows).
+pub fn reassign_bars(
+    access: &dyn ConfigAccess,
+    devices: &mut [PciDevice],
+    windows: &BarWindows,
+) -> Vec<PciError> {
+    let decode = (Command::IO_SPACE | Command::MEMORY_SPACE).bits();
+    let mut commands = Vec::new();
+    for device in devices.iter_mut().filter(|d| d.bdf.bus == 0) {
+        let command = access.read16(device.bdf, reg::COMMAND);
+        access.write16(device.bdf, reg::COMMAND, command & !decode);
+        commands.push((device.bdf, command));
+        for (index, slot) in device.bars.iter_mut().enumerate() {
+            if let Some(bar) = slot {
+                write_bar(access, device.bdf, index, bar.kind, 0);
+                bar.address = 0;
+            }
+        }
+    }
+    let failures = assign_unassigned_bars(access, devices, windows);
+    for (bdf, command) in commands {
+        let failed = failures.iter().any(|f| match f {
+            PciError::BarDoesNotFit { bdf: b, .. } | PciError::BehindBridge { bdf: b, .. } => {
+                *b == bdf
+            }
+        });
+        if !failed {
+            access.write16(bdf, reg::COMMAND, command);
+        }
+    }
+    failures
+}
+
 /// Lowest naturally aligned address in `window` that overlaps nothing in
 /// `used`.
 fn allocate(window: AddressWindow, size: u64, used: &[(u64, u64)]) -> Option<u64> {
@@ -1027,6 +1065,52 @@ mod tests {
             bar2.address as u32 | 0xC
         );
         assert_eq!(config.read32_of(UNASSIGNED, bar_offset(3)), 0);
+        assert!(config.bar_writes_with_decode_on.borrow().is_empty());
+    }
+
+    #[test]
+    fn reassign_moves_every_bus_0_bar_into_the_windows() {
+        let config = machine();
+        config
+            .functions
+            .borrow_mut()
+            .get_mut(&NIC)
+            .unwrap()
+            .set16(reg::COMMAND, 0x7);
+        let mut devices = enumerate(&config);
+        let windows = BarWindows {
+            mem32: Some(AddressWindow {
+                base: 0xC000_0000,
+                end: 0xC100_0000,
+            }),
+            mem64: None,
+            io: Some(AddressWindow {
+                base: 0xD000,
+                end: 0x1_0000,
+            }),
+        };
+        let failures = reassign_bars(&config, &mut devices, &windows);
+        assert_eq!(
+            failures,
+            [PciError::BehindBridge {
+                bdf: BEHIND,
+                bar: 0
+            }]
+        );
+        let nic = find(&devices, NIC);
+        assert_eq!(nic.bars[0].unwrap().address, 0xD000);
+        for bar in [1, 4] {
+            let address = nic.bars[bar].unwrap().address;
+            assert!(
+                (0xC000_0000..0xC100_0000).contains(&address),
+                "{address:#x}"
+            );
+        }
+        assert_eq!(config.read32_of(NIC, bar_offset(0)), 0xD001);
+        assert_eq!(config.read32_of(NIC, bar_offset(5)), 0, "below 4 GiB now");
+        // Every BAR placed: the NIC decodes again; nothing was written while
+        // it did.
+        assert_eq!(config.read16(NIC, reg::COMMAND), 0x7);
         assert!(config.bar_writes_with_decode_on.borrow().is_empty());
     }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, GRUB_CMDLINE, boot_firmware, deb_trixie, debian13_kernel, default_image,
-    expect_linux_environment, initramfs_for,
+    EspBuilder, GRUB_CMDLINE, Vm, boot_firmware, deb_trixie, debian13_kernel, default_image,
+    expect_linux_environment, firmware, initramfs_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -64,4 +64,38 @@ fn shim_grub_debian13_kernel() {
     expect_linux_environment(&mut vm, TIMEOUT);
     vm.expect("INIT: done", TIMEOUT).unwrap();
     vm.wait_exit(Duration::from_secs(60)).unwrap();
+}
+
+/// `pci=reassign`: the firmware ignores the BARs SeaBIOS assigned and places
+/// every bus 0 BAR itself, as it must on a VMM that leaves them unassigned.
+/// The disk must work at the new addresses for the firmware, GRUB and
+/// Linux, which keeps them (its own log shows the virtio BAR where we put it).
+#[test]
+fn shim_grub_with_firmware_assigned_bars() {
+    let image = default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append("pci=reassign")
+        .spawn();
+    let assigned = vm.expect("pci: 00:01.0 BAR4 assigned ", TIMEOUT).unwrap();
+    let address = assigned
+        .line
+        .split_whitespace()
+        .nth(4)
+        .expect("an address after 'assigned'")
+        .to_string();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
+    expect_linux_environment(&mut vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    let linux_bar = vm
+        .find("pci 0000:00:01.0: BAR 4 [mem ")
+        .expect("Linux listed the virtio BAR");
+    assert!(
+        linux_bar.line.contains(&format!("[mem {address}-")),
+        "Linux kept our address {address}: {}",
+        linux_bar.line
+    );
 }
