@@ -161,8 +161,7 @@ struct BootOption {
     target: Target,
 }
 
-/// The options in the order the boot manager tries them, and the first
-/// loader.conf timeout found.
+/// The options in the order the boot manager tries them.
 fn boot_options(first: BootFirst) -> Vec<BootOption> {
     let mut removable = Vec::new();
     let mut bls = Vec::new();
