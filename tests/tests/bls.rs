@@ -127,10 +127,10 @@ fn broken_default_entry_falls_back_to_next_with_two_initrds() {
 }
 
 /// Debian 13's 6.12 kernel declares NX_COMPAT, so LoadImage maps it W^X
-/// (headers and read-only data RO+NX, code RX, data RW+NX); its EFI stub then
-/// decompresses the kernel, sets its own attributes through the Memory
-/// Attribute protocol and reads the initrd through LoadFile2. The kernel's
-/// userspace must come up all the same.
+/// (headers and read-only data RO+NX, code RX, data RW+NX); its EFI stub,
+/// which decompresses the kernel before ExitBootServices, must run that way
+/// and the kernel's userspace come up, with the initrd read through
+/// LoadFile2.
 #[test]
 fn debian13_kernel_boots_from_bls_entry_mapped_wx() {
     let kernel = debian13_kernel();
