@@ -176,10 +176,13 @@ pub fn init(slot_size: usize) {
     };
     // A read-only disk keeps a store it cannot update: load it, but do not
     // make every NON_VOLATILE SetVariable fail with EFI_DEVICE_ERROR.
-    let writable_path = if file.is_some() { STORE_PATH } else { "\\" };
+    let (writable_path, what) = match file {
+        Some(_) => (STORE_PATH, STORE_PATH),
+        None => ("\\", "the ESP"),
+    };
     if let Err(status) = EspFile::open(esp, writable_path, file::MODE_READ | file::MODE_WRITE, 0) {
         warn!(
-            "variables: {writable_path} on the ESP not writable (status {:#x}); changes will not persist",
+            "variables: {what} not writable (status {:#x}); changes will not persist",
             status.as_usize()
         );
         return;

@@ -8,11 +8,16 @@
 //! - `shim_fallback_boot_entry_persists`: Debian's shim starts its fallback (`fbx64.efi`),
 //!   which reads `\EFI\debian\BOOTX64.CSV` and creates a Boot#### entry plus BootOrder; the
 //!   next QEMU process boots through that entry to the guest's userspace.
+//! - `read_only_disk_keeps_variables_in_ram`: on a read-only disk the firmware says changes
+//!   will not persist, shim's and the guest's writes succeed in RAM, and the chain boots.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, GRUB_CMDLINE, Vm, deb, debian_kernel, efi_app, firmware, initramfs};
+use vm_tests::{
+    EspBuilder, GRUB_CMDLINE, Vm, deb, debian_kernel, default_image, efi_app,
+    expect_linux_environment, firmware, initramfs,
+};
 
 const STEP: Duration = Duration::from_secs(180);
 const BOOT: Duration = Duration::from_secs(400);
@@ -167,5 +172,41 @@ fn shim_fallback_boot_entry_persists() {
     assert!(
         !second.contains("booting \\EFI\\BOOT\\BOOTX64.EFI"),
         "the removable path is not needed any more:\n{second}"
+    );
+}
+
+/// The default image on a disk QEMU presents read-only (virtio-blk
+/// VIRTIO_BLK_F_RO): no `vars.bin` and none can be made, so the firmware warns
+/// once and keeps non-volatile variables in RAM; shim's SbatLevel write and
+/// the guest's efivarfs write both succeed, and the chain boots.
+#[test]
+fn read_only_disk_keeps_variables_in_ram() {
+    let image = default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .arg("-drive")
+        .arg(format!(
+            "if=none,id=ro,file={},format=raw,readonly=on",
+            image.disk.display()
+        ))
+        .arg("-device")
+        .arg("virtio-blk-pci,drive=ro,disable-legacy=on")
+        .spawn();
+    let warning = vm.expect("changes will not persist", STEP).unwrap();
+    assert!(warning.line.contains("not writable"), "{}", warning.line);
+    let cmdline = vm.expect("INIT: cmdline=", BOOT).unwrap();
+    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
+    expect_linux_environment(&mut vm, BOOT);
+    vm.expect("INIT: done", BOOT).unwrap();
+    vm.wait_exit(STEP).unwrap();
+    let transcript = vm.transcript();
+    assert_eq!(
+        transcript.matches("changes will not persist").count(),
+        1,
+        "{transcript}"
+    );
+    assert!(
+        !transcript.contains("non-volatile variables not saved"),
+        "{transcript}"
     );
 }
