@@ -14,6 +14,25 @@ pub const BLS_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=bls";
 pub const GRUB_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=grub";
 pub const SYSTEMD_BOOT_CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=systemd-boot";
 
+/// Debian's signed shim inside an extracted `shim-signed` package (`deb`, `deb_trixie`).
+pub const SIGNED_SHIM: &str = "usr/lib/shim/shimx64.efi.signed";
+/// Debian's signed GRUB inside an extracted `grub-efi-amd64-signed` package.
+pub const SIGNED_GRUB: &str = "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed";
+
+/// A `grub.cfg` that boots `/vmlinuz-<version>` with `/initrd.img-<version>` and
+/// `cmdline` at once, from one menu entry titled `title`.
+pub fn grub_cfg(title: &str, version: &str, cmdline: &str) -> String {
+    format!(
+        "set timeout=0\n\
+         set default=0\n\
+         menuentry '{title}' {{\n\
+         \techo 'GRUB: loading Linux {version}'\n\
+         \tlinux /vmlinuz-{version} {cmdline}\n\
+         \tinitrd /initrd.img-{version}\n\
+         }}\n"
+    )
+}
+
 /// `loader.conf` for systemd-boot: boot `debian.conf` at once, no menu.
 const SYSTEMD_BOOT_LOADER_CONF: &str = "timeout 0\ndefault debian.conf\n";
 
@@ -37,18 +56,9 @@ pub fn default_image() -> DefaultImage {
     let kernel = debian_kernel();
     let initrd = initramfs("", &[]);
     let version = &kernel.version;
-    let shim = deb("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
-    let grub =
-        deb("grub-efi-amd64-signed").join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
-    let grub_cfg = format!(
-        "set timeout=0\n\
-         set default=0\n\
-         menuentry 'Debian GNU/Linux 12 (vmfw test)' {{\n\
-         \techo 'GRUB: loading Linux {version}'\n\
-         \tlinux /vmlinuz-{version} {GRUB_CMDLINE}\n\
-         \tinitrd /initrd.img-{version}\n\
-         }}\n"
-    );
+    let shim = deb("shim-signed").join(SIGNED_SHIM);
+    let grub = deb("grub-efi-amd64-signed").join(SIGNED_GRUB);
+    let grub_cfg = grub_cfg("Debian GNU/Linux 12 (vmfw test)", version, GRUB_CMDLINE);
     let disk = EspBuilder::new()
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
         .file(&format!("/initrd.img-{version}"), &initrd)

@@ -19,10 +19,13 @@ pub use build::{efi_app, firmware};
 pub use deb::{DebianKernel, deb, deb_trixie, debian_kernel, debian13_kernel};
 pub use disk::{EspBuilder, FatContents, FileSource, Partition};
 pub use images::{
-    BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, boot_firmware, boot_ovmf, default_image,
-    expect_linux_environment,
+    BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, boot_firmware, boot_ovmf,
+    default_image, expect_linux_environment, grub_cfg,
 };
 pub use initramfs::{BASE_MODULES, initramfs, initramfs_for};
 pub use paths::{cache_dir, workspace_root};
 pub use qemu::{Boot, Match, Vm, VmBuilder, VmError};
-pub use uki::{systemd_boot, systemd_stub, unified_kernel_image, unified_kernel_image_on};
+pub use uki::{
+    SYSTEMD_BOOT_EFI, SYSTEMD_STUB, systemd_boot, systemd_stub, unified_kernel_image,
+    unified_kernel_image_on,
+};

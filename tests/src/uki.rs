@@ -11,14 +11,19 @@ use crate::deb::{DebianKernel, deb};
 use crate::paths::cache_dir;
 use crate::util::{KeyHasher, publish, run, temp_sibling};
 
-/// The stub inside the extracted `systemd-boot-efi` package.
+/// The stub inside an extracted `systemd-boot-efi` package (`deb`, `deb_trixie`).
+pub const SYSTEMD_STUB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+/// systemd-boot inside the same package.
+pub const SYSTEMD_BOOT_EFI: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+/// Debian 12's systemd stub.
 pub fn systemd_stub() -> PathBuf {
-    deb("systemd-boot-efi").join("usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+    deb("systemd-boot-efi").join(SYSTEMD_STUB)
 }
 
 /// systemd-boot itself, from the same package.
 pub fn systemd_boot() -> PathBuf {
-    deb("systemd-boot-efi").join("usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+    deb("systemd-boot-efi").join(SYSTEMD_BOOT_EFI)
 }
 
 /// Sections are placed on this boundary (a multiple of any PE section alignment).

@@ -5,11 +5,26 @@
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, GRUB_CMDLINE, Vm, boot_firmware, deb_trixie, debian13_kernel, default_image,
-    expect_linux_environment, firmware, initramfs_for,
+    EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, boot_firmware, deb_trixie,
+    debian13_kernel, default_image, expect_linux_environment, firmware, grub_cfg, initramfs_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Waits for the kernel GRUB started to report its command line, the Linux
+/// environment and a finished `/init`, then for QEMU to exit: the guest's
+/// `poweroff -f` must end it (ACPI S5 through the FADT).
+fn assert_grub_booted_userspace(vm: &mut Vm) {
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        cmdline.line.contains("vmfw.entry=grub"),
+        "booted through GRUB: {}",
+        cmdline.line
+    );
+    expect_linux_environment(vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+}
 
 /// Debian's signed shim -> signed GRUB -> Debian kernel + initrd, from the
 /// removable-media path `\EFI\BOOT\BOOTX64.EFI`.
@@ -17,16 +32,7 @@ const TIMEOUT: Duration = Duration::from_secs(240);
 fn shim_grub_debian_kernel() {
     let image = default_image();
     let mut vm = boot_firmware(&image.disk);
-    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
-    assert!(
-        cmdline.line.contains("vmfw.entry=grub"),
-        "booted through GRUB: {}",
-        cmdline.line
-    );
-    expect_linux_environment(&mut vm, TIMEOUT);
-    vm.expect("INIT: done", TIMEOUT).unwrap();
-    // The guest's `poweroff -f` must end QEMU (ACPI S5 through the FADT).
-    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert_grub_booted_userspace(&mut vm);
 }
 
 /// Debian 13's chain: signed shim 16.1, GRUB 2.12 and the 6.12 kernel,
@@ -36,17 +42,9 @@ fn shim_grub_debian13_kernel() {
     let kernel = debian13_kernel();
     let initrd = initramfs_for(&kernel, "", &[]);
     let version = &kernel.version;
-    let shim = deb_trixie("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
-    let grub = deb_trixie("grub-efi-amd64-signed")
-        .join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
-    let grub_cfg = format!(
-        "set timeout=0\n\
-         set default=0\n\
-         menuentry 'Debian GNU/Linux 13 (vmfw test)' {{\n\
-         \tlinux /vmlinuz-{version} {GRUB_CMDLINE}\n\
-         \tinitrd /initrd.img-{version}\n\
-         }}\n"
-    );
+    let shim = deb_trixie("shim-signed").join(SIGNED_SHIM);
+    let grub = deb_trixie("grub-efi-amd64-signed").join(SIGNED_GRUB);
+    let grub_cfg = grub_cfg("Debian GNU/Linux 13 (vmfw test)", version, GRUB_CMDLINE);
     let disk = EspBuilder::new()
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
         .file(&format!("/initrd.img-{version}"), &initrd)
@@ -55,15 +53,7 @@ fn shim_grub_debian13_kernel() {
         .bytes("/EFI/debian/grub.cfg", grub_cfg)
         .build();
     let mut vm = boot_firmware(&disk);
-    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
-    assert!(
-        cmdline.line.contains("vmfw.entry=grub"),
-        "booted through GRUB: {}",
-        cmdline.line
-    );
-    expect_linux_environment(&mut vm, TIMEOUT);
-    vm.expect("INIT: done", TIMEOUT).unwrap();
-    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert_grub_booted_userspace(&mut vm);
 }
 
 /// `pci=reassign`: the firmware ignores the BARs SeaBIOS assigned and places
@@ -85,11 +75,7 @@ fn shim_grub_with_firmware_assigned_bars() {
         .nth(4)
         .expect("an address after 'assigned'")
         .to_string();
-    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
-    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
-    expect_linux_environment(&mut vm, TIMEOUT);
-    vm.expect("INIT: done", TIMEOUT).unwrap();
-    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert_grub_booted_userspace(&mut vm);
     let linux_bar = vm
         .find("pci 0000:00:01.0: BAR 4 [mem ")
         .expect("Linux listed the virtio BAR");

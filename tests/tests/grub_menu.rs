@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, Vm, deb, debian_kernel, firmware, initramfs};
+use vm_tests::{EspBuilder, SIGNED_GRUB, SIGNED_SHIM, Vm, deb, debian_kernel, firmware, initramfs};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 /// Long enough that GRUB never boots the default on its own on a busy machine.
@@ -21,9 +21,8 @@ const CTRL_X: &[u8] = b"\x18";
 fn grub_menu_edit_and_boot_second_entry() {
     let kernel = debian_kernel();
     let version = &kernel.version;
-    let shim = deb("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
-    let grub =
-        deb("grub-efi-amd64-signed").join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
+    let shim = deb("shim-signed").join(SIGNED_SHIM);
+    let grub = deb("grub-efi-amd64-signed").join(SIGNED_GRUB);
     // The `linux` line comes first in the second entry, so in GRUB's editor
     // (which shows `setparams '<title>'` above the body) it is reached with
     // one down arrow.

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, GRUB_CMDLINE, Vm, deb, debian_kernel, default_image, efi_app,
-    expect_linux_environment, firmware, initramfs,
+    EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, deb, debian_kernel, default_image,
+    efi_app, expect_linux_environment, firmware, grub_cfg, initramfs,
 };
 
 const STEP: Duration = Duration::from_secs(180);
@@ -112,17 +112,13 @@ fn shim_fallback_boot_entry_persists() {
     let kernel = debian_kernel();
     let initrd = initramfs("", &[]);
     let version = &kernel.version;
-    let shim = deb("shim-signed").join("usr/lib/shim/shimx64.efi.signed");
+    let shim = deb("shim-signed").join(SIGNED_SHIM);
     let fallback = deb("shim-helpers-amd64-signed").join("usr/lib/shim/fbx64.efi.signed");
-    let grub =
-        deb("grub-efi-amd64-signed").join("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed");
-    let grub_cfg = format!(
-        "set timeout=0\n\
-         set default=0\n\
-         menuentry 'Debian GNU/Linux 12 (vmfw fallback test)' {{\n\
-         \tlinux /vmlinuz-{version} {GRUB_CMDLINE}\n\
-         \tinitrd /initrd.img-{version}\n\
-         }}\n"
+    let grub = deb("grub-efi-amd64-signed").join(SIGNED_GRUB);
+    let grub_cfg = grub_cfg(
+        "Debian GNU/Linux 12 (vmfw fallback test)",
+        version,
+        GRUB_CMDLINE,
     );
     // The layout of a Debian cloud image's ESP.
     let image = EspBuilder::new()

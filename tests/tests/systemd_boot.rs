@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vm_tests::{
-    DebianKernel, EspBuilder, Vm, deb_trixie, debian_kernel, debian13_kernel,
+    DebianKernel, EspBuilder, SYSTEMD_BOOT_EFI, Vm, deb_trixie, debian_kernel, debian13_kernel,
     expect_linux_environment, firmware, initramfs, initramfs_for, systemd_boot,
 };
 
@@ -70,7 +70,6 @@ fn systemd_boot_picks_the_bls_entry() {
 fn debian13_systemd_boot_picks_the_bls_entry() {
     let kernel = debian13_kernel();
     let initrd = initramfs_for(&kernel, REPORT_SELECTED_ENTRY, &[]);
-    let systemd_boot =
-        deb_trixie("systemd-boot-efi").join("usr/lib/systemd/boot/efi/systemd-bootx64.efi");
+    let systemd_boot = deb_trixie("systemd-boot-efi").join(SYSTEMD_BOOT_EFI);
     assert_systemd_boot_boots(systemd_boot, &kernel, initrd);
 }
