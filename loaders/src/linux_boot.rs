@@ -140,18 +140,9 @@ fn place_kernel(
     let alignment = u64::from(header.kernel_alignment)
         .max(PAGE_SIZE)
         .next_power_of_two();
-    let padded = size
-        .checked_add(alignment as usize)
-        .ok_or(LinuxBootError::Memory {
-            what: "kernel",
-            status: Status::OUT_OF_RESOURCES,
-        })?;
-    let visible = len
-        .checked_add(alignment as usize)
-        .ok_or(LinuxBootError::Memory {
-            what: "kernel",
-            status: Status::OUT_OF_RESOURCES,
-        })?;
+    let too_large = || no_memory("kernel")(Status::OUT_OF_RESOURCES);
+    let padded = size.checked_add(alignment as usize).ok_or_else(too_large)?;
+    let visible = len.checked_add(alignment as usize).ok_or_else(too_large)?;
     let pages = PageBuffer::allocate_with_room(visible, padded, MemoryType::LOADER_CODE, BELOW_4G)
         .map_err(no_memory("kernel"))?;
     let address = pages.address().next_multiple_of(alignment);

@@ -817,6 +817,15 @@ pub(crate) mod fake {
             self.functions.borrow()[&bdf].get32(offset)
         }
 
+        /// Presets a function's command register, as the VMM left it.
+        pub fn set_command(&self, bdf: Bdf, command: u16) {
+            self.functions
+                .borrow_mut()
+                .get_mut(&bdf)
+                .unwrap()
+                .set16(reg::COMMAND, command);
+        }
+
         fn read(&self, bdf: Bdf, offset: u16, width: usize) -> u32 {
             let functions = self.functions.borrow();
             let Some(function) = functions.get(&bdf) else {
@@ -978,12 +987,7 @@ mod tests {
     #[test]
     fn decodes_and_sizes_bars_with_decoding_off() {
         let config = machine();
-        config
-            .functions
-            .borrow_mut()
-            .get_mut(&NIC)
-            .unwrap()
-            .set16(reg::COMMAND, 0x7);
+        config.set_command(NIC, 0x7);
         let devices = enumerate(&config);
         let nic = find(&devices, NIC);
         assert_eq!(
@@ -1071,12 +1075,7 @@ mod tests {
     #[test]
     fn reassign_moves_every_bus_0_bar_into_the_windows() {
         let config = machine();
-        config
-            .functions
-            .borrow_mut()
-            .get_mut(&NIC)
-            .unwrap()
-            .set16(reg::COMMAND, 0x7);
+        config.set_command(NIC, 0x7);
         let mut devices = enumerate(&config);
         let windows = BarWindows {
             mem32: Some(AddressWindow {
@@ -1194,12 +1193,7 @@ mod tests {
     #[test]
     fn enabling_sets_memory_and_bus_master_only() {
         let config = machine();
-        config
-            .functions
-            .borrow_mut()
-            .get_mut(&NIC)
-            .unwrap()
-            .set16(reg::COMMAND, 0x400);
+        config.set_command(NIC, 0x400);
         enable_memory_and_bus_master(&config, NIC);
         assert_eq!(config.read16(NIC, reg::COMMAND), 0x406);
     }

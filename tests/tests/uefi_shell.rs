@@ -55,6 +55,13 @@ fn section(transcript: &str, from: &str, to: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many rows of the Shell's `devices` output are FAT volumes.
+fn fat_volume_rows(rows: &[String]) -> usize {
+    rows.iter()
+        .filter(|r| r.ends_with("FAT32 file system"))
+        .count()
+}
+
 /// The `devices` row naming `name`: handle index, T, CFG, DIAG, #P, #D, #C.
 fn device_row<'a>(rows: &'a [String], name: &str) -> Option<Vec<&'a str>> {
     rows.iter()
@@ -225,14 +232,7 @@ fn uefi_shell_runs_startup_script() {
         device_row(&devices, "Disk 00:01.0").unwrap()[1..],
         disk_columns
     );
-    assert_eq!(
-        devices
-            .iter()
-            .filter(|r| r.ends_with("FAT32 file system"))
-            .count(),
-        1,
-        "{devices:#?}"
-    );
+    assert_eq!(fat_volume_rows(&devices), 1, "{devices:#?}");
 
     // connect -r: ConnectController brings partition and volume back.
     run(&mut vm, &format!("connect -r {data_disk}"), "VMFW-CONNECT");
@@ -246,14 +246,7 @@ fn uefi_shell_runs_startup_script() {
         disk_columns,
         "{devices:#?}"
     );
-    assert_eq!(
-        devices
-            .iter()
-            .filter(|r| r.ends_with("FAT32 file system"))
-            .count(),
-        2,
-        "{devices:#?}"
-    );
+    assert_eq!(fat_volume_rows(&devices), 2, "{devices:#?}");
 
     // The reconnected volume reads: map it again and list it.
     run(&mut vm, "map -r", "VMFW-MAP");
