@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use vm_tests::{GRUB_CMDLINE, Vm, boot_ovmf, default_image};
+use vm_tests::{
+    GRUB_CMDLINE, INSTALLED_DEBIAN_BOOTED, Vm, boot_ovmf, default_image, installed_debian,
+};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -31,6 +33,17 @@ fn ovmf_boots_default_image_through_shim_and_grub() {
     expect_line(&mut vm, "INIT: disk=/dev/vda ok");
     expect_line(&mut vm, "INIT: done");
     vm.wait_exit(Duration::from_secs(30)).unwrap();
+}
+
+/// The installed Debian system (see `installed_debian.rs`) under OVMF: the same report line.
+#[test]
+fn ovmf_boots_installed_debian() {
+    let mut vm = boot_ovmf(&installed_debian());
+    let report = vm
+        .expect("VMFW-INSTALLED:", Duration::from_secs(400))
+        .unwrap();
+    eprintln!("[{:8.3}] {}", report.elapsed.as_secs_f64(), report.line);
+    assert_eq!(report.line.trim(), INSTALLED_DEBIAN_BOOTED);
 }
 
 #[test]
