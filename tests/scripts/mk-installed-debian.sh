@@ -70,6 +70,8 @@ state=$(timeout 180 systemctl is-system-running --wait)
 efi=no; [ -d /sys/firmware/efi/efivars ] && efi=yes
 esp=no; mountpoint -q /boot/efi && [ -f /boot/efi/EFI/debian/shimx64.efi ] && esp=yes
 failed=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')
+mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+echo "VMFW-MACHINE: cpus=$(nproc) mem_mib=$((mem_kib / 1024))" >/dev/ttyS0
 echo "VMFW-INSTALLED: system=$state efi=$efi esp=$esp failed=[${failed% }]" >/dev/ttyS0
 EOF
 chmod 755 "$root/usr/local/sbin/vmfw-report"
