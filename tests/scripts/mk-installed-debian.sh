@@ -12,6 +12,8 @@
 # vfat, so the ESP is filled with mtools; grub-install only probes the ESP
 # device, which it finds through the (tmpfs) mount's source.
 set -euo pipefail
+# The tools live in sbin, which a non-root PATH lacks.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 out=$1
 mirror=${VMFW_DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -39,11 +39,8 @@ fn ovmf_boots_default_image_through_shim_and_grub() {
 #[test]
 fn ovmf_boots_installed_debian() {
     let mut vm = boot_ovmf(&installed_debian());
-    let report = vm
-        .expect("VMFW-INSTALLED:", Duration::from_secs(400))
-        .unwrap();
-    eprintln!("[{:8.3}] {}", report.elapsed.as_secs_f64(), report.line);
-    assert_eq!(report.line.trim(), INSTALLED_DEBIAN_BOOTED);
+    let report = expect_line(&mut vm, "VMFW-INSTALLED:");
+    assert_eq!(report.trim(), INSTALLED_DEBIAN_BOOTED);
 }
 
 #[test]
