@@ -3,10 +3,11 @@
 # installed-system boot test: debootstrap (systemd, the Debian kernel and
 # initramfs-tools), then Debian's own grub-install (shim + signed GRUB, also
 # at the removable path, as cloud images do) and update-grub, root on ext4
-# named by UUID, the ESP mounted from fstab. A oneshot unit reports the
-# finished boot on the serial port.
+# named by UUID, the ESP mounted from fstab (and checked by fsck.fat at every
+# boot, as with dosfstools installed). A unit reports the finished boot on
+# the serial port.
 #
-#   mk-installed-debian.sh OUT.img
+#   mk-installed-debian.sh OUT.img     (VMFW_DEBIAN_MIRROR overrides the mirror)
 #
 # Needs root: debootstrap, chroot and loop devices. The host kernel may lack
 # vfat, so the ESP is filled with mtools; grub-install only probes the ESP
@@ -17,7 +18,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 out=$1
 mirror=${VMFW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=systemd-sysv,udev,linux-image-amd64,initramfs-tools,grub-efi-amd64,grub-efi-amd64-signed,shim-signed,efibootmgr
+packages=systemd-sysv,udev,linux-image-amd64,initramfs-tools,grub-efi-amd64,grub-efi-amd64-signed,shim-signed,efibootmgr,dosfstools
 work=$(mktemp -d "${out}.XXXXXX.d")
 disk=$work/disk.img
 root=$work/root
@@ -72,9 +73,22 @@ state=$(timeout 180 systemctl is-system-running --wait)
 efi=no; [ -d /sys/firmware/efi/efivars ] && efi=yes
 esp=no; mountpoint -q /boot/efi && [ -f /boot/efi/EFI/debian/shimx64.efi ] && esp=yes
 failed=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')
+# What the boot-time fsck.fat said of the ESP the firmware wrote to: beyond its
+# version and summary lines, anything means it found something to fix.
+fsck_log=$(journalctl -b -o cat -u 'systemd-fsck@*' | grep -v -e '^Starting ' -e '^Finished ')
+esp_fsck=missing
+if echo "$fsck_log" | grep -q '^/dev/.*: [0-9]* files, '; then
+  esp_fsck=clean
+  if echo "$fsck_log" | grep -v -e '^fsck.fat ' -e '^/dev/.*: [0-9]* files, ' | grep -q .; then
+    esp_fsck=fixed
+  fi
+fi
 mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-echo "VMFW-MACHINE: cpus=$(nproc) mem_mib=$((mem_kib / 1024))" >/dev/ttyS0
-echo "VMFW-INSTALLED: system=$state efi=$efi esp=$esp failed=[${failed% }]" >/dev/ttyS0
+# One write, starting on a fresh line: getty's prompt has no newline.
+printf '\n%s\n%s\n' \
+  "VMFW-MACHINE: cpus=$(nproc) mem_mib=$((mem_kib / 1024))" \
+  "VMFW-INSTALLED: system=$state efi=$efi esp=$esp esp-fsck=$esp_fsck failed=[${failed% }]" \
+  >/dev/ttyS0
 EOF
 chmod 755 "$root/usr/local/sbin/vmfw-report"
 cat >"$root/etc/systemd/system/vmfw-report.service" <<'EOF'

@@ -10,9 +10,10 @@ use crate::paths::{cache_dir, workspace_root};
 use crate::util::{KeyHasher, run, try_run};
 
 /// What the installed system's report unit prints once systemd has finished booting with
-/// nothing failed, EFI variables visible and the ESP mounted from `/etc/fstab`.
+/// nothing failed, EFI variables visible, the ESP mounted from `/etc/fstab` and the boot-time
+/// `fsck.fat` of the ESP (which the firmware writes `vars.bin` to) finding nothing to fix.
 pub const INSTALLED_DEBIAN_BOOTED: &str =
-    "VMFW-INSTALLED: system=running efi=yes esp=yes failed=[]";
+    "VMFW-INSTALLED: system=running efi=yes esp=yes esp-fsck=clean failed=[]";
 
 /// The installed Debian 12 disk: GPT with a 128 MiB ESP (shim and signed GRUB under
 /// `\EFI\debian` and the removable path) and an ext4 root holding `/boot`. Built once per cache
