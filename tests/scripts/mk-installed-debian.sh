@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a Debian 12 disk the way the distribution installs itself, for the
+# Builds a Debian disk (12 by default, or 13) the way the distribution installs itself, for the
 # installed-system boot test: debootstrap (systemd, the Debian kernel and
 # initramfs-tools), then Debian's own grub-install (shim + signed GRUB, also
 # at the removable path, as cloud images do) and update-grub, root on ext4
@@ -7,7 +7,8 @@
 # boot, as with dosfstools installed). A unit reports the finished boot on
 # the serial port.
 #
-#   mk-installed-debian.sh OUT.img     (VMFW_DEBIAN_MIRROR overrides the mirror)
+#   mk-installed-debian.sh OUT.img [SUITE]   (bookworm by default; VMFW_DEBIAN_MIRROR
+#                                             overrides the mirror)
 #
 # Needs root: debootstrap, chroot and loop devices. The host kernel may lack
 # vfat, so the ESP is filled with mtools; grub-install only probes the ESP
@@ -17,6 +18,7 @@ set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 out=$1
+suite=${2:-bookworm}
 mirror=${VMFW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages=systemd-sysv,udev,linux-image-amd64,initramfs-tools,grub-efi-amd64,grub-efi-amd64-signed,shim-signed,efibootmgr,dosfstools
 work=$(mktemp -d "${out}.XXXXXX.d")
@@ -52,7 +54,7 @@ root_uuid=$(blkid -s UUID -o value "$root_dev")
 
 mkdir -p "$root"
 mount "$root_dev" "$root"
-debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" \
+debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" \
   >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log"; exit 1; }
 rm -f "$root"/var/cache/apt/archives/*.deb
 

@@ -21,13 +21,22 @@ pub const INSTALLED_DEBIAN_BOOTED: &str =
 /// sudo (debootstrap, chroot, loop devices) and the Debian mirror.
 pub fn installed_debian() -> PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(build).clone()
+    IMAGE.get_or_init(|| build("bookworm")).clone()
 }
 
-fn build() -> PathBuf {
+/// The same for Debian 13 "trixie" (shim 16.1, GRUB 2.12, kernel 6.12, systemd 257).
+pub fn installed_debian13() -> PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| build("trixie")).clone()
+}
+
+fn build(suite: &str) -> PathBuf {
     let script = workspace_root().join("tests/scripts/mk-installed-debian.sh");
-    let key = KeyHasher::new("installed debian v1").file(&script).hex();
-    let out = cache_dir("disks").join(format!("installed-debian-{key}.img"));
+    let key = KeyHasher::new("installed debian v1")
+        .str(suite)
+        .file(&script)
+        .hex();
+    let out = cache_dir("disks").join(format!("installed-{suite}-{key}.img"));
     if out.is_file() {
         return out;
     }
@@ -39,10 +48,11 @@ fn build() -> PathBuf {
         sudo.args(["-n", "bash"]);
         sudo
     };
-    let (ok, output) = try_run(cmd.arg(&script).arg(&out));
+    let (ok, output) = try_run(cmd.arg(&script).arg(&out).arg(suite));
     assert!(
         ok && out.is_file(),
-        "building the installed Debian disk failed (it needs root or password-less sudo):\n{output}"
+        "building the installed Debian ({suite}) disk failed (it needs root or password-less \
+         sudo):\n{output}"
     );
     out
 }
