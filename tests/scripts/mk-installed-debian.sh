@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# Builds a Debian disk (12 by default, or 13) the way the distribution installs itself, for the
-# installed-system boot test: debootstrap (systemd, the Debian kernel and
-# initramfs-tools), then Debian's own grub-install (shim + signed GRUB, also
-# at the removable path, as cloud images do) and update-grub, root on ext4
-# named by UUID, the ESP mounted from fstab (and checked by fsck.fat at every
-# boot, as with dosfstools installed). A unit reports the finished boot on
-# the serial port.
+# Builds a Debian disk (12, or 13) the way the distribution installs itself,
+# for the installed-system boot tests: debootstrap (systemd, the Debian kernel,
+# initramfs-tools, dosfstools), then Debian's own grub-install (shim + signed
+# GRUB, also at the removable path, as cloud images do) and update-grub; the
+# root on ext4 named by UUID, the ESP mounted from fstab and so checked by
+# fsck.fat at every boot. A unit reports the finished boot on the serial port.
 #
-#   mk-installed-debian.sh OUT.img [SUITE]   (bookworm by default; VMFW_DEBIAN_MIRROR
-#                                             overrides the mirror)
+#   mk-installed-debian.sh OUT.img [SUITE]
 #
-# Needs root: debootstrap, chroot and loop devices. The host kernel may lack
-# vfat, so the ESP is filled with mtools; grub-install only probes the ESP
+# SUITE is bookworm (default) or trixie; VMFW_DEBIAN_MIRROR overrides the
+# mirror. Needs root: debootstrap, chroot and loop devices. The host kernel
+# may lack vfat, so mtools fills the ESP; grub-install only probes the ESP
 # device, which it finds through the (tmpfs) mount's source.
 set -euo pipefail
 # The tools live in sbin, which a non-root PATH lacks.
