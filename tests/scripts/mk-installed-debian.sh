@@ -4,7 +4,8 @@
 # initramfs-tools, dosfstools), then Debian's own grub-install (shim + signed
 # GRUB, also at the removable path, as cloud images do) and update-grub; the
 # root on ext4 named by UUID, the ESP mounted from fstab and so checked by
-# fsck.fat at every boot. A unit reports the finished boot on the serial port.
+# fsck.fat at every boot. A unit reports the finished boot on the serial port,
+# then powers the machine off.
 #
 #   mk-installed-debian.sh OUT.img [SUITE]
 #
@@ -90,6 +91,8 @@ printf '\n%s\n%s\n' \
   "VMFW-MACHINE: cpus=$(nproc) mem_mib=$((mem_kib / 1024))" \
   "VMFW-INSTALLED: system=$state efi=$efi esp=$esp esp-fsck=$esp_fsck failed=[${failed% }]" \
   >/dev/ttyS0
+# A clean power-off (ACPI S5), so the ESP is unmounted cleanly for a next boot.
+systemctl poweroff --no-block
 EOF
 chmod 755 "$root/usr/local/sbin/vmfw-report"
 cat >"$root/etc/systemd/system/vmfw-report.service" <<'EOF'

@@ -2,10 +2,12 @@
 //! --force-extra-removable`, `update-grub`): our firmware boots it from the removable path
 //! through shim, GRUB reads its real `grub.cfg` from the ext4 root, the Debian initramfs finds
 //! the root by UUID, and systemd finishes booting with no failed unit and the ESP mounted.
-//! The passing line comes from a unit of the installed system itself. The VM has a cloud
+//! The passing line comes from a unit of the installed system itself, which then powers the
+//! machine off (ACPI S5). The VM has a cloud
 //! machine's shape, two vCPUs and 4 GiB (RAM above 4 GiB on q35), which no other test covers.
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use vm_tests::{INSTALLED_DEBIAN_BOOTED, Vm, firmware, installed_debian, installed_debian13};
@@ -14,25 +16,50 @@ use vm_tests::{INSTALLED_DEBIAN_BOOTED, Vm, firmware, installed_debian, installe
 /// (two vCPUs each) sharing a 2-core machine; the rest is margin for a slower CI machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(360);
 
+/// Boots twice from one writable copy: the second start finds the variable store and the ESP
+/// as the first boot and Linux's clean power-off left them.
 #[test]
 fn installed_debian_boots_to_a_finished_systemd() {
-    boots_to_a_finished_systemd(installed_debian());
+    let copy = std::env::temp_dir().join(format!("vmfw-installed-{}.img", std::process::id()));
+    let status = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(installed_debian())
+        .arg(&copy)
+        .status()
+        .expect("run cp");
+    assert!(
+        status.success(),
+        "copy the installed disk to {}",
+        copy.display()
+    );
+    // The first boot creates the store (shim sets SbatLevel); the second reads it back.
+    for store in [NO_STORE, "variables: 1 loaded from \\EFI\\vmfw\\vars.bin"] {
+        boots_to_a_finished_systemd(&copy, true, store);
+    }
+    let _ = std::fs::remove_file(&copy);
 }
 
 /// Debian 13: shim 16.1, GRUB 2.12 (whose font and video set-up from `update-grub`'s config
 /// alone takes ~7 s under TCG, under OVMF too), kernel 6.12, systemd 257.
 #[test]
 fn installed_debian13_boots_to_a_finished_systemd() {
-    boots_to_a_finished_systemd(installed_debian13());
+    boots_to_a_finished_systemd(&installed_debian13(), false, NO_STORE);
 }
 
-fn boots_to_a_finished_systemd(disk: PathBuf) {
-    let mut vm = Vm::builder()
-        .firmware(firmware())
-        .disk(disk)
-        .cpus(2)
-        .memory_mib(4096)
-        .spawn();
+/// What the firmware says of a disk that has never stored a non-volatile variable.
+const NO_STORE: &str = "variables: no \\EFI\\vmfw\\vars.bin, starting empty";
+
+/// Boots `disk` (`writable`: guest writes reach the file) until the installed system's report,
+/// checks it and the firmware's `store` line, and waits for the system's own power-off.
+fn boots_to_a_finished_systemd(disk: &Path, writable: bool, store: &str) {
+    let builder = Vm::builder().firmware(firmware()).cpus(2).memory_mib(4096);
+    let builder = if writable {
+        builder.disk_writable(disk)
+    } else {
+        builder.disk(disk)
+    };
+    let mut vm = builder.spawn();
+    vm.expect(store, Duration::from_secs(60)).unwrap();
     vm.expect("booting \\EFI\\BOOT\\BOOTX64.EFI", Duration::from_secs(60))
         .unwrap();
     // Linux sees both vCPUs and the RAM above 4 GiB (without it, about 2 GiB).
@@ -50,4 +77,5 @@ fn boots_to_a_finished_systemd(disk: PathBuf) {
     let report = vm.expect("VMFW-INSTALLED:", BOOT_TIMEOUT).unwrap();
     eprintln!("[{:8.3}] {}", report.elapsed.as_secs_f64(), report.line);
     assert_eq!(report.line.trim(), INSTALLED_DEBIAN_BOOTED);
+    vm.wait_exit(Duration::from_secs(120)).unwrap();
 }

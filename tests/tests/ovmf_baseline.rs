@@ -41,6 +41,7 @@ fn ovmf_boots_installed_debian() {
     let mut vm = boot_ovmf(&installed_debian());
     let report = expect_line(&mut vm, "VMFW-INSTALLED:");
     assert_eq!(report.trim(), INSTALLED_DEBIAN_BOOTED);
+    vm.wait_exit(Duration::from_secs(120)).unwrap();
 }
 
 #[test]
