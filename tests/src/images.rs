@@ -64,7 +64,7 @@ pub fn default_image() -> DefaultImage {
         .file(&format!("/initrd.img-{version}"), &initrd)
         .bytes(
             "/loader/entries/debian.conf",
-            bls_entry(version, BLS_CMDLINE),
+            bls_entry(BLS_TITLE, version, BLS_CMDLINE),
         )
         .file("/EFI/BOOT/BOOTX64.EFI", shim)
         .file("/EFI/BOOT/grubx64.efi", grub)
@@ -92,7 +92,7 @@ pub fn systemd_boot_image() -> DefaultImage {
         .bytes("/loader/loader.conf", SYSTEMD_BOOT_LOADER_CONF)
         .bytes(
             "/loader/entries/debian.conf",
-            bls_entry(version, SYSTEMD_BOOT_CMDLINE),
+            bls_entry(BLS_TITLE, version, SYSTEMD_BOOT_CMDLINE),
         )
         .file("/EFI/BOOT/BOOTX64.EFI", systemd_boot())
         .build();
@@ -103,11 +103,14 @@ pub fn systemd_boot_image() -> DefaultImage {
     }
 }
 
-/// The test images' BLS Type #1 entry (Boot Loader Specification, "Type #1 Boot Loader
-/// Entry Keys") for the kernel `version` at the ESP's root, with `options`.
-fn bls_entry(version: &str, options: &str) -> String {
+/// The test images' title for their BLS entries.
+const BLS_TITLE: &str = "Debian GNU/Linux 12 (vmfw test)";
+
+/// A BLS Type #1 entry (Boot Loader Specification, "Type #1 Boot Loader Entry Keys") titled
+/// `title` for the kernel `version` and its initrd at the ESP's root, with `options`.
+pub fn bls_entry(title: &str, version: &str, options: &str) -> String {
     format!(
-        "title Debian GNU/Linux 12 (vmfw test)\n\
+        "title {title}\n\
          version {version}\n\
          linux /vmlinuz-{version}\n\
          initrd /initrd.img-{version}\n\

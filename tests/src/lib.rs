@@ -20,8 +20,8 @@ pub use build::{efi_app, firmware};
 pub use deb::{DebianKernel, deb, deb_trixie, debian_kernel, debian13_kernel};
 pub use disk::{EspBuilder, FatContents, FileSource, Partition};
 pub use images::{
-    BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, boot_firmware, boot_ovmf,
-    default_image, expect_linux_environment, grub_cfg,
+    BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, bls_entry, boot_firmware,
+    boot_ovmf, default_image, expect_linux_environment, grub_cfg,
 };
 pub use initramfs::{BASE_MODULES, initramfs, initramfs_for};
 pub use installed::{INSTALLED_DEBIAN_BOOTED, installed_debian, installed_debian13};

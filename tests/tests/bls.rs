@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use vm_tests::{
-    BLS_CMDLINE, EspBuilder, Vm, debian_kernel, debian13_kernel, default_image,
+    BLS_CMDLINE, EspBuilder, Vm, bls_entry, debian_kernel, debian13_kernel, default_image,
     expect_linux_environment, firmware, initramfs, initramfs_for,
 };
 
@@ -62,13 +62,7 @@ fn bls_entry_boots_first_with_boot_bls() {
 fn bls_entry_boots_without_removable_media_path() {
     let kernel = debian_kernel();
     let version = &kernel.version;
-    let entry = format!(
-        "title Debian BLS only\n\
-         version {version}\n\
-         linux /vmlinuz-{version}\n\
-         initrd /initrd.img-{version}\n\
-         options {BLS_CMDLINE}\n"
-    );
+    let entry = bls_entry("Debian BLS only", version, BLS_CMDLINE);
     let disk = EspBuilder::new()
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
         .file(&format!("/initrd.img-{version}"), initramfs("", &[]))
@@ -135,13 +129,7 @@ fn broken_default_entry_falls_back_to_next_with_two_initrds() {
 fn debian13_kernel_boots_from_bls_entry_mapped_wx() {
     let kernel = debian13_kernel();
     let version = &kernel.version;
-    let entry = format!(
-        "title Debian 13 BLS\n\
-         version {version}\n\
-         linux /vmlinuz-{version}\n\
-         initrd /initrd.img-{version}\n\
-         options {BLS_CMDLINE}\n"
-    );
+    let entry = bls_entry("Debian 13 BLS", version, BLS_CMDLINE);
     let disk = EspBuilder::new()
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
         .file(

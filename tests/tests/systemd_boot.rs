@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vm_tests::{
-    DebianKernel, EspBuilder, SYSTEMD_BOOT_EFI, Vm, deb_trixie, debian_kernel, debian13_kernel,
-    expect_linux_environment, firmware, initramfs, initramfs_for, systemd_boot,
+    DebianKernel, EspBuilder, SYSTEMD_BOOT_EFI, Vm, bls_entry, deb_trixie, debian_kernel,
+    debian13_kernel, expect_linux_environment, firmware, initramfs, initramfs_for, systemd_boot,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -23,13 +23,7 @@ if [ -f "$v" ]; then echo "INIT: loader-entry-selected=$(tail -c +5 "$v" | tr -d
 /// `kernel` and `initrd`, and checks systemd-boot itself booted it.
 fn assert_systemd_boot_boots(systemd_boot: PathBuf, kernel: &DebianKernel, initrd: PathBuf) {
     let version = &kernel.version;
-    let entry = format!(
-        "title Debian GNU/Linux (systemd-boot test)\n\
-         version {version}\n\
-         linux /vmlinuz-{version}\n\
-         initrd /initrd.img-{version}\n\
-         options {SD_CMDLINE}\n"
-    );
+    let entry = bls_entry("Debian GNU/Linux (systemd-boot test)", version, SD_CMDLINE);
     let disk = EspBuilder::new()
         .file("/EFI/BOOT/BOOTX64.EFI", systemd_boot)
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
