@@ -26,7 +26,7 @@ static HEAP: LockedHeap = LockedHeap::empty();
 static mut VARIABLE_STORE: [u8; VARIABLE_STORE_SIZE] = [0; VARIABLE_STORE_SIZE];
 const VARIABLE_STORE_SIZE: usize = 128 * 1024;
 /// EFI_RT_PROPERTIES_TABLE, installed as a configuration table.
-static mut RT_PROPERTIES: core::mem::MaybeUninit<r_efi::efi::RtPropertiesTable> =
+static mut RT_PROPERTIES: core::mem::MaybeUninit<efi::spec_gaps::RtPropertiesTable> =
     core::mem::MaybeUninit::uninit();
 
 const HEAP_SIZE: u64 = 32 << 20;
@@ -149,28 +149,28 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     if let Some(acpi) = acpi {
         let rsdp = acpi.rsdp_address as *mut c_void;
         let guid = if acpi.rsdp.revision >= 2 {
-            r_efi::efi::ACPI_20_TABLE_GUID
+            efi::spec_gaps::ACPI_20_TABLE_GUID
         } else {
-            r_efi::efi::ACPI_10_TABLE_GUID
+            efi::spec_gaps::ACPI_10_TABLE_GUID
         };
         let _ = efi::tables::set_configuration_table(guid, rsdp);
     }
     if let Some((address, entry)) = platform::smbios::log_system_info() {
         let guid = if entry.structure_count.is_none() {
-            r_efi::efi::SMBIOS3_TABLE_GUID
+            efi::spec_gaps::SMBIOS3_TABLE_GUID
         } else {
-            r_efi::efi::SMBIOS_TABLE_GUID
+            efi::spec_gaps::SMBIOS_TABLE_GUID
         };
         let _ = efi::tables::set_configuration_table(guid, address as *mut c_void);
     }
     // SAFETY: written once here, before any EFI caller can read it.
     unsafe {
         (&raw mut RT_PROPERTIES)
-            .cast::<r_efi::efi::RtPropertiesTable>()
+            .cast::<efi::spec_gaps::RtPropertiesTable>()
             .write(efi::runtime::rt_properties())
     };
     let _ = efi::tables::set_configuration_table(
-        r_efi::efi::RT_PROPERTIES_TABLE_GUID,
+        efi::spec_gaps::RT_PROPERTIES_TABLE_GUID,
         (&raw mut RT_PROPERTIES).cast(),
     );
 

@@ -1,17 +1,17 @@
 //! Checks on pointers received from EFI callers. A caller's pointer is an
 //! allegation: these helpers reject null and misaligned values with the
 //! spec's EFI_INVALID_PARAMETER; beyond that the spec makes the caller
-//! responsible for the memory being valid, which is the one assumption every
-//! SAFETY comment below rests on.
+//! responsible for the memory being valid. The helpers that dereference are
+//! therefore `unsafe fn`s: each entry point states that contract in its
+//! `# Safety` section and passes it on at the call.
 
-// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
-// pointer arguments the spec makes the caller responsible for.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
-use r_efi::efi::{Guid, Status};
+use uefi_raw::{Guid, Status};
 
 /// Reads a `T` the caller points at.
-pub fn read<T: Copy>(ptr: *const T) -> Result<T, Status> {
+///
+/// # Safety
+/// `ptr` is null or valid for reading a `T` (alignment not required).
+pub unsafe fn read<T: Copy>(ptr: *const T) -> Result<T, Status> {
     if ptr.is_null() {
         return Err(Status::INVALID_PARAMETER);
     }
@@ -20,12 +20,20 @@ pub fn read<T: Copy>(ptr: *const T) -> Result<T, Status> {
     Ok(unsafe { ptr.read_unaligned() })
 }
 
-pub fn guid(ptr: *const Guid) -> Result<Guid, Status> {
-    read(ptr)
+/// Reads an EFI_GUID the caller points at.
+///
+/// # Safety
+/// As for [`read`].
+pub unsafe fn guid(ptr: *const Guid) -> Result<Guid, Status> {
+    // SAFETY: this function's contract is `read`'s.
+    unsafe { read(ptr) }
 }
 
 /// Writes through an output pointer.
-pub fn write<T>(ptr: *mut T, value: T) -> Result<(), Status> {
+///
+/// # Safety
+/// `ptr` is null or valid for writing a `T` (alignment not required).
+pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<(), Status> {
     if ptr.is_null() {
         return Err(Status::INVALID_PARAMETER);
     }
@@ -35,7 +43,11 @@ pub fn write<T>(ptr: *mut T, value: T) -> Result<(), Status> {
 }
 
 /// A byte slice the caller provided (`len` may be 0 with any pointer).
-pub fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Status> {
+///
+/// # Safety
+/// When `len` is not 0, `ptr` is null or valid for reading `len` bytes that
+/// nothing writes to for `'a`.
+pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Status> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -47,7 +59,12 @@ pub fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Status> {
     Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
 }
 
-pub fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [u8], Status> {
+/// A buffer the caller hands over to be filled.
+///
+/// # Safety
+/// When `len` is not 0, `ptr` is null or valid for reading and writing `len`
+/// bytes that nothing else accesses for `'a`.
+pub unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [u8], Status> {
     if len == 0 {
         return Ok(&mut []);
     }
@@ -65,7 +82,11 @@ fn plausible(addr: usize, len: usize) -> bool {
 }
 
 /// A NUL-terminated UCS-2 string, at most `max` characters.
-pub fn ucs2(ptr: *const u16, max: usize) -> Result<alloc::vec::Vec<u16>, Status> {
+///
+/// # Safety
+/// `ptr` is null or points to a NUL-terminated UCS-2 string, or to at least
+/// `max` readable characters.
+pub unsafe fn ucs2(ptr: *const u16, max: usize) -> Result<alloc::vec::Vec<u16>, Status> {
     if ptr.is_null() {
         return Err(Status::INVALID_PARAMETER);
     }

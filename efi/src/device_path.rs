@@ -3,8 +3,8 @@
 //! works on a byte vector.
 
 use alloc::vec::Vec;
-use r_efi::efi::Status;
-use r_efi::protocols::device_path::Protocol;
+use uefi_raw::Status;
+use uefi_raw::protocol::device_path::DevicePathProtocol as Protocol;
 
 const END_TYPE: u8 = 0x7f;
 const END_ENTIRE: u8 = 0xff;
@@ -12,7 +12,11 @@ const END_ENTIRE: u8 = 0xff;
 const MAX_PATH: usize = 64 * 1024;
 
 /// The path's bytes including the End-Entire node.
-pub fn read_path(path: *const Protocol) -> Result<Vec<u8>, Status> {
+///
+/// # Safety
+/// `path` is null or points to a device path that ends with an End-Entire
+/// node (UEFI 2.10 §10.3.1), each node as long as its Length says.
+pub unsafe fn read_path(path: *const Protocol) -> Result<Vec<u8>, Status> {
     if path.is_null() {
         return Err(Status::INVALID_PARAMETER);
     }
@@ -72,7 +76,11 @@ pub fn prefix_len(prefix: &[u8], path: &[u8]) -> Option<usize> {
     Some(len)
 }
 
-pub fn is_end(path: *const Protocol) -> bool {
+/// Whether `path` is null or starts with an End node.
+///
+/// # Safety
+/// `path` is null or points to at least a device path node header.
+pub unsafe fn is_end(path: *const Protocol) -> bool {
     if path.is_null() {
         return true;
     }
@@ -137,11 +145,14 @@ mod tests {
         let mut path = Vec::new();
         path.extend_from_slice(&pci(2));
         path.extend_from_slice(&END);
-        let read = read_path(path.as_ptr() as *const Protocol).unwrap();
+        // SAFETY: a well-formed path in a live vector.
+        let read = unsafe { read_path(path.as_ptr() as *const Protocol) }.unwrap();
         assert_eq!(read, path);
         let bad = [1u8, 1, 2, 0];
         assert_eq!(
-            read_path(bad.as_ptr() as *const Protocol),
+            // SAFETY: the bad node's length (2) is checked before anything
+            // past its 4-byte header is read.
+            unsafe { read_path(bad.as_ptr() as *const Protocol) },
             Err(Status::INVALID_PARAMETER)
         );
     }

@@ -25,44 +25,44 @@
 //!   their own global state borrow (e.g. RegisterProtocolNotify).
 //! - [`arm_boot_watchdog`] and [`set_watchdog_reset_hook`].
 
-// The services must be safe `extern "efiapi" fn`s to fit r-efi's table field
-// types; their pointer arguments are the EFI caller's contract (§7.1, §7.5),
-// checked for null here before use.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{debug, error, warn};
 use platform::sync::Global;
-use r_efi::efi::{self, Event, Guid, Status, TimerDelay, Tpl};
+use uefi_raw::table::boot::{EventType, TimerDelay, Tpl};
+use uefi_raw::{Char16, Event, Guid, Status};
 
+use crate::spec_gaps;
 use table::{EventError, EventTable, Events, NotifyFn};
 
 pub mod table {
     //! Event table, TPL bookkeeping and notification dispatch, over an
     //! injected clock so it runs on the host.
-    #![forbid(unsafe_code)]
+    // The one `unsafe` is calling an application's notify function.
+    #![deny(unsafe_code)]
 
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use core::ffi::c_void;
     use core::fmt;
 
+    use crate::spec_gaps;
     use log::{error, warn};
     use platform::sync::Global;
-    use r_efi::efi::{self, Event, Guid, Status, TimerDelay, Tpl};
-
-    pub use r_efi::efi::{TPL_APPLICATION, TPL_CALLBACK, TPL_HIGH_LEVEL, TPL_NOTIFY};
+    use uefi_raw::table::boot::{EventNotifyFn, EventType, TimerDelay, Tpl};
+    use uefi_raw::{Event, Guid, Status};
 
     /// An application's notify function (EFI_EVENT_NOTIFY, §7.1.1).
-    pub type NotifyFn = efi::EventNotify;
+    pub type NotifyFn = EventNotifyFn;
 
     /// Bits CreateEvent knows; `EVT_RUNTIME_CONTEXT` (0x20000000) and the low
     /// "signal" bits only occur inside the two legacy complete type values.
-    const GENERAL_TYPE_BITS: u32 =
-        efi::EVT_TIMER | efi::EVT_RUNTIME | efi::EVT_NOTIFY_WAIT | efi::EVT_NOTIFY_SIGNAL;
-    const NOTIFY_BITS: u32 = efi::EVT_NOTIFY_WAIT | efi::EVT_NOTIFY_SIGNAL;
+    const GENERAL_TYPE_BITS: EventType = EventType::TIMER
+        .union(EventType::RUNTIME)
+        .union(EventType::NOTIFY_WAIT)
+        .union(EventType::NOTIFY_SIGNAL);
+    const NOTIFY_BITS: EventType = EventType::NOTIFY_WAIT.union(EventType::NOTIFY_SIGNAL);
     /// SetWatchdogTimer: codes 0x0000-0xFFFF are reserved for the firmware
     /// (§7.5.2).
     pub const FIRST_CALLER_WATCHDOG_CODE: u64 = 0x1_0000;
@@ -74,7 +74,7 @@ pub mod table {
         InvalidType(u32),
         /// A notify event without a notify function.
         MissingNotifyFunction,
-        /// Notify TPL other than TPL_CALLBACK or TPL_NOTIFY.
+        /// Notify TPL other than Tpl::CALLBACK or Tpl::NOTIFY.
         InvalidNotifyTpl(Tpl),
         /// CreateEventEx with a group and a legacy EVT_SIGNAL_* type.
         GroupWithSignalType(u32),
@@ -83,7 +83,7 @@ pub mod table {
         NotATimer(usize),
         InvalidTimerType(TimerDelay),
         NoEvents,
-        /// WaitForEvent above TPL_APPLICATION.
+        /// WaitForEvent above Tpl::APPLICATION.
         WaitAtTpl(Tpl),
         InvalidWatchdogCode(u64),
         IdsExhausted,
@@ -105,7 +105,7 @@ pub mod table {
                 EventError::UnknownEvent(id) => write!(f, "unknown event {id:#x}"),
                 EventError::InvalidType(t) => write!(f, "invalid event type {t:#x}"),
                 EventError::MissingNotifyFunction => write!(f, "notify event without function"),
-                EventError::InvalidNotifyTpl(t) => write!(f, "invalid notify TPL {t}"),
+                EventError::InvalidNotifyTpl(t) => write!(f, "invalid notify TPL {}", t.0),
                 EventError::GroupWithSignalType(t) => {
                     write!(f, "event group given with legacy type {t:#x}")
                 }
@@ -116,9 +116,9 @@ pub mod table {
                     )
                 }
                 EventError::NotATimer(id) => write!(f, "event {id:#x} is not a timer"),
-                EventError::InvalidTimerType(t) => write!(f, "invalid timer type {t}"),
+                EventError::InvalidTimerType(t) => write!(f, "invalid timer type {}", t.0),
                 EventError::NoEvents => write!(f, "no events to wait for"),
-                EventError::WaitAtTpl(t) => write!(f, "WaitForEvent at TPL {t}"),
+                EventError::WaitAtTpl(t) => write!(f, "WaitForEvent at TPL {}", t.0),
                 EventError::InvalidWatchdogCode(c) => {
                     write!(f, "watchdog code {c:#x} is reserved for the firmware")
                 }
@@ -148,11 +148,17 @@ pub mod table {
     impl Notify {
         /// Calls the notify function. The caller must hold no global borrow:
         /// application code may re-enter any boot service.
+        #[allow(unsafe_code)]
         pub fn call(&self, id: usize) {
-            (self.function)(
-                event_from_id(id),
-                core::ptr::with_exposed_provenance_mut::<c_void>(self.context),
-            );
+            // SAFETY: function and context were registered together by
+            // CreateEvent(Ex), whose caller provides a NotifyFunction to be
+            // called with the event and its NotifyContext (§7.1.1).
+            unsafe {
+                (self.function)(
+                    event_from_id(id),
+                    core::ptr::with_exposed_provenance_mut::<c_void>(self.context),
+                )
+            };
         }
     }
 
@@ -164,7 +170,7 @@ pub mod table {
     }
 
     struct Record {
-        kind: u32,
+        kind: EventType,
         notify: Option<Notify>,
         group: Option<Guid>,
         signalled: bool,
@@ -203,7 +209,7 @@ pub mod table {
                 // and from handle values, so a confused caller is caught.
                 next_id: 0xE7E0_0001,
                 next_seq: 0,
-                tpl: TPL_APPLICATION,
+                tpl: Tpl::APPLICATION,
                 watchdog: None,
             }
         }
@@ -232,33 +238,33 @@ pub mod table {
         /// the new event's id.
         pub fn create(
             &mut self,
-            kind: u32,
+            kind: EventType,
             notify_tpl: Tpl,
             function: Option<NotifyFn>,
             context: usize,
             group: Option<Guid>,
         ) -> Result<usize, EventError> {
-            let legacy_group = match kind {
-                efi::EVT_SIGNAL_EXIT_BOOT_SERVICES => Some(efi::EVENT_GROUP_EXIT_BOOT_SERVICES),
-                efi::EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE => {
-                    Some(efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE)
-                }
-                _ => None,
+            let legacy_group = if kind == EventType::SIGNAL_EXIT_BOOT_SERVICES {
+                Some(spec_gaps::EVENT_GROUP_EXIT_BOOT_SERVICES)
+            } else if kind == EventType::SIGNAL_VIRTUAL_ADDRESS_CHANGE {
+                Some(spec_gaps::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE)
+            } else {
+                None
             };
             if legacy_group.is_none()
-                && (kind & !GENERAL_TYPE_BITS != 0 || kind & NOTIFY_BITS == NOTIFY_BITS)
+                && (kind.bits() & !GENERAL_TYPE_BITS.bits() != 0 || kind.contains(NOTIFY_BITS))
             {
-                return Err(EventError::InvalidType(kind));
+                return Err(EventError::InvalidType(kind.bits()));
             }
             let group = match (legacy_group, group) {
-                (Some(_), Some(_)) => return Err(EventError::GroupWithSignalType(kind)),
+                (Some(_), Some(_)) => return Err(EventError::GroupWithSignalType(kind.bits())),
                 (legacy, explicit) => legacy.or(explicit),
             };
             // NotifyTpl and NotifyFunction are ignored for events that have
             // no notify type.
-            let notify = if kind & NOTIFY_BITS != 0 {
+            let notify = if kind.intersects(NOTIFY_BITS) {
                 let function = function.ok_or(EventError::MissingNotifyFunction)?;
-                if notify_tpl != TPL_CALLBACK && notify_tpl != TPL_NOTIFY {
+                if notify_tpl != Tpl::CALLBACK && notify_tpl != Tpl::NOTIFY {
                     return Err(EventError::InvalidNotifyTpl(notify_tpl));
                 }
                 Some(Notify {
@@ -284,7 +290,7 @@ pub mod table {
         /// `condition` holds at CheckEvent/WaitForEvent time.
         pub fn create_condition(&mut self, condition: fn() -> bool) -> Result<usize, EventError> {
             self.insert(Record {
-                kind: 0,
+                kind: EventType::empty(),
                 notify: None,
                 group: None,
                 signalled: false,
@@ -318,21 +324,21 @@ pub mod table {
             now_ns: u64,
         ) -> Result<(), EventError> {
             let record = self.get(id)?;
-            if record.kind & efi::EVT_TIMER == 0 {
+            if !record.kind.contains(EventType::TIMER) {
                 return Err(EventError::NotATimer(id));
             }
             let delay_ns = trigger_100ns.saturating_mul(100);
             let deadline_ns = now_ns.saturating_add(delay_ns);
             record.timer = match kind {
-                efi::TIMER_CANCEL => None,
+                TimerDelay::CANCEL => None,
                 // A zero period fires at every poll, the polled equivalent of
                 // "every timer tick".
-                efi::TIMER_PERIODIC => Some(Timer {
+                TimerDelay::PERIODIC => Some(Timer {
                     deadline_ns,
                     period_ns: Some(delay_ns),
                 }),
                 // Zero: fire at the next poll.
-                efi::TIMER_RELATIVE => Some(Timer {
+                TimerDelay::RELATIVE => Some(Timer {
                     deadline_ns,
                     period_ns: None,
                 }),
@@ -376,7 +382,7 @@ pub mod table {
                 return;
             }
             record.signalled = true;
-            if record.kind & efi::EVT_NOTIFY_SIGNAL != 0 && record.queued.is_none() {
+            if record.kind.contains(EventType::NOTIFY_SIGNAL) && record.queued.is_none() {
                 record.queued = Some(seq);
                 self.next_seq += 1;
             }
@@ -386,7 +392,7 @@ pub mod table {
         /// returns the firmware condition to evaluate, if any.
         pub fn check_begin(&mut self, id: usize) -> Result<Option<fn() -> bool>, EventError> {
             let record = self.get(id)?;
-            if record.kind & efi::EVT_NOTIFY_SIGNAL != 0 {
+            if record.kind.contains(EventType::NOTIFY_SIGNAL) {
                 return Err(EventError::NotifySignalEvent(id));
             }
             Ok(record.condition)
@@ -397,7 +403,7 @@ pub mod table {
         pub fn queue_wait_notify(&mut self, id: usize) -> Result<bool, EventError> {
             let seq = self.next_seq;
             let record = self.get(id)?;
-            if record.signalled || record.kind & efi::EVT_NOTIFY_WAIT == 0 {
+            if record.signalled || !record.kind.contains(EventType::NOTIFY_WAIT) {
                 return Ok(false);
             }
             if record.queued.is_none() {
@@ -447,14 +453,17 @@ pub mod table {
         /// a caller bug (§7.1.8): logged, and the TPL is left unchanged.
         pub fn raise_tpl(&mut self, new: Tpl) -> Tpl {
             let old = self.tpl;
-            let new = if new > TPL_HIGH_LEVEL {
-                error!("RaiseTPL({new}) above TPL_HIGH_LEVEL, clamped");
-                TPL_HIGH_LEVEL
+            let new = if new > Tpl::HIGH_LEVEL {
+                error!("RaiseTPL({}) above TPL_HIGH_LEVEL, clamped", new.0);
+                Tpl::HIGH_LEVEL
             } else {
                 new
             };
             if new < old {
-                error!("RaiseTPL({new}) below the current TPL {old}, ignored");
+                error!(
+                    "RaiseTPL({}) below the current TPL {}, ignored",
+                    new.0, old.0
+                );
             } else {
                 self.tpl = new;
             }
@@ -466,8 +475,8 @@ pub mod table {
         pub fn restore_target(&self, old: Tpl) -> Tpl {
             if old > self.tpl {
                 error!(
-                    "RestoreTPL({old}) above the current TPL {}, ignored",
-                    self.tpl
+                    "RestoreTPL({}) above the current TPL {}, ignored",
+                    old.0, self.tpl.0
                 );
                 self.tpl
             } else {
@@ -518,7 +527,7 @@ pub mod table {
             let record = self.events.get_mut(&id)?;
             let notify = record.notify?;
             record.queued = None;
-            if record.kind & efi::EVT_NOTIFY_SIGNAL != 0 {
+            if record.kind.contains(EventType::NOTIFY_SIGNAL) {
                 record.signalled = false;
             }
             self.tpl = notify.tpl;
@@ -639,7 +648,7 @@ pub mod table {
 
         pub fn create(
             &self,
-            kind: u32,
+            kind: EventType,
             notify_tpl: Tpl,
             function: Option<NotifyFn>,
             context: usize,
@@ -706,7 +715,7 @@ pub mod table {
                 return Err((0, EventError::NoEvents));
             }
             let tpl = self.tpl();
-            if tpl != TPL_APPLICATION {
+            if tpl != Tpl::APPLICATION {
                 return Err((0, EventError::WaitAtTpl(tpl)));
             }
             loop {
@@ -743,8 +752,8 @@ pub mod table {
                 self.table.with(|t| t.next_group_dispatch(group))
             {
                 warn!(
-                    "event group notification run at TPL {previous}, above its TPL {}",
-                    notify.tpl
+                    "event group notification run at TPL {}, above its TPL {}",
+                    previous.0, notify.tpl.0
                 );
                 notify.call(id);
                 self.table.with(|t| t.set_tpl(previous));
@@ -812,7 +821,7 @@ pub fn poll() {
 
 /// The current TPL.
 pub fn current_tpl() -> Tpl {
-    services().map_or(efi::TPL_APPLICATION, |events| events.tpl())
+    services().map_or(Tpl::APPLICATION, |events| events.tpl())
 }
 
 /// Whether `event` is an open event issued by this firmware.
@@ -857,15 +866,15 @@ pub fn signal_group(group: &Guid) {
 /// EFI_EVENT_GROUP_AFTER_READY_TO_BOOT): the boot manager calls this before
 /// it starts a boot option.
 pub fn ready_to_boot_notify() {
-    signal_group(&efi::EVENT_GROUP_READY_TO_BOOT);
-    signal_group(&efi::EVENT_GROUP_AFTER_READY_TO_BOOT);
+    signal_group(&spec_gaps::EVENT_GROUP_READY_TO_BOOT);
+    signal_group(&spec_gaps::EVENT_GROUP_AFTER_READY_TO_BOOT);
 }
 
 /// ExitBootServices, first step (§7.4.6): signals
 /// EFI_EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES before the memory map key is
 /// checked. Boot services stay usable.
 pub fn before_exit_boot_services_notify() {
-    signal_group(&efi::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
+    signal_group(&spec_gaps::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
 }
 
 /// ExitBootServices, after the map key matched (§7.4.6): signals
@@ -876,9 +885,9 @@ pub fn before_exit_boot_services_notify() {
 /// services (their state lived on the boot services heap).
 pub fn exit_boot_services_notify() {
     let Some(events) = services() else { return };
-    events.signal_group(&efi::EVENT_GROUP_EXIT_BOOT_SERVICES);
+    events.signal_group(&spec_gaps::EVENT_GROUP_EXIT_BOOT_SERVICES);
     events.disarm_watchdog();
-    let members = EVENTS.with(|t| t.group_notifies(&efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE));
+    let members = EVENTS.with(|t| t.group_notifies(&spec_gaps::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE));
     VIRTUAL_ADDRESS_CHANGE.with(|list| {
         *list = [None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS];
         if members.len() > list.len() {
@@ -942,35 +951,46 @@ fn watchdog_expired(code: u64) {
 
 // --- §7.1 Event, Timer and Task Priority Services -------------------------
 
-pub extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
-    services().map_or(efi::TPL_APPLICATION, |events| events.raise_tpl(new_tpl))
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
+    services().map_or(Tpl::APPLICATION, |events| events.raise_tpl(new_tpl))
 }
 
-pub extern "efiapi" fn restore_tpl(old_tpl: Tpl) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn restore_tpl(old_tpl: Tpl) {
     if let Some(events) = services() {
         events.restore_tpl(old_tpl);
     }
 }
 
-pub extern "efiapi" fn create_event(
-    kind: u32,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn create_event(
+    kind: EventType,
     notify_tpl: Tpl,
     notify_function: Option<NotifyFn>,
     notify_context: *mut c_void,
     event: *mut Event,
 ) -> Status {
-    create(
-        kind,
-        notify_tpl,
-        notify_function,
-        notify_context,
-        None,
-        event,
-    )
+    // SAFETY: `event` as this function's contract states.
+    unsafe {
+        create(
+            kind,
+            notify_tpl,
+            notify_function,
+            notify_context,
+            None,
+            event,
+        )
+    }
 }
 
-pub extern "efiapi" fn create_event_ex(
-    kind: u32,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn create_event_ex(
+    kind: EventType,
     notify_tpl: Tpl,
     notify_function: Option<NotifyFn>,
     notify_context: *const c_void,
@@ -984,18 +1004,25 @@ pub extern "efiapi" fn create_event_ex(
         // read_unaligned because callers sometimes pass byte-aligned GUIDs.
         Some(unsafe { event_group.read_unaligned() })
     };
-    create(
-        kind,
-        notify_tpl,
-        notify_function,
-        notify_context.cast_mut(),
-        group,
-        event,
-    )
+    // SAFETY: `event` as this function's contract states.
+    unsafe {
+        create(
+            kind,
+            notify_tpl,
+            notify_function,
+            notify_context.cast_mut(),
+            group,
+            event,
+        )
+    }
 }
 
-fn create(
-    kind: u32,
+/// CreateEvent and CreateEventEx after the group was read.
+///
+/// # Safety
+/// `event` is null or valid for writing an EFI_EVENT (§7.1.1).
+unsafe fn create(
+    kind: EventType,
     notify_tpl: Tpl,
     notify_function: Option<NotifyFn>,
     notify_context: *mut c_void,
@@ -1020,15 +1047,23 @@ fn create(
     }
 }
 
-pub extern "efiapi" fn set_timer(event: Event, kind: TimerDelay, trigger_time: u64) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn set_timer(
+    event: Event,
+    kind: TimerDelay,
+    trigger_time: u64,
+) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
         status_of(events.set_timer(table::id_from_event(event), kind, trigger_time))
     })
 }
 
-pub extern "efiapi" fn wait_for_event(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn wait_for_event(
     number_of_events: usize,
-    event: *mut Event,
+    event: *const Event,
     index: *mut usize,
 ) -> Status {
     if number_of_events == 0 || event.is_null() {
@@ -1052,19 +1087,25 @@ pub extern "efiapi" fn wait_for_event(
     status
 }
 
-pub extern "efiapi" fn signal_event(event: Event) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
         status_of(events.signal(table::id_from_event(event)))
     })
 }
 
-pub extern "efiapi" fn close_event(event: Event) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
         status_of(events.close(table::id_from_event(event)))
     })
 }
 
-pub extern "efiapi" fn check_event(event: Event) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn check_event(event: Event) -> Status {
     match services().map(|events| events.check(table::id_from_event(event))) {
         Some(Ok(true)) => Status::SUCCESS,
         Some(Ok(false)) => Status::NOT_READY,
@@ -1075,7 +1116,9 @@ pub extern "efiapi" fn check_event(event: Event) -> Status {
 
 // --- §7.5 Miscellaneous Boot Services --------------------------------------
 
-pub extern "efiapi" fn stall(microseconds: usize) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn stall(microseconds: usize) -> Status {
     match services() {
         Some(events) => events.stall(microseconds as u64),
         None => platform::tsc::stall_us(microseconds as u64),
@@ -1083,11 +1126,13 @@ pub extern "efiapi" fn stall(microseconds: usize) -> Status {
     Status::SUCCESS
 }
 
-pub extern "efiapi" fn set_watchdog_timer(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn set_watchdog_timer(
     timeout: usize,
     watchdog_code: u64,
     data_size: usize,
-    watchdog_data: *mut efi::Char16,
+    watchdog_data: *const Char16,
 ) -> Status {
     let Some(events) = services() else {
         return Status::UNSUPPORTED;
@@ -1111,7 +1156,9 @@ pub fn set_monotonic_high(high: u32) {
     MONOTONIC_COUNT.store(u64::from(high) << 32, Ordering::Relaxed);
 }
 
-pub extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Status {
     if count.is_null() {
         return Status::INVALID_PARAMETER;
     }
@@ -1123,7 +1170,10 @@ pub extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Status {
 
 /// Runtime GetNextHighMonotonicCount (§8.5.2): increments the high 32 bits,
 /// restarting the low part.
-pub extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32) -> Status {
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8.5.2 requires of the caller.
+pub unsafe extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32) -> Status {
     if high_count.is_null() {
         return Status::INVALID_PARAMETER;
     }
@@ -1139,8 +1189,10 @@ pub extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32) -> St
 
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
-pub extern "efiapi" fn calculate_crc32(
-    data: *mut c_void,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn calculate_crc32(
+    data: *const c_void,
     data_size: usize,
     crc32: *mut u32,
 ) -> Status {
@@ -1157,7 +1209,10 @@ pub extern "efiapi" fn calculate_crc32(
 }
 
 /// CopyMem (§7.5.6): overlapping buffers are copied as memmove does.
-pub extern "efiapi" fn copy_mem(destination: *mut c_void, source: *mut c_void, length: usize) {
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.5.6 requires of the caller.
+pub unsafe extern "efiapi" fn copy_mem(destination: *mut u8, source: *const u8, length: usize) {
     if length == 0 {
         return;
     }
@@ -1167,11 +1222,14 @@ pub extern "efiapi" fn copy_mem(destination: *mut c_void, source: *mut c_void, l
     }
     // SAFETY: the caller guarantees both buffers span `length` bytes
     // (§7.5.6); `copy` is memmove, so overlap is allowed.
-    unsafe { core::ptr::copy(source.cast::<u8>(), destination.cast::<u8>(), length) };
+    unsafe { core::ptr::copy(source, destination, length) };
 }
 
 /// SetMem (§7.5.7).
-pub extern "efiapi" fn set_mem(buffer: *mut c_void, size: usize, value: u8) {
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.5.7 requires of the caller.
+pub unsafe extern "efiapi" fn set_mem(buffer: *mut u8, size: usize, value: u8) {
     if size == 0 {
         return;
     }
@@ -1180,7 +1238,7 @@ pub extern "efiapi" fn set_mem(buffer: *mut c_void, size: usize, value: u8) {
         return;
     }
     // SAFETY: the caller guarantees `buffer` spans `size` writable bytes.
-    unsafe { core::ptr::write_bytes(buffer.cast::<u8>(), value, size) };
+    unsafe { core::ptr::write_bytes(buffer, value, size) };
 }
 
 #[cfg(test)]
@@ -1191,6 +1249,7 @@ mod tests {
     use alloc::vec::Vec;
     use core::cell::{Cell, RefCell};
     use std::thread_local;
+    use uefi_raw::guid;
 
     thread_local! {
         static TABLE: Global<EventTable> = const { Global::new(EventTable::new()) };
@@ -1258,18 +1317,18 @@ mod tests {
     }
 
     fn notify_event(tpl: Tpl, context: usize) -> usize {
-        events(|e| e.create(efi::EVT_NOTIFY_SIGNAL, tpl, Some(record), context, None)).unwrap()
+        events(|e| e.create(EventType::NOTIFY_SIGNAL, tpl, Some(record), context, None)).unwrap()
     }
 
     #[test]
     fn create_validates_type_tpl_and_function() {
         events(|e| {
-            assert!(e.create(0, 0, None, 0, None).is_ok());
-            assert!(e.create(efi::EVT_TIMER, 0, None, 0, None).is_ok());
+            assert!(e.create(EventType::empty(), Tpl(0), None, 0, None).is_ok());
+            assert!(e.create(EventType::TIMER, Tpl(0), None, 0, None).is_ok());
             assert!(
                 e.create(
-                    efi::EVT_TIMER | efi::EVT_NOTIFY_WAIT,
-                    TPL_CALLBACK,
+                    EventType::TIMER | EventType::NOTIFY_WAIT,
+                    Tpl::CALLBACK,
                     Some(record),
                     0,
                     None
@@ -1278,8 +1337,8 @@ mod tests {
             );
             assert!(
                 e.create(
-                    efi::EVT_SIGNAL_EXIT_BOOT_SERVICES,
-                    TPL_NOTIFY,
+                    EventType::SIGNAL_EXIT_BOOT_SERVICES,
+                    Tpl::NOTIFY,
                     Some(record),
                     0,
                     None
@@ -1288,8 +1347,8 @@ mod tests {
             );
             assert!(
                 e.create(
-                    efi::EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE,
-                    TPL_NOTIFY,
+                    EventType::SIGNAL_VIRTUAL_ADDRESS_CHANGE,
+                    Tpl::NOTIFY,
                     Some(record),
                     0,
                     None
@@ -1297,38 +1356,50 @@ mod tests {
                 .is_ok()
             );
             assert_eq!(
-                e.create(0x1, TPL_CALLBACK, None, 0, None),
+                e.create(
+                    EventType::from_bits_retain(0x1),
+                    Tpl::CALLBACK,
+                    None,
+                    0,
+                    None
+                ),
                 Err(EventError::InvalidType(0x1))
             );
             assert_eq!(
-                e.create(0x20000000, 0, None, 0, None),
+                e.create(
+                    EventType::from_bits_retain(0x20000000),
+                    Tpl(0),
+                    None,
+                    0,
+                    None
+                ),
                 Err(EventError::InvalidType(0x20000000))
             );
-            let both = efi::EVT_NOTIFY_WAIT | efi::EVT_NOTIFY_SIGNAL;
+            let both = EventType::NOTIFY_WAIT | EventType::NOTIFY_SIGNAL;
             assert_eq!(
-                e.create(both, TPL_CALLBACK, Some(record), 0, None),
-                Err(EventError::InvalidType(both))
+                e.create(both, Tpl::CALLBACK, Some(record), 0, None),
+                Err(EventError::InvalidType(both.bits()))
             );
             assert_eq!(
-                e.create(efi::EVT_NOTIFY_SIGNAL, TPL_CALLBACK, None, 0, None),
+                e.create(EventType::NOTIFY_SIGNAL, Tpl::CALLBACK, None, 0, None),
                 Err(EventError::MissingNotifyFunction)
             );
-            for tpl in [TPL_APPLICATION, TPL_HIGH_LEVEL, 5] {
+            for tpl in [Tpl::APPLICATION, Tpl::HIGH_LEVEL, Tpl(5)] {
                 assert_eq!(
-                    e.create(efi::EVT_NOTIFY_WAIT, tpl, Some(record), 0, None),
+                    e.create(EventType::NOTIFY_WAIT, tpl, Some(record), 0, None),
                     Err(EventError::InvalidNotifyTpl(tpl))
                 );
             }
             assert_eq!(
                 e.create(
-                    efi::EVT_SIGNAL_EXIT_BOOT_SERVICES,
-                    TPL_NOTIFY,
+                    EventType::SIGNAL_EXIT_BOOT_SERVICES,
+                    Tpl::NOTIFY,
                     Some(record),
                     0,
-                    Some(efi::EVENT_GROUP_READY_TO_BOOT)
+                    Some(spec_gaps::EVENT_GROUP_READY_TO_BOOT)
                 ),
                 Err(EventError::GroupWithSignalType(
-                    efi::EVT_SIGNAL_EXIT_BOOT_SERVICES
+                    EventType::SIGNAL_EXIT_BOOT_SERVICES.bits()
                 ))
             );
         });
@@ -1340,14 +1411,14 @@ mod tests {
 
     #[test]
     fn unknown_events_are_rejected() {
-        let id = notify_event(TPL_CALLBACK, 1);
+        let id = notify_event(Tpl::CALLBACK, 1);
         events(|e| {
             for bogus in [0, 1, id + 1, usize::MAX] {
                 assert_eq!(e.signal(bogus), Err(EventError::UnknownEvent(bogus)));
                 assert_eq!(e.close(bogus), Err(EventError::UnknownEvent(bogus)));
                 assert_eq!(e.check(bogus), Err(EventError::UnknownEvent(bogus)));
                 assert_eq!(
-                    e.set_timer(bogus, efi::TIMER_RELATIVE, 1),
+                    e.set_timer(bogus, TimerDelay::RELATIVE, 1),
                     Err(EventError::UnknownEvent(bogus))
                 );
             }
@@ -1359,90 +1430,94 @@ mod tests {
 
     #[test]
     fn notifications_run_highest_tpl_first_when_the_tpl_drops() {
-        let a = notify_event(TPL_CALLBACK, 0xA);
-        let b = notify_event(TPL_NOTIFY, 0xB);
-        let c = notify_event(TPL_CALLBACK, 0xC);
+        let a = notify_event(Tpl::CALLBACK, 0xA);
+        let b = notify_event(Tpl::NOTIFY, 0xB);
+        let c = notify_event(Tpl::CALLBACK, 0xC);
         events(|e| {
-            assert_eq!(e.raise_tpl(TPL_HIGH_LEVEL), TPL_APPLICATION);
+            assert_eq!(e.raise_tpl(Tpl::HIGH_LEVEL), Tpl::APPLICATION);
             for id in [a, b, c] {
                 e.signal(id).unwrap();
             }
             // Signalling twice does not queue twice.
             e.signal(a).unwrap();
             assert!(log().is_empty());
-            e.restore_tpl(TPL_APPLICATION);
-            assert_eq!(e.tpl(), TPL_APPLICATION);
+            e.restore_tpl(Tpl::APPLICATION);
+            assert_eq!(e.tpl(), Tpl::APPLICATION);
         });
         assert_eq!(
             log(),
-            vec![(0xB, TPL_NOTIFY), (0xA, TPL_CALLBACK), (0xC, TPL_CALLBACK)]
+            vec![
+                (0xB, Tpl::NOTIFY),
+                (0xA, Tpl::CALLBACK),
+                (0xC, Tpl::CALLBACK)
+            ]
         );
     }
 
     #[test]
     fn restore_runs_only_what_the_new_tpl_unmasks() {
-        let callback = notify_event(TPL_CALLBACK, 1);
-        let notify = notify_event(TPL_NOTIFY, 2);
+        let callback = notify_event(Tpl::CALLBACK, 1);
+        let notify = notify_event(Tpl::NOTIFY, 2);
         events(|e| {
-            assert_eq!(e.raise_tpl(TPL_CALLBACK), TPL_APPLICATION);
-            assert_eq!(e.raise_tpl(TPL_HIGH_LEVEL), TPL_CALLBACK);
+            assert_eq!(e.raise_tpl(Tpl::CALLBACK), Tpl::APPLICATION);
+            assert_eq!(e.raise_tpl(Tpl::HIGH_LEVEL), Tpl::CALLBACK);
             e.signal(callback).unwrap();
             e.signal(notify).unwrap();
-            e.restore_tpl(TPL_CALLBACK);
-            assert_eq!(log(), vec![(2, TPL_NOTIFY)]);
-            assert_eq!(e.tpl(), TPL_CALLBACK);
-            e.restore_tpl(TPL_APPLICATION);
+            e.restore_tpl(Tpl::CALLBACK);
+            assert_eq!(log(), vec![(2, Tpl::NOTIFY)]);
+            assert_eq!(e.tpl(), Tpl::CALLBACK);
+            e.restore_tpl(Tpl::APPLICATION);
         });
-        assert_eq!(log(), vec![(2, TPL_NOTIFY), (1, TPL_CALLBACK)]);
+        assert_eq!(log(), vec![(2, Tpl::NOTIFY), (1, Tpl::CALLBACK)]);
     }
 
     #[test]
     fn signal_from_a_notify_function_nests_by_tpl() {
-        let y = notify_event(TPL_CALLBACK, 0x100);
-        let z = notify_event(TPL_NOTIFY, 0x200);
+        let y = notify_event(Tpl::CALLBACK, 0x100);
+        let z = notify_event(Tpl::NOTIFY, 0x200);
         let (x1, x2) = events(|e| {
-            let sig = efi::EVT_NOTIFY_SIGNAL;
+            let sig = EventType::NOTIFY_SIGNAL;
             let x1 = e
-                .create(sig, TPL_CALLBACK, Some(signal_other), y, None)
+                .create(sig, Tpl::CALLBACK, Some(signal_other), y, None)
                 .unwrap();
             let x2 = e
-                .create(sig, TPL_CALLBACK, Some(signal_other), z, None)
+                .create(sig, Tpl::CALLBACK, Some(signal_other), z, None)
                 .unwrap();
             (x1, x2)
         });
         events(|e| e.signal(x1)).unwrap();
         // y has the same TPL as the running x1: it waits for x1 to return.
-        assert_eq!(log(), vec![(x1, TPL_CALLBACK), (0x100, TPL_CALLBACK)]);
+        assert_eq!(log(), vec![(x1, Tpl::CALLBACK), (0x100, Tpl::CALLBACK)]);
         LOG.with_borrow_mut(|l| l.clear());
         events(|e| e.signal(x2)).unwrap();
         // z has a higher TPL: it runs inside x2's call to SignalEvent.
-        assert_eq!(log(), vec![(x2, TPL_CALLBACK), (0x200, TPL_NOTIFY)]);
-        assert_eq!(events(|e| e.tpl()), TPL_APPLICATION);
+        assert_eq!(log(), vec![(x2, Tpl::CALLBACK), (0x200, Tpl::NOTIFY)]);
+        assert_eq!(events(|e| e.tpl()), Tpl::APPLICATION);
     }
 
     #[test]
     fn tpl_misuse_is_clamped() {
         events(|e| {
-            assert_eq!(e.raise_tpl(TPL_NOTIFY), TPL_APPLICATION);
+            assert_eq!(e.raise_tpl(Tpl::NOTIFY), Tpl::APPLICATION);
             // Lowering through RaiseTPL: ignored.
-            assert_eq!(e.raise_tpl(TPL_CALLBACK), TPL_NOTIFY);
-            assert_eq!(e.tpl(), TPL_NOTIFY);
+            assert_eq!(e.raise_tpl(Tpl::CALLBACK), Tpl::NOTIFY);
+            assert_eq!(e.tpl(), Tpl::NOTIFY);
             // Raising through RestoreTPL: ignored.
-            e.restore_tpl(TPL_HIGH_LEVEL);
-            assert_eq!(e.tpl(), TPL_NOTIFY);
-            assert_eq!(e.raise_tpl(100), TPL_NOTIFY);
-            assert_eq!(e.tpl(), TPL_HIGH_LEVEL);
-            e.restore_tpl(TPL_APPLICATION);
-            assert_eq!(e.tpl(), TPL_APPLICATION);
+            e.restore_tpl(Tpl::HIGH_LEVEL);
+            assert_eq!(e.tpl(), Tpl::NOTIFY);
+            assert_eq!(e.raise_tpl(Tpl(100)), Tpl::NOTIFY);
+            assert_eq!(e.tpl(), Tpl::HIGH_LEVEL);
+            e.restore_tpl(Tpl::APPLICATION);
+            assert_eq!(e.tpl(), Tpl::APPLICATION);
         });
     }
 
     #[test]
     fn relative_and_periodic_timers_follow_the_clock() {
         events(|e| {
-            let timer = e.create(efi::EVT_TIMER, 0, None, 0, None).unwrap();
+            let timer = e.create(EventType::TIMER, Tpl(0), None, 0, None).unwrap();
             // 10 x 100 ns.
-            e.set_timer(timer, efi::TIMER_RELATIVE, 10).unwrap();
+            e.set_timer(timer, TimerDelay::RELATIVE, 10).unwrap();
             advance(999);
             assert_eq!(e.check(timer), Ok(false));
             advance(1);
@@ -1450,7 +1525,7 @@ mod tests {
             advance(5000);
             assert_eq!(e.check(timer), Ok(false), "one-shot");
 
-            e.set_timer(timer, efi::TIMER_PERIODIC, 10).unwrap();
+            e.set_timer(timer, TimerDelay::PERIODIC, 10).unwrap();
             for _ in 0..3 {
                 assert_eq!(e.check(timer), Ok(false));
                 advance(1000);
@@ -1460,21 +1535,21 @@ mod tests {
             advance(10_000);
             assert_eq!(e.check(timer), Ok(true));
             assert_eq!(e.check(timer), Ok(false));
-            e.set_timer(timer, efi::TIMER_CANCEL, 0).unwrap();
+            e.set_timer(timer, TimerDelay::CANCEL, 0).unwrap();
             advance(10_000);
             assert_eq!(e.check(timer), Ok(false));
 
             // Zero relative: the next poll.
-            e.set_timer(timer, efi::TIMER_RELATIVE, 0).unwrap();
+            e.set_timer(timer, TimerDelay::RELATIVE, 0).unwrap();
             assert_eq!(e.check(timer), Ok(true));
 
             assert_eq!(
-                e.set_timer(timer, 3, 1),
-                Err(EventError::InvalidTimerType(3))
+                e.set_timer(timer, TimerDelay(3), 1),
+                Err(EventError::InvalidTimerType(TimerDelay(3)))
             );
-            let plain = e.create(0, 0, None, 0, None).unwrap();
+            let plain = e.create(EventType::empty(), Tpl(0), None, 0, None).unwrap();
             assert_eq!(
-                e.set_timer(plain, efi::TIMER_RELATIVE, 1),
+                e.set_timer(plain, TimerDelay::RELATIVE, 1),
                 Err(EventError::NotATimer(plain))
             );
         });
@@ -1483,26 +1558,34 @@ mod tests {
     #[test]
     fn timer_notify_runs_at_poll() {
         events(|e| {
-            let kind = efi::EVT_TIMER | efi::EVT_NOTIFY_SIGNAL;
-            let timer = e.create(kind, TPL_CALLBACK, Some(record), 7, None).unwrap();
-            e.set_timer(timer, efi::TIMER_PERIODIC, 100).unwrap();
+            let kind = EventType::TIMER | EventType::NOTIFY_SIGNAL;
+            let timer = e
+                .create(kind, Tpl::CALLBACK, Some(record), 7, None)
+                .unwrap();
+            e.set_timer(timer, TimerDelay::PERIODIC, 100).unwrap();
             e.poll();
             assert!(log().is_empty());
             advance(10_000);
             e.poll();
             advance(10_000);
             e.poll();
-            assert_eq!(log(), vec![(7, TPL_CALLBACK), (7, TPL_CALLBACK)]);
+            assert_eq!(log(), vec![(7, Tpl::CALLBACK), (7, Tpl::CALLBACK)]);
         });
     }
 
     #[test]
     fn wait_for_event() {
         events(|e| {
-            let never = e.create(0, 0, None, 0, None).unwrap();
-            let timer = e.create(efi::EVT_TIMER, 0, None, 0, None).unwrap();
+            let never = e.create(EventType::empty(), Tpl(0), None, 0, None).unwrap();
+            let timer = e.create(EventType::TIMER, Tpl(0), None, 0, None).unwrap();
             let signal = e
-                .create(efi::EVT_NOTIFY_SIGNAL, TPL_CALLBACK, Some(record), 0, None)
+                .create(
+                    EventType::NOTIFY_SIGNAL,
+                    Tpl::CALLBACK,
+                    Some(record),
+                    0,
+                    None,
+                )
                 .unwrap();
             assert_eq!(e.wait(&[]), Err((0, EventError::NoEvents)));
             assert_eq!(
@@ -1511,39 +1594,39 @@ mod tests {
             );
             assert_eq!(e.wait(&[never, 0]), Err((1, EventError::UnknownEvent(0))));
 
-            e.set_timer(timer, efi::TIMER_RELATIVE, 1_000_000).unwrap();
+            e.set_timer(timer, TimerDelay::RELATIVE, 1_000_000).unwrap();
             STEP.set(1000);
             let start = NOW.get();
             assert_eq!(e.wait(&[never, timer]), Ok(1));
             assert!(NOW.get() - start >= 100_000_000);
 
-            e.raise_tpl(TPL_CALLBACK);
+            e.raise_tpl(Tpl::CALLBACK);
             assert_eq!(
                 e.wait(&[timer]),
-                Err((0, EventError::WaitAtTpl(TPL_CALLBACK)))
+                Err((0, EventError::WaitAtTpl(Tpl::CALLBACK)))
             );
             assert_eq!(
-                EventError::WaitAtTpl(TPL_CALLBACK).status(),
+                EventError::WaitAtTpl(Tpl::CALLBACK).status(),
                 Status::UNSUPPORTED
             );
-            e.restore_tpl(TPL_APPLICATION);
+            e.restore_tpl(Tpl::APPLICATION);
         });
     }
 
     #[test]
     fn check_event_runs_wait_notify_when_unsignalled() {
         events(|e| {
-            let wait = efi::EVT_NOTIFY_WAIT;
+            let wait = EventType::NOTIFY_WAIT;
             let signals = e
-                .create(wait, TPL_CALLBACK, Some(signal_self), 1, None)
+                .create(wait, Tpl::CALLBACK, Some(signal_self), 1, None)
                 .unwrap();
-            let idle = e.create(wait, TPL_NOTIFY, Some(record), 2, None).unwrap();
+            let idle = e.create(wait, Tpl::NOTIFY, Some(record), 2, None).unwrap();
             assert_eq!(e.check(signals), Ok(true));
             assert_eq!(e.check(idle), Ok(false));
             assert_eq!(e.check(idle), Ok(false));
             assert_eq!(
                 log(),
-                vec![(1, TPL_CALLBACK), (2, TPL_NOTIFY), (2, TPL_NOTIFY)]
+                vec![(1, Tpl::CALLBACK), (2, Tpl::NOTIFY), (2, Tpl::NOTIFY)]
             );
 
             // A signalled NOTIFY_WAIT event does not call its notify function.
@@ -1552,11 +1635,11 @@ mod tests {
             assert_eq!(log().len(), 3);
 
             // Masked by the TPL: queued, run on RestoreTPL.
-            e.raise_tpl(TPL_NOTIFY);
+            e.raise_tpl(Tpl::NOTIFY);
             assert_eq!(e.check(signals), Ok(false));
             assert_eq!(log().len(), 3);
-            e.restore_tpl(TPL_APPLICATION);
-            assert_eq!(log()[3], (1, TPL_CALLBACK));
+            e.restore_tpl(Tpl::APPLICATION);
+            assert_eq!(log()[3], (1, Tpl::CALLBACK));
             assert_eq!(
                 e.check(signals),
                 Ok(true),
@@ -1588,18 +1671,20 @@ mod tests {
 
     #[test]
     fn groups_signal_all_members() {
-        let group = Guid::from_fields(1, 2, 3, 4, 5, &[6; 6]);
+        let group = guid!("00000001-0002-0003-0405-060606060606");
         events(|e| {
-            let sig = efi::EVT_NOTIFY_SIGNAL;
+            let sig = EventType::NOTIFY_SIGNAL;
             let first = e
-                .create(sig, TPL_CALLBACK, Some(record), 1, Some(group))
+                .create(sig, Tpl::CALLBACK, Some(record), 1, Some(group))
                 .unwrap();
-            e.create(sig, TPL_NOTIFY, Some(record), 2, Some(group))
+            e.create(sig, Tpl::NOTIFY, Some(record), 2, Some(group))
                 .unwrap();
-            e.create(sig, TPL_NOTIFY, Some(record), 3, None).unwrap();
-            let plain = e.create(0, 0, None, 0, Some(group)).unwrap();
+            e.create(sig, Tpl::NOTIFY, Some(record), 3, None).unwrap();
+            let plain = e
+                .create(EventType::empty(), Tpl(0), None, 0, Some(group))
+                .unwrap();
             e.signal(first).unwrap();
-            assert_eq!(log(), vec![(2, TPL_NOTIFY), (1, TPL_CALLBACK)]);
+            assert_eq!(log(), vec![(2, Tpl::NOTIFY), (1, Tpl::CALLBACK)]);
             assert_eq!(e.check(plain), Ok(true));
         });
     }
@@ -1607,37 +1692,40 @@ mod tests {
     #[test]
     fn legacy_types_join_the_spec_groups() {
         events(|e| {
-            let sig = efi::EVT_NOTIFY_SIGNAL;
+            let sig = EventType::NOTIFY_SIGNAL;
             e.create(
-                efi::EVT_SIGNAL_EXIT_BOOT_SERVICES,
-                TPL_CALLBACK,
+                EventType::SIGNAL_EXIT_BOOT_SERVICES,
+                Tpl::CALLBACK,
                 Some(record),
                 1,
                 None,
             )
             .unwrap();
-            let ebs = Some(efi::EVENT_GROUP_EXIT_BOOT_SERVICES);
-            e.create(sig, TPL_CALLBACK, Some(record), 2, ebs).unwrap();
-            let before = Some(efi::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
-            e.create(sig, TPL_CALLBACK, Some(record), 3, before)
+            let ebs = Some(spec_gaps::EVENT_GROUP_EXIT_BOOT_SERVICES);
+            e.create(sig, Tpl::CALLBACK, Some(record), 2, ebs).unwrap();
+            let before = Some(spec_gaps::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
+            e.create(sig, Tpl::CALLBACK, Some(record), 3, before)
                 .unwrap();
-            let vac = efi::EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE;
-            e.create(vac, TPL_CALLBACK, Some(record), 4, None).unwrap();
-            let vac_group = Some(efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE);
-            e.create(sig, TPL_NOTIFY, Some(record), 5, vac_group)
+            let vac = EventType::SIGNAL_VIRTUAL_ADDRESS_CHANGE;
+            e.create(vac, Tpl::CALLBACK, Some(record), 4, None).unwrap();
+            let vac_group = Some(spec_gaps::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE);
+            e.create(sig, Tpl::NOTIFY, Some(record), 5, vac_group)
                 .unwrap();
 
             // Even above the members' TPL, signal_group returns after they ran.
-            e.raise_tpl(TPL_NOTIFY);
-            assert_eq!(e.signal_group(&efi::EVENT_GROUP_EXIT_BOOT_SERVICES), 2);
-            assert_eq!(log(), vec![(1, TPL_NOTIFY), (2, TPL_NOTIFY)]);
-            assert_eq!(e.tpl(), TPL_NOTIFY);
-            e.restore_tpl(TPL_APPLICATION);
+            e.raise_tpl(Tpl::NOTIFY);
+            assert_eq!(
+                e.signal_group(&spec_gaps::EVENT_GROUP_EXIT_BOOT_SERVICES),
+                2
+            );
+            assert_eq!(log(), vec![(1, Tpl::NOTIFY), (2, Tpl::NOTIFY)]);
+            assert_eq!(e.tpl(), Tpl::NOTIFY);
+            e.restore_tpl(Tpl::APPLICATION);
             assert_eq!(log().len(), 2, "nothing left queued");
 
             let order: Vec<usize> = e
                 .table
-                .with(|t| t.group_notifies(&efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE))
+                .with(|t| t.group_notifies(&spec_gaps::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE))
                 .iter()
                 .map(|(_, n)| n.context)
                 .collect();
@@ -1647,34 +1735,34 @@ mod tests {
 
     #[test]
     fn close_removes_pending_notifications_and_timers() {
-        let pending = notify_event(TPL_CALLBACK, 1);
+        let pending = notify_event(Tpl::CALLBACK, 1);
         events(|e| {
-            let timer_kind = efi::EVT_TIMER | efi::EVT_NOTIFY_SIGNAL;
+            let timer_kind = EventType::TIMER | EventType::NOTIFY_SIGNAL;
             let timer = e
-                .create(timer_kind, TPL_CALLBACK, Some(record), 2, None)
+                .create(timer_kind, Tpl::CALLBACK, Some(record), 2, None)
                 .unwrap();
-            e.set_timer(timer, efi::TIMER_PERIODIC, 1).unwrap();
-            e.raise_tpl(TPL_HIGH_LEVEL);
+            e.set_timer(timer, TimerDelay::PERIODIC, 1).unwrap();
+            e.raise_tpl(Tpl::HIGH_LEVEL);
             e.signal(pending).unwrap();
             advance(1000);
             e.poll();
             e.close(pending).unwrap();
             e.close(timer).unwrap();
             advance(1000);
-            e.restore_tpl(TPL_APPLICATION);
+            e.restore_tpl(Tpl::APPLICATION);
             assert!(log().is_empty());
 
             let closing = e
                 .create(
-                    efi::EVT_NOTIFY_SIGNAL,
-                    TPL_CALLBACK,
+                    EventType::NOTIFY_SIGNAL,
+                    Tpl::CALLBACK,
                     Some(close_self),
                     3,
                     None,
                 )
                 .unwrap();
             e.signal(closing).unwrap();
-            assert_eq!(log(), vec![(3, TPL_CALLBACK)]);
+            assert_eq!(log(), vec![(3, Tpl::CALLBACK)]);
             assert!(e.table.with(|t| t.is_empty()));
         });
     }
@@ -1708,14 +1796,16 @@ mod tests {
     #[test]
     fn stall_waits_and_runs_timers() {
         events(|e| {
-            let kind = efi::EVT_TIMER | efi::EVT_NOTIFY_SIGNAL;
-            let timer = e.create(kind, TPL_CALLBACK, Some(record), 9, None).unwrap();
-            e.set_timer(timer, efi::TIMER_RELATIVE, 20).unwrap();
+            let kind = EventType::TIMER | EventType::NOTIFY_SIGNAL;
+            let timer = e
+                .create(kind, Tpl::CALLBACK, Some(record), 9, None)
+                .unwrap();
+            e.set_timer(timer, TimerDelay::RELATIVE, 20).unwrap();
             STEP.set(100);
             let start = NOW.get();
             e.stall(5);
             assert!(NOW.get() - start >= 5000);
-            assert_eq!(log(), vec![(9, TPL_CALLBACK)]);
+            assert_eq!(log(), vec![(9, Tpl::CALLBACK)]);
         });
     }
 
@@ -1725,47 +1815,72 @@ mod tests {
         let mut crc = 0u32;
         let data_ptr = data.as_mut_ptr().cast::<c_void>();
         assert_eq!(
-            calculate_crc32(data_ptr, data.len(), &mut crc),
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { calculate_crc32(data_ptr, data.len(), &mut crc) },
             Status::SUCCESS
         );
         assert_eq!(crc, 0xCBF4_3926);
         assert_eq!(
-            calculate_crc32(data_ptr, 0, &mut crc),
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { calculate_crc32(data_ptr, 0, &mut crc) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            calculate_crc32(core::ptr::null_mut(), 9, &mut crc),
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { calculate_crc32(core::ptr::null_mut(), 9, &mut crc) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            calculate_crc32(data_ptr, 9, core::ptr::null_mut()),
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { calculate_crc32(data_ptr, 9, core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
 
         // Overlapping moves in both directions.
         let mut buf = *b"abcdefgh";
         let base = buf.as_mut_ptr();
-        copy_mem(base.wrapping_add(2).cast(), base.cast(), 4);
+        // SAFETY: test arguments are live locals of the sizes passed.
+        unsafe { copy_mem(base.wrapping_add(2).cast(), base.cast(), 4) };
         assert_eq!(&buf, b"ababcdgh");
         let base = buf.as_mut_ptr();
-        copy_mem(base.cast(), base.wrapping_add(3).cast(), 5);
+        // SAFETY: test arguments are live locals of the sizes passed.
+        unsafe { copy_mem(base.cast(), base.wrapping_add(3).cast(), 5) };
         assert_eq!(&buf, b"bcdghdgh");
-        copy_mem(core::ptr::null_mut(), base.cast(), 0);
+        // SAFETY: test arguments are live locals of the sizes passed.
+        unsafe { copy_mem(core::ptr::null_mut(), base.cast(), 0) };
 
-        set_mem(buf.as_mut_ptr().cast(), 3, b'z');
+        // SAFETY: test arguments are live locals of the sizes passed.
+        unsafe { set_mem(buf.as_mut_ptr().cast(), 3, b'z') };
         assert_eq!(&buf, b"zzzghdgh");
 
         let (mut first, mut second) = (0u64, 0u64);
-        assert_eq!(get_next_monotonic_count(&mut first), Status::SUCCESS);
-        assert_eq!(get_next_monotonic_count(&mut second), Status::SUCCESS);
+        assert_eq!(
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { get_next_monotonic_count(&mut first) },
+            Status::SUCCESS
+        );
+        assert_eq!(
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { get_next_monotonic_count(&mut second) },
+            Status::SUCCESS
+        );
         assert!(second > first);
         assert_eq!(
-            get_next_monotonic_count(core::ptr::null_mut()),
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { get_next_monotonic_count(core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
         let mut high = 0u32;
-        assert_eq!(get_next_high_monotonic_count(&mut high), Status::SUCCESS);
-        assert_eq!(get_next_monotonic_count(&mut first), Status::SUCCESS);
+        assert_eq!(
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { get_next_high_monotonic_count(&mut high) },
+            Status::SUCCESS
+        );
+        assert_eq!(
+            // SAFETY: test arguments are live locals of the sizes passed.
+            unsafe { get_next_monotonic_count(&mut first) },
+            Status::SUCCESS
+        );
         assert_eq!(first >> 32, u64::from(high));
     }
 }

@@ -3,13 +3,13 @@
 //! EFI boundary hands out or receives. Nothing here dereferences them.
 #![forbid(unsafe_code)]
 
-use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
-use r_efi::efi::{Guid, Status};
-use r_efi::system::{
+use crate::spec_gaps::{
     OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_BY_HANDLE_PROTOCOL,
     OPEN_PROTOCOL_EXCLUSIVE, OPEN_PROTOCOL_GET_PROTOCOL, OPEN_PROTOCOL_TEST_PROTOCOL,
 };
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use uefi_raw::{Guid, Status};
 
 pub type HandleId = usize;
 
@@ -447,9 +447,10 @@ impl HandleDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uefi_raw::guid;
 
-    const A: Guid = Guid::from_fields(1, 2, 3, 4, 5, &[6; 6]);
-    const B: Guid = Guid::from_fields(7, 2, 3, 4, 5, &[6; 6]);
+    const A: Guid = guid!("00000001-0002-0003-0405-060606060606");
+    const B: Guid = guid!("00000007-0002-0003-0405-060606060606");
 
     fn db() -> HandleDb {
         let mut db = HandleDb::new();

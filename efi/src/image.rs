@@ -2,14 +2,11 @@
 //! path or a buffer, StartImage with Exit unwinding back to it, UnloadImage,
 //! and the LoadedImage / LoadedImageDevicePath protocols.
 
-// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
-// pointer arguments the spec makes the caller responsible for.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use crate::boundary::{self, write};
 use crate::handles::HandleId;
 use crate::pe;
 use crate::protocol_services::{self as ps, DB};
+use crate::spec_gaps;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -19,11 +16,14 @@ use core::ffi::c_void;
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::paging::{self, Access};
 use platform::sync::Global;
-use r_efi::efi::{Boolean, Char16, Guid, Handle, Status};
-use r_efi::protocols::{
-    device_path, file, load_file, load_file2, loaded_image, loaded_image_device_path,
-    simple_file_system,
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::file_system::{
+    FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
 };
+use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
+use uefi_raw::protocol::media::{LoadFile2Protocol, LoadFileProtocol};
+use uefi_raw::table::system::SystemTable;
+use uefi_raw::{Boolean, Char16, Guid, Handle, Status};
 
 struct Image {
     name: String,
@@ -36,7 +36,7 @@ struct Image {
     is_application: bool,
     started: bool,
     exit_data: (usize, *mut Char16),
-    loaded_image: Box<loaded_image::Protocol>,
+    loaded_image: Box<LoadedImageProtocol>,
     /// Owned copies the LoadedImage protocols point into.
     _file_path: Vec<u8>,
     device_path: Option<Vec<u8>>,
@@ -54,7 +54,7 @@ unsafe extern "sysv64" {
     fn enter_image(
         entry: u64,
         handle: Handle,
-        system_table: *mut r_efi::efi::SystemTable,
+        system_table: *mut SystemTable,
         resume_rsp: *mut u64,
     ) -> Status;
     fn exit_image(resume_rsp: u64, status: Status) -> !;
@@ -148,28 +148,30 @@ fn read_file(path: &[u8], boot_policy: bool) -> Result<(Vec<u8>, HandleId, Vec<u
         full.extend_from_slice(&crate::device_path::END);
     }
     for guid in [
-        simple_file_system::PROTOCOL_GUID,
-        load_file2::PROTOCOL_GUID,
-        load_file::PROTOCOL_GUID,
+        SimpleFileSystemProtocol::GUID,
+        LoadFile2Protocol::GUID,
+        LoadFileProtocol::GUID,
     ] {
-        let mut remaining = full.as_ptr() as *mut device_path::Protocol;
+        let mut remaining = full.as_ptr() as *const DevicePathProtocol;
         let mut device: Handle = core::ptr::null_mut();
-        let mut g = guid;
-        if ps::locate_device_path(&mut g, &mut remaining, &mut device) != Status::SUCCESS {
+        // SAFETY: the GUID, the path (ending in End-Entire) and the handle
+        // slot are live locals.
+        let located = unsafe { ps::locate_device_path(&guid, &mut remaining, &mut device) };
+        if located != Status::SUCCESS {
             continue;
         }
         let offset = remaining as usize - full.as_ptr() as usize;
         let rest = full[offset..].to_vec();
         let device_id = device as HandleId;
-        let data = if guid == simple_file_system::PROTOCOL_GUID {
+        let data = if guid == SimpleFileSystemProtocol::GUID {
             let name = crate::device_path::file_path_text(&rest).ok_or(Status::NOT_FOUND)?;
             read_from_file_system(device_id, &name)?
         } else {
             // LoadFile and LoadFile2 share a signature; LoadFile2 requires
             // BootPolicy FALSE (§13.2).
-            let lf = ps::get_protocol::<load_file::Protocol>(device_id, &guid)
-                .ok_or(Status::NOT_FOUND)?;
-            let policy = boot_policy && guid == load_file::PROTOCOL_GUID;
+            let lf =
+                ps::get_protocol::<LoadFileProtocol>(device_id, &guid).ok_or(Status::NOT_FOUND)?;
+            let policy = boot_policy && guid == LoadFileProtocol::GUID;
             read_through_load_file(lf, remaining, policy)?
         };
         return Ok((data, device_id, rest));
@@ -178,12 +180,9 @@ fn read_file(path: &[u8], boot_policy: bool) -> Result<(Vec<u8>, HandleId, Vec<u
 }
 
 fn read_from_file_system(device: HandleId, name: &str) -> Result<Vec<u8>, Status> {
-    let sfs = ps::get_protocol::<simple_file_system::Protocol>(
-        device,
-        &simple_file_system::PROTOCOL_GUID,
-    )
-    .ok_or(Status::NOT_FOUND)?;
-    let mut root: *mut file::Protocol = core::ptr::null_mut();
+    let sfs = ps::get_protocol::<SimpleFileSystemProtocol>(device, &SimpleFileSystemProtocol::GUID)
+        .ok_or(Status::NOT_FOUND)?;
+    let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
     // SAFETY: `sfs` is an installed SimpleFileSystem interface; calling its
     // functions with valid out-pointers is how the protocol is used.
     let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
@@ -192,12 +191,19 @@ fn read_from_file_system(device: HandleId, name: &str) -> Result<Vec<u8>, Status
     }
     let mut name16: Vec<u16> = name.encode_utf16().collect();
     name16.push(0);
-    let mut handle: *mut file::Protocol = core::ptr::null_mut();
+    let mut handle: *mut FileProtocolV1 = core::ptr::null_mut();
     // SAFETY: `root` was returned by OpenVolume; arguments are valid.
-    let status =
-        unsafe { ((*root).open)(root, &mut handle, name16.as_mut_ptr(), file::MODE_READ, 0) };
+    let status = unsafe {
+        ((*root).open)(
+            root,
+            &mut handle,
+            name16.as_ptr(),
+            FileMode::READ,
+            FileAttribute::empty(),
+        )
+    };
     // SAFETY: closing the root handle we opened.
-    unsafe { ((*root).close)(root) };
+    let _ = unsafe { ((*root).close)(root) };
     if status == Status::VOLUME_CORRUPTED || status == Status::DEVICE_ERROR {
         // A damaged file is a failed boot option, not a missing one.
         return Err(status);
@@ -207,19 +213,18 @@ fn read_from_file_system(device: HandleId, name: &str) -> Result<Vec<u8>, Status
     }
     let result = read_whole_file(handle);
     // SAFETY: closing the file handle we opened.
-    unsafe { ((*handle).close)(handle) };
+    let _ = unsafe { ((*handle).close)(handle) };
     result
 }
 
-fn read_whole_file(handle: *mut file::Protocol) -> Result<Vec<u8>, Status> {
+fn read_whole_file(handle: *mut FileProtocolV1) -> Result<Vec<u8>, Status> {
     let mut info = vec![0u64; 128];
     let mut size = info.len() * 8;
-    let mut guid = file::INFO_ID;
     // SAFETY: `handle` is an open file; the buffer is `size` bytes.
     let status = unsafe {
         ((*handle).get_info)(
             handle,
-            &mut guid,
+            &FileInfo::ID,
             &mut size,
             info.as_mut_ptr() as *mut c_void,
         )
@@ -244,8 +249,8 @@ fn read_whole_file(handle: *mut file::Protocol) -> Result<Vec<u8>, Status> {
 }
 
 fn read_through_load_file(
-    lf: *mut load_file::Protocol,
-    remaining: *mut device_path::Protocol,
+    lf: *mut LoadFileProtocol,
+    remaining: *const DevicePathProtocol,
     boot_policy: bool,
 ) -> Result<Vec<u8>, Status> {
     let mut size = 0usize;
@@ -347,8 +352,8 @@ pub fn load(
         is_application,
         started: false,
         exit_data: (0, core::ptr::null_mut()),
-        loaded_image: Box::new(loaded_image::Protocol {
-            revision: loaded_image::REVISION,
+        loaded_image: Box::new(LoadedImageProtocol {
+            revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
             parent_handle: parent as Handle,
             system_table: crate::tables::system_table(),
             device_handle: device as Handle,
@@ -356,21 +361,21 @@ pub fn load(
             reserved: core::ptr::null_mut(),
             load_options_size: 0,
             load_options: core::ptr::null_mut(),
-            image_base: base as *mut c_void,
+            image_base: base as *const c_void,
             image_size: size,
-            image_code_type: code_type.0,
-            image_data_type: data_type.0,
+            image_code_type: code_type,
+            image_data_type: data_type,
             unload: None,
         }),
         _file_path: file_path,
         device_path,
     };
-    image.loaded_image.file_path = image._file_path.as_mut_ptr() as *mut device_path::Protocol;
-    let loaded = &mut *image.loaded_image as *mut loaded_image::Protocol as *mut c_void;
-    let mut protocols: Vec<(Guid, *mut c_void)> = vec![(loaded_image::PROTOCOL_GUID, loaded)];
+    image.loaded_image.file_path = image._file_path.as_ptr() as *const DevicePathProtocol;
+    let loaded = &mut *image.loaded_image as *mut LoadedImageProtocol as *mut c_void;
+    let mut protocols: Vec<(Guid, *mut c_void)> = vec![(LoadedImageProtocol::GUID, loaded)];
     if let Some(dp) = image.device_path.as_mut() {
         protocols.push((
-            loaded_image_device_path::PROTOCOL_GUID,
+            spec_gaps::LOADED_IMAGE_DEVICE_PATH_PROTOCOL_GUID,
             dp.as_mut_ptr() as *mut c_void,
         ));
     }
@@ -412,11 +417,13 @@ fn unload(handle: HandleId) {
     }
 }
 
-pub extern "efiapi" fn load_image(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.4 requires of the caller.
+pub unsafe extern "efiapi" fn load_image(
     boot_policy: Boolean,
     parent: Handle,
-    device_path: *mut device_path::Protocol,
-    source: *mut c_void,
+    device_path: *const DevicePathProtocol,
+    source: *const u8,
     source_size: usize,
     image_handle: *mut Handle,
 ) -> Status {
@@ -429,19 +436,27 @@ pub extern "efiapi" fn load_image(
         let path = if device_path.is_null() {
             None
         } else {
-            Some(crate::device_path::read_path(device_path)?)
+            // SAFETY: the caller's path, as this function's # Safety requires.
+            Some(unsafe { crate::device_path::read_path(device_path) }?)
         };
         let (data, device, file_path) = if !source.is_null() {
-            let data = boundary::bytes(source as *const u8, source_size)?.to_vec();
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            let data = unsafe { boundary::bytes(source, source_size) }?.to_vec();
             // The device is whatever handle owns the path's device part.
             let (device, rest) = match &path {
                 Some(p) => {
-                    let mut remaining = p.as_ptr() as *mut device_path::Protocol;
+                    let mut remaining = p.as_ptr() as *const DevicePathProtocol;
                     let mut device: Handle = core::ptr::null_mut();
-                    let mut g = device_path::PROTOCOL_GUID;
-                    if ps::locate_device_path(&mut g, &mut remaining, &mut device)
-                        == Status::SUCCESS
-                    {
+                    // SAFETY: the path was copied into `p` (End-terminated);
+                    // the GUID and handle slot are live.
+                    let located = unsafe {
+                        ps::locate_device_path(
+                            &DevicePathProtocol::GUID,
+                            &mut remaining,
+                            &mut device,
+                        )
+                    };
+                    if located == Status::SUCCESS {
                         (
                             device as HandleId,
                             p[remaining as usize - p.as_ptr() as usize..].to_vec(),
@@ -458,12 +473,15 @@ pub extern "efiapi" fn load_image(
             read_file(p, boot_policy.into())?
         };
         let handle = load(parent as HandleId, &data, device, file_path, path)?;
-        write(image_handle, handle as Handle)
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(image_handle, handle as Handle) }
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn start_image(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.4 requires of the caller.
+pub unsafe extern "efiapi" fn start_image(
     handle: Handle,
     exit_data_size: *mut usize,
     exit_data: *mut *mut Char16,
@@ -498,10 +516,12 @@ pub extern "efiapi" fn start_image(
         .with(|images| images.get(&id).map(|i| (i.exit_data, i.is_application)))
         .unwrap_or(((0, core::ptr::null_mut()), true));
     if !exit_data_size.is_null() {
-        let _ = write(exit_data_size, data.0);
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let _ = unsafe { write(exit_data_size, data.0) };
     }
     if !exit_data.is_null() {
-        let _ = write(exit_data, data.1);
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let _ = unsafe { write(exit_data, data.1) };
     }
     // Applications are unloaded when they return or exit (§7.4.2); drivers
     // that succeeded stay resident.
@@ -511,7 +531,9 @@ pub extern "efiapi" fn start_image(
     status
 }
 
-pub extern "efiapi" fn exit(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.4 requires of the caller.
+pub unsafe extern "efiapi" fn exit(
     handle: Handle,
     status: Status,
     data_size: usize,
@@ -543,7 +565,9 @@ pub extern "efiapi" fn exit(
     }
 }
 
-pub extern "efiapi" fn unload_image(handle: Handle) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.4 requires of the caller.
+pub unsafe extern "efiapi" fn unload_image(handle: Handle) -> Status {
     let id = handle as HandleId;
     let state = IMAGES.with(|images| images.get(&id).map(|i| (i.started, i.loaded_image.unload)));
     match state {
@@ -554,7 +578,9 @@ pub extern "efiapi" fn unload_image(handle: Handle) -> Status {
         }
         Some((true, Some(unload_fn))) => {
             // The image registered this function in its LoadedImage protocol.
-            let status = unload_fn(handle);
+            // SAFETY: the image's own Unload function, called with its
+            // handle as §9.1 defines it.
+            let status = unsafe { unload_fn(handle) };
             if status == Status::SUCCESS {
                 unload(id);
             }
@@ -578,8 +604,8 @@ pub fn firmware_image_handle() -> HandleId {
 
 pub fn init_firmware_image(base: u64, size: u64) {
     let handle = ps::new_handle();
-    let loaded = Box::leak(Box::new(loaded_image::Protocol {
-        revision: loaded_image::REVISION,
+    let loaded = Box::leak(Box::new(LoadedImageProtocol {
+        revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
         parent_handle: core::ptr::null_mut(),
         system_table: crate::tables::system_table(),
         device_handle: core::ptr::null_mut(),
@@ -587,15 +613,15 @@ pub fn init_firmware_image(base: u64, size: u64) {
         reserved: core::ptr::null_mut(),
         load_options_size: 0,
         load_options: core::ptr::null_mut(),
-        image_base: base as *mut c_void,
+        image_base: base as *const c_void,
         image_size: size,
-        image_code_type: MemoryType::RUNTIME_SERVICES_CODE.0,
-        image_data_type: MemoryType::RUNTIME_SERVICES_DATA.0,
+        image_code_type: MemoryType::RUNTIME_SERVICES_CODE,
+        image_data_type: MemoryType::RUNTIME_SERVICES_DATA,
         unload: None,
     }));
     let _ = ps::install(
         Some(handle),
-        &[(loaded_image::PROTOCOL_GUID, loaded as *mut _ as *mut c_void)],
+        &[(LoadedImageProtocol::GUID, loaded as *mut _ as *mut c_void)],
     );
     FIRMWARE_IMAGE.with(|h| *h = handle);
 }
@@ -603,9 +629,12 @@ pub fn init_firmware_image(base: u64, size: u64) {
 /// Runs an image loaded with `load` (used by the boot manager).
 pub fn start(handle: HandleId) -> Status {
     platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
-    start_image(
-        handle as Handle,
-        core::ptr::null_mut(),
-        core::ptr::null_mut(),
-    )
+    // SAFETY: null ExitData pointers are allowed (§7.4.2).
+    unsafe {
+        start_image(
+            handle as Handle,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    }
 }

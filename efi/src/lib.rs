@@ -16,5 +16,6 @@ pub mod pe;
 pub mod pool;
 pub mod protocol_services;
 pub mod runtime;
+pub mod spec_gaps;
 pub mod tables;
 pub mod variables;

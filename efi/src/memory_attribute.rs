@@ -7,21 +7,24 @@
 //! runtime-services code/data) may change, never the firmware's own image:
 //! an application must not be able to make firmware code writable.
 
-// EFI services are safe `extern "efiapi" fn`s (the protocol's field types)
-// whose pointer arguments the spec makes the caller responsible for.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use crate::boundary;
 use crate::handles::HandleId;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ops::Range;
-use platform::memory::{self, MemoryType, PAGE_SIZE, Region};
+use platform::memory::{self, MemoryAttribute, MemoryType, PAGE_SIZE, Region};
 use platform::paging::{self, Access};
 use platform::sync::Global;
-use r_efi::efi::{MEMORY_ACCESS_MASK, MEMORY_RO, MEMORY_RP, MEMORY_XP, PhysicalAddress, Status};
-use r_efi::protocols::memory_attribute::{PROTOCOL_GUID, Protocol};
+use uefi_raw::protocol::memory_protection::MemoryAttributeProtocol as Protocol;
+use uefi_raw::{PhysicalAddress, Status};
+
+/// EFI_MEMORY_RP, EFI_MEMORY_RO and EFI_MEMORY_XP: the attributes this
+/// protocol sets and clears (EFI_MEMORY_ACCESS_MASK, §7.2.3).
+const RP: MemoryAttribute = MemoryAttribute::READ_PROTECT;
+const RO: MemoryAttribute = MemoryAttribute::READ_ONLY;
+const XP: MemoryAttribute = MemoryAttribute::EXECUTE_PROTECT;
+const ACCESS_MASK: MemoryAttribute = RP.union(RO).union(XP);
 
 /// The firmware image, whose rights are fixed.
 static FIRMWARE: Global<Range<u64>> = Global::new(0..0);
@@ -72,30 +75,30 @@ fn take_overlaps(tracked: &mut Vec<Range<u64>>, freed: &Range<u64>) -> Vec<Range
 
 /// The EFI_MEMORY_* access attributes describing `access`. XP is reported
 /// only when the CPU enforces it.
-pub fn attributes_of(access: Access, nx: bool) -> u64 {
-    let mut attributes = 0;
+pub fn attributes_of(access: Access, nx: bool) -> MemoryAttribute {
+    let mut attributes = MemoryAttribute::empty();
     if !access.present {
-        attributes |= MEMORY_RP;
+        attributes |= RP;
     }
     if !access.writable {
-        attributes |= MEMORY_RO;
+        attributes |= RO;
     }
     if !access.executable && nx {
-        attributes |= MEMORY_XP;
+        attributes |= XP;
     }
     attributes
 }
 
 /// `access` with the restrictions in `attributes` added (`set`) or removed.
-pub fn apply(access: Access, attributes: u64, set: bool) -> Access {
+pub fn apply(access: Access, attributes: MemoryAttribute, set: bool) -> Access {
     let mut access = access;
-    if attributes & MEMORY_RP != 0 {
+    if attributes.contains(RP) {
         access.present = !set;
     }
-    if attributes & MEMORY_RO != 0 {
+    if attributes.contains(RO) {
         access.writable = !set;
     }
-    if attributes & MEMORY_XP != 0 {
+    if attributes.contains(XP) {
         access.executable = !set;
     }
     access
@@ -111,11 +114,12 @@ pub fn check_range(base: u64, length: u64) -> Result<Range<u64>, Status> {
 }
 
 /// Checks the attribute mask of Set/ClearMemoryAttributes.
-pub fn check_attributes(attributes: u64, nx: bool) -> Result<(), Status> {
-    if attributes == 0 {
+pub fn check_attributes(attributes: MemoryAttribute, nx: bool) -> Result<(), Status> {
+    if attributes.is_empty() {
         return Err(Status::INVALID_PARAMETER);
     }
-    if attributes & !MEMORY_ACCESS_MASK != 0 || (attributes & MEMORY_XP != 0 && !nx) {
+    // On raw bits: a caller's value may hold bits no flag names.
+    if attributes.bits() & !ACCESS_MASK.bits() != 0 || (attributes.contains(XP) && !nx) {
         return Err(Status::UNSUPPORTED);
     }
     Ok(())
@@ -155,11 +159,14 @@ pub fn check_changeable(
 
 /// GetMemoryAttributes: the access attributes shared by the whole range, or
 /// EFI_NO_MAPPING when they differ.
-extern "efiapi" fn get_memory_attributes(
-    _this: *mut Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §37.7 requires of the caller.
+unsafe extern "efiapi" fn get_memory_attributes(
+    _this: *const Protocol,
     base: PhysicalAddress,
     length: u64,
-    attributes: *mut u64,
+    attributes: *mut MemoryAttribute,
 ) -> Status {
     let result = (|| {
         if attributes.is_null() {
@@ -179,12 +186,13 @@ extern "efiapi" fn get_memory_attributes(
             // Next mapping: the end of the page (of `size`) holding `addr`.
             addr = (addr & !(size - 1)).saturating_add(size);
         }
-        boundary::write(attributes, common.unwrap_or(0))
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { boundary::write(attributes, common.unwrap_or(MemoryAttribute::empty())) }
     })();
     boundary::status(result)
 }
 
-fn change(base: u64, length: u64, attributes: u64, set: bool) -> Status {
+fn change(base: u64, length: u64, attributes: MemoryAttribute, set: bool) -> Status {
     let result = (|| {
         let range = check_range(base, length)?;
         let nx = paging::nx_supported();
@@ -201,21 +209,27 @@ fn change(base: u64, length: u64, attributes: u64, set: bool) -> Status {
 }
 
 /// SetMemoryAttributes: adds the restrictions in `attributes`.
-extern "efiapi" fn set_memory_attributes(
-    _this: *mut Protocol,
+///
+/// # Safety
+/// None beyond the calling convention: `this` is not dereferenced.
+unsafe extern "efiapi" fn set_memory_attributes(
+    _this: *const Protocol,
     base: PhysicalAddress,
     length: u64,
-    attributes: u64,
+    attributes: MemoryAttribute,
 ) -> Status {
     change(base, length, attributes, true)
 }
 
 /// ClearMemoryAttributes: removes the restrictions in `attributes`.
-extern "efiapi" fn clear_memory_attributes(
-    _this: *mut Protocol,
+///
+/// # Safety
+/// None beyond the calling convention: `this` is not dereferenced.
+unsafe extern "efiapi" fn clear_memory_attributes(
+    _this: *const Protocol,
     base: PhysicalAddress,
     length: u64,
-    attributes: u64,
+    attributes: MemoryAttribute,
 ) -> Status {
     change(base, length, attributes, false)
 }
@@ -231,14 +245,13 @@ pub fn install(firmware: Range<u64>) -> Result<HandleId, Status> {
     }));
     crate::protocol_services::install(
         None,
-        &[(PROTOCOL_GUID, protocol as *mut Protocol as *mut c_void)],
+        &[(Protocol::GUID, protocol as *mut Protocol as *mut c_void)],
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform::memory::MemoryAttribute;
 
     fn region(start: u64, pages: u64, ty: MemoryType) -> Region {
         Region {
@@ -252,19 +265,17 @@ mod tests {
 
     #[test]
     fn attributes_round_trip_through_access() {
-        assert_eq!(attributes_of(Access::RWX, true), 0);
-        assert_eq!(attributes_of(Access::RX, true), MEMORY_RO);
-        assert_eq!(attributes_of(Access::RW, true), MEMORY_XP);
-        assert_eq!(attributes_of(Access::RW, false), 0);
-        assert_eq!(
-            attributes_of(Access::NONE, true),
-            MEMORY_RP | MEMORY_RO | MEMORY_XP
-        );
-        assert_eq!(apply(Access::RWX, MEMORY_RO, true), Access::RX);
-        assert_eq!(apply(Access::RX, MEMORY_RO, false), Access::RWX);
-        assert_eq!(apply(Access::RWX, MEMORY_XP, true), Access::RW);
-        assert_eq!(apply(Access::RW, MEMORY_RO | MEMORY_XP, true), Access::RO);
-        assert!(!apply(Access::RW, MEMORY_RP, true).present);
+        let none = MemoryAttribute::empty();
+        assert_eq!(attributes_of(Access::RWX, true), none);
+        assert_eq!(attributes_of(Access::RX, true), RO);
+        assert_eq!(attributes_of(Access::RW, true), XP);
+        assert_eq!(attributes_of(Access::RW, false), none);
+        assert_eq!(attributes_of(Access::NONE, true), RP | RO | XP);
+        assert_eq!(apply(Access::RWX, RO, true), Access::RX);
+        assert_eq!(apply(Access::RX, RO, false), Access::RWX);
+        assert_eq!(apply(Access::RWX, XP, true), Access::RW);
+        assert_eq!(apply(Access::RW, RO | XP, true), Access::RO);
+        assert!(!apply(Access::RW, RP, true).present);
     }
 
     #[test]
@@ -278,10 +289,16 @@ mod tests {
 
     #[test]
     fn attribute_masks_are_checked() {
-        assert_eq!(check_attributes(MEMORY_RO | MEMORY_XP, true), Ok(()));
-        assert_eq!(check_attributes(0, true), Err(Status::INVALID_PARAMETER));
-        assert_eq!(check_attributes(0x8, true), Err(Status::UNSUPPORTED)); // EFI_MEMORY_WB
-        assert_eq!(check_attributes(MEMORY_XP, false), Err(Status::UNSUPPORTED));
+        assert_eq!(check_attributes(RO | XP, true), Ok(()));
+        assert_eq!(
+            check_attributes(MemoryAttribute::empty(), true),
+            Err(Status::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            check_attributes(MemoryAttribute::WRITE_BACK, true),
+            Err(Status::UNSUPPORTED)
+        );
+        assert_eq!(check_attributes(XP, false), Err(Status::UNSUPPORTED));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use core::ptr::NonNull;
 use linked_list_allocator::Heap;
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::sync::Global;
-use r_efi::efi::Status;
+use uefi_raw::Status;
 
 const HEADER: usize = 16;
 const MAGIC: u32 = 0x6c6f_6f70; // "pool"

@@ -1,25 +1,25 @@
 //! Protocol handler services (UEFI 2.10 §7.3) over the handle database.
 
-// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
-// pointer arguments the spec makes the caller responsible for.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use crate::boundary::{self, guid, read, write};
 use crate::handles::{HandleDb, HandleId};
+use crate::spec_gaps;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use platform::sync::Global;
-use r_efi::efi::{Boolean, Event, Guid, Handle, LocateSearchType, Status};
-use r_efi::protocols::{device_path, driver_binding};
-use r_efi::system::OpenProtocolInformationEntry;
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::driver::DriverBindingProtocol;
+use uefi_raw::table::boot::{InterfaceType, OpenProtocolInformationEntry};
+use uefi_raw::{Boolean, Event, Guid, Handle, Status};
 
 pub static DB: Global<HandleDb> = Global::new(HandleDb::new());
 
 /// Signals the events a database change asked for, after the borrow ended.
 fn signal(events: crate::handles::Notify) {
     for event in events.0 {
-        crate::events::signal_event(event as Event);
+        // SAFETY: SignalEvent takes the event by value and dereferences
+        // nothing.
+        let _ = unsafe { crate::events::signal_event(event as Event) };
     }
 }
 
@@ -52,16 +52,20 @@ pub fn handles_with(g: &Guid) -> Vec<HandleId> {
     DB.with(|db| db.handles_with(g))
 }
 
-pub extern "efiapi" fn install_protocol_interface(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn install_protocol_interface(
     handle: *mut Handle,
-    protocol: *mut Guid,
-    interface_type: r_efi::efi::InterfaceType,
-    interface: *mut c_void,
+    protocol: *const Guid,
+    interface_type: InterfaceType,
+    interface: *const c_void,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
-        let existing = read(handle)?;
-        if interface_type != r_efi::efi::NATIVE_INTERFACE {
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let existing = unsafe { read(handle) }?;
+        if interface_type != InterfaceType::NATIVE_INTERFACE {
             return Err(Status::INVALID_PARAMETER);
         }
         let id = if existing.is_null() {
@@ -84,33 +88,40 @@ pub extern "efiapi" fn install_protocol_interface(
                 return Err(e);
             }
         };
-        write(handle, id as Handle)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(handle, id as Handle) }?;
         signal(events);
         Ok(())
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn uninstall_protocol_interface(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn uninstall_protocol_interface(
     handle: Handle,
-    protocol: *mut Guid,
-    interface: *mut c_void,
+    protocol: *const Guid,
+    interface: *const c_void,
 ) -> Status {
     let result =
-        guid(protocol).and_then(|g| uninstall_one(handle as HandleId, &g, interface as usize));
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { guid(protocol) }.and_then(|g| uninstall_one(handle as HandleId, &g, interface as usize));
     boundary::status(result)
 }
 
-pub extern "efiapi" fn reinstall_protocol_interface(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn reinstall_protocol_interface(
     handle: Handle,
-    protocol: *mut Guid,
-    old: *mut c_void,
-    new: *mut c_void,
+    protocol: *const Guid,
+    old: *const c_void,
+    new: *const c_void,
 ) -> Status {
     // §7.3.4: the drivers using the old interface are disconnected, and the
     // controller is connected again afterwards (the new interface may suit
     // other drivers), whether or not the replacement succeeded.
-    let result = guid(protocol).and_then(|g| {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let result = unsafe { guid(protocol) }.and_then(|g| {
         let id = handle as HandleId;
         let holders = DB
             .with(|db| db.by_driver_agents(id, &g, Some(old as usize)))
@@ -122,63 +133,74 @@ pub extern "efiapi" fn reinstall_protocol_interface(
             .with(|db| db.reinstall(id, &g, old as usize, new as usize))
             .map(signal);
         if replaced.is_ok() || !holders.is_empty() {
-            let _ = connect(id, &[], core::ptr::null_mut(), true);
+            let _ = connect(id, &[], true);
         }
         replaced
     });
     boundary::status(result)
 }
 
-pub extern "efiapi" fn handle_protocol(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn handle_protocol(
     handle: Handle,
-    protocol: *mut Guid,
+    protocol: *const Guid,
     interface: *mut *mut c_void,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
         if interface.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
         let found = DB.with(|db| db.get(handle as HandleId, &g));
-        write(
-            interface,
-            found.map_or(core::ptr::null_mut(), |p| p as *mut c_void),
-        )?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe {
+            write(
+                interface,
+                found.map_or(core::ptr::null_mut(), |p| p as *mut c_void),
+            )
+        }?;
         found.map(|_| ())
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn register_protocol_notify(
-    protocol: *mut Guid,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn register_protocol_notify(
+    protocol: *const Guid,
     event: Event,
     registration: *mut *mut c_void,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
         if registration.is_null() || !crate::events::is_valid_event(event) {
             return Err(Status::INVALID_PARAMETER);
         }
         let key = Box::into_raw(Box::new(0u64)) as usize;
         DB.with(|db| db.register_notify(g, event as usize, key));
-        write(registration, key as *mut c_void)
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(registration, key as *mut c_void) }
     })();
     boundary::status(result)
 }
 
 /// The handles a LocateHandle search names (§7.3.15).
 fn search(
-    search_type: LocateSearchType,
-    protocol: *mut Guid,
-    key: *mut c_void,
+    search_type: i32,
+    protocol: *const Guid,
+    key: *const c_void,
 ) -> Result<Vec<HandleId>, Status> {
     match search_type {
-        r_efi::efi::ALL_HANDLES => Ok(DB.with(|db| db.all_handles())),
-        r_efi::efi::BY_PROTOCOL => {
-            let g = guid(protocol)?;
+        spec_gaps::ALL_HANDLES => Ok(DB.with(|db| db.all_handles())),
+        spec_gaps::BY_PROTOCOL => {
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            let g = unsafe { guid(protocol) }?;
             Ok(DB.with(|db| db.handles_with(&g)))
         }
-        r_efi::efi::BY_REGISTER_NOTIFY => {
+        spec_gaps::BY_REGISTER_NOTIFY => {
             let next = DB.with(|db| db.next_notified(key as usize))?;
             Ok(next.into_iter().map(|(h, _)| h).collect())
         }
@@ -186,21 +208,25 @@ fn search(
     }
 }
 
-pub extern "efiapi" fn locate_handle(
-    search_type: LocateSearchType,
-    protocol: *mut Guid,
-    key: *mut c_void,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn locate_handle(
+    search_type: i32,
+    protocol: *const Guid,
+    key: *const c_void,
     size: *mut usize,
     buffer: *mut Handle,
 ) -> Status {
     let result = (|| {
-        let available = read(size)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let available = unsafe { read(size) }?;
         let handles = search(search_type, protocol, key)?;
         if handles.is_empty() {
             return Err(Status::NOT_FOUND);
         }
         let needed = handles.len() * core::mem::size_of::<Handle>();
-        write(size, needed)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(size, needed) }?;
         if available < needed {
             return Err(Status::BUFFER_TOO_SMALL);
         }
@@ -209,17 +235,19 @@ pub extern "efiapi" fn locate_handle(
         }
         for (i, h) in handles.iter().enumerate() {
             // SAFETY: the caller's buffer holds `available >= needed` bytes.
-            write(unsafe { buffer.add(i) }, *h as Handle)?;
+            unsafe { write(buffer.add(i), *h as Handle) }?;
         }
         Ok(())
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn locate_handle_buffer(
-    search_type: LocateSearchType,
-    protocol: *mut Guid,
-    key: *mut c_void,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn locate_handle_buffer(
+    search_type: i32,
+    protocol: *const Guid,
+    key: *const c_void,
     count: *mut usize,
     buffer: *mut *mut Handle,
 ) -> Status {
@@ -229,7 +257,8 @@ pub extern "efiapi" fn locate_handle_buffer(
         }
         let handles = search(search_type, protocol, key)?;
         if handles.is_empty() {
-            write(count, 0)?;
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            unsafe { write(count, 0) }?;
             return Err(Status::NOT_FOUND);
         }
         let out = crate::pool::allocate(
@@ -240,19 +269,24 @@ pub extern "efiapi" fn locate_handle_buffer(
             // SAFETY: `out` was just allocated with room for every handle.
             unsafe { out.add(i).write(*h as Handle) };
         }
-        write(count, handles.len())?;
-        write(buffer, out)
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(count, handles.len()) }?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(buffer, out) }
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn locate_protocol(
-    protocol: *mut Guid,
-    registration: *mut c_void,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn locate_protocol(
+    protocol: *const Guid,
+    registration: *const c_void,
     interface: *mut *mut c_void,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
         if interface.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
@@ -269,9 +303,11 @@ pub extern "efiapi" fn locate_protocol(
             }
         });
         match found {
-            Some(p) => write(interface, p as *mut c_void),
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            Some(p) => unsafe { write(interface, p as *mut c_void) },
             None => {
-                write(interface, core::ptr::null_mut())?;
+                // SAFETY: the caller's pointers, as this function's # Safety requires.
+                unsafe { write(interface, core::ptr::null_mut()) }?;
                 Err(Status::NOT_FOUND)
             }
         }
@@ -279,17 +315,20 @@ pub extern "efiapi" fn locate_protocol(
     boundary::status(result)
 }
 
-pub extern "efiapi" fn open_protocol(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn open_protocol(
     handle: Handle,
-    protocol: *mut Guid,
+    protocol: *const Guid,
     interface: *mut *mut c_void,
     agent: Handle,
     controller: Handle,
     attributes: u32,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
-        if interface.is_null() && attributes != r_efi::system::OPEN_PROTOCOL_TEST_PROTOCOL {
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
+        if interface.is_null() && attributes != spec_gaps::OPEN_PROTOCOL_TEST_PROTOCOL {
             return Err(Status::INVALID_PARAMETER);
         }
         let opened = open(
@@ -299,7 +338,7 @@ pub extern "efiapi" fn open_protocol(
             controller as HandleId,
             attributes,
         );
-        if attributes != r_efi::system::OPEN_PROTOCOL_TEST_PROTOCOL {
+        if attributes != spec_gaps::OPEN_PROTOCOL_TEST_PROTOCOL {
             let value = match opened {
                 Ok(p) => p as *mut c_void,
                 // §7.3.9: on ALREADY_STARTED the interface is still returned.
@@ -308,20 +347,24 @@ pub extern "efiapi" fn open_protocol(
                 }
                 Err(_) => core::ptr::null_mut(),
             };
-            write(interface, value)?;
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            unsafe { write(interface, value) }?;
         }
         opened.map(|_| ())
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn close_protocol(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn close_protocol(
     handle: Handle,
-    protocol: *mut Guid,
+    protocol: *const Guid,
     agent: Handle,
     controller: Handle,
 ) -> Status {
-    let result = guid(protocol).and_then(|g| {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let result = unsafe { guid(protocol) }.and_then(|g| {
         close(
             handle as HandleId,
             &g,
@@ -332,14 +375,17 @@ pub extern "efiapi" fn close_protocol(
     boundary::status(result)
 }
 
-pub extern "efiapi" fn open_protocol_information(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn open_protocol_information(
     handle: Handle,
-    protocol: *mut Guid,
+    protocol: *const Guid,
     entries: *mut *mut OpenProtocolInformationEntry,
     count: *mut usize,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
         if entries.is_null() || count.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
@@ -357,15 +403,19 @@ pub extern "efiapi" fn open_protocol_information(
             // SAFETY: `out` has room for every entry.
             unsafe { out.add(i).write(entry) };
         }
-        write(count, info.len())?;
-        write(entries, out)
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(count, info.len()) }?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(entries, out) }
     })();
     boundary::status(result)
 }
 
-pub extern "efiapi" fn protocols_per_handle(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn protocols_per_handle(
     handle: Handle,
-    buffer: *mut *mut *mut Guid,
+    buffer: *mut *mut *const Guid,
     count: *mut usize,
 ) -> Status {
     let result = (|| {
@@ -375,12 +425,12 @@ pub extern "efiapi" fn protocols_per_handle(
         let guids = DB.with(|db| db.protocols_per_handle(handle as HandleId))?;
         // The array points at GUIDs that must outlive the call: keep one
         // pool block holding the pointer array followed by the GUIDs.
-        let ptrs = guids.len() * core::mem::size_of::<*mut Guid>();
+        let ptrs = guids.len() * core::mem::size_of::<*const Guid>();
         let block = crate::pool::allocate(
             platform::memory::MemoryType::BOOT_SERVICES_DATA,
             ptrs + guids.len() * 16 + 8,
         )?;
-        let array = block as *mut *mut Guid;
+        let array = block as *mut *const Guid;
         // SAFETY: the block holds the pointer array, then (8-aligned) GUIDs.
         let guid_area = unsafe { block.add(ptrs) } as *mut Guid;
         for (i, g) in guids.iter().enumerate() {
@@ -390,33 +440,42 @@ pub extern "efiapi" fn protocols_per_handle(
                 array.add(i).write(guid_area.add(i));
             }
         }
-        write(count, guids.len())?;
-        write(buffer, array)
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(count, guids.len()) }?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(buffer, array) }
     })();
     boundary::status(result)
 }
 
 /// LocateDevicePath (§7.3.13): the handle with `protocol` whose device path
 /// is the longest prefix of `*device_path`; advances `*device_path` past it.
-pub extern "efiapi" fn locate_device_path(
-    protocol: *mut Guid,
-    device_path: *mut *mut device_path::Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3.13 requires of the caller.
+pub unsafe extern "efiapi" fn locate_device_path(
+    protocol: *const Guid,
+    device_path: *mut *const DevicePathProtocol,
     device: *mut Handle,
 ) -> Status {
     let result = (|| {
-        let g = guid(protocol)?;
-        let path = read(device_path)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let g = unsafe { guid(protocol) }?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let path = unsafe { read(device_path) }?;
         if path.is_null() || device.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
-        let wanted = crate::device_path::read_path(path)?;
+        // SAFETY: the caller's path, as this function's # Safety requires.
+        let wanted = unsafe { crate::device_path::read_path(path) }?;
         let mut best: Option<(HandleId, usize)> = None;
         for h in handles_with(&g) {
-            let Some(dp) = get_protocol::<device_path::Protocol>(h, &device_path::PROTOCOL_GUID)
-            else {
+            let Some(dp) = get_protocol::<DevicePathProtocol>(h, &DevicePathProtocol::GUID) else {
                 continue;
             };
-            let Ok(candidate) = crate::device_path::read_path(dp) else {
+            // SAFETY: device paths installed on handles are well formed
+            // (the installer's contract, §10.2).
+            let Ok(candidate) = (unsafe { crate::device_path::read_path(dp) }) else {
                 continue;
             };
             if let Some(len) = crate::device_path::prefix_len(&candidate, &wanted)
@@ -426,10 +485,15 @@ pub extern "efiapi" fn locate_device_path(
             }
         }
         let (h, len) = best.ok_or(Status::NOT_FOUND)?;
-        write(device, h as Handle)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(device, h as Handle) }?;
         // SAFETY: `len` bytes are the matched prefix inside the caller's path.
-        write(device_path, unsafe { (path as *mut u8).add(len) }
-            as *mut device_path::Protocol)
+        unsafe {
+            write(
+                device_path,
+                (path as *const u8).add(len) as *const DevicePathProtocol,
+            )
+        }
     })();
     boundary::status(result)
 }
@@ -454,8 +518,7 @@ struct Binding {
 
 /// The binding installed on `handle`, if any.
 fn binding_on(handle: HandleId) -> Option<Binding> {
-    let interface =
-        get_protocol::<driver_binding::Protocol>(handle, &driver_binding::PROTOCOL_GUID)?;
+    let interface = get_protocol::<DriverBindingProtocol>(handle, &DriverBindingProtocol::GUID)?;
     if interface.is_null() || !interface.is_aligned() {
         return None;
     }
@@ -500,47 +563,52 @@ fn connect_order(bindings: &[Binding], preferred: &[HandleId]) -> Vec<Binding> {
 /// Whether `binding` is still installed as it was when collected (a driver
 /// started earlier may have changed the database).
 fn still_installed(binding: &Binding) -> bool {
-    DB.with(|db| db.get(binding.handle, &driver_binding::PROTOCOL_GUID))
+    DB.with(|db| db.get(binding.handle, &DriverBindingProtocol::GUID))
         .is_ok_and(|i| i == binding.interface)
 }
 
-fn driver_binding_ptr(binding: &Binding) -> *mut driver_binding::Protocol {
-    binding.interface as *mut driver_binding::Protocol
+fn driver_binding_ptr(binding: &Binding) -> *mut DriverBindingProtocol {
+    binding.interface as *mut DriverBindingProtocol
 }
 
 fn call_supported(
     binding: &Binding,
     controller: HandleId,
-    remaining: *mut device_path::Protocol,
+    remaining: *const DevicePathProtocol,
 ) -> Status {
     let this = driver_binding_ptr(binding);
     // SAFETY: `this` is an installed DriverBinding interface (see `binding_on`).
     let supported = unsafe { (*this).supported };
-    supported(this, controller as Handle, remaining)
+    // SAFETY: the driver's own Supported, called as §11.1.1 defines it;
+    // `remaining` is null or a device path the ConnectController caller gave.
+    unsafe { supported(this, controller as Handle, remaining) }
 }
 
 fn call_start(
     binding: &Binding,
     controller: HandleId,
-    remaining: *mut device_path::Protocol,
+    remaining: *const DevicePathProtocol,
 ) -> Status {
     let this = driver_binding_ptr(binding);
     // SAFETY: as in `call_supported`.
     let start = unsafe { (*this).start };
-    start(this, controller as Handle, remaining)
+    // SAFETY: as for Supported (§11.1.2).
+    unsafe { start(this, controller as Handle, remaining) }
 }
 
 fn call_stop(binding: &Binding, controller: HandleId, children: &[HandleId]) -> Status {
     let this = driver_binding_ptr(binding);
     let mut buffer: Vec<Handle> = children.iter().map(|&c| c as Handle).collect();
     let list = if buffer.is_empty() {
-        core::ptr::null_mut()
+        core::ptr::null()
     } else {
-        buffer.as_mut_ptr()
+        buffer.as_mut_ptr().cast_const()
     };
     // SAFETY: as in `call_supported`.
     let stop = unsafe { (*this).stop };
-    stop(this, controller as Handle, buffer.len(), list)
+    // SAFETY: the driver's own Stop (§11.1.3); `list` holds `buffer.len()`
+    // handles and outlives the call.
+    unsafe { stop(this, controller as Handle, buffer.len(), list) }
 }
 
 /// Connects drivers to one controller: each round the first driver, in
@@ -550,7 +618,7 @@ fn call_stop(binding: &Binding, controller: HandleId, children: &[HandleId]) -> 
 fn connect_single(
     controller: HandleId,
     order: &[Binding],
-    remaining: *mut device_path::Protocol,
+    remaining: *const DevicePathProtocol,
 ) -> bool {
     let mut candidates: Vec<Option<Binding>> = order.iter().copied().map(Some).collect();
     let mut started = false;
@@ -586,16 +654,25 @@ fn connect_single(
 /// EFI_SUCCESS when a driver started on `controller` or one already manages
 /// it (the spec's NOT_FOUND covers "no driver connected"; a controller that
 /// is already connected counts as connected here).
-pub fn connect(
+pub fn connect(controller: HandleId, preferred: &[HandleId], recursive: bool) -> Status {
+    // SAFETY: a null RemainingDevicePath is always allowed.
+    unsafe { connect_from(controller, preferred, core::ptr::null(), recursive) }
+}
+
+/// [`connect`] with the caller's RemainingDevicePath.
+///
+/// # Safety
+/// `remaining` is null or points to a device path (§7.3.12).
+unsafe fn connect_from(
     controller: HandleId,
     preferred: &[HandleId],
-    remaining: *mut device_path::Protocol,
+    remaining: *const DevicePathProtocol,
     recursive: bool,
 ) -> Status {
     if !DB.with(|db| db.is_handle(controller)) {
         return Status::INVALID_PARAMETER;
     }
-    let bindings: Vec<Binding> = handles_with(&driver_binding::PROTOCOL_GUID)
+    let bindings: Vec<Binding> = handles_with(&DriverBindingProtocol::GUID)
         .into_iter()
         .filter_map(binding_on)
         .collect();
@@ -605,7 +682,8 @@ pub fn connect(
     let order = connect_order(&bindings, preferred);
     let started = connect_single(controller, &order, remaining);
     let status = if started
-        || (!remaining.is_null() && crate::device_path::is_end(remaining))
+        // SAFETY: `remaining` as this function's contract states.
+        || (!remaining.is_null() && unsafe { crate::device_path::is_end(remaining) })
         || DB
             .with(|db| db.managing_drivers(controller))
             .is_ok_and(|d| !d.is_empty())
@@ -626,17 +704,19 @@ pub fn connect(
                 continue;
             }
             visited.push(child);
-            connect_single(child, &general, core::ptr::null_mut());
+            connect_single(child, &general, core::ptr::null());
             queue.extend(DB.with(|db| db.children(child, None)));
         }
     }
     status
 }
 
-pub extern "efiapi" fn connect_controller(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn connect_controller(
     controller: Handle,
-    drivers: *mut Handle,
-    remaining: *mut device_path::Protocol,
+    drivers: *const Handle,
+    remaining: *const DevicePathProtocol,
     recursive: Boolean,
 ) -> Status {
     if controller.is_null() {
@@ -646,7 +726,8 @@ pub extern "efiapi" fn connect_controller(
     let mut preferred = Vec::new();
     if !drivers.is_null() {
         for i in 0..=MAX_DRIVER_LIST {
-            let Ok(handle) = read(drivers.wrapping_add(i).cast_const()) else {
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            let Ok(handle) = (unsafe { read(drivers.wrapping_add(i)) }) else {
                 return Status::INVALID_PARAMETER;
             };
             if handle.is_null() {
@@ -658,12 +739,15 @@ pub extern "efiapi" fn connect_controller(
             preferred.push(handle as HandleId);
         }
     }
-    connect(
-        controller as HandleId,
-        &preferred,
-        remaining,
-        recursive.into(),
-    )
+    // SAFETY: the caller's path, as this function's # Safety requires.
+    unsafe {
+        connect_from(
+            controller as HandleId,
+            &preferred,
+            remaining,
+            recursive.into(),
+        )
+    }
 }
 
 /// Longest DriverImageHandle list ConnectController reads.
@@ -731,7 +815,9 @@ pub fn disconnect(
     }
 }
 
-pub extern "efiapi" fn disconnect_controller(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+pub unsafe extern "efiapi" fn disconnect_controller(
     controller: Handle,
     driver: Handle,
     child: Handle,
@@ -757,8 +843,7 @@ pub fn open(
     attributes: u32,
 ) -> Result<usize, Status> {
     let opened = DB.with(|db| db.open(handle, g, agent, controller, attributes));
-    if opened != Err(Status::ACCESS_DENIED)
-        || attributes & r_efi::system::OPEN_PROTOCOL_EXCLUSIVE == 0
+    if opened != Err(Status::ACCESS_DENIED) || attributes & spec_gaps::OPEN_PROTOCOL_EXCLUSIVE == 0
     {
         return opened;
     }
@@ -767,7 +852,7 @@ pub fn open(
         // Another agent's EXCLUSIVE open cannot be taken away.
         if opens
             .iter()
-            .any(|o| o.attributes & r_efi::system::OPEN_PROTOCOL_EXCLUSIVE != 0)
+            .any(|o| o.attributes & spec_gaps::OPEN_PROTOCOL_EXCLUSIVE != 0)
         {
             return Vec::new();
         }
@@ -806,7 +891,7 @@ fn uninstall_one(handle: HandleId, g: &Guid, interface: usize) -> Result<(), Sta
     }
     let removed = DB.with(|db| db.uninstall(handle, g, interface));
     if removed == Err(Status::ACCESS_DENIED) && !holders.is_empty() {
-        let _ = connect(handle, &[], core::ptr::null_mut(), true);
+        let _ = connect(handle, &[], true);
     }
     removed
 }
@@ -834,7 +919,12 @@ pub fn uninstall(handle: HandleId, protocols: &[(Guid, *mut c_void)]) -> Result<
 }
 
 /// Pairs of (GUID*, interface*) from the variadic argument array, up to NULL.
-fn vararg_pairs(args: *const *mut c_void) -> Result<Vec<(Guid, *mut c_void)>, Status> {
+///
+/// # Safety
+/// `args` points at (GUID pointer, interface) pairs ending with a null GUID
+/// pointer, as the trampolines below lay them out from the caller's
+/// arguments (§7.3.16, §7.3.17).
+unsafe fn vararg_pairs(args: *const *mut c_void) -> Result<Vec<(Guid, *mut c_void)>, Status> {
     let mut pairs = Vec::new();
     for i in 0..64 {
         // SAFETY: `args` points at the spilled variadic arguments the
@@ -845,28 +935,38 @@ fn vararg_pairs(args: *const *mut c_void) -> Result<Vec<(Guid, *mut c_void)>, St
         }
         // SAFETY: as above: every GUID pointer is followed by its interface.
         let interface = unsafe { args.add(2 * i + 1).read() };
-        pairs.push((guid(g)?, interface));
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        pairs.push((unsafe { guid(g) }?, interface));
     }
     Err(Status::INVALID_PARAMETER)
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
 #[unsafe(no_mangle)]
-extern "efiapi" fn install_multiple_impl(handle: *mut Handle, args: *const *mut c_void) -> Status {
+unsafe extern "efiapi" fn install_multiple_impl(
+    handle: *mut Handle,
+    args: *const *mut c_void,
+) -> Status {
     let result = (|| {
-        let pairs = vararg_pairs(args)?;
-        let existing = read(handle)?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let pairs = unsafe { vararg_pairs(args) }?;
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        let existing = unsafe { read(handle) }?;
         // A device path already present elsewhere makes the call fail (§7.3.16).
         for (g, interface) in &pairs {
-            if *g == device_path::PROTOCOL_GUID {
-                let mut path = *interface as *mut device_path::Protocol;
+            if *g == DevicePathProtocol::GUID {
+                let mut path = *interface as *const DevicePathProtocol;
                 let mut found: Handle = core::ptr::null_mut();
-                if locate_device_path(
-                    &device_path::PROTOCOL_GUID as *const Guid as *mut Guid,
-                    &mut path,
-                    &mut found,
-                ) == Status::SUCCESS
-                    && crate::device_path::is_end(path)
-                {
+                // SAFETY: a device path interface the caller installs is a
+                // device path (its contract); the GUID and slots are locals.
+                // LocateDevicePath leaves `path` inside that path.
+                let duplicate = unsafe {
+                    locate_device_path(&DevicePathProtocol::GUID, &mut path, &mut found)
+                        == Status::SUCCESS
+                        && crate::device_path::is_end(path)
+                };
+                if duplicate {
                     return Err(Status::ALREADY_STARTED);
                 }
             }
@@ -899,14 +999,21 @@ extern "efiapi" fn install_multiple_impl(handle: *mut Handle, args: *const *mut 
                 }
             }
         }
-        write(handle, id as Handle)
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { write(handle, id as Handle) }
     })();
     boundary::status(result)
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
 #[unsafe(no_mangle)]
-extern "efiapi" fn uninstall_multiple_impl(handle: Handle, args: *const *mut c_void) -> Status {
-    let result = vararg_pairs(args).and_then(|pairs| {
+unsafe extern "efiapi" fn uninstall_multiple_impl(
+    handle: Handle,
+    args: *const *mut c_void,
+) -> Status {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let result = unsafe { vararg_pairs(args) }.and_then(|pairs| {
         // All or nothing; the spec's status is EFI_INVALID_PARAMETER when
         // any removal fails (§7.3.17).
         uninstall(handle as HandleId, &pairs).map_err(|_| Status::INVALID_PARAMETER)
@@ -948,31 +1055,46 @@ uninstall_multiple_protocol_interfaces:
     "#
 );
 
-unsafe extern "efiapi" {
-    pub safe fn install_multiple_protocol_interfaces(
-        handle: *mut Handle,
-        a: *mut c_void,
-        b: *mut c_void,
-    ) -> Status;
-    pub safe fn uninstall_multiple_protocol_interfaces(
-        handle: Handle,
-        a: *mut c_void,
-        b: *mut c_void,
-    ) -> Status;
+// The trampolines take the MS x64 (efiapi) convention. uefi-raw types the
+// table fields `extern "C"` because variadic efiapi function pointers need an
+// unstable feature; the firmware only stores these addresses in the table
+// and never calls them from Rust.
+unsafe extern "C" {
+    /// InstallMultipleProtocolInterfaces (§7.3.16).
+    ///
+    /// # Safety
+    /// Pointer arguments as UEFI 2.10 §7.3.16 requires of the caller.
+    pub fn install_multiple_protocol_interfaces(handle: *mut Handle, ...) -> Status;
+    /// UninstallMultipleProtocolInterfaces (§7.3.17).
+    ///
+    /// # Safety
+    /// Pointer arguments as UEFI 2.10 §7.3.17 requires of the caller.
+    pub fn uninstall_multiple_protocol_interfaces(handle: Handle, ...) -> Status;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-    use r_efi::system::{
+    use crate::spec_gaps::{
         OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_EXCLUSIVE,
     };
+    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+    use uefi_raw::guid;
 
-    const BUS_IO: Guid = Guid::from_fields(0xb5, 1, 2, 3, 4, &[5; 6]);
-    const CHILD_IO: Guid = Guid::from_fields(0xc6, 1, 2, 3, 4, &[5; 6]);
-    const SERVICE: Guid = Guid::from_fields(0xd7, 1, 2, 3, 4, &[5; 6]);
-    const OTHER: Guid = Guid::from_fields(0xe8, 1, 2, 3, 4, &[5; 6]);
+    /// EFI_DRIVER_BINDING_SUPPORTED and _START (§11.1).
+    type SupportedFn = extern "efiapi" fn(
+        *const DriverBindingProtocol,
+        Handle,
+        *const DevicePathProtocol,
+    ) -> Status;
+    /// EFI_DRIVER_BINDING_STOP (§11.1).
+    type StopFn =
+        extern "efiapi" fn(*const DriverBindingProtocol, Handle, usize, *const Handle) -> Status;
+
+    const BUS_IO: Guid = guid!("000000b5-0001-0002-0304-050505050505");
+    const CHILD_IO: Guid = guid!("000000c6-0001-0002-0304-050505050505");
+    const SERVICE: Guid = guid!("000000d7-0001-0002-0304-050505050505");
+    const OTHER: Guid = guid!("000000e8-0001-0002-0304-050505050505");
 
     static BUS_HANDLE: AtomicUsize = AtomicUsize::new(0);
     static DEVICE_HANDLE: AtomicUsize = AtomicUsize::new(0);
@@ -986,14 +1108,14 @@ mod tests {
     }
 
     fn binding(
-        supported: driver_binding::ProtocolSupported,
-        start: driver_binding::ProtocolStart,
-        stop: driver_binding::ProtocolStop,
+        supported: SupportedFn,
+        start: SupportedFn,
+        stop: StopFn,
         version: u32,
         slot: &AtomicUsize,
     ) -> HandleId {
         let handle = new_handle();
-        let protocol = Box::leak(Box::new(driver_binding::Protocol {
+        let protocol = Box::leak(Box::new(DriverBindingProtocol {
             supported,
             start,
             stop,
@@ -1004,8 +1126,8 @@ mod tests {
         install(
             Some(handle),
             &[(
-                driver_binding::PROTOCOL_GUID,
-                (protocol as *mut driver_binding::Protocol).cast(),
+                DriverBindingProtocol::GUID,
+                (protocol as *mut DriverBindingProtocol).cast(),
             )],
         )
         .unwrap();
@@ -1028,17 +1150,17 @@ mod tests {
 
     // A bus driver: on a BUS_IO controller it makes two children with CHILD_IO.
     extern "efiapi" fn bus_supported(
-        _: *mut driver_binding::Protocol,
+        _: *const DriverBindingProtocol,
         controller: Handle,
-        _: *mut device_path::Protocol,
+        _: *const DevicePathProtocol,
     ) -> Status {
         probe(controller, &BUS_IO, &BUS_HANDLE)
     }
 
     extern "efiapi" fn bus_start(
-        _: *mut driver_binding::Protocol,
+        _: *const DriverBindingProtocol,
         controller: Handle,
-        _: *mut device_path::Protocol,
+        _: *const DevicePathProtocol,
     ) -> Status {
         let me = BUS_HANDLE.load(Ordering::SeqCst);
         let controller = controller as HandleId;
@@ -1062,10 +1184,10 @@ mod tests {
     }
 
     extern "efiapi" fn bus_stop(
-        _: *mut driver_binding::Protocol,
+        _: *const DriverBindingProtocol,
         controller: Handle,
         count: usize,
-        children: *mut Handle,
+        children: *const Handle,
     ) -> Status {
         let me = BUS_HANDLE.load(Ordering::SeqCst);
         let controller = controller as HandleId;
@@ -1097,17 +1219,17 @@ mod tests {
 
     // A device driver: on a CHILD_IO handle it installs SERVICE.
     extern "efiapi" fn device_supported(
-        _: *mut driver_binding::Protocol,
+        _: *const DriverBindingProtocol,
         controller: Handle,
-        _: *mut device_path::Protocol,
+        _: *const DevicePathProtocol,
     ) -> Status {
         probe(controller, &CHILD_IO, &DEVICE_HANDLE)
     }
 
     extern "efiapi" fn device_start(
-        _: *mut driver_binding::Protocol,
+        _: *const DriverBindingProtocol,
         controller: Handle,
-        _: *mut device_path::Protocol,
+        _: *const DevicePathProtocol,
     ) -> Status {
         let me = DEVICE_HANDLE.load(Ordering::SeqCst);
         let controller = controller as HandleId;
@@ -1125,10 +1247,10 @@ mod tests {
     }
 
     extern "efiapi" fn device_stop(
-        _: *mut driver_binding::Protocol,
+        _: *const DriverBindingProtocol,
         controller: Handle,
         count: usize,
-        _: *mut Handle,
+        _: *const Handle,
     ) -> Status {
         assert_eq!(count, 0, "a device driver has no children");
         if DEVICE_REFUSES_STOP.load(Ordering::SeqCst) {
@@ -1182,20 +1304,11 @@ mod tests {
         let controller = install(None, &[(BUS_IO, token())]).unwrap();
         let unrelated = install(None, &[(OTHER, token())]).unwrap();
 
-        assert_eq!(
-            connect(unrelated, &[], core::ptr::null_mut(), true),
-            Status::NOT_FOUND
-        );
-        assert_eq!(
-            connect(0x1234, &[], core::ptr::null_mut(), false),
-            Status::INVALID_PARAMETER
-        );
+        assert_eq!(connect(unrelated, &[], true), Status::NOT_FOUND);
+        assert_eq!(connect(0x1234, &[], false), Status::INVALID_PARAMETER);
 
         // Not recursive: the bus driver makes its children, nobody binds them.
-        assert_eq!(
-            connect(controller, &[], core::ptr::null_mut(), false),
-            Status::SUCCESS
-        );
+        assert_eq!(connect(controller, &[], false), Status::SUCCESS);
         let kids = children();
         assert_eq!(kids.len(), 2);
         assert_eq!(DB.with(|db| db.children(controller, None)), kids);
@@ -1203,17 +1316,11 @@ mod tests {
         assert!(!has(kids[0], &SERVICE));
 
         // Connected again: Supported says ALREADY_STARTED, still SUCCESS.
-        assert_eq!(
-            connect(controller, &[], core::ptr::null_mut(), false),
-            Status::SUCCESS
-        );
+        assert_eq!(connect(controller, &[], false), Status::SUCCESS);
         assert_eq!(BUS_STARTS.load(Ordering::SeqCst), 1);
 
         // Recursive: the children get the device driver.
-        assert_eq!(
-            connect(controller, &[], core::ptr::null_mut(), true),
-            Status::SUCCESS
-        );
+        assert_eq!(connect(controller, &[], true), Status::SUCCESS);
         assert!(kids.iter().all(|&k| has(k, &SERVICE)));
         assert_eq!(DB.with(|db| db.managing_drivers(kids[1])), Ok(vec![device]));
 
@@ -1255,10 +1362,7 @@ mod tests {
         );
 
         // The preferred list does not stop other drivers from binding.
-        assert_eq!(
-            connect(controller, &[device], core::ptr::null_mut(), true),
-            Status::SUCCESS
-        );
+        assert_eq!(connect(controller, &[device], true), Status::SUCCESS);
         assert_eq!(BUS_STARTS.load(Ordering::SeqCst), 2);
         let kids = children();
         assert!(kids.iter().all(|&k| has(k, &SERVICE)));
@@ -1285,28 +1389,28 @@ mod tests {
         );
         assert!(children().is_empty());
         assert_eq!(
-            connect(controller, &[], core::ptr::null_mut(), true),
+            connect(controller, &[], true),
             Status::NOT_FOUND,
             "the bus driver cannot open it BY_DRIVER now"
         );
         close(controller, &BUS_IO, app, controller).unwrap();
 
         // §7.3.4: reinstalling an interface a driver holds restarts the driver.
-        assert_eq!(
-            connect(controller, &[], core::ptr::null_mut(), true),
-            Status::SUCCESS
-        );
+        assert_eq!(connect(controller, &[], true), Status::SUCCESS);
         let before = children();
         assert_eq!(before.len(), 2);
         let starts = BUS_STARTS.load(Ordering::SeqCst);
         static TOKEN2: u8 = 0;
         let token2 = &TOKEN2 as *const u8 as *mut c_void;
-        let status = reinstall_protocol_interface(
-            controller as Handle,
-            &BUS_IO as *const Guid as *mut Guid,
-            token(),
-            token2,
-        );
+        // SAFETY: pointers are null or live locals.
+        let status = unsafe {
+            reinstall_protocol_interface(
+                controller as Handle,
+                &BUS_IO as *const Guid as *mut Guid,
+                token(),
+                token2,
+            )
+        };
         assert_eq!(status, Status::SUCCESS);
         assert_eq!(BUS_STARTS.load(Ordering::SeqCst), starts + 1);
         let after = children();

@@ -7,11 +7,6 @@
 //! and hand safe values to the pure logic in [`crate::variables`] and the
 //! helpers below.
 
-// The services must be safe `extern "efiapi" fn`s to fit r-efi's
-// RuntimeServices field types; their pointer arguments are the caller's
-// contract (§8), checked for null before use.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -24,10 +19,14 @@ use platform::acpi::AcpiInfo;
 use platform::reset::{self, ResetKind};
 use platform::rtc::{DateTime, Rtc, RtcError};
 use platform::sync::Global;
-use r_efi::efi::{
-    self, Boolean, CapsuleHeader, Char16, Guid, MemoryDescriptor, PhysicalAddress, ResetType,
-    RtPropertiesTable, RuntimeServices, Status, TableHeader, Time, TimeCapabilities,
-};
+use uefi_raw::capsule::CapsuleHeader;
+use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor};
+use uefi_raw::table::runtime::{ResetType, RuntimeServices, TimeCapabilities};
+use uefi_raw::table::{Header, Revision};
+use uefi_raw::time::{Daylight, Time};
+use uefi_raw::{Boolean, Char16, Guid, PhysicalAddress, Status};
+
+use crate::spec_gaps::{self, RtPropertiesTable};
 
 use crate::variables::{Attributes, MAX_NAME_SIZE, MAX_VARIABLE_SIZE_CAP, VarError, VariableStore};
 
@@ -73,18 +72,20 @@ pub fn validate_time(time: &Time) -> Result<DateTime, TimeError> {
     if time.nanosecond > 999_999_999 {
         return Err(TimeError::Nanosecond(time.nanosecond));
     }
-    if !(-1440..=1440).contains(&time.timezone) && time.timezone != efi::UNSPECIFIED_TIMEZONE {
-        return Err(TimeError::TimeZone(time.timezone));
+    if !(-1440..=1440).contains(&time.time_zone) && time.time_zone != Time::UNSPECIFIED_TIMEZONE {
+        return Err(TimeError::TimeZone(time.time_zone));
     }
-    if time.daylight & !(efi::TIME_ADJUST_DAYLIGHT | efi::TIME_IN_DAYLIGHT) != 0 {
-        return Err(TimeError::Daylight(time.daylight));
+    // On raw bits: the caller's byte may hold bits no flag names.
+    let daylight = time.daylight.bits();
+    if daylight & !(Daylight::ADJUST_DAYLIGHT | Daylight::IN_DAYLIGHT).bits() != 0 {
+        return Err(TimeError::Daylight(daylight));
     }
     Ok(date)
 }
 
 /// An EFI_TIME for a clock reading. The CMOS clock keeps neither time zone
 /// nor daylight state: they are what SetTime last stored (volatile).
-pub fn time_from_rtc(date: DateTime, timezone: i16, daylight: u8) -> Time {
+pub fn time_from_rtc(date: DateTime, time_zone: i16, daylight: Daylight) -> Time {
     Time {
         year: date.year,
         month: date.month,
@@ -94,7 +95,7 @@ pub fn time_from_rtc(date: DateTime, timezone: i16, daylight: u8) -> Time {
         second: date.second,
         pad1: 0,
         nanosecond: 0,
-        timezone,
+        time_zone,
         daylight,
         pad2: 0,
     }
@@ -111,13 +112,18 @@ pub const TIME_CAPABILITIES: TimeCapabilities = TimeCapabilities {
 /// CMOS index of the century byte (0: the RTC default).
 static CENTURY_REGISTER: AtomicU8 = AtomicU8::new(0);
 /// Time zone (low 16 bits) and daylight flags (bits 16-23) from SetTime.
-static TIME_ZONE: AtomicU32 = AtomicU32::new(efi::UNSPECIFIED_TIMEZONE as u16 as u32);
+static TIME_ZONE: AtomicU32 = AtomicU32::new(Time::UNSPECIFIED_TIMEZONE as u16 as u32);
 
 fn rtc() -> Rtc {
     Rtc::new(Some(CENTURY_REGISTER.load(Ordering::Relaxed)))
 }
 
-pub extern "efiapi" fn get_time(time: *mut Time, capabilities: *mut TimeCapabilities) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn get_time(
+    time: *mut Time,
+    capabilities: *mut TimeCapabilities,
+) -> Status {
     if time.is_null() {
         return Status::INVALID_PARAMETER;
     }
@@ -129,7 +135,8 @@ pub extern "efiapi" fn get_time(time: *mut Time, capabilities: *mut TimeCapabili
         }
     };
     let zone = TIME_ZONE.load(Ordering::Relaxed);
-    let value = time_from_rtc(date, zone as u16 as i16, (zone >> 16) as u8);
+    let daylight = Daylight::from_bits_retain((zone >> 16) as u8);
+    let value = time_from_rtc(date, zone as u16 as i16, daylight);
     // SAFETY: `time` is non-null and the caller provides an EFI_TIME there
     // (§8.3.1); the write tolerates any alignment.
     unsafe { time.write_unaligned(value) };
@@ -140,7 +147,9 @@ pub extern "efiapi" fn get_time(time: *mut Time, capabilities: *mut TimeCapabili
     Status::SUCCESS
 }
 
-pub extern "efiapi" fn set_time(time: *mut Time) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn set_time(time: *const Time) -> Status {
     if time.is_null() {
         return Status::INVALID_PARAMETER;
     }
@@ -154,7 +163,7 @@ pub extern "efiapi" fn set_time(time: *mut Time) -> Status {
         error!("SetTime: {err}");
         return Status::DEVICE_ERROR;
     }
-    let zone = u32::from(value.timezone as u16) | (u32::from(value.daylight) << 16);
+    let zone = u32::from(value.time_zone as u16) | (u32::from(value.daylight.bits()) << 16);
     TIME_ZONE.store(zone, Ordering::Relaxed);
     Status::SUCCESS
 }
@@ -162,7 +171,10 @@ pub extern "efiapi" fn set_time(time: *mut Time) -> Status {
 /// There is no wakeup alarm hardware wired up; §8.3.3/§8.3.4 allow
 /// EFI_UNSUPPORTED ("A wakeup timer is not supported on this platform"),
 /// and the RT properties table says so.
-pub extern "efiapi" fn get_wakeup_time(
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8.3.3 requires of the caller.
+pub unsafe extern "efiapi" fn get_wakeup_time(
     _enabled: *mut Boolean,
     _pending: *mut Boolean,
     _time: *mut Time,
@@ -171,7 +183,10 @@ pub extern "efiapi" fn get_wakeup_time(
 }
 
 /// See [`get_wakeup_time`].
-pub extern "efiapi" fn set_wakeup_time(_enable: Boolean, _time: *mut Time) -> Status {
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn set_wakeup_time(_enable: Boolean, _time: *const Time) -> Status {
     Status::UNSUPPORTED
 }
 
@@ -223,12 +238,14 @@ unsafe fn read_name(name: *const Char16, max_units: usize, buffer: &mut [u16]) -
 /// Room for the longest accepted name plus its NUL.
 const NAME_UNITS: usize = MAX_NAME_SIZE / 2;
 
-pub extern "efiapi" fn get_variable(
-    name: *mut Char16,
-    guid: *mut Guid,
-    attributes: *mut u32,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn get_variable(
+    name: *const Char16,
+    guid: *const Guid,
+    attributes: *mut Attributes,
     data_size: *mut usize,
-    data: *mut c_void,
+    data: *mut u8,
 ) -> Status {
     if name.is_null() || guid.is_null() || data_size.is_null() {
         return Status::INVALID_PARAMETER;
@@ -250,7 +267,7 @@ pub extern "efiapi" fn get_variable(
         if !attributes.is_null() {
             // SAFETY: optional UINT32 output, non-null. §8.2.1 returns the
             // attributes with EFI_BUFFER_TOO_SMALL as well.
-            unsafe { attributes.write_unaligned(variable.attributes.bits()) };
+            unsafe { attributes.write_unaligned(variable.attributes) };
         }
         // SAFETY: `data_size` is non-null (checked above).
         unsafe { data_size.write_unaligned(size) };
@@ -263,13 +280,15 @@ pub extern "efiapi" fn get_variable(
         // SAFETY: the caller's buffer holds `capacity` >= `size` bytes, and
         // it cannot overlap the store: the store is firmware data the caller
         // does not own.
-        unsafe { core::ptr::copy_nonoverlapping(variable.data.as_ptr(), data.cast::<u8>(), size) };
+        unsafe { core::ptr::copy_nonoverlapping(variable.data.as_ptr(), data, size) };
         Status::SUCCESS
     })
     .unwrap_or_else(|status| status)
 }
 
-pub extern "efiapi" fn get_next_variable_name(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn get_next_variable_name(
     name_size: *mut usize,
     name: *mut Char16,
     guid: *mut Guid,
@@ -312,12 +331,14 @@ pub extern "efiapi" fn get_next_variable_name(
     .unwrap_or_else(|status| status)
 }
 
-pub extern "efiapi" fn set_variable(
-    name: *mut Char16,
-    guid: *mut Guid,
-    attributes: u32,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn set_variable(
+    name: *const Char16,
+    guid: *const Guid,
+    attributes: Attributes,
     data_size: usize,
-    data: *mut c_void,
+    data: *const u8,
 ) -> Status {
     if name.is_null() || guid.is_null() || (data.is_null() && data_size != 0) {
         return Status::INVALID_PARAMETER;
@@ -339,9 +360,9 @@ pub extern "efiapi" fn set_variable(
         // SAFETY: `data` is non-null and the caller provides `data_size`
         // (at most 64 KiB) readable bytes, which are not the store's own
         // firmware data.
-        unsafe { core::slice::from_raw_parts(data.cast::<u8>(), data_size) }
+        unsafe { core::slice::from_raw_parts(data, data_size) }
     };
-    set_variable_persisting(name, &guid, Attributes::from_bits_retain(attributes), data)
+    set_variable_persisting(name, &guid, attributes, data)
 }
 
 /// Writes the non-volatile variables to persistent storage. It gets an
@@ -413,10 +434,7 @@ fn persist() -> Result<(), Status> {
         }
         Err(status) => {
             PERSIST_PENDING.store(true, Ordering::Relaxed);
-            warn!(
-                "non-volatile variables not saved: status {:#x}",
-                status.as_usize()
-            );
+            warn!("non-volatile variables not saved: status {:#x}", status.0);
             Err(Status::DEVICE_ERROR)
         }
     }
@@ -430,8 +448,10 @@ pub fn flush_pending_variables() {
     }
 }
 
-pub extern "efiapi" fn query_variable_info(
-    attributes: u32,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn query_variable_info(
+    attributes: Attributes,
     maximum_storage: *mut u64,
     remaining_storage: *mut u64,
     maximum_variable_size: *mut u64,
@@ -439,21 +459,19 @@ pub extern "efiapi" fn query_variable_info(
     if maximum_storage.is_null() || remaining_storage.is_null() || maximum_variable_size.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    variables(
-        |store| match store.query_info(Attributes::from_bits_retain(attributes)) {
-            Err(err) => err.status(),
-            Ok(info) => {
-                // SAFETY: the three outputs are non-null UINT64 pointers
-                // (§8.2.4).
-                unsafe {
-                    maximum_storage.write_unaligned(info.maximum_storage);
-                    remaining_storage.write_unaligned(info.remaining_storage);
-                    maximum_variable_size.write_unaligned(info.maximum_variable_size);
-                }
-                Status::SUCCESS
+    variables(|store| match store.query_info(attributes) {
+        Err(err) => err.status(),
+        Ok(info) => {
+            // SAFETY: the three outputs are non-null UINT64 pointers
+            // (§8.2.4).
+            unsafe {
+                maximum_storage.write_unaligned(info.maximum_storage);
+                remaining_storage.write_unaligned(info.remaining_storage);
+                maximum_variable_size.write_unaligned(info.maximum_variable_size);
             }
-        },
-    )
+            Status::SUCCESS
+        }
+    })
     .unwrap_or_else(|status| status)
 }
 
@@ -462,8 +480,12 @@ pub extern "efiapi" fn query_variable_info(
 
 /// GetNextHighMonotonicCount (§8.4.1) advances the high half of the one
 /// counter GetNextMonotonicCount reads (a static, so it works at runtime).
-pub extern "efiapi" fn get_next_high_mono_count(high_count: *mut u32) -> Status {
-    crate::events::get_next_high_monotonic_count(high_count)
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8.4.1 requires of the caller.
+pub unsafe extern "efiapi" fn get_next_high_mono_count(high_count: *mut u32) -> Status {
+    // SAFETY: the same contract, passed on.
+    unsafe { crate::events::get_next_high_monotonic_count(high_count) }
 }
 
 // ---------------------------------------------------------------------------
@@ -475,23 +497,22 @@ static ACPI: Global<Option<AcpiInfo>> = Global::new(None);
 /// Platform-specific and unknown types get a cold reset.
 pub fn reset_kind(reset_type: ResetType) -> Option<ResetKind> {
     match reset_type {
-        efi::RESET_SHUTDOWN => None,
-        efi::RESET_WARM => Some(ResetKind::Warm),
+        ResetType::SHUTDOWN => None,
+        ResetType::WARM => Some(ResetKind::Warm),
         _ => Some(ResetKind::Cold),
     }
 }
 
-pub extern "efiapi" fn reset_system(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn reset_system(
     reset_type: ResetType,
     status: Status,
     _data_size: usize,
-    _data: *mut c_void,
-) {
+    _data: *const u8,
+) -> ! {
     if status.is_error() {
-        info!(
-            "ResetSystem: reset after error status {:#x}",
-            status.as_usize()
-        );
+        info!("ResetSystem: reset after error status {:#x}", status.0);
     }
     flush_pending_variables();
     // Copied out so no borrow is held while resetting; a re-entrant call
@@ -563,7 +584,7 @@ impl VirtualMap {
     /// Decodes a memory map as SetVirtualAddressMap receives it, keeping
     /// the EFI_MEMORY_RUNTIME descriptors (§8.4.2, §7.2.3).
     pub fn parse(map: &[u8], descriptor_size: usize, version: u32) -> Result<Self, MapError> {
-        if version != efi::MEMORY_DESCRIPTOR_VERSION {
+        if version != MemoryDescriptor::VERSION {
             return Err(MapError::DescriptorVersion(version));
         }
         // Later descriptor versions may grow, but stay 8-byte multiples.
@@ -583,7 +604,7 @@ impl VirtualMap {
             // MemoryDescriptor (repr C): type u32, padding, then
             // physical_start, virtual_start, number_of_pages, attribute.
             let attribute = field(descriptor, 32);
-            if attribute & efi::MEMORY_RUNTIME == 0 {
+            if attribute & MemoryAttribute::RUNTIME.bits() == 0 {
                 continue;
             }
             let physical_start = field(descriptor, 8);
@@ -647,11 +668,13 @@ pub fn convert_address(physical: u64) -> Option<u64> {
         .flatten()
 }
 
-pub extern "efiapi" fn set_virtual_address_map(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn set_virtual_address_map(
     map_size: usize,
     descriptor_size: usize,
     descriptor_version: u32,
-    virtual_map: *mut MemoryDescriptor,
+    virtual_map: *const MemoryDescriptor,
 ) -> Status {
     // §8.4.2: EFI_UNSUPPORTED when not yet at runtime or already virtual.
     if !RUNTIME_PHASE.load(Ordering::Relaxed) || VIRTUAL_MODE.swap(true, Ordering::Relaxed) {
@@ -692,7 +715,7 @@ pub extern "efiapi" fn set_virtual_address_map(
 /// absolute references inside the implementations remain valid.
 fn convert_table_pointers(map: &VirtualMap) {
     let table = TABLE.0.get();
-    let slots = (size_of::<RuntimeServices>() - size_of::<TableHeader>()) / size_of::<usize>();
+    let slots = (size_of::<RuntimeServices>() - size_of::<Header>()) / size_of::<usize>();
     for index in 0..slots {
         // SAFETY: RuntimeServices is repr(C): the header is followed by
         // `slots` function pointers, each one usize wide, and nothing else
@@ -702,7 +725,7 @@ fn convert_table_pointers(map: &VirtualMap) {
         unsafe {
             let slot = table
                 .cast::<u8>()
-                .add(size_of::<TableHeader>())
+                .add(size_of::<Header>())
                 .cast::<usize>()
                 .add(index);
             if let Some(virt) = map.translate(slot.read() as u64)
@@ -715,7 +738,9 @@ fn convert_table_pointers(map: &VirtualMap) {
     update_table_crc();
 }
 
-pub extern "efiapi" fn convert_pointer(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn convert_pointer(
     debug_disposition: usize,
     address: *mut *mut c_void,
 ) -> Status {
@@ -729,7 +754,7 @@ pub extern "efiapi" fn convert_pointer(
         return Status::UNSUPPORTED;
     };
     if pointer == 0 {
-        return if debug_disposition & efi::OPTIONAL_POINTER as usize != 0 {
+        return if debug_disposition & spec_gaps::OPTIONAL_POINTER as usize != 0 {
             Status::SUCCESS
         } else {
             Status::INVALID_PARAMETER
@@ -748,16 +773,20 @@ pub extern "efiapi" fn convert_pointer(
 // ---------------------------------------------------------------------------
 // Capsules (UEFI 2.10 §8.5.3): not supported, as the RT properties say.
 
-pub extern "efiapi" fn update_capsule(
-    _capsules: *mut *mut CapsuleHeader,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn update_capsule(
+    _capsules: *const *const CapsuleHeader,
     _count: usize,
     _scatter_gather_list: PhysicalAddress,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-pub extern "efiapi" fn query_capsule_capabilities(
-    _capsules: *mut *mut CapsuleHeader,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
+pub unsafe extern "efiapi" fn query_capsule_capabilities(
+    _capsules: *const *const CapsuleHeader,
     _count: usize,
     _maximum_size: *mut u64,
     _reset_type: *mut ResetType,
@@ -778,11 +807,11 @@ struct RuntimeTable(UnsafeCell<RuntimeServices>);
 unsafe impl Sync for RuntimeTable {}
 
 static TABLE: RuntimeTable = RuntimeTable(UnsafeCell::new(RuntimeServices {
-    hdr: TableHeader {
-        signature: efi::RUNTIME_SERVICES_SIGNATURE,
-        revision: efi::RUNTIME_SERVICES_REVISION,
-        header_size: size_of::<RuntimeServices>() as u32,
-        crc32: 0,
+    header: Header {
+        signature: spec_gaps::RUNTIME_SERVICES_SIGNATURE,
+        revision: Revision::EFI_2_70,
+        size: size_of::<RuntimeServices>() as u32,
+        crc: 0,
         reserved: 0,
     },
     get_time,
@@ -794,7 +823,7 @@ static TABLE: RuntimeTable = RuntimeTable(UnsafeCell::new(RuntimeServices {
     get_variable,
     get_next_variable_name,
     set_variable,
-    get_next_high_mono_count,
+    get_next_high_monotonic_count: get_next_high_mono_count,
     reset_system,
     update_capsule,
     query_capsule_capabilities,
@@ -816,10 +845,10 @@ fn update_table_crc() {
     // struct is repr(C) without padding (a 24-byte header and 14 pointers),
     // so viewing it as bytes reads initialised memory only.
     unsafe {
-        (*table).hdr.crc32 = 0;
+        (*table).header.crc = 0;
         let bytes = core::slice::from_raw_parts(table.cast::<u8>(), size_of::<RuntimeServices>());
         let crc = CRC32.checksum(bytes);
-        (*table).hdr.crc32 = crc;
+        (*table).header.crc = crc;
     }
 }
 
@@ -828,22 +857,22 @@ fn update_table_crc() {
 /// RAM copy of the store: the firmware cannot write the disk once the OS
 /// owns it, so a NON_VOLATILE change made after ExitBootServices lasts
 /// until the next reset or power-off (README, "UEFI variables").
-pub const RUNTIME_SERVICES_SUPPORTED: u32 = efi::RT_SUPPORTED_GET_TIME
-    | efi::RT_SUPPORTED_SET_TIME
-    | efi::RT_SUPPORTED_GET_VARIABLE
-    | efi::RT_SUPPORTED_GET_NEXT_VARIABLE_NAME
-    | efi::RT_SUPPORTED_SET_VARIABLE
-    | efi::RT_SUPPORTED_SET_VIRTUAL_ADDRESS_MAP
-    | efi::RT_SUPPORTED_CONVERT_POINTER
-    | efi::RT_SUPPORTED_GET_NEXT_HIGH_MONOTONIC_COUNT
-    | efi::RT_SUPPORTED_RESET_SYSTEM
-    | efi::RT_SUPPORTED_QUERY_VARIABLE_INFO;
+pub const RUNTIME_SERVICES_SUPPORTED: u32 = spec_gaps::RT_SUPPORTED_GET_TIME
+    | spec_gaps::RT_SUPPORTED_SET_TIME
+    | spec_gaps::RT_SUPPORTED_GET_VARIABLE
+    | spec_gaps::RT_SUPPORTED_GET_NEXT_VARIABLE_NAME
+    | spec_gaps::RT_SUPPORTED_SET_VARIABLE
+    | spec_gaps::RT_SUPPORTED_SET_VIRTUAL_ADDRESS_MAP
+    | spec_gaps::RT_SUPPORTED_CONVERT_POINTER
+    | spec_gaps::RT_SUPPORTED_GET_NEXT_HIGH_MONOTONIC_COUNT
+    | spec_gaps::RT_SUPPORTED_RESET_SYSTEM
+    | spec_gaps::RT_SUPPORTED_QUERY_VARIABLE_INFO;
 
 /// EFI_RT_PROPERTIES_TABLE contents, for the core to install under
-/// `efi::RT_PROPERTIES_TABLE_GUID` (in runtime memory, e.g. a static).
+/// `spec_gaps::RT_PROPERTIES_TABLE_GUID` (in runtime memory, e.g. a static).
 pub fn rt_properties() -> RtPropertiesTable {
     RtPropertiesTable {
-        version: efi::RT_PROPERTIES_TABLE_VERSION,
+        version: spec_gaps::RT_PROPERTIES_TABLE_VERSION,
         length: size_of::<RtPropertiesTable>() as u16,
         runtime_services_supported: RUNTIME_SERVICES_SUPPORTED,
     }
@@ -873,6 +902,8 @@ mod tests {
     use super::*;
     use alloc::boxed::Box;
     use alloc::vec;
+    use uefi_raw::table::boot::MemoryType;
+    use uefi_raw::table::runtime::VariableVendor;
 
     use core::sync::atomic::AtomicU64;
 
@@ -884,7 +915,7 @@ mod tests {
             hour,
             minute,
             second,
-            timezone: efi::UNSPECIFIED_TIMEZONE,
+            time_zone: Time::UNSPECIFIED_TIMEZONE,
             ..Time::default()
         }
     }
@@ -948,19 +979,19 @@ mod tests {
         assert_eq!(validate_time(&t), Err(TimeError::Nanosecond(1_000_000_000)));
 
         let mut t = ok;
-        for zone in [-1440, 0, 60, 1440, efi::UNSPECIFIED_TIMEZONE] {
-            t.timezone = zone;
+        for zone in [-1440, 0, 60, 1440, Time::UNSPECIFIED_TIMEZONE] {
+            t.time_zone = zone;
             assert!(validate_time(&t).is_ok(), "zone {zone}");
         }
         for zone in [-1441, 1441, 2046, i16::MIN] {
-            t.timezone = zone;
+            t.time_zone = zone;
             assert_eq!(validate_time(&t), Err(TimeError::TimeZone(zone)));
         }
 
         let mut t = ok;
-        t.daylight = efi::TIME_ADJUST_DAYLIGHT | efi::TIME_IN_DAYLIGHT;
+        t.daylight = Daylight::ADJUST_DAYLIGHT | Daylight::IN_DAYLIGHT;
         assert!(validate_time(&t).is_ok());
-        t.daylight = 0x04;
+        t.daylight = Daylight::from_bits_retain(0x04);
         assert_eq!(validate_time(&t), Err(TimeError::Daylight(0x04)));
     }
 
@@ -974,10 +1005,10 @@ mod tests {
             minute: 30,
             second: 5,
         };
-        let t = time_from_rtc(date, 60, efi::TIME_IN_DAYLIGHT);
+        let t = time_from_rtc(date, 60, Daylight::IN_DAYLIGHT);
         assert_eq!((t.year, t.month, t.day), (2026, 5, 17));
         assert_eq!((t.hour, t.minute, t.second, t.nanosecond), (8, 30, 5, 0));
-        assert_eq!((t.timezone, t.daylight), (60, efi::TIME_IN_DAYLIGHT));
+        assert_eq!((t.time_zone, t.daylight), (60, Daylight::IN_DAYLIGHT));
         assert_eq!(validate_time(&t), Ok(date));
         assert_eq!(TIME_CAPABILITIES.resolution, 1);
         assert_eq!(TIME_CAPABILITIES.accuracy, 50_000_000);
@@ -986,14 +1017,14 @@ mod tests {
 
     #[test]
     fn reset_types() {
-        assert_eq!(reset_kind(efi::RESET_COLD), Some(ResetKind::Cold));
-        assert_eq!(reset_kind(efi::RESET_WARM), Some(ResetKind::Warm));
-        assert_eq!(reset_kind(efi::RESET_SHUTDOWN), None);
+        assert_eq!(reset_kind(ResetType::COLD), Some(ResetKind::Cold));
+        assert_eq!(reset_kind(ResetType::WARM), Some(ResetKind::Warm));
+        assert_eq!(reset_kind(ResetType::SHUTDOWN), None);
         assert_eq!(
-            reset_kind(efi::RESET_PLATFORM_SPECIFIC),
+            reset_kind(ResetType::PLATFORM_SPECIFIC),
             Some(ResetKind::Cold)
         );
-        assert_eq!(reset_kind(77), Some(ResetKind::Cold));
+        assert_eq!(reset_kind(ResetType(77)), Some(ResetKind::Cold));
     }
 
     #[test]
@@ -1001,10 +1032,10 @@ mod tests {
         let p = rt_properties();
         assert_eq!(p.version, 1);
         assert_eq!(p.length, 8);
-        let missing = efi::RT_SUPPORTED_GET_WAKEUP_TIME
-            | efi::RT_SUPPORTED_SET_WAKEUP_TIME
-            | efi::RT_SUPPORTED_UPDATE_CAPSULE
-            | efi::RT_SUPPORTED_QUERY_CAPSULE_CAPABILITIES;
+        let missing = spec_gaps::RT_SUPPORTED_GET_WAKEUP_TIME
+            | spec_gaps::RT_SUPPORTED_SET_WAKEUP_TIME
+            | spec_gaps::RT_SUPPORTED_UPDATE_CAPSULE
+            | spec_gaps::RT_SUPPORTED_QUERY_CAPSULE_CAPABILITIES;
         assert_eq!(p.runtime_services_supported, 0x3fff & !missing);
     }
 
@@ -1029,27 +1060,27 @@ mod tests {
     fn virtual_map_parsing_and_translation() {
         let size = 48; // larger than MemoryDescriptor, as firmware often uses
         let mut map = descriptor(
-            efi::RUNTIME_SERVICES_CODE,
+            MemoryType::RUNTIME_SERVICES_CODE.0,
             0x10_0000,
             0xffff_8000_0000_0000,
             16,
-            efi::MEMORY_RUNTIME | efi::MEMORY_WB,
+            (MemoryAttribute::RUNTIME | MemoryAttribute::WRITE_BACK).bits(),
             size,
         );
         map.extend(descriptor(
-            efi::CONVENTIONAL_MEMORY,
+            MemoryType::CONVENTIONAL.0,
             0x20_0000,
             0,
             256,
-            efi::MEMORY_WB,
+            MemoryAttribute::WRITE_BACK.bits(),
             size,
         ));
         map.extend(descriptor(
-            efi::RUNTIME_SERVICES_DATA,
+            MemoryType::RUNTIME_SERVICES_DATA.0,
             0x40_0000,
             0xffff_8000_0010_0000,
             1,
-            efi::MEMORY_RUNTIME,
+            MemoryAttribute::RUNTIME.bits(),
             size,
         ));
         let m = VirtualMap::parse(&map, size, 1).unwrap();
@@ -1077,13 +1108,20 @@ mod tests {
             VirtualMap::parse(&map[..100], size, 1).unwrap_err(),
             MapError::MapSize(100)
         );
-        let wrap = descriptor(0, u64::MAX - 4095, 0, 2, efi::MEMORY_RUNTIME, 40);
+        let wrap = descriptor(
+            0,
+            u64::MAX - 4095,
+            0,
+            2,
+            MemoryAttribute::RUNTIME.bits(),
+            40,
+        );
         assert_eq!(
             VirtualMap::parse(&wrap, 40, 1).unwrap_err(),
             MapError::RegionOverflow(u64::MAX - 4095)
         );
         let many: Vec<u8> = (0..=MAX_RUNTIME_REGIONS as u64)
-            .flat_map(|i| descriptor(0, i << 20, 0, 1, efi::MEMORY_RUNTIME, 40))
+            .flat_map(|i| descriptor(0, i << 20, 0, 1, MemoryAttribute::RUNTIME.bits(), 40))
             .collect();
         assert_eq!(
             VirtualMap::parse(&many, 40, 1).unwrap_err(),
@@ -1096,19 +1134,26 @@ mod tests {
     fn high_monotonic_count_advances_the_shared_counter() {
         let mut before = 0u64;
         assert_eq!(
-            crate::events::get_next_monotonic_count(&mut before),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { crate::events::get_next_monotonic_count(&mut before) },
             Status::SUCCESS
         );
         let mut high = 0u32;
-        assert_eq!(get_next_high_mono_count(&mut high), Status::SUCCESS);
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_high_mono_count(&mut high) },
+            Status::SUCCESS
+        );
         let mut after = 0u64;
         assert_eq!(
-            crate::events::get_next_monotonic_count(&mut after),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { crate::events::get_next_monotonic_count(&mut after) },
             Status::SUCCESS
         );
         assert!(after >> 32 >= u64::from(high) && after > before);
         assert_eq!(
-            get_next_high_mono_count(core::ptr::null_mut()),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_high_mono_count(core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
     }
@@ -1116,32 +1161,47 @@ mod tests {
     #[test]
     fn wakeup_and_capsules_unsupported() {
         let mut t = Time::default();
-        assert_eq!(set_wakeup_time(Boolean::TRUE, &mut t), Status::UNSUPPORTED);
         assert_eq!(
-            get_wakeup_time(core::ptr::null_mut(), core::ptr::null_mut(), &mut t),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_wakeup_time(Boolean::TRUE, &t) },
             Status::UNSUPPORTED
         );
         assert_eq!(
-            update_capsule(core::ptr::null_mut(), 0, 0),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_wakeup_time(core::ptr::null_mut(), core::ptr::null_mut(), &mut t) },
             Status::UNSUPPORTED
         );
         assert_eq!(
-            query_capsule_capabilities(
-                core::ptr::null_mut(),
-                0,
-                core::ptr::null_mut(),
-                core::ptr::null_mut()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { update_capsule(core::ptr::null_mut(), 0, 0) },
             Status::UNSUPPORTED
         );
         assert_eq!(
-            get_time(core::ptr::null_mut(), core::ptr::null_mut()),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                query_capsule_capabilities(
+                    core::ptr::null_mut(),
+                    0,
+                    core::ptr::null_mut(),
+                    core::ptr::null_mut(),
+                )
+            },
+            Status::UNSUPPORTED
+        );
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_time(core::ptr::null_mut(), core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
-        assert_eq!(set_time(core::ptr::null_mut()), Status::INVALID_PARAMETER);
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_time(core::ptr::null_mut()) },
+            Status::INVALID_PARAMETER
+        );
         // Invalid times are refused before the clock is touched.
-        let mut bad = time(2023, 2, 29, 0, 0, 0);
-        assert_eq!(set_time(&mut bad), Status::INVALID_PARAMETER);
+        let bad = time(2023, 2, 29, 0, 0, 0);
+        // SAFETY: pointers are null or live locals of the sizes passed.
+        assert_eq!(unsafe { set_time(&bad) }, Status::INVALID_PARAMETER);
     }
 
     fn name(s: &str) -> Vec<u16> {
@@ -1168,7 +1228,8 @@ mod tests {
     fn hook() {
         // Notify functions convert their pointers during the call.
         let mut pointer = (get_time as *const () as usize + 4) as *mut c_void;
-        assert_eq!(convert_pointer(0, &mut pointer), Status::SUCCESS);
+        // SAFETY: pointers are null or live locals of the sizes passed.
+        assert_eq!(unsafe { convert_pointer(0, &mut pointer) }, Status::SUCCESS);
         HOOK_SAW.store(pointer as u64, Ordering::Relaxed);
     }
 
@@ -1187,29 +1248,17 @@ mod tests {
     /// order (tests run in parallel threads).
     #[test]
     fn services_end_to_end() {
-        let guid_value = Guid::from_fields(
-            0x8be4df61,
-            0x93ca,
-            0x11d2,
-            0xaa,
-            0x0d,
-            &[0, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
-        );
-        let mut guid = guid_value;
+        let guid_value = VariableVendor::GLOBAL_VARIABLE.0;
+        let guid = guid_value;
         let mut n = name("Lang");
         let mut data = *b"en-US\0";
         let null = core::ptr::null_mut::<c_void>();
-        let bs_rt = efi::VARIABLE_BOOTSERVICE_ACCESS | efi::VARIABLE_RUNTIME_ACCESS;
+        let bs_rt = Attributes::BOOTSERVICE_ACCESS | Attributes::RUNTIME_ACCESS;
 
         // Before init: no store.
         assert_eq!(
-            set_variable(
-                n.as_mut_ptr(),
-                &mut guid,
-                bs_rt,
-                6,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_variable(n.as_mut_ptr(), &guid, bs_rt, 6, data.as_mut_ptr().cast()) },
             Status::UNSUPPORTED
         );
 
@@ -1226,185 +1275,230 @@ mod tests {
             Some(Some(VarError::NotFound))
         );
         // SAFETY: reading the static table in the only test that writes it.
-        let hdr = unsafe { (*runtime_services_table()).hdr };
-        assert_eq!(hdr.signature, efi::RUNTIME_SERVICES_SIGNATURE);
-        assert_eq!(hdr.header_size as usize, size_of::<RuntimeServices>());
+        let hdr = unsafe { (*runtime_services_table()).header };
+        assert_eq!(hdr.signature, spec_gaps::RUNTIME_SERVICES_SIGNATURE);
+        assert_eq!(hdr.size as usize, size_of::<RuntimeServices>());
         assert!(table_crc_is_valid());
 
         // SetVariable pointer checks.
         assert_eq!(
-            set_variable(null.cast(), &mut guid, bs_rt, 6, data.as_mut_ptr().cast()),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_variable(null.cast(), &guid, bs_rt, 6, data.as_mut_ptr().cast()) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            set_variable(
-                n.as_mut_ptr(),
-                null.cast(),
-                bs_rt,
-                6,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    n.as_mut_ptr(),
+                    null.cast(),
+                    bs_rt,
+                    6,
+                    data.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            set_variable(n.as_mut_ptr(), &mut guid, bs_rt, 6, null),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_variable(n.as_mut_ptr(), &guid, bs_rt, 6, null.cast()) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            set_variable(
-                n.as_mut_ptr(),
-                &mut guid,
-                bs_rt,
-                usize::MAX,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    n.as_mut_ptr(),
+                    &guid,
+                    bs_rt,
+                    usize::MAX,
+                    data.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         let mut empty = [0u16];
         assert_eq!(
-            set_variable(
-                empty.as_mut_ptr(),
-                &mut guid,
-                bs_rt,
-                6,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    empty.as_mut_ptr(),
+                    &guid,
+                    bs_rt,
+                    6,
+                    data.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         let mut unterminated = vec![0x41u16; NAME_UNITS + 10];
         assert_eq!(
-            set_variable(
-                unterminated.as_mut_ptr(),
-                &mut guid,
-                bs_rt,
-                6,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    unterminated.as_mut_ptr(),
+                    &guid,
+                    bs_rt,
+                    6,
+                    data.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            set_variable(
-                n.as_mut_ptr(),
-                &mut guid,
-                bs_rt,
-                6,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_variable(n.as_mut_ptr(), &guid, bs_rt, 6, data.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
         let mut boot = name("BootOnly");
         assert_eq!(
-            set_variable(
-                boot.as_mut_ptr(),
-                &mut guid,
-                efi::VARIABLE_BOOTSERVICE_ACCESS,
-                1,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    boot.as_mut_ptr(),
+                    &guid,
+                    Attributes::BOOTSERVICE_ACCESS,
+                    1,
+                    data.as_mut_ptr().cast(),
+                )
+            },
             Status::SUCCESS
         );
 
         // GetVariable: sizes and pointer checks.
-        let mut attributes = 0u32;
+        let mut attributes = Attributes::empty();
         let mut size = 0usize;
         let mut out = [0u8; 16];
         assert_eq!(
-            get_variable(
-                null.cast(),
-                &mut guid,
-                &mut attributes,
-                &mut size,
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    null.cast(),
+                    &guid,
+                    &mut attributes,
+                    &mut size,
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            get_variable(
-                n.as_mut_ptr(),
-                null.cast(),
-                &mut attributes,
-                &mut size,
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    n.as_mut_ptr(),
+                    null.cast(),
+                    &mut attributes,
+                    &mut size,
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            get_variable(
-                n.as_mut_ptr(),
-                &mut guid,
-                &mut attributes,
-                null.cast(),
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    n.as_mut_ptr(),
+                    &guid,
+                    &mut attributes,
+                    null.cast(),
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            get_variable(n.as_mut_ptr(), &mut guid, &mut attributes, &mut size, null),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    n.as_mut_ptr(),
+                    &guid,
+                    &mut attributes,
+                    &mut size,
+                    null.cast(),
+                )
+            },
             Status::BUFFER_TOO_SMALL
         );
         assert_eq!((size, attributes), (6, bs_rt));
         assert_eq!(
-            get_variable(n.as_mut_ptr(), &mut guid, null.cast(), &mut size, null),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_variable(n.as_mut_ptr(), &guid, null.cast(), &mut size, null.cast()) },
             Status::INVALID_PARAMETER
         );
         size = 16;
         assert_eq!(
-            get_variable(
-                n.as_mut_ptr(),
-                &mut guid,
-                null.cast(),
-                &mut size,
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    n.as_mut_ptr(),
+                    &guid,
+                    null.cast(),
+                    &mut size,
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::SUCCESS
         );
         assert_eq!((size, &out[..6]), (6, &b"en-US\0"[..]));
         let mut missing = name("Nope");
         assert_eq!(
-            get_variable(
-                missing.as_mut_ptr(),
-                &mut guid,
-                null.cast(),
-                &mut size,
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    missing.as_mut_ptr(),
+                    &guid,
+                    null.cast(),
+                    &mut size,
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::NOT_FOUND
         );
         assert_eq!(
-            get_variable(
-                unterminated.as_mut_ptr(),
-                &mut guid,
-                null.cast(),
-                &mut size,
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    unterminated.as_mut_ptr(),
+                    &guid,
+                    null.cast(),
+                    &mut size,
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::NOT_FOUND
         );
 
         // GetNextVariableName.
         let mut buf = [0u16; 64];
-        let mut next_guid = Guid::from_fields(0, 0, 0, 0, 0, &[0; 6]);
+        let mut next_guid = Guid::ZERO;
         let mut buf_size = 2usize; // an empty name in a too-small buffer
         assert_eq!(
-            get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid) },
             Status::BUFFER_TOO_SMALL
         );
         assert_eq!(buf_size, 10);
         assert_eq!(
-            get_next_variable_name(null.cast(), buf.as_mut_ptr(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(null.cast(), buf.as_mut_ptr(), &mut next_guid) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            get_next_variable_name(&mut buf_size, null.cast(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, null.cast(), &mut next_guid) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), null.cast()),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), null.cast()) },
             Status::INVALID_PARAMETER
         );
         buf_size = 128;
         assert_eq!(
-            get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid) },
             Status::SUCCESS
         );
         assert_eq!(
@@ -1413,42 +1507,50 @@ mod tests {
         );
         buf_size = 128;
         assert_eq!(
-            get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid) },
             Status::SUCCESS
         );
         assert_eq!(&buf[..9], &name("BootOnly")[..]);
         buf_size = 128;
         assert_eq!(
-            get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, buf.as_mut_ptr(), &mut next_guid) },
             Status::NOT_FOUND
         );
         // No NUL within VariableNameSize bytes.
         let mut unterminated_prev = [0x41u16; 4];
         buf_size = 8;
         assert_eq!(
-            get_next_variable_name(
-                &mut buf_size,
-                unterminated_prev.as_mut_ptr(),
-                &mut next_guid
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_next_variable_name(
+                    &mut buf_size,
+                    unterminated_prev.as_mut_ptr(),
+                    &mut next_guid,
+                )
+            },
             Status::INVALID_PARAMETER
         );
         // A name/GUID that is not a variable.
         let mut unknown = name("Zz");
         buf_size = 6;
         assert_eq!(
-            get_next_variable_name(&mut buf_size, unknown.as_mut_ptr(), &mut next_guid),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { get_next_variable_name(&mut buf_size, unknown.as_mut_ptr(), &mut next_guid) },
             Status::INVALID_PARAMETER
         );
 
         // QueryVariableInfo.
         let (mut max, mut remaining, mut max_var) = (0u64, 0u64, 0u64);
         assert_eq!(
-            query_variable_info(bs_rt, null.cast(), &mut remaining, &mut max_var),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { query_variable_info(bs_rt, null.cast(), &mut remaining, &mut max_var) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            query_variable_info(bs_rt, &mut max, &mut remaining, &mut max_var),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { query_variable_info(bs_rt, &mut max, &mut remaining, &mut max_var) },
             Status::SUCCESS
         );
         assert_eq!(max, 8192 - 24);
@@ -1459,37 +1561,42 @@ mod tests {
         let offset = 0xffff_9000_0000_0000u64;
         let code = get_time as *const () as usize as u64 & !0xfff;
         let mut map = descriptor(
-            efi::RUNTIME_SERVICES_CODE,
+            MemoryType::RUNTIME_SERVICES_CODE.0,
             code - 0x10_0000,
             code - 0x10_0000 + offset,
             0x400,
-            efi::MEMORY_RUNTIME,
+            MemoryAttribute::RUNTIME.bits(),
             40,
         );
         let map_ptr: *mut MemoryDescriptor = map.as_mut_ptr().cast();
         assert_eq!(
-            set_virtual_address_map(40, 40, 1, map_ptr),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_virtual_address_map(40, 40, 1, map_ptr) },
             Status::UNSUPPORTED
         );
         let mut p = code as *mut c_void;
-        assert_eq!(convert_pointer(0, &mut p), Status::UNSUPPORTED);
+        // SAFETY: pointers are null or live locals of the sizes passed.
+        assert_eq!(unsafe { convert_pointer(0, &mut p) }, Status::UNSUPPORTED);
 
         // Persistence: a NON_VOLATILE change reaches the hook before
         // SetVariable returns; a volatile one does not.
         set_persist_hook(record_image);
-        let nv_bs_rt = efi::VARIABLE_NON_VOLATILE | bs_rt;
+        let nv_bs_rt = Attributes::NON_VOLATILE | bs_rt;
         let mut nv = name("Persisted");
         let persist_count = || PERSISTED.with(|images| images.len());
         let before = persist_count();
         let mut byte = [0x5au8];
         assert_eq!(
-            set_variable(
-                nv.as_mut_ptr(),
-                &mut guid,
-                nv_bs_rt,
-                1,
-                byte.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    nv.as_mut_ptr(),
+                    &guid,
+                    nv_bs_rt,
+                    1,
+                    byte.as_mut_ptr().cast(),
+                )
+            },
             Status::SUCCESS
         );
         assert_eq!(persist_count(), before + 1);
@@ -1506,13 +1613,16 @@ mod tests {
         );
         let mut volatile = name("Fleeting");
         assert_eq!(
-            set_variable(
-                volatile.as_mut_ptr(),
-                &mut guid,
-                bs_rt,
-                1,
-                byte.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    volatile.as_mut_ptr(),
+                    &guid,
+                    bs_rt,
+                    1,
+                    byte.as_mut_ptr().cast(),
+                )
+            },
             Status::SUCCESS
         );
         assert_eq!(persist_count(), before + 1);
@@ -1521,13 +1631,16 @@ mod tests {
         set_persist_hook(failing_hook);
         byte[0] = 0x6b;
         assert_eq!(
-            set_variable(
-                nv.as_mut_ptr(),
-                &mut guid,
-                nv_bs_rt,
-                1,
-                byte.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    nv.as_mut_ptr(),
+                    &guid,
+                    nv_bs_rt,
+                    1,
+                    byte.as_mut_ptr().cast(),
+                )
+            },
             Status::DEVICE_ERROR
         );
         assert_eq!(
@@ -1545,7 +1658,8 @@ mod tests {
         assert_eq!(persist_count(), before + 2);
         // Deleting a non-volatile variable persists too.
         assert_eq!(
-            set_variable(nv.as_mut_ptr(), &mut guid, 0, 0, null),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_variable(nv.as_mut_ptr(), &guid, Attributes::empty(), 0, null.cast()) },
             Status::SUCCESS
         );
         assert_eq!(persist_count(), before + 3);
@@ -1554,68 +1668,88 @@ mod tests {
         exit_boot_services();
         // At runtime the disk belongs to the OS: changes stay in RAM.
         assert_eq!(
-            set_variable(
-                nv.as_mut_ptr(),
-                &mut guid,
-                nv_bs_rt,
-                1,
-                byte.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    nv.as_mut_ptr(),
+                    &guid,
+                    nv_bs_rt,
+                    1,
+                    byte.as_mut_ptr().cast(),
+                )
+            },
             Status::SUCCESS
         );
         assert_eq!(persist_count(), before + 3);
         // Runtime view: the boot-services-only variable is gone.
         size = 16;
         assert_eq!(
-            get_variable(
-                boot.as_mut_ptr(),
-                &mut guid,
-                null.cast(),
-                &mut size,
-                out.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                get_variable(
+                    boot.as_mut_ptr(),
+                    &guid,
+                    null.cast(),
+                    &mut size,
+                    out.as_mut_ptr().cast(),
+                )
+            },
             Status::NOT_FOUND
         );
         assert_eq!(
-            set_variable(
-                boot.as_mut_ptr(),
-                &mut guid,
-                efi::VARIABLE_BOOTSERVICE_ACCESS,
-                1,
-                data.as_mut_ptr().cast()
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                set_variable(
+                    boot.as_mut_ptr(),
+                    &guid,
+                    Attributes::BOOTSERVICE_ACCESS,
+                    1,
+                    data.as_mut_ptr().cast(),
+                )
+            },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            query_variable_info(
-                efi::VARIABLE_BOOTSERVICE_ACCESS,
-                &mut max,
-                &mut remaining,
-                &mut max_var
-            ),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe {
+                query_variable_info(
+                    Attributes::BOOTSERVICE_ACCESS,
+                    &mut max,
+                    &mut remaining,
+                    &mut max_var,
+                )
+            },
             Status::INVALID_PARAMETER
         );
 
         assert_eq!(
-            set_virtual_address_map(40, 40, 2, map_ptr),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_virtual_address_map(40, 40, 2, map_ptr) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            set_virtual_address_map(40, 16, 1, map_ptr),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_virtual_address_map(40, 16, 1, map_ptr) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            set_virtual_address_map(40, 40, 1, null.cast()),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_virtual_address_map(40, 40, 1, null.cast()) },
             Status::INVALID_PARAMETER
         );
         let get_time_address = get_time as *const () as usize as u64;
-        assert_eq!(set_virtual_address_map(40, 40, 1, map_ptr), Status::SUCCESS);
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_virtual_address_map(40, 40, 1, map_ptr) },
+            Status::SUCCESS
+        );
         assert_eq!(
             HOOK_SAW.load(Ordering::Relaxed),
             get_time_address + 4 + offset
         );
         assert_eq!(
-            set_virtual_address_map(40, 40, 1, map_ptr),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_virtual_address_map(40, 40, 1, map_ptr) },
             Status::UNSUPPORTED
         );
         // The table now holds virtual addresses, under a fresh CRC.
@@ -1627,16 +1761,30 @@ mod tests {
         assert_eq!(convert_address(code), Some(code + offset));
 
         // ConvertPointer.
-        assert_eq!(convert_pointer(0, null.cast()), Status::INVALID_PARAMETER);
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { convert_pointer(0, null.cast()) },
+            Status::INVALID_PARAMETER
+        );
         let mut p = code as *mut c_void;
-        assert_eq!(convert_pointer(0, &mut p), Status::SUCCESS);
+        // SAFETY: pointers are null or live locals of the sizes passed.
+        assert_eq!(unsafe { convert_pointer(0, &mut p) }, Status::SUCCESS);
         assert_eq!(p as u64, code + offset);
         let mut outside = (code - 0x20_0000) as *mut c_void;
-        assert_eq!(convert_pointer(0, &mut outside), Status::NOT_FOUND);
-        let mut nothing = core::ptr::null_mut::<c_void>();
-        assert_eq!(convert_pointer(0, &mut nothing), Status::INVALID_PARAMETER);
         assert_eq!(
-            convert_pointer(efi::OPTIONAL_POINTER as usize, &mut nothing),
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { convert_pointer(0, &mut outside) },
+            Status::NOT_FOUND
+        );
+        let mut nothing = core::ptr::null_mut::<c_void>();
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { convert_pointer(0, &mut nothing) },
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { convert_pointer(spec_gaps::OPTIONAL_POINTER as usize, &mut nothing) },
             Status::SUCCESS
         );
         assert!(nothing.is_null());

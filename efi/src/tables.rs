@@ -2,17 +2,17 @@
 //! the firmware image so they stay valid after ExitBootServices (the image
 //! is runtime memory). The runtime services table lives in `runtime`.
 
-// EFI services are safe `extern "efiapi" fn`s (the table's field types) whose
-// pointer arguments the spec makes the caller responsible for.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use crate::boundary::{self, guid};
+use crate::spec_gaps;
 use crate::{events, image, memory_services as mem, protocol_services as ps};
 use core::ffi::c_void;
 use platform::sync::Global;
-use r_efi::efi::{
-    BootServices, ConfigurationTable, Guid, Handle, Status, SystemTable, TableHeader,
-};
+use uefi_raw::protocol::console::{SimpleTextInputProtocol, SimpleTextOutputProtocol};
+use uefi_raw::table::boot::{BootServices, MemoryDescriptor};
+use uefi_raw::table::configuration::ConfigurationTable;
+use uefi_raw::table::system::SystemTable;
+use uefi_raw::table::{Header, Revision};
+use uefi_raw::{Guid, Handle, Status};
 
 const MAX_CONFIG_TABLES: usize = 32;
 /// "vmfw" in UCS-2.
@@ -41,12 +41,12 @@ pub fn system_table() -> *mut SystemTable {
     unsafe { &raw mut (*tables()).system }
 }
 
-fn header(signature: u64, size: usize) -> TableHeader {
-    TableHeader {
+fn header(signature: u64, size: usize) -> Header {
+    Header {
         signature,
-        revision: r_efi::efi::SYSTEM_TABLE_REVISION_2_70,
-        header_size: size as u32,
-        crc32: 0,
+        revision: Revision::EFI_2_70,
+        size: size as u32,
+        crc: 0,
         reserved: 0,
     }
 }
@@ -55,29 +55,28 @@ const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Recomputes a table's header CRC32 (§4.2: over HeaderSize bytes with the
 /// CRC field zero).
-fn update_crc(header: *mut TableHeader) {
+fn update_crc(header: *mut Header) {
     // SAFETY: `header` starts one of our tables, HeaderSize bytes long.
     unsafe {
-        (*header).crc32 = 0;
-        let bytes =
-            core::slice::from_raw_parts(header as *const u8, (*header).header_size as usize);
-        (*header).crc32 = CRC.checksum(bytes);
+        (*header).crc = 0;
+        let bytes = core::slice::from_raw_parts(header as *const u8, (*header).size as usize);
+        (*header).crc = CRC.checksum(bytes);
     }
 }
 
 pub fn update_crcs() {
     // SAFETY: field addresses inside the initialised static.
     unsafe {
-        update_crc(&raw mut (*tables()).system.hdr);
-        update_crc(&raw mut (*tables()).boot.hdr);
+        update_crc(&raw mut (*tables()).system.header);
+        update_crc(&raw mut (*tables()).boot.header);
     }
 }
 
 /// Fills the tables. Call once, before any EFI service is used.
 pub fn init() {
     let boot = BootServices {
-        hdr: header(
-            r_efi::efi::BOOT_SERVICES_SIGNATURE,
+        header: header(
+            spec_gaps::BOOT_SERVICES_SIGNATURE,
             core::mem::size_of::<BootServices>(),
         ),
         raise_tpl: events::raise_tpl,
@@ -130,28 +129,23 @@ pub fn init() {
     unsafe {
         let t = tables();
         (&raw mut (*t).boot).write(boot);
-        (&raw mut (*t).config).write(
-            [ConfigurationTable {
-                vendor_guid: Guid::from_fields(0, 0, 0, 0, 0, &[0; 6]),
-                vendor_table: core::ptr::null_mut(),
-            }; MAX_CONFIG_TABLES],
-        );
+        (&raw mut (*t).config).write(core::array::from_fn(|_| ConfigurationTable {
+            vendor_guid: Guid::ZERO,
+            vendor_table: core::ptr::null_mut(),
+        }));
         (&raw mut (*t).system).write(SystemTable {
-            hdr: header(
-                r_efi::efi::SYSTEM_TABLE_SIGNATURE,
-                core::mem::size_of::<SystemTable>(),
-            ),
-            firmware_vendor: VENDOR.as_ptr() as *mut u16,
+            header: header(SystemTable::SIGNATURE, core::mem::size_of::<SystemTable>()),
+            firmware_vendor: VENDOR.as_ptr(),
             firmware_revision: FIRMWARE_REVISION,
-            console_in_handle: core::ptr::null_mut(),
-            con_in: core::ptr::null_mut(),
-            console_out_handle: core::ptr::null_mut(),
-            con_out: core::ptr::null_mut(),
-            standard_error_handle: core::ptr::null_mut(),
-            std_err: core::ptr::null_mut(),
+            stdin_handle: core::ptr::null_mut(),
+            stdin: core::ptr::null_mut(),
+            stdout_handle: core::ptr::null_mut(),
+            stdout: core::ptr::null_mut(),
+            stderr_handle: core::ptr::null_mut(),
+            stderr: core::ptr::null_mut(),
             runtime_services: crate::runtime::runtime_services_table(),
             boot_services: &raw mut (*t).boot,
-            number_of_table_entries: 0,
+            number_of_configuration_table_entries: 0,
             configuration_table: &raw mut (*t).config as *mut ConfigurationTable,
         });
     }
@@ -162,19 +156,19 @@ pub fn init() {
 /// Sets ConIn/ConOut/StdErr (§4.3).
 pub fn set_console(
     in_handle: Handle,
-    con_in: *mut r_efi::protocols::simple_text_input::Protocol,
+    con_in: *mut SimpleTextInputProtocol,
     out_handle: Handle,
-    con_out: *mut r_efi::protocols::simple_text_output::Protocol,
+    con_out: *mut SimpleTextOutputProtocol,
 ) {
     // SAFETY: the tables are initialised; single-threaded.
     unsafe {
         let st = system_table();
-        (*st).console_in_handle = in_handle;
-        (*st).con_in = con_in;
-        (*st).console_out_handle = out_handle;
-        (*st).con_out = con_out;
-        (*st).standard_error_handle = out_handle;
-        (*st).std_err = con_out;
+        (*st).stdin_handle = in_handle;
+        (*st).stdin = con_in;
+        (*st).stdout_handle = out_handle;
+        (*st).stdout = con_out;
+        (*st).stderr_handle = out_handle;
+        (*st).stderr = con_out;
     }
     update_crcs();
 }
@@ -185,14 +179,15 @@ pub fn set_configuration_table(g: Guid, table: *mut c_void) -> Result<(), Status
     // array are only modified here, single-threaded.
     unsafe {
         let t = tables();
-        let count = (*t).system.number_of_table_entries;
+        let count = (*t).system.number_of_configuration_table_entries;
         let config = &mut (*t).config;
         let existing = config[..count].iter().position(|c| c.vendor_guid == g);
         match (existing, table.is_null()) {
             (Some(i), false) => config[i].vendor_table = table,
             (Some(i), true) => {
-                config.copy_within(i + 1..count, i);
-                (*t).system.number_of_table_entries = count - 1;
+                // Entry i moves past the end, the later ones close up.
+                config[i..count].rotate_left(1);
+                (*t).system.number_of_configuration_table_entries = count - 1;
             }
             (None, true) => return Err(Status::NOT_FOUND),
             (None, false) => {
@@ -203,7 +198,7 @@ pub fn set_configuration_table(g: Guid, table: *mut c_void) -> Result<(), Status
                     vendor_guid: g,
                     vendor_table: table,
                 };
-                (*t).system.number_of_table_entries = count + 1;
+                (*t).system.number_of_configuration_table_entries = count + 1;
             }
         }
     }
@@ -211,8 +206,17 @@ pub fn set_configuration_table(g: Guid, table: *mut c_void) -> Result<(), Status
     Ok(())
 }
 
-extern "efiapi" fn install_configuration_table(g: *mut Guid, table: *mut c_void) -> Status {
-    boundary::status(guid(g).and_then(|g| set_configuration_table(g, table)))
+/// InstallConfigurationTable (§7.3.15).
+///
+/// # Safety
+/// `g` is null or points to an EFI_GUID, as §7.3.15 requires.
+unsafe extern "efiapi" fn install_configuration_table(
+    g: *const Guid,
+    table: *const c_void,
+) -> Status {
+    // SAFETY: `g` as this function's contract states.
+    let g = unsafe { guid(g) };
+    boundary::status(g.and_then(|g| set_configuration_table(g, table.cast_mut())))
 }
 
 /// EFI_MEMORY_ATTRIBUTES_TABLE storage: a static of the image, filled at
@@ -220,12 +224,12 @@ extern "efiapi" fn install_configuration_table(g: *mut Guid, table: *mut c_void)
 const MAX_ATTRIBUTE_ENTRIES: usize = 64;
 #[repr(C, align(8))]
 struct AttributesTable {
-    header: r_efi::system::MemoryAttributesTable<0>,
+    header: spec_gaps::MemoryAttributesTable<0>,
     entries: [[u8; mem::DESCRIPTOR_SIZE]; MAX_ATTRIBUTE_ENTRIES],
 }
 static mut ATTRIBUTES_TABLE: AttributesTable = AttributesTable {
-    header: r_efi::system::MemoryAttributesTable {
-        version: r_efi::system::MEMORY_ATTRIBUTES_TABLE_VERSION,
+    header: spec_gaps::MemoryAttributesTable {
+        version: spec_gaps::MEMORY_ATTRIBUTES_TABLE_VERSION,
         number_of_entries: 0,
         descriptor_size: mem::DESCRIPTOR_SIZE as u32,
         reserved: 0,
@@ -246,7 +250,7 @@ static IMAGE_LAYOUT: Global<crate::memory_attributes::ImageLayout> =
 pub fn install_memory_attributes_table(layout: crate::memory_attributes::ImageLayout) {
     IMAGE_LAYOUT.with(|l| *l = layout);
     let _ = set_configuration_table(
-        r_efi::system::MEMORY_ATTRIBUTES_TABLE_GUID,
+        spec_gaps::MEMORY_ATTRIBUTES_TABLE_GUID,
         (&raw mut ATTRIBUTES_TABLE).cast(),
     );
 }
@@ -267,18 +271,17 @@ fn fill_memory_attributes_table() {
     // written here and nothing else holds a reference to it.
     let (slots, header) = unsafe { (&mut (*table).entries, &mut (*table).header) };
     for (slot, e) in slots.iter_mut().zip(&entries) {
-        let descriptor = r_efi::efi::MemoryDescriptor {
-            r#type: e.ty.0,
-            physical_start: e.start,
-            virtual_start: 0,
-            number_of_pages: e.pages,
-            attribute: e.attribute.bits(),
+        let descriptor = MemoryDescriptor {
+            ty: e.ty,
+            padding: 0,
+            phys_start: e.start,
+            virt_start: 0,
+            page_count: e.pages,
+            att: e.attribute,
         };
         *slot = [0; mem::DESCRIPTOR_SIZE];
         // SAFETY: a descriptor (40 bytes) fits the 48-byte slot.
-        unsafe {
-            (slot.as_mut_ptr() as *mut r_efi::efi::MemoryDescriptor).write_unaligned(descriptor)
-        };
+        unsafe { (slot.as_mut_ptr() as *mut MemoryDescriptor).write_unaligned(descriptor) };
     }
     header.number_of_entries = count as u32;
 }
@@ -294,7 +297,7 @@ pub fn convert_to_virtual() {
         (*st).runtime_services = convert((*st).runtime_services as u64) as *mut _;
         (*st).configuration_table = convert((*st).configuration_table as u64) as *mut _;
         (*st).firmware_vendor = convert((*st).firmware_vendor as u64) as *mut _;
-        update_crc(&raw mut (*st).hdr);
+        update_crc(&raw mut (*st).header);
     }
 }
 
@@ -313,7 +316,10 @@ pub fn boot_services_exited() -> bool {
 }
 
 /// ExitBootServices (§7.4.6).
-extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usize) -> Status {
+///
+/// # Safety
+/// None beyond the EFI calling convention: both arguments are values.
+unsafe extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usize) -> Status {
     if boot_services_exited() {
         return Status::INVALID_PARAMETER;
     }
@@ -337,12 +343,12 @@ extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usize) -> S
     // SAFETY: single-threaded; the system table is our static.
     unsafe {
         let st = system_table();
-        (*st).con_in = core::ptr::null_mut();
-        (*st).con_out = core::ptr::null_mut();
-        (*st).std_err = core::ptr::null_mut();
-        (*st).console_in_handle = core::ptr::null_mut();
-        (*st).console_out_handle = core::ptr::null_mut();
-        (*st).standard_error_handle = core::ptr::null_mut();
+        (*st).stdin = core::ptr::null_mut();
+        (*st).stdout = core::ptr::null_mut();
+        (*st).stderr = core::ptr::null_mut();
+        (*st).stdin_handle = core::ptr::null_mut();
+        (*st).stdout_handle = core::ptr::null_mut();
+        (*st).stderr_handle = core::ptr::null_mut();
         (*st).boot_services = core::ptr::null_mut();
     }
     update_crcs();

@@ -32,38 +32,21 @@
 
 use core::fmt;
 
-use bitflags::bitflags;
-use r_efi::efi::{self, Guid, Status};
+use uefi_raw::{Guid, Status};
 
-bitflags! {
-    /// EFI_VARIABLE_* attribute bits (UEFI 2.10 §8.2.1). Unknown bits are
-    /// retained so they can be rejected.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct Attributes: u32 {
-        const NON_VOLATILE = efi::VARIABLE_NON_VOLATILE;
-        const BOOTSERVICE_ACCESS = efi::VARIABLE_BOOTSERVICE_ACCESS;
-        const RUNTIME_ACCESS = efi::VARIABLE_RUNTIME_ACCESS;
-        const HARDWARE_ERROR_RECORD = efi::VARIABLE_HARDWARE_ERROR_RECORD;
-        const AUTHENTICATED_WRITE_ACCESS = efi::VARIABLE_AUTHENTICATED_WRITE_ACCESS;
-        const TIME_BASED_AUTHENTICATED_WRITE_ACCESS =
-            efi::VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS;
-        const APPEND_WRITE = efi::VARIABLE_APPEND_WRITE;
-        const ENHANCED_AUTHENTICATED_ACCESS = efi::VARIABLE_ENHANCED_AUTHENTICATED_ACCESS;
-        const _ = !0;
-    }
-}
+/// EFI_VARIABLE_* attribute bits (UEFI 2.10 §8.2.1). Built with
+/// `from_bits_retain`, so unknown bits are kept and can be rejected.
+pub use uefi_raw::table::runtime::VariableAttributes as Attributes;
 
-impl Attributes {
-    const ACCESS: Attributes = Attributes::BOOTSERVICE_ACCESS.union(Attributes::RUNTIME_ACCESS);
-    const AUTHENTICATED: Attributes = Attributes::AUTHENTICATED_WRITE_ACCESS
-        .union(Attributes::TIME_BASED_AUTHENTICATED_WRITE_ACCESS)
-        .union(Attributes::ENHANCED_AUTHENTICATED_ACCESS);
-    const DEFINED: Attributes = Attributes::NON_VOLATILE
-        .union(Attributes::ACCESS)
-        .union(Attributes::HARDWARE_ERROR_RECORD)
-        .union(Attributes::AUTHENTICATED)
-        .union(Attributes::APPEND_WRITE);
-}
+const ACCESS: Attributes = Attributes::BOOTSERVICE_ACCESS.union(Attributes::RUNTIME_ACCESS);
+const AUTHENTICATED: Attributes = Attributes::AUTHENTICATED_WRITE_ACCESS
+    .union(Attributes::TIME_BASED_AUTHENTICATED_WRITE_ACCESS)
+    .union(Attributes::ENHANCED_AUTHENTICATED_ACCESS);
+const DEFINED: Attributes = Attributes::NON_VOLATILE
+    .union(ACCESS)
+    .union(Attributes::HARDWARE_ERROR_RECORD)
+    .union(AUTHENTICATED)
+    .union(Attributes::APPEND_WRITE);
 
 pub const MAGIC: [u8; 8] = *b"VMFWVAR\0";
 pub const FORMAT_VERSION: u32 = 1;
@@ -333,7 +316,7 @@ fn parse_record(records: &[u8], offset: usize) -> Option<Record> {
     let record = Record {
         offset,
         attributes: Attributes::from_bits_retain(read_u32(header, 0)?),
-        guid: Guid::from_bytes(guid_bytes),
+        guid: Guid::from_bytes(*guid_bytes),
         name_size: usize::try_from(read_u32(header, 20)?).ok()?,
         data_size: usize::try_from(read_u32(header, 24)?).ok()?,
     };
@@ -387,7 +370,7 @@ fn check_name(name: &[u16]) -> Result<usize, VarError> {
 /// request that has access bits (UEFI 2.10 §8.2.1 and §8.2.4).
 fn check_attributes(attributes: Attributes, runtime: bool) -> Result<(), VarError> {
     let bits = attributes.bits();
-    if !Attributes::DEFINED.contains(attributes) {
+    if !DEFINED.contains(attributes) {
         return Err(VarError::InvalidAttributes(bits));
     }
     // Runtime access implies boot service access (§8.2.1, usage rules).
@@ -408,7 +391,7 @@ fn check_attributes(attributes: Attributes, runtime: bool) -> Result<(), VarErro
     // enhanced payloads either; accepting them unverified would defeat their
     // purpose, so they are "not supported by this platform" (EFI_UNSUPPORTED)
     // and the variables Secure Boot needs cannot be created.
-    if attributes.intersects(Attributes::AUTHENTICATED) {
+    if attributes.intersects(AUTHENTICATED) {
         return Err(VarError::Unsupported(bits));
     }
     // Hardware error records (§8.2.1, Appendix P) need their own storage
@@ -568,10 +551,10 @@ impl<'a> VariableStore<'a> {
         let name_size = check_name(name)?;
         let append = attributes.contains(Attributes::APPEND_WRITE);
         let stored_attributes = attributes - Attributes::APPEND_WRITE;
-        if !Attributes::DEFINED.contains(attributes) {
+        if !DEFINED.contains(attributes) {
             return Err(VarError::InvalidAttributes(attributes.bits()));
         }
-        let delete = !attributes.intersects(Attributes::ACCESS) || (data.is_empty() && !append);
+        let delete = !attributes.intersects(ACCESS) || (data.is_empty() && !append);
         if !delete {
             check_attributes(attributes, self.runtime)?;
         }
@@ -598,7 +581,7 @@ impl<'a> VariableStore<'a> {
         }
         // Attributes must match the variable's, except that a request
         // without access bits deletes it (§8.2.1 usage rules).
-        let access_given = attributes.intersects(Attributes::ACCESS);
+        let access_given = attributes.intersects(ACCESS);
         if access_given && stored_attributes != existing.attributes {
             return Err(VarError::AttributeMismatch {
                 existing: existing.attributes.bits(),
@@ -662,7 +645,7 @@ impl<'a> VariableStore<'a> {
         let start = HEADER_SIZE + self.used;
         let record = &mut self.buf[start..start + needed];
         record[0..4].copy_from_slice(&attributes.bits().to_le_bytes());
-        record[4..20].copy_from_slice(guid.as_bytes());
+        record[4..20].copy_from_slice(&guid.to_bytes());
         // Both sizes are below MAX_VARIABLE_SIZE_CAP, so they fit in u32.
         record[20..24].copy_from_slice(&(name_size as u32).to_le_bytes());
         record[24..28].copy_from_slice(&(data.len() as u32).to_le_bytes());
@@ -712,9 +695,7 @@ impl<'a> VariableStore<'a> {
     /// QueryVariableInfo (§8.2.4). Volatile and non-volatile variables
     /// share the one buffer, so the figures are the same for both.
     pub fn query_info(&self, attributes: Attributes) -> Result<StorageInfo, VarError> {
-        if !attributes.intersects(Attributes::ACCESS)
-            || attributes.contains(Attributes::APPEND_WRITE)
-        {
+        if !attributes.intersects(ACCESS) || attributes.contains(Attributes::APPEND_WRITE) {
             return Err(VarError::InvalidAttributes(attributes.bits()));
         }
         check_attributes(attributes, self.runtime)?;
@@ -847,7 +828,7 @@ impl<'a> VariableStore<'a> {
                 && view.name().all(|unit| unit != 0)
                 && record.data_size > 0
                 && record.name_size + record.data_size <= self.max_variable_size()
-                && record.attributes.intersects(Attributes::ACCESS)
+                && record.attributes.intersects(ACCESS)
                 && !record.attributes.contains(Attributes::APPEND_WRITE)
                 && check_attributes(record.attributes, false).is_ok();
             if !well_formed {
@@ -872,16 +853,11 @@ impl<'a> VariableStore<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uefi_raw::guid;
+    use uefi_raw::table::runtime::VariableVendor;
 
-    const VENDOR: Guid = Guid::from_fields(
-        0x8be4df61,
-        0x93ca,
-        0x11d2,
-        0xaa,
-        0x0d,
-        &[0, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
-    );
-    const OTHER: Guid = Guid::from_fields(1, 2, 3, 4, 5, &[6, 7, 8, 9, 10, 11]);
+    const VENDOR: Guid = VariableVendor::GLOBAL_VARIABLE.0;
+    const OTHER: Guid = guid!("00000001-0002-0003-0405-060708090a0b");
     const BS: Attributes = Attributes::BOOTSERVICE_ACCESS;
     const BS_RT: Attributes = Attributes::BOOTSERVICE_ACCESS.union(Attributes::RUNTIME_ACCESS);
     const NV_BS_RT: Attributes = BS_RT.union(Attributes::NON_VOLATILE);

@@ -24,8 +24,12 @@ use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use log::{info, warn};
 use platform::memory::MemoryType;
-use r_efi::efi::Status;
-use r_efi::protocols::{device_path, file, loaded_image, simple_file_system};
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::file_system::{
+    FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
+};
+use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
+use uefi_raw::{Handle, Status};
 
 const LOADER_CONF: &str = "\\loader\\loader.conf";
 const ENTRIES_DIR: &str = "\\loader\\entries";
@@ -101,7 +105,7 @@ pub fn efi_path(bls_path: &str) -> String {
 /// Name and directory flag of one EFI_FILE_INFO record (UEFI 2.10 §13.5.16),
 /// as Read on a directory returns them (§13.5.5).
 pub fn parse_file_info(record: &[u8]) -> Option<(String, bool)> {
-    let attribute_at = offset_of!(file::Info, attribute);
+    let attribute_at = offset_of!(FileInfo, attribute);
     let attribute = u64::from_le_bytes(
         record
             .get(attribute_at..attribute_at + 8)?
@@ -109,13 +113,13 @@ pub fn parse_file_info(record: &[u8]) -> Option<(String, bool)> {
             .ok()?,
     );
     let units: Vec<u16> = record
-        .get(offset_of!(file::Info, file_name)..)?
+        .get(offset_of!(FileInfo, file_name)..)?
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .take_while(|&c| c != 0)
         .collect();
     let name = String::from_utf16(&units).ok()?;
-    Some((name, attribute & file::DIRECTORY != 0))
+    Some((name, attribute & FileAttribute::DIRECTORY.bits() != 0))
 }
 
 /// Entry file names worth parsing: visible `*.conf` files.
@@ -134,25 +138,22 @@ pub fn boot_order(entries: &[BootEntry], conf: &LoaderConf) -> Vec<usize> {
 }
 
 /// An open EFI_FILE_PROTOCOL instance, closed on drop.
-pub(crate) struct OpenFile(*mut file::Protocol);
+pub(crate) struct OpenFile(*mut FileProtocolV1);
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
         // SAFETY: `self.0` is an open file handle the protocol gave us and
         // nobody else closes it.
-        unsafe { ((*self.0).close)(self.0) };
+        let _ = unsafe { ((*self.0).close)(self.0) };
     }
 }
 
 impl OpenFile {
     /// The root directory of the volume on `fs` (§13.4.2 OpenVolume).
     pub(crate) fn open_volume(fs: HandleId) -> Result<OpenFile, Status> {
-        let sfs = ps::get_protocol::<simple_file_system::Protocol>(
-            fs,
-            &simple_file_system::PROTOCOL_GUID,
-        )
-        .ok_or(Status::NOT_FOUND)?;
-        let mut root: *mut file::Protocol = core::ptr::null_mut();
+        let sfs = ps::get_protocol::<SimpleFileSystemProtocol>(fs, &SimpleFileSystemProtocol::GUID)
+            .ok_or(Status::NOT_FOUND)?;
+        let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: `sfs` is an installed SimpleFileSystem interface; the
         // out-pointer is valid.
         let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
@@ -167,12 +168,19 @@ impl OpenFile {
 
     /// Opens `path` (absolute, `\`-separated) for reading (§13.5.2).
     pub(crate) fn open(&self, path: &str) -> Result<OpenFile, Status> {
-        let mut name: Vec<u16> = path.encode_utf16().chain(core::iter::once(0)).collect();
-        let mut opened: *mut file::Protocol = core::ptr::null_mut();
+        let name: Vec<u16> = path.encode_utf16().chain(core::iter::once(0)).collect();
+        let mut opened: *mut FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: `self.0` is an open directory; the name is NUL-terminated
         // and the out-pointer valid.
-        let status =
-            unsafe { ((*self.0).open)(self.0, &mut opened, name.as_mut_ptr(), file::MODE_READ, 0) };
+        let status = unsafe {
+            ((*self.0).open)(
+                self.0,
+                &mut opened,
+                name.as_ptr(),
+                FileMode::READ,
+                FileAttribute::empty(),
+            )
+        };
         if status.is_error() {
             return Err(status);
         }
@@ -207,12 +215,11 @@ impl OpenFile {
         let mut info = vec![0u8; 256];
         loop {
             let mut size = info.len();
-            let mut guid = file::INFO_ID;
             // SAFETY: `self.0` is open; `info` holds `size` writable bytes.
             let status = unsafe {
                 ((*self.0).get_info)(
                     self.0,
-                    &mut guid,
+                    &FileInfo::ID,
                     &mut size,
                     info.as_mut_ptr() as *mut c_void,
                 )
@@ -224,7 +231,7 @@ impl OpenFile {
             if status.is_error() {
                 return Err(status);
             }
-            let at = offset_of!(file::Info, file_size);
+            let at = offset_of!(FileInfo, file_size);
             let bytes = info.get(at..at + 8).ok_or(Status::DEVICE_ERROR)?;
             return Ok(u64::from_le_bytes(
                 bytes.try_into().map_err(|_| Status::DEVICE_ERROR)?,
@@ -411,7 +418,7 @@ fn read_section(file: &OpenFile, name: &str) -> Option<Vec<u8>> {
 /// Tries the BLS Type #1 and Type #2 entries of every file system, the default entry of
 /// each first. Returns when none booted.
 pub fn run() {
-    for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
+    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
         let Ok(root) = OpenFile::open_volume(fs) else {
             continue;
         };
@@ -579,16 +586,20 @@ pub(crate) fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, Bls
         path: path.to_string(),
         status,
     };
-    let mut device_path = file_device_path(fs, path).ok_or(load_error(Status::NOT_FOUND))?;
-    let mut handle: r_efi::efi::Handle = core::ptr::null_mut();
-    let status = efi::image::load_image(
-        false.into(),
-        efi::image::firmware_image_handle() as r_efi::efi::Handle,
-        device_path.as_mut_ptr() as *mut device_path::Protocol,
-        core::ptr::null_mut(),
-        0,
-        &mut handle,
-    );
+    let device_path = file_device_path(fs, path).ok_or(load_error(Status::NOT_FOUND))?;
+    let mut handle: Handle = core::ptr::null_mut();
+    // SAFETY: `device_path` is a whole device path (End-terminated) and
+    // `handle` a live local; there is no source buffer.
+    let status = unsafe {
+        efi::image::load_image(
+            false.into(),
+            efi::image::firmware_image_handle() as Handle,
+            device_path.as_ptr().cast::<DevicePathProtocol>(),
+            core::ptr::null(),
+            0,
+            &mut handle,
+        )
+    };
     if status.is_error() {
         return Err(load_error(status));
     }
@@ -599,20 +610,20 @@ pub(crate) fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, Bls
 /// the EFI stub's command line). Empty options are not passed at all, so a
 /// UKI uses the command line built into it. Returns the image's exit status.
 pub(crate) fn start_with_options(handle: HandleId, options: &str, description: &str) -> Status {
-    let mut options: Vec<u16> = if options.is_empty() {
+    let options: Vec<u16> = if options.is_empty() {
         Vec::new()
     } else {
         options.encode_utf16().chain(core::iter::once(0)).collect()
     };
     if !options.is_empty()
         && let Some(loaded) =
-            ps::get_protocol::<loaded_image::Protocol>(handle, &loaded_image::PROTOCOL_GUID)
+            ps::get_protocol::<LoadedImageProtocol>(handle, &LoadedImageProtocol::GUID)
     {
         // SAFETY: `loaded` is the LoadedImage protocol of the image just
         // loaded, not yet started, so nothing else accesses it; `options`
         // outlives the image's run (start returns before it is dropped).
         unsafe {
-            (*loaded).load_options = options.as_mut_ptr() as *mut c_void;
+            (*loaded).load_options = options.as_ptr().cast::<c_void>();
             (*loaded).load_options_size = (options.len() * 2) as u32;
         }
     }
@@ -635,9 +646,9 @@ mod tests {
     }
 
     fn info_record(name: &str, attribute: u64) -> Vec<u8> {
-        let name_at = offset_of!(file::Info, file_name);
+        let name_at = offset_of!(FileInfo, file_name);
         let mut record = vec![0u8; name_at];
-        let attribute_at = offset_of!(file::Info, attribute);
+        let attribute_at = offset_of!(FileInfo, attribute);
         record[attribute_at..attribute_at + 8].copy_from_slice(&attribute.to_le_bytes());
         for unit in name.encode_utf16().chain(core::iter::once(0)) {
             record.extend_from_slice(&unit.to_le_bytes());
@@ -650,17 +661,17 @@ mod tests {
     #[test]
     fn file_info_records_give_names_and_directory_flag() {
         assert_eq!(
-            parse_file_info(&info_record("debian.conf", file::ARCHIVE)),
+            parse_file_info(&info_record("debian.conf", FileAttribute::ARCHIVE.bits())),
             Some(("debian.conf".to_string(), false))
         );
         assert_eq!(
-            parse_file_info(&info_record("sub", file::DIRECTORY)),
+            parse_file_info(&info_record("sub", FileAttribute::DIRECTORY.bits())),
             Some(("sub".to_string(), true))
         );
         assert_eq!(parse_file_info(&[0u8; 10]), None);
         // Unpaired surrogate: not a name we can use.
         let mut bad = info_record("", 0);
-        let name_at = offset_of!(file::Info, file_name);
+        let name_at = offset_of!(FileInfo, file_name);
         bad.splice(name_at..name_at, [0x00, 0xd8]);
         assert_eq!(parse_file_info(&bad), None);
     }

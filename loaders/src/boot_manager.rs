@@ -22,27 +22,23 @@ use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
-use r_efi::efi::{Guid, Status};
-use r_efi::protocols::{device_path, simple_file_system};
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
+use uefi_raw::table::runtime::VariableVendor;
+use uefi_raw::{Guid, Handle, Status};
 
 use crate::load_option::{self, LoadOption};
 
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
-pub const GLOBAL_VARIABLE: Guid = Guid::from_fields(
-    0x8be4df61,
-    0x93ca,
-    0x11d2,
-    0xaa,
-    0x0d,
-    &[0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
-);
+pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
 
 pub const REMOVABLE_MEDIA_PATH: &str = "\\EFI\\BOOT\\BOOTX64.EFI";
 
 /// `device`'s path followed by a FilePath node for `file` and End.
 pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
-    let dp = ps::get_protocol::<device_path::Protocol>(device, &device_path::PROTOCOL_GUID)?;
-    let mut path = efi::device_path::read_path(dp).ok()?;
+    let dp = ps::get_protocol::<DevicePathProtocol>(device, &DevicePathProtocol::GUID)?;
+    // SAFETY: device paths installed on handles are well formed.
+    let mut path = unsafe { efi::device_path::read_path(dp) }.ok()?;
     path.truncate(path.len().checked_sub(4)?); // drop End
     let name: Vec<u16> = file.encode_utf16().chain(core::iter::once(0)).collect();
     let len = u16::try_from(4 + name.len() * 2).ok()?;
@@ -57,16 +53,20 @@ pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
 
 /// Loads and starts the image at `path`; returns the status it ended with.
 pub fn load_and_start(path: &[u8], description: &str) -> Status {
-    let mut handle: r_efi::efi::Handle = core::ptr::null_mut();
-    let parent = efi::image::firmware_image_handle() as r_efi::efi::Handle;
-    let status = efi::image::load_image(
-        false.into(),
-        parent,
-        path.as_ptr() as *mut device_path::Protocol,
-        core::ptr::null_mut(),
-        0,
-        &mut handle,
-    );
+    let mut handle: Handle = core::ptr::null_mut();
+    let parent = efi::image::firmware_image_handle() as Handle;
+    // SAFETY: `path` is a whole device path (End-terminated) and `handle` a
+    // live local; there is no source buffer.
+    let status = unsafe {
+        efi::image::load_image(
+            false.into(),
+            parent,
+            path.as_ptr().cast::<DevicePathProtocol>(),
+            core::ptr::null(),
+            0,
+            &mut handle,
+        )
+    };
     if status != Status::SUCCESS {
         return status;
     }
@@ -218,11 +218,10 @@ fn boot_option(number: u16) {
         return;
     };
     let target = option.device_path();
-    let file_systems: Vec<(HandleId, Vec<u8>)> =
-        ps::handles_with(&simple_file_system::PROTOCOL_GUID)
-            .into_iter()
-            .filter_map(|fs| Some((fs, handle_device_path(fs)?)))
-            .collect();
+    let file_systems: Vec<(HandleId, Vec<u8>)> = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+        .into_iter()
+        .filter_map(|fs| Some((fs, handle_device_path(fs)?)))
+        .collect();
     let candidates = expand_device_path(target.as_bytes(), &file_systems);
     if candidates.is_empty() {
         warn!(
@@ -258,7 +257,7 @@ fn boot_option(number: u16) {
 
 /// Tries `file` on each file system in device order.
 fn boot_path_on_each_file_system(file: &str) {
-    for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
+    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
         let Some(path) = file_device_path(fs, file) else {
             continue;
         };
@@ -330,8 +329,9 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
 }
 
 fn handle_device_path(handle: HandleId) -> Option<Vec<u8>> {
-    let dp = ps::get_protocol::<device_path::Protocol>(handle, &device_path::PROTOCOL_GUID)?;
-    efi::device_path::read_path(dp).ok()
+    let dp = ps::get_protocol::<DevicePathProtocol>(handle, &DevicePathProtocol::GUID)?;
+    // SAFETY: device paths installed on handles are well formed.
+    unsafe { efi::device_path::read_path(dp) }.ok()
 }
 
 fn variable_name(name: &str) -> Vec<u16> {
@@ -357,7 +357,7 @@ fn set_variable(name: &str, attributes: Attributes, data: &[u8]) -> Status {
 
 /// Tries `\EFI\BOOT\BOOTX64.EFI` on each file system in device order.
 fn run_removable_media() {
-    let file_systems = ps::handles_with(&simple_file_system::PROTOCOL_GUID);
+    let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID);
     for fs in file_systems {
         let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH) else {
             continue;

@@ -24,7 +24,7 @@ use core::fmt;
 use efi::protocol_services as ps;
 use log::{info, warn};
 use platform::memory::MemoryType;
-use r_efi::protocols::simple_file_system;
+use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 /// How to start the kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub fn run_from_cmdline(cmdline: &str) {
             return;
         }
     };
-    for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
+    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
         let Ok(root) = OpenFile::open_volume(fs) else {
             continue;
         };

@@ -5,28 +5,19 @@
 //! `initrd=` on the command line (Linux drivers/firmware/efi/libstub,
 //! Documentation/arch/x86/boot.rst "EFI Handover Protocol" notes).
 
-// The LoadFile function is a safe `extern "efiapi" fn` (the protocol's field
-// type) whose pointer arguments the spec makes the caller responsible for.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use crate::pages::PageBuffer;
 use alloc::boxed::Box;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
-use r_efi::efi::{Boolean, Guid, Status};
-use r_efi::protocols::{device_path, load_file2};
+use uefi_raw::protocol::device_path::{DevicePathProtocol, DeviceSubType, DeviceType};
+use uefi_raw::protocol::media::LoadFile2Protocol;
+use uefi_raw::{Boolean, Guid, Status, guid};
 
-/// LINUX_EFI_INITRD_MEDIA_GUID (Linux include/linux/efi.h).
-pub const LINUX_EFI_INITRD_MEDIA_GUID: Guid = Guid::from_fields(
-    0x5568e427,
-    0x68fc,
-    0x4f3d,
-    0xac,
-    0x74,
-    &[0xca, 0x55, 0x52, 0x31, 0xcc, 0x68],
-);
+/// LINUX_EFI_INITRD_MEDIA_GUID (Linux include/linux/efi.h); Linux defines
+/// it, neither UEFI nor the spec crates do.
+pub const LINUX_EFI_INITRD_MEDIA_GUID: Guid = guid!("5568e427-68fc-4f3d-ac74-ca555231cc68");
 
 /// Vendor media node (UEFI 2.10 §10.3.5.3: type 4, subtype 3, GUID) + End.
 const VENDOR_NODE_LEN: usize = 4 + 16;
@@ -34,10 +25,10 @@ const DEVICE_PATH_LEN: usize = VENDOR_NODE_LEN + 4;
 
 fn initrd_device_path() -> [u8; DEVICE_PATH_LEN] {
     let mut path = [0u8; DEVICE_PATH_LEN];
-    path[0] = device_path::TYPE_MEDIA;
-    path[1] = device_path::Media::SUBTYPE_VENDOR;
+    path[0] = DeviceType::MEDIA.0;
+    path[1] = DeviceSubType::MEDIA_VENDOR.0;
     path[2..4].copy_from_slice(&(VENDOR_NODE_LEN as u16).to_le_bytes());
-    path[4..VENDOR_NODE_LEN].copy_from_slice(LINUX_EFI_INITRD_MEDIA_GUID.as_bytes());
+    path[4..VENDOR_NODE_LEN].copy_from_slice(&LINUX_EFI_INITRD_MEDIA_GUID.to_bytes());
     path[VENDOR_NODE_LEN..].copy_from_slice(&efi::device_path::END);
     path
 }
@@ -76,7 +67,7 @@ pub fn decide(image_len: usize, boot_policy: bool, has_buffer: bool, size: usize
 /// the caller passes back is the address of the whole record.
 #[repr(C)]
 struct InitrdLoader {
-    protocol: load_file2::Protocol,
+    protocol: LoadFile2Protocol,
     device_path: [u8; DEVICE_PATH_LEN],
     handle: HandleId,
     /// In EFI pages, not the firmware heap: distro initrds are tens of MiB.
@@ -87,9 +78,14 @@ struct InitrdLoader {
 /// single-threaded; the atomic only makes the static shareable.
 static INSTALLED: AtomicUsize = AtomicUsize::new(0);
 
-extern "efiapi" fn load_file(
-    this: *mut load_file2::Protocol,
-    _file_path: *mut device_path::Protocol,
+/// LoadFile (§13.2.2) of the initrd.
+///
+/// # Safety
+/// `size` and `buffer` as UEFI 2.10 §13.2.2 requires: null or the caller's
+/// UINTN, and null or `*size` writable bytes. `this` is only compared.
+unsafe extern "efiapi" fn load_file(
+    this: *mut LoadFile2Protocol,
+    _file_path: *const DevicePathProtocol,
     boot_policy: Boolean,
     size: *mut usize,
     buffer: *mut c_void,
@@ -133,7 +129,7 @@ extern "efiapi" fn load_file(
 pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     uninstall();
     let loader = Box::into_raw(Box::new(InitrdLoader {
-        protocol: load_file2::Protocol { load_file },
+        protocol: LoadFile2Protocol { load_file },
         device_path: initrd_device_path(),
         handle: 0,
         image,
@@ -142,10 +138,10 @@ pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     let record = unsafe { &mut *loader };
     let protocols = [
         (
-            device_path::PROTOCOL_GUID,
+            DevicePathProtocol::GUID,
             record.device_path.as_mut_ptr() as *mut c_void,
         ),
-        (load_file2::PROTOCOL_GUID, loader as *mut c_void),
+        (LoadFile2Protocol::GUID, loader as *mut c_void),
     ];
     match ps::install(None, &protocols) {
         Ok(handle) => {
@@ -243,20 +239,21 @@ mod tests {
 
         // Find it as the Linux stub does: LocateDevicePath on the vendor path.
         let wanted = initrd_device_path();
-        let mut remaining = wanted.as_ptr() as *mut device_path::Protocol;
-        let mut found: r_efi::efi::Handle = core::ptr::null_mut();
-        let mut guid = load_file2::PROTOCOL_GUID;
-        assert_eq!(
-            ps::locate_device_path(&mut guid, &mut remaining, &mut found),
-            Status::SUCCESS
-        );
+        let mut remaining = wanted.as_ptr() as *const DevicePathProtocol;
+        let mut found: uefi_raw::Handle = core::ptr::null_mut();
+        // SAFETY: a whole device path and live locals.
+        let status =
+            unsafe { ps::locate_device_path(&LoadFile2Protocol::GUID, &mut remaining, &mut found) };
+        assert_eq!(status, Status::SUCCESS);
         assert_eq!(found as HandleId, handle);
-        assert!(efi::device_path::is_end(remaining));
+        // SAFETY: `remaining` points into `wanted`, at its End node.
+        assert!(unsafe { efi::device_path::is_end(remaining) });
 
-        let lf =
-            ps::get_protocol::<load_file2::Protocol>(handle, &load_file2::PROTOCOL_GUID).unwrap();
+        let lf = ps::get_protocol::<LoadFile2Protocol>(handle, &LoadFile2Protocol::GUID).unwrap();
         let call = |policy: bool, size: &mut usize, buffer: *mut c_void| {
-            load_file(lf, remaining, policy.into(), size, buffer)
+            // SAFETY: `size` is a live local and `buffer` null or `*size`
+            // bytes long, as the callers below pass them.
+            unsafe { load_file(lf, remaining, policy.into(), size, buffer) }
         };
         let mut size = 0;
         assert_eq!(
@@ -284,19 +281,22 @@ mod tests {
         // A second install replaces the first; uninstall removes the handle.
         let second = install(page_image(&[1, 2, 3, 4])).unwrap();
         assert_ne!(second, handle);
-        assert!(ps::handles_with(&load_file2::PROTOCOL_GUID) == [second]);
+        assert!(ps::handles_with(&LoadFile2Protocol::GUID) == [second]);
         uninstall();
         assert_eq!(installed_handle(), None);
-        assert!(ps::handles_with(&load_file2::PROTOCOL_GUID).is_empty());
+        assert!(ps::handles_with(&LoadFile2Protocol::GUID).is_empty());
         let mut size = 0;
         assert_eq!(
-            load_file(
-                lf,
-                remaining,
-                false.into(),
-                &mut size,
-                core::ptr::null_mut()
-            ),
+            // SAFETY: a live local and no buffer.
+            unsafe {
+                load_file(
+                    lf,
+                    remaining,
+                    false.into(),
+                    &mut size,
+                    core::ptr::null_mut(),
+                )
+            },
             Status::INVALID_PARAMETER,
             "a stale This is refused"
         );

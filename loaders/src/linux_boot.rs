@@ -13,7 +13,8 @@ use core::fmt;
 use efi::memory_services::{DESCRIPTOR_SIZE, get_memory_map};
 use log::info;
 use platform::memory::{MemoryType, PAGE_SIZE};
-use r_efi::efi::{MemoryDescriptor, Status};
+use uefi_raw::table::boot::MemoryDescriptor;
+use uefi_raw::{Handle, Status};
 
 /// Where initrds are read before the kernel's header is known: below
 /// 2 GiB, the `initrd_addr_max` every 2.03+ kernel accepts (boot.rst).
@@ -153,16 +154,16 @@ fn place_kernel(
 fn acpi_rsdp() -> Option<u64> {
     let system = efi::tables::system_table();
     // SAFETY: the firmware's own system table; its configuration table
-    // array holds `number_of_table_entries` entries.
+    // array holds `number_of_configuration_table_entries` entries.
     let tables = unsafe {
         core::slice::from_raw_parts(
             (*system).configuration_table,
-            (*system).number_of_table_entries,
+            (*system).number_of_configuration_table_entries,
         )
     };
     [
-        r_efi::efi::ACPI_20_TABLE_GUID,
-        r_efi::efi::ACPI_10_TABLE_GUID,
+        efi::spec_gaps::ACPI_20_TABLE_GUID,
+        efi::spec_gaps::ACPI_10_TABLE_GUID,
     ]
     .iter()
     .find_map(|guid| tables.iter().find(|t| t.vendor_guid == *guid))
@@ -219,13 +220,16 @@ fn prepare_and_jump(
     let mut key = 0usize;
     let mut descriptor_size = 0usize;
     let mut version = 0u32;
-    let status = get_memory_map(
-        &mut needed,
-        core::ptr::null_mut(),
-        &mut key,
-        &mut descriptor_size,
-        &mut version,
-    );
+    // SAFETY: live locals, and a map buffer of `capacity` bytes.
+    let status = unsafe {
+        get_memory_map(
+            &mut needed,
+            core::ptr::null_mut(),
+            &mut key,
+            &mut descriptor_size,
+            &mut version,
+        )
+    };
     if status != Status::BUFFER_TOO_SMALL && status.is_error() {
         return Err(LinuxBootError::MemoryMap(status));
     }
@@ -242,13 +246,16 @@ fn prepare_and_jump(
     // event notification allocated): read it again and retry (§7.4.6).
     for _ in 0..3 {
         let mut size = capacity;
-        let status = get_memory_map(
-            &mut size,
-            map.as_mut_slice().as_mut_ptr().cast::<MemoryDescriptor>(),
-            &mut key,
-            &mut descriptor_size,
-            &mut version,
-        );
+        // SAFETY: live locals, and a map buffer of `capacity` bytes.
+        let status = unsafe {
+            get_memory_map(
+                &mut size,
+                map.as_mut_slice().as_mut_ptr().cast::<MemoryDescriptor>(),
+                &mut key,
+                &mut descriptor_size,
+                &mut version,
+            )
+        };
         if status.is_error() {
             return Err(LinuxBootError::MemoryMap(status));
         }
@@ -319,7 +326,7 @@ fn initrd_within_limit(
 
 fn exit_boot_services(key: usize) -> Status {
     let system = efi::tables::system_table();
-    let image = efi::image::firmware_image_handle() as r_efi::efi::Handle;
+    let image = efi::image::firmware_image_handle() as Handle;
     // SAFETY: the firmware's own system table and boot services table.
     unsafe { ((*(*system).boot_services).exit_boot_services)(image, key) }
 }

@@ -20,8 +20,8 @@ use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use log::{info, warn};
 use protocols::console::input::{CHAR_CARRIAGE_RETURN, Key, ScanCode};
-use r_efi::efi::Status;
-use r_efi::protocols::simple_file_system;
+use uefi_raw::Status;
+use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 use crate::bls::{BootEntry, Timeout};
 use crate::bls_boot;
@@ -165,7 +165,7 @@ struct BootOption {
 fn boot_options(first: BootFirst) -> Vec<BootOption> {
     let mut removable = Vec::new();
     let mut bls = Vec::new();
-    for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
+    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
         if bls_boot::file_exists(fs, REMOVABLE_MEDIA_PATH)
             && let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH)
         {
@@ -195,7 +195,7 @@ fn boot_options(first: BootFirst) -> Vec<BootOption> {
 
 /// The `timeout` of the first loader.conf, in file-system order, that sets one.
 fn loader_conf_timeout() -> Option<Timeout> {
-    ps::handles_with(&simple_file_system::PROTOCOL_GUID)
+    ps::handles_with(&SimpleFileSystemProtocol::GUID)
         .into_iter()
         .find_map(|fs| bls_boot::volume_loader_conf(fs)?.timeout)
 }

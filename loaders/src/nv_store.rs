@@ -17,7 +17,6 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::ffi::c_void;
 use core::fmt;
 
 use efi::handles::HandleId;
@@ -26,8 +25,10 @@ use efi::variables::{VarError, image_generation, seal_image};
 use log::{info, warn};
 use platform::sync::Global;
 use protocols::storage::{PARTITION_INFO_GUID, PartitionInfo};
-use r_efi::efi::Status;
-use r_efi::protocols::{file, simple_file_system};
+use uefi_raw::Status;
+use uefi_raw::protocol::file_system::{
+    FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
+};
 
 pub const STORE_DIRECTORIES: [&str; 2] = ["\\EFI", "\\EFI\\vmfw"];
 pub const STORE_PATH: &str = "\\EFI\\vmfw\\vars.bin";
@@ -152,7 +153,7 @@ pub fn init(slot_size: usize) {
         Err(status) => {
             warn!(
                 "variables: cannot read {STORE_PATH} (status {:#x}), starting empty",
-                status.as_usize()
+                status.0
             );
             (None, None)
         }
@@ -180,10 +181,15 @@ pub fn init(slot_size: usize) {
         Some(_) => (STORE_PATH, STORE_PATH),
         None => ("\\", "the ESP"),
     };
-    if let Err(status) = EspFile::open(esp, writable_path, file::MODE_READ | file::MODE_WRITE, 0) {
+    if let Err(status) = EspFile::open(
+        esp,
+        writable_path,
+        FileMode::READ | FileMode::WRITE,
+        FileAttribute::empty(),
+    ) {
         warn!(
             "variables: {what} not writable (status {:#x}); changes will not persist",
-            status.as_usize()
+            status.0
         );
         return;
     }
@@ -204,10 +210,7 @@ pub fn init(slot_size: usize) {
         if let Some(image) = image
             && let Err(status) = persist(image)
         {
-            warn!(
-                "variables: rewrite failed (status {:#x})",
-                status.as_usize()
-            );
+            warn!("variables: rewrite failed (status {:#x})", status.0);
         }
     }
 }
@@ -232,7 +235,12 @@ fn persist(mut image: Vec<u8>) -> Result<(), Status> {
     }
     let target = next_write(current);
     let offset = prepare_write(&mut image, target, slot_size)?;
-    let file = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0)?;
+    let file = EspFile::open(
+        esp,
+        STORE_PATH,
+        FileMode::READ | FileMode::WRITE,
+        FileAttribute::empty(),
+    )?;
     file.write_at(offset, &image)?;
     file.flush()?;
     STATE.with(|state| {
@@ -247,7 +255,7 @@ fn persist(mut image: Vec<u8>) -> Result<(), Status> {
 /// EFI System Partition (§13.18 PartitionInfo `System`: GPT type
 /// C12A7328-... or MBR type 0xEF).
 fn first_esp() -> Option<HandleId> {
-    ps::handles_with(&simple_file_system::PROTOCOL_GUID)
+    ps::handles_with(&SimpleFileSystemProtocol::GUID)
         .into_iter()
         .find(|&fs| {
             ps::get_protocol::<PartitionInfo>(fs, &PARTITION_INFO_GUID).is_some_and(|info| {
@@ -265,40 +273,48 @@ fn create_file(esp: HandleId, len: usize) -> Result<(), Status> {
         EspFile::open(
             esp,
             dir,
-            file::MODE_READ | file::MODE_WRITE | file::MODE_CREATE,
-            file::DIRECTORY,
+            FileMode::READ | FileMode::WRITE | FileMode::CREATE,
+            FileAttribute::DIRECTORY,
         )?;
     }
-    if let Ok(old) = EspFile::open(esp, STORE_PATH, file::MODE_READ | file::MODE_WRITE, 0) {
+    if let Ok(old) = EspFile::open(
+        esp,
+        STORE_PATH,
+        FileMode::READ | FileMode::WRITE,
+        FileAttribute::empty(),
+    ) {
         old.delete()?;
     }
     let file = EspFile::open(
         esp,
         STORE_PATH,
-        file::MODE_READ | file::MODE_WRITE | file::MODE_CREATE,
-        0,
+        FileMode::READ | FileMode::WRITE | FileMode::CREATE,
+        FileAttribute::empty(),
     )?;
     file.write_at(0, &vec![0u8; len])?;
     file.flush()
 }
 
 fn read_file(esp: HandleId, path: &str) -> Result<Vec<u8>, Status> {
-    let file = EspFile::open(esp, path, file::MODE_READ, 0)?;
+    let file = EspFile::open(esp, path, FileMode::READ, FileAttribute::empty())?;
     file.read_all()
 }
 
 /// An open EFI_FILE_PROTOCOL handle of the firmware's own FAT driver,
 /// closed on drop.
-struct EspFile(*mut file::Protocol);
+struct EspFile(*mut FileProtocolV1);
 
 impl EspFile {
-    fn open(esp: HandleId, path: &str, mode: u64, attributes: u64) -> Result<EspFile, Status> {
-        let sfs = ps::get_protocol::<simple_file_system::Protocol>(
-            esp,
-            &simple_file_system::PROTOCOL_GUID,
-        )
-        .ok_or(Status::NOT_FOUND)?;
-        let mut root: *mut file::Protocol = core::ptr::null_mut();
+    fn open(
+        esp: HandleId,
+        path: &str,
+        mode: FileMode,
+        attributes: FileAttribute,
+    ) -> Result<EspFile, Status> {
+        let sfs =
+            ps::get_protocol::<SimpleFileSystemProtocol>(esp, &SimpleFileSystemProtocol::GUID)
+                .ok_or(Status::NOT_FOUND)?;
+        let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: `sfs` is the SimpleFileSystem interface installed on the
         // handle; OpenVolume writes a file handle to `root`.
         let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
@@ -310,12 +326,12 @@ impl EspFile {
             });
         }
         let root = EspFile(root);
-        let mut name: Vec<u16> = path.encode_utf16().chain([0]).collect();
-        let mut handle: *mut file::Protocol = core::ptr::null_mut();
+        let name: Vec<u16> = path.encode_utf16().chain([0]).collect();
+        let mut handle: *mut FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: `root.0` is an open file handle; `name` is NUL-terminated
         // and `handle` a valid out-pointer (§13.5.2).
         let status =
-            unsafe { ((*root.0).open)(root.0, &mut handle, name.as_mut_ptr(), mode, attributes) };
+            unsafe { ((*root.0).open)(root.0, &mut handle, name.as_ptr(), mode, attributes) };
         if status.is_error() {
             return Err(status);
         }
@@ -328,11 +344,11 @@ impl EspFile {
     fn read_all(&self) -> Result<Vec<u8>, Status> {
         let mut info = vec![0u64; 128];
         let mut size = info.len() * 8;
-        let mut guid = file::INFO_ID;
         // SAFETY: `self.0` is an open file; the buffer holds `size` bytes
         // and is aligned for EFI_FILE_INFO.
-        let status =
-            unsafe { ((*self.0).get_info)(self.0, &mut guid, &mut size, info.as_mut_ptr().cast()) };
+        let status = unsafe {
+            ((*self.0).get_info)(self.0, &FileInfo::ID, &mut size, info.as_mut_ptr().cast())
+        };
         if status.is_error() {
             return Err(status);
         }
@@ -356,10 +372,8 @@ impl EspFile {
             return Err(status);
         }
         let mut written = data.len();
-        // SAFETY: `data` holds `written` readable bytes; Write only reads
-        // them (the pointer is *mut in the C prototype).
-        let status =
-            unsafe { ((*self.0).write)(self.0, &mut written, data.as_ptr() as *mut c_void) };
+        // SAFETY: `data` holds `written` readable bytes.
+        let status = unsafe { ((*self.0).write)(self.0, &mut written, data.as_ptr().cast()) };
         if status.is_error() {
             return Err(status);
         }
@@ -396,7 +410,7 @@ impl EspFile {
 impl Drop for EspFile {
     fn drop(&mut self) {
         // SAFETY: `self.0` is an open file handle, closed exactly once.
-        unsafe { ((*self.0).close)(self.0) };
+        let _ = unsafe { ((*self.0).close)(self.0) };
     }
 }
 
@@ -404,10 +418,10 @@ impl Drop for EspFile {
 mod tests {
     use super::*;
     use efi::variables::{Attributes, HEADER_SIZE, RECORD_HEADER_SIZE, VariableStore};
-    use r_efi::efi::Guid;
+    use uefi_raw::{Guid, guid};
 
     const SLOT: usize = 1024;
-    const VENDOR: Guid = Guid::from_fields(1, 2, 3, 4, 5, &[6, 7, 8, 9, 10, 11]);
+    const VENDOR: Guid = guid!("00000001-0002-0003-0405-060708090a0b");
 
     fn ucs2(s: &str) -> Vec<u16> {
         s.encode_utf16().collect()

@@ -6,7 +6,8 @@
 use core::ptr::NonNull;
 use efi::memory_services::{allocate_pages, free_pages};
 use platform::memory::{MemoryType, PAGE_SIZE};
-use r_efi::efi::{ALLOCATE_ADDRESS, ALLOCATE_MAX_ADDRESS, PhysicalAddress, Status};
+use uefi_raw::table::boot::AllocateType;
+use uefi_raw::{PhysicalAddress, Status};
 
 /// `len` bytes at the start of `pages` EFI pages, freed on drop unless
 /// [`PageBuffer::leak`]ed (memory handed to the kernel).
@@ -41,7 +42,9 @@ impl PageBuffer {
     ) -> Result<Self, Status> {
         let pages = pages_for(capacity.max(len)).ok_or(Status::OUT_OF_RESOURCES)?;
         let mut address: PhysicalAddress = max_address;
-        let status = allocate_pages(ALLOCATE_MAX_ADDRESS, memory_type.0, pages, &mut address);
+        // SAFETY: `address` is a live local.
+        let status =
+            unsafe { allocate_pages(AllocateType::MAX_ADDRESS, memory_type, pages, &mut address) };
         Self::from_allocation(status, address, pages, len)
     }
 
@@ -55,7 +58,9 @@ impl PageBuffer {
     ) -> Result<Self, Status> {
         let pages = pages_for(capacity.max(len)).ok_or(Status::OUT_OF_RESOURCES)?;
         let mut address: PhysicalAddress = address;
-        let status = allocate_pages(ALLOCATE_ADDRESS, memory_type.0, pages, &mut address);
+        // SAFETY: `address` is a live local.
+        let status =
+            unsafe { allocate_pages(AllocateType::ADDRESS, memory_type, pages, &mut address) };
         Self::from_allocation(status, address, pages, len)
     }
 
@@ -114,7 +119,8 @@ impl PageBuffer {
 
 impl Drop for PageBuffer {
     fn drop(&mut self) {
-        let status = free_pages(self.address(), self.pages);
+        // SAFETY: FreePages takes values only and dereferences nothing.
+        let status = unsafe { free_pages(self.address(), self.pages) };
         if status.is_error() {
             log::warn!(
                 "freeing {} pages at {:#x}: {status:?}",

@@ -9,17 +9,28 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use r_efi::efi::Guid;
-use r_efi::protocols::device_path::{
-    End, Hardware, Media, TYPE_ACPI, TYPE_END, TYPE_HARDWARE, TYPE_MEDIA,
-};
+use uefi_raw::Guid;
+use uefi_raw::protocol::device_path::{DeviceSubType, DeviceType};
 
 use crate::partition::{HardDriveInfo, SIGNATURE_TYPE_GUID, SIGNATURE_TYPE_MBR};
 
-pub use r_efi::protocols::device_path::{TYPE_BIOS, TYPE_MESSAGING};
+// Node types and subtypes as the bytes they are in a path (§10.3.1); named
+// for use in patterns.
+const TYPE_HARDWARE: u8 = DeviceType::HARDWARE.0;
+const TYPE_ACPI: u8 = DeviceType::ACPI.0;
+pub const TYPE_MESSAGING: u8 = DeviceType::MESSAGING.0;
+const TYPE_MEDIA: u8 = DeviceType::MEDIA.0;
+pub const TYPE_BIOS: u8 = DeviceType::BIOS_BOOT_SPEC.0;
+const TYPE_END: u8 = DeviceType::END.0;
+const END_ENTIRE: u8 = DeviceSubType::END_ENTIRE.0;
+const END_INSTANCE: u8 = DeviceSubType::END_INSTANCE.0;
+const HARDWARE_PCI: u8 = DeviceSubType::HARDWARE_PCI.0;
+const MEDIA_HARD_DRIVE: u8 = DeviceSubType::MEDIA_HARD_DRIVE.0;
+const MEDIA_FILE_PATH: u8 = DeviceSubType::MEDIA_FILE_PATH.0;
+const MEDIA_VENDOR: u8 = DeviceSubType::MEDIA_VENDOR.0;
 
-/// ACPI device path subtype (§10.3.3); r-efi does not name it.
-pub const ACPI_SUBTYPE_HID: u8 = 0x01;
+/// ACPI device path subtype (§10.3.3).
+pub const ACPI_SUBTYPE_HID: u8 = DeviceSubType::ACPI.0;
 /// EISA PNP ID for PNP0A03 (PCI root bridge): compressed "PNP" in the low
 /// half, product number in the high half (§10.3.3).
 pub const EISA_PNP0A03: u32 = 0x0A03_41D0;
@@ -78,15 +89,15 @@ pub struct Node<'a> {
 
 impl Node<'_> {
     pub fn is_end_entire(&self) -> bool {
-        self.node_type == TYPE_END && self.sub_type == End::SUBTYPE_ENTIRE
+        self.node_type == TYPE_END && self.sub_type == END_ENTIRE
     }
 
     pub fn is_end_instance(&self) -> bool {
-        self.node_type == TYPE_END && self.sub_type == End::SUBTYPE_INSTANCE
+        self.node_type == TYPE_END && self.sub_type == END_INSTANCE
     }
 
     pub fn is_file_path(&self) -> bool {
-        self.node_type == TYPE_MEDIA && self.sub_type == Media::SUBTYPE_FILE_PATH
+        self.node_type == TYPE_MEDIA && self.sub_type == MEDIA_FILE_PATH
     }
 
     /// Total length including the header.
@@ -160,7 +171,7 @@ pub fn pci_root(uid: u32) -> Vec<u8> {
 
 /// PCI node (§10.3.2.1): the payload is Function then Device.
 pub fn pci(device: u8, function: u8) -> Vec<u8> {
-    small_node(TYPE_HARDWARE, Hardware::SUBTYPE_PCI, &[function, device])
+    small_node(TYPE_HARDWARE, HARDWARE_PCI, &[function, device])
 }
 
 /// HardDrive media node (§10.3.5.1).
@@ -172,7 +183,7 @@ pub fn hard_drive(info: &HardDriveInfo) -> Vec<u8> {
     data.extend_from_slice(&info.signature);
     data.push(info.partition_format);
     data.push(info.signature_type);
-    small_node(TYPE_MEDIA, Media::SUBTYPE_HARDDRIVE, &data)
+    small_node(TYPE_MEDIA, MEDIA_HARD_DRIVE, &data)
 }
 
 /// File path media node (§10.3.5.4): NUL-terminated UCS-2. Characters
@@ -184,19 +195,19 @@ pub fn file_path(path: &str) -> Result<Vec<u8>, DevicePathError> {
         data.extend_from_slice(&unit.to_le_bytes());
     }
     data.extend_from_slice(&[0, 0]);
-    node(TYPE_MEDIA, Media::SUBTYPE_FILE_PATH, &data)
+    node(TYPE_MEDIA, MEDIA_FILE_PATH, &data)
 }
 
 /// Vendor-defined media node (§10.3.5.3).
 pub fn vendor_media(vendor: &Guid, data: &[u8]) -> Result<Vec<u8>, DevicePathError> {
     let mut payload = Vec::with_capacity(16 + data.len());
-    payload.extend_from_slice(vendor.as_bytes());
+    payload.extend_from_slice(&vendor.to_bytes());
     payload.extend_from_slice(data);
-    node(TYPE_MEDIA, Media::SUBTYPE_VENDOR, &payload)
+    node(TYPE_MEDIA, MEDIA_VENDOR, &payload)
 }
 
 pub fn end_entire() -> [u8; 4] {
-    [TYPE_END, End::SUBTYPE_ENTIRE, 4, 0]
+    [TYPE_END, END_ENTIRE, 4, 0]
 }
 
 /// An owned, validated device path that always ends in End Entire.
@@ -306,11 +317,7 @@ fn decode_ucs2(data: &[u8]) -> String {
 
 /// Formats a GUID in registry format, upper case, as DevicePathToText does.
 pub fn format_guid(guid: &Guid) -> String {
-    let (a, b, c, d, e, node) = guid.as_fields();
-    format!(
-        "{a:08X}-{b:04X}-{c:04X}-{d:02X}{e:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        node[0], node[1], node[2], node[3], node[4], node[5]
-    )
+    String::from_utf8_lossy(&guid.to_ascii_hex_lower()).to_ascii_uppercase()
 }
 
 fn le_u32(data: &[u8], at: usize) -> Option<u32> {
@@ -344,24 +351,26 @@ fn node_text(node: &Node) -> Option<String> {
                 _ => format!("Acpi(0x{hid:08x},0x{uid:x})"),
             }
         }
-        (TYPE_HARDWARE, Hardware::SUBTYPE_PCI) => {
+        (TYPE_HARDWARE, HARDWARE_PCI) => {
             let (function, device) = (d.first()?, d.get(1)?);
             format!("Pci(0x{device:x},0x{function:x})")
         }
-        (TYPE_MEDIA, Media::SUBTYPE_HARDDRIVE) => {
+        (TYPE_MEDIA, MEDIA_HARD_DRIVE) => {
             let number = le_u32(d, 0)?;
             let (start, size) = (le_u64(d, 4)?, le_u64(d, 12)?);
             let signature: &[u8; 16] = d.get(20..36)?.try_into().ok()?;
             let signature_type = *d.get(37)?;
             let id = match signature_type {
                 SIGNATURE_TYPE_MBR => format!("MBR,0x{:08x}", le_u32(signature, 0)?),
-                SIGNATURE_TYPE_GUID => format!("GPT,{}", format_guid(&Guid::from_bytes(signature))),
+                SIGNATURE_TYPE_GUID => {
+                    format!("GPT,{}", format_guid(&Guid::from_bytes(*signature)))
+                }
                 other => format!("{other},0"),
             };
             format!("HD({number},{id},0x{start:x},0x{size:x})")
         }
-        (TYPE_MEDIA, Media::SUBTYPE_FILE_PATH) => decode_ucs2(d),
-        (TYPE_MEDIA, Media::SUBTYPE_VENDOR) => {
+        (TYPE_MEDIA, MEDIA_FILE_PATH) => decode_ucs2(d),
+        (TYPE_MEDIA, MEDIA_VENDOR) => {
             let guid = Guid::from_bytes(d.get(..16)?.try_into().ok()?);
             match &d[16..] {
                 [] => format!("VenMedia({})", format_guid(&guid)),
@@ -410,16 +419,10 @@ pub fn to_text(path: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::partition::{PARTITION_FORMAT_GPT, PARTITION_FORMAT_MBR, SIGNATURE_TYPE_NONE};
+    use uefi_raw::guid;
 
     fn esp_guid() -> Guid {
-        Guid::from_fields(
-            0x1234ABCD,
-            0x5678,
-            0x9ABC,
-            0xDE,
-            0xF0,
-            &[1, 2, 3, 4, 5, 0x6A],
-        )
+        guid!("1234abcd-5678-9abc-def0-01020304056a")
     }
 
     fn gpt_disk_path() -> DevicePathBuf {
@@ -430,7 +433,7 @@ mod tests {
                 partition_number: 1,
                 partition_start: 0x800,
                 partition_size: 0x10_0000,
-                signature: *esp_guid().as_bytes(),
+                signature: esp_guid().to_bytes(),
                 partition_format: PARTITION_FORMAT_GPT,
                 signature_type: SIGNATURE_TYPE_GUID,
             }),

@@ -13,11 +13,11 @@
 use alloc::vec::Vec;
 use core::ffi::c_void;
 
-use r_efi::efi::{Boolean, Char16, Guid, Status};
-use r_efi::protocols::device_path::Protocol as DevicePath;
-use r_efi::protocols::device_path::{End, TYPE_ACPI, TYPE_END};
-use r_efi::protocols::device_path_from_text;
-use r_efi::protocols::device_path_to_text::{PROTOCOL_GUID, Protocol};
+use uefi_raw::protocol::device_path::{
+    DevicePathFromTextProtocol, DevicePathProtocol as DevicePath, DevicePathToTextProtocol,
+    DeviceSubType, DeviceType,
+};
+use uefi_raw::{Boolean, Char16, Guid, Status};
 
 use crate::device_path::{
     ACPI_SUBTYPE_HID, EISA_PNP0A08, end_entire, file_path, node, pci, pci_root, to_text,
@@ -95,10 +95,11 @@ pub fn parse_guid(text: &str) -> Option<Guid> {
     }
     let d = hex_bytes(d)?;
     let e = hex_bytes(e)?;
-    Some(Guid::from_fields(
-        u32::from_str_radix(a, 16).ok()?,
-        u16::from_str_radix(b, 16).ok()?,
-        u16::from_str_radix(c, 16).ok()?,
+    // The first three fields are stored little-endian (UEFI 2.10 Appendix A).
+    Some(Guid::new(
+        u32::from_str_radix(a, 16).ok()?.to_le_bytes(),
+        u16::from_str_radix(b, 16).ok()?.to_le_bytes(),
+        u16::from_str_radix(c, 16).ok()?.to_le_bytes(),
         d[0],
         d[1],
         e.as_slice().try_into().ok()?,
@@ -109,7 +110,7 @@ fn acpi_hid(hid: u32, uid: u32) -> Vec<u8> {
     let mut data = [0u8; 8];
     data[..4].copy_from_slice(&hid.to_le_bytes());
     data[4..].copy_from_slice(&uid.to_le_bytes());
-    node(TYPE_ACPI, ACPI_SUBTYPE_HID, &data).unwrap_or_default()
+    node(DeviceType::ACPI.0, ACPI_SUBTYPE_HID, &data).unwrap_or_default()
 }
 
 /// `PNP0A03` as a compressed EISA id, or a `0x` number.
@@ -127,7 +128,7 @@ fn hard_drive_node(args: &[&str]) -> Option<Vec<u8>> {
     let mut signature = [0u8; 16];
     let (partition_format, signature_type) = match kind.trim() {
         "GPT" => {
-            signature = *parse_guid(id)?.as_bytes();
+            signature = parse_guid(id)?.to_bytes();
             (PARTITION_FORMAT_GPT, SIGNATURE_TYPE_GUID)
         }
         "MBR" => {
@@ -192,7 +193,7 @@ pub fn text_to_path(text: &str) -> Option<Vec<u8>> {
     let mut path = Vec::new();
     for (i, instance) in split_top_level(text, ',').into_iter().enumerate() {
         if i > 0 {
-            path.extend_from_slice(&[TYPE_END, End::SUBTYPE_INSTANCE, 4, 0]);
+            path.extend_from_slice(&[DeviceType::END.0, DeviceSubType::END_INSTANCE.0, 4, 0]);
         }
         for node_text in split_top_level(instance, '/')
             .into_iter()
@@ -208,38 +209,60 @@ pub fn text_to_path(text: &str) -> Option<Vec<u8>> {
 /// Longest text accepted from a caller.
 const MAX_TEXT: usize = 1 << 16;
 
-fn caller_text(text: *const Char16) -> Option<alloc::string::String> {
-    let units = efi::boundary::ucs2(text, MAX_TEXT).ok()?;
+/// The caller's text, None when null, unterminated or not valid UCS-2.
+///
+/// # Safety
+/// `text` is null or a NUL-terminated UCS-2 string.
+unsafe fn caller_text(text: *const Char16) -> Option<alloc::string::String> {
+    // SAFETY: this function's contract.
+    let units = unsafe { efi::boundary::ucs2(text, MAX_TEXT) }.ok()?;
     char::decode_utf16(units).collect::<Result<_, _>>().ok()
 }
 
-extern "efiapi" fn convert_text_to_device_node(text: *const Char16) -> *mut DevicePath {
-    match caller_text(text).as_deref().and_then(text_to_node) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.6 requires of the caller.
+unsafe extern "efiapi" fn convert_text_to_device_node(text: *const Char16) -> *mut DevicePath {
+    // SAFETY: the caller's text, as this function's # Safety requires.
+    match unsafe { caller_text(text) }
+        .as_deref()
+        .and_then(text_to_node)
+    {
         Some(node) => to_pool(&node).cast(),
         None => core::ptr::null_mut(),
     }
 }
 
-extern "efiapi" fn convert_text_to_device_path(text: *const Char16) -> *mut DevicePath {
-    match caller_text(text).as_deref().and_then(text_to_path) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.6 requires of the caller.
+unsafe extern "efiapi" fn convert_text_to_device_path(text: *const Char16) -> *mut DevicePath {
+    // SAFETY: the caller's text, as this function's # Safety requires.
+    match unsafe { caller_text(text) }
+        .as_deref()
+        .and_then(text_to_path)
+    {
         Some(path) => to_pool(&path).cast(),
         None => core::ptr::null_mut(),
     }
 }
 
-extern "efiapi" fn convert_device_node_to_text(
-    node: *mut DevicePath,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.6 requires of the caller.
+unsafe extern "efiapi" fn convert_device_node_to_text(
+    node: *const DevicePath,
     _display_only: Boolean,
     _allow_shortcuts: Boolean,
 ) -> *mut Char16 {
-    let Ok(header) = efi::boundary::bytes(node.cast_const().cast::<u8>(), 4) else {
+    // SAFETY: the caller's node, as this function's # Safety requires.
+    let Ok(header) = (unsafe { efi::boundary::bytes(node.cast::<u8>(), 4) }) else {
         return core::ptr::null_mut();
     };
     let length = usize::from(u16::from_le_bytes([header[2], header[3]]));
     if length < 4 {
         return core::ptr::null_mut();
     }
-    let Ok(bytes) = efi::boundary::bytes(node.cast_const().cast::<u8>(), length) else {
+    // SAFETY: the node is as long as its header says, by the caller's
+    // contract.
+    let Ok(bytes) = (unsafe { efi::boundary::bytes(node.cast::<u8>(), length) }) else {
         return core::ptr::null_mut();
     };
     match node_text(bytes) {
@@ -248,12 +271,15 @@ extern "efiapi" fn convert_device_node_to_text(
     }
 }
 
-extern "efiapi" fn convert_device_path_to_text(
-    path: *mut DevicePath,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.6 requires of the caller.
+unsafe extern "efiapi" fn convert_device_path_to_text(
+    path: *const DevicePath,
     _display_only: Boolean,
     _allow_shortcuts: Boolean,
 ) -> *mut Char16 {
-    match efi::device_path::read_path(path) {
+    // SAFETY: the caller's path, as this function's # Safety requires.
+    match unsafe { efi::device_path::read_path(path) } {
         Ok(path) => to_pool(&ucs2_bytes(&to_text(&path))).cast(),
         Err(_) => core::ptr::null_mut(),
     }
@@ -264,16 +290,15 @@ struct Shared<T>(T);
 // SAFETY: the instances hold only function pointers and are never written.
 unsafe impl<T> Sync for Shared<T> {}
 
-static PROTOCOL: Shared<Protocol> = Shared(Protocol {
+static PROTOCOL: Shared<DevicePathToTextProtocol> = Shared(DevicePathToTextProtocol {
     convert_device_node_to_text,
     convert_device_path_to_text,
 });
 
-static FROM_TEXT: Shared<device_path_from_text::Protocol> =
-    Shared(device_path_from_text::Protocol {
-        convert_text_to_device_node,
-        convert_text_to_device_path,
-    });
+static FROM_TEXT: Shared<DevicePathFromTextProtocol> = Shared(DevicePathFromTextProtocol {
+    convert_text_to_device_node,
+    convert_text_to_device_path,
+});
 
 /// Installs the to-text and from-text protocols on `handle` (a new handle
 /// when `None`).
@@ -282,11 +307,11 @@ pub fn install(handle: Option<efi::handles::HandleId>) -> Result<efi::handles::H
         handle,
         &[
             (
-                PROTOCOL_GUID,
+                DevicePathToTextProtocol::GUID,
                 (&raw const PROTOCOL.0).cast_mut().cast::<c_void>(),
             ),
             (
-                device_path_from_text::PROTOCOL_GUID,
+                DevicePathFromTextProtocol::GUID,
                 (&raw const FROM_TEXT.0).cast_mut().cast::<c_void>(),
             ),
         ],

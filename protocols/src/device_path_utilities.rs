@@ -10,14 +10,16 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 
 use platform::memory::MemoryType;
-use r_efi::efi::{Boolean, Status};
-use r_efi::protocols::device_path::{End, Protocol as DevicePath, TYPE_END};
-use r_efi::protocols::device_path_utilities::{PROTOCOL_GUID, Protocol};
+use uefi_raw::protocol::device_path::{
+    DevicePathProtocol as DevicePath, DevicePathUtilitiesProtocol as Protocol, DeviceSubType,
+    DeviceType,
+};
+use uefi_raw::{Boolean, Status};
 
 use crate::device_path::{DevicePathError, end_entire, parse};
 
 const HEADER_SIZE: usize = 4;
-const END_INSTANCE: [u8; 4] = [TYPE_END, End::SUBTYPE_INSTANCE, 4, 0];
+const END_INSTANCE: [u8; 4] = [DeviceType::END.0, DeviceSubType::END_INSTANCE.0, 4, 0];
 
 /// `path` without its final End Entire node (End Instance nodes stay).
 fn without_end(path: &[u8]) -> Result<&[u8], DevicePathError> {
@@ -132,104 +134,142 @@ fn path_to_pool(result: Result<Vec<u8>, DevicePathError>) -> *mut DevicePath {
 }
 
 /// The caller's path, `None` for NULL; `Err` when it is malformed.
-fn optional_path(path: *const DevicePath) -> Result<Option<Vec<u8>>, Status> {
+///
+/// # Safety
+/// `path` is null or a device path (§10.3.1).
+unsafe fn optional_path(path: *const DevicePath) -> Result<Option<Vec<u8>>, Status> {
     if path.is_null() {
         return Ok(None);
     }
-    efi::device_path::read_path(path).map(Some)
+    // SAFETY: this function's contract.
+    unsafe { efi::device_path::read_path(path) }.map(Some)
 }
 
-extern "efiapi" fn get_device_path_size(path: *const DevicePath) -> usize {
-    match optional_path(path) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn get_device_path_size(path: *const DevicePath) -> usize {
+    // SAFETY: the caller's paths, as this function's # Safety requires.
+    match unsafe { optional_path(path) } {
         Ok(Some(path)) => path.len(),
         _ => 0,
     }
 }
 
-extern "efiapi" fn duplicate_device_path(path: *const DevicePath) -> *mut DevicePath {
-    match optional_path(path) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn duplicate_device_path(path: *const DevicePath) -> *mut DevicePath {
+    // SAFETY: the caller's paths, as this function's # Safety requires.
+    match unsafe { optional_path(path) } {
         Ok(Some(path)) => to_pool(&path).cast(),
         _ => core::ptr::null_mut(),
     }
 }
 
-extern "efiapi" fn append_device_path(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn append_device_path(
     first: *const DevicePath,
     second: *const DevicePath,
 ) -> *mut DevicePath {
-    match (optional_path(first), optional_path(second)) {
+    // SAFETY: the caller's paths, as this function's # Safety requires.
+    match unsafe { (optional_path(first), optional_path(second)) } {
         (Ok(a), Ok(b)) => path_to_pool(append_paths(a.as_deref(), b.as_deref())),
         _ => core::ptr::null_mut(),
     }
 }
 
-extern "efiapi" fn append_device_node(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn append_device_node(
     path: *const DevicePath,
     node: *const DevicePath,
 ) -> *mut DevicePath {
     let node = if node.is_null() {
         None
     } else {
-        let Ok(header) = efi::boundary::bytes(node.cast::<u8>(), HEADER_SIZE) else {
+        // SAFETY: the caller's node, as this function's # Safety requires.
+        let Ok(header) = (unsafe { efi::boundary::bytes(node.cast::<u8>(), HEADER_SIZE) }) else {
             return core::ptr::null_mut();
         };
         let length = usize::from(u16::from_le_bytes([header[2], header[3]]));
-        match efi::boundary::bytes(node.cast::<u8>(), length) {
+        // SAFETY: the node is as long as its header says (the contract).
+        match unsafe { efi::boundary::bytes(node.cast::<u8>(), length) } {
             Ok(bytes) => Some(bytes),
             Err(_) => return core::ptr::null_mut(),
         }
     };
-    match optional_path(path) {
+    // SAFETY: the caller's paths, as this function's # Safety requires.
+    match unsafe { optional_path(path) } {
         Ok(path) => path_to_pool(append_node(path.as_deref(), node)),
         Err(_) => core::ptr::null_mut(),
     }
 }
 
-extern "efiapi" fn append_device_path_instance(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn append_device_path_instance(
     path: *const DevicePath,
     instance: *const DevicePath,
 ) -> *mut DevicePath {
-    match (optional_path(path), optional_path(instance)) {
+    // SAFETY: the caller's paths, as this function's # Safety requires.
+    match unsafe { (optional_path(path), optional_path(instance)) } {
         (Ok(path), Ok(Some(instance))) => path_to_pool(append_instance(path.as_deref(), &instance)),
         _ => core::ptr::null_mut(),
     }
 }
 
-extern "efiapi" fn get_next_device_path_instance(
-    cursor: *mut *mut DevicePath,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn get_next_device_path_instance(
+    cursor: *mut *const DevicePath,
     size: *mut usize,
 ) -> *mut DevicePath {
-    let Ok(current) = efi::boundary::read(cursor.cast_const()) else {
+    // SAFETY: the caller's cursor, as this function's # Safety requires.
+    let Ok(current) = (unsafe { efi::boundary::read(cursor) }) else {
         return core::ptr::null_mut();
     };
-    let Ok(Some(path)) = optional_path(current) else {
+    // SAFETY: the cursor points into the caller's path.
+    let Ok(Some(path)) = (unsafe { optional_path(current) }) else {
         return core::ptr::null_mut();
     };
     let Ok((instance, next)) = next_instance(&path) else {
         return core::ptr::null_mut();
     };
-    let next = next.map_or(core::ptr::null_mut(), |offset| {
+    let next = next.map_or(core::ptr::null(), |offset| {
         current
             .cast::<u8>()
             .wrapping_add(offset)
             .cast::<DevicePath>()
     });
-    let _ = efi::boundary::write(cursor, next);
-    if !size.is_null() {
-        let _ = efi::boundary::write(size, instance.len());
+    // SAFETY: the caller's cursor and size, as this function's # Safety
+    // requires.
+    unsafe {
+        let _ = efi::boundary::write(cursor, next);
+        if !size.is_null() {
+            let _ = efi::boundary::write(size, instance.len());
+        }
     }
     to_pool(&instance).cast()
 }
 
-extern "efiapi" fn is_device_path_multi_instance(path: *const DevicePath) -> Boolean {
-    match optional_path(path) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn is_device_path_multi_instance(path: *const DevicePath) -> Boolean {
+    // SAFETY: the caller's paths, as this function's # Safety requires.
+    match unsafe { optional_path(path) } {
         Ok(Some(path)) => is_multi_instance(&path).into(),
         _ => Boolean::FALSE,
     }
 }
 
-extern "efiapi" fn create_device_node(node_type: u8, sub_type: u8, length: u16) -> *mut DevicePath {
-    create_node(node_type, sub_type, length)
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+unsafe extern "efiapi" fn create_device_node(
+    node_type: DeviceType,
+    sub_type: DeviceSubType,
+    length: u16,
+) -> *mut DevicePath {
+    create_node(node_type.0, sub_type.0, length)
         .map_or(core::ptr::null_mut(), |node| to_pool(&node).cast())
 }
 
@@ -254,7 +294,7 @@ pub fn install(handle: Option<efi::handles::HandleId>) -> Result<efi::handles::H
     efi::protocol_services::install(
         handle,
         &[(
-            PROTOCOL_GUID,
+            Protocol::GUID,
             (&raw const PROTOCOL.0).cast_mut().cast::<c_void>(),
         )],
     )

@@ -13,19 +13,23 @@ use core::ffi::c_void;
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use platform::sync::Global;
-use r_efi::efi::{Guid, Handle, Status};
-use r_efi::protocols::driver_binding;
-use uefi_raw::protocol::driver::ComponentName2Protocol;
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::driver::{ComponentName2Protocol, DriverBindingProtocol};
+use uefi_raw::{Handle, Status};
 
-/// EFI_COMPONENT_NAME2_PROTOCOL_GUID 6A7A5CFF-E8D9-4F70-BADA-75AB3025CE14 (§11.5).
-pub const COMPONENT_NAME2_GUID: Guid = Guid::from_fields(
-    0x6a7a_5cff,
-    0xe8d9,
-    0x4f70,
-    0xba,
-    0xda,
-    &[0x75, 0xab, 0x30, 0x25, 0xce, 0x14],
-);
+/// EFI_DRIVER_BINDING_PROTOCOL.Supported and .Start (§11.1.1, §11.1.2).
+pub type BindingFn = unsafe extern "efiapi" fn(
+    this: *const DriverBindingProtocol,
+    controller: Handle,
+    remaining_device_path: *const DevicePathProtocol,
+) -> Status;
+/// EFI_DRIVER_BINDING_PROTOCOL.Stop (§11.1.3).
+pub type StopFn = unsafe extern "efiapi" fn(
+    this: *const DriverBindingProtocol,
+    controller: Handle,
+    number_of_children: usize,
+    child_handle_buffer: *const Handle,
+) -> Status;
 
 /// RFC 4646 language codes, NUL-terminated (§11.5 SupportedLanguages).
 static LANGUAGES: [u8; 3] = *b"en\0";
@@ -38,9 +42,9 @@ pub struct DriverInfo {
     pub name: &'static str,
     /// Orders drivers for ConnectController, highest first (§11.1).
     pub version: u32,
-    pub supported: driver_binding::ProtocolSupported,
-    pub start: driver_binding::ProtocolStart,
-    pub stop: driver_binding::ProtocolStop,
+    pub supported: BindingFn,
+    pub start: BindingFn,
+    pub stop: StopFn,
     pub controller_name: ControllerNameFn,
 }
 
@@ -81,7 +85,7 @@ fn intern(name: &str) -> usize {
 /// Creates the driver's handle with its two protocols; returns the handle.
 pub fn register(info: DriverInfo) -> Result<HandleId, Status> {
     let handle = ps::new_handle();
-    let binding = Box::leak(Box::new(driver_binding::Protocol {
+    let binding = Box::leak(Box::new(DriverBindingProtocol {
         supported: info.supported,
         start: info.start,
         stop: info.stop,
@@ -103,33 +107,35 @@ pub fn register(info: DriverInfo) -> Result<HandleId, Status> {
             controller_name: info.controller_name,
         })
     });
-    let binding: *mut driver_binding::Protocol = binding;
+    let binding: *mut DriverBindingProtocol = binding;
     ps::install(
         Some(handle),
         &[
-            (driver_binding::PROTOCOL_GUID, binding.cast::<c_void>()),
-            (COMPONENT_NAME2_GUID, component_name.cast::<c_void>()),
+            (DriverBindingProtocol::GUID, binding.cast::<c_void>()),
+            (
+                ComponentName2Protocol::GUID,
+                component_name.cast::<c_void>(),
+            ),
         ],
     )
 }
 
 /// Whether the caller's language is one we speak ("en", §11.5: it must be
 /// one of SupportedLanguages).
-fn language_supported(language: *const u8) -> Result<bool, Status> {
+///
+/// # Safety
+/// `language` is null or a NUL-terminated ASCII string (§11.5).
+unsafe fn language_supported(language: *const u8) -> Result<bool, Status> {
     let mut code = Vec::new();
     for i in 0..MAX_LANGUAGE {
-        let byte = efi::boundary::read(language.wrapping_add(i))?;
+        // SAFETY: we stop at the string's NUL, as the contract allows.
+        let byte = unsafe { efi::boundary::read(language.wrapping_add(i)) }?;
         if byte == 0 {
             return Ok(code == b"en");
         }
         code.push(byte);
     }
     Ok(false)
-}
-
-/// uefi-raw's spelling of a status (its protocol tables use it).
-fn raw(status: Status) -> uefi_raw::Status {
-    uefi_raw::Status(status.as_usize())
 }
 
 fn registered(this: *const ComponentName2Protocol) -> Option<(usize, ControllerNameFn)> {
@@ -141,57 +147,64 @@ fn registered(this: *const ComponentName2Protocol) -> Option<(usize, ControllerN
     })
 }
 
+/// GetDriverName (§11.5.1).
+///
+/// # Safety
+/// `language` and `driver_name` as UEFI 2.10 §11.5.1 requires: null or a
+/// NUL-terminated language code and a writable pointer slot. `this` is only
+/// compared, never dereferenced.
 unsafe extern "efiapi" fn get_driver_name(
     this: *const ComponentName2Protocol,
     language: *const u8,
     driver_name: *mut *const u16,
-) -> uefi_raw::Status {
+) -> Status {
     let result = (|| {
         let (name, _) = registered(this).ok_or(Status::INVALID_PARAMETER)?;
         if language.is_null() || driver_name.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
-        if !language_supported(language)? {
+        // SAFETY: the caller's string, as this function's # Safety requires.
+        if !unsafe { language_supported(language) }? {
             return Err(Status::UNSUPPORTED);
         }
-        efi::boundary::write(driver_name, name as *const u16)
+        // SAFETY: the caller's slot, as this function's # Safety requires.
+        unsafe { efi::boundary::write(driver_name, name as *const u16) }
     })();
-    raw(efi::boundary::status(result))
+    efi::boundary::status(result)
 }
 
+/// GetControllerName (§11.5.2).
+///
+/// # Safety
+/// `language` and `controller_name` as UEFI 2.10 §11.5.2 requires (see
+/// [`get_driver_name`]); handles are only compared.
 unsafe extern "efiapi" fn get_controller_name(
     this: *const ComponentName2Protocol,
-    controller: uefi_raw::Handle,
-    child: uefi_raw::Handle,
+    controller: Handle,
+    child: Handle,
     language: *const u8,
     controller_name: *mut *const u16,
-) -> uefi_raw::Status {
+) -> Status {
     let result = (|| {
         let (_, name_of) = registered(this).ok_or(Status::INVALID_PARAMETER)?;
         if controller.is_null() || language.is_null() || controller_name.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
-        if !language_supported(language)? {
+        // SAFETY: the caller's string, as this function's # Safety requires.
+        if !unsafe { language_supported(language) }? {
             return Err(Status::UNSUPPORTED);
         }
         let child = (!child.is_null()).then_some(child as HandleId);
         let name = name_of(controller as HandleId, child).ok_or(Status::UNSUPPORTED)?;
-        efi::boundary::write(controller_name, intern(&name) as *const u16)
+        // SAFETY: the caller's slot, as this function's # Safety requires.
+        unsafe { efi::boundary::write(controller_name, intern(&name) as *const u16) }
     })();
-    raw(efi::boundary::status(result))
+    efi::boundary::status(result)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn component_name2_guid_matches_the_spec() {
-        assert_eq!(
-            *COMPONENT_NAME2_GUID.as_bytes(),
-            ComponentName2Protocol::GUID.to_bytes()
-        );
-    }
 
     fn names(controller: HandleId, child: Option<HandleId>) -> Option<String> {
         match (controller, child) {
@@ -202,7 +215,8 @@ mod tests {
     }
 
     fn text(ptr: *const u16) -> String {
-        let units = efi::boundary::ucs2(ptr, 100).unwrap();
+        // SAFETY: names the protocol returned are NUL-terminated.
+        let units = unsafe { efi::boundary::ucs2(ptr, 100) }.unwrap();
         String::from_utf16(&units).unwrap()
     }
 
@@ -225,41 +239,41 @@ mod tests {
         let mut out: *const u16 = core::ptr::null();
         // SAFETY: calls with valid arguments, as a caller would make them.
         unsafe {
-            assert_eq!(get_driver_name(this, en, &mut out), raw(Status::SUCCESS));
+            assert_eq!(get_driver_name(this, en, &mut out), Status::SUCCESS);
             assert_eq!(text(out), "Test driver");
             assert_eq!(
                 get_driver_name(this, c"fr".as_ptr().cast(), &mut out),
-                raw(Status::UNSUPPORTED)
+                Status::UNSUPPORTED
             );
             assert_eq!(
                 get_driver_name(core::ptr::null(), en, &mut out),
-                raw(Status::INVALID_PARAMETER)
+                Status::INVALID_PARAMETER
             );
-            let disk = 0x10 as uefi_raw::Handle;
+            let disk = 0x10 as Handle;
             let none = core::ptr::null_mut();
             assert_eq!(
                 get_controller_name(this, disk, none, en, &mut out),
-                raw(Status::SUCCESS)
+                Status::SUCCESS
             );
             assert_eq!(text(out), "Disk");
             let first = out;
             assert_eq!(
-                get_controller_name(this, disk, 0x20 as uefi_raw::Handle, en, &mut out),
-                raw(Status::SUCCESS)
+                get_controller_name(this, disk, 0x20 as Handle, en, &mut out),
+                Status::SUCCESS
             );
             assert_eq!(text(out), "Partition 1");
             assert_eq!(
-                get_controller_name(this, 0x30 as uefi_raw::Handle, none, en, &mut out),
-                raw(Status::UNSUPPORTED)
+                get_controller_name(this, 0x30 as Handle, none, en, &mut out),
+                Status::UNSUPPORTED
             );
             assert_eq!(
                 get_controller_name(this, none, none, en, &mut out),
-                raw(Status::INVALID_PARAMETER)
+                Status::INVALID_PARAMETER
             );
             // The same name comes back at the same address.
             assert_eq!(
                 get_controller_name(this, disk, none, en, &mut out),
-                raw(Status::SUCCESS)
+                Status::SUCCESS
             );
             assert_eq!(out, first);
         }

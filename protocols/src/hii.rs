@@ -14,9 +14,13 @@ use core::ffi::c_void;
 use core::fmt;
 
 use platform::sync::Global;
-use r_efi::efi::{Char8, Char16, Guid, Handle, Status};
-use r_efi::hii;
-use r_efi::protocols::{hii_database, hii_font, hii_string};
+use uefi_raw::protocol::hii::database::{
+    HiiDatabaseNotifyFn, HiiDatabaseNotifyType, HiiDatabaseProtocol, HiiKeyboardLayout,
+};
+use uefi_raw::protocol::hii::font::FontInfo;
+use uefi_raw::protocol::hii::string::HiiStringProtocol;
+use uefi_raw::protocol::hii::{HiiHandle, HiiPackageListHeader, StringId};
+use uefi_raw::{Char8, Char16, Guid, Handle, Status};
 
 const PACKAGE_LIST_HEADER: usize = 20;
 const PACKAGE_HEADER: usize = 4;
@@ -266,7 +270,7 @@ pub fn has_package(list: &[u8], package_type: u8, guid: Option<&Guid>) -> bool {
         packages.iter().any(|(t, p)| {
             *t == package_type
                 && (package_type != PACKAGE_TYPE_GUID
-                    || guid.is_some_and(|g| p.get(4..20) == Some(g.as_bytes().as_slice())))
+                    || guid.is_some_and(|g| p.get(4..20) == Some(g.to_bytes().as_slice())))
         })
     })
 }
@@ -291,28 +295,32 @@ static DATABASE: Global<Database> = Global::new(Database {
 /// Longest package list accepted (the Shell's are a few hundred KiB).
 const MAX_PACKAGE_LIST: usize = 16 << 20;
 
-fn with_list<R>(handle: hii::Handle, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+fn with_list<R>(handle: HiiHandle, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let id = handle as usize;
     DATABASE.with(|db| db.lists.iter().find(|r| r.handle == id).map(|r| f(&r.list)))
 }
 
-extern "efiapi" fn new_package_list(
-    _this: *const hii_database::Protocol,
-    list: *const hii::PackageListHeader,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn new_package_list(
+    _this: *const HiiDatabaseProtocol,
+    list: *const HiiPackageListHeader,
     _driver: Handle,
-    handle: *mut hii::Handle,
+    handle: *mut HiiHandle,
 ) -> Status {
     if handle.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    let Ok(header) = efi::boundary::read(list) else {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let Ok(header) = (unsafe { efi::boundary::read(list) }) else {
         return Status::INVALID_PARAMETER;
     };
     let length = header.package_length as usize;
     if !(PACKAGE_LIST_HEADER..=MAX_PACKAGE_LIST).contains(&length) {
         return Status::INVALID_PARAMETER;
     }
-    let Ok(bytes) = efi::boundary::bytes(list.cast::<u8>(), length) else {
+    // SAFETY: the list is as long as its header says (the contract).
+    let Ok(bytes) = (unsafe { efi::boundary::bytes(list.cast::<u8>(), length) }) else {
         return Status::INVALID_PARAMETER;
     };
     if packages(bytes).is_err() {
@@ -327,15 +335,17 @@ extern "efiapi" fn new_package_list(
         });
         id
     });
-    efi::boundary::status(efi::boundary::write(
-        handle,
-        core::ptr::without_provenance_mut(id),
-    ))
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    efi::boundary::status(unsafe {
+        efi::boundary::write(handle, core::ptr::without_provenance_mut(id))
+    })
 }
 
-extern "efiapi" fn remove_package_list(
-    _this: *const hii_database::Protocol,
-    handle: hii::Handle,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn remove_package_list(
+    _this: *const HiiDatabaseProtocol,
+    handle: HiiHandle,
 ) -> Status {
     let id = handle as usize;
     DATABASE.with(|db| match db.lists.iter().position(|r| r.handle == id) {
@@ -347,25 +357,31 @@ extern "efiapi" fn remove_package_list(
     })
 }
 
-extern "efiapi" fn update_package_list(
-    _this: *const hii_database::Protocol,
-    _handle: hii::Handle,
-    _list: *const hii::PackageListHeader,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn update_package_list(
+    _this: *const HiiDatabaseProtocol,
+    _handle: HiiHandle,
+    _list: *const HiiPackageListHeader,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn list_package_lists(
-    _this: *const hii_database::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn list_package_lists(
+    _this: *const HiiDatabaseProtocol,
     package_type: u8,
     guid: *const Guid,
     size: *mut usize,
-    handles: *mut hii::Handle,
+    handles: *mut HiiHandle,
 ) -> Status {
-    let Ok(capacity) = efi::boundary::read(size) else {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let Ok(capacity) = (unsafe { efi::boundary::read(size) }) else {
         return Status::INVALID_PARAMETER;
     };
-    let guid = efi::boundary::guid(guid).ok();
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let guid = unsafe { efi::boundary::guid(guid) }.ok();
     if package_type == PACKAGE_TYPE_GUID && guid.is_none() {
         return Status::INVALID_PARAMETER;
     }
@@ -379,8 +395,9 @@ extern "efiapi" fn list_package_lists(
     if found.is_empty() {
         return Status::NOT_FOUND;
     }
-    let needed = found.len() * size_of::<hii::Handle>();
-    let _ = efi::boundary::write(size, needed);
+    let needed = found.len() * size_of::<HiiHandle>();
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let _ = unsafe { efi::boundary::write(size, needed) };
     if capacity < needed {
         return Status::BUFFER_TOO_SMALL;
     }
@@ -398,60 +415,74 @@ extern "efiapi" fn list_package_lists(
     Status::SUCCESS
 }
 
-extern "efiapi" fn export_package_lists(
-    _this: *const hii_database::Protocol,
-    _handle: hii::Handle,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn export_package_lists(
+    _this: *const HiiDatabaseProtocol,
+    _handle: HiiHandle,
     _size: *mut usize,
-    _buffer: *mut hii::PackageListHeader,
+    _buffer: *mut HiiPackageListHeader,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn register_package_notify(
-    _this: *const hii_database::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn register_package_notify(
+    _this: *const HiiDatabaseProtocol,
     _package_type: u8,
     _guid: *const Guid,
-    _notify: hii_database::Notify,
-    _notify_type: hii_database::NotifyType,
+    _notify: HiiDatabaseNotifyFn,
+    _notify_type: HiiDatabaseNotifyType,
     _handle: *mut Handle,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn unregister_package_notify(
-    _this: *const hii_database::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn unregister_package_notify(
+    _this: *const HiiDatabaseProtocol,
     _handle: Handle,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn find_keyboard_layouts(
-    _this: *const hii_database::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn find_keyboard_layouts(
+    _this: *const HiiDatabaseProtocol,
     _count: *mut u16,
     _guids: *mut Guid,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn get_keyboard_layout(
-    _this: *const hii_database::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn get_keyboard_layout(
+    _this: *const HiiDatabaseProtocol,
     _guid: *const Guid,
     _length: *mut u16,
-    _layout: *mut hii_database::KeyboardLayout,
+    _layout: *mut HiiKeyboardLayout,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn set_keyboard_layout(
-    _this: *const hii_database::Protocol,
-    _guid: *mut Guid,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn set_keyboard_layout(
+    _this: *const HiiDatabaseProtocol,
+    _guid: *const Guid,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn get_package_list_handle(
-    _this: *const hii_database::Protocol,
-    _handle: hii::Handle,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.8 requires of the caller.
+unsafe extern "efiapi" fn get_package_list_handle(
+    _this: *const HiiDatabaseProtocol,
+    _handle: HiiHandle,
     _driver: *mut Handle,
 ) -> Status {
     Status::UNSUPPORTED
@@ -459,14 +490,16 @@ extern "efiapi" fn get_package_list_handle(
 
 // --- EFI_HII_STRING_PROTOCOL (§34.2) -----------------------------------------
 
-extern "efiapi" fn new_string(
-    _this: *const hii_string::Protocol,
-    _handle: hii::Handle,
-    _id: *mut hii::StringId,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.2 requires of the caller.
+unsafe extern "efiapi" fn new_string(
+    _this: *const HiiStringProtocol,
+    _handle: HiiHandle,
+    _id: *mut StringId,
     _language: *const Char8,
     _language_name: *const Char16,
-    _string: hii_font::String,
-    _info: *const hii_string::Info,
+    _string: *const Char16,
+    _info: *const FontInfo,
 ) -> Status {
     Status::UNSUPPORTED
 }
@@ -474,24 +507,32 @@ extern "efiapi" fn new_string(
 /// An ASCII language tag from the caller, at most this long.
 const MAX_LANGUAGE: usize = 256;
 
-fn ascii(ptr: *const Char8) -> Option<Vec<u8>> {
+/// The caller's NUL-terminated ASCII tag (at most MAX_LANGUAGE bytes).
+///
+/// # Safety
+/// `ptr` is a NUL-terminated ASCII string.
+unsafe fn ascii(ptr: *const Char8) -> Option<Vec<u8>> {
     let bytes = (0..MAX_LANGUAGE)
-        .map_while(|i| efi::boundary::read(ptr.wrapping_add(i)).ok())
+        // SAFETY: this function's contract; reading stops at the NUL.
+        .map_while(|i| unsafe { efi::boundary::read(ptr.wrapping_add(i)) }.ok())
         .take_while(|&b| b != 0)
         .collect();
     Some(bytes)
 }
 
-extern "efiapi" fn get_string(
-    _this: *const hii_string::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.2 requires of the caller.
+unsafe extern "efiapi" fn get_string(
+    _this: *const HiiStringProtocol,
     language: *const Char8,
-    handle: hii::Handle,
-    id: hii::StringId,
-    string: hii_font::String,
+    handle: HiiHandle,
+    id: StringId,
+    string: *mut Char16,
     size: *mut usize,
-    _info: *mut *mut hii_string::Info,
+    _info: *mut *mut FontInfo,
 ) -> Status {
-    let Ok(capacity) = efi::boundary::read(size) else {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let Ok(capacity) = (unsafe { efi::boundary::read(size) }) else {
         return Status::INVALID_PARAMETER;
     };
     if id == 0 {
@@ -500,7 +541,8 @@ extern "efiapi" fn get_string(
     let language = if language.is_null() {
         None
     } else {
-        ascii(language)
+        // SAFETY: the caller's tag, as this function's # Safety requires.
+        unsafe { ascii(language) }
     };
     let Some(found) = with_list(handle, |list| list_string(list, language.as_deref(), id)) else {
         return Status::NOT_FOUND;
@@ -509,7 +551,8 @@ extern "efiapi" fn get_string(
         return Status::NOT_FOUND;
     };
     let needed = (text.len() + 1) * 2;
-    let _ = efi::boundary::write(size, needed);
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let _ = unsafe { efi::boundary::write(size, needed) };
     if capacity < needed {
         return Status::BUFFER_TOO_SMALL;
     }
@@ -523,35 +566,42 @@ extern "efiapi" fn get_string(
     Status::SUCCESS
 }
 
-extern "efiapi" fn set_string(
-    _this: *const hii_string::Protocol,
-    _handle: hii::Handle,
-    _id: hii::StringId,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.2 requires of the caller.
+unsafe extern "efiapi" fn set_string(
+    _this: *const HiiStringProtocol,
+    _handle: HiiHandle,
+    _id: StringId,
     _language: *const Char8,
-    _string: hii_font::String,
-    _info: *const hii_string::Info,
+    _string: *const Char16,
+    _info: *const FontInfo,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn get_languages(
-    _this: *const hii_string::Protocol,
-    handle: hii::Handle,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.2 requires of the caller.
+unsafe extern "efiapi" fn get_languages(
+    _this: *const HiiStringProtocol,
+    handle: HiiHandle,
     languages_out: *mut Char8,
     size: *mut usize,
 ) -> Status {
-    let Ok(capacity) = efi::boundary::read(size) else {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let Ok(capacity) = (unsafe { efi::boundary::read(size) }) else {
         return Status::INVALID_PARAMETER;
     };
     let Some(Ok(mut text)) = with_list(handle, languages) else {
         return Status::NOT_FOUND;
     };
     text.push(0);
-    let _ = efi::boundary::write(size, text.len());
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    let _ = unsafe { efi::boundary::write(size, text.len()) };
     if capacity < text.len() {
         return Status::BUFFER_TOO_SMALL;
     }
-    match efi::boundary::bytes_mut(languages_out.cast::<u8>(), text.len()) {
+    // SAFETY: the caller's pointers, as this function's # Safety requires.
+    match unsafe { efi::boundary::bytes_mut(languages_out.cast::<u8>(), text.len()) } {
         Ok(out) => {
             out.copy_from_slice(&text);
             Status::SUCCESS
@@ -560,9 +610,11 @@ extern "efiapi" fn get_languages(
     }
 }
 
-extern "efiapi" fn get_secondary_languages(
-    _this: *const hii_string::Protocol,
-    _handle: hii::Handle,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §34.2 requires of the caller.
+unsafe extern "efiapi" fn get_secondary_languages(
+    _this: *const HiiStringProtocol,
+    _handle: HiiHandle,
     _primary: *const Char8,
     _secondary: *mut Char8,
     _size: *mut usize,
@@ -575,7 +627,7 @@ struct Shared<T>(T);
 // SAFETY: the instances hold only function pointers and are never written.
 unsafe impl<T> Sync for Shared<T> {}
 
-static DATABASE_PROTOCOL: Shared<hii_database::Protocol> = Shared(hii_database::Protocol {
+static DATABASE_PROTOCOL: Shared<HiiDatabaseProtocol> = Shared(HiiDatabaseProtocol {
     new_package_list,
     remove_package_list,
     update_package_list,
@@ -589,7 +641,7 @@ static DATABASE_PROTOCOL: Shared<hii_database::Protocol> = Shared(hii_database::
     get_package_list_handle,
 });
 
-static STRING_PROTOCOL: Shared<hii_string::Protocol> = Shared(hii_string::Protocol {
+static STRING_PROTOCOL: Shared<HiiStringProtocol> = Shared(HiiStringProtocol {
     new_string,
     get_string,
     set_string,
@@ -604,11 +656,11 @@ pub fn install(handle: Option<efi::handles::HandleId>) -> Result<efi::handles::H
         handle,
         &[
             (
-                hii_database::PROTOCOL_GUID,
+                HiiDatabaseProtocol::GUID,
                 (&raw const DATABASE_PROTOCOL.0).cast_mut().cast::<c_void>(),
             ),
             (
-                hii_string::PROTOCOL_GUID,
+                HiiStringProtocol::GUID,
                 (&raw const STRING_PROTOCOL.0).cast_mut().cast::<c_void>(),
             ),
         ],

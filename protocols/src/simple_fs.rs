@@ -19,9 +19,22 @@ use core::ffi::c_void;
 use core::mem::offset_of;
 
 use platform::block::{BlockDevice, BlockError};
-use r_efi::efi::{Guid, Status};
-use r_efi::protocols::{file, simple_file_system};
-use r_efi::system::{Time, UNSPECIFIED_TIMEZONE};
+use uefi_raw::protocol::file_system::{
+    FileAttribute, FileInfo, FileIoToken, FileMode, FileProtocolRevision, FileProtocolV1,
+    FileProtocolV2, FileSystemInfo, FileSystemVolumeLabel, SimpleFileSystemProtocol,
+};
+use uefi_raw::time::{Daylight, Time};
+use uefi_raw::{Guid, Status};
+
+/// EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_REVISION (§13.4).
+const SIMPLE_FILE_SYSTEM_REVISION: u64 = 0x0001_0000;
+// EFI_FILE_MODE_* and EFI_FILE_* attribute bits (§13.5.2) as the integers
+// the checks below compare; callers may pass bits no flag names.
+const MODE_READ: u64 = FileMode::READ.bits();
+const MODE_WRITE: u64 = FileMode::WRITE.bits();
+const MODE_CREATE: u64 = FileMode::CREATE.bits();
+const VALID_ATTR: u64 = FileAttribute::VALID_ATTR.bits();
+const DIRECTORY: u64 = FileAttribute::DIRECTORY.bits();
 
 use crate::fat::{Attributes, DateTime, DirCursor, FatError, FileSystem, Node};
 
@@ -34,14 +47,14 @@ const MAX_PATH: usize = 4096;
 
 #[repr(C)]
 struct SimpleFileSystem {
-    protocol: simple_file_system::Protocol,
+    protocol: SimpleFileSystemProtocol,
     signature: u64,
     volume: Rc<Volume>,
 }
 
 #[repr(C)]
 struct FileHandle {
-    protocol: file::Protocol,
+    protocol: FileProtocolV2,
     signature: u64,
     volume: Rc<Volume>,
     node: Node,
@@ -94,7 +107,7 @@ fn status_for(error: &FatError) -> Status {
 pub fn new_simple_file_system(
     dev: Box<dyn BlockDevice>,
     clock: fn() -> DateTime,
-) -> Result<*mut simple_file_system::Protocol, FatError> {
+) -> Result<*mut SimpleFileSystemProtocol, FatError> {
     Ok(simple_file_system_for(FileSystem::mount(dev)?, clock))
 }
 
@@ -103,11 +116,11 @@ pub fn new_simple_file_system(
 pub fn simple_file_system_for(
     volume: FileSystem<Box<dyn BlockDevice>>,
     clock: fn() -> DateTime,
-) -> *mut simple_file_system::Protocol {
+) -> *mut SimpleFileSystemProtocol {
     volume.set_clock(clock);
     let instance = Box::new(SimpleFileSystem {
-        protocol: simple_file_system::Protocol {
-            revision: simple_file_system::REVISION,
+        protocol: SimpleFileSystemProtocol {
+            revision: SIMPLE_FILE_SYSTEM_REVISION,
             open_volume,
         },
         signature: VOLUME_SIGNATURE,
@@ -141,7 +154,7 @@ impl core::fmt::Display for RetireError {
 
 /// How many file handles are open on the volume of one of our
 /// SimpleFileSystem instances (None: not ours, or retired).
-pub fn open_file_count(protocol: *mut simple_file_system::Protocol) -> Option<usize> {
+pub fn open_file_count(protocol: *mut SimpleFileSystemProtocol) -> Option<usize> {
     let fs = instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE)?;
     // SAFETY: `instance` checked null, alignment and signature: a live
     // SimpleFileSystem made by `simple_file_system_for`.
@@ -157,7 +170,7 @@ pub fn open_file_count(protocol: *mut simple_file_system::Protocol) -> Option<us
 /// get EFI_INVALID_PARAMETER. The instance itself is never freed: a caller
 /// that looked the protocol up earlier may still hold the pointer.
 pub fn retire_simple_file_system(
-    protocol: *mut simple_file_system::Protocol,
+    protocol: *mut SimpleFileSystemProtocol,
 ) -> Result<(), RetireError> {
     let fs = instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE)
         .ok_or(RetireError::NotOurs)?;
@@ -175,20 +188,23 @@ pub fn retire_simple_file_system(
     Ok(())
 }
 
-fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut file::Protocol {
+fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut FileProtocolV1 {
     let handle = Box::new(FileHandle {
-        protocol: file::Protocol {
-            revision: file::REVISION,
-            open: file_open,
-            close: file_close,
-            delete: file_delete,
-            read: file_read,
-            write: file_write,
-            get_position: file_get_position,
-            set_position: file_set_position,
-            get_info: file_get_info,
-            set_info: file_set_info,
-            flush: file_flush,
+        // Revision 1 (§13.5.1): the *Ex members are present but unsupported.
+        protocol: FileProtocolV2 {
+            v1: FileProtocolV1 {
+                revision: FileProtocolRevision::REVISION_1,
+                open: file_open,
+                close: file_close,
+                delete: file_delete,
+                read: file_read,
+                write: file_write,
+                get_position: file_get_position,
+                set_position: file_set_position,
+                get_info: file_get_info,
+                set_info: file_set_info,
+                flush: file_flush,
+            },
             open_ex: file_open_ex,
             read_ex: file_io_ex,
             write_ex: file_io_ex,
@@ -224,7 +240,7 @@ fn instance<T>(this: *mut c_void, signature: u64) -> Option<*mut T> {
     (found == signature).then_some(ptr)
 }
 
-fn file_handle<'a>(this: *mut file::Protocol) -> Option<&'a mut FileHandle> {
+fn file_handle<'a>(this: *mut FileProtocolV1) -> Option<&'a mut FileHandle> {
     let ptr = instance::<FileHandle>(this.cast(), FILE_SIGNATURE)?;
     // SAFETY: `instance` checked null, alignment and our signature, so this is
     // a live FileHandle allocated by `new_handle`; UEFI boot services run on
@@ -233,7 +249,10 @@ fn file_handle<'a>(this: *mut file::Protocol) -> Option<&'a mut FileHandle> {
 }
 
 /// Reads a NUL-terminated CHAR16 string from the caller.
-fn read_char16(ptr: *const u16) -> Option<String> {
+///
+/// # Safety
+/// `ptr` is null or a NUL-terminated UCS-2 string.
+unsafe fn read_char16(ptr: *const u16) -> Option<String> {
     if ptr.is_null() {
         return None;
     }
@@ -256,7 +275,11 @@ fn read_char16(ptr: *const u16) -> Option<String> {
 
 /// Copies `data` to the caller's buffer of `*size` bytes, or reports the size
 /// needed (UEFI 2.10 §13.5.12 GetInfo, §13.5.5 Read on directories).
-fn copy_out(data: &[u8], size: *mut usize, buffer: *mut c_void) -> Status {
+///
+/// # Safety
+/// `size` is non-null and points to the caller's UINTN; `buffer` is null or
+/// holds that many writable bytes.
+unsafe fn copy_out(data: &[u8], size: *mut usize, buffer: *mut c_void) -> Status {
     // SAFETY: `size` was checked non-null by the caller of copy_out and points
     // at the caller's UINTN.
     let available = unsafe { size.read_unaligned() };
@@ -283,8 +306,8 @@ fn to_efi_time(t: DateTime) -> Time {
         second: t.second,
         pad1: 0,
         nanosecond: 0,
-        timezone: UNSPECIFIED_TIMEZONE,
-        daylight: 0,
+        time_zone: Time::UNSPECIFIED_TIMEZONE,
+        daylight: Daylight::empty(),
         pad2: 0,
     }
 }
@@ -302,7 +325,7 @@ fn put_time(out: &mut [u8], t: DateTime) {
         0,
     ]);
     out[8..12].copy_from_slice(&time.nanosecond.to_le_bytes());
-    out[12..14].copy_from_slice(&time.timezone.to_le_bytes());
+    out[12..14].copy_from_slice(&time.time_zone.to_le_bytes());
 }
 
 /// EFI_TIME bytes -> DateTime; None for an all-zero time ("leave unchanged").
@@ -337,45 +360,44 @@ struct InfoFields<'a> {
 
 /// Serialises an EFI_FILE_INFO (UEFI 2.10 §13.5.16).
 fn file_info(fields: &InfoFields) -> Vec<u8> {
-    let name_at = offset_of!(file::Info, file_name);
+    let name_at = offset_of!(FileInfo, file_name);
     let name = char16_bytes(fields.name);
     let mut out = alloc::vec![0u8; name_at + name.len()];
     let total = out.len() as u64;
-    out[offset_of!(file::Info, size)..][..8].copy_from_slice(&total.to_le_bytes());
-    out[offset_of!(file::Info, file_size)..][..8].copy_from_slice(&fields.size.to_le_bytes());
-    out[offset_of!(file::Info, physical_size)..][..8]
-        .copy_from_slice(&fields.physical.to_le_bytes());
+    out[offset_of!(FileInfo, size)..][..8].copy_from_slice(&total.to_le_bytes());
+    out[offset_of!(FileInfo, file_size)..][..8].copy_from_slice(&fields.size.to_le_bytes());
+    out[offset_of!(FileInfo, physical_size)..][..8].copy_from_slice(&fields.physical.to_le_bytes());
     put_time(
-        &mut out[offset_of!(file::Info, create_time)..],
+        &mut out[offset_of!(FileInfo, create_time)..],
         fields.created,
     );
     put_time(
-        &mut out[offset_of!(file::Info, last_access_time)..],
+        &mut out[offset_of!(FileInfo, last_access_time)..],
         fields.accessed,
     );
     put_time(
-        &mut out[offset_of!(file::Info, modification_time)..],
+        &mut out[offset_of!(FileInfo, modification_time)..],
         fields.modified,
     );
     let attribute = u64::from((fields.attributes & !Attributes::VOLUME_ID).bits());
-    out[offset_of!(file::Info, attribute)..][..8].copy_from_slice(&attribute.to_le_bytes());
+    out[offset_of!(FileInfo, attribute)..][..8].copy_from_slice(&attribute.to_le_bytes());
     out[name_at..].copy_from_slice(&name);
     out
 }
 
 /// Serialises an EFI_FILE_SYSTEM_INFO (UEFI 2.10 §13.5.17).
 fn system_info(volume: &Volume) -> Result<Vec<u8>, FatError> {
-    let label_at = offset_of!(file::SystemInfo, volume_label);
+    let label_at = offset_of!(FileSystemInfo, volume_label);
     let label = char16_bytes(&volume.volume_label()?);
     let mut out = alloc::vec![0u8; label_at + label.len()];
     let total = out.len() as u64;
-    out[offset_of!(file::SystemInfo, size)..][..8].copy_from_slice(&total.to_le_bytes());
-    out[offset_of!(file::SystemInfo, read_only)] = u8::from(volume.is_read_only());
-    out[offset_of!(file::SystemInfo, volume_size)..][..8]
+    out[offset_of!(FileSystemInfo, size)..][..8].copy_from_slice(&total.to_le_bytes());
+    out[offset_of!(FileSystemInfo, read_only)] = u8::from(volume.is_read_only());
+    out[offset_of!(FileSystemInfo, volume_size)..][..8]
         .copy_from_slice(&volume.total_bytes().to_le_bytes());
-    out[offset_of!(file::SystemInfo, free_space)..][..8]
+    out[offset_of!(FileSystemInfo, free_space)..][..8]
         .copy_from_slice(&volume.free_bytes()?.to_le_bytes());
-    out[offset_of!(file::SystemInfo, block_size)..][..4]
+    out[offset_of!(FileSystemInfo, block_size)..][..4]
         .copy_from_slice(&volume.cluster_size().to_le_bytes());
     out[label_at..].copy_from_slice(&label);
     Ok(out)
@@ -392,9 +414,11 @@ fn char16_from_bytes(bytes: &[u8]) -> String {
         .collect()
 }
 
-extern "efiapi" fn open_volume(
-    this: *mut simple_file_system::Protocol,
-    root: *mut *mut file::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.4 requires of the caller.
+unsafe extern "efiapi" fn open_volume(
+    this: *mut SimpleFileSystemProtocol,
+    root: *mut *mut FileProtocolV1,
 ) -> Status {
     let Some(fs) = instance::<SimpleFileSystem>(this.cast(), VOLUME_SIGNATURE) else {
         return Status::INVALID_PARAMETER;
@@ -411,31 +435,35 @@ extern "efiapi" fn open_volume(
     Status::SUCCESS
 }
 
-extern "efiapi" fn file_open(
-    this: *mut file::Protocol,
-    new_handle_out: *mut *mut file::Protocol,
-    file_name: *mut u16,
-    open_mode: u64,
-    attributes: u64,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_open(
+    this: *mut FileProtocolV1,
+    new_handle_out: *mut *mut FileProtocolV1,
+    file_name: *const u16,
+    open_mode: FileMode,
+    attributes: FileAttribute,
 ) -> Status {
+    let (open_mode, attributes) = (open_mode.bits(), attributes.bits());
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
-    let Some(name) = read_char16(file_name) else {
+    // SAFETY: as this function's # Safety requires.
+    let Some(name) = (unsafe { read_char16(file_name) }) else {
         return Status::INVALID_PARAMETER;
     };
     if new_handle_out.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    const READ_WRITE: u64 = file::MODE_READ | file::MODE_WRITE;
+    const READ_WRITE: u64 = MODE_READ | MODE_WRITE;
     let write = match open_mode {
-        file::MODE_READ => false,
+        MODE_READ => false,
         READ_WRITE => true,
-        m if m == READ_WRITE | file::MODE_CREATE => true,
+        m if m == READ_WRITE | MODE_CREATE => true,
         _ => return Status::INVALID_PARAMETER,
     };
-    let create = open_mode & file::MODE_CREATE != 0;
-    if create && attributes & !file::VALID_ATTR != 0 {
+    let create = open_mode & MODE_CREATE != 0;
+    if create && attributes & !VALID_ATTR != 0 {
         return Status::INVALID_PARAMETER;
     }
     let volume = &handle.volume;
@@ -450,7 +478,7 @@ extern "efiapi" fn file_open(
             node
         }
         Err(FatError::NotFound(_)) if create => {
-            let directory = attributes & file::DIRECTORY != 0;
+            let directory = attributes & DIRECTORY != 0;
             let created = volume
                 .create(&handle.node, &name, directory)
                 .and_then(|mut node| {
@@ -477,7 +505,7 @@ extern "efiapi" fn file_open(
 }
 
 /// Takes back ownership of a handle for Close and Delete.
-fn take_handle(this: *mut file::Protocol) -> Option<Box<FileHandle>> {
+fn take_handle(this: *mut FileProtocolV1) -> Option<Box<FileHandle>> {
     let ptr = instance::<FileHandle>(this.cast(), FILE_SIGNATURE)?;
     // SAFETY: a live FileHandle from `new_handle` (Box::into_raw); clearing
     // the signature first makes a second Close of the same pointer fail the
@@ -488,14 +516,18 @@ fn take_handle(this: *mut file::Protocol) -> Option<Box<FileHandle>> {
     }
 }
 
-extern "efiapi" fn file_close(this: *mut file::Protocol) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_close(this: *mut FileProtocolV1) -> Status {
     match take_handle(this) {
         Some(_) => Status::SUCCESS,
         None => Status::INVALID_PARAMETER,
     }
 }
 
-extern "efiapi" fn file_delete(this: *mut file::Protocol) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
     let Some(handle) = take_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
@@ -510,8 +542,10 @@ extern "efiapi" fn file_delete(this: *mut file::Protocol) -> Status {
     }
 }
 
-extern "efiapi" fn file_read(
-    this: *mut file::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_read(
+    this: *mut FileProtocolV1,
     size: *mut usize,
     buffer: *mut c_void,
 ) -> Status {
@@ -543,7 +577,9 @@ extern "efiapi" fn file_read(
             accessed: entry.accessed,
             modified: entry.modified,
         });
-        let status = copy_out(&info, size, buffer);
+        // SAFETY: `size` checked non-null; the buffer as this function's
+        // # Safety requires.
+        let status = unsafe { copy_out(&info, size, buffer) };
         if status == Status::SUCCESS {
             handle.cursor = cursor;
         }
@@ -558,7 +594,8 @@ extern "efiapi" fn file_read(
         return Status::SUCCESS;
     }
     // The caller provides a writable buffer of `len` bytes (§13.5.5).
-    let Ok(buf) = efi::boundary::bytes_mut(buffer.cast::<u8>(), len) else {
+    // SAFETY: as this function's # Safety requires.
+    let Ok(buf) = (unsafe { efi::boundary::bytes_mut(buffer.cast::<u8>(), len) }) else {
         return Status::INVALID_PARAMETER;
     };
     match handle.volume.read(&handle.node, handle.position, buf) {
@@ -572,10 +609,12 @@ extern "efiapi" fn file_read(
     }
 }
 
-extern "efiapi" fn file_write(
-    this: *mut file::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_write(
+    this: *mut FileProtocolV1,
     size: *mut usize,
-    buffer: *mut c_void,
+    buffer: *const c_void,
 ) -> Status {
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
@@ -598,7 +637,8 @@ extern "efiapi" fn file_write(
         return Status::SUCCESS;
     }
     // The caller provides a readable buffer of `len` bytes (§13.5.6).
-    let Ok(data) = efi::boundary::bytes(buffer.cast::<u8>().cast_const(), len) else {
+    // SAFETY: as this function's # Safety requires.
+    let Ok(data) = (unsafe { efi::boundary::bytes(buffer.cast::<u8>(), len) }) else {
         return Status::INVALID_PARAMETER;
     };
     let FileHandle {
@@ -622,7 +662,13 @@ extern "efiapi" fn file_write(
     }
 }
 
-extern "efiapi" fn file_get_position(this: *mut file::Protocol, position: *mut u64) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_get_position(
+    this: *const FileProtocolV1,
+    position: *mut u64,
+) -> Status {
+    let this = this.cast_mut();
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
@@ -637,7 +683,9 @@ extern "efiapi" fn file_get_position(this: *mut file::Protocol, position: *mut u
     Status::SUCCESS
 }
 
-extern "efiapi" fn file_set_position(this: *mut file::Protocol, position: u64) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_set_position(this: *mut FileProtocolV1, position: u64) -> Status {
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
@@ -657,31 +705,35 @@ extern "efiapi" fn file_set_position(this: *mut file::Protocol, position: u64) -
     Status::SUCCESS
 }
 
-fn read_guid(ptr: *const Guid) -> Option<Guid> {
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: non-null, and the caller passes an EFI_GUID; read unaligned.
-    Some(unsafe { ptr.read_unaligned() })
+/// The caller's information type GUID; None when null.
+///
+/// # Safety
+/// `ptr` is null or points to an EFI_GUID.
+unsafe fn read_guid(ptr: *const Guid) -> Option<Guid> {
+    // SAFETY: this function's contract.
+    unsafe { efi::boundary::guid(ptr) }.ok()
 }
 
-extern "efiapi" fn file_get_info(
-    this: *mut file::Protocol,
-    information_type: *mut Guid,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_get_info(
+    this: *mut FileProtocolV1,
+    information_type: *const Guid,
     size: *mut usize,
     buffer: *mut c_void,
 ) -> Status {
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
-    let Some(kind) = read_guid(information_type) else {
+    // SAFETY: as this function's # Safety requires.
+    let Some(kind) = (unsafe { read_guid(information_type) }) else {
         return Status::INVALID_PARAMETER;
     };
     if size.is_null() {
         return Status::INVALID_PARAMETER;
     }
     let volume = &handle.volume;
-    let data = if kind == file::INFO_ID {
+    let data = if kind == FileInfo::ID {
         volume.metadata(&handle.node).map(|meta| {
             file_info(&InfoFields {
                 name: handle.node.name(),
@@ -693,51 +745,57 @@ extern "efiapi" fn file_get_info(
                 modified: meta.modified,
             })
         })
-    } else if kind == file::SYSTEM_INFO_ID {
+    } else if kind == FileSystemInfo::ID {
         system_info(volume)
-    } else if kind == file::SYSTEM_VOLUME_LABEL_ID {
+    } else if kind == FileSystemVolumeLabel::ID {
         volume.volume_label().map(|label| char16_bytes(&label))
     } else {
         return Status::UNSUPPORTED;
     };
     match data {
-        Ok(data) => copy_out(&data, size, buffer),
+        // SAFETY: `size` checked non-null; the buffer as this function's
+        // # Safety requires.
+        Ok(data) => unsafe { copy_out(&data, size, buffer) },
         Err(e) => status_of(&e),
     }
 }
 
-extern "efiapi" fn file_set_info(
-    this: *mut file::Protocol,
-    information_type: *mut Guid,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_set_info(
+    this: *mut FileProtocolV1,
+    information_type: *const Guid,
     size: usize,
-    buffer: *mut c_void,
+    buffer: *const c_void,
 ) -> Status {
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
-    let Some(kind) = read_guid(information_type) else {
+    // SAFETY: as this function's # Safety requires.
+    let Some(kind) = (unsafe { read_guid(information_type) }) else {
         return Status::INVALID_PARAMETER;
     };
     // The caller provides `size` readable bytes at `buffer` (§13.5.13); a
     // null buffer is invalid even for size 0.
-    let bytes = match efi::boundary::bytes(buffer.cast::<u8>().cast_const(), size) {
+    // SAFETY: as this function's # Safety requires.
+    let bytes = match unsafe { efi::boundary::bytes(buffer.cast::<u8>(), size) } {
         Ok(bytes) if !buffer.is_null() => bytes,
         _ => return Status::INVALID_PARAMETER,
     };
     if handle.volume.is_read_only() {
         return Status::WRITE_PROTECTED;
     }
-    let result = if kind == file::INFO_ID {
+    let result = if kind == FileInfo::ID {
         return set_file_info(handle, bytes);
-    } else if kind == file::SYSTEM_INFO_ID {
-        let label_at = offset_of!(file::SystemInfo, volume_label);
+    } else if kind == FileSystemInfo::ID {
+        let label_at = offset_of!(FileSystemInfo, volume_label);
         if bytes.len() < label_at + 2 {
             return Status::BAD_BUFFER_SIZE;
         }
         handle
             .volume
             .set_volume_label(&char16_from_bytes(&bytes[label_at..]))
-    } else if kind == file::SYSTEM_VOLUME_LABEL_ID {
+    } else if kind == FileSystemVolumeLabel::ID {
         handle.volume.set_volume_label(&char16_from_bytes(bytes))
     } else {
         return Status::UNSUPPORTED;
@@ -751,7 +809,7 @@ extern "efiapi" fn file_set_info(
 /// Applies an EFI_FILE_INFO: name (rename within the directory), size,
 /// timestamps (zero means unchanged) and attributes (§13.5.13).
 fn set_file_info(handle: &mut FileHandle, bytes: &[u8]) -> Status {
-    let name_at = offset_of!(file::Info, file_name);
+    let name_at = offset_of!(FileInfo, file_name);
     let field = |off: usize| match bytes.get(off..off + 8) {
         Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
         None => 0,
@@ -762,9 +820,9 @@ fn set_file_info(handle: &mut FileHandle, bytes: &[u8]) -> Status {
         return Status::BAD_BUFFER_SIZE;
     }
     let bytes = &bytes[..declared as usize];
-    let attribute = field(offset_of!(file::Info, attribute));
-    let file_size = field(offset_of!(file::Info, file_size));
-    if attribute & !file::VALID_ATTR != 0 {
+    let attribute = field(offset_of!(FileInfo, attribute));
+    let file_size = field(offset_of!(FileInfo, file_size));
+    if attribute & !VALID_ATTR != 0 {
         return Status::INVALID_PARAMETER;
     }
     if handle.node.is_root() || !handle.writable {
@@ -795,9 +853,9 @@ fn set_file_info(handle: &mut FileHandle, bytes: &[u8]) -> Status {
         }
         volume.set_times(
             node,
-            get_time(&bytes[offset_of!(file::Info, create_time)..]),
-            get_time(&bytes[offset_of!(file::Info, modification_time)..]),
-            get_time(&bytes[offset_of!(file::Info, last_access_time)..]),
+            get_time(&bytes[offset_of!(FileInfo, create_time)..]),
+            get_time(&bytes[offset_of!(FileInfo, modification_time)..]),
+            get_time(&bytes[offset_of!(FileInfo, last_access_time)..]),
         )?;
         volume.set_attributes(node, wanted)
     })();
@@ -807,7 +865,9 @@ fn set_file_info(handle: &mut FileHandle, bytes: &[u8]) -> Status {
     }
 }
 
-extern "efiapi" fn file_flush(this: *mut file::Protocol) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
     let Some(handle) = file_handle(this) else {
         return Status::INVALID_PARAMETER;
     };
@@ -821,18 +881,26 @@ extern "efiapi" fn file_flush(this: *mut file::Protocol) -> Status {
 }
 
 /// The asynchronous *Ex calls are revision 2 only; this is revision 1.
-extern "efiapi" fn file_open_ex(
-    _this: *mut file::Protocol,
-    _new_handle: *mut *mut file::Protocol,
-    _file_name: *mut u16,
-    _open_mode: u64,
-    _attributes: u64,
-    _token: *mut file::IoToken,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_open_ex(
+    _this: *mut FileProtocolV2,
+    _new_handle: *mut *mut FileProtocolV2,
+    _file_name: *const u16,
+    _open_mode: FileMode,
+    _attributes: FileAttribute,
+    _token: *mut FileIoToken,
 ) -> Status {
     Status::UNSUPPORTED
 }
 
-extern "efiapi" fn file_io_ex(_this: *mut file::Protocol, _token: *mut file::IoToken) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_io_ex(
+    _this: *mut FileProtocolV2,
+    _token: *mut FileIoToken,
+) -> Status {
     Status::UNSUPPORTED
 }
 
@@ -890,50 +958,60 @@ mod tests {
     }
 
     /// Calls through the protocol table the way an EFI application does.
-    struct Handle(*mut file::Protocol);
+    struct Handle(*mut FileProtocolV1);
 
     impl Handle {
-        fn table(&self) -> &file::Protocol {
+        fn table(&self) -> &FileProtocolV1 {
             // SAFETY: handles in these tests come from Open/OpenVolume and are
             // used only until Close or Delete.
             unsafe { &*self.0 }
         }
         fn open(&self, path: &str, mode: u64, attributes: u64) -> Result<Handle, Status> {
-            let mut name = ucs2(path);
+            let name = ucs2(path);
             let mut out = null_mut();
-            match (self.table().open)(self.0, &mut out, name.as_mut_ptr(), mode, attributes) {
+            let (mode, attributes) = (
+                FileMode::from_bits_retain(mode),
+                FileAttribute::from_bits_retain(attributes),
+            );
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            match unsafe { (self.table().open)(self.0, &mut out, name.as_ptr(), mode, attributes) }
+            {
                 Status::SUCCESS => Ok(Handle(out)),
                 status => Err(status),
             }
         }
         fn write(&self, data: &[u8]) -> Status {
             let mut size = data.len();
-            (self.table().write)(self.0, &mut size, data.as_ptr().cast_mut().cast())
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (self.table().write)(self.0, &mut size, data.as_ptr().cast()) }
         }
         fn read(&self, buf: &mut [u8]) -> (Status, usize) {
             let mut size = buf.len();
-            let status = (self.table().read)(self.0, &mut size, buf.as_mut_ptr().cast());
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            let status = unsafe { (self.table().read)(self.0, &mut size, buf.as_mut_ptr().cast()) };
             (status, size)
         }
         fn info(&self, kind: Guid) -> (Status, Vec<u8>) {
-            let mut kind = kind;
             let mut size = 0usize;
-            let status = (self.table().get_info)(self.0, &mut kind, &mut size, null_mut());
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            let status = unsafe { (self.table().get_info)(self.0, &kind, &mut size, null_mut()) };
             if status != Status::BUFFER_TOO_SMALL {
                 return (status, Vec::new());
             }
             let mut buf = vec![0u8; size];
             let status =
-                (self.table().get_info)(self.0, &mut kind, &mut size, buf.as_mut_ptr().cast());
+                // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+                unsafe { (self.table().get_info)(self.0, &kind, &mut size, buf.as_mut_ptr().cast()) };
             (status, buf)
         }
         fn close(self) -> Status {
-            (self.table().close)(self.0)
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (self.table().close)(self.0) }
         }
     }
 
     fn info_name(info: &[u8]) -> String {
-        char16_from_bytes(&info[offset_of!(file::Info, file_name)..])
+        char16_from_bytes(&info[offset_of!(FileInfo, file_name)..])
     }
 
     fn info_u64(info: &[u8], off: usize) -> u64 {
@@ -959,87 +1037,98 @@ mod tests {
         let mut root_ptr = null_mut();
         // SAFETY: `fs` is the live instance returned above.
         let open_volume = unsafe { (*fs).open_volume };
-        assert_eq!(open_volume(fs, &mut root_ptr), Status::SUCCESS);
-        assert_eq!(open_volume(fs, null_mut()), Status::INVALID_PARAMETER);
+        // SAFETY: a live instance and locals of the sizes passed.
+        assert_eq!(unsafe { open_volume(fs, &mut root_ptr) }, Status::SUCCESS);
         assert_eq!(
-            open_volume(null_mut(), &mut root_ptr),
+            // SAFETY: a live instance and locals of the sizes passed.
+            unsafe { open_volume(fs, null_mut()) },
+            Status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            // SAFETY: a live instance and locals of the sizes passed.
+            unsafe { open_volume(null_mut(), &mut root_ptr) },
             Status::INVALID_PARAMETER
         );
         let root = Handle(root_ptr);
 
-        const RW: u64 = file::MODE_READ | file::MODE_WRITE;
-        const CREATE: u64 = RW | file::MODE_CREATE;
+        const RW: u64 = MODE_READ | MODE_WRITE;
+        const CREATE: u64 = RW | MODE_CREATE;
         assert_eq!(
-            root.open("missing.txt", file::MODE_READ, 0).err(),
+            root.open("missing.txt", MODE_READ, 0).err(),
             Some(Status::NOT_FOUND)
         );
         assert_eq!(
-            root.open("x", file::MODE_WRITE, 0).err(),
+            root.open("x", MODE_WRITE, 0).err(),
             Some(Status::INVALID_PARAMETER)
         );
-        root.open("EFI", CREATE, file::DIRECTORY)
+        let _ = root
+            .open("EFI", CREATE, DIRECTORY)
             .expect("mkdir EFI")
             .close();
         let boot = root
-            .open("\\EFI\\Boot", CREATE, file::DIRECTORY)
+            .open("\\EFI\\Boot", CREATE, DIRECTORY)
             .expect("mkdir Boot");
         let file = boot.open("grub.cfg", CREATE, 0).expect("create");
         assert_eq!(file.write(b"set timeout=5\n"), Status::SUCCESS);
-        assert_eq!((file.table().set_position)(file.0, 4), Status::SUCCESS);
+        assert_eq!(
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (file.table().set_position)(file.0, 4) },
+            Status::SUCCESS
+        );
         let mut buf = [0u8; 64];
         assert_eq!(file.read(&mut buf), (Status::SUCCESS, 10));
         assert_eq!(&buf[..10], b"timeout=5\n");
         let mut position = 0u64;
         assert_eq!(
-            (file.table().get_position)(file.0, &mut position),
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (file.table().get_position)(file.0, &mut position) },
             Status::SUCCESS
         );
         assert_eq!(position, 14);
         assert_eq!(
-            (file.table().set_position)(file.0, u64::MAX),
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (file.table().set_position)(file.0, u64::MAX) },
             Status::SUCCESS
         );
         assert_eq!(file.write(b"menuentry\n"), Status::SUCCESS);
 
-        let (status, info) = file.info(file::INFO_ID);
+        let (status, info) = file.info(FileInfo::ID);
         assert_eq!(status, Status::SUCCESS);
         assert_eq!(info_name(&info), "grub.cfg");
-        assert_eq!(info_u64(&info, offset_of!(file::Info, file_size)), 24);
+        assert_eq!(info_u64(&info, offset_of!(FileInfo, file_size)), 24);
         assert_eq!(
-            info_u64(&info, offset_of!(file::Info, attribute)),
-            file::ARCHIVE
+            info_u64(&info, offset_of!(FileInfo, attribute)),
+            FileAttribute::ARCHIVE.bits()
         );
         assert_eq!(u16::from_le_bytes([info[24], info[25]]), 2025);
 
         // SetInfo: rename and truncate.
-        let mut new_info = info[..offset_of!(file::Info, file_name)].to_vec();
+        let mut new_info = info[..offset_of!(FileInfo, file_name)].to_vec();
         new_info.extend(ucs2("GRUB.CONF").iter().flat_map(|u| u.to_le_bytes()));
         let len = new_info.len() as u64;
         new_info[..8].copy_from_slice(&len.to_le_bytes());
         new_info[8..16].copy_from_slice(&14u64.to_le_bytes());
-        let mut kind = file::INFO_ID;
+        let kind = FileInfo::ID;
         let set_info = file.table().set_info;
         assert_eq!(
-            set_info(
-                file.0,
-                &mut kind,
-                new_info.len(),
-                new_info.as_mut_ptr().cast()
-            ),
+            // SAFETY: a live instance and locals of the sizes passed.
+            unsafe { set_info(file.0, &kind, new_info.len(), new_info.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
         assert_eq!(
-            set_info(file.0, &mut kind, 10, new_info.as_mut_ptr().cast()),
+            // SAFETY: a live instance and locals of the sizes passed.
+            unsafe { set_info(file.0, &kind, 10, new_info.as_mut_ptr().cast()) },
             Status::BAD_BUFFER_SIZE
         );
-        assert_eq!((file.table().flush)(file.0), Status::SUCCESS);
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+        assert_eq!(unsafe { (file.table().flush)(file.0) }, Status::SUCCESS);
         assert_eq!(file.close(), Status::SUCCESS);
 
         // Directory reads: one EFI_FILE_INFO per call, size reported first.
         let mut empty = [0u8; 0];
         let (status, needed) = boot.read(&mut empty);
         assert_eq!(status, Status::BUFFER_TOO_SMALL);
-        assert!(needed > offset_of!(file::Info, file_name));
+        assert!(needed > offset_of!(FileInfo, file_name));
         let mut names = Vec::new();
         loop {
             let mut entry = [0u8; 512];
@@ -1054,43 +1143,44 @@ mod tests {
         assert_eq!(boot.write(b"x"), Status::UNSUPPORTED);
 
         let reopened = root
-            .open("efi\\boot\\grub.conf", file::MODE_READ, 0)
+            .open("efi\\boot\\grub.conf", MODE_READ, 0)
             .expect("reopen");
         let mut buf = [0u8; 64];
         assert_eq!(reopened.read(&mut buf), (Status::SUCCESS, 14));
         assert_eq!(reopened.write(b"no"), Status::ACCESS_DENIED);
         assert_eq!(
-            (reopened.table().delete)(reopened.0),
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (reopened.table().delete)(reopened.0) },
             Status::WARN_DELETE_FAILURE
         );
 
-        let (status, sys) = root.info(file::SYSTEM_INFO_ID);
+        let (status, sys) = root.info(FileSystemInfo::ID);
         assert_eq!(status, Status::SUCCESS);
         assert_eq!(
-            char16_from_bytes(&sys[offset_of!(file::SystemInfo, volume_label)..]),
+            char16_from_bytes(&sys[offset_of!(FileSystemInfo, volume_label)..]),
             "ESP"
         );
         let mut label = ucs2("BOOTVOL");
-        let mut kind = file::SYSTEM_VOLUME_LABEL_ID;
+        let kind = FileSystemVolumeLabel::ID;
         let set_info = root.table().set_info;
         assert_eq!(
-            set_info(
-                root.0,
-                &mut kind,
-                label.len() * 2,
-                label.as_mut_ptr().cast()
-            ),
+            // SAFETY: a live instance and locals of the sizes passed.
+            unsafe { set_info(root.0, &kind, label.len() * 2, label.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
-        let (_, label) = root.info(file::SYSTEM_VOLUME_LABEL_ID);
+        let (_, label) = root.info(FileSystemVolumeLabel::ID);
         assert_eq!(char16_from_bytes(&label), "BOOTVOL");
 
         let scratch = root
             .open("scratch file.tmp", CREATE, 0)
             .expect("create scratch");
-        assert_eq!((scratch.table().delete)(scratch.0), Status::SUCCESS);
         assert_eq!(
-            root.open("scratch file.tmp", file::MODE_READ, 0).err(),
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            unsafe { (scratch.table().delete)(scratch.0) },
+            Status::SUCCESS
+        );
+        assert_eq!(
+            root.open("scratch file.tmp", MODE_READ, 0).err(),
             Some(Status::NOT_FOUND)
         );
         assert_eq!(boot.close(), Status::SUCCESS);

@@ -24,15 +24,19 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use efi::boundary;
 use efi::handles::HandleId;
 use efi::protocol_services::{self as ps, install};
+use efi::spec_gaps::{
+    OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_GET_PROTOCOL,
+};
 use platform::block::{BlockDevice, BlockError, MemDisk};
 use platform::pci::Bdf;
 use platform::sync::Global;
 use platform::virtio::VirtioBlk;
-use r_efi::efi::{Boolean, Guid, Handle, Lba, Status};
-use r_efi::protocols::{block_io, device_path, disk_io, driver_binding, simple_file_system};
-use r_efi::system::{
-    OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_GET_PROTOCOL,
-};
+use uefi_raw::protocol::block::{BlockIoMedia, BlockIoProtocol, Lba};
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::disk::DiskIoProtocol;
+use uefi_raw::protocol::driver::DriverBindingProtocol;
+use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
+use uefi_raw::{Boolean, Guid, Handle, Status, guid};
 
 use crate::device_path::{DevicePathBuf, format_guid, hard_drive, pci, pci_root};
 use crate::driver::{self, DriverInfo};
@@ -47,15 +51,9 @@ const MEDIA_ID: u32 = 0;
 const BLOCK_IO_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwBLIO");
 const DISK_IO_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwDKIO");
 
-/// EFI_PARTITION_INFO_PROTOCOL_GUID (§13.18); r-efi does not define it.
-pub const PARTITION_INFO_GUID: Guid = Guid::from_fields(
-    0x8cf2_f62c,
-    0xbc9b,
-    0x4821,
-    0x80,
-    0x8d,
-    &[0xec, 0x9e, 0xc4, 0x21, 0xa1, 0xa0],
-);
+/// EFI_PARTITION_INFO_PROTOCOL_GUID (§13.18); neither uefi-raw nor r-efi
+/// defines it.
+pub const PARTITION_INFO_GUID: Guid = guid!("8cf2f62c-bc9b-4821-808d-ec9ec421a1a0");
 /// EFI_PARTITION_INFO_PROTOCOL_REVISION, spelled 0x0001000 in §13.18.
 pub const PARTITION_INFO_REVISION: u32 = 0x1000;
 pub const PARTITION_TYPE_OTHER: u32 = 0;
@@ -63,14 +61,7 @@ pub const PARTITION_TYPE_MBR: u32 = 1;
 pub const PARTITION_TYPE_GPT: u32 = 2;
 
 /// EFI System Partition type GUID C12A7328-F81F-11D2-BA4B-00A0C93EC93B (§5.3.3).
-pub const ESP_TYPE_GUID: Guid = Guid::from_fields(
-    0xC12A_7328,
-    0xF81F,
-    0x11D2,
-    0xBA,
-    0x4B,
-    &[0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B],
-);
+pub const ESP_TYPE_GUID: Guid = guid!("c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
 /// MBR OSType of an EFI System Partition (§5.2.2).
 pub const MBR_TYPE_ESP: u8 = 0xEF;
 
@@ -194,8 +185,8 @@ impl BlockDevice for PartitionDevice {
 
 #[repr(C)]
 struct BlockIo {
-    protocol: block_io::Protocol,
-    media: block_io::Media,
+    protocol: BlockIoProtocol,
+    media: BlockIoMedia,
     signature: u64,
     device: Rc<dyn BlockDevice>,
 }
@@ -209,7 +200,7 @@ enum Access {
 /// The parameter checks of ReadBlocks/WriteBlocks (§13.9.3, §13.9.4);
 /// returns the number of blocks to transfer (0: nothing to do).
 fn check_block_request(
-    media: &block_io::Media,
+    media: &BlockIoMedia,
     media_id: u32,
     lba: Lba,
     len: usize,
@@ -219,7 +210,7 @@ fn check_block_request(
     if media_id != media.media_id {
         return Err(Status::MEDIA_CHANGED);
     }
-    if access == Access::Write && media.read_only {
+    if access == Access::Write && media.read_only.into() {
         return Err(Status::WRITE_PROTECTED);
     }
     if len == 0 {
@@ -242,26 +233,23 @@ fn check_block_request(
 /// Builds an EFI_BLOCK_IO_PROTOCOL instance over `device` (which must have
 /// blocks). Revision 3: all revision-2 media fields plus
 /// OptimalTransferLengthGranularity are filled in.
-pub fn new_block_io(
-    device: Rc<dyn BlockDevice>,
-    logical_partition: bool,
-) -> *mut block_io::Protocol {
+pub fn new_block_io(device: Rc<dyn BlockDevice>, logical_partition: bool) -> *mut BlockIoProtocol {
     let mut instance = Box::new(BlockIo {
-        protocol: block_io::Protocol {
-            revision: block_io::REVISION3,
+        protocol: BlockIoProtocol {
+            revision: BlockIoProtocol::REVISION_3,
             media: core::ptr::null(),
             reset: block_io_reset,
             read_blocks: block_io_read,
             write_blocks: block_io_write,
             flush_blocks: block_io_flush,
         },
-        media: block_io::Media {
+        media: BlockIoMedia {
             media_id: MEDIA_ID,
-            removable_media: false,
-            media_present: true,
-            logical_partition,
-            read_only: device.read_only(),
-            write_caching: false,
+            removable_media: Boolean::FALSE,
+            media_present: Boolean::TRUE,
+            logical_partition: logical_partition.into(),
+            read_only: device.read_only().into(),
+            write_caching: Boolean::FALSE,
             block_size: device.block_size(),
             // Virtio descriptors take any byte address (§2.7.5).
             io_align: 0,
@@ -279,7 +267,7 @@ pub fn new_block_io(
 }
 
 /// Validates `This` of a Block I/O call.
-fn block_io_instance<'a>(this: *mut block_io::Protocol) -> Result<&'a BlockIo, Status> {
+fn block_io_instance<'a>(this: *const BlockIoProtocol) -> Result<&'a BlockIo, Status> {
     let instance = this.cast::<BlockIo>();
     if instance.is_null() || !instance.is_aligned() {
         return Err(Status::INVALID_PARAMETER);
@@ -296,14 +284,18 @@ fn block_io_instance<'a>(this: *mut block_io::Protocol) -> Result<&'a BlockIo, S
     Ok(unsafe { &*instance })
 }
 
-extern "efiapi" fn block_io_reset(this: *mut block_io::Protocol, _extended: Boolean) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.9 requires of the caller.
+unsafe extern "efiapi" fn block_io_reset(this: *mut BlockIoProtocol, _extended: Boolean) -> Status {
     // The device was brought up at discovery and has no error state to
     // clear; resetting virtio would discard its queue.
     boundary::status(block_io_instance(this).map(|_| ()))
 }
 
-extern "efiapi" fn block_io_read(
-    this: *mut block_io::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.9 requires of the caller.
+unsafe extern "efiapi" fn block_io_read(
+    this: *const BlockIoProtocol,
     media_id: u32,
     lba: Lba,
     buffer_size: usize,
@@ -322,18 +314,21 @@ extern "efiapi" fn block_io_read(
         if blocks == 0 {
             return Ok(());
         }
-        let buf = boundary::bytes_mut(buffer.cast(), buffer_size)?;
+        // SAFETY: the caller's buffer, as this function's # Safety requires.
+        let buf = unsafe { boundary::bytes_mut(buffer.cast(), buffer_size) }?;
         io.device.read_blocks(lba, buf).map_err(status_of)
     })();
     boundary::status(result)
 }
 
-extern "efiapi" fn block_io_write(
-    this: *mut block_io::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.9 requires of the caller.
+unsafe extern "efiapi" fn block_io_write(
+    this: *mut BlockIoProtocol,
     media_id: u32,
     lba: Lba,
     buffer_size: usize,
-    buffer: *mut c_void,
+    buffer: *const c_void,
 ) -> Status {
     let result = (|| {
         let io = block_io_instance(this)?;
@@ -348,13 +343,16 @@ extern "efiapi" fn block_io_write(
         if blocks == 0 {
             return Ok(());
         }
-        let buf = boundary::bytes(buffer.cast_const().cast(), buffer_size)?;
+        // SAFETY: the caller's buffer, as this function's # Safety requires.
+        let buf = unsafe { boundary::bytes(buffer.cast(), buffer_size) }?;
         io.device.write_blocks(lba, buf).map_err(status_of)
     })();
     boundary::status(result)
 }
 
-extern "efiapi" fn block_io_flush(this: *mut block_io::Protocol) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.9 requires of the caller.
+unsafe extern "efiapi" fn block_io_flush(this: *mut BlockIoProtocol) -> Status {
     let result = block_io_instance(this).and_then(|io| io.device.flush().map_err(status_of));
     boundary::status(result)
 }
@@ -364,7 +362,7 @@ extern "efiapi" fn block_io_flush(this: *mut block_io::Protocol) -> Status {
 
 #[repr(C)]
 struct DiskIo {
-    protocol: disk_io::Protocol,
+    protocol: DiskIoProtocol,
     signature: u64,
     device: Rc<dyn BlockDevice>,
 }
@@ -462,10 +460,10 @@ pub fn write_disk(device: &dyn BlockDevice, offset: u64, data: &[u8]) -> Result<
 }
 
 /// Builds an EFI_DISK_IO_PROTOCOL instance over `device`.
-pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut disk_io::Protocol {
+pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut DiskIoProtocol {
     let instance = Box::new(DiskIo {
-        protocol: disk_io::Protocol {
-            revision: disk_io::REVISION,
+        protocol: DiskIoProtocol {
+            revision: DiskIoProtocol::REVISION,
             read_disk: disk_io_read,
             write_disk: disk_io_write,
         },
@@ -476,7 +474,7 @@ pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut disk_io::Protocol {
 }
 
 /// Validates `This` and `MediaId` of a Disk I/O call.
-fn disk_io_instance<'a>(this: *mut disk_io::Protocol, media_id: u32) -> Result<&'a DiskIo, Status> {
+fn disk_io_instance<'a>(this: *const DiskIoProtocol, media_id: u32) -> Result<&'a DiskIo, Status> {
     let instance = this.cast::<DiskIo>();
     if instance.is_null() || !instance.is_aligned() {
         return Err(Status::INVALID_PARAMETER);
@@ -494,8 +492,10 @@ fn disk_io_instance<'a>(this: *mut disk_io::Protocol, media_id: u32) -> Result<&
     Ok(unsafe { &*instance })
 }
 
-extern "efiapi" fn disk_io_read(
-    this: *mut disk_io::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.7 requires of the caller.
+unsafe extern "efiapi" fn disk_io_read(
+    this: *const DiskIoProtocol,
     media_id: u32,
     offset: u64,
     buffer_size: usize,
@@ -503,22 +503,26 @@ extern "efiapi" fn disk_io_read(
 ) -> Status {
     let result = (|| {
         let io = disk_io_instance(this, media_id)?;
-        let buf = boundary::bytes_mut(buffer.cast(), buffer_size)?;
+        // SAFETY: the caller's buffer, as this function's # Safety requires.
+        let buf = unsafe { boundary::bytes_mut(buffer.cast(), buffer_size) }?;
         read_disk(&*io.device, offset, buf).map_err(status_of)
     })();
     boundary::status(result)
 }
 
-extern "efiapi" fn disk_io_write(
-    this: *mut disk_io::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.7 requires of the caller.
+unsafe extern "efiapi" fn disk_io_write(
+    this: *mut DiskIoProtocol,
     media_id: u32,
     offset: u64,
     buffer_size: usize,
-    buffer: *mut c_void,
+    buffer: *const c_void,
 ) -> Status {
     let result = (|| {
         let io = disk_io_instance(this, media_id)?;
-        let data = boundary::bytes(buffer.cast_const().cast(), buffer_size)?;
+        // SAFETY: the caller's buffer, as this function's # Safety requires.
+        let data = unsafe { boundary::bytes(buffer.cast(), buffer_size) }?;
         write_disk(&*io.device, offset, data).map_err(status_of)
     })();
     boundary::status(result)
@@ -562,8 +566,8 @@ pub fn partition_info(partition: &Partition, mbr_sector: Option<&[u8]>) -> Parti
     let mut record = [0u8; 128];
     let partition_type = match &partition.kind {
         PartitionKind::Gpt(gpt) => {
-            record[0..16].copy_from_slice(gpt.type_guid.as_bytes());
-            record[16..32].copy_from_slice(gpt.unique_guid.as_bytes());
+            record[0..16].copy_from_slice(&gpt.type_guid.to_bytes());
+            record[16..32].copy_from_slice(&gpt.unique_guid.to_bytes());
             record[32..40].copy_from_slice(&partition.start_lba.to_le_bytes());
             record[40..48].copy_from_slice(&partition.end_lba.to_le_bytes());
             record[48..56].copy_from_slice(&gpt.attributes.to_le_bytes());
@@ -638,8 +642,9 @@ pub fn quiesce_all() {
 fn fat_clock() -> DateTime {
     #[cfg(target_os = "none")]
     {
-        let mut time = r_efi::efi::Time::default();
-        if efi::runtime::get_time(&mut time, core::ptr::null_mut()) == Status::SUCCESS {
+        let mut time = uefi_raw::time::Time::default();
+        // SAFETY: a live local; the capabilities are optional.
+        if unsafe { efi::runtime::get_time(&mut time, core::ptr::null_mut()) } == Status::SUCCESS {
             return DateTime {
                 year: time.year,
                 month: time.month,
@@ -673,11 +678,11 @@ fn publish(
 ) -> Result<(HandleId, Vec<Interface>), Status> {
     let mut protocols = Vec::with_capacity(3 + extra.len());
     protocols.push((
-        block_io::PROTOCOL_GUID,
+        BlockIoProtocol::GUID,
         new_block_io(device.clone(), logical_partition).cast(),
     ));
-    protocols.push((disk_io::PROTOCOL_GUID, new_disk_io(device).cast()));
-    protocols.push((device_path::PROTOCOL_GUID, leak_path(path)));
+    protocols.push((DiskIoProtocol::GUID, new_disk_io(device).cast()));
+    protocols.push((DevicePathProtocol::GUID, leak_path(path)));
     protocols.extend_from_slice(extra);
     let handle = install(None, &protocols)?;
     Ok((handle, protocols))
@@ -820,7 +825,7 @@ fn register_drivers() -> Result<(), Status> {
 /// function pointer (inside the protocol table every caller must provide)
 /// tells ours from a foreign one before anything past the table is read.
 fn our_disk_device(interface: usize) -> Option<Rc<dyn BlockDevice>> {
-    let protocol = interface as *mut disk_io::Protocol;
+    let protocol = interface as *mut DiskIoProtocol;
     if protocol.is_null() || !protocol.is_aligned() {
         return None;
     }
@@ -836,7 +841,7 @@ fn our_disk_device(interface: usize) -> Option<Rc<dyn BlockDevice>> {
 
 /// Whether a Block I/O interface is one of ours over a logical partition
 /// (None: not ours).
-fn our_block_io_is_partition(interface: *mut block_io::Protocol) -> Option<bool> {
+fn our_block_io_is_partition(interface: *mut BlockIoProtocol) -> Option<bool> {
     if interface.is_null() || !interface.is_aligned() {
         return None;
     }
@@ -847,14 +852,14 @@ fn our_block_io_is_partition(interface: *mut block_io::Protocol) -> Option<bool>
     }
     block_io_instance(interface)
         .ok()
-        .map(|io| io.media.logical_partition)
+        .map(|io| io.media.logical_partition.into())
 }
 
 /// The Disk I/O of `controller`, opened BY_DRIVER by `driver`.
 fn open_disk_io(controller: HandleId, driver: HandleId) -> Result<usize, Status> {
     ps::open(
         controller,
-        &disk_io::PROTOCOL_GUID,
+        &DiskIoProtocol::GUID,
         driver,
         controller,
         OPEN_PROTOCOL_BY_DRIVER,
@@ -863,7 +868,7 @@ fn open_disk_io(controller: HandleId, driver: HandleId) -> Result<usize, Status>
 
 /// Drops every open `driver` made of `controller`'s Block I/O and Disk I/O.
 fn release(controller: HandleId, driver: HandleId) {
-    for guid in [disk_io::PROTOCOL_GUID, block_io::PROTOCOL_GUID] {
+    for guid in [DiskIoProtocol::GUID, BlockIoProtocol::GUID] {
         // Already closed (or the protocol gone with its handle): fine.
         let _ = ps::close(controller, &guid, driver, controller);
     }
@@ -874,18 +879,22 @@ fn release(controller: HandleId, driver: HandleId) {
 /// holds the Disk I/O), closed again; then the device behind it.
 fn probe_disk_io(controller: HandleId, driver: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
     let interface = open_disk_io(controller, driver)?;
-    let _ = ps::close(controller, &disk_io::PROTOCOL_GUID, driver, controller);
+    let _ = ps::close(controller, &DiskIoProtocol::GUID, driver, controller);
     our_disk_device(interface).ok_or(Status::UNSUPPORTED)
 }
 
-fn controller_block_io(controller: HandleId) -> Option<*mut block_io::Protocol> {
-    ps::get_protocol::<block_io::Protocol>(controller, &block_io::PROTOCOL_GUID)
+fn controller_block_io(controller: HandleId) -> Option<*mut BlockIoProtocol> {
+    ps::get_protocol::<BlockIoProtocol>(controller, &BlockIoProtocol::GUID)
 }
 
 /// Reads the children the core passes to Stop.
-fn stop_children(count: usize, children: *mut Handle) -> Result<Vec<HandleId>, Status> {
+///
+/// # Safety
+/// `children` is null or holds `count` handles (§11.1.3).
+unsafe fn stop_children(count: usize, children: *const Handle) -> Result<Vec<HandleId>, Status> {
     (0..count)
-        .map(|i| boundary::read(children.wrapping_add(i).cast_const()).map(|h| h as HandleId))
+        // SAFETY: this function's contract.
+        .map(|i| unsafe { boundary::read(children.wrapping_add(i)) }.map(|h| h as HandleId))
         .collect()
 }
 
@@ -895,10 +904,13 @@ fn stop_children(count: usize, children: *mut Handle) -> Result<Vec<HandleId>, S
 /// already manages is accepted again, so that Start brings back partitions
 /// whose children were stopped on their own (DisconnectController with a
 /// ChildHandle) when the disk is connected again.
-extern "efiapi" fn partition_supported(
-    _this: *mut driver_binding::Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §11.1.1 requires of the caller.
+unsafe extern "efiapi" fn partition_supported(
+    _this: *const DriverBindingProtocol,
     controller: Handle,
-    _remaining: *mut device_path::Protocol,
+    _remaining: *const DevicePathProtocol,
 ) -> Status {
     let controller = controller as HandleId;
     match partition_candidate(controller) {
@@ -931,7 +943,7 @@ fn take_disk(controller: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
     let interface = open_disk_io(controller, driver)?;
     let opened = ps::open(
         controller,
-        &block_io::PROTOCOL_GUID,
+        &BlockIoProtocol::GUID,
         driver,
         controller,
         OPEN_PROTOCOL_BY_DRIVER,
@@ -948,16 +960,19 @@ fn take_disk(controller: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
 /// Reads the partition table and makes a child per partition that has
 /// none yet; declines (EFI_NOT_FOUND) a disk without partitions, which
 /// leaves it to the FAT driver.
-extern "efiapi" fn partition_start(
-    _this: *mut driver_binding::Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §11.1.2 requires of the caller.
+unsafe extern "efiapi" fn partition_start(
+    _this: *const DriverBindingProtocol,
     controller: Handle,
-    _remaining: *mut device_path::Protocol,
+    _remaining: *const DevicePathProtocol,
 ) -> Status {
     let controller = controller as HandleId;
     let driver = registered_driver(&PARTITION_DRIVER);
     let rescan = is_partitioned(controller);
     let disk = if rescan {
-        let interface = ps::get_protocol::<c_void>(controller, &disk_io::PROTOCOL_GUID);
+        let interface = ps::get_protocol::<c_void>(controller, &DiskIoProtocol::GUID);
         match interface.and_then(|i| our_disk_device(i as usize)) {
             Some(disk) => disk,
             None => return Status::DEVICE_ERROR,
@@ -1088,7 +1103,7 @@ fn add_partition(
     let driver = registered_driver(&PARTITION_DRIVER);
     if let Err(status) = ps::open(
         parent,
-        &disk_io::PROTOCOL_GUID,
+        &DiskIoProtocol::GUID,
         driver,
         child,
         OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
@@ -1110,11 +1125,14 @@ fn add_partition(
 /// Stop (§11.1.3): with children, uninstalls them (a FAT driver bound to
 /// one is disconnected first, by the core's UninstallProtocolInterface);
 /// without, releases the disk once it has no children left.
-extern "efiapi" fn partition_stop(
-    _this: *mut driver_binding::Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §11.1.3 requires of the caller.
+unsafe extern "efiapi" fn partition_stop(
+    _this: *const DriverBindingProtocol,
     controller: Handle,
     count: usize,
-    children: *mut Handle,
+    children: *const Handle,
 ) -> Status {
     let controller = controller as HandleId;
     let driver = registered_driver(&PARTITION_DRIVER);
@@ -1134,7 +1152,8 @@ extern "efiapi" fn partition_stop(
             _ => Status::DEVICE_ERROR,
         };
     }
-    let children = match stop_children(count, children) {
+    // SAFETY: the core's list, as this function's # Safety requires.
+    let children = match unsafe { stop_children(count, children) } {
         Ok(children) => children,
         Err(status) => return status,
     };
@@ -1161,11 +1180,11 @@ fn remove_partition(parent: HandleId, child: HandleId) -> Result<(), Status> {
         .into_iter()
         .map(|(g, i)| (g, i as *mut c_void))
         .collect();
-    ps::close(parent, &disk_io::PROTOCOL_GUID, driver, child)?;
+    ps::close(parent, &DiskIoProtocol::GUID, driver, child)?;
     if let Err(status) = ps::uninstall(child, &protocols) {
         let _ = ps::open(
             parent,
-            &disk_io::PROTOCOL_GUID,
+            &DiskIoProtocol::GUID,
             driver,
             child,
             OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
@@ -1204,10 +1223,13 @@ fn partition_controller_name(controller: HandleId, child: Option<HandleId>) -> O
 
 /// The FAT driver takes any of our Block I/O + Disk I/O handles holding a
 /// FAT volume; the probe mount is kept for Start.
-extern "efiapi" fn fat_supported(
-    _this: *mut driver_binding::Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §11.1.1 requires of the caller.
+unsafe extern "efiapi" fn fat_supported(
+    _this: *const DriverBindingProtocol,
     controller: Handle,
-    _remaining: *mut device_path::Protocol,
+    _remaining: *const DevicePathProtocol,
 ) -> Status {
     let controller = controller as HandleId;
     let device = match probe_disk_io(controller, registered_driver(&FAT_DRIVER)) {
@@ -1229,10 +1251,12 @@ extern "efiapi" fn fat_supported(
     }
 }
 
-extern "efiapi" fn fat_start(
-    _this: *mut driver_binding::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §11.1.2 requires of the caller.
+unsafe extern "efiapi" fn fat_start(
+    _this: *const DriverBindingProtocol,
     controller: Handle,
-    _remaining: *mut device_path::Protocol,
+    _remaining: *const DevicePathProtocol,
 ) -> Status {
     let controller = controller as HandleId;
     let driver = registered_driver(&FAT_DRIVER);
@@ -1250,7 +1274,7 @@ extern "efiapi" fn fat_start(
     // Recorded for `dh -d` and OpenProtocolInformation; Block I/O is only read.
     if ps::open(
         controller,
-        &block_io::PROTOCOL_GUID,
+        &BlockIoProtocol::GUID,
         driver,
         controller,
         OPEN_PROTOCOL_GET_PROTOCOL,
@@ -1276,7 +1300,7 @@ extern "efiapi" fn fat_start(
     let protocol = simple_file_system_for(volume, fat_clock);
     if let Err(status) = install(
         Some(controller),
-        &[(simple_file_system::PROTOCOL_GUID, protocol.cast())],
+        &[(SimpleFileSystemProtocol::GUID, protocol.cast())],
     ) {
         log::warn!("storage: installing SimpleFileSystem failed: {status:?}");
         return fail(status);
@@ -1288,11 +1312,14 @@ extern "efiapi" fn fat_start(
 /// Stop (§11.1.3): refused with EFI_ACCESS_DENIED while files are open on
 /// the volume; otherwise SimpleFileSystem is uninstalled and the volume
 /// flushed and retired.
-extern "efiapi" fn fat_stop(
-    _this: *mut driver_binding::Protocol,
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §11.1.3 requires of the caller.
+unsafe extern "efiapi" fn fat_stop(
+    _this: *const DriverBindingProtocol,
     controller: Handle,
     count: usize,
-    _children: *mut Handle,
+    _children: *const Handle,
 ) -> Status {
     let controller = controller as HandleId;
     let driver = registered_driver(&FAT_DRIVER);
@@ -1303,14 +1330,14 @@ extern "efiapi" fn fat_stop(
         // A device driver has no children to stop.
         return Status::INVALID_PARAMETER;
     }
-    let protocol = protocol as *mut simple_file_system::Protocol;
+    let protocol = protocol as *mut SimpleFileSystemProtocol;
     if let Some(open) = open_files(protocol) {
         log::debug!("FAT driver: {open} file(s) open, volume stays");
         return Status::ACCESS_DENIED;
     }
     if let Err(status) = ps::uninstall(
         controller,
-        &[(simple_file_system::PROTOCOL_GUID, protocol.cast())],
+        &[(SimpleFileSystemProtocol::GUID, protocol.cast())],
     ) {
         return status;
     }
@@ -1339,7 +1366,7 @@ fn fat_type_name(fat_type: FatType) -> &'static str {
 }
 
 /// The number of open files when there are any (None: none).
-fn open_files(protocol: *mut simple_file_system::Protocol) -> Option<usize> {
+fn open_files(protocol: *mut SimpleFileSystemProtocol) -> Option<usize> {
     match crate::simple_fs::open_file_count(protocol) {
         Some(0) | None => None,
         Some(count) => Some(count),
@@ -1386,7 +1413,7 @@ pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Sta
             },
         )
     });
-    let status = ps::connect(handle, &[], core::ptr::null_mut(), true);
+    let status = ps::connect(handle, &[], true);
     log::debug!("disk {pci_function}: ConnectController: {status:?}");
     log_volumes(handle);
     Ok(handle)
@@ -1503,14 +1530,14 @@ mod tests {
     }
 
     fn block_io_table<'a>(
-        protocol: *mut block_io::Protocol,
-    ) -> (&'a block_io::Protocol, &'a block_io::Media) {
+        protocol: *mut BlockIoProtocol,
+    ) -> (&'a BlockIoProtocol, &'a BlockIoMedia) {
         // SAFETY: `protocol` comes from `new_block_io`, is never freed, and
         // its media pointer points into the same allocation.
         unsafe { (&*protocol, &*(*protocol).media) }
     }
 
-    fn disk_io_table<'a>(protocol: *mut disk_io::Protocol) -> &'a disk_io::Protocol {
+    fn disk_io_table<'a>(protocol: *mut DiskIoProtocol) -> &'a DiskIoProtocol {
         // SAFETY: `protocol` comes from `new_disk_io` and is never freed.
         unsafe { &*protocol }
     }
@@ -1520,24 +1547,31 @@ mod tests {
         let disk = test_disk(64);
         let protocol = new_block_io(disk.clone(), false);
         let (table, media) = block_io_table(protocol);
-        assert_eq!(table.revision, block_io::REVISION3);
+        assert_eq!(table.revision, BlockIoProtocol::REVISION_3);
         assert_eq!(media.media_id, MEDIA_ID);
-        assert!(media.media_present && !media.removable_media);
-        assert!(!media.logical_partition && !media.read_only);
+        assert!(media.media_present.is_true() && media.removable_media.is_false());
+        assert!(media.logical_partition.is_false() && media.read_only.is_false());
         assert_eq!((media.block_size, media.last_block), (512, 63));
         assert_eq!(media.logical_blocks_per_physical_block, 1);
 
         let mut buf = vec![0u8; 1024];
-        let status = (table.read_blocks)(protocol, 0, 2, 1024, buf.as_mut_ptr().cast());
+        // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+        let status = unsafe { (table.read_blocks)(protocol, 0, 2, 1024, buf.as_mut_ptr().cast()) };
         assert_eq!(status, Status::SUCCESS);
         assert_eq!(buf, pattern(64 * 512)[1024..2048]);
 
         let data = vec![0x5Au8; 512];
-        let status = (table.write_blocks)(protocol, 0, 63, 512, data.as_ptr().cast_mut().cast());
+        // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+        let status = unsafe { (table.write_blocks)(protocol, 0, 63, 512, data.as_ptr().cast()) };
         assert_eq!(status, Status::SUCCESS);
         assert_eq!(contents(&disk)[63 * 512..], data[..]);
-        assert_eq!((table.flush_blocks)(protocol), Status::SUCCESS);
-        assert_eq!((table.reset)(protocol, Boolean::TRUE), Status::SUCCESS);
+        // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+        assert_eq!(unsafe { (table.flush_blocks)(protocol) }, Status::SUCCESS);
+        assert_eq!(
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.reset)(protocol, Boolean::TRUE) },
+            Status::SUCCESS
+        );
     }
 
     #[test]
@@ -1548,7 +1582,8 @@ mod tests {
         let mut buf = vec![0u8; 2048];
         let ptr: *mut c_void = buf.as_mut_ptr().cast();
         let read = |media_id, lba, size, buffer| {
-            (table.read_blocks)(protocol, media_id, lba, size, buffer)
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_blocks)(protocol, media_id, lba, size, buffer) }
         };
         assert_eq!(read(1, 0, 512, ptr), Status::MEDIA_CHANGED);
         assert_eq!(read(0, 0, 100, ptr), Status::BAD_BUFFER_SIZE);
@@ -1569,18 +1604,24 @@ mod tests {
         // Nothing but the one valid read reached the device.
         assert_eq!(*disk.reads.borrow(), [(63, 512)]);
 
-        let null: *mut block_io::Protocol = core::ptr::null_mut();
+        let null: *mut BlockIoProtocol = core::ptr::null_mut();
         assert_eq!(
-            (table.read_blocks)(null, 0, 0, 512, ptr),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_blocks)(null, 0, 0, 512, ptr) },
             Status::INVALID_PARAMETER
         );
         let mut impostor = [0u64; 16];
-        let impostor: *mut block_io::Protocol = impostor.as_mut_ptr().cast();
+        let impostor: *mut BlockIoProtocol = impostor.as_mut_ptr().cast();
         assert_eq!(
-            (table.read_blocks)(impostor, 0, 0, 512, ptr),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_blocks)(impostor, 0, 0, 512, ptr) },
             Status::INVALID_PARAMETER
         );
-        assert_eq!((table.flush_blocks)(impostor), Status::INVALID_PARAMETER);
+        assert_eq!(
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.flush_blocks)(impostor) },
+            Status::INVALID_PARAMETER
+        );
 
         disk.failing.set(true);
         assert_eq!(read(0, 0, 512, ptr), Status::DEVICE_ERROR);
@@ -1591,9 +1632,10 @@ mod tests {
         let disk = disk_from(pattern(8 * 512), 512, true);
         let protocol = new_block_io(disk.clone(), false);
         let (table, media) = block_io_table(protocol);
-        assert!(media.read_only);
+        assert!(media.read_only.is_true());
         let data = vec![0u8; 512];
-        let status = (table.write_blocks)(protocol, 0, 0, 512, data.as_ptr().cast_mut().cast());
+        // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+        let status = unsafe { (table.write_blocks)(protocol, 0, 0, 512, data.as_ptr().cast()) };
         assert_eq!(status, Status::WRITE_PROTECTED);
         assert_eq!(contents(&disk), pattern(8 * 512));
     }
@@ -1604,17 +1646,19 @@ mod tests {
         let view = PartitionDevice::new(parent, 10, 20).unwrap();
         let protocol = new_block_io(Rc::new(view), true);
         let (table, media) = block_io_table(protocol);
-        assert!(media.logical_partition);
+        assert!(media.logical_partition.is_true());
         assert_eq!(media.last_block, 19);
         assert_eq!(media.logical_blocks_per_physical_block, 0);
         let mut buf = vec![0u8; 512];
         assert_eq!(
-            (table.read_blocks)(protocol, 0, 19, 512, buf.as_mut_ptr().cast()),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_blocks)(protocol, 0, 19, 512, buf.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
         assert_eq!(buf, pattern(64 * 512)[29 * 512..30 * 512]);
         assert_eq!(
-            (table.read_blocks)(protocol, 0, 20, 512, buf.as_mut_ptr().cast()),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_blocks)(protocol, 0, 20, 512, buf.as_mut_ptr().cast()) },
             Status::INVALID_PARAMETER
         );
     }
@@ -1722,23 +1766,31 @@ mod tests {
         let table = disk_io_table(protocol);
         let mut buf = vec![0u8; 100];
         let ptr: *mut c_void = buf.as_mut_ptr().cast();
-        assert_eq!(table.revision, disk_io::REVISION);
-        assert_eq!((table.read_disk)(protocol, 0, 3, 100, ptr), Status::SUCCESS);
+        assert_eq!(table.revision, DiskIoProtocol::REVISION);
+        assert_eq!(
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_disk)(protocol, 0, 3, 100, ptr) },
+            Status::SUCCESS
+        );
         assert_eq!(buf, pattern(8 * 512)[3..103]);
         assert_eq!(
-            (table.read_disk)(protocol, 7, 3, 100, ptr),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_disk)(protocol, 7, 3, 100, ptr) },
             Status::MEDIA_CHANGED
         );
         assert_eq!(
-            (table.read_disk)(protocol, 0, 4000, 100, ptr),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_disk)(protocol, 0, 4000, 100, ptr) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            (table.read_disk)(protocol, 0, 0, 100, core::ptr::null_mut()),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_disk)(protocol, 0, 0, 100, core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            (table.write_disk)(protocol, 0, 510, 100, ptr),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.write_disk)(protocol, 0, 510, 100, ptr) },
             Status::SUCCESS
         );
         assert_eq!(contents(&disk)[510..610], pattern(8 * 512)[3..103]);
@@ -1746,28 +1798,14 @@ mod tests {
         let read_only = new_disk_io(disk_from(pattern(8 * 512), 512, true));
         let table = disk_io_table(read_only);
         assert_eq!(
-            (table.write_disk)(read_only, 0, 0, 100, ptr),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.write_disk)(read_only, 0, 0, 100, ptr) },
             Status::WRITE_PROTECTED
         );
     }
 
     fn guid(text: &str) -> Guid {
-        let hex: Vec<u8> = text
-            .split('-')
-            .collect::<String>()
-            .as_bytes()
-            .chunks(2)
-            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-            .collect();
-        let node: [u8; 6] = hex[10..16].try_into().unwrap();
-        Guid::from_fields(
-            u32::from_be_bytes(hex[0..4].try_into().unwrap()),
-            u16::from_be_bytes(hex[4..6].try_into().unwrap()),
-            u16::from_be_bytes(hex[6..8].try_into().unwrap()),
-            hex[8],
-            hex[9],
-            &node,
-        )
+        Guid::try_parse(text).unwrap()
     }
 
     #[test]
@@ -1790,8 +1828,8 @@ mod tests {
             (info.revision, info.partition_type, info.system),
             (0x1000, 2, 1)
         );
-        assert_eq!(info.record[0..16], *ESP_TYPE_GUID.as_bytes());
-        assert_eq!(info.record[16..32], *unique.as_bytes());
+        assert_eq!(info.record[0..16], ESP_TYPE_GUID.to_bytes());
+        assert_eq!(info.record[16..32], unique.to_bytes());
         assert_eq!(info.record[32..40], 2048u64.to_le_bytes());
         assert_eq!(info.record[40..48], 4095u64.to_le_bytes());
         assert_eq!(info.record[48..56], 1u64.to_le_bytes());
@@ -1838,12 +1876,13 @@ mod tests {
     }
 
     fn path_text(handle: HandleId) -> String {
-        let path = efi::protocol_services::get_protocol::<device_path::Protocol>(
+        let path = efi::protocol_services::get_protocol::<DevicePathProtocol>(
             handle,
-            &device_path::PROTOCOL_GUID,
+            &DevicePathProtocol::GUID,
         )
         .expect("device path");
-        crate::device_path::to_text(&efi::device_path::read_path(path).unwrap())
+        // SAFETY: installed device paths are well formed.
+        crate::device_path::to_text(&unsafe { efi::device_path::read_path(path) }.unwrap())
     }
 
     fn has(handle: HandleId, guid: &Guid) -> bool {
@@ -1857,7 +1896,10 @@ mod tests {
     fn controller_name(driver: HandleId, controller: HandleId, child: Option<HandleId>) -> String {
         let names = efi::protocol_services::get_protocol::<
             uefi_raw::protocol::driver::ComponentName2Protocol,
-        >(driver, &driver::COMPONENT_NAME2_GUID)
+        >(
+            driver,
+            &uefi_raw::protocol::driver::ComponentName2Protocol::GUID,
+        )
         .unwrap();
         let mut out: *const u16 = core::ptr::null();
         let child = child.map_or(core::ptr::null_mut(), |c| c as uefi_raw::Handle);
@@ -1872,7 +1914,8 @@ mod tests {
             )
         };
         assert_eq!(status, uefi_raw::Status::SUCCESS);
-        String::from_utf16(&efi::boundary::ucs2(out, 100).unwrap()).unwrap()
+        // SAFETY: the name GetControllerName returned is NUL-terminated.
+        String::from_utf16(&unsafe { efi::boundary::ucs2(out, 100) }.unwrap()).unwrap()
     }
 
     /// The driver model over the disks `add_disk` published: who manages
@@ -1899,19 +1942,19 @@ mod tests {
         assert_eq!(controller_name(fat_driver, esp, None), "FAT12 file system");
 
         // An open file keeps the ESP's volume, and with it the partition.
-        let sfs = efi::protocol_services::get_protocol::<simple_file_system::Protocol>(
+        let sfs = efi::protocol_services::get_protocol::<SimpleFileSystemProtocol>(
             esp,
-            &simple_file_system::PROTOCOL_GUID,
+            &SimpleFileSystemProtocol::GUID,
         )
         .unwrap();
-        let mut root: *mut r_efi::protocols::file::Protocol = core::ptr::null_mut();
+        let mut root: *mut uefi_raw::protocol::file_system::FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: our SimpleFileSystem, called as a caller would.
         let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
         assert_eq!(status, Status::SUCCESS);
-        let connect = |h| efi::protocol_services::connect(h, &[], core::ptr::null_mut(), true);
+        let connect = |h| efi::protocol_services::connect(h, &[], true);
         let disconnect = |h| efi::protocol_services::disconnect(h, None, None);
         assert_eq!(disconnect(disk), Status::DEVICE_ERROR);
-        assert!(has(esp, &simple_file_system::PROTOCOL_GUID));
+        assert!(has(esp, &SimpleFileSystemProtocol::GUID));
         assert_eq!(
             db(|db| db.children(disk, None)),
             vec![esp],
@@ -1925,7 +1968,7 @@ mod tests {
         assert!(!db(|db| db.is_handle(esp)));
         assert_eq!(db(|db| db.managing_drivers(disk)), Ok(vec![]));
         assert!(efi::protocol_services::handles_with(&PARTITION_INFO_GUID).is_empty());
-        let mut stale: *mut r_efi::protocols::file::Protocol = core::ptr::null_mut();
+        let mut stale: *mut uefi_raw::protocol::file_system::FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: a stale pointer stays allocated and answers, retired.
         let status = unsafe { ((*sfs).open_volume)(sfs, &mut stale) };
         assert_eq!(status, Status::INVALID_PARAMETER);
@@ -1934,7 +1977,7 @@ mod tests {
         assert_eq!(children.len(), 2);
         let texts: Vec<String> = children.iter().map(|&h| path_text(h)).collect();
         assert!(texts[0].ends_with("HD(1,GPT,01234567-89AB-CDEF-0123-456789ABCDEF,0x800,0x2000)"));
-        assert!(has(children[0], &simple_file_system::PROTOCOL_GUID));
+        assert!(has(children[0], &SimpleFileSystemProtocol::GUID));
         assert_eq!(connect(disk), Status::SUCCESS, "already connected");
         assert_eq!(db(|db| db.children(disk, None)), children);
 
@@ -1961,9 +2004,9 @@ mod tests {
             efi::protocol_services::disconnect(floppy, Some(fat_driver), None),
             Status::SUCCESS
         );
-        assert!(!has(floppy, &simple_file_system::PROTOCOL_GUID));
+        assert!(!has(floppy, &SimpleFileSystemProtocol::GUID));
         assert_eq!(connect(floppy), Status::SUCCESS);
-        assert!(has(floppy, &simple_file_system::PROTOCOL_GUID));
+        assert!(has(floppy, &SimpleFileSystemProtocol::GUID));
         assert_eq!(db(|db| db.managing_drivers(floppy)), Ok(vec![fat_driver]));
     }
 
@@ -2000,8 +2043,8 @@ mod tests {
         let disk = disk_from(std::fs::read(&path).unwrap(), 512, false);
         let handle = add_disk(disk.clone(), Bdf::new(0, 4, 0)).unwrap();
         assert_eq!(path_text(handle), "PciRoot(0x0)/Pci(0x4,0x0)");
-        assert!(has(handle, &block_io::PROTOCOL_GUID) && has(handle, &disk_io::PROTOCOL_GUID));
-        assert!(!has(handle, &simple_file_system::PROTOCOL_GUID));
+        assert!(has(handle, &BlockIoProtocol::GUID) && has(handle, &DiskIoProtocol::GUID));
+        assert!(!has(handle, &SimpleFileSystemProtocol::GUID));
 
         let children: Vec<HandleId> = efi::protocol_services::handles_with(&PARTITION_INFO_GUID);
         let texts: Vec<String> = children.iter().map(|&h| path_text(h)).collect();
@@ -2012,25 +2055,24 @@ mod tests {
             path_text(esp),
             "PciRoot(0x0)/Pci(0x4,0x0)/HD(1,GPT,01234567-89AB-CDEF-0123-456789ABCDEF,0x800,0x2000)"
         );
-        assert!(has(esp, &simple_file_system::PROTOCOL_GUID));
-        assert!(!has(linux, &simple_file_system::PROTOCOL_GUID));
+        assert!(has(esp, &SimpleFileSystemProtocol::GUID));
+        assert!(!has(linux, &SimpleFileSystemProtocol::GUID));
         let info = efi::protocol_services::get_protocol::<PartitionInfo>(esp, &PARTITION_INFO_GUID)
             .unwrap();
         // SAFETY: installed by `add_partition` from a leaked Box.
         let info = unsafe { *info };
         assert_eq!((info.partition_type, info.system), (PARTITION_TYPE_GPT, 1));
-        let esp_io = efi::protocol_services::get_protocol::<block_io::Protocol>(
-            esp,
-            &block_io::PROTOCOL_GUID,
-        )
-        .unwrap();
+        let esp_io =
+            efi::protocol_services::get_protocol::<BlockIoProtocol>(esp, &BlockIoProtocol::GUID)
+                .unwrap();
         let (table, media) = block_io_table(esp_io);
-        assert!(media.logical_partition);
+        assert!(media.logical_partition.is_true());
         assert_eq!(media.last_block, 0x1FFF);
         // LBA 0 of the partition is the FAT boot sector at disk LBA 2048.
         let mut boot = vec![0u8; 512];
         assert_eq!(
-            (table.read_blocks)(esp_io, 0, 0, 512, boot.as_mut_ptr().cast()),
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            unsafe { (table.read_blocks)(esp_io, 0, 0, 512, boot.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
         assert_eq!(boot[510..], [0x55, 0xAA]);
@@ -2041,7 +2083,7 @@ mod tests {
         run("mkfs.fat", &["-F", "12", floppy.to_str().unwrap()]);
         let floppy_disk = disk_from(std::fs::read(&floppy).unwrap(), 512, false);
         let floppy_handle = add_disk(floppy_disk.clone(), Bdf::new(0, 5, 0)).unwrap();
-        assert!(has(floppy_handle, &simple_file_system::PROTOCOL_GUID));
+        assert!(has(floppy_handle, &SimpleFileSystemProtocol::GUID));
         assert_eq!(
             efi::protocol_services::handles_with(&PARTITION_INFO_GUID).len(),
             2

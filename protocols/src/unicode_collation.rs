@@ -11,9 +11,8 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::ffi::c_void;
 
-use r_efi::efi::{Guid, Status};
 use uefi_raw::protocol::string::UnicodeCollationProtocol;
-use uefi_raw::{Boolean, Char8, Char16};
+use uefi_raw::{Boolean, Char8, Char16, Status};
 
 /// Upper case of a UCS-2 character: ASCII a-z and Latin-1 à-þ (except ÷).
 pub fn to_upper(c: u16) -> u16 {
@@ -196,35 +195,52 @@ static PROTOCOL: Shared = Shared(UnicodeCollationProtocol {
     supported_languages: LANGUAGES.as_ptr(),
 });
 
-fn string(ptr: *const Char16) -> Option<Vec<u16>> {
-    efi::boundary::ucs2(ptr, MAX_STRING).ok()
+/// The caller's NUL-terminated string, None when null or unterminated.
+///
+/// # Safety
+/// `ptr` is null or a NUL-terminated UCS-2 string.
+unsafe fn string(ptr: *const Char16) -> Option<Vec<u16>> {
+    // SAFETY: this function's contract.
+    unsafe { efi::boundary::ucs2(ptr, MAX_STRING) }.ok()
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §19.2 requires of the caller.
 unsafe extern "efiapi" fn stri_coll(
     _this: *const UnicodeCollationProtocol,
     s1: *const Char16,
     s2: *const Char16,
 ) -> isize {
-    match (string(s1), string(s2)) {
+    // SAFETY: the caller's strings, as this function's # Safety requires.
+    match unsafe { (string(s1), string(s2)) } {
         (Some(a), Some(b)) => compare_ignoring_case(&a, &b) as isize,
         _ => 0,
     }
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §19.2 requires of the caller.
 unsafe extern "efiapi" fn metai_match(
     _this: *const UnicodeCollationProtocol,
     text: *const Char16,
     pattern: *const Char16,
 ) -> Boolean {
-    match (string(text), string(pattern)) {
+    // SAFETY: the caller's strings, as this function's # Safety requires.
+    match unsafe { (string(text), string(pattern)) } {
         (Some(t), Some(p)) => wildcard_match(&t, &p).into(),
         _ => Boolean::FALSE,
     }
 }
 
 /// Rewrites the caller's NUL-terminated string in place with `map`.
-fn map_in_place(s: *mut Char16, map: fn(u16) -> u16) {
-    let Some(text) = string(s) else { return };
+///
+/// # Safety
+/// `s` is null or a writable NUL-terminated UCS-2 string.
+unsafe fn map_in_place(s: *mut Char16, map: fn(u16) -> u16) {
+    // SAFETY: this function's contract.
+    let Some(text) = (unsafe { string(s) }) else {
+        return;
+    };
     for (i, c) in text.into_iter().enumerate() {
         // SAFETY: `string` just read `s` up to its NUL, so indices below the
         // length are inside the caller's writable string.
@@ -232,14 +248,22 @@ fn map_in_place(s: *mut Char16, map: fn(u16) -> u16) {
     }
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §19.2 requires of the caller.
 unsafe extern "efiapi" fn str_lwr(_this: *const UnicodeCollationProtocol, s: *mut Char16) {
-    map_in_place(s, to_lower);
+    // SAFETY: the caller's string, as this function's # Safety requires.
+    unsafe { map_in_place(s, to_lower) };
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §19.2 requires of the caller.
 unsafe extern "efiapi" fn str_upr(_this: *const UnicodeCollationProtocol, s: *mut Char16) {
-    map_in_place(s, to_upper);
+    // SAFETY: the caller's string, as this function's # Safety requires.
+    unsafe { map_in_place(s, to_upper) };
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §19.2 requires of the caller.
 unsafe extern "efiapi" fn fat_to_str(
     _this: *const UnicodeCollationProtocol,
     fat_size: usize,
@@ -249,7 +273,8 @@ unsafe extern "efiapi" fn fat_to_str(
     if s.is_null() {
         return;
     }
-    let Ok(fat) = efi::boundary::bytes(fat.cast::<u8>(), fat_size) else {
+    // SAFETY: the caller's buffer, as this function's # Safety requires.
+    let Ok(fat) = (unsafe { efi::boundary::bytes(fat.cast::<u8>(), fat_size) }) else {
         return;
     };
     let text = from_fat(fat);
@@ -260,16 +285,20 @@ unsafe extern "efiapi" fn fat_to_str(
     }
 }
 
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §19.2 requires of the caller.
 unsafe extern "efiapi" fn str_to_fat(
     _this: *const UnicodeCollationProtocol,
     s: *const Char16,
     fat_size: usize,
     fat: *mut Char8,
 ) -> Boolean {
-    let Some(text) = string(s) else {
+    // SAFETY: the caller's string, as this function's # Safety requires.
+    let Some(text) = (unsafe { string(s) }) else {
         return Boolean::FALSE;
     };
-    match efi::boundary::bytes_mut(fat.cast::<u8>(), fat_size) {
+    // SAFETY: the caller's buffer, as this function's # Safety requires.
+    match unsafe { efi::boundary::bytes_mut(fat.cast::<u8>(), fat_size) } {
         Ok(fat) => to_fat(&text, fat).into(),
         Err(_) => Boolean::FALSE,
     }
@@ -277,10 +306,12 @@ unsafe extern "efiapi" fn str_to_fat(
 
 /// Installs the protocol on `handle` (a new handle when `None`).
 pub fn install(handle: Option<efi::handles::HandleId>) -> Result<efi::handles::HandleId, Status> {
-    let guid = Guid::from_bytes(&UnicodeCollationProtocol::GUID.to_bytes());
     efi::protocol_services::install(
         handle,
-        &[(guid, (&raw const PROTOCOL.0).cast_mut().cast::<c_void>())],
+        &[(
+            UnicodeCollationProtocol::GUID,
+            (&raw const PROTOCOL.0).cast_mut().cast::<c_void>(),
+        )],
     )
 }
 

@@ -4,35 +4,22 @@
 //! UTF-8 (§10.3.4, UART and Vendor-Defined Messaging nodes).
 #![forbid(unsafe_code)]
 
-use r_efi::efi::Guid;
+use uefi_raw::protocol::device_path::{DeviceSubType, DeviceType};
+use uefi_raw::{Guid, guid};
 
 /// Identifies our UART as the root of the console path (VenHw node).
-pub const CONSOLE_VENDOR_GUID: Guid = Guid::from_fields(
-    0xeb9f_7613,
-    0x5de3,
-    0x4336,
-    0xbd,
-    0xe5,
-    &[0x3c, 0xe6, 0x4a, 0xa3, 0x24, 0x2c],
-);
+pub const CONSOLE_VENDOR_GUID: Guid = guid!("eb9f7613-5de3-4336-bde5-3ce64aa3242c");
 
 /// DEVICE_PATH_MESSAGING_VT_UTF8, a terminal-type vendor GUID (§10.3.4).
-pub const VT_UTF8_GUID: Guid = Guid::from_fields(
-    0xad15_a0d6,
-    0x8bec,
-    0x4acf,
-    0xa0,
-    0x73,
-    &[0xd0, 0x1d, 0xe7, 0x7e, 0x2d, 0x88],
-);
+pub const VT_UTF8_GUID: Guid = guid!("ad15a0d6-8bec-4acf-a073-d01de77e2d88");
 
-const HARDWARE: u8 = 0x01;
-const HARDWARE_VENDOR: u8 = 0x04;
-const MESSAGING: u8 = 0x03;
-const MESSAGING_UART: u8 = 0x0e;
-const MESSAGING_VENDOR: u8 = 0x0a;
-const END: u8 = 0x7f;
-const END_ENTIRE: u8 = 0xff;
+const HARDWARE: u8 = DeviceType::HARDWARE.0;
+const HARDWARE_VENDOR: u8 = DeviceSubType::HARDWARE_VENDOR.0;
+const MESSAGING: u8 = DeviceType::MESSAGING.0;
+const MESSAGING_UART: u8 = DeviceSubType::MESSAGING_UART.0;
+const MESSAGING_VENDOR: u8 = DeviceSubType::MESSAGING_VENDOR.0;
+const END: u8 = DeviceType::END.0;
+const END_ENTIRE: u8 = DeviceSubType::END_ENTIRE.0;
 
 const VENDOR_LEN: usize = 4 + 16;
 /// Header, reserved u32, baud rate u64, data bits, parity, stop bits.
@@ -62,14 +49,14 @@ const fn build() -> [u8; CONSOLE_PATH_LEN] {
     let mut path = [0u8; CONSOLE_PATH_LEN];
     let mut at = 0;
     header(&mut path, at, HARDWARE, HARDWARE_VENDOR, VENDOR_LEN);
-    put(&mut path, at + 4, CONSOLE_VENDOR_GUID.as_bytes());
+    put(&mut path, at + 4, &CONSOLE_VENDOR_GUID.to_bytes());
     at += VENDOR_LEN;
     header(&mut path, at, MESSAGING, MESSAGING_UART, UART_LEN);
     put(&mut path, at + 8, &BAUD_RATE.to_le_bytes());
     put(&mut path, at + 16, &[DATA_BITS, PARITY_NONE, ONE_STOP_BIT]);
     at += UART_LEN;
     header(&mut path, at, MESSAGING, MESSAGING_VENDOR, VENDOR_LEN);
-    put(&mut path, at + 4, VT_UTF8_GUID.as_bytes());
+    put(&mut path, at + 4, &VT_UTF8_GUID.to_bytes());
     at += VENDOR_LEN;
     header(&mut path, at, END, END_ENTIRE, END_LEN);
     path
@@ -100,7 +87,7 @@ mod tests {
         let n = nodes(&CONSOLE_DEVICE_PATH);
         assert_eq!(n.len(), 4);
         assert_eq!((n[0].0, n[0].1), (1, 4));
-        assert_eq!(n[0].2, CONSOLE_VENDOR_GUID.as_bytes());
+        assert_eq!(n[0].2, &CONSOLE_VENDOR_GUID.to_bytes());
         assert_eq!((n[1].0, n[1].1, n[1].2.len()), (3, 14, 15));
         assert_eq!(&n[1].2[..4], &[0; 4]);
         assert_eq!(

@@ -9,12 +9,13 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::debug;
 use platform::sync::Global;
-use r_efi::efi::{Boolean, Char16, Event, Guid, Handle, Status};
-use r_efi::protocols::{
-    device_path, simple_text_input as text_in, simple_text_input_ex as text_in_ex,
-    simple_text_output as text_out,
-};
 use uefi_raw::protocol::console::serial as serial_io;
+use uefi_raw::protocol::console::{
+    InputKey, KeyData, KeyNotifyFn, KeyToggleState, SimpleTextInputExProtocol,
+    SimpleTextInputProtocol, SimpleTextOutputMode, SimpleTextOutputProtocol,
+};
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::{Boolean, Char16, Event, Handle, Status};
 
 use super::device_path::CONSOLE_DEVICE_PATH;
 use super::input::Keyboard;
@@ -41,7 +42,7 @@ impl<T> Shared<T> {
 
 // --- EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL (§12.4) --------------------------------
 
-static OUTPUT_MODE: Shared<text_out::Mode> = Shared::new(text_out::Mode {
+static OUTPUT_MODE: Shared<SimpleTextOutputMode> = Shared::new(SimpleTextOutputMode {
     max_mode: MODES.len() as i32,
     mode: 0,
     attribute: DEFAULT_ATTRIBUTE as i32,
@@ -50,7 +51,7 @@ static OUTPUT_MODE: Shared<text_out::Mode> = Shared::new(text_out::Mode {
     cursor_visible: Boolean::TRUE,
 });
 
-static CON_OUT: Shared<text_out::Protocol> = Shared::new(text_out::Protocol {
+static CON_OUT: Shared<SimpleTextOutputProtocol> = Shared::new(SimpleTextOutputProtocol {
     reset: out_reset,
     output_string,
     test_string,
@@ -60,7 +61,7 @@ static CON_OUT: Shared<text_out::Protocol> = Shared::new(text_out::Protocol {
     clear_screen,
     set_cursor_position,
     enable_cursor,
-    mode: OUTPUT_MODE.get(),
+    mode: OUTPUT_MODE.get().cast_const(),
 });
 
 static SCREEN: Global<Screen> = Global::new(Screen::new());
@@ -76,7 +77,7 @@ fn send(bytes: &[u8]) {
 
 /// Mirrors the screen state into SIMPLE_TEXT_OUTPUT_MODE.
 fn publish_mode(screen: &Screen) {
-    let mode = text_out::Mode {
+    let mode = SimpleTextOutputMode {
         max_mode: MODES.len() as i32,
         mode: screen.mode as i32,
         attribute: screen.attribute as i32,
@@ -92,10 +93,10 @@ fn publish_mode(screen: &Screen) {
 /// Runs one output operation: validates `this`, builds the bytes under the
 /// screen borrow, then sends them in one go and updates the mode.
 fn screen_call(
-    this: *mut text_out::Protocol,
+    this: *const SimpleTextOutputProtocol,
     operation: impl FnOnce(&mut Screen, &mut Vec<u8>) -> Result<Status, super::text::TextError>,
 ) -> Status {
-    if this != CON_OUT.get() {
+    if this != CON_OUT.get().cast_const() {
         return Status::INVALID_PARAMETER;
     }
     let mut bytes = Vec::new();
@@ -108,38 +109,57 @@ fn screen_call(
     })
 }
 
-extern "efiapi" fn out_reset(this: *mut text_out::Protocol, _extended: Boolean) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn out_reset(
+    this: *mut SimpleTextOutputProtocol,
+    _extended: Boolean,
+) -> Status {
     screen_call(this, |s, out| {
         s.reset(out);
         Ok(Status::SUCCESS)
     })
 }
 
-extern "efiapi" fn output_string(this: *mut text_out::Protocol, string: *mut Char16) -> Status {
-    let text = match efi::boundary::ucs2(string, MAX_STRING) {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn output_string(
+    this: *mut SimpleTextOutputProtocol,
+    string: *const Char16,
+) -> Status {
+    // SAFETY: the caller's string, as this function's # Safety requires.
+    let text = match unsafe { efi::boundary::ucs2(string, MAX_STRING) } {
         Ok(text) => text,
         Err(status) => return status,
     };
     screen_call(this, |s, out| Ok(s.output_string(&text, out).status()))
 }
 
-extern "efiapi" fn test_string(this: *mut text_out::Protocol, string: *mut Char16) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn test_string(
+    this: *mut SimpleTextOutputProtocol,
+    string: *const Char16,
+) -> Status {
     if this != CON_OUT.get() {
         return Status::INVALID_PARAMETER;
     }
-    match efi::boundary::ucs2(string, MAX_STRING) {
+    // SAFETY: the caller's string, as this function's # Safety requires.
+    match unsafe { efi::boundary::ucs2(string, MAX_STRING) } {
         Ok(text) => Screen::test_string(&text).map_or_else(|e| e.status(), |()| Status::SUCCESS),
         Err(status) => status,
     }
 }
 
-extern "efiapi" fn query_mode(
-    this: *mut text_out::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn query_mode(
+    this: *const SimpleTextOutputProtocol,
     mode: usize,
     columns: *mut usize,
     rows: *mut usize,
 ) -> Status {
-    if this != CON_OUT.get() || columns.is_null() || rows.is_null() {
+    if this != CON_OUT.get().cast_const() || columns.is_null() || rows.is_null() {
         return Status::INVALID_PARAMETER;
     }
     match Screen::query_mode(mode) {
@@ -156,27 +176,38 @@ extern "efiapi" fn query_mode(
     }
 }
 
-extern "efiapi" fn set_mode(this: *mut text_out::Protocol, mode: usize) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn set_mode(this: *mut SimpleTextOutputProtocol, mode: usize) -> Status {
     screen_call(this, |s, out| {
         s.set_mode(mode, out).map(|()| Status::SUCCESS)
     })
 }
 
-extern "efiapi" fn set_attribute(this: *mut text_out::Protocol, attribute: usize) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn set_attribute(
+    this: *mut SimpleTextOutputProtocol,
+    attribute: usize,
+) -> Status {
     screen_call(this, |s, out| {
         s.set_attribute(attribute, out).map(|()| Status::SUCCESS)
     })
 }
 
-extern "efiapi" fn clear_screen(this: *mut text_out::Protocol) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn clear_screen(this: *mut SimpleTextOutputProtocol) -> Status {
     screen_call(this, |s, out| {
         s.clear_screen(out);
         Ok(Status::SUCCESS)
     })
 }
 
-extern "efiapi" fn set_cursor_position(
-    this: *mut text_out::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn set_cursor_position(
+    this: *mut SimpleTextOutputProtocol,
     column: usize,
     row: usize,
 ) -> Status {
@@ -186,7 +217,12 @@ extern "efiapi" fn set_cursor_position(
     })
 }
 
-extern "efiapi" fn enable_cursor(this: *mut text_out::Protocol, visible: Boolean) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.
+unsafe extern "efiapi" fn enable_cursor(
+    this: *mut SimpleTextOutputProtocol,
+    visible: Boolean,
+) -> Status {
     screen_call(this, |s, out| {
         s.enable_cursor(visible.into(), out);
         Ok(Status::SUCCESS)
@@ -195,13 +231,13 @@ extern "efiapi" fn enable_cursor(this: *mut text_out::Protocol, visible: Boolean
 
 // --- EFI_SIMPLE_TEXT_INPUT(_EX)_PROTOCOL (§12.3, §12.2) ----------------------
 
-static CON_IN: Shared<text_in::Protocol> = Shared::new(text_in::Protocol {
+static CON_IN: Shared<SimpleTextInputProtocol> = Shared::new(SimpleTextInputProtocol {
     reset: in_reset,
     read_key_stroke,
     wait_for_key: core::ptr::null_mut(),
 });
 
-static CON_IN_EX: Shared<text_in_ex::Protocol> = Shared::new(text_in_ex::Protocol {
+static CON_IN_EX: Shared<SimpleTextInputExProtocol> = Shared::new(SimpleTextInputExProtocol {
     reset: in_ex_reset,
     read_key_stroke_ex,
     wait_for_key_ex: core::ptr::null_mut(),
@@ -210,7 +246,7 @@ static CON_IN_EX: Shared<text_in_ex::Protocol> = Shared::new(text_in_ex::Protoco
     unregister_key_notify,
 });
 
-static KEYBOARD: Global<Keyboard<text_in_ex::KeyNotifyFunction>> = Global::new(Keyboard::new());
+static KEYBOARD: Global<Keyboard<KeyNotifyFn>> = Global::new(Keyboard::new());
 /// A byte GetControl took from the UART to learn whether input is waiting;
 /// every reader drains it first.
 static LOOKAHEAD: Global<Option<u8>> = Global::new(None);
@@ -236,8 +272,10 @@ fn poll_serial() {
     }
     let now = platform::tsc::now_ns();
     let calls = KEYBOARD.with(|k| k.receive(&bytes, now));
-    for (notify, mut data) in calls {
-        notify(&mut data);
+    for (notify, data) in calls {
+        // SAFETY: the function the caller registered with RegisterKeyNotify
+        // (§12.2.6), called with the key that matched.
+        let _ = unsafe { notify(&data) };
     }
 }
 
@@ -247,7 +285,12 @@ fn key_available() -> bool {
     KEYBOARD.with(|k| k.key_available())
 }
 
-extern "efiapi" fn in_reset(this: *mut text_in::Protocol, _extended: Boolean) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.3 requires of the caller.
+unsafe extern "efiapi" fn in_reset(
+    this: *mut SimpleTextInputProtocol,
+    _extended: Boolean,
+) -> Status {
     if this != CON_IN.get() {
         return Status::INVALID_PARAMETER;
     }
@@ -255,7 +298,12 @@ extern "efiapi" fn in_reset(this: *mut text_in::Protocol, _extended: Boolean) ->
     Status::SUCCESS
 }
 
-extern "efiapi" fn in_ex_reset(this: *mut text_in_ex::Protocol, _extended: Boolean) -> Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.2 requires of the caller.
+unsafe extern "efiapi" fn in_ex_reset(
+    this: *mut SimpleTextInputExProtocol,
+    _extended: Boolean,
+) -> Status {
     if this != CON_IN_EX.get() {
         return Status::INVALID_PARAMETER;
     }
@@ -263,9 +311,11 @@ extern "efiapi" fn in_ex_reset(this: *mut text_in_ex::Protocol, _extended: Boole
     Status::SUCCESS
 }
 
-extern "efiapi" fn read_key_stroke(
-    this: *mut text_in::Protocol,
-    key: *mut text_in::InputKey,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.3 requires of the caller.
+unsafe extern "efiapi" fn read_key_stroke(
+    this: *mut SimpleTextInputProtocol,
+    key: *mut InputKey,
 ) -> Status {
     if this != CON_IN.get() || key.is_null() {
         return Status::INVALID_PARAMETER;
@@ -281,9 +331,11 @@ extern "efiapi" fn read_key_stroke(
     }
 }
 
-extern "efiapi" fn read_key_stroke_ex(
-    this: *mut text_in_ex::Protocol,
-    data: *mut text_in_ex::KeyData,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.2 requires of the caller.
+unsafe extern "efiapi" fn read_key_stroke_ex(
+    this: *mut SimpleTextInputExProtocol,
+    data: *mut KeyData,
 ) -> Status {
     if this != CON_IN_EX.get() || data.is_null() {
         return Status::INVALID_PARAMETER;
@@ -299,18 +351,21 @@ extern "efiapi" fn read_key_stroke_ex(
     }
 }
 
-extern "efiapi" fn set_state(
-    this: *mut text_in_ex::Protocol,
-    state: *mut text_in_ex::KeyToggleState,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.2 requires of the caller.
+unsafe extern "efiapi" fn set_state(
+    this: *mut SimpleTextInputExProtocol,
+    state: *const KeyToggleState,
 ) -> Status {
     if this != CON_IN_EX.get() {
         return Status::INVALID_PARAMETER;
     }
-    let state = match efi::boundary::read(state) {
+    // SAFETY: the caller's pointer, as this function's # Safety requires.
+    let state = match unsafe { efi::boundary::read(state) } {
         Ok(s) => s,
         Err(status) => return status,
     };
-    KEYBOARD.with(|k| k.set_state(state)).map_or_else(
+    KEYBOARD.with(|k| k.set_state(state.bits())).map_or_else(
         |e| {
             debug!("console: {e}");
             Status::UNSUPPORTED
@@ -319,16 +374,19 @@ extern "efiapi" fn set_state(
     )
 }
 
-extern "efiapi" fn register_key_notify(
-    this: *mut text_in_ex::Protocol,
-    key_data: *mut text_in_ex::KeyData,
-    function: text_in_ex::KeyNotifyFunction,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.2 requires of the caller.
+unsafe extern "efiapi" fn register_key_notify(
+    this: *mut SimpleTextInputExProtocol,
+    key_data: *const KeyData,
+    function: KeyNotifyFn,
     handle: *mut *mut c_void,
 ) -> Status {
     if this != CON_IN_EX.get() || handle.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    let key = match efi::boundary::read(key_data) {
+    // SAFETY: the caller's pointer, as this function's # Safety requires.
+    let key = match unsafe { efi::boundary::read(key_data) } {
         Ok(k) => k,
         Err(status) => return status,
     };
@@ -346,8 +404,10 @@ extern "efiapi" fn register_key_notify(
     }
 }
 
-extern "efiapi" fn unregister_key_notify(
-    this: *mut text_in_ex::Protocol,
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.2 requires of the caller.
+unsafe extern "efiapi" fn unregister_key_notify(
+    this: *mut SimpleTextInputExProtocol,
     handle: *mut c_void,
 ) -> Status {
     if this != CON_IN_EX.get() {
@@ -387,10 +447,6 @@ static SERIAL_IO: Shared<serial_io::SerialIoProtocol> = Shared::new(serial_io::S
 
 static SERIAL_SETTINGS: Global<Settings> = Global::new(Settings::new());
 
-fn raw(status: Status) -> uefi_raw::Status {
-    uefi_raw::Status(status.as_usize())
-}
-
 fn is_serial_io(this: *const serial_io::SerialIoProtocol) -> bool {
     this == SERIAL_IO.get().cast_const()
 }
@@ -401,19 +457,23 @@ fn publish_timeout(timeout_us: u32) {
     unsafe { (*SERIAL_MODE.get()).timeout = timeout_us };
 }
 
-extern "efiapi" fn serial_reset(this: *mut serial_io::SerialIoProtocol) -> uefi_raw::Status {
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
+unsafe extern "efiapi" fn serial_reset(this: *mut serial_io::SerialIoProtocol) -> Status {
     if !is_serial_io(this) {
-        return raw(Status::INVALID_PARAMETER);
+        return Status::INVALID_PARAMETER;
     }
     let settings = SERIAL_SETTINGS.with(|s| {
         *s = Settings::new();
         *s
     });
     publish_timeout(settings.timeout_us);
-    raw(Status::SUCCESS)
+    Status::SUCCESS
 }
 
-extern "efiapi" fn serial_set_attributes(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
+unsafe extern "efiapi" fn serial_set_attributes(
     this: *mut serial_io::SerialIoProtocol,
     baud_rate: u64,
     receive_fifo_depth: u32,
@@ -421,9 +481,9 @@ extern "efiapi" fn serial_set_attributes(
     parity: serial_io::Parity,
     data_bits: u8,
     stop_bits: serial_io::StopBits,
-) -> uefi_raw::Status {
+) -> Status {
     if !is_serial_io(this) {
-        return raw(Status::INVALID_PARAMETER);
+        return Status::INVALID_PARAMETER;
     }
     let result = SERIAL_SETTINGS.with(|s| {
         s.set_attributes(
@@ -439,33 +499,37 @@ extern "efiapi" fn serial_set_attributes(
     match result {
         Ok(timeout_us) => {
             publish_timeout(timeout_us);
-            raw(Status::SUCCESS)
+            Status::SUCCESS
         }
         Err(e) => {
             debug!("serial io: {e}");
-            raw(e.status())
+            e.status()
         }
     }
 }
 
-extern "efiapi" fn serial_set_control(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
+unsafe extern "efiapi" fn serial_set_control(
     this: *mut serial_io::SerialIoProtocol,
     control: serial_io::ControlBits,
-) -> uefi_raw::Status {
+) -> Status {
     if !is_serial_io(this) {
-        return raw(Status::INVALID_PARAMETER);
+        return Status::INVALID_PARAMETER;
     }
-    raw(SERIAL_SETTINGS
+    SERIAL_SETTINGS
         .with(|s| s.set_control(control.bits()))
-        .map_or_else(|e| e.status(), |()| Status::SUCCESS))
+        .map_or_else(|e| e.status(), |()| Status::SUCCESS)
 }
 
-extern "efiapi" fn serial_get_control(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
+unsafe extern "efiapi" fn serial_get_control(
     this: *const serial_io::SerialIoProtocol,
     control: *mut serial_io::ControlBits,
-) -> uefi_raw::Status {
+) -> Status {
     if !is_serial_io(this) || control.is_null() {
-        return raw(Status::INVALID_PARAMETER);
+        return Status::INVALID_PARAMETER;
     }
     let input_empty = LOOKAHEAD.with(|l| {
         if l.is_none() {
@@ -476,43 +540,54 @@ extern "efiapi" fn serial_get_control(
     let bits = SERIAL_SETTINGS.with(|s| s.control(input_empty));
     // SAFETY: checked non-null; the caller provides a UINT32 for the bits.
     unsafe { control.write_unaligned(serial_io::ControlBits::from_bits_retain(bits)) };
-    raw(Status::SUCCESS)
+    Status::SUCCESS
 }
 
-extern "efiapi" fn serial_write(
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
+unsafe extern "efiapi" fn serial_write(
     this: *mut serial_io::SerialIoProtocol,
     size: *mut usize,
     buffer: *const u8,
-) -> uefi_raw::Status {
+) -> Status {
     if !is_serial_io(this) {
-        return raw(Status::INVALID_PARAMETER);
+        return Status::INVALID_PARAMETER;
     }
-    let result = efi::boundary::read(size).and_then(|len| efi::boundary::bytes(buffer, len));
+    // SAFETY: the caller's size and buffer, as this function's # Safety
+    // requires.
+    let result =
+        unsafe { efi::boundary::read(size).and_then(|len| efi::boundary::bytes(buffer, len)) };
     match result {
         Ok(bytes) => {
             // Raw bytes: Serial I/O is a byte pipe, unlike ConOut.
             send(bytes);
-            raw(Status::SUCCESS)
+            Status::SUCCESS
         }
-        Err(status) => raw(status),
+        Err(status) => status,
     }
 }
 
 /// Read (§12.8.8): waits up to the timeout for each byte, as a UART with a
 /// character timeout does; a short read reports EFI_TIMEOUT.
-extern "efiapi" fn serial_read(
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
+unsafe extern "efiapi" fn serial_read(
     this: *mut serial_io::SerialIoProtocol,
     size: *mut usize,
     buffer: *mut u8,
-) -> uefi_raw::Status {
+) -> Status {
     if !is_serial_io(this) {
-        return raw(Status::INVALID_PARAMETER);
+        return Status::INVALID_PARAMETER;
     }
-    let buffer =
-        match efi::boundary::read(size).and_then(|len| efi::boundary::bytes_mut(buffer, len)) {
-            Ok(b) => b,
-            Err(status) => return raw(status),
-        };
+    // SAFETY: the caller's size and buffer, as this function's # Safety
+    // requires.
+    let buffer = match unsafe {
+        efi::boundary::read(size).and_then(|len| efi::boundary::bytes_mut(buffer, len))
+    } {
+        Ok(b) => b,
+        Err(status) => return status,
+    };
     let timeout_ns = u64::from(SERIAL_SETTINGS.with(|s| s.timeout_us)) * 1000;
     let mut count = 0;
     'bytes: for slot in buffer.iter_mut() {
@@ -532,11 +607,11 @@ extern "efiapi" fn serial_read(
     let complete = count == buffer.len();
     // SAFETY: `size` was read successfully above, so it is a valid UINTN.
     unsafe { size.write_unaligned(count) };
-    raw(if complete {
+    if complete {
         Status::SUCCESS
     } else {
         Status::TIMEOUT
-    })
+    }
 }
 
 // --- Installation ------------------------------------------------------------
@@ -546,9 +621,9 @@ extern "efiapi" fn serial_read(
 #[derive(Clone, Copy, Debug)]
 pub struct ConsoleHandles {
     pub handle: Handle,
-    pub con_in: *mut text_in::Protocol,
-    pub con_in_ex: *mut text_in_ex::Protocol,
-    pub con_out: *mut text_out::Protocol,
+    pub con_in: *mut SimpleTextInputProtocol,
+    pub con_in_ex: *mut SimpleTextInputExProtocol,
+    pub con_out: *mut SimpleTextOutputProtocol,
 }
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -575,18 +650,26 @@ pub fn install() -> Result<ConsoleHandles, Status> {
     }
     publish_mode(&SCREEN.with(|s| *s));
 
-    let serial_io_guid = Guid::from_bytes(&serial_io::SerialIoProtocol::GUID.to_bytes());
     let handle = efi::protocol_services::install(
         None,
         &[
             (
-                device_path::PROTOCOL_GUID,
+                DevicePathProtocol::GUID,
                 CONSOLE_DEVICE_PATH.as_ptr().cast_mut().cast::<c_void>(),
             ),
-            (serial_io_guid, SERIAL_IO.get().cast::<c_void>()),
-            (text_in::PROTOCOL_GUID, CON_IN.get().cast::<c_void>()),
-            (text_in_ex::PROTOCOL_GUID, CON_IN_EX.get().cast::<c_void>()),
-            (text_out::PROTOCOL_GUID, CON_OUT.get().cast::<c_void>()),
+            (
+                serial_io::SerialIoProtocol::GUID,
+                SERIAL_IO.get().cast::<c_void>(),
+            ),
+            (SimpleTextInputProtocol::GUID, CON_IN.get().cast::<c_void>()),
+            (
+                SimpleTextInputExProtocol::GUID,
+                CON_IN_EX.get().cast::<c_void>(),
+            ),
+            (
+                SimpleTextOutputProtocol::GUID,
+                CON_OUT.get().cast::<c_void>(),
+            ),
         ],
     )?;
     Ok(ConsoleHandles {

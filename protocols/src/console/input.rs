@@ -7,11 +7,19 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
-use r_efi::protocols::simple_text_input::InputKey;
-use r_efi::protocols::simple_text_input_ex::{
-    CAPS_LOCK_ACTIVE, KEY_STATE_EXPOSED, KeyData, KeyState, LEFT_ALT_PRESSED, LEFT_CONTROL_PRESSED,
-    LEFT_SHIFT_PRESSED, NUM_LOCK_ACTIVE, SCROLL_LOCK_ACTIVE, SHIFT_STATE_VALID, TOGGLE_STATE_VALID,
-};
+use uefi_raw::protocol::console::{InputKey, KeyData, KeyShiftState, KeyState, KeyToggleState};
+
+// EFI_KEY_STATE bits (§12.2.3) as the integers the decoder works with; the
+// caller's values may carry bits no flag names.
+const SHIFT_STATE_VALID: u32 = KeyShiftState::VALID.bits();
+const LEFT_SHIFT_PRESSED: u32 = KeyShiftState::LEFT_SHIFT.bits();
+const LEFT_CONTROL_PRESSED: u32 = KeyShiftState::LEFT_CONTROL.bits();
+const LEFT_ALT_PRESSED: u32 = KeyShiftState::LEFT_ALT.bits();
+const TOGGLE_STATE_VALID: u8 = KeyToggleState::VALID.bits();
+const KEY_STATE_EXPOSED: u8 = KeyToggleState::EXPOSED.bits();
+const SCROLL_LOCK_ACTIVE: u8 = KeyToggleState::SCROLL_LOCK_ACTIVE.bits();
+const NUM_LOCK_ACTIVE: u8 = KeyToggleState::NUM_LOCK_ACTIVE.bits();
+const CAPS_LOCK_ACTIVE: u8 = KeyToggleState::CAPS_LOCK_ACTIVE.bits();
 
 /// EFI scan codes (§12.3, table "EFI Scan Codes for EFI_SIMPLE_TEXT_INPUT_PROTOCOL").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -109,8 +117,8 @@ impl Key {
                 unicode_char: self.ex_unicode,
             },
             key_state: KeyState {
-                key_shift_state: self.shift_state,
-                key_toggle_state: toggle_state,
+                key_shift_state: KeyShiftState::from_bits_retain(self.shift_state),
+                key_toggle_state: KeyToggleState::from_bits_retain(toggle_state),
             },
         }
     }
@@ -508,8 +516,8 @@ fn matches(registered: &KeyData, pressed: &KeyData) -> bool {
     let toggle = registered.key_state.key_toggle_state;
     registered.key.scan_code == pressed.key.scan_code
         && registered.key.unicode_char == pressed.key.unicode_char
-        && (shift & SHIFT_STATE_VALID == 0 || shift == pressed.key_state.key_shift_state)
-        && (toggle & TOGGLE_STATE_VALID == 0 || toggle == pressed.key_state.key_toggle_state)
+        && (!shift.contains(KeyShiftState::VALID) || shift == pressed.key_state.key_shift_state)
+        && (!toggle.contains(KeyToggleState::VALID) || toggle == pressed.key_state.key_toggle_state)
 }
 
 #[cfg(test)]
@@ -618,7 +626,7 @@ mod tests {
         let ex = ctrl_c.key_data(0);
         assert_eq!(ex.key.unicode_char, u16::from(b'c'));
         assert_eq!(
-            ex.key_state.key_shift_state,
+            ex.key_state.key_shift_state.bits(),
             SHIFT_STATE_VALID | LEFT_CONTROL_PRESSED
         );
         assert_eq!(
@@ -733,7 +741,8 @@ mod tests {
                 .unwrap()
                 .key_data(kb.toggle_state())
                 .key_state
-                .key_toggle_state,
+                .key_toggle_state
+                .bits(),
             0x84
         );
     }
@@ -745,8 +754,8 @@ mod tests {
                 unicode_char: unicode,
             },
             key_state: KeyState {
-                key_shift_state: shift,
-                key_toggle_state: 0,
+                key_shift_state: KeyShiftState::from_bits_retain(shift),
+                key_toggle_state: KeyToggleState::empty(),
             },
         }
     }

@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use r_efi::efi::Status;
+use uefi_raw::Status;
 
 pub const BAUD_RATE: u64 = 115_200;
 pub const DATA_BITS: u8 = 8;

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::fmt::Write as _;
 
-use r_efi::efi::Status;
+use uefi_raw::Status;
 
 /// The text modes we offer, as (columns, rows). §12.4.5 requires mode 0 to
 /// be 80x25; mode 1 (80x50) is optional and mode 2+ are device specific.

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use platform::block::BlockDevice;
-use r_efi::efi::Guid;
+use uefi_raw::Guid;
 
 use super::{
     GptPartition, Partition, PartitionError, PartitionKind, PartitionTable, Scheme,
@@ -142,7 +142,7 @@ fn guid_at(bytes: &[u8], offset: usize) -> Guid {
     if let Some(src) = bytes.get(offset..offset + 16) {
         raw.copy_from_slice(src);
     }
-    Guid::from_bytes(&raw)
+    Guid::from_bytes(raw)
 }
 
 /// Reads a header at `lba` and its entry array, checking the array's CRC.
@@ -207,7 +207,7 @@ pub fn read(disk: &dyn BlockDevice) -> Result<PartitionTable, PartitionError> {
     let mut rejected = Vec::new();
     for (index, entry) in entries.chunks_exact(header.entry_size as usize).enumerate() {
         let type_guid = guid_at(entry, 0);
-        if type_guid.as_bytes() == &[0u8; 16] {
+        if type_guid.is_zero() {
             continue; // unused entry (§5.3.3)
         }
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
@@ -298,23 +298,7 @@ mod tests {
     }
 
     fn guid(text: &str) -> Guid {
-        let hex: Vec<u8> = text
-            .split('-')
-            .flat_map(|part| {
-                (0..part.len())
-                    .step_by(2)
-                    .map(move |i| u8::from_str_radix(&part[i..i + 2], 16).unwrap())
-            })
-            .collect();
-        let f = |r: core::ops::Range<usize>| hex[r].iter().fold(0u64, |a, b| a << 8 | *b as u64);
-        Guid::from_fields(
-            f(0..4) as u32,
-            f(4..6) as u16,
-            f(6..8) as u16,
-            hex[8],
-            hex[9],
-            &hex[10..16].try_into().unwrap(),
-        )
+        Guid::try_parse(text).unwrap()
     }
 
     fn check_sgdisk_layout(table: &PartitionTable) {
@@ -345,7 +329,7 @@ mod tests {
         };
         assert_eq!(disk_guid, guid("AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"));
         let hd = esp.hard_drive_info();
-        assert_eq!(hd.signature, *gpt.unique_guid.as_bytes());
+        assert_eq!(hd.signature, gpt.unique_guid.to_bytes());
         assert_eq!(hd.signature_type, SIGNATURE_TYPE_GUID);
         assert_eq!(
             (hd.partition_number, hd.partition_start, hd.partition_size),

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use platform::block::{BlockDevice, BlockError};
-use r_efi::efi::Guid;
+use uefi_raw::Guid;
 
 /// One partition. LBAs are in the device's logical blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl Partition {
         let mut signature = [0u8; 16];
         let (partition_format, signature_type) = match &self.kind {
             PartitionKind::Gpt(gpt) => {
-                signature = *gpt.unique_guid.as_bytes();
+                signature = gpt.unique_guid.to_bytes();
                 (PARTITION_FORMAT_GPT, SIGNATURE_TYPE_GUID)
             }
             PartitionKind::Mbr(mbr) => {
