@@ -952,13 +952,15 @@ fn watchdog_expired(code: u64) {
 // --- §7.1 Event, Timer and Task Priority Services -------------------------
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
     services().map_or(Tpl::APPLICATION, |events| events.raise_tpl(new_tpl))
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn restore_tpl(old_tpl: Tpl) {
     if let Some(events) = services() {
         events.restore_tpl(old_tpl);
@@ -1048,7 +1050,8 @@ unsafe fn create(
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn set_timer(
     event: Event,
     kind: TimerDelay,
@@ -1088,7 +1091,8 @@ pub unsafe extern "efiapi" fn wait_for_event(
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
         status_of(events.signal(table::id_from_event(event)))
@@ -1096,7 +1100,8 @@ pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
         status_of(events.close(table::id_from_event(event)))
@@ -1104,7 +1109,8 @@ pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn check_event(event: Event) -> Status {
     match services().map(|events| events.check(table::id_from_event(event))) {
         Some(Ok(true)) => Status::SUCCESS,
@@ -1117,7 +1123,8 @@ pub unsafe extern "efiapi" fn check_event(event: Event) -> Status {
 // --- §7.5 Miscellaneous Boot Services --------------------------------------
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn stall(microseconds: usize) -> Status {
     match services() {
         Some(events) => events.stall(microseconds as u64),

@@ -566,7 +566,8 @@ pub unsafe extern "efiapi" fn exit(
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.4 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.4): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn unload_image(handle: Handle) -> Status {
     let id = handle as HandleId;
     let state = IMAGES.with(|images| images.get(&id).map(|i| (i.started, i.loaded_image.unload)));

@@ -62,7 +62,8 @@ pub unsafe extern "efiapi" fn allocate_pages(
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.2 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.2): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn free_pages(address: PhysicalAddress, pages: usize) -> Status {
     match memory::with_map(|m| m.free(address, pages as u64)) {
         Ok(()) => {

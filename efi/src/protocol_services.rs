@@ -816,7 +816,8 @@ pub fn disconnect(
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §7.3 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §7.3): every
+/// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn disconnect_controller(
     controller: Handle,
     driver: Handle,

@@ -71,3 +71,21 @@ pub use r_efi::efi::{BOOT_SERVICES_SIGNATURE, RUNTIME_SERVICES_SIGNATURE};
 pub const LOADED_IMAGE_DEVICE_PATH_PROTOCOL_GUID: Guid =
     guid(r_efi::protocols::loaded_image_device_path::PROTOCOL_GUID);
 pub use r_efi::protocols::loaded_image::REVISION as LOADED_IMAGE_PROTOCOL_REVISION;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_keep_the_spec_text_form() {
+        // UEFI 2.10 §4.6.1.1 spells EFI_ACPI_20_TABLE_GUID this way.
+        assert_eq!(
+            alloc::format!("{ACPI_20_TABLE_GUID}"),
+            "8868e871-e4f1-11d3-bc22-0080c73c8881"
+        );
+        assert_eq!(
+            guid(r_efi::efi::SMBIOS3_TABLE_GUID).to_bytes(),
+            *r_efi::efi::SMBIOS3_TABLE_GUID.as_bytes()
+        );
+    }
+}

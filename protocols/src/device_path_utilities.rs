@@ -263,7 +263,8 @@ unsafe extern "efiapi" fn is_device_path_multi_instance(path: *const DevicePath)
 }
 
 /// # Safety
-/// Pointer arguments as UEFI 2.10 §10.5 requires of the caller.
+/// None beyond the EFI calling convention (UEFI 2.10 §10.5): every
+/// argument is a value, and handles and events are only looked up.
 unsafe extern "efiapi" fn create_device_node(
     node_type: DeviceType,
     sub_type: DeviceSubType,

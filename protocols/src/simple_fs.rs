@@ -973,7 +973,8 @@ mod tests {
                 FileMode::from_bits_retain(mode),
                 FileAttribute::from_bits_retain(attributes),
             );
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             match unsafe { (self.table().open)(self.0, &mut out, name.as_ptr(), mode, attributes) }
             {
                 Status::SUCCESS => Ok(Handle(out)),
@@ -982,30 +983,35 @@ mod tests {
         }
         fn write(&self, data: &[u8]) -> Status {
             let mut size = data.len();
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (self.table().write)(self.0, &mut size, data.as_ptr().cast()) }
         }
         fn read(&self, buf: &mut [u8]) -> (Status, usize) {
             let mut size = buf.len();
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             let status = unsafe { (self.table().read)(self.0, &mut size, buf.as_mut_ptr().cast()) };
             (status, size)
         }
         fn info(&self, kind: Guid) -> (Status, Vec<u8>) {
             let mut size = 0usize;
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             let status = unsafe { (self.table().get_info)(self.0, &kind, &mut size, null_mut()) };
             if status != Status::BUFFER_TOO_SMALL {
                 return (status, Vec::new());
             }
             let mut buf = vec![0u8; size];
             let status =
-                // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+                // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+                // arguments are live locals.
                 unsafe { (self.table().get_info)(self.0, &kind, &mut size, buf.as_mut_ptr().cast()) };
             (status, buf)
         }
         fn close(self) -> Status {
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (self.table().close)(self.0) }
         }
     }
@@ -1071,7 +1077,8 @@ mod tests {
         let file = boot.open("grub.cfg", CREATE, 0).expect("create");
         assert_eq!(file.write(b"set timeout=5\n"), Status::SUCCESS);
         assert_eq!(
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (file.table().set_position)(file.0, 4) },
             Status::SUCCESS
         );
@@ -1080,13 +1087,15 @@ mod tests {
         assert_eq!(&buf[..10], b"timeout=5\n");
         let mut position = 0u64;
         assert_eq!(
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (file.table().get_position)(file.0, &mut position) },
             Status::SUCCESS
         );
         assert_eq!(position, 14);
         assert_eq!(
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (file.table().set_position)(file.0, u64::MAX) },
             Status::SUCCESS
         );
@@ -1120,7 +1129,8 @@ mod tests {
             unsafe { set_info(file.0, &kind, 10, new_info.as_mut_ptr().cast()) },
             Status::BAD_BUFFER_SIZE
         );
-        // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments
+        // are live locals.
         assert_eq!(unsafe { (file.table().flush)(file.0) }, Status::SUCCESS);
         assert_eq!(file.close(), Status::SUCCESS);
 
@@ -1149,7 +1159,8 @@ mod tests {
         assert_eq!(reopened.read(&mut buf), (Status::SUCCESS, 14));
         assert_eq!(reopened.write(b"no"), Status::ACCESS_DENIED);
         assert_eq!(
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (reopened.table().delete)(reopened.0) },
             Status::WARN_DELETE_FAILURE
         );
@@ -1175,7 +1186,8 @@ mod tests {
             .open("scratch file.tmp", CREATE, 0)
             .expect("create scratch");
         assert_eq!(
-            // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments are live locals.
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
             unsafe { (scratch.table().delete)(scratch.0) },
             Status::SUCCESS
         );

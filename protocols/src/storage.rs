@@ -1568,7 +1568,8 @@ mod tests {
         // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
         assert_eq!(unsafe { (table.flush_blocks)(protocol) }, Status::SUCCESS);
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.reset)(protocol, Boolean::TRUE) },
             Status::SUCCESS
         );
@@ -1582,7 +1583,8 @@ mod tests {
         let mut buf = vec![0u8; 2048];
         let ptr: *mut c_void = buf.as_mut_ptr().cast();
         let read = |media_id, lba, size, buffer| {
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_blocks)(protocol, media_id, lba, size, buffer) }
         };
         assert_eq!(read(1, 0, 512, ptr), Status::MEDIA_CHANGED);
@@ -1606,19 +1608,22 @@ mod tests {
 
         let null: *mut BlockIoProtocol = core::ptr::null_mut();
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_blocks)(null, 0, 0, 512, ptr) },
             Status::INVALID_PARAMETER
         );
         let mut impostor = [0u64; 16];
         let impostor: *mut BlockIoProtocol = impostor.as_mut_ptr().cast();
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_blocks)(impostor, 0, 0, 512, ptr) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.flush_blocks)(impostor) },
             Status::INVALID_PARAMETER
         );
@@ -1651,13 +1656,15 @@ mod tests {
         assert_eq!(media.logical_blocks_per_physical_block, 0);
         let mut buf = vec![0u8; 512];
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_blocks)(protocol, 0, 19, 512, buf.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
         assert_eq!(buf, pattern(64 * 512)[29 * 512..30 * 512]);
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_blocks)(protocol, 0, 20, 512, buf.as_mut_ptr().cast()) },
             Status::INVALID_PARAMETER
         );
@@ -1768,28 +1775,33 @@ mod tests {
         let ptr: *mut c_void = buf.as_mut_ptr().cast();
         assert_eq!(table.revision, DiskIoProtocol::REVISION);
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_disk)(protocol, 0, 3, 100, ptr) },
             Status::SUCCESS
         );
         assert_eq!(buf, pattern(8 * 512)[3..103]);
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_disk)(protocol, 7, 3, 100, ptr) },
             Status::MEDIA_CHANGED
         );
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_disk)(protocol, 0, 4000, 100, ptr) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_disk)(protocol, 0, 0, 100, core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.write_disk)(protocol, 0, 510, 100, ptr) },
             Status::SUCCESS
         );
@@ -1798,7 +1810,8 @@ mod tests {
         let read_only = new_disk_io(disk_from(pattern(8 * 512), 512, true));
         let table = disk_io_table(read_only);
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.write_disk)(read_only, 0, 0, 100, ptr) },
             Status::WRITE_PROTECTED
         );
@@ -2071,7 +2084,8 @@ mod tests {
         // LBA 0 of the partition is the FAT boot sector at disk LBA 2048.
         let mut boot = vec![0u8; 512];
         assert_eq!(
-            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+            // SAFETY: our own instance, called with live locals of the sizes passed, as a caller
+            // would.
             unsafe { (table.read_blocks)(esp_io, 0, 0, 512, boot.as_mut_ptr().cast()) },
             Status::SUCCESS
         );
