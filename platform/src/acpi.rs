@@ -851,23 +851,32 @@ pub fn find_table_in<'m, M: PhysicalMemory>(
 impl GenericAddress {
     /// Writes `value` at the register's access width. Returns false for an
     /// address space the firmware cannot drive.
-    pub fn write(&self, value: u64) -> bool {
-        use crate::io::{Mmio, Port};
+    ///
+    /// # Safety
+    /// The GAS must name a register of this platform (the FADT's reset, PM1
+    /// or sleep registers) whose write has the effect the caller wants; an
+    /// arbitrary GAS would write arbitrary memory or ports.
+    pub unsafe fn write(&self, value: u64) -> bool {
+        use crate::mmio::Mmio;
+        use x86_64::instructions::port::Port;
         let width = self.access_bytes(1);
         match self.space {
             AddressSpace::SYSTEM_IO => {
                 let Ok(port) = u16::try_from(self.address) else {
                     return false;
                 };
-                match width {
-                    1 => Port(port).write_u8(value as u8),
-                    2 => Port(port).write_u16(value as u16),
-                    _ => Port(port).write_u32(value as u32),
+                // SAFETY: the caller's contract: `port` is a platform register.
+                unsafe {
+                    match width {
+                        1 => Port::<u8>::new(port).write(value as u8),
+                        2 => Port::<u16>::new(port).write(value as u16),
+                        _ => Port::<u32>::new(port).write(value as u32),
+                    }
                 }
                 true
             }
             AddressSpace::SYSTEM_MEMORY => {
-                // SAFETY: the FADT names this as a register of the platform;
+                // SAFETY: the caller's contract: a register of the platform;
                 // the window covers exactly one access of the given width.
                 let mmio = unsafe { Mmio::new(self.address, u64::from(width)) };
                 match width {
@@ -886,12 +895,16 @@ impl GenericAddress {
                 let function = (self.address >> 16) & 0x7;
                 let offset = self.address & 0xfc;
                 let select = 0x8000_0000 | (device << 11) | (function << 8) | offset;
-                Port(0xcf8).write_u32(select as u32);
-                let data = Port(0xcfc + (self.address & 3) as u16);
-                match width {
-                    1 => data.write_u8(value as u8),
-                    2 => data.write_u16(value as u16),
-                    _ => data.write_u32(value as u32),
+                let data = 0xcfc + (self.address & 3) as u16;
+                // SAFETY: the caller's contract: a configuration register of
+                // a platform device; 0xCF8/0xCFC are the type 1 access ports.
+                unsafe {
+                    Port::<u32>::new(0xcf8).write(select as u32);
+                    match width {
+                        1 => Port::<u8>::new(data).write(value as u8),
+                        2 => Port::<u16>::new(data).write(value as u16),
+                        _ => Port::<u32>::new(data).write(value as u32),
+                    }
                 }
                 true
             }
@@ -901,20 +914,29 @@ impl GenericAddress {
 
     /// Reads the register at its access width; `None` for an unsupported
     /// address space.
-    pub fn read(&self) -> Option<u64> {
-        use crate::io::{Mmio, Port};
+    ///
+    /// # Safety
+    /// As for [`GenericAddress::write`]: the GAS must name a register of this
+    /// platform (reads of device registers can have side effects, and an
+    /// arbitrary memory address need not be mapped).
+    pub unsafe fn read(&self) -> Option<u64> {
+        use crate::mmio::Mmio;
+        use x86_64::instructions::port::Port;
         let width = self.access_bytes(1);
         match self.space {
             AddressSpace::SYSTEM_IO => {
-                let port = Port(u16::try_from(self.address).ok()?);
-                Some(match width {
-                    1 => u64::from(port.read_u8()),
-                    2 => u64::from(port.read_u16()),
-                    _ => u64::from(port.read_u32()),
+                let port = u16::try_from(self.address).ok()?;
+                // SAFETY: the caller's contract: `port` is a platform register.
+                Some(unsafe {
+                    match width {
+                        1 => u64::from(Port::<u8>::new(port).read()),
+                        2 => u64::from(Port::<u16>::new(port).read()),
+                        _ => u64::from(Port::<u32>::new(port).read()),
+                    }
                 })
             }
             AddressSpace::SYSTEM_MEMORY => {
-                // SAFETY: as for `write`.
+                // SAFETY: the caller's contract, as for `write`.
                 let mmio = unsafe { Mmio::new(self.address, u64::from(width)) };
                 Some(match width {
                     1 => u64::from(mmio.read::<u8>(0)),

@@ -6,6 +6,7 @@
 use crate::serial::Serial;
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
+use x86_64::instructions::port::PortWriteOnly;
 
 #[repr(C, packed(4))]
 struct Tss {
@@ -228,9 +229,8 @@ pub fn set_fault_locator(locator: FaultLocator) {
 
 #[unsafe(no_mangle)]
 extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
-    let cr2: u64;
-    // SAFETY: reading CR2 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
+    // Raw: a non-canonical faulting address must be reported, not rejected.
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
     let name = VECTOR_NAMES
         .get(frame.vector as usize)
         .copied()
@@ -377,6 +377,10 @@ pub fn init() {
     }
 
     // Mask both 8259 PICs: SeaBIOS leaves IRQ0 mapped onto vector 8.
-    crate::io::Port(0x21).write_u8(0xff);
-    crate::io::Port(0xa1).write_u8(0xff);
+    // SAFETY: 0x21/0xA1 are the 8259 data ports; writing the interrupt mask
+    // only stops IRQs, and no memory is touched.
+    unsafe {
+        PortWriteOnly::<u8>::new(0x21).write(0xff);
+        PortWriteOnly::<u8>::new(0xa1).write(0xff);
+    }
 }

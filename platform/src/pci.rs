@@ -9,7 +9,8 @@ use alloc::vec::Vec;
 use bitflags::bitflags;
 use core::fmt;
 
-use crate::io::{Mmio, Port};
+use crate::mmio::Mmio;
+use x86_64::instructions::port::{Port, PortWriteOnly};
 
 /// A PCI function address. `device` is below 32 and `function` below 8; the
 /// access mechanisms mask them so a bad value cannot reach another register.
@@ -55,13 +56,13 @@ pub trait ConfigAccess {
 pub struct PortConfigAccess;
 
 impl PortConfigAccess {
-    const ADDRESS: Port = Port(0xCF8);
-    const DATA: Port = Port(0xCFC);
+    const ADDRESS: u16 = 0xCF8;
+    const DATA: u16 = 0xCFC;
 
     /// Selects the dword holding `offset`; returns the data port for the
     /// byte lane of `offset`, or `None` if the access is misaligned or beyond
     /// the 256 bytes this mechanism reaches.
-    fn select(bdf: Bdf, offset: u16, width: u16) -> Option<Port> {
+    fn select(bdf: Bdf, offset: u16, width: u16) -> Option<u16> {
         if offset >= 256 || !offset.is_multiple_of(width) {
             return None;
         }
@@ -70,39 +71,51 @@ impl PortConfigAccess {
             | u32::from(bdf.device & 0x1F) << 11
             | u32::from(bdf.function & 0x7) << 8
             | u32::from(offset & 0xFC);
-        Self::ADDRESS.write_u32(address);
-        Some(Self::DATA.offset(offset & 3))
+        // SAFETY: 0xCF8 is the configuration address port; writing it only
+        // selects which register the data port reaches.
+        unsafe { PortWriteOnly::<u32>::new(Self::ADDRESS).write(address) };
+        Some(Self::DATA + (offset & 3))
     }
 }
 
+// SAFETY (for the port accesses below): the data port reaches the
+// configuration register `select` chose. Configuration reads have no memory
+// effects; writes reprogram a device, which callers of `ConfigAccess` do on
+// purpose (BAR placement, command register) — PCI 3.0 §6.
 impl ConfigAccess for PortConfigAccess {
     fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
-        Self::select(bdf, offset, 1).map_or(!0, Port::read_u8)
+        // SAFETY: see the comment on this impl.
+        Self::select(bdf, offset, 1).map_or(!0, |port| unsafe { Port::<u8>::new(port).read() })
     }
 
     fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
-        Self::select(bdf, offset, 2).map_or(!0, Port::read_u16)
+        // SAFETY: see the comment on this impl.
+        Self::select(bdf, offset, 2).map_or(!0, |port| unsafe { Port::<u16>::new(port).read() })
     }
 
     fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
-        Self::select(bdf, offset, 4).map_or(!0, Port::read_u32)
+        // SAFETY: see the comment on this impl.
+        Self::select(bdf, offset, 4).map_or(!0, |port| unsafe { Port::<u32>::new(port).read() })
     }
 
     fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
         if let Some(port) = Self::select(bdf, offset, 1) {
-            port.write_u8(value);
+            // SAFETY: see the comment on this impl.
+            unsafe { Port::<u8>::new(port).write(value) };
         }
     }
 
     fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
         if let Some(port) = Self::select(bdf, offset, 2) {
-            port.write_u16(value);
+            // SAFETY: see the comment on this impl.
+            unsafe { Port::<u16>::new(port).write(value) };
         }
     }
 
     fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
         if let Some(port) = Self::select(bdf, offset, 4) {
-            port.write_u32(value);
+            // SAFETY: see the comment on this impl.
+            unsafe { Port::<u32>::new(port).write(value) };
         }
     }
 }
