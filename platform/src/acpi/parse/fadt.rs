@@ -94,3 +94,63 @@ impl Fadt {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::AddressSpace;
+    use crate::acpi::test_tables::*;
+
+    #[test]
+    fn fadt_legacy_blocks() {
+        let fadt = Fadt::parse(&q35_fadt(0x5000)).unwrap();
+        assert_eq!(fadt.dsdt, 0x5000);
+        assert_eq!(
+            fadt.pm1a_cnt,
+            Some(GenericAddress {
+                space: AddressSpace::SYSTEM_IO,
+                bit_width: 16,
+                bit_offset: 0,
+                access_size: 0,
+                address: 0x604
+            })
+        );
+        assert_eq!(fadt.pm1b_cnt, None);
+        assert_eq!(fadt.pm_timer.unwrap().address, 0x608);
+        assert_eq!(fadt.pm_timer.unwrap().access_bytes(1), 4);
+        assert_eq!(fadt.century, 0x32);
+        assert_eq!(fadt.reset_reg.unwrap().address, 0xcf9);
+        assert_eq!(fadt.reset_value, 6);
+        assert!(
+            fadt.flags
+                .contains(FadtFlags::RESET_REG_SUP | FadtFlags::TMR_VAL_EXT)
+        );
+        assert_eq!(fadt.sleep_control, None);
+    }
+
+    #[test]
+    fn fadt_x_fields_supersede_legacy_ones() {
+        let mut body = vec![0u8; 244 - 36];
+        body[40 - 36..44 - 36].copy_from_slice(&0x5000u32.to_le_bytes());
+        body[64 - 36..68 - 36].copy_from_slice(&0x604u32.to_le_bytes());
+        body[140 - 36..148 - 36].copy_from_slice(&0x1_0000_5000u64.to_le_bytes());
+        body[172 - 36..184 - 36].copy_from_slice(&gas(0, 16, 2, 0xfed0_0000));
+        let fadt = Fadt::parse(&table(b"FACP", &body)).unwrap();
+        assert_eq!(fadt.dsdt, 0x1_0000_5000);
+        let pm1a = fadt.pm1a_cnt.unwrap();
+        assert_eq!(pm1a.space, AddressSpace::SYSTEM_MEMORY);
+        assert_eq!(pm1a.address, 0xfed0_0000);
+        assert_eq!(pm1a.access_bytes(1), 2);
+    }
+
+    #[test]
+    fn acpi_1_fadt_is_accepted_and_too_short_rejected() {
+        let fadt = Fadt::parse(&table(b"FACP", &[0u8; 116 - 36])).unwrap();
+        assert_eq!(fadt.reset_reg, None);
+        assert_eq!(fadt.sleep_control, None);
+        assert!(matches!(
+            Fadt::parse(&table(b"FACP", &[0u8; 40])),
+            Err(AcpiError::Truncated { .. })
+        ));
+    }
+}

@@ -32,3 +32,25 @@ pub fn mcfg_entries(table: &[u8]) -> impl Iterator<Item = Ecam> + '_ {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::test_tables::*;
+
+    #[test]
+    fn mcfg_entry() {
+        let m = mcfg(0xb000_0000, 0, 0, 0xff);
+        let ecam: Vec<Ecam> = mcfg_entries(&m).collect();
+        assert_eq!(
+            ecam,
+            vec![Ecam {
+                base: 0xb000_0000,
+                segment: 0,
+                start_bus: 0,
+                end_bus: 0xff
+            }]
+        );
+        assert_eq!(ecam[0].size(), 256 << 20);
+    }
+}

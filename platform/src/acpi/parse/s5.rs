@@ -116,3 +116,83 @@ fn integer(aml: &[u8]) -> Option<(u64, usize)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::test_tables::*;
+
+    #[test]
+    fn pkg_length_encodings() {
+        assert_eq!(pkg_length(&[0x06]), Some((6, 1)));
+        // 2-byte form: low nibble 0x3, next byte 0x12 -> 0x123.
+        assert_eq!(pkg_length(&[0x43, 0x12]), Some((0x123, 2)));
+        assert_eq!(pkg_length(&[0x81, 0x34, 0x12]), Some((0x12341, 3)));
+        assert_eq!(pkg_length(&[0x43]), None);
+    }
+
+    #[test]
+    fn s5_qemu_zero_ops() {
+        assert_eq!(find_s5(QEMU_S5), Ok(SleepType { a: 0, b: 0 }));
+    }
+
+    #[test]
+    fn s5_byte_prefix_values_with_root_prefix() {
+        // Name(\_S5_, Package(2){0x05, 0x07})
+        let aml = [
+            0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x0a, 0x05, 0x0a, 0x07,
+        ];
+        assert_eq!(find_s5(&aml), Ok(SleepType { a: 5, b: 7 }));
+    }
+
+    #[test]
+    fn s5_mixed_one_op_and_parent_prefix() {
+        // Name(^^_S5_, Package(4){One, 0x02, Zero, Zero})
+        let aml = [
+            0x08, b'^', b'^', b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x01, 0x0a, 0x02, 0x00,
+            0x00,
+        ];
+        assert_eq!(find_s5(&aml), Ok(SleepType { a: 1, b: 2 }));
+    }
+
+    #[test]
+    fn s5_single_element_cloud_hypervisor_form() {
+        // Name(_S5_, Package(1){0x05})
+        let aml = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x04, 0x01, 0x0a, 0x05];
+        assert_eq!(find_s5(&aml), Ok(SleepType { a: 5, b: 0 }));
+        // A word packing SLP_TYPa and SLP_TYPb.
+        let aml = [
+            0x08, b'_', b'S', b'5', b'_', 0x12, 0x05, 0x01, 0x0b, 0x07, 0x03,
+        ];
+        assert_eq!(find_s5(&aml), Ok(SleepType { a: 7, b: 3 }));
+    }
+
+    #[test]
+    fn s5_two_byte_pkg_length() {
+        let mut aml = vec![0x08, b'_', b'S', b'5', b'_', 0x12, 0x40, 0x01, 0x02];
+        aml.extend_from_slice(&[0x0a, 0x03, 0x0a, 0x04]);
+        // Pad the package to its declared length of 0x40 + 1 bytes.
+        aml.resize(6 + 0x40, 0);
+        assert_eq!(find_s5(&aml), Ok(SleepType { a: 3, b: 4 }));
+    }
+
+    #[test]
+    fn s5_skips_lookalikes_and_rejects_garbage() {
+        // "_S5_" inside a string first (no NameOp), then the real object.
+        let mut aml = vec![0x0d, b'_', b'S', b'5', b'_', 0x00];
+        aml.extend_from_slice(QEMU_S5);
+        assert_eq!(find_s5(&aml), Ok(SleepType { a: 0, b: 0 }));
+
+        // A method named _S5_ is not a package.
+        let method = [0x14, 0x08, b'_', b'S', b'5', b'_', 0x00, 0xa4, 0x00];
+        assert_eq!(find_s5(&method), Err(AcpiError::NoS5));
+        // Sleep type out of the 3-bit range.
+        let aml = [
+            0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x0a, 0x09, 0x00, 0x00,
+        ];
+        assert_eq!(find_s5(&aml), Err(AcpiError::NoS5));
+        // Truncated package.
+        assert_eq!(find_s5(&QEMU_S5[..9]), Err(AcpiError::NoS5));
+        assert_eq!(find_s5(b""), Err(AcpiError::NoS5));
+    }
+}
