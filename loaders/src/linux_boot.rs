@@ -335,18 +335,17 @@ fn exit_boot_services(key: usize) -> Status {
 /// flat data at `__BOOT_DS` (0x18). 0x08 repeats the code descriptor so the
 /// firmware's IDT (which names selector 0x08) stays valid until the kernel
 /// loads its own.
+///
+/// A plain array rather than `x86_64`'s `GlobalDescriptorTable`: the layout
+/// is fixed by boot.rst, the table must be `static` (the kernel runs on it
+/// until it loads its own), and `lgdt` has to sit in the same `asm!` as the
+/// jump.
 static LINUX_GDT: [u64; 4] = [
     0,
-    0x00af_9b00_0000_ffff,
-    0x00af_9b00_0000_ffff,
-    0x00cf_9300_0000_ffff,
+    x86_64::structures::gdt::DescriptorFlags::KERNEL_CODE64.bits(),
+    x86_64::structures::gdt::DescriptorFlags::KERNEL_CODE64.bits(),
+    x86_64::structures::gdt::DescriptorFlags::KERNEL_DATA.bits(),
 ];
-
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
-}
 
 /// Loads the boot GDT, reloads CS/DS/ES/SS and jumps to `entry` with `rsi` =
 /// `zero_page`, interrupts off.
@@ -355,9 +354,9 @@ struct DescriptorPointer {
 /// Boot services must have exited and `entry` be a kernel's `startup_64`
 /// with `zero_page` its filled-in boot_params.
 unsafe fn jump_to_kernel(entry: u64, zero_page: u64) -> ! {
-    let gdt = DescriptorPointer {
+    let gdt = x86_64::structures::DescriptorTablePointer {
         limit: (core::mem::size_of_val(&LINUX_GDT) - 1) as u16,
-        base: LINUX_GDT.as_ptr() as u64,
+        base: x86_64::VirtAddr::from_ptr(LINUX_GDT.as_ptr()),
     };
     // SAFETY: the caller's contract; the GDT is a static that outlives the
     // jump, and the far return switches to its code selector 0x10.
@@ -387,6 +386,20 @@ unsafe fn jump_to_kernel(entry: u64, zero_page: u64) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// boot.rst's flat 4 GiB descriptors, as the kernel expects them.
+    #[test]
+    fn boot_gdt_has_flat_code_and_data() {
+        assert_eq!(
+            LINUX_GDT,
+            [
+                0,
+                0x00af_9b00_0000_ffff,
+                0x00af_9b00_0000_ffff,
+                0x00cf_9300_0000_ffff
+            ]
+        );
+    }
 
     #[test]
     fn efi_types_become_e820_types() {

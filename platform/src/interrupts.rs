@@ -6,17 +6,15 @@
 use crate::serial::Serial;
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
-
-#[repr(C, packed(4))]
-struct Tss {
-    reserved0: u32,
-    rsp: [u64; 3],
-    reserved1: u64,
-    ist: [u64; 7],
-    reserved2: u64,
-    reserved3: u16,
-    iomap_base: u16,
-}
+use core::ptr::{addr_of, addr_of_mut};
+use x86_64::VirtAddr;
+use x86_64::instructions::port::PortWriteOnly;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::segmentation::SegmentSelector;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
+use x86_64::structures::idt::{Entry, InterruptDescriptorTable};
+use x86_64::structures::tss::TaskStateSegment;
 
 /// The IST1 stack with a page below it that `protect_fault_stack` unmaps, so
 /// an overflow of the fault stack itself faults instead of corrupting .bss.
@@ -30,50 +28,17 @@ static mut FAULT_STACK: FaultStack = FaultStack {
     guard: [0; 4096],
     stack: [0; 16 * 1024],
 };
-static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    iomap_base: core::mem::size_of::<Tss>() as u16,
-};
-static mut GDT: [u64; 5] = [
-    0,
-    0x00af_9b00_0000_ffff, // 0x08: 64-bit code
-    0x00cf_9300_0000_ffff, // 0x10: data
-    0,                     // 0x18: TSS (low), filled in at init
-    0,                     // 0x20: TSS (high)
-];
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
+/// Null, code (0x08), data (0x10) and the TSS (0x18, two slots).
+static mut GDT: GlobalDescriptorTable<5> = GlobalDescriptorTable::empty();
+static mut IDT: InterruptDescriptorTable = InterruptDescriptorTable::new();
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct IdtEntry {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    flags: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
-}
-
-static mut IDT: [IdtEntry; 256] = [IdtEntry {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    flags: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    reserved: 0,
-}; 256];
-
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
-}
+/// The selectors `init` installs. The IDT's gates and `loaders`' Linux boot
+/// GDT (which keeps 0x08 as code for the firmware IDT) depend on these
+/// values, so `init` checks the GDT hands out exactly them.
+const KERNEL_CODE: SegmentSelector = SegmentSelector(0x08);
+const KERNEL_DATA: SegmentSelector = SegmentSelector(0x10);
+const TSS_SELECTOR: SegmentSelector = SegmentSelector(0x18);
 
 /// Registers saved by the common exception stub, lowest address first.
 #[repr(C)]
@@ -120,9 +85,11 @@ macro_rules! stubs {
     };
 }
 
+// The vectors the IDT routes (see `fill_idt`), with whether the CPU pushes
+// an error code (SDM vol. 3 §6.15).
 stubs!(
-    0 0, 1 0, 2 0, 3 0, 4 0, 5 0, 6 0, 7 0, 8 1, 9 0, 10 1, 11 1, 12 1, 13 1, 14 1, 15 0,
-    16 0, 17 1, 18 0, 19 0, 20 0, 21 1, 22 0, 23 0, 24 0, 25 0, 26 0, 27 0, 28 0, 29 1, 30 1, 31 0
+    0 0, 1 0, 2 0, 3 0, 4 0, 5 0, 6 0, 7 0, 8 1, 10 1, 11 1, 12 1, 13 1, 14 1, 16 0, 17 1,
+    18 0, 19 0, 20 0, 21 1, 28 0, 29 1, 30 1
 );
 
 global_asm!(
@@ -228,9 +195,8 @@ pub fn set_fault_locator(locator: FaultLocator) {
 
 #[unsafe(no_mangle)]
 extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
-    let cr2: u64;
-    // SAFETY: reading CR2 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
+    // Raw: a non-canonical faulting address must be reported, not rejected.
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
     let name = VECTOR_NAMES
         .get(frame.vector as usize)
         .copied()
@@ -283,19 +249,26 @@ extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     }
 }
 
-fn set_gate(vector: usize, handler: u64, ist: u8) {
-    let entry = IdtEntry {
-        offset_low: handler as u16,
-        selector: 0x08,
-        ist,
-        flags: 0x8e, // present, DPL 0, 64-bit interrupt gate
-        offset_mid: (handler >> 16) as u16,
-        offset_high: (handler >> 32) as u32,
-        reserved: 0,
-    };
-    // SAFETY: single-threaded init; IDT is only written here, before `lidt`
-    // and with interrupts off.
-    unsafe { (*core::ptr::addr_of_mut!(IDT))[vector] = entry };
+/// Points `entry` at one of our assembly stubs as a DPL-0 interrupt gate
+/// on the firmware code segment, on the IST1 stack if `own_stack`.
+///
+/// The stubs are not `extern "x86-interrupt"` functions: they save all
+/// registers into an `ExceptionFrame` and never return (except the spurious
+/// one, a bare `iretq`), so the gate is set by address.
+///
+/// # Safety
+/// `handler` must be the address of one of those stubs, valid for the
+/// vector `entry` belongs to, and the IDT must not be in use by the CPU.
+unsafe fn set_gate<F>(entry: &mut Entry<F>, handler: u64, own_stack: bool) {
+    // SAFETY: the caller's contract.
+    let options = unsafe { entry.set_handler_addr(VirtAddr::new(handler)) };
+    // SAFETY: KERNEL_CODE is the 64-bit code descriptor `init` loads.
+    unsafe { options.set_code_selector(KERNEL_CODE) };
+    if own_stack {
+        // SAFETY: IST1 (index 0 here) is FAULT_STACK, set up in the TSS by
+        // `init`; only these fatal vectors use it and they never return.
+        unsafe { options.set_stack_index(0) };
+    }
 }
 
 macro_rules! stub_addresses {
@@ -318,65 +291,93 @@ pub fn protect_fault_stack() {
     crate::paging::set_access(guard, 4096, crate::paging::Access::NONE);
 }
 
+/// Fills the IDT: the 32 exception vectors go to their stubs (NMI, #DF,
+/// #PF and #MC on IST1), every other vector to `spurious_interrupt`.
+///
+/// The crate keeps the reserved vectors (9, 15, 22-27, 31) private, so they
+/// stay not-present: a CPU never raises them, and if one were, the #GP it
+/// turns into is reported with the vector in its error code.
+///
+/// # Safety
+/// Single-threaded init before `lidt`: nothing else refers to `IDT`.
+unsafe fn fill_idt() {
+    let stubs = stub_addresses!(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 28, 29, 30
+    );
+    // SAFETY: the caller's contract.
+    let idt = unsafe { &mut *addr_of_mut!(IDT) };
+    // SAFETY: each entry gets the stub generated for its own vector (the
+    // stubs know which vectors push an error code).
+    unsafe {
+        set_gate(&mut idt.divide_error, stubs[0], false);
+        set_gate(&mut idt.debug, stubs[1], false);
+        set_gate(&mut idt.non_maskable_interrupt, stubs[2], true);
+        set_gate(&mut idt.breakpoint, stubs[3], false);
+        set_gate(&mut idt.overflow, stubs[4], false);
+        set_gate(&mut idt.bound_range_exceeded, stubs[5], false);
+        set_gate(&mut idt.invalid_opcode, stubs[6], false);
+        set_gate(&mut idt.device_not_available, stubs[7], false);
+        set_gate(&mut idt.double_fault, stubs[8], true);
+        set_gate(&mut idt.invalid_tss, stubs[10], false);
+        set_gate(&mut idt.segment_not_present, stubs[11], false);
+        set_gate(&mut idt.stack_segment_fault, stubs[12], false);
+        set_gate(&mut idt.general_protection_fault, stubs[13], false);
+        set_gate(&mut idt.page_fault, stubs[14], true);
+        set_gate(&mut idt.x87_floating_point, stubs[16], false);
+        set_gate(&mut idt.alignment_check, stubs[17], false);
+        set_gate(&mut idt.machine_check, stubs[18], true);
+        set_gate(&mut idt.simd_floating_point, stubs[19], false);
+        set_gate(&mut idt.virtualization, stubs[20], false);
+        set_gate(&mut idt.cp_protection_exception, stubs[21], false);
+        set_gate(&mut idt.hv_injection_exception, stubs[28], false);
+        set_gate(&mut idt.vmm_communication_exception, stubs[29], false);
+        set_gate(&mut idt.security_exception, stubs[30], false);
+    }
+    let spurious = spurious_interrupt as *const () as u64;
+    for entry in idt.slice_mut(32..=255) {
+        // SAFETY: `spurious_interrupt` is a bare `iretq`, right for any
+        // vector without an error code, which all of 32-255 are.
+        unsafe { set_gate(entry, spurious, false) };
+    }
+}
+
 /// Loads the firmware GDT, TSS and IDT and masks the legacy PICs.
 pub fn init() {
-    let stubs = stub_addresses!(
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
-        25, 26, 27, 28, 29, 30, 31
-    );
-    for (vector, &stub) in stubs.iter().enumerate() {
-        let ist = if matches!(vector, 2 | 8 | 14 | 18) {
-            1
-        } else {
-            0
-        };
-        set_gate(vector, stub, ist);
-    }
-    for vector in 32..256 {
-        set_gate(vector, spurious_interrupt as *const () as u64, 0);
-    }
-
-    // SAFETY: single-threaded init of statics that are only read by the CPU
-    // afterwards; the selectors loaded match the descriptors written.
+    // SAFETY: single-threaded init of statics that the CPU only reads
+    // afterwards; nothing else refers to them.
     unsafe {
-        let stack_top =
-            core::ptr::addr_of!(FAULT_STACK) as u64 + core::mem::size_of::<FaultStack>() as u64;
-        (*core::ptr::addr_of_mut!(TSS)).ist[0] = stack_top;
-        let tss = core::ptr::addr_of!(TSS) as u64;
-        let limit = core::mem::size_of::<Tss>() as u64 - 1;
-        let gdt = &mut *core::ptr::addr_of_mut!(GDT);
-        gdt[3] = (limit & 0xffff)
-            | ((tss & 0xff_ffff) << 16)
-            | (0x89 << 40)
-            | (((tss >> 24) & 0xff) << 56);
-        gdt[4] = tss >> 32;
-
-        let gdt_ptr = DescriptorPointer {
-            limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
-            base: gdt.as_ptr() as u64,
-        };
-        asm!("lgdt [{}]", in(reg) &gdt_ptr, options(readonly, nostack));
-        asm!(
-            "push 0x08",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov {tmp:e}, 0x10",
-            "mov ds, {tmp:e}",
-            "mov es, {tmp:e}",
-            "mov ss, {tmp:e}",
-            tmp = out(reg) _,
+        let stack_top = addr_of!(FAULT_STACK) as u64 + core::mem::size_of::<FaultStack>() as u64;
+        (*addr_of_mut!(TSS)).interrupt_stack_table[0] = VirtAddr::new(stack_top);
+        let gdt = &mut *addr_of_mut!(GDT);
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(&*addr_of!(TSS)));
+        assert!(
+            code == KERNEL_CODE && data == KERNEL_DATA && tss == TSS_SELECTOR,
+            "GDT selectors moved"
         );
-        asm!("ltr {0:x}", in(reg) 0x18u16, options(nostack));
-        let idt_ptr = DescriptorPointer {
-            limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16,
-            base: core::ptr::addr_of!(IDT) as u64,
-        };
-        asm!("lidt [{}]", in(reg) &idt_ptr, options(readonly, nostack));
+        fill_idt();
     }
+    // SAFETY: the GDT is a static, complete and never changed again; the
+    // selectors loaded name its code, data and TSS descriptors (SDM vol. 3
+    // §3.4.5, §7.2.3), so execution continues in the same flat segments.
+    unsafe {
+        (*addr_of!(GDT)).load_unsafe();
+        CS::set_reg(KERNEL_CODE);
+        DS::set_reg(KERNEL_DATA);
+        ES::set_reg(KERNEL_DATA);
+        SS::set_reg(KERNEL_DATA);
+        load_tss(TSS_SELECTOR);
+    }
+    // SAFETY: the IDT is a static that was completely filled above and is
+    // never changed again; its gates name the code segment just loaded.
+    unsafe { (*addr_of!(IDT)).load_unsafe() };
 
     // Mask both 8259 PICs: SeaBIOS leaves IRQ0 mapped onto vector 8.
-    crate::io::Port(0x21).write_u8(0xff);
-    crate::io::Port(0xa1).write_u8(0xff);
+    // SAFETY: 0x21/0xA1 are the 8259 data ports; writing the interrupt mask
+    // only stops IRQs, and no memory is touched.
+    unsafe {
+        PortWriteOnly::<u8>::new(0x21).write(0xff);
+        PortWriteOnly::<u8>::new(0xa1).write(0xff);
+    }
 }

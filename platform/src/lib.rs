@@ -1,6 +1,7 @@
 //! Platform layer: PVH entry, paging, serial, PCI, virtio-blk, RTC and
-//! ACPI/SMBIOS discovery. Pure logic is host-testable; hardware access lives in
-//! `io`.
+//! ACPI/SMBIOS discovery. Pure logic is host-testable; hardware access goes
+//! through the `x86_64` crate (ports, control registers, descriptor tables)
+//! and `mmio`.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -10,9 +11,9 @@ pub mod block;
 pub mod boot_timing;
 #[cfg(target_os = "none")]
 pub mod interrupts;
-pub mod io;
 pub mod logger;
 pub mod memory;
+pub mod mmio;
 pub mod paging;
 pub mod pci;
 #[cfg(target_os = "none")]

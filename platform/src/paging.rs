@@ -5,14 +5,11 @@
 
 use crate::memory::{MemoryType, PAGE_SIZE, Placement};
 use crate::sync::Global;
-
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const WRITE_THROUGH: u64 = 1 << 3;
-const CACHE_DISABLE: u64 = 1 << 4;
-const HUGE: u64 = 1 << 7;
-const NO_EXECUTE: u64 = 1 << 63;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+use x86_64::PhysAddr;
+use x86_64::registers::control::Cr3;
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
 
 const GIB: u64 = 1 << 30;
 const TWO_MIB: u64 = 2 << 20;
@@ -65,65 +62,86 @@ impl Access {
     };
 }
 
+/// The firmware's page tables. Only reachable through `TABLES`, whose
+/// `with` hands out one `&mut` at a time, so edits never alias.
 struct Tables {
-    pml4: u64,
+    pml4: PhysAddr,
     nx: bool,
     gib_pages: bool,
 }
 
 static TABLES: Global<Option<Tables>> = Global::new(None);
 
-fn table(addr: u64) -> &'static mut [u64; 512] {
-    // SAFETY: `addr` is a page-table page this module allocated from the
-    // memory map (identity mapped, 4 KiB aligned, owned by us for life).
-    unsafe { &mut *(addr as *mut [u64; 512]) }
+/// The page-table page at `addr`.
+///
+/// # Safety
+/// `addr` must be a page-table page `alloc_table` returned (identity mapped,
+/// 4 KiB aligned, owned by `TABLES` for the firmware's life), and no other
+/// reference to that page may be live while the result is.
+unsafe fn table<'a>(addr: PhysAddr) -> &'a mut PageTable {
+    // SAFETY: the caller's contract.
+    unsafe { &mut *(addr.as_u64() as *mut PageTable) }
 }
 
-fn alloc_table() -> u64 {
+/// A zeroed page for a new page table, taken from the memory map.
+fn alloc_table() -> PhysAddr {
     let page = crate::memory::with_map(|m| {
         m.allocate(Placement::Anywhere, MemoryType::BOOT_SERVICES_DATA, 1)
     })
     .expect("out of memory for page tables");
-    table(page).fill(0);
-    page
+    // SAFETY: the memory map just handed us this identity-mapped page for
+    // our own use; nothing else refers to it.
+    unsafe { (page as *mut PageTable).write(PageTable::new()) };
+    PhysAddr::new(page)
+}
+
+/// Index of `addr` in the table at `level` (4 = PML4 ... 1 = page table).
+fn index(addr: u64, level: u32) -> usize {
+    ((addr >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+}
+
+/// Bytes one entry at `level` maps.
+fn entry_span(level: u32) -> u64 {
+    1 << (12 + 9 * (level - 1))
 }
 
 impl Tables {
-    fn flags(&self, access: Access) -> u64 {
-        let mut flags = 0;
+    fn flags(&self, access: Access) -> Flags {
+        let mut flags = Flags::empty();
         if access.present {
-            flags |= PRESENT;
+            flags |= Flags::PRESENT;
         }
         if access.writable {
-            flags |= WRITABLE;
+            flags |= Flags::WRITABLE;
         }
         if !access.executable && self.nx {
-            flags |= NO_EXECUTE;
+            flags |= Flags::NO_EXECUTE;
         }
         if access.uncached {
-            flags |= CACHE_DISABLE | WRITE_THROUGH;
+            flags |= Flags::NO_CACHE | Flags::WRITE_THROUGH;
         }
         flags
     }
 
     /// The entry mapping `addr` at `level` (3 = 1 GiB, 2 = 2 MiB, 1 = 4 KiB),
     /// creating tables and splitting larger pages on the way down.
-    fn entry(&mut self, addr: u64, level: u32) -> &'static mut u64 {
+    fn entry(&mut self, addr: u64, level: u32) -> &mut PageTableEntry {
         let mut table_addr = self.pml4;
-        for current in (level..=4).rev() {
-            let index = ((addr >> (12 + 9 * (current - 1))) & 0x1ff) as usize;
-            let entry = &mut table(table_addr)[index];
-            if current == level {
-                return entry;
+        for current in (level + 1..=4).rev() {
+            // SAFETY: `table_addr` is the PML4 or a table an entry above
+            // points to, all allocated by `alloc_table`; `&mut self` (from
+            // `TABLES`) makes this the only reference into them.
+            let entry = unsafe { &mut table(table_addr)[index(addr, current)] };
+            if entry.is_unused() {
+                entry.set_addr(alloc_table(), Flags::PRESENT | Flags::WRITABLE);
+            } else if entry.flags().contains(Flags::HUGE_PAGE) {
+                let smaller = split(entry, current);
+                entry.set_addr(smaller, Flags::PRESENT | Flags::WRITABLE);
             }
-            if *entry & PRESENT == 0 && *entry == 0 {
-                *entry = alloc_table() | PRESENT | WRITABLE;
-            } else if *entry & HUGE != 0 {
-                *entry = split(*entry, current);
-            }
-            table_addr = *entry & ADDR_MASK;
+            table_addr = entry.addr();
         }
-        unreachable!("level {level} out of range")
+        // SAFETY: as above; the returned borrow is tied to `&mut self`.
+        unsafe { &mut table(table_addr)[index(addr, level)] }
     }
 
     /// Walks the tables without changing them: the rights of the page that
@@ -133,23 +151,25 @@ impl Tables {
         let mut writable = true;
         let mut executable = true;
         for level in (1..=4u32).rev() {
-            let index = ((addr >> (12 + 9 * (level - 1))) & 0x1ff) as usize;
-            let entry = table(table_addr)[index];
-            if entry & PRESENT == 0 {
-                return Some((Access::NONE, 1 << (12 + 9 * (level - 1))));
+            // SAFETY: as in `entry`; only read, and `TABLES` holds no other
+            // reference while `&self` is borrowed from it.
+            let entry = unsafe { &table(table_addr)[index(addr, level)] };
+            let flags = entry.flags();
+            if !flags.contains(Flags::PRESENT) {
+                return Some((Access::NONE, entry_span(level)));
             }
-            writable &= entry & WRITABLE != 0;
-            executable &= entry & NO_EXECUTE == 0;
-            if level == 1 || entry & HUGE != 0 {
+            writable &= flags.contains(Flags::WRITABLE);
+            executable &= !flags.contains(Flags::NO_EXECUTE);
+            if level == 1 || flags.contains(Flags::HUGE_PAGE) {
                 let access = Access {
                     present: true,
                     writable,
                     executable,
-                    uncached: entry & CACHE_DISABLE != 0,
+                    uncached: flags.contains(Flags::NO_CACHE),
                 };
-                return Some((access, 1 << (12 + 9 * (level - 1))));
+                return Some((access, entry_span(level)));
             }
-            table_addr = entry & ADDR_MASK;
+            table_addr = entry.addr();
         }
         None
     }
@@ -160,46 +180,47 @@ impl Tables {
         while addr < end {
             let left = end - addr;
             if self.gib_pages && addr.is_multiple_of(GIB) && left >= GIB {
-                *self.entry(addr, 3) = addr | flags | HUGE;
+                self.entry(addr, 3)
+                    .set_addr(PhysAddr::new(addr), flags | Flags::HUGE_PAGE);
                 addr += GIB;
             } else if addr.is_multiple_of(TWO_MIB) && left >= TWO_MIB {
-                *self.entry(addr, 2) = addr | flags | HUGE;
+                self.entry(addr, 2)
+                    .set_addr(PhysAddr::new(addr), flags | Flags::HUGE_PAGE);
                 addr += TWO_MIB;
             } else {
-                *self.entry(addr, 1) = addr | flags;
+                self.entry(addr, 1).set_addr(PhysAddr::new(addr), flags);
                 addr += PAGE_SIZE;
             }
         }
     }
 }
 
-/// Replaces a huge-page entry at `level` by a table of 512 smaller entries
-/// with the same flags.
-fn split(entry: u64, level: u32) -> u64 {
+/// A new table of 512 entries that together map what the huge-page `entry`
+/// at `level` maps, with the same flags.
+fn split(entry: &PageTableEntry, level: u32) -> PhysAddr {
     let new = alloc_table();
-    let base = entry & ADDR_MASK & !((1u64 << (12 + 9 * (level - 1))) - 1);
-    let step = 1u64 << (12 + 9 * (level - 2));
-    let mut flags = entry & !ADDR_MASK;
+    let base = entry.addr().as_u64() & !(entry_span(level) - 1);
+    let step = entry_span(level - 1);
+    let mut flags = entry.flags();
     if level == 2 {
-        flags &= !HUGE; // bit 7 is PAT in a 4 KiB entry
+        flags.remove(Flags::HUGE_PAGE); // bit 7 is PAT in a 4 KiB entry
     }
-    for (i, e) in table(new).iter_mut().enumerate() {
-        *e = (base + i as u64 * step) | flags;
+    // SAFETY: `new` was just allocated and nothing else refers to it.
+    let new_table = unsafe { table(new) };
+    for (i, e) in new_table.iter_mut().enumerate() {
+        e.set_addr(PhysAddr::new(base + i as u64 * step), flags);
     }
-    new | PRESENT | WRITABLE
+    new
 }
 
 fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
     core::arch::x86_64::__cpuid(leaf)
 }
 
+/// Drops stale translations after the tables changed (Intel SDM vol. 3
+/// §4.10.4.1: a CR3 write flushes non-global TLB entries).
 fn flush() {
-    // SAFETY: reloading CR3 with its own value only flushes the TLB.
-    unsafe {
-        let cr3: u64;
-        core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack));
-        core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack));
-    }
+    x86_64::instructions::tlb::flush_all();
 }
 
 /// Builds the firmware's page tables: identity map of the low 4 GiB and of
@@ -209,14 +230,9 @@ pub fn init(ram_end: u64) {
     let nx = ext.edx & (1 << 20) != 0;
     let gib_pages = ext.edx & (1 << 26) != 0;
     if nx {
-        // SAFETY: setting EFER.NXE (bit 11) only enables the NX bit meaning;
-        // no existing entry sets bit 63 yet.
-        unsafe {
-            let efer = x86_64::registers::model_specific::Msr::new(0xC000_0080);
-            let mut efer = efer;
-            let value = efer.read();
-            efer.write(value | (1 << 11));
-        }
+        // SAFETY: setting EFER.NXE only gives bit 63 of entries its NX
+        // meaning (SDM vol. 3 §4.1.1); no existing entry sets bit 63 yet.
+        unsafe { Efer::update(|flags| flags.insert(EferFlags::NO_EXECUTE_ENABLE)) };
     }
     let mut tables = Tables {
         pml4: alloc_table(),
@@ -226,9 +242,10 @@ pub fn init(ram_end: u64) {
     tables.map(0, (1u64 << 32).max(ram_end), Access::RWX);
     let pml4 = tables.pml4;
     TABLES.with(|t| *t = Some(tables));
+    let (_, cr3_flags) = Cr3::read();
     // SAFETY: the new tables identity-map everything the old ones did (the
     // low 4 GiB) plus all RAM, so execution continues at the same addresses.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack)) };
+    unsafe { Cr3::write(PhysFrame::containing_address(pml4), cr3_flags) };
     log::debug!("paging: 1 GiB pages {gib_pages}, NX {nx}");
 }
 
@@ -261,7 +278,7 @@ pub fn modify_access(base: u64, len: u64, change: impl Fn(Access) -> Access) {
             while addr < end {
                 let current = t.lookup(addr).map_or(Access::NONE, |(a, _)| a);
                 let flags = t.flags(change(current));
-                *t.entry(addr, 1) = addr | flags;
+                t.entry(addr, 1).set_addr(PhysAddr::new(addr), flags);
                 addr += PAGE_SIZE;
             }
         })

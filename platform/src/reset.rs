@@ -8,8 +8,8 @@
 use log::{error, info, warn};
 
 use crate::acpi::{AcpiInfo, GenericAddress, SleepType};
-use crate::io::Port;
 use crate::tsc;
+use x86_64::instructions::port::{Port, PortWriteOnly};
 
 /// The kinds of reset UEFI distinguishes (EFI_RESET_TYPE, §8.5.1); platform
 /// specific resets map to `Cold`.
@@ -63,20 +63,22 @@ pub mod values {
 /// How long to give a reset or power-off write to take effect before trying
 /// the next mechanism.
 const SETTLE_US: u64 = 100_000;
-const RESET_CONTROL: Port = Port(0xcf9);
-const KBC_STATUS_COMMAND: Port = Port(0x64);
+const RESET_CONTROL: u16 = 0xcf9;
+const KBC_STATUS_COMMAND: u16 = 0x64;
 /// 8042 command: pulse the output port's reset line.
 const KBC_PULSE_RESET: u8 = 0xfe;
 /// QEMU's ICH9 LPC places PM1a control at PMBASE 0x600 + 4; writing S5
 /// (SLP_TYP 0 in QEMU's mapping) with SLP_EN powers off.
-const QEMU_Q35_PM1A_CNT: Port = Port(0x604);
+const QEMU_Q35_PM1A_CNT: u16 = 0x604;
 
 /// Resets the machine. Never returns; halts if no mechanism worked.
 pub fn reset(kind: ResetKind, acpi: Option<&AcpiInfo>) -> ! {
     disable_interrupts();
     info!("reset: {kind:?} reset");
     if let Some(reset) = acpi.and_then(|a| a.reset) {
-        if reset.register.write(u64::from(reset.value)) {
+        // SAFETY: the register comes from the FADT (ACPI 6.5 §4.8.3.6), which
+        // names it as the platform's reset register; we are resetting.
+        if unsafe { reset.register.write(u64::from(reset.value)) } {
             tsc::stall_us(SETTLE_US);
             warn!("reset: FADT reset register had no effect");
         } else {
@@ -88,20 +90,27 @@ pub fn reset(kind: ResetKind, acpi: Option<&AcpiInfo>) -> ! {
     }
 
     let [prepare, go] = values::cf9_sequence(kind);
-    RESET_CONTROL.write_u8(prepare);
+    let mut reset_control = PortWriteOnly::<u8>::new(RESET_CONTROL);
+    // SAFETY: 0xCF9 is the chipset reset control register (ICH9 §13.7.5);
+    // the writes reset the machine, which is what the caller asked for.
+    unsafe { reset_control.write(prepare) };
     tsc::stall_us(50);
-    RESET_CONTROL.write_u8(go);
+    // SAFETY: as above.
+    unsafe { reset_control.write(go) };
     tsc::stall_us(SETTLE_US);
 
     // Wait for the 8042's input buffer to drain (status bit 1), bounded in
     // case there is no controller.
+    let mut kbc = Port::<u8>::new(KBC_STATUS_COMMAND);
     for _ in 0..10_000 {
-        if KBC_STATUS_COMMAND.read_u8() & 0x02 == 0 {
+        // SAFETY: reading the 8042 status register has no side effects.
+        if unsafe { kbc.read() } & 0x02 == 0 {
             break;
         }
         tsc::stall_us(10);
     }
-    KBC_STATUS_COMMAND.write_u8(KBC_PULSE_RESET);
+    // SAFETY: the 8042 reset-pulse command resets the machine, as asked.
+    unsafe { kbc.write(KBC_PULSE_RESET) };
     tsc::stall_us(SETTLE_US);
 
     error!("reset: no reset mechanism worked; halting");
@@ -118,7 +127,9 @@ pub fn shutdown(acpi: Option<&AcpiInfo>) -> ! {
             None => warn!("reset: no \\_S5 sleep type known"),
         }
     }
-    QEMU_Q35_PM1A_CNT.write_u16(values::SLP_EN);
+    // SAFETY: on QEMU q35 this is PM1a control; elsewhere an unclaimed port.
+    // Entering S5 is what the caller asked for.
+    unsafe { PortWriteOnly::<u16>::new(QEMU_Q35_PM1A_CNT).write(values::SLP_EN) };
     tsc::stall_us(SETTLE_US);
 
     error!("reset: power off failed; halting");
@@ -141,7 +152,9 @@ fn acpi_power_off(acpi: &AcpiInfo, s5: SleepType) {
         warn!("reset: PM1 control S5 write had no effect");
     }
     if let Some(sleep_control) = acpi.sleep_control {
-        if sleep_control.write(u64::from(values::sleep_control(s5.a))) {
+        // SAFETY: the FADT names this as the sleep control register (ACPI 6.5
+        // §4.8.3.7); we are powering off.
+        if unsafe { sleep_control.write(u64::from(values::sleep_control(s5.a))) } {
             tsc::stall_us(SETTLE_US);
             warn!("reset: sleep control S5 write had no effect");
         } else {
@@ -159,8 +172,13 @@ fn write_pm1(block: &GenericAddress, slp_typ: u8, enable: bool) {
         access_size: 2,
         ..*block
     };
-    let current = register.read().unwrap_or(0) as u16;
-    if !register.write(u64::from(values::pm1_control(current, slp_typ, enable))) {
+    // SAFETY: `block` is a PM1 control block from the FADT (ACPI 6.5
+    // §4.8.3.2); reading it and setting SLP_TYP/SLP_EN enters S5, as asked.
+    let current = unsafe { register.read() }.unwrap_or(0) as u16;
+    // SAFETY: as above.
+    let written =
+        unsafe { register.write(u64::from(values::pm1_control(current, slp_typ, enable))) };
+    if !written {
         warn!(
             "reset: PM1 control block in unsupported space {:?}",
             block.space

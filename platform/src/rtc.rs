@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use crate::io::Port;
+use x86_64::instructions::port::{PortReadOnly, PortWriteOnly};
 
 pub use convert::{DateTime, RawTime};
 
@@ -205,8 +205,9 @@ pub mod convert {
     }
 }
 
-const INDEX: Port = Port(0x70);
-const DATA: Port = Port(0x71);
+/// CMOS index and data ports (IBM PC/AT layout).
+const INDEX: u16 = 0x70;
+const DATA: u16 = 0x71;
 /// Bit 7 of the index port masks NMI while a register is selected.
 const NMI_DISABLE: u8 = 0x80;
 
@@ -249,19 +250,29 @@ impl Rtc {
         }
     }
 
+    fn select(&self, index: u8) {
+        // SAFETY: the CMOS index port selects a CMOS register; it has no
+        // effect on memory. Indexes come from this module's constants and
+        // the century register, bounded below 0x80 in `new`.
+        unsafe { PortWriteOnly::<u8>::new(INDEX).write(index) }
+    }
+
     fn read_register(&self, register: u8) -> u8 {
-        INDEX.write_u8(register | NMI_DISABLE);
-        DATA.read_u8()
+        self.select(register | NMI_DISABLE);
+        // SAFETY: reads the selected CMOS register; no memory effect.
+        unsafe { PortReadOnly::<u8>::new(DATA).read() }
     }
 
     fn write_register(&self, register: u8, value: u8) {
-        INDEX.write_u8(register | NMI_DISABLE);
-        DATA.write_u8(value);
+        self.select(register | NMI_DISABLE);
+        // SAFETY: writes the selected CMOS register (clock or century); no
+        // memory effect.
+        unsafe { PortWriteOnly::<u8>::new(DATA).write(value) }
     }
 
     /// Leaves the index on a read-only register with NMI unmasked again.
     fn release(&self) {
-        INDEX.write_u8(REG_STATUS_D);
+        self.select(REG_STATUS_D);
     }
 
     fn wait_for_update(&self) -> Result<(), RtcError> {

@@ -1,9 +1,14 @@
 //! 16550 UART at COM1 (0x3F8), the console on QEMU and Cloud Hypervisor.
+//!
+//! Hand-written on `x86_64` ports rather than the `uart_16550` crate: the
+//! console polls the line status once per 16-byte FIFO load (every port
+//! access is a VM exit) and the UART stays at the fixed 115200 8N1 that
+//! EFI_SERIAL_IO reports, which is all this module needs.
 
-use crate::io::Port;
 use core::fmt;
+use x86_64::instructions::port::{PortReadOnly, PortWriteOnly};
 
-const COM1: Port = Port(0x3F8);
+const COM1: u16 = 0x3F8;
 
 // Register offsets from the base port (PC16550D datasheet).
 const DATA: u16 = 0;
@@ -16,15 +21,29 @@ const LINE_STATUS: u16 = 5;
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 
+/// Writes a UART register at `offset` from COM1.
+fn write_register(offset: u16, value: u8) {
+    // SAFETY: COM1's registers (0x3F8..0x3FF) belong to this driver; writing
+    // them changes the UART's state and nothing in memory.
+    unsafe { PortWriteOnly::<u8>::new(COM1 + offset).write(value) }
+}
+
+/// Reads a UART register at `offset` from COM1.
+fn read_register(offset: u16) -> u8 {
+    // SAFETY: as for `write_register`; reading DATA consumes a received byte,
+    // which only this driver does.
+    unsafe { PortReadOnly::<u8>::new(COM1 + offset).read() }
+}
+
 /// Programs 115200 8N1 with FIFOs on, interrupts off.
 pub fn init() {
-    COM1.offset(INTERRUPT_ENABLE).write_u8(0);
-    COM1.offset(LINE_CONTROL).write_u8(0x80); // DLAB to set the divisor
-    COM1.offset(DATA).write_u8(1); // 115200 baud
-    COM1.offset(INTERRUPT_ENABLE).write_u8(0);
-    COM1.offset(LINE_CONTROL).write_u8(0x03); // 8N1
-    COM1.offset(FIFO_CONTROL).write_u8(0xC7); // enable + clear FIFOs
-    COM1.offset(MODEM_CONTROL).write_u8(0x03); // DTR, RTS
+    write_register(INTERRUPT_ENABLE, 0);
+    write_register(LINE_CONTROL, 0x80); // DLAB to set the divisor
+    write_register(DATA, 1); // 115200 baud
+    write_register(INTERRUPT_ENABLE, 0);
+    write_register(LINE_CONTROL, 0x03); // 8N1
+    write_register(FIFO_CONTROL, 0xC7); // enable + clear FIFOs
+    write_register(MODEM_CONTROL, 0x03); // DTR, RTS
 }
 
 /// Transmit FIFO depth of the 16550 (PC16550D datasheet): with FIFOs on,
@@ -36,7 +55,7 @@ const TX_FIFO_BYTES: usize = 16;
 fn wait_transmitter_empty() {
     // A VMM's UART is always ready; the bound keeps a wedged one from hanging us.
     for _ in 0..100_000 {
-        if COM1.offset(LINE_STATUS).read_u8() & LSR_THR_EMPTY != 0 {
+        if read_register(LINE_STATUS) & LSR_THR_EMPTY != 0 {
             break;
         }
     }
@@ -54,7 +73,7 @@ impl Transmitter {
             wait_transmitter_empty();
             self.room = TX_FIFO_BYTES;
         }
-        COM1.offset(DATA).write_u8(byte);
+        write_register(DATA, byte);
         self.room -= 1;
     }
 }
@@ -80,7 +99,7 @@ pub fn write_bytes(bytes: &[u8]) {
 
 /// A byte from the receive FIFO, if one is waiting.
 pub fn try_read_byte() -> Option<u8> {
-    (COM1.offset(LINE_STATUS).read_u8() & LSR_DATA_READY != 0).then(|| COM1.offset(DATA).read_u8())
+    (read_register(LINE_STATUS) & LSR_DATA_READY != 0).then(|| read_register(DATA))
 }
 
 /// `fmt::Write` sink for the serial port.
@@ -96,5 +115,6 @@ impl fmt::Write for Serial {
 /// Boot-progress code on the debug port 0x80 (Cloud Hypervisor timestamps
 /// writes there; on QEMU it is a no-op).
 pub fn progress(code: u8) {
-    Port(0x80).write_u8(code);
+    // SAFETY: port 0x80 is the POST/debug port; nothing decodes it as memory.
+    unsafe { PortWriteOnly::<u8>::new(0x80).write(code) }
 }

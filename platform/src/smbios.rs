@@ -392,7 +392,7 @@ mod tests {
     use super::parse::*;
     use super::*;
     use crate::acpi::parse::checksum;
-    use crate::acpi::tests::FakeMemory;
+    use crate::acpi::test_tables::FakeMemory;
     use alloc::vec;
     use alloc::vec::Vec;
 

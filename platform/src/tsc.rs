@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use log::{info, warn};
 
 use crate::acpi::PmTimer;
-use crate::io::Port;
+use x86_64::instructions::port::{Port, PortWriteOnly};
 
 pub mod calc {
     //! Frequency arithmetic, host-testable.
@@ -103,11 +103,11 @@ const CALIBRATION_US: u64 = 2_000;
 const MAX_POLLS: u32 = 5_000_000;
 
 const PIT_HZ: u64 = 1_193_182;
-const PIT_CHANNEL2: Port = Port(0x42);
-const PIT_COMMAND: Port = Port(0x43);
+const PIT_CHANNEL2: u16 = 0x42;
+const PIT_COMMAND: u16 = 0x43;
 /// Port 0x61 (NMI status and control): bit 0 gates PIT channel 2, bit 1
 /// feeds the speaker, bit 5 mirrors channel 2's output.
-const SYSTEM_CONTROL: Port = Port(0x61);
+const SYSTEM_CONTROL: u16 = 0x61;
 
 /// The raw time-stamp counter.
 pub fn ticks() -> u64 {
@@ -211,7 +211,9 @@ fn cpuid_frequency() -> Option<u64> {
 }
 
 fn calibrate_with_pm_timer(timer: PmTimer) -> Option<u64> {
-    let read = || timer.register.read().map(|v| v as u32);
+    // SAFETY: the register is the FADT's PM timer (ACPI 6.5 §4.8.3.3);
+    // reading it has no side effects.
+    let read = || unsafe { timer.register.read() }.map(|v| v as u32);
     let target = calc::us_to_ticks(CALIBRATION_US, PmTimer::FREQUENCY_HZ) as u32;
     let start = read()?;
     let tsc_start = ticks();
@@ -231,23 +233,34 @@ fn calibrate_with_pm_timer(timer: PmTimer) -> Option<u64> {
 fn calibrate_with_pit() -> Option<u64> {
     const OUT2: u8 = 1 << 5;
     let count = calc::us_to_ticks(CALIBRATION_US, PIT_HZ) as u16;
-    let control = SYSTEM_CONTROL.read_u8();
-    // Gate on, speaker off.
-    SYSTEM_CONTROL.write_u8((control & !0x02) | 0x01);
-    // Channel 2, low then high byte, mode 0, binary.
-    PIT_COMMAND.write_u8(0b1011_0000);
-    PIT_CHANNEL2.write_u8(count as u8);
-    PIT_CHANNEL2.write_u8((count >> 8) as u8);
+    let mut system_control = Port::<u8>::new(SYSTEM_CONTROL);
+    let mut command = PortWriteOnly::<u8>::new(PIT_COMMAND);
+    let mut channel2 = PortWriteOnly::<u8>::new(PIT_CHANNEL2);
+    // SAFETY: port 0x61 and the PIT's channel 2 and command ports drive the
+    // speaker gate and timer channel 2 only; nothing else uses channel 2
+    // (it is not wired to an interrupt) and no memory is touched.
+    let control = unsafe { system_control.read() };
+    // SAFETY: as above.
+    unsafe {
+        // Gate on, speaker off.
+        system_control.write((control & !0x02) | 0x01);
+        // Channel 2, low then high byte, mode 0, binary.
+        command.write(0b1011_0000);
+        channel2.write(count as u8);
+        channel2.write((count >> 8) as u8);
+    }
     let tsc_start = ticks();
     let mut result = None;
     for _ in 0..MAX_POLLS {
-        if SYSTEM_CONTROL.read_u8() & OUT2 != 0 {
+        // SAFETY: as above; reading port 0x61 has no side effects.
+        if unsafe { system_control.read() } & OUT2 != 0 {
             let tsc = ticks().wrapping_sub(tsc_start);
             result = calc::from_calibration(tsc, u64::from(count), PIT_HZ);
             break;
         }
     }
-    SYSTEM_CONTROL.write_u8(control);
+    // SAFETY: as above; restores the gate and speaker bits found on entry.
+    unsafe { system_control.write(control) };
     result
 }
 

@@ -534,7 +534,7 @@ impl Drop for VirtioBlk {
 mod tests {
     use super::*;
 
-    use crate::io::Mmio;
+    use crate::mmio::Mmio;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicU32};
 

@@ -7,7 +7,7 @@ use core::sync::atomic::{Ordering, fence};
 
 use super::queue::SplitQueue;
 use super::{DeviceStatus, TRANSITIONAL_DEVICE_IDS, VirtioError, feature};
-use crate::io::Mmio;
+use crate::mmio::Mmio;
 use crate::pci::{self, Bdf, CapabilityId, ConfigAccess, PciDevice};
 
 /// `cfg_type` of a virtio PCI capability (§4.1.4); an open set.

@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
 
 use super::VirtioError;
-use crate::io::Mmio;
+use crate::mmio::Mmio;
 
 /// Memory shared with a device: page aligned, zeroed, freed on drop.
 ///
