@@ -21,6 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use log::{error, info, warn};
 use platform::acpi::AcpiInfo;
+use platform::crc32::crc32;
 use platform::reset::{self, ResetKind};
 use platform::rtc::{DateTime, Rtc, RtcError};
 use platform::sync::Global;
@@ -30,8 +31,6 @@ use r_efi::efi::{
 };
 
 use crate::variables::{Attributes, MAX_NAME_SIZE, MAX_VARIABLE_SIZE_CAP, VarError, VariableStore};
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 // ---------------------------------------------------------------------------
 // Time (UEFI 2.10 §8.3)
@@ -818,7 +817,7 @@ fn update_table_crc() {
     unsafe {
         (*table).hdr.crc32 = 0;
         let bytes = core::slice::from_raw_parts(table.cast::<u8>(), size_of::<RuntimeServices>());
-        let crc = CRC32.checksum(bytes);
+        let crc = crc32(bytes);
         (*table).hdr.crc32 = crc;
     }
 }
@@ -1160,7 +1159,7 @@ mod tests {
             unsafe { core::mem::transmute_copy(&*TABLE.0.get()) };
         let stored = u32::from_le_bytes(copy[16..20].try_into().unwrap());
         copy[16..20].fill(0);
-        CRC32.checksum(&copy) == stored
+        crc32(&copy) == stored
     }
 
     static HOOK_SAW: AtomicU64 = AtomicU64::new(0);

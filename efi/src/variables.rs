@@ -33,6 +33,7 @@
 use core::fmt;
 
 use bitflags::bitflags;
+use platform::crc32::{Crc32Digest, crc32};
 use r_efi::efi::{self, Guid, Status};
 
 bitflags! {
@@ -76,8 +77,6 @@ pub const MAX_NAME_SIZE: usize = 1024;
 pub const MAX_VARIABLE_SIZE_CAP: usize = 64 * 1024;
 /// The smallest buffer that holds one variable with a one-character name.
 pub const MIN_STORE_SIZE: usize = HEADER_SIZE + RECORD_HEADER_SIZE + 4 + 1;
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Why a store image was rejected by [`VariableStore::load`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,7 +240,7 @@ pub fn seal_image(image: &mut [u8], generation: u32) -> Result<(), Corruption> {
         .ok_or(Corruption::Truncated { len, needed: total })?;
     whole[16..20].fill(0);
     whole[20..24].copy_from_slice(&generation.to_le_bytes());
-    let crc = CRC32.checksum(whole);
+    let crc = crc32(whole);
     whole[16..20].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
@@ -476,7 +475,7 @@ impl<'a> VariableStore<'a> {
         self.buf[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         self.buf[12..16].copy_from_slice(&used.to_le_bytes());
         self.buf[16..24].fill(0);
-        let crc = CRC32.checksum(&self.buf[..HEADER_SIZE + self.used]);
+        let crc = crc32(&self.buf[..HEADER_SIZE + self.used]);
         self.buf[16..20].copy_from_slice(&crc.to_le_bytes());
     }
 
@@ -764,7 +763,7 @@ impl<'a> VariableStore<'a> {
         image[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         image[12..16].copy_from_slice(&((len - HEADER_SIZE) as u32).to_le_bytes());
         image[16..24].fill(0);
-        let crc = CRC32.checksum(image);
+        let crc = crc32(image);
         image[16..20].copy_from_slice(&crc.to_le_bytes());
         Ok(len)
     }
@@ -817,7 +816,7 @@ impl<'a> VariableStore<'a> {
             needed: total,
         }))?;
         let stored = read_u32(header, 16).unwrap_or(0);
-        let mut digest = CRC32.digest();
+        let mut digest = Crc32Digest::new();
         digest.update(&header[..16]);
         digest.update(&[0; 4]);
         digest.update(&header[20..]);
@@ -1343,7 +1342,7 @@ mod tests {
     fn reseal(image: &mut [u8]) {
         image[16..20].fill(0);
         let used = u32::from_le_bytes(image[12..16].try_into().unwrap()) as usize;
-        let crc = CRC32.checksum(&image[..HEADER_SIZE + used]);
+        let crc = crc32(&image[..HEADER_SIZE + used]);
         image[16..20].copy_from_slice(&crc.to_le_bytes());
     }
 

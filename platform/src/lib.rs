@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod acpi;
 pub mod block;
 pub mod boot_timing;
+pub mod crc32;
 #[cfg(target_os = "none")]
 pub mod interrupts;
 pub mod io;

@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use platform::block::BlockDevice;
+use platform::crc32::{Crc32Digest, crc32};
 use r_efi::efi::Guid;
 
 use super::{
@@ -22,8 +23,6 @@ pub const MIN_ENTRY_SIZE: u32 = 128;
 pub const MAX_ENTRY_SIZE: u32 = 4096;
 /// Upper bound on the entry array we are willing to read (8192 x 128 bytes).
 pub const MAX_ENTRY_ARRAY_BYTES: u64 = 1 << 20;
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// A validated GPT header (UEFI 2.10 Table 5.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +55,7 @@ impl GptHeader {
         }
         // §5.3.2: the CRC covers HeaderSize bytes with the CRC field zeroed.
         let stored = le_u32(block, 16);
-        let mut digest = CRC32.digest();
+        let mut digest = Crc32Digest::new();
         digest.update(&block[..16]);
         digest.update(&[0; 4]);
         digest.update(&block[20..header_size as usize]);
@@ -158,7 +157,7 @@ fn read_table(disk: &dyn BlockDevice, lba: u64) -> Result<(GptHeader, Vec<u8>), 
     let mut entries = alloc::vec![0u8; byte_len];
     disk.read_blocks(header.entry_lba, &mut entries)?;
     entries.truncate(header.entry_array_bytes() as usize);
-    let computed = CRC32.checksum(&entries);
+    let computed = crc32(&entries);
     if computed != header.entry_array_crc32 {
         return Err(PartitionError::GptEntriesCrc {
             stored: header.entry_array_crc32,
@@ -432,10 +431,10 @@ mod tests {
         bytes[entry + 32..entry + 40].copy_from_slice(&start.to_le_bytes());
         bytes[entry + 40..entry + 48].copy_from_slice(&end.to_le_bytes());
         let count = le_u32(&bytes[BLOCK..], 80) as usize;
-        let crc = CRC32.checksum(&bytes[2 * BLOCK..2 * BLOCK + count * 128]);
+        let crc = crc32(&bytes[2 * BLOCK..2 * BLOCK + count * 128]);
         bytes[BLOCK + 88..BLOCK + 92].copy_from_slice(&crc.to_le_bytes());
         bytes[BLOCK + 16..BLOCK + 20].fill(0);
-        let crc = CRC32.checksum(&bytes[BLOCK..BLOCK + 92]);
+        let crc = crc32(&bytes[BLOCK..BLOCK + 92]);
         bytes[BLOCK + 16..BLOCK + 20].copy_from_slice(&crc.to_le_bytes());
     }
 
@@ -492,7 +491,7 @@ mod tests {
         block[72..80].copy_from_slice(&entry_lba.to_le_bytes());
         block[80..84].copy_from_slice(&count.to_le_bytes());
         block[84..88].copy_from_slice(&entry_size.to_le_bytes());
-        let crc = CRC32.checksum(&block[..92]);
+        let crc = crc32(&block[..92]);
         block[16..20].copy_from_slice(&crc.to_le_bytes());
         block
     }
