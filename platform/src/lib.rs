@@ -12,6 +12,7 @@ pub mod crc32;
 #[cfg(target_os = "none")]
 pub mod interrupts;
 pub mod io;
+pub mod le;
 pub mod logger;
 pub mod memory;
 pub mod paging;
