@@ -572,10 +572,10 @@ impl VirtualMap {
         if !map.len().is_multiple_of(descriptor_size) {
             return Err(MapError::MapSize(map.len()));
         }
+        // Every offset read is below DESCRIPTOR_SIZE, checked above, so
+        // the zero for a short read never happens.
         let field = |descriptor: &[u8], offset: usize| {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&descriptor[offset..offset + 8]);
-            u64::from_le_bytes(bytes)
+            platform::le::u64_at(descriptor, offset).unwrap_or(0)
         };
         let mut result = VirtualMap::new();
         for descriptor in map.chunks_exact(descriptor_size) {

@@ -137,11 +137,7 @@ impl GptHeader {
 }
 
 fn guid_at(bytes: &[u8], offset: usize) -> Guid {
-    let mut raw = [0u8; 16];
-    if let Some(src) = bytes.get(offset..offset + 16) {
-        raw.copy_from_slice(src);
-    }
-    Guid::from_bytes(&raw)
+    Guid::from_bytes(&platform::le::guid_bytes_at(bytes, offset).unwrap_or([0; 16]))
 }
 
 /// Reads a header at `lba` and its entry array, checking the array's CRC.
@@ -247,10 +243,7 @@ pub fn read(disk: &dyn BlockDevice) -> Result<PartitionTable, PartitionError> {
 
 /// PartitionName: up to 36 UCS-2 code units, NUL-terminated if shorter.
 fn decode_name(raw: &[u8]) -> String {
-    let units = raw
-        .chunks_exact(2)
-        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
-        .take_while(|&unit| unit != 0);
+    let units = platform::le::u16_units(raw).take_while(|&unit| unit != 0);
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect()
