@@ -253,26 +253,26 @@ fn bytes_at(data: &[u8], offset: usize, len: usize) -> Result<&[u8], PeError> {
     offset
         .checked_add(len)
         .and_then(|end| data.get(offset..end))
-        .ok_or(PeError::Truncated {
-            needed: offset.saturating_add(len),
-            len: data.len(),
-        })
+        .ok_or_else(|| truncated(data, offset, len))
+}
+
+fn truncated(data: &[u8], offset: usize, len: usize) -> PeError {
+    PeError::Truncated {
+        needed: offset.saturating_add(len),
+        len: data.len(),
+    }
 }
 
 fn u16_at(data: &[u8], offset: usize) -> Result<u16, PeError> {
-    let b = bytes_at(data, offset, 2)?;
-    Ok(u16::from_le_bytes([b[0], b[1]]))
+    platform::le::u16_at(data, offset).ok_or_else(|| truncated(data, offset, 2))
 }
 
 fn u32_at(data: &[u8], offset: usize) -> Result<u32, PeError> {
-    let b = bytes_at(data, offset, 4)?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    platform::le::u32_at(data, offset).ok_or_else(|| truncated(data, offset, 4))
 }
 
 fn u64_at(data: &[u8], offset: usize) -> Result<u64, PeError> {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(bytes_at(data, offset, 8)?);
-    Ok(u64::from_le_bytes(raw))
+    platform::le::u64_at(data, offset).ok_or_else(|| truncated(data, offset, 8))
 }
 
 /// `rva + size` as an exclusive end, if it stays within `limit`.

@@ -51,8 +51,6 @@ fn header(signature: u64, size: usize) -> TableHeader {
     }
 }
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 /// Recomputes a table's header CRC32 (§4.2: over HeaderSize bytes with the
 /// CRC field zero).
 fn update_crc(header: *mut TableHeader) {
@@ -61,7 +59,7 @@ fn update_crc(header: *mut TableHeader) {
         (*header).crc32 = 0;
         let bytes =
             core::slice::from_raw_parts(header as *const u8, (*header).header_size as usize);
-        (*header).crc32 = CRC.checksum(bytes);
+        (*header).crc32 = platform::crc32::crc32(bytes);
     }
 }
 

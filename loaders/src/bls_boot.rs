@@ -102,16 +102,8 @@ pub fn efi_path(bls_path: &str) -> String {
 /// as Read on a directory returns them (§13.5.5).
 pub fn parse_file_info(record: &[u8]) -> Option<(String, bool)> {
     let attribute_at = offset_of!(file::Info, attribute);
-    let attribute = u64::from_le_bytes(
-        record
-            .get(attribute_at..attribute_at + 8)?
-            .try_into()
-            .ok()?,
-    );
-    let units: Vec<u16> = record
-        .get(offset_of!(file::Info, file_name)..)?
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+    let attribute = platform::le::u64_at(record, attribute_at)?;
+    let units: Vec<u16> = platform::le::u16_units(record.get(offset_of!(file::Info, file_name)..)?)
         .take_while(|&c| c != 0)
         .collect();
     let name = String::from_utf16(&units).ok()?;
@@ -225,10 +217,7 @@ impl OpenFile {
                 return Err(status);
             }
             let at = offset_of!(file::Info, file_size);
-            let bytes = info.get(at..at + 8).ok_or(Status::DEVICE_ERROR)?;
-            return Ok(u64::from_le_bytes(
-                bytes.try_into().map_err(|_| Status::DEVICE_ERROR)?,
-            ));
+            return platform::le::u64_at(&info, at).ok_or(Status::DEVICE_ERROR);
         }
     }
 
