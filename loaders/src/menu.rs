@@ -26,6 +26,7 @@ use r_efi::protocols::simple_file_system;
 use crate::bls::{BootEntry, Timeout};
 use crate::bls_boot;
 use crate::boot_manager::{BootFirst, REMOVABLE_MEDIA_PATH, file_device_path, load_and_start};
+use crate::efi_file;
 
 /// How long the menu waits before booting the selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,7 +167,7 @@ fn boot_options(first: BootFirst) -> Vec<BootOption> {
     let mut removable = Vec::new();
     let mut bls = Vec::new();
     for fs in ps::handles_with(&simple_file_system::PROTOCOL_GUID) {
-        if bls_boot::file_exists(fs, REMOVABLE_MEDIA_PATH)
+        if efi_file::file_exists(fs, REMOVABLE_MEDIA_PATH)
             && let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH)
         {
             let title = efi::device_path::file_path_text(&path)
