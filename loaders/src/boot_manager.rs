@@ -25,7 +25,10 @@ use log::{info, warn};
 use r_efi::efi::{Guid, Status};
 use r_efi::protocols::{device_path, simple_file_system};
 
+use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
+use crate::image_boot::{file_device_path, load_and_start};
 use crate::load_option::{self, LoadOption};
+use crate::status::status_name;
 
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
 pub const GLOBAL_VARIABLE: Guid = Guid::from_fields(
@@ -36,71 +39,6 @@ pub const GLOBAL_VARIABLE: Guid = Guid::from_fields(
     0x0d,
     &[0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
 );
-
-pub const REMOVABLE_MEDIA_PATH: &str = "\\EFI\\BOOT\\BOOTX64.EFI";
-
-/// `device`'s path followed by a FilePath node for `file` and End.
-pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
-    let dp = ps::get_protocol::<device_path::Protocol>(device, &device_path::PROTOCOL_GUID)?;
-    let mut path = efi::device_path::read_path(dp).ok()?;
-    path.truncate(path.len().checked_sub(4)?); // drop End
-    let name: Vec<u16> = file.encode_utf16().chain(core::iter::once(0)).collect();
-    let len = u16::try_from(4 + name.len() * 2).ok()?;
-    path.extend_from_slice(&[4, 4]);
-    path.extend_from_slice(&len.to_le_bytes());
-    for unit in name {
-        path.extend_from_slice(&unit.to_le_bytes());
-    }
-    path.extend_from_slice(&efi::device_path::END);
-    Some(path)
-}
-
-/// Loads and starts the image at `path`; returns the status it ended with.
-pub fn load_and_start(path: &[u8], description: &str) -> Status {
-    let mut handle: r_efi::efi::Handle = core::ptr::null_mut();
-    let parent = efi::image::firmware_image_handle() as r_efi::efi::Handle;
-    let status = efi::image::load_image(
-        false.into(),
-        parent,
-        path.as_ptr() as *mut device_path::Protocol,
-        core::ptr::null_mut(),
-        0,
-        &mut handle,
-    );
-    if status != Status::SUCCESS {
-        return status;
-    }
-    info!("booting {description}");
-    efi::image::start(handle as HandleId)
-}
-
-/// Which boot path the firmware command line asks to try first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BootFirst {
-    /// `\EFI\BOOT\BOOTX64.EFI` on each file system, then BLS entries (default).
-    RemovableMedia,
-    /// BLS Type #1 entries (`boot=bls`), then the removable-media path.
-    Bls,
-}
-
-impl BootFirst {
-    /// The last `boot=` word of the firmware command line decides; unknown
-    /// values keep the default.
-    pub fn from_cmdline(cmdline: &str) -> BootFirst {
-        cmdline
-            .split_ascii_whitespace()
-            .rev()
-            .find_map(|word| match word.strip_prefix("boot=")? {
-                "bls" => Some(BootFirst::Bls),
-                "removable" => Some(BootFirst::RemovableMedia),
-                other => {
-                    warn!("ignoring unknown boot={other}");
-                    None
-                }
-            })
-            .unwrap_or(BootFirst::RemovableMedia)
-    }
-}
 
 /// Tries every boot option in the order `cmdline` (the firmware's own
 /// command line) asks for, after the boot menu when one is configured
@@ -374,23 +312,6 @@ fn run_removable_media() {
     }
 }
 
-pub fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::SUCCESS => "success",
-        Status::LOAD_ERROR => "load error",
-        Status::INVALID_PARAMETER => "invalid parameter",
-        Status::UNSUPPORTED => "unsupported",
-        Status::NOT_FOUND => "not found",
-        Status::OUT_OF_RESOURCES => "out of resources",
-        Status::SECURITY_VIOLATION => "security violation",
-        Status::ACCESS_DENIED => "access denied",
-        Status::ABORTED => "aborted",
-        Status::VOLUME_CORRUPTED => "volume corrupted",
-        Status::DEVICE_ERROR => "device error",
-        _ => "error",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,26 +402,5 @@ mod tests {
             vec![pci_only.clone()]
         );
         assert!(expand_device_path(&efi::device_path::END, &file_systems).is_empty());
-    }
-
-    #[test]
-    fn command_line_chooses_what_boots_first() {
-        assert_eq!(BootFirst::from_cmdline(""), BootFirst::RemovableMedia);
-        assert_eq!(
-            BootFirst::from_cmdline("log=debug boot=bls"),
-            BootFirst::Bls
-        );
-        assert_eq!(
-            BootFirst::from_cmdline("boot=bls boot=removable"),
-            BootFirst::RemovableMedia
-        );
-        assert_eq!(
-            BootFirst::from_cmdline("boot=floppy"),
-            BootFirst::RemovableMedia
-        );
-        assert_eq!(
-            BootFirst::from_cmdline("reboot=bls"),
-            BootFirst::RemovableMedia
-        );
     }
 }

@@ -4,10 +4,10 @@
 //! Shared by the BLS boot (`bls_boot`) and the direct kernel boot
 //! (`direct`); the files are read through [`EfiFile`] (UEFI 2.10 §13.5).
 
-use crate::boot_manager::status_name;
 use crate::efi_file::{EfiFile, ReadError};
 use crate::initrd;
 use crate::pages::PageBuffer;
+use crate::status::status_name;
 use crate::uki;
 use alloc::string::{String, ToString};
 use alloc::vec;

@@ -1,7 +1,6 @@
 //! Loading and starting EFI images (UEFI 2.10 §7.4 LoadImage/StartImage):
-//! by file on a volume, with LoadOptions (§9.1).
+//! by device path, or by file on a volume, with LoadOptions (§9.1).
 
-use crate::boot_manager::file_device_path;
 use crate::file_loading::LoadError;
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -11,6 +10,41 @@ use efi::protocol_services as ps;
 use log::info;
 use r_efi::efi::Status;
 use r_efi::protocols::{device_path, loaded_image};
+
+/// `device`'s path followed by a FilePath node for `file` and End.
+pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
+    let dp = ps::get_protocol::<device_path::Protocol>(device, &device_path::PROTOCOL_GUID)?;
+    let mut path = efi::device_path::read_path(dp).ok()?;
+    path.truncate(path.len().checked_sub(4)?); // drop End
+    let name: Vec<u16> = file.encode_utf16().chain(core::iter::once(0)).collect();
+    let len = u16::try_from(4 + name.len() * 2).ok()?;
+    path.extend_from_slice(&[4, 4]);
+    path.extend_from_slice(&len.to_le_bytes());
+    for unit in name {
+        path.extend_from_slice(&unit.to_le_bytes());
+    }
+    path.extend_from_slice(&efi::device_path::END);
+    Some(path)
+}
+
+/// Loads and starts the image at `path`; returns the status it ended with.
+pub fn load_and_start(path: &[u8], description: &str) -> Status {
+    let mut handle: r_efi::efi::Handle = core::ptr::null_mut();
+    let parent = efi::image::firmware_image_handle() as r_efi::efi::Handle;
+    let status = efi::image::load_image(
+        false.into(),
+        parent,
+        path.as_ptr() as *mut device_path::Protocol,
+        core::ptr::null_mut(),
+        0,
+        &mut handle,
+    );
+    if status != Status::SUCCESS {
+        return status;
+    }
+    info!("booting {description}");
+    efi::image::start(handle as HandleId)
+}
 
 /// LoadImage of `path` on the volume `fs`: the firmware reads the file
 /// itself through the volume's SimpleFileSystem, so the image gets the

@@ -4,6 +4,7 @@ extern crate alloc;
 
 pub mod bls;
 pub mod bls_boot;
+pub mod boot_first;
 pub mod boot_manager;
 pub mod bzimage;
 pub mod direct;
@@ -16,4 +17,5 @@ pub mod load_option;
 pub mod menu;
 pub mod nv_store;
 pub mod pages;
+pub mod status;
 pub mod uki;

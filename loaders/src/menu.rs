@@ -25,8 +25,9 @@ use r_efi::protocols::simple_file_system;
 
 use crate::bls::{BootEntry, Timeout};
 use crate::bls_boot;
-use crate::boot_manager::{BootFirst, REMOVABLE_MEDIA_PATH, file_device_path, load_and_start};
+use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
 use crate::efi_file;
+use crate::image_boot::{file_device_path, load_and_start};
 
 /// How long the menu waits before booting the selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
