@@ -22,6 +22,7 @@ use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
+use protocols::device_path::DevicePathBuf;
 use r_efi::efi::{Guid, Status};
 use r_efi::protocols::{device_path, simple_file_system};
 
@@ -234,13 +235,14 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
     let hard_drive = nodes
         .iter()
         .position(|node| is(node, HARD_DRIVE_SUBTYPE) && node.len() > HD_SIGNATURE_TYPE + 4);
-    let with_tail = |prefix: &[u8], tail: &[&[u8]]| -> Vec<u8> {
-        let mut full: Vec<u8> = efi::device_path::nodes(prefix).concat();
-        for node in tail {
-            full.extend_from_slice(node);
-        }
-        full.extend_from_slice(&efi::device_path::END);
-        full
+    // The prefix's nodes, then `tail`, then End. Both come from `nodes`,
+    // which yields only whole, well-formed nodes, so the builder accepts
+    // them all.
+    let with_tail = |prefix: &[u8], tail: &[&[u8]]| -> Option<Vec<u8>> {
+        let mut all = efi::device_path::nodes(prefix);
+        all.extend_from_slice(tail);
+        let path = DevicePathBuf::from_nodes(&all).ok()?;
+        Some(path.as_bytes().to_vec())
     };
     if let Some(index) = hard_drive {
         let wanted = nodes[index];
@@ -254,15 +256,15 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
             .iter()
             .filter(|(_, fs_path)| efi::device_path::nodes(fs_path).iter().any(same_partition))
             .take(1)
-            .map(|(_, fs_path)| with_tail(fs_path, &nodes[index + 1..]))
+            .filter_map(|(_, fs_path)| with_tail(fs_path, &nodes[index + 1..]))
             .collect();
     }
     match nodes.first() {
         Some(first) if is(first, FILE_PATH_SUBTYPE) => file_systems
             .iter()
-            .map(|(_, fs_path)| with_tail(fs_path, &nodes))
+            .filter_map(|(_, fs_path)| with_tail(fs_path, &nodes))
             .collect(),
-        Some(_) => alloc::vec![with_tail(&[], &nodes)],
+        Some(_) => with_tail(&[], &nodes).into_iter().collect(),
         None => Vec::new(),
     }
 }
@@ -342,7 +344,7 @@ mod tests {
         );
     }
 
-    use protocols::device_path::{DevicePathBuf, file_path, hard_drive, pci, pci_root};
+    use protocols::device_path::{file_path, hard_drive, pci, pci_root};
     use protocols::partition::HardDriveInfo;
 
     fn hd(signature_byte: u8, number: u32) -> Vec<u8> {

@@ -8,23 +8,18 @@ use core::ffi::c_void;
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use log::info;
+use protocols::device_path::DevicePathBuf;
 use r_efi::efi::Status;
 use r_efi::protocols::{device_path, loaded_image};
 
-/// `device`'s path followed by a FilePath node for `file` and End.
+/// `device`'s path followed by a FilePath node for `file` and End
+/// (UEFI 2.10 §10.3.5.4), built with the shared device-path builder.
 pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
     let dp = ps::get_protocol::<device_path::Protocol>(device, &device_path::PROTOCOL_GUID)?;
-    let mut path = efi::device_path::read_path(dp).ok()?;
-    path.truncate(path.len().checked_sub(4)?); // drop End
-    let name: Vec<u16> = file.encode_utf16().chain(core::iter::once(0)).collect();
-    let len = u16::try_from(4 + name.len() * 2).ok()?;
-    path.extend_from_slice(&[4, 4]);
-    path.extend_from_slice(&len.to_le_bytes());
-    for unit in name {
-        path.extend_from_slice(&unit.to_le_bytes());
-    }
-    path.extend_from_slice(&efi::device_path::END);
-    Some(path)
+    let mut path = DevicePathBuf::from_bytes(&efi::device_path::read_path(dp).ok()?).ok()?;
+    path.push(&protocols::device_path::file_path(file).ok()?)
+        .ok()?;
+    Some(path.as_bytes().to_vec())
 }
 
 /// Loads and starts the image at `path`; returns the status it ended with.
