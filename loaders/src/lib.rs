@@ -18,4 +18,5 @@ pub mod menu;
 pub mod nv_store;
 pub mod pages;
 pub mod status;
+pub mod text_console;
 pub mod uki;
