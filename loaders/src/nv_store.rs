@@ -134,14 +134,16 @@ struct NvState {
 
 static STATE: Global<Option<NvState>> = Global::new(None);
 
-/// Finds the ESP, loads the newest valid slot of its store file into the
-/// variable store, and registers the hook that persists every later
-/// NON_VOLATILE change. `slot_size` is the RAM store's size. Call it once
-/// the disks are published and before the boot manager runs.
-pub fn init(slot_size: usize) {
+/// Finds the ESP and loads the newest valid slot of its store file into
+/// the variable store. `slot_size` is the RAM store's size. Call it once
+/// the disks are published and before the boot manager runs. Returns
+/// whether later NON_VOLATILE changes can be written back: then the
+/// firmware registers [`persist`] as `efi::runtime`'s persist hook
+/// (`src/main.rs`, `wire_hooks`); otherwise they stay in RAM.
+pub fn init(slot_size: usize) -> bool {
     let Some(esp) = first_esp() else {
         warn!("variables: no EFI System Partition; non-volatile variables will not persist");
-        return;
+        return false;
     };
     let expected_len = slot_size.saturating_mul(SLOT_COUNT);
     let (file, current) = match read_file(esp, STORE_PATH) {
@@ -186,7 +188,7 @@ pub fn init(slot_size: usize) {
             "variables: {what} not writable (status {:#x}); changes will not persist",
             status.as_usize()
         );
-        return;
+        return false;
     }
     STATE.with(|state| {
         *state = Some(NvState {
@@ -198,7 +200,6 @@ pub fn init(slot_size: usize) {
             file_ready: file == Some(expected_len),
         })
     });
-    efi::runtime::set_persist_hook(persist);
     // A resized file lost its old slots: write the loaded store back.
     if file.is_some_and(|len| len != expected_len) && current.is_some() {
         let image = efi::runtime::with_variables(|s| s.non_volatile_image());
@@ -211,10 +212,13 @@ pub fn init(slot_size: usize) {
             );
         }
     }
+    true
 }
 
-/// The persist hook: writes `image` to the next slot and flushes.
-fn persist(mut image: Vec<u8>) -> Result<(), Status> {
+/// The persist hook (`efi::runtime::PersistHook`): writes `image` to the
+/// next slot of the store file and flushes. NOT_READY before a successful
+/// [`init`].
+pub fn persist(mut image: Vec<u8>) -> Result<(), Status> {
     let (esp, slot_size, current, file_ready) = STATE
         .try_with(|state| {
             state
