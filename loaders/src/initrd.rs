@@ -11,10 +11,12 @@
 
 use crate::pages::PageBuffer;
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
+use protocols::device_path::DevicePathBuf;
 use r_efi::efi::{Boolean, Guid, Status};
 use r_efi::protocols::{device_path, load_file2};
 
@@ -28,18 +30,12 @@ pub const LINUX_EFI_INITRD_MEDIA_GUID: Guid = Guid::from_fields(
     &[0xca, 0x55, 0x52, 0x31, 0xcc, 0x68],
 );
 
-/// Vendor media node (UEFI 2.10 §10.3.5.3: type 4, subtype 3, GUID) + End.
-const VENDOR_NODE_LEN: usize = 4 + 16;
-const DEVICE_PATH_LEN: usize = VENDOR_NODE_LEN + 4;
-
-fn initrd_device_path() -> [u8; DEVICE_PATH_LEN] {
-    let mut path = [0u8; DEVICE_PATH_LEN];
-    path[0] = device_path::TYPE_MEDIA;
-    path[1] = device_path::Media::SUBTYPE_VENDOR;
-    path[2..4].copy_from_slice(&(VENDOR_NODE_LEN as u16).to_le_bytes());
-    path[4..VENDOR_NODE_LEN].copy_from_slice(LINUX_EFI_INITRD_MEDIA_GUID.as_bytes());
-    path[VENDOR_NODE_LEN..].copy_from_slice(&efi::device_path::END);
-    path
+/// The initrd handle's device path: a Vendor media node (UEFI 2.10
+/// §10.3.5.3) with LINUX_EFI_INITRD_MEDIA_GUID and no data, then End.
+fn initrd_device_path() -> Option<Vec<u8>> {
+    let vendor = protocols::device_path::vendor_media(&LINUX_EFI_INITRD_MEDIA_GUID, &[]).ok()?;
+    let path = DevicePathBuf::from_nodes(&[vendor]).ok()?;
+    Some(path.as_bytes().to_vec())
 }
 
 /// Where the next initrd appended after `len` bytes must start: the 4-byte
@@ -77,7 +73,7 @@ pub fn decide(image_len: usize, boot_policy: bool, has_buffer: bool, size: usize
 #[repr(C)]
 struct InitrdLoader {
     protocol: load_file2::Protocol,
-    device_path: [u8; DEVICE_PATH_LEN],
+    device_path: Vec<u8>,
     handle: HandleId,
     /// In EFI pages, not the firmware heap: distro initrds are tens of MiB.
     image: PageBuffer,
@@ -134,7 +130,7 @@ pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     uninstall();
     let loader = Box::into_raw(Box::new(InitrdLoader {
         protocol: load_file2::Protocol { load_file },
-        device_path: initrd_device_path(),
+        device_path: initrd_device_path().ok_or(Status::OUT_OF_RESOURCES)?,
         handle: 0,
         image,
     }));
@@ -210,7 +206,7 @@ mod tests {
 
     #[test]
     fn device_path_is_vendor_media_then_end() {
-        let path = initrd_device_path();
+        let path = initrd_device_path().unwrap();
         assert_eq!(&path[..4], &[4, 3, 20, 0]);
         assert_eq!(
             &path[4..20],
@@ -242,7 +238,7 @@ mod tests {
         assert_eq!(installed_handle(), Some(handle));
 
         // Find it as the Linux stub does: LocateDevicePath on the vendor path.
-        let wanted = initrd_device_path();
+        let wanted = initrd_device_path().unwrap();
         let mut remaining = wanted.as_ptr() as *mut device_path::Protocol;
         let mut found: r_efi::efi::Handle = core::ptr::null_mut();
         let mut guid = load_file2::PROTOCOL_GUID;
