@@ -126,7 +126,8 @@ fn boot(start_info: &StartInfo) -> ! {
     storage_init(acpi.as_ref(), start_info.cmdline());
     boot_timing::mark(Phase::FILE_SYSTEM);
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
-    loaders::nv_store::init(VARIABLE_STORE_SIZE);
+    let persist_variables = loaders::nv_store::init(VARIABLE_STORE_SIZE);
+    wire_hooks(persist_variables);
 
     loaders::boot_manager::run(start_info.cmdline());
     info!("no bootable device found");
@@ -144,7 +145,6 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     if let Err(e) = efi::runtime::init(variables, acpi) {
         error!("variable store unavailable: {e}");
     }
-    efi::runtime::set_virtual_address_change_hook(virtual_address_change);
 
     if let Some(acpi) = acpi {
         let rsdp = acpi.rsdp_address as *mut c_void;
@@ -271,6 +271,25 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
             error!("disk {bdf}: not published ({status:?})");
         }
     }
+}
+
+/// Every hook by which a lower crate calls back into code above it, in one
+/// place: `efi` cannot name `protocols`, `loaders` or this binary, so they
+/// register functions with it. Called once the disks and the variable
+/// store are set up and before anything can boot, so each hook is in place
+/// before the event it serves. Set elsewhere only because it must be in
+/// place earlier: the fault locator (`interrupts::set_fault_locator`, in
+/// `efi_init`, as soon as images can be described).
+fn wire_hooks(persist_variables: bool) {
+    // NON_VOLATILE SetVariable writes the store back to the ESP file
+    // (UEFI 2.10 §8.2); without a writable store variables stay in RAM.
+    if persist_variables {
+        efi::runtime::set_persist_hook(loaders::nv_store::persist);
+    }
+    // SetVirtualAddressMap (§8.4), only callable after ExitBootServices.
+    efi::runtime::set_virtual_address_change_hook(virtual_address_change);
+    // ExitBootServices (§7.4.6), in this order: the timing mark, the disks
+    // quiesced, then page zero unmapped.
     efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
     efi::tables::register_exit_boot_services_hook(map_page_zero);

@@ -99,9 +99,7 @@ pub fn file_path_text(path: &[u8]) -> Option<alloc::string::String> {
     for node in nodes(path) {
         if node[0] == 4 && node[1] == 4 {
             any = true;
-            let units: Vec<u16> = node[4..]
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            let units: Vec<u16> = platform::le::u16_units(&node[4..])
                 .take_while(|&c| c != 0)
                 .collect();
             let part = alloc::string::String::from_utf16_lossy(&units);

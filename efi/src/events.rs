@@ -1194,8 +1194,6 @@ pub unsafe extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32
     Status::SUCCESS
 }
 
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
 pub unsafe extern "efiapi" fn calculate_crc32(
@@ -1209,7 +1207,7 @@ pub unsafe extern "efiapi" fn calculate_crc32(
     // SAFETY: Data points to DataSize readable bytes (§7.5.5), non-null and
     // non-empty as checked.
     let bytes = unsafe { core::slice::from_raw_parts(data.cast::<u8>(), data_size) };
-    let value = CRC32.checksum(bytes);
+    let value = platform::crc32::crc32(bytes);
     // SAFETY: non-null Crc32 points to a UINT32 the caller owns.
     unsafe { crc32.write_unaligned(value) };
     Status::SUCCESS

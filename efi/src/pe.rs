@@ -253,26 +253,26 @@ fn bytes_at(data: &[u8], offset: usize, len: usize) -> Result<&[u8], PeError> {
     offset
         .checked_add(len)
         .and_then(|end| data.get(offset..end))
-        .ok_or(PeError::Truncated {
-            needed: offset.saturating_add(len),
-            len: data.len(),
-        })
+        .ok_or_else(|| truncated(data, offset, len))
+}
+
+fn truncated(data: &[u8], offset: usize, len: usize) -> PeError {
+    PeError::Truncated {
+        needed: offset.saturating_add(len),
+        len: data.len(),
+    }
 }
 
 fn u16_at(data: &[u8], offset: usize) -> Result<u16, PeError> {
-    let b = bytes_at(data, offset, 2)?;
-    Ok(u16::from_le_bytes([b[0], b[1]]))
+    platform::le::u16_at(data, offset).ok_or_else(|| truncated(data, offset, 2))
 }
 
 fn u32_at(data: &[u8], offset: usize) -> Result<u32, PeError> {
-    let b = bytes_at(data, offset, 4)?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    platform::le::u32_at(data, offset).ok_or_else(|| truncated(data, offset, 4))
 }
 
 fn u64_at(data: &[u8], offset: usize) -> Result<u64, PeError> {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(bytes_at(data, offset, 8)?);
-    Ok(u64::from_le_bytes(raw))
+    platform::le::u64_at(data, offset).ok_or_else(|| truncated(data, offset, 8))
 }
 
 /// `rva + size` as an exclusive end, if it stays within `limit`.
@@ -280,8 +280,47 @@ fn end_within(rva: u32, size: u32, limit: u32) -> Option<u32> {
     rva.checked_add(size).filter(|&end| end <= limit)
 }
 
-/// Parses and validates the headers of a PE32+ EFI image.
-pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
+/// One section-table row as the file stores it (PE Format, "Section
+/// Table"), not checked against the rest of the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionHeader {
+    pub name: [u8; 8],
+    pub virtual_size: u32,
+    pub rva: u32,
+    /// SizeOfRawData.
+    pub raw_size: u32,
+    /// PointerToRawData.
+    pub raw_offset: u32,
+    pub characteristics: SectionFlags,
+}
+
+impl SectionHeader {
+    /// The name without its NUL padding (at most 8 bytes; longer names
+    /// of object files do not occur in images).
+    pub fn name(&self) -> &[u8] {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(8);
+        &self.name[..len]
+    }
+}
+
+/// Decodes the 40-byte section-table row at `offset` of `file`.
+fn section_header_at(file: &[u8], offset: usize) -> Result<SectionHeader, PeError> {
+    let row = bytes_at(file, offset, SECTION_HEADER_SIZE)?;
+    let mut name = [0u8; 8];
+    name.copy_from_slice(&row[..8]);
+    Ok(SectionHeader {
+        name,
+        virtual_size: u32_at(row, 8)?,
+        rva: u32_at(row, 12)?,
+        raw_size: u32_at(row, 16)?,
+        raw_offset: u32_at(row, 20)?,
+        characteristics: SectionFlags::from_bits_retain(u32_at(row, 36)?),
+    })
+}
+
+/// Offset of the COFF file header, after checking the DOS `MZ` signature
+/// and the `PE\0\0` signature that `e_lfanew` points to.
+pub fn coff_header_offset(file: &[u8]) -> Result<usize, PeError> {
     let dos_signature = u16_at(file, 0)?;
     if dos_signature != DOS_SIGNATURE {
         return Err(PeError::BadDosSignature(dos_signature));
@@ -291,9 +330,39 @@ pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
     if pe_signature != PE_SIGNATURE {
         return Err(PeError::BadPeSignature(pe_signature));
     }
-    let coff = pe_offset
+    pe_offset
         .checked_add(4)
-        .ok_or(PeError::BadPeSignature(pe_signature))?;
+        .ok_or(PeError::BadPeSignature(pe_signature))
+}
+
+/// The section table of the PE image whose file starts with `header`.
+/// Reads only the signatures, the COFF header and the table, so a prefix
+/// of the file reaching the end of the table is enough (a UKI's metadata
+/// sections are found without reading the kernel); nothing is validated
+/// against the image, as `parse` does for images that are to run.
+pub fn section_headers(header: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
+    let coff = coff_header_offset(header)?;
+    let count = usize::from(u16_at(header, coff + 2)?);
+    let optional_size = usize::from(u16_at(header, coff + 16)?);
+    let table = coff + COFF_HEADER_SIZE + optional_size;
+    // Every row must lie inside `header`, so `count` is bounded by its
+    // length before anything is allocated.
+    let table_end = count
+        .checked_mul(SECTION_HEADER_SIZE)
+        .and_then(|len| table.checked_add(len))
+        .ok_or(PeError::Truncated {
+            needed: usize::MAX,
+            len: header.len(),
+        })?;
+    bytes_at(header, table, table_end - table)?;
+    (0..count)
+        .map(|index| section_header_at(header, table + index * SECTION_HEADER_SIZE))
+        .collect()
+}
+
+/// Parses and validates the headers of a PE32+ EFI image.
+pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
+    let coff = coff_header_offset(file)?;
     let machine = u16_at(file, coff)?;
     if machine != MACHINE_X86_64 {
         return Err(PeError::UnsupportedMachine(machine));
@@ -378,18 +447,14 @@ pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
     let mut sections = Vec::with_capacity(usize::from(section_count));
     let mut previous_end = size_of_headers;
     for index in 0..usize::from(section_count) {
-        let header = bytes_at(
-            file,
-            section_table + index * SECTION_HEADER_SIZE,
-            SECTION_HEADER_SIZE,
-        )?;
-        let mut name = [0u8; 8];
-        name.copy_from_slice(&header[..8]);
-        let virtual_size = u32_at(header, 8)?;
-        let rva = u32_at(header, 12)?;
-        let raw_size_in_file = u32_at(header, 16)?;
-        let raw_offset = u32_at(header, 20)?;
-        let characteristics = SectionFlags::from_bits_retain(u32_at(header, 36)?);
+        let SectionHeader {
+            name,
+            virtual_size,
+            rva,
+            raw_size: raw_size_in_file,
+            raw_offset,
+            characteristics,
+        } = section_header_at(file, section_table + index * SECTION_HEADER_SIZE)?;
         let size = if virtual_size == 0 {
             raw_size_in_file
         } else {
@@ -855,6 +920,33 @@ mod tests {
         f[0x408..0x40A].copy_from_slice(&(0xA000u16 | 0x008).to_le_bytes());
         f[0x40A..0x40C].copy_from_slice(&(0x3000u16 | 0x020).to_le_bytes());
         f
+    }
+
+    #[test]
+    fn section_table_reads_from_a_prefix_of_the_file() {
+        let file = synthetic_image();
+        // The headers alone: `parse` needs the section data, this does not.
+        let prefix = &file[..0x200];
+        assert!(parse(prefix).is_err());
+        let table = section_headers(prefix).unwrap();
+        assert_eq!(table.len(), 2);
+        assert_eq!(table[0].name(), b".text");
+        assert_eq!(
+            (table[0].virtual_size, table[0].rva, table[0].raw_size),
+            (0x800, 0x1000, 0x200)
+        );
+        assert_eq!(table[1].name(), b".reloc");
+        assert_eq!(table[1].raw_offset, 0x400);
+        assert_eq!(coff_header_offset(&file), Ok(0x44));
+        // The table must lie inside what was read.
+        assert!(matches!(
+            section_headers(&file[..0x150]),
+            Err(PeError::Truncated { .. })
+        ));
+        assert_eq!(
+            section_headers(&[0u8; 64]),
+            Err(PeError::BadDosSignature(0))
+        );
     }
 
     const RELOC_BLOCK: usize = 0x400;

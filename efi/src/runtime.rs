@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use log::{error, info, warn};
 use platform::acpi::AcpiInfo;
+use platform::crc32::crc32;
 use platform::reset::{self, ResetKind};
 use platform::rtc::{DateTime, Rtc, RtcError};
 use platform::sync::Global;
@@ -29,8 +30,6 @@ use uefi_raw::{Boolean, Char16, Guid, PhysicalAddress, Status};
 use crate::spec_gaps::{self, RtPropertiesTable};
 
 use crate::variables::{Attributes, MAX_NAME_SIZE, MAX_VARIABLE_SIZE_CAP, VarError, VariableStore};
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 // ---------------------------------------------------------------------------
 // Time (UEFI 2.10 §8.3)
@@ -594,10 +593,10 @@ impl VirtualMap {
         if !map.len().is_multiple_of(descriptor_size) {
             return Err(MapError::MapSize(map.len()));
         }
+        // Every offset read is below DESCRIPTOR_SIZE, checked above, so
+        // the zero for a short read never happens.
         let field = |descriptor: &[u8], offset: usize| {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&descriptor[offset..offset + 8]);
-            u64::from_le_bytes(bytes)
+            platform::le::u64_at(descriptor, offset).unwrap_or(0)
         };
         let mut result = VirtualMap::new();
         for descriptor in map.chunks_exact(descriptor_size) {
@@ -847,7 +846,7 @@ fn update_table_crc() {
     unsafe {
         (*table).header.crc = 0;
         let bytes = core::slice::from_raw_parts(table.cast::<u8>(), size_of::<RuntimeServices>());
-        let crc = CRC32.checksum(bytes);
+        let crc = crc32(bytes);
         (*table).header.crc = crc;
     }
 }
@@ -1220,7 +1219,7 @@ mod tests {
             unsafe { core::mem::transmute_copy(&*TABLE.0.get()) };
         let stored = u32::from_le_bytes(copy[16..20].try_into().unwrap());
         copy[16..20].fill(0);
-        CRC32.checksum(&copy) == stored
+        crc32(&copy) == stored
     }
 
     static HOOK_SAW: AtomicU64 = AtomicU64::new(0);

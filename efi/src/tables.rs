@@ -51,8 +51,6 @@ fn header(signature: u64, size: usize) -> Header {
     }
 }
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 /// Recomputes a table's header CRC32 (§4.2: over HeaderSize bytes with the
 /// CRC field zero).
 fn update_crc(header: *mut Header) {
@@ -60,7 +58,7 @@ fn update_crc(header: *mut Header) {
     unsafe {
         (*header).crc = 0;
         let bytes = core::slice::from_raw_parts(header as *const u8, (*header).size as usize);
-        (*header).crc = CRC.checksum(bytes);
+        (*header).crc = platform::crc32::crc32(bytes);
     }
 }
 

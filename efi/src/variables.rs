@@ -32,6 +32,7 @@
 
 use core::fmt;
 
+use platform::crc32::{Crc32Digest, crc32};
 use uefi_raw::{Guid, Status};
 
 /// EFI_VARIABLE_* attribute bits (UEFI 2.10 §8.2.1). Built with
@@ -59,8 +60,6 @@ pub const MAX_NAME_SIZE: usize = 1024;
 pub const MAX_VARIABLE_SIZE_CAP: usize = 64 * 1024;
 /// The smallest buffer that holds one variable with a one-character name.
 pub const MIN_STORE_SIZE: usize = HEADER_SIZE + RECORD_HEADER_SIZE + 4 + 1;
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Why a store image was rejected by [`VariableStore::load`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,7 +205,7 @@ impl fmt::Display for VarError {
 /// the image (a reader of two slots tries the higher one first and falls
 /// back when [`VariableStore::load`] rejects it). None when too short.
 pub fn image_generation(image: &[u8]) -> Option<u32> {
-    read_u32(image, 20)
+    platform::le::u32_at(image, 20)
 }
 
 /// Stamps `generation` into a store image and recomputes its CRC. Fails
@@ -214,7 +213,7 @@ pub fn image_generation(image: &[u8]) -> Option<u32> {
 /// [`VariableStore::serialise_non_volatile`]).
 pub fn seal_image(image: &mut [u8], generation: u32) -> Result<(), Corruption> {
     let len = image.len();
-    let used = read_u32(image, 12).ok_or(Corruption::Truncated {
+    let used = platform::le::u32_at(image, 12).ok_or(Corruption::Truncated {
         len,
         needed: HEADER_SIZE,
     })? as usize;
@@ -224,7 +223,7 @@ pub fn seal_image(image: &mut [u8], generation: u32) -> Result<(), Corruption> {
         .ok_or(Corruption::Truncated { len, needed: total })?;
     whole[16..20].fill(0);
     whole[20..24].copy_from_slice(&generation.to_le_bytes());
-    let crc = CRC32.checksum(whole);
+    let crc = crc32(whole);
     whole[16..20].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
@@ -254,9 +253,7 @@ pub struct VariableRef<'s> {
 impl<'s> VariableRef<'s> {
     /// The name's UCS-2 code units, without the NUL.
     pub fn name(&self) -> impl Iterator<Item = u16> + 's {
-        self.name_bytes
-            .chunks_exact(2)
-            .map(|unit| u16::from_le_bytes([unit[0], unit[1]]))
+        platform::le::u16_units(self.name_bytes)
     }
 
     /// Bytes the name occupies including its NUL, as GetNextVariableName
@@ -304,21 +301,16 @@ impl Record {
     }
 }
 
-fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
-    let field = bytes.get(offset..offset.checked_add(4)?)?;
-    Some(u32::from_le_bytes(field.try_into().ok()?))
-}
-
 /// Parses the record at `offset` of `records`, checking only that it fits.
 fn parse_record(records: &[u8], offset: usize) -> Option<Record> {
     let header = records.get(offset..offset.checked_add(RECORD_HEADER_SIZE)?)?;
-    let guid_bytes: &[u8; 16] = header.get(4..20)?.try_into().ok()?;
+    let guid_bytes = platform::le::guid_bytes_at(header, 4)?;
     let record = Record {
         offset,
-        attributes: Attributes::from_bits_retain(read_u32(header, 0)?),
-        guid: Guid::from_bytes(*guid_bytes),
-        name_size: usize::try_from(read_u32(header, 20)?).ok()?,
-        data_size: usize::try_from(read_u32(header, 24)?).ok()?,
+        attributes: Attributes::from_bits_retain(platform::le::u32_at(header, 0)?),
+        guid: Guid::from_bytes(guid_bytes),
+        name_size: usize::try_from(platform::le::u32_at(header, 20)?).ok()?,
+        data_size: usize::try_from(platform::le::u32_at(header, 24)?).ok()?,
     };
     let end = offset
         .checked_add(RECORD_HEADER_SIZE)?
@@ -459,7 +451,7 @@ impl<'a> VariableStore<'a> {
         self.buf[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         self.buf[12..16].copy_from_slice(&used.to_le_bytes());
         self.buf[16..24].fill(0);
-        let crc = CRC32.checksum(&self.buf[..HEADER_SIZE + self.used]);
+        let crc = crc32(&self.buf[..HEADER_SIZE + self.used]);
         self.buf[16..20].copy_from_slice(&crc.to_le_bytes());
     }
 
@@ -745,7 +737,7 @@ impl<'a> VariableStore<'a> {
         image[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         image[12..16].copy_from_slice(&((len - HEADER_SIZE) as u32).to_le_bytes());
         image[16..24].fill(0);
-        let crc = CRC32.checksum(image);
+        let crc = crc32(image);
         image[16..20].copy_from_slice(&crc.to_le_bytes());
         Ok(len)
     }
@@ -787,18 +779,18 @@ impl<'a> VariableStore<'a> {
         if magic != MAGIC {
             return Err(corrupt(Corruption::BadMagic(magic)));
         }
-        let version = read_u32(header, 8).unwrap_or(0);
+        let version = platform::le::u32_at(header, 8).unwrap_or(0);
         if version != FORMAT_VERSION {
             return Err(corrupt(Corruption::BadVersion(version)));
         }
-        let used = read_u32(header, 12).unwrap_or(0) as usize;
+        let used = platform::le::u32_at(header, 12).unwrap_or(0) as usize;
         let total = HEADER_SIZE.saturating_add(used);
         let whole = image.get(..total).ok_or(corrupt(Corruption::Truncated {
             len: image.len(),
             needed: total,
         }))?;
-        let stored = read_u32(header, 16).unwrap_or(0);
-        let mut digest = CRC32.digest();
+        let stored = platform::le::u32_at(header, 16).unwrap_or(0);
+        let mut digest = Crc32Digest::new();
         digest.update(&header[..16]);
         digest.update(&[0; 4]);
         digest.update(&header[20..]);
@@ -1319,7 +1311,7 @@ mod tests {
     fn reseal(image: &mut [u8]) {
         image[16..20].fill(0);
         let used = u32::from_le_bytes(image[12..16].try_into().unwrap()) as usize;
-        let crc = CRC32.checksum(&image[..HEADER_SIZE + used]);
+        let crc = crc32(&image[..HEADER_SIZE + used]);
         image[16..20].copy_from_slice(&crc.to_le_bytes());
     }
 

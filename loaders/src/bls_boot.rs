@@ -10,117 +10,24 @@
 //! UKI is started as it is: its stub carries command line and initrd.
 
 use crate::bls::{self, BootEntry, LoaderConf};
-use crate::boot_manager::{file_device_path, status_name};
+use crate::efi_file::{EfiFile, efi_path};
+use crate::file_loading::{self, LoadError};
+use crate::image_boot;
 use crate::initrd;
-use crate::pages::PageBuffer;
 use crate::uki;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::ffi::c_void;
-use core::fmt;
-use core::mem::offset_of;
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
-use log::{info, warn};
+use log::warn;
 use platform::memory::MemoryType;
-use uefi_raw::protocol::device_path::DevicePathProtocol;
-use uefi_raw::protocol::file_system::{
-    FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
-};
-use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
-use uefi_raw::{Handle, Status};
+use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 const LOADER_CONF: &str = "\\loader\\loader.conf";
 const ENTRIES_DIR: &str = "\\loader\\entries";
 /// Entry and loader.conf files are a few lines; anything larger is not one.
 const MAX_CONFIG_SIZE: u64 = 64 * 1024;
-
-/// Why an entry did not boot.
-#[derive(Debug)]
-pub enum BlsBootError {
-    /// A file named by the entry could not be read.
-    Read { path: String, status: Status },
-    /// The file does not fit in firmware memory.
-    TooLarge { path: String, size: u64 },
-    /// The entry names neither `linux` nor `efi` (parse_entry rejects these,
-    /// kept for completeness).
-    NoKernel,
-    /// LoadImage refused the kernel.
-    Load { path: String, status: Status },
-    /// The initrd protocol could not be installed.
-    Initrd(Status),
-    /// The kernel returned from StartImage.
-    Returned(Status),
-    /// The Linux boot protocol could not start the kernel.
-    Protocol {
-        path: String,
-        error: crate::linux_boot::LinuxBootError,
-    },
-}
-
-impl fmt::Display for BlsBootError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BlsBootError::Read { path, status } => {
-                write!(f, "cannot read {path}: {}", status_name(*status))
-            }
-            BlsBootError::TooLarge { path, size } => {
-                write!(f, "{path} ({size} bytes) does not fit in memory")
-            }
-            BlsBootError::NoKernel => write!(f, "no linux or efi line"),
-            BlsBootError::Load { path, status } => {
-                write!(f, "cannot load {path}: {}", status_name(*status))
-            }
-            BlsBootError::Initrd(status) => {
-                write!(f, "cannot publish the initrd: {}", status_name(*status))
-            }
-            BlsBootError::Returned(status) => {
-                write!(f, "the kernel returned: {}", status_name(*status))
-            }
-            BlsBootError::Protocol { path, error } => {
-                write!(
-                    f,
-                    "cannot boot {path} through the Linux boot protocol: {error}"
-                )
-            }
-        }
-    }
-}
-
-/// A BLS path (`/`-separated, relative to the partition root) as an EFI file
-/// name (`\`-separated, absolute; UEFI 2.10 §13.5.2 Open).
-pub fn efi_path(bls_path: &str) -> String {
-    let mut path = String::with_capacity(bls_path.len() + 1);
-    for part in bls_path.split(['/', '\\']).filter(|p| !p.is_empty()) {
-        path.push('\\');
-        path.push_str(part);
-    }
-    if path.is_empty() {
-        path.push('\\');
-    }
-    path
-}
-
-/// Name and directory flag of one EFI_FILE_INFO record (UEFI 2.10 §13.5.16),
-/// as Read on a directory returns them (§13.5.5).
-pub fn parse_file_info(record: &[u8]) -> Option<(String, bool)> {
-    let attribute_at = offset_of!(FileInfo, attribute);
-    let attribute = u64::from_le_bytes(
-        record
-            .get(attribute_at..attribute_at + 8)?
-            .try_into()
-            .ok()?,
-    );
-    let units: Vec<u16> = record
-        .get(offset_of!(FileInfo, file_name)..)?
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&c| c != 0)
-        .collect();
-    let name = String::from_utf16(&units).ok()?;
-    Some((name, attribute & FileAttribute::DIRECTORY.bits() != 0))
-}
 
 /// Entry file names worth parsing: visible `*.conf` files.
 fn is_entry_file(name: &str, is_dir: bool) -> bool {
@@ -137,212 +44,9 @@ pub fn boot_order(entries: &[BootEntry], conf: &LoaderConf) -> Vec<usize> {
         .collect()
 }
 
-/// An open EFI_FILE_PROTOCOL instance, closed on drop.
-pub(crate) struct OpenFile(*mut FileProtocolV1);
-
-impl Drop for OpenFile {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` is an open file handle the protocol gave us and
-        // nobody else closes it.
-        let _ = unsafe { ((*self.0).close)(self.0) };
-    }
-}
-
-impl OpenFile {
-    /// The root directory of the volume on `fs` (§13.4.2 OpenVolume).
-    pub(crate) fn open_volume(fs: HandleId) -> Result<OpenFile, Status> {
-        let sfs = ps::get_protocol::<SimpleFileSystemProtocol>(fs, &SimpleFileSystemProtocol::GUID)
-            .ok_or(Status::NOT_FOUND)?;
-        let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
-        // SAFETY: `sfs` is an installed SimpleFileSystem interface; the
-        // out-pointer is valid.
-        let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
-        if status.is_error() {
-            return Err(status);
-        }
-        if root.is_null() {
-            return Err(Status::DEVICE_ERROR);
-        }
-        Ok(OpenFile(root))
-    }
-
-    /// Opens `path` (absolute, `\`-separated) for reading (§13.5.2).
-    pub(crate) fn open(&self, path: &str) -> Result<OpenFile, Status> {
-        let name: Vec<u16> = path.encode_utf16().chain(core::iter::once(0)).collect();
-        let mut opened: *mut FileProtocolV1 = core::ptr::null_mut();
-        // SAFETY: `self.0` is an open directory; the name is NUL-terminated
-        // and the out-pointer valid.
-        let status = unsafe {
-            ((*self.0).open)(
-                self.0,
-                &mut opened,
-                name.as_ptr(),
-                FileMode::READ,
-                FileAttribute::empty(),
-            )
-        };
-        if status.is_error() {
-            return Err(status);
-        }
-        if opened.is_null() {
-            return Err(Status::DEVICE_ERROR);
-        }
-        Ok(OpenFile(opened))
-    }
-
-    /// Reads into `buffer`, growing it when the protocol asks for more room;
-    /// returns the bytes read (0 at the end of a directory).
-    fn read_record(&self, buffer: &mut Vec<u8>) -> Result<usize, Status> {
-        loop {
-            let mut size = buffer.len();
-            // SAFETY: `self.0` is open; `buffer` holds `size` writable bytes.
-            let status =
-                unsafe { ((*self.0).read)(self.0, &mut size, buffer.as_mut_ptr() as *mut c_void) };
-            if status == Status::BUFFER_TOO_SMALL && size > buffer.len() {
-                buffer.resize(size, 0);
-                continue;
-            }
-            return if status.is_error() {
-                Err(status)
-            } else {
-                Ok(size)
-            };
-        }
-    }
-
-    /// The file's size from its EFI_FILE_INFO (§13.5.12 GetInfo).
-    pub(crate) fn size(&self) -> Result<u64, Status> {
-        let mut info = vec![0u8; 256];
-        loop {
-            let mut size = info.len();
-            // SAFETY: `self.0` is open; `info` holds `size` writable bytes.
-            let status = unsafe {
-                ((*self.0).get_info)(
-                    self.0,
-                    &FileInfo::ID,
-                    &mut size,
-                    info.as_mut_ptr() as *mut c_void,
-                )
-            };
-            if status == Status::BUFFER_TOO_SMALL && size > info.len() {
-                info.resize(size, 0);
-                continue;
-            }
-            if status.is_error() {
-                return Err(status);
-            }
-            let at = offset_of!(FileInfo, file_size);
-            let bytes = info.get(at..at + 8).ok_or(Status::DEVICE_ERROR)?;
-            return Ok(u64::from_le_bytes(
-                bytes.try_into().map_err(|_| Status::DEVICE_ERROR)?,
-            ));
-        }
-    }
-
-    /// Moves the read position to `offset` (§13.5.10 SetPosition).
-    pub(crate) fn set_position(&self, offset: u64) -> Result<(), Status> {
-        // SAFETY: `self.0` is an open file.
-        let status = unsafe { ((*self.0).set_position)(self.0, offset) };
-        if status.is_error() {
-            Err(status)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Fills `out` from the current position; a file ending early is
-    /// VOLUME_CORRUPTED when `exact`, else the bytes read are returned.
-    pub(crate) fn read_into(&self, out: &mut [u8], exact: bool) -> Result<usize, Status> {
-        let mut done = 0;
-        while done < out.len() {
-            let mut chunk = out.len() - done;
-            // SAFETY: `self.0` is open; `out[done..]` holds `chunk` bytes.
-            let status = unsafe {
-                ((*self.0).read)(self.0, &mut chunk, out[done..].as_mut_ptr() as *mut c_void)
-            };
-            if status.is_error() {
-                return Err(status);
-            }
-            if chunk == 0 {
-                if exact {
-                    // Shorter than its directory entry said: a damaged file.
-                    return Err(Status::VOLUME_CORRUPTED);
-                }
-                break;
-            }
-            done += chunk;
-        }
-        Ok(done)
-    }
-
-    /// Appends the whole file to `out`.
-    fn read_to_end(&self, out: &mut Vec<u8>, limit: u64) -> Result<(), ReadError> {
-        let size = self.size().map_err(ReadError::Status)?;
-        if size > limit {
-            return Err(ReadError::TooLarge(size));
-        }
-        let len = usize::try_from(size).map_err(|_| ReadError::TooLarge(size))?;
-        out.try_reserve_exact(len)
-            .map_err(|_| ReadError::TooLarge(size))?;
-        let start = out.len();
-        out.resize(start + len, 0);
-        if let Err(status) = self.read_into(&mut out[start..], true) {
-            out.truncate(start);
-            return Err(ReadError::Status(status));
-        }
-        Ok(())
-    }
-
-    /// Names of the plain files in this directory that `wanted` accepts.
-    fn file_names(&self, wanted: fn(&str, bool) -> bool) -> Result<Vec<String>, Status> {
-        let mut names = Vec::new();
-        let mut record = vec![0u8; 512];
-        loop {
-            let len = self.read_record(&mut record)?;
-            if len == 0 {
-                return Ok(names);
-            }
-            if let Some((name, is_dir)) = parse_file_info(&record[..len])
-                && wanted(&name, is_dir)
-            {
-                names.push(name);
-            }
-        }
-    }
-}
-
-enum ReadError {
-    Status(Status),
-    TooLarge(u64),
-}
-
-/// Reads `path` from the volume `root` into `out`, appending.
-fn read_file(
-    root: &OpenFile,
-    path: &str,
-    out: &mut Vec<u8>,
-    limit: u64,
-) -> Result<(), BlsBootError> {
-    let file = root.open(path).map_err(|status| BlsBootError::Read {
-        path: path.to_string(),
-        status,
-    })?;
-    file.read_to_end(out, limit).map_err(|e| match e {
-        ReadError::Status(status) => BlsBootError::Read {
-            path: path.to_string(),
-            status,
-        },
-        ReadError::TooLarge(size) => BlsBootError::TooLarge {
-            path: path.to_string(),
-            size,
-        },
-    })
-}
-
-/// loader.conf and the parsed, sorted entries of the volume on `fs`.
 /// The volume's loader.conf; the defaults when it is missing or unreadable.
-fn read_loader_conf(root: &OpenFile, text: &mut Vec<u8>) -> LoaderConf {
-    match read_file(root, LOADER_CONF, text, MAX_CONFIG_SIZE) {
+fn read_loader_conf(root: &EfiFile, text: &mut Vec<u8>) -> LoaderConf {
+    match file_loading::read_file(root, LOADER_CONF, text, MAX_CONFIG_SIZE) {
         Ok(()) => bls::parse_loader_conf(text).unwrap_or_else(|e| {
             warn!("bls: ignoring {LOADER_CONF}: {e}");
             LoaderConf::default()
@@ -351,7 +55,8 @@ fn read_loader_conf(root: &OpenFile, text: &mut Vec<u8>) -> LoaderConf {
     }
 }
 
-fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
+/// loader.conf and the parsed, sorted entries of the volume `root`.
+fn read_entries(root: &EfiFile) -> (LoaderConf, Vec<BootEntry>) {
     let mut text = Vec::new();
     let conf = read_loader_conf(root, &mut text);
     let names = root
@@ -362,7 +67,7 @@ fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
     for name in names {
         let path = alloc::format!("{ENTRIES_DIR}\\{name}");
         text.clear();
-        if let Err(e) = read_file(root, &path, &mut text, MAX_CONFIG_SIZE) {
+        if let Err(e) = file_loading::read_file(root, &path, &mut text, MAX_CONFIG_SIZE) {
             warn!("bls: skipping {path}: {e}");
             continue;
         }
@@ -378,7 +83,7 @@ fn read_entries(root: &OpenFile) -> (LoaderConf, Vec<BootEntry>) {
 
 /// Type #2 entries: the unified kernel images in `\EFI\Linux`, described
 /// by their `.osrel` and `.uname` sections (read alone, not the whole image).
-fn read_type2_entries(root: &OpenFile) -> Vec<BootEntry> {
+fn read_type2_entries(root: &EfiFile) -> Vec<BootEntry> {
     let is_candidate = |name: &str, is_dir: bool| !is_dir && bls::type2_candidate(name).is_some();
     let Ok(names) = root
         .open(uki::TYPE2_DIR)
@@ -400,7 +105,7 @@ fn read_type2_entries(root: &OpenFile) -> Vec<BootEntry> {
 }
 
 /// The contents of the PE section `name` of `file`, when small and present.
-fn read_section(file: &OpenFile, name: &str) -> Option<Vec<u8>> {
+fn read_section(file: &EfiFile, name: &str) -> Option<Vec<u8>> {
     let mut header = vec![0u8; uki::HEADER_READ_SIZE];
     file.set_position(0).ok()?;
     let len = file.read_into(&mut header, false).ok()?;
@@ -419,7 +124,7 @@ fn read_section(file: &OpenFile, name: &str) -> Option<Vec<u8>> {
 /// each first. Returns when none booted.
 pub fn run() {
     for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
-        let Ok(root) = OpenFile::open_volume(fs) else {
+        let Ok(root) = EfiFile::open_volume(fs) else {
             continue;
         };
         let (conf, entries) = read_entries(&root);
@@ -437,25 +142,20 @@ pub fn run() {
 /// loader.conf and the sorted entries of the file system `fs`, for the
 /// firmware's boot menu (`crate::menu`); `None` when it cannot be opened.
 pub fn volume_entries(fs: HandleId) -> Option<(LoaderConf, Vec<BootEntry>)> {
-    let root = OpenFile::open_volume(fs).ok()?;
+    let root = EfiFile::open_volume(fs).ok()?;
     Some(read_entries(&root))
 }
 
 /// The loader.conf of the file system `fs` alone (None when the volume
 /// cannot be opened).
 pub fn volume_loader_conf(fs: HandleId) -> Option<LoaderConf> {
-    let root = OpenFile::open_volume(fs).ok()?;
+    let root = EfiFile::open_volume(fs).ok()?;
     Some(read_loader_conf(&root, &mut Vec::new()))
 }
 
-/// Whether `path` (absolute, `\`-separated) exists on the file system `fs`.
-pub fn file_exists(fs: HandleId, path: &str) -> bool {
-    OpenFile::open_volume(fs).is_ok_and(|root| root.open(path).is_ok())
-}
-
 /// Boots `entry` of the file system `fs`; returns only on failure.
-pub fn boot(fs: HandleId, entry: &BootEntry) -> Result<(), BlsBootError> {
-    let root = OpenFile::open_volume(fs).map_err(|status| BlsBootError::Read {
+pub fn boot(fs: HandleId, entry: &BootEntry) -> Result<(), LoadError> {
+    let root = EfiFile::open_volume(fs).map_err(|status| LoadError::Read {
         path: "\\".to_string(),
         status,
     })?;
@@ -466,215 +166,42 @@ pub fn boot(fs: HandleId, entry: &BootEntry) -> Result<(), BlsBootError> {
     result
 }
 
-/// Reads the files `paths` of the volume `root` into one page buffer below
-/// `max_address`, each starting on a 4-byte boundary (how several initrds
-/// are concatenated; `crate::initrd::padded_len`).
-pub(crate) fn read_into_pages(
-    root: &OpenFile,
-    paths: &[String],
-    memory_type: MemoryType,
-    max_address: u64,
-) -> Result<PageBuffer, BlsBootError> {
-    let read_error = |path: &str, status| BlsBootError::Read {
-        path: path.to_string(),
-        status,
-    };
-    let mut files = Vec::with_capacity(paths.len());
-    let mut total = 0usize;
-    for path in paths {
-        let file = root.open(path).map_err(|s| read_error(path, s))?;
-        let size = file.size().map_err(|s| read_error(path, s))?;
-        let too_large = || BlsBootError::TooLarge {
-            path: path.clone(),
-            size,
-        };
-        let start = initrd::padded_len(total).ok_or_else(too_large)?;
-        let len = usize::try_from(size).map_err(|_| too_large())?;
-        total = start.checked_add(len).ok_or_else(too_large)?;
-        files.push((path, file, start, len));
-    }
-    let mut buffer = PageBuffer::allocate(total, memory_type, max_address).map_err(|_| {
-        BlsBootError::TooLarge {
-            path: paths.join(" + "),
-            size: total as u64,
-        }
-    })?;
-    for (path, file, start, len) in files {
-        file.read_into(&mut buffer.as_mut_slice()[start..start + len], true)
-            .map_err(|s| read_error(path, s))?;
-    }
-    Ok(buffer)
-}
-
-/// Whether the file at `path` starts with PE headers (a kernel with the EFI
-/// stub, a UKI, any EFI application).
-pub(crate) fn file_is_pe(root: &OpenFile, path: &str) -> Result<bool, BlsBootError> {
-    let read_error = |status| BlsBootError::Read {
-        path: path.to_string(),
-        status,
-    };
-    let file = root.open(path).map_err(read_error)?;
-    let mut header = vec![0u8; uki::HEADER_READ_SIZE];
-    let len = file.read_into(&mut header, false).map_err(read_error)?;
-    Ok(uki::is_pe_image(&header[..len]))
-}
-
 /// Boots one entry; returns only on failure. Type #1 `linux` kernels with
 /// the EFI stub and `efi` programs (Type #2 UKIs among them) are started as
 /// EFI images; a `linux` kernel without the stub is booted through the
 /// Linux boot protocol (`crate::linux_boot`).
-fn boot_entry(fs: HandleId, root: &OpenFile, entry: &BootEntry) -> Result<(), BlsBootError> {
+fn boot_entry(fs: HandleId, root: &EfiFile, entry: &BootEntry) -> Result<(), LoadError> {
     let kernel = efi_path(
         entry
             .linux
             .as_deref()
             .or(entry.efi.as_deref())
-            .ok_or(BlsBootError::NoKernel)?,
+            .ok_or(LoadError::NoKernel)?,
     );
     let initrds: Vec<String> = entry.initrd.iter().map(|p| efi_path(p)).collect();
     let description = alloc::format!("BLS entry '{}'", entry.display_title());
-    if entry.linux.is_some() && !file_is_pe(root, &kernel)? {
-        return boot_with_protocol(root, &kernel, &initrds, &entry.options, &description);
+    if entry.linux.is_some() && !file_loading::file_is_pe(root, &kernel)? {
+        return file_loading::boot_with_protocol(
+            root,
+            &kernel,
+            &initrds,
+            &entry.options,
+            &description,
+        );
     }
     if !initrds.is_empty() {
-        let image = read_into_pages(root, &initrds, MemoryType::LOADER_DATA, u64::MAX)?;
-        initrd::install(image).map_err(BlsBootError::Initrd)?;
+        let image =
+            file_loading::read_into_pages(root, &initrds, MemoryType::LOADER_DATA, u64::MAX)?;
+        initrd::install(image).map_err(LoadError::Initrd)?;
     }
-    let handle = load_from_volume(fs, &kernel)?;
-    let status = start_with_options(handle, &entry.options, &description);
-    Err(BlsBootError::Returned(status))
-}
-
-/// A `linux` kernel without the EFI stub: kernel and initrds into pages,
-/// then the 64-bit boot protocol. Returns only on failure.
-pub(crate) fn boot_with_protocol(
-    root: &OpenFile,
-    kernel: &str,
-    initrds: &[String],
-    options: &str,
-    description: &str,
-) -> Result<(), BlsBootError> {
-    let image = read_into_pages(
-        root,
-        &[kernel.to_string()],
-        MemoryType::LOADER_DATA,
-        u64::MAX,
-    )?;
-    let initrd = if initrds.is_empty() {
-        None
-    } else {
-        Some(read_into_pages(
-            root,
-            initrds,
-            MemoryType::LOADER_DATA,
-            crate::linux_boot::INITRD_MAX_ADDRESS,
-        )?)
-    };
-    info!("booting {description} through the Linux boot protocol");
-    let error = crate::linux_boot::boot(image.as_slice(), initrd, options);
-    Err(BlsBootError::Protocol {
-        path: kernel.to_string(),
-        error,
-    })
-}
-
-/// LoadImage of `path` on the volume `fs`: the firmware reads the file
-/// itself through the volume's SimpleFileSystem, so the image gets the
-/// volume as its device and the file as its path.
-pub(crate) fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, BlsBootError> {
-    let load_error = |status| BlsBootError::Load {
-        path: path.to_string(),
-        status,
-    };
-    let device_path = file_device_path(fs, path).ok_or(load_error(Status::NOT_FOUND))?;
-    let mut handle: Handle = core::ptr::null_mut();
-    // SAFETY: `device_path` is a whole device path (End-terminated) and
-    // `handle` a live local; there is no source buffer.
-    let status = unsafe {
-        efi::image::load_image(
-            false.into(),
-            efi::image::firmware_image_handle() as Handle,
-            device_path.as_ptr().cast::<DevicePathProtocol>(),
-            core::ptr::null(),
-            0,
-            &mut handle,
-        )
-    };
-    if status.is_error() {
-        return Err(load_error(status));
-    }
-    Ok(handle as HandleId)
-}
-
-/// Starts a loaded image with `options` as its LoadOptions (UCS-2, §9.1:
-/// the EFI stub's command line). Empty options are not passed at all, so a
-/// UKI uses the command line built into it. Returns the image's exit status.
-pub(crate) fn start_with_options(handle: HandleId, options: &str, description: &str) -> Status {
-    let options: Vec<u16> = if options.is_empty() {
-        Vec::new()
-    } else {
-        options.encode_utf16().chain(core::iter::once(0)).collect()
-    };
-    if !options.is_empty()
-        && let Some(loaded) =
-            ps::get_protocol::<LoadedImageProtocol>(handle, &LoadedImageProtocol::GUID)
-    {
-        // SAFETY: `loaded` is the LoadedImage protocol of the image just
-        // loaded, not yet started, so nothing else accesses it; `options`
-        // outlives the image's run (start returns before it is dropped).
-        unsafe {
-            (*loaded).load_options = options.as_ptr().cast::<c_void>();
-            (*loaded).load_options_size = (options.len() * 2) as u32;
-        }
-    }
-    info!("booting {description}");
-    let status = efi::image::start(handle);
-    drop(options);
-    status
+    let handle = image_boot::load_from_volume(fs, &kernel)?;
+    let status = image_boot::start_with_options(handle, &entry.options, &description);
+    Err(LoadError::Returned(status))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bls_paths_become_absolute_efi_paths() {
-        assert_eq!(efi_path("/vmlinuz-6.1"), "\\vmlinuz-6.1");
-        assert_eq!(efi_path("debian/6.1/linux"), "\\debian\\6.1\\linux");
-        assert_eq!(efi_path("//a//b/"), "\\a\\b");
-        assert_eq!(efi_path(""), "\\");
-    }
-
-    fn info_record(name: &str, attribute: u64) -> Vec<u8> {
-        let name_at = offset_of!(FileInfo, file_name);
-        let mut record = vec![0u8; name_at];
-        let attribute_at = offset_of!(FileInfo, attribute);
-        record[attribute_at..attribute_at + 8].copy_from_slice(&attribute.to_le_bytes());
-        for unit in name.encode_utf16().chain(core::iter::once(0)) {
-            record.extend_from_slice(&unit.to_le_bytes());
-        }
-        let len = record.len() as u64;
-        record[..8].copy_from_slice(&len.to_le_bytes());
-        record
-    }
-
-    #[test]
-    fn file_info_records_give_names_and_directory_flag() {
-        assert_eq!(
-            parse_file_info(&info_record("debian.conf", FileAttribute::ARCHIVE.bits())),
-            Some(("debian.conf".to_string(), false))
-        );
-        assert_eq!(
-            parse_file_info(&info_record("sub", FileAttribute::DIRECTORY.bits())),
-            Some(("sub".to_string(), true))
-        );
-        assert_eq!(parse_file_info(&[0u8; 10]), None);
-        // Unpaired surrogate: not a name we can use.
-        let mut bad = info_record("", 0);
-        let name_at = offset_of!(FileInfo, file_name);
-        bad.splice(name_at..name_at, [0x00, 0xd8]);
-        assert_eq!(parse_file_info(&bad), None);
-    }
 
     #[test]
     fn only_visible_conf_files_are_entries() {

@@ -22,85 +22,19 @@ use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
+use protocols::device_path::DevicePathBuf;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 use uefi_raw::table::runtime::VariableVendor;
-use uefi_raw::{Guid, Handle, Status};
+use uefi_raw::{Guid, Status};
 
+use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
+use crate::image_boot::{file_device_path, load_and_start};
 use crate::load_option::{self, LoadOption};
+use crate::status::status_name;
 
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
 pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
-
-pub const REMOVABLE_MEDIA_PATH: &str = "\\EFI\\BOOT\\BOOTX64.EFI";
-
-/// `device`'s path followed by a FilePath node for `file` and End.
-pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
-    let dp = ps::get_protocol::<DevicePathProtocol>(device, &DevicePathProtocol::GUID)?;
-    // SAFETY: device paths installed on handles are well formed.
-    let mut path = unsafe { efi::device_path::read_path(dp) }.ok()?;
-    path.truncate(path.len().checked_sub(4)?); // drop End
-    let name: Vec<u16> = file.encode_utf16().chain(core::iter::once(0)).collect();
-    let len = u16::try_from(4 + name.len() * 2).ok()?;
-    path.extend_from_slice(&[4, 4]);
-    path.extend_from_slice(&len.to_le_bytes());
-    for unit in name {
-        path.extend_from_slice(&unit.to_le_bytes());
-    }
-    path.extend_from_slice(&efi::device_path::END);
-    Some(path)
-}
-
-/// Loads and starts the image at `path`; returns the status it ended with.
-pub fn load_and_start(path: &[u8], description: &str) -> Status {
-    let mut handle: Handle = core::ptr::null_mut();
-    let parent = efi::image::firmware_image_handle() as Handle;
-    // SAFETY: `path` is a whole device path (End-terminated) and `handle` a
-    // live local; there is no source buffer.
-    let status = unsafe {
-        efi::image::load_image(
-            false.into(),
-            parent,
-            path.as_ptr().cast::<DevicePathProtocol>(),
-            core::ptr::null(),
-            0,
-            &mut handle,
-        )
-    };
-    if status != Status::SUCCESS {
-        return status;
-    }
-    info!("booting {description}");
-    efi::image::start(handle as HandleId)
-}
-
-/// Which boot path the firmware command line asks to try first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BootFirst {
-    /// `\EFI\BOOT\BOOTX64.EFI` on each file system, then BLS entries (default).
-    RemovableMedia,
-    /// BLS Type #1 entries (`boot=bls`), then the removable-media path.
-    Bls,
-}
-
-impl BootFirst {
-    /// The last `boot=` word of the firmware command line decides; unknown
-    /// values keep the default.
-    pub fn from_cmdline(cmdline: &str) -> BootFirst {
-        cmdline
-            .split_ascii_whitespace()
-            .rev()
-            .find_map(|word| match word.strip_prefix("boot=")? {
-                "bls" => Some(BootFirst::Bls),
-                "removable" => Some(BootFirst::RemovableMedia),
-                other => {
-                    warn!("ignoring unknown boot={other}");
-                    None
-                }
-            })
-            .unwrap_or(BootFirst::RemovableMedia)
-    }
-}
 
 /// Tries every boot option in the order `cmdline` (the firmware's own
 /// command line) asks for, after the boot menu when one is configured
@@ -295,13 +229,14 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
     let hard_drive = nodes
         .iter()
         .position(|node| is(node, HARD_DRIVE_SUBTYPE) && node.len() > HD_SIGNATURE_TYPE + 4);
-    let with_tail = |prefix: &[u8], tail: &[&[u8]]| -> Vec<u8> {
-        let mut full: Vec<u8> = efi::device_path::nodes(prefix).concat();
-        for node in tail {
-            full.extend_from_slice(node);
-        }
-        full.extend_from_slice(&efi::device_path::END);
-        full
+    // The prefix's nodes, then `tail`, then End. Both come from `nodes`,
+    // which yields only whole, well-formed nodes, so the builder accepts
+    // them all.
+    let with_tail = |prefix: &[u8], tail: &[&[u8]]| -> Option<Vec<u8>> {
+        let mut all = efi::device_path::nodes(prefix);
+        all.extend_from_slice(tail);
+        let path = DevicePathBuf::from_nodes(&all).ok()?;
+        Some(path.as_bytes().to_vec())
     };
     if let Some(index) = hard_drive {
         let wanted = nodes[index];
@@ -315,15 +250,15 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
             .iter()
             .filter(|(_, fs_path)| efi::device_path::nodes(fs_path).iter().any(same_partition))
             .take(1)
-            .map(|(_, fs_path)| with_tail(fs_path, &nodes[index + 1..]))
+            .filter_map(|(_, fs_path)| with_tail(fs_path, &nodes[index + 1..]))
             .collect();
     }
     match nodes.first() {
         Some(first) if is(first, FILE_PATH_SUBTYPE) => file_systems
             .iter()
-            .map(|(_, fs_path)| with_tail(fs_path, &nodes))
+            .filter_map(|(_, fs_path)| with_tail(fs_path, &nodes))
             .collect(),
-        Some(_) => alloc::vec![with_tail(&[], &nodes)],
+        Some(_) => with_tail(&[], &nodes).into_iter().collect(),
         None => Vec::new(),
     }
 }
@@ -374,23 +309,6 @@ fn run_removable_media() {
     }
 }
 
-pub fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::SUCCESS => "success",
-        Status::LOAD_ERROR => "load error",
-        Status::INVALID_PARAMETER => "invalid parameter",
-        Status::UNSUPPORTED => "unsupported",
-        Status::NOT_FOUND => "not found",
-        Status::OUT_OF_RESOURCES => "out of resources",
-        Status::SECURITY_VIOLATION => "security violation",
-        Status::ACCESS_DENIED => "access denied",
-        Status::ABORTED => "aborted",
-        Status::VOLUME_CORRUPTED => "volume corrupted",
-        Status::DEVICE_ERROR => "device error",
-        _ => "error",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,7 +339,7 @@ mod tests {
         );
     }
 
-    use protocols::device_path::{DevicePathBuf, file_path, hard_drive, pci, pci_root};
+    use protocols::device_path::{file_path, hard_drive, pci, pci_root};
     use protocols::partition::HardDriveInfo;
 
     fn hd(signature_byte: u8, number: u32) -> Vec<u8> {
@@ -481,26 +399,5 @@ mod tests {
             vec![pci_only.clone()]
         );
         assert!(expand_device_path(&efi::device_path::END, &file_systems).is_empty());
-    }
-
-    #[test]
-    fn command_line_chooses_what_boots_first() {
-        assert_eq!(BootFirst::from_cmdline(""), BootFirst::RemovableMedia);
-        assert_eq!(
-            BootFirst::from_cmdline("log=debug boot=bls"),
-            BootFirst::Bls
-        );
-        assert_eq!(
-            BootFirst::from_cmdline("boot=bls boot=removable"),
-            BootFirst::RemovableMedia
-        );
-        assert_eq!(
-            BootFirst::from_cmdline("boot=floppy"),
-            BootFirst::RemovableMedia
-        );
-        assert_eq!(
-            BootFirst::from_cmdline("reboot=bls"),
-            BootFirst::RemovableMedia
-        );
     }
 }

@@ -142,20 +142,23 @@ impl fmt::Display for BzImageError {
 }
 
 fn bytes_at(data: &[u8], at: usize, len: usize) -> Result<&[u8], BzImageError> {
-    data.get(at..at + len).ok_or(BzImageError::Truncated {
+    data.get(at..at + len)
+        .ok_or_else(|| truncated(data, at, len))
+}
+
+fn truncated(data: &[u8], at: usize, len: usize) -> BzImageError {
+    BzImageError::Truncated {
         needed: at + len,
         len: data.len(),
-    })
+    }
 }
 
 fn u16_at(data: &[u8], at: usize) -> Result<u16, BzImageError> {
-    let b = bytes_at(data, at, 2)?;
-    Ok(u16::from_le_bytes([b[0], b[1]]))
+    platform::le::u16_at(data, at).ok_or_else(|| truncated(data, at, 2))
 }
 
 fn u32_at(data: &[u8], at: usize) -> Result<u32, BzImageError> {
-    let b = bytes_at(data, at, 4)?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    platform::le::u32_at(data, at).ok_or_else(|| truncated(data, at, 4))
 }
 
 fn u64_at(data: &[u8], at: usize) -> Result<u64, BzImageError> {

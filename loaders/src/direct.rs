@@ -16,7 +16,9 @@
 //!   `protocol` uses the Linux 64-bit boot protocol (`crate::linux_boot`),
 //!   which is also what kernels without an EFI stub get.
 
-use crate::bls_boot::{self, BlsBootError, OpenFile, efi_path};
+use crate::efi_file::{EfiFile, efi_path};
+use crate::file_loading::{self, LoadError};
+use crate::image_boot;
 use crate::initrd;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -134,7 +136,7 @@ pub fn run_from_cmdline(cmdline: &str) {
         }
     };
     for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
-        let Ok(root) = OpenFile::open_volume(fs) else {
+        let Ok(root) = EfiFile::open_volume(fs) else {
             continue;
         };
         if root.open(&request.kernel).is_err() {
@@ -150,15 +152,11 @@ pub fn run_from_cmdline(cmdline: &str) {
 }
 
 /// Boots `request` from the volume `root` (on `fs`); returns only on failure.
-fn boot(
-    fs: efi::handles::HandleId,
-    root: &OpenFile,
-    request: &DirectBoot,
-) -> Result<(), BlsBootError> {
+fn boot(fs: efi::handles::HandleId, root: &EfiFile, request: &DirectBoot) -> Result<(), LoadError> {
     let description = alloc::format!("{} (firmware command line)", request.kernel);
-    let has_stub = bls_boot::file_is_pe(root, &request.kernel)?;
+    let has_stub = file_loading::file_is_pe(root, &request.kernel)?;
     if request.method == LinuxBootMethod::Protocol || !has_stub {
-        return bls_boot::boot_with_protocol(
+        return file_loading::boot_with_protocol(
             root,
             &request.kernel,
             &request.initrds,
@@ -167,14 +165,18 @@ fn boot(
         );
     }
     if !request.initrds.is_empty() {
-        let image =
-            bls_boot::read_into_pages(root, &request.initrds, MemoryType::LOADER_DATA, u64::MAX)?;
-        initrd::install(image).map_err(BlsBootError::Initrd)?;
+        let image = file_loading::read_into_pages(
+            root,
+            &request.initrds,
+            MemoryType::LOADER_DATA,
+            u64::MAX,
+        )?;
+        initrd::install(image).map_err(LoadError::Initrd)?;
     }
-    let handle = bls_boot::load_from_volume(fs, &request.kernel)?;
+    let handle = image_boot::load_from_volume(fs, &request.kernel)?;
     info!("direct boot through the EFI stub");
-    let status = bls_boot::start_with_options(handle, &request.cmdline, &description);
-    Err(BlsBootError::Returned(status))
+    let status = image_boot::start_with_options(handle, &request.cmdline, &description);
+    Err(LoadError::Returned(status))
 }
 
 #[cfg(test)]

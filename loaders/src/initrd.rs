@@ -7,11 +7,13 @@
 
 use crate::pages::PageBuffer;
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
-use uefi_raw::protocol::device_path::{DevicePathProtocol, DeviceSubType, DeviceType};
+use protocols::device_path::DevicePathBuf;
+use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::media::LoadFile2Protocol;
 use uefi_raw::{Boolean, Guid, Status, guid};
 
@@ -19,18 +21,12 @@ use uefi_raw::{Boolean, Guid, Status, guid};
 /// it, neither UEFI nor the spec crates do.
 pub const LINUX_EFI_INITRD_MEDIA_GUID: Guid = guid!("5568e427-68fc-4f3d-ac74-ca555231cc68");
 
-/// Vendor media node (UEFI 2.10 §10.3.5.3: type 4, subtype 3, GUID) + End.
-const VENDOR_NODE_LEN: usize = 4 + 16;
-const DEVICE_PATH_LEN: usize = VENDOR_NODE_LEN + 4;
-
-fn initrd_device_path() -> [u8; DEVICE_PATH_LEN] {
-    let mut path = [0u8; DEVICE_PATH_LEN];
-    path[0] = DeviceType::MEDIA.0;
-    path[1] = DeviceSubType::MEDIA_VENDOR.0;
-    path[2..4].copy_from_slice(&(VENDOR_NODE_LEN as u16).to_le_bytes());
-    path[4..VENDOR_NODE_LEN].copy_from_slice(&LINUX_EFI_INITRD_MEDIA_GUID.to_bytes());
-    path[VENDOR_NODE_LEN..].copy_from_slice(&efi::device_path::END);
-    path
+/// The initrd handle's device path: a Vendor media node (UEFI 2.10
+/// §10.3.5.3) with LINUX_EFI_INITRD_MEDIA_GUID and no data, then End.
+fn initrd_device_path() -> Option<Vec<u8>> {
+    let vendor = protocols::device_path::vendor_media(&LINUX_EFI_INITRD_MEDIA_GUID, &[]).ok()?;
+    let path = DevicePathBuf::from_nodes(&[vendor]).ok()?;
+    Some(path.as_bytes().to_vec())
 }
 
 /// Where the next initrd appended after `len` bytes must start: the 4-byte
@@ -68,7 +64,7 @@ pub fn decide(image_len: usize, boot_policy: bool, has_buffer: bool, size: usize
 #[repr(C)]
 struct InitrdLoader {
     protocol: LoadFile2Protocol,
-    device_path: [u8; DEVICE_PATH_LEN],
+    device_path: Vec<u8>,
     handle: HandleId,
     /// In EFI pages, not the firmware heap: distro initrds are tens of MiB.
     image: PageBuffer,
@@ -130,7 +126,7 @@ pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     uninstall();
     let loader = Box::into_raw(Box::new(InitrdLoader {
         protocol: LoadFile2Protocol { load_file },
-        device_path: initrd_device_path(),
+        device_path: initrd_device_path().ok_or(Status::OUT_OF_RESOURCES)?,
         handle: 0,
         image,
     }));
@@ -206,7 +202,7 @@ mod tests {
 
     #[test]
     fn device_path_is_vendor_media_then_end() {
-        let path = initrd_device_path();
+        let path = initrd_device_path().unwrap();
         assert_eq!(&path[..4], &[4, 3, 20, 0]);
         assert_eq!(
             &path[4..20],
@@ -238,7 +234,7 @@ mod tests {
         assert_eq!(installed_handle(), Some(handle));
 
         // Find it as the Linux stub does: LocateDevicePath on the vendor path.
-        let wanted = initrd_device_path();
+        let wanted = initrd_device_path().unwrap();
         let mut remaining = wanted.as_ptr() as *const DevicePathProtocol;
         let mut found: uefi_raw::Handle = core::ptr::null_mut();
         // SAFETY: a whole device path and live locals.

@@ -292,12 +292,7 @@ fn prepare_and_jump(
 
 /// `(start, pages, type)` of one EFI_MEMORY_DESCRIPTOR (§7.2.3) as bytes.
 fn descriptor_fields(bytes: &[u8]) -> (u64, u64, MemoryType) {
-    let word = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_le_bytes)
-    };
+    let word = |at: usize| platform::le::u64_at(bytes, at).unwrap_or(0);
     (word(8), word(24), MemoryType(word(0) as u32))
 }
 

@@ -78,9 +78,7 @@ impl LoadOption {
         ]));
         let list_length = u16::from_le_bytes([bytes[4], bytes[5]]);
         let rest = &bytes[HEADER_SIZE..];
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        let units: Vec<u16> = platform::le::u16_units(rest)
             .take_while(|&unit| unit != 0)
             .collect();
         let description_bytes = (units.len() + 1) * 2;
@@ -151,10 +149,7 @@ pub fn parse_boot_order(bytes: &[u8]) -> Result<Vec<u16>, LoadOptionError> {
     if !bytes.len().is_multiple_of(2) {
         return Err(LoadOptionError::OddBootOrder(bytes.len()));
     }
-    Ok(bytes
-        .chunks_exact(2)
-        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
-        .collect())
+    Ok(platform::le::u16_units(bytes).collect())
 }
 
 pub fn serialize_boot_order(order: &[u16]) -> Vec<u8> {

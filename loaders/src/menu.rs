@@ -9,7 +9,8 @@
 //! the first key. `Boot####` load options are not listed.
 //!
 //! [`Menu`] and [`menu_timeout`] are the logic (host-tested); [`run`] draws
-//! it through the firmware console and boots what was picked.
+//! it through ConOut, reads keys through ConIn and counts seconds with a
+//! timer event (`crate::text_console`), then boots what was picked.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -25,7 +26,10 @@ use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 use crate::bls::{BootEntry, Timeout};
 use crate::bls_boot;
-use crate::boot_manager::{BootFirst, REMOVABLE_MEDIA_PATH, file_device_path, load_and_start};
+use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
+use crate::efi_file;
+use crate::image_boot::{file_device_path, load_and_start};
+use crate::text_console::{SecondTimer, TextConsole, wait_for_any};
 
 /// How long the menu waits before booting the selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,7 +170,7 @@ fn boot_options(first: BootFirst) -> Vec<BootOption> {
     let mut removable = Vec::new();
     let mut bls = Vec::new();
     for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
-        if bls_boot::file_exists(fs, REMOVABLE_MEDIA_PATH)
+        if efi_file::file_exists(fs, REMOVABLE_MEDIA_PATH)
             && let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH)
         {
             let title = efi::device_path::file_path_text(&path)
@@ -200,8 +204,39 @@ fn loader_conf_timeout() -> Option<Timeout> {
         .find_map(|fs| bls_boot::volume_loader_conf(fs)?.timeout)
 }
 
-const POLL_INTERVAL_US: u64 = 10_000;
-const NS_PER_SECOND: u64 = 1_000_000_000;
+/// Draws `menu` on `console` and runs it until an option is picked: keys
+/// from ConIn, one tick of the countdown per second of a periodic timer
+/// event, both awaited with WaitForEvent. `None` when the timer or the
+/// wait fails (the boot manager then goes on without the menu).
+fn choose(console: &TextConsole, mut menu: Menu, titles: &[String]) -> Option<usize> {
+    let draw = |menu: &Menu| {
+        let _ = console.clear();
+        let _ = console.write(&menu.render(titles));
+    };
+    let timer = SecondTimer::start()
+        .map_err(|status| warn!("boot menu: no timer: {status:?}"))
+        .ok()?;
+    let mut events = [console.key_event(), timer.event()];
+    draw(&menu);
+    loop {
+        let outcome = match wait_for_any(&mut events) {
+            // WaitForKey may be signalled with the key already taken.
+            Ok(0) => console
+                .read_key()
+                .map_or(Outcome::Ignored, |key| menu.key(&key)),
+            Ok(_) => menu.tick(),
+            Err(status) => {
+                warn!("boot menu: WaitForEvent failed: {status:?}");
+                return None;
+            }
+        };
+        match outcome {
+            Outcome::Boot(index) => return Some(index),
+            Outcome::Changed => draw(&menu),
+            Outcome::Ignored => {}
+        }
+    }
+}
 
 /// Shows the menu when `cmdline` or a loader.conf asks for it and boots the
 /// option picked. Returns at once when there is no menu, and when the
@@ -216,31 +251,14 @@ pub fn run(cmdline: &str) {
     if options.is_empty() {
         return;
     }
-    let titles: Vec<String> = options.iter().map(|o| o.title.clone()).collect();
-    let mut menu = Menu::new(options.len(), 0, timeout);
-    let draw = |menu: &Menu| {
-        protocols::console::clear();
-        protocols::console::write_text(&menu.render(&titles));
+    let Some(console) = TextConsole::from_system_table() else {
+        warn!("boot menu: no console (ConIn/ConOut), not shown");
+        return;
     };
-    draw(&menu);
-    let mut next_tick = platform::tsc::now_ns().saturating_add(NS_PER_SECOND);
-    let chosen = loop {
-        let outcome = match protocols::console::read_key() {
-            Some(key) => menu.key(&key),
-            None if platform::tsc::now_ns() >= next_tick => {
-                next_tick = next_tick.saturating_add(NS_PER_SECOND);
-                menu.tick()
-            }
-            None => {
-                platform::tsc::stall_us(POLL_INTERVAL_US);
-                Outcome::Ignored
-            }
-        };
-        match outcome {
-            Outcome::Boot(index) => break index,
-            Outcome::Changed => draw(&menu),
-            Outcome::Ignored => {}
-        }
+    let titles: Vec<String> = options.iter().map(|o| o.title.clone()).collect();
+    let menu = Menu::new(options.len(), 0, timeout);
+    let Some(chosen) = choose(&console, menu, &titles) else {
+        return;
     };
     let Some(option) = options.get(chosen) else {
         return;

@@ -19,6 +19,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::efi_file::EfiFile;
 use efi::handles::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::{VarError, image_generation, seal_image};
@@ -26,9 +27,7 @@ use log::{info, warn};
 use platform::sync::Global;
 use protocols::storage::{PARTITION_INFO_GUID, PartitionInfo};
 use uefi_raw::Status;
-use uefi_raw::protocol::file_system::{
-    FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
-};
+use uefi_raw::protocol::file_system::{FileAttribute, FileMode, SimpleFileSystemProtocol};
 
 pub const STORE_DIRECTORIES: [&str; 2] = ["\\EFI", "\\EFI\\vmfw"];
 pub const STORE_PATH: &str = "\\EFI\\vmfw\\vars.bin";
@@ -135,14 +134,16 @@ struct NvState {
 
 static STATE: Global<Option<NvState>> = Global::new(None);
 
-/// Finds the ESP, loads the newest valid slot of its store file into the
-/// variable store, and registers the hook that persists every later
-/// NON_VOLATILE change. `slot_size` is the RAM store's size. Call it once
-/// the disks are published and before the boot manager runs.
-pub fn init(slot_size: usize) {
+/// Finds the ESP and loads the newest valid slot of its store file into
+/// the variable store. `slot_size` is the RAM store's size. Call it once
+/// the disks are published and before the boot manager runs. Returns
+/// whether later NON_VOLATILE changes can be written back: then the
+/// firmware registers [`persist`] as `efi::runtime`'s persist hook
+/// (`src/main.rs`, `wire_hooks`); otherwise they stay in RAM.
+pub fn init(slot_size: usize) -> bool {
     let Some(esp) = first_esp() else {
         warn!("variables: no EFI System Partition; non-volatile variables will not persist");
-        return;
+        return false;
     };
     let expected_len = slot_size.saturating_mul(SLOT_COUNT);
     let (file, current) = match read_file(esp, STORE_PATH) {
@@ -181,7 +182,7 @@ pub fn init(slot_size: usize) {
         Some(_) => (STORE_PATH, STORE_PATH),
         None => ("\\", "the ESP"),
     };
-    if let Err(status) = EspFile::open(
+    if let Err(status) = EfiFile::open_on(
         esp,
         writable_path,
         FileMode::READ | FileMode::WRITE,
@@ -191,7 +192,7 @@ pub fn init(slot_size: usize) {
             "variables: {what} not writable (status {:#x}); changes will not persist",
             status.0
         );
-        return;
+        return false;
     }
     STATE.with(|state| {
         *state = Some(NvState {
@@ -203,7 +204,6 @@ pub fn init(slot_size: usize) {
             file_ready: file == Some(expected_len),
         })
     });
-    efi::runtime::set_persist_hook(persist);
     // A resized file lost its old slots: write the loaded store back.
     if file.is_some_and(|len| len != expected_len) && current.is_some() {
         let image = efi::runtime::with_variables(|s| s.non_volatile_image());
@@ -213,10 +213,13 @@ pub fn init(slot_size: usize) {
             warn!("variables: rewrite failed (status {:#x})", status.0);
         }
     }
+    true
 }
 
-/// The persist hook: writes `image` to the next slot and flushes.
-fn persist(mut image: Vec<u8>) -> Result<(), Status> {
+/// The persist hook (`efi::runtime::PersistHook`): writes `image` to the
+/// next slot of the store file and flushes. NOT_READY before a successful
+/// [`init`].
+pub fn persist(mut image: Vec<u8>) -> Result<(), Status> {
     let (esp, slot_size, current, file_ready) = STATE
         .try_with(|state| {
             state
@@ -235,7 +238,7 @@ fn persist(mut image: Vec<u8>) -> Result<(), Status> {
     }
     let target = next_write(current);
     let offset = prepare_write(&mut image, target, slot_size)?;
-    let file = EspFile::open(
+    let file = EfiFile::open_on(
         esp,
         STORE_PATH,
         FileMode::READ | FileMode::WRITE,
@@ -270,14 +273,14 @@ fn first_esp() -> Option<HandleId> {
 /// (both slots empty), replacing one of another size.
 fn create_file(esp: HandleId, len: usize) -> Result<(), Status> {
     for dir in STORE_DIRECTORIES {
-        EspFile::open(
+        EfiFile::open_on(
             esp,
             dir,
             FileMode::READ | FileMode::WRITE | FileMode::CREATE,
             FileAttribute::DIRECTORY,
         )?;
     }
-    if let Ok(old) = EspFile::open(
+    if let Ok(old) = EfiFile::open_on(
         esp,
         STORE_PATH,
         FileMode::READ | FileMode::WRITE,
@@ -285,7 +288,7 @@ fn create_file(esp: HandleId, len: usize) -> Result<(), Status> {
     ) {
         old.delete()?;
     }
-    let file = EspFile::open(
+    let file = EfiFile::open_on(
         esp,
         STORE_PATH,
         FileMode::READ | FileMode::WRITE | FileMode::CREATE,
@@ -296,122 +299,8 @@ fn create_file(esp: HandleId, len: usize) -> Result<(), Status> {
 }
 
 fn read_file(esp: HandleId, path: &str) -> Result<Vec<u8>, Status> {
-    let file = EspFile::open(esp, path, FileMode::READ, FileAttribute::empty())?;
+    let file = EfiFile::open_on(esp, path, FileMode::READ, FileAttribute::empty())?;
     file.read_all()
-}
-
-/// An open EFI_FILE_PROTOCOL handle of the firmware's own FAT driver,
-/// closed on drop.
-struct EspFile(*mut FileProtocolV1);
-
-impl EspFile {
-    fn open(
-        esp: HandleId,
-        path: &str,
-        mode: FileMode,
-        attributes: FileAttribute,
-    ) -> Result<EspFile, Status> {
-        let sfs =
-            ps::get_protocol::<SimpleFileSystemProtocol>(esp, &SimpleFileSystemProtocol::GUID)
-                .ok_or(Status::NOT_FOUND)?;
-        let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
-        // SAFETY: `sfs` is the SimpleFileSystem interface installed on the
-        // handle; OpenVolume writes a file handle to `root`.
-        let status = unsafe { ((*sfs).open_volume)(sfs, &mut root) };
-        if status.is_error() || root.is_null() {
-            return Err(if status.is_error() {
-                status
-            } else {
-                Status::DEVICE_ERROR
-            });
-        }
-        let root = EspFile(root);
-        let name: Vec<u16> = path.encode_utf16().chain([0]).collect();
-        let mut handle: *mut FileProtocolV1 = core::ptr::null_mut();
-        // SAFETY: `root.0` is an open file handle; `name` is NUL-terminated
-        // and `handle` a valid out-pointer (§13.5.2).
-        let status =
-            unsafe { ((*root.0).open)(root.0, &mut handle, name.as_ptr(), mode, attributes) };
-        if status.is_error() {
-            return Err(status);
-        }
-        if handle.is_null() {
-            return Err(Status::DEVICE_ERROR);
-        }
-        Ok(EspFile(handle))
-    }
-
-    fn read_all(&self) -> Result<Vec<u8>, Status> {
-        let mut info = vec![0u64; 128];
-        let mut size = info.len() * 8;
-        // SAFETY: `self.0` is an open file; the buffer holds `size` bytes
-        // and is aligned for EFI_FILE_INFO.
-        let status = unsafe {
-            ((*self.0).get_info)(self.0, &FileInfo::ID, &mut size, info.as_mut_ptr().cast())
-        };
-        if status.is_error() {
-            return Err(status);
-        }
-        // EFI_FILE_INFO.FileSize is the second UINT64 (§13.5.16).
-        let file_size = usize::try_from(info[1]).map_err(|_| Status::VOLUME_CORRUPTED)?;
-        let mut data = vec![0u8; file_size];
-        let mut read = file_size;
-        // SAFETY: the buffer holds `read` bytes.
-        let status = unsafe { ((*self.0).read)(self.0, &mut read, data.as_mut_ptr().cast()) };
-        if status.is_error() {
-            return Err(status);
-        }
-        data.truncate(read);
-        Ok(data)
-    }
-
-    fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), Status> {
-        // SAFETY: `self.0` is an open file handle.
-        let status = unsafe { ((*self.0).set_position)(self.0, offset) };
-        if status.is_error() {
-            return Err(status);
-        }
-        let mut written = data.len();
-        // SAFETY: `data` holds `written` readable bytes.
-        let status = unsafe { ((*self.0).write)(self.0, &mut written, data.as_ptr().cast()) };
-        if status.is_error() {
-            return Err(status);
-        }
-        if written != data.len() {
-            return Err(Status::VOLUME_FULL);
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), Status> {
-        // SAFETY: `self.0` is an open file handle.
-        let status = unsafe { ((*self.0).flush)(self.0) };
-        if status.is_error() {
-            Err(status)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Deletes the file; Delete closes the handle (§13.5.5).
-    fn delete(self) -> Result<(), Status> {
-        let handle = self.0;
-        core::mem::forget(self);
-        // SAFETY: `handle` is an open file handle, consumed by Delete.
-        let status = unsafe { ((*handle).delete)(handle) };
-        if status.is_error() {
-            Err(status)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Drop for EspFile {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` is an open file handle, closed exactly once.
-        let _ = unsafe { ((*self.0).close)(self.0) };
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use crate::bls::{BootEntry, type2_candidate};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt;
+use efi::pe::PeError;
 
 /// Where Type #2 entries live on the ESP.
 pub const TYPE2_DIR: &str = "\\EFI\\Linux";
@@ -18,65 +18,10 @@ pub const HEADER_READ_SIZE: usize = 4096;
 /// `.osrel` and `.uname` are a few hundred bytes; larger is not metadata.
 pub const MAX_METADATA_SIZE: u32 = 16 * 1024;
 
-/// Offsets of the PE/COFF format (Microsoft PE Format, "MS-DOS Stub",
-/// "COFF File Header", "Section Table").
-const PE_POINTER_OFFSET: usize = 0x3c;
-const COFF_HEADER_SIZE: usize = 20;
-const SECTION_HEADER_SIZE: usize = 40;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PeError {
-    /// The headers end before byte `needed`.
-    Truncated { needed: usize },
-    /// No `MZ` at offset 0.
-    NoDosSignature,
-    /// No `PE\0\0` where `e_lfanew` points.
-    NoPeSignature { at: usize },
-}
-
-impl fmt::Display for PeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeError::Truncated { needed } => write!(f, "PE headers truncated before byte {needed}"),
-            PeError::NoDosSignature => write!(f, "no MZ signature"),
-            PeError::NoPeSignature { at } => write!(f, "no PE signature at {at:#x}"),
-        }
-    }
-}
-
-fn bytes(data: &[u8], at: usize, len: usize) -> Result<&[u8], PeError> {
-    let end = at
-        .checked_add(len)
-        .ok_or(PeError::Truncated { needed: usize::MAX })?;
-    data.get(at..end).ok_or(PeError::Truncated { needed: end })
-}
-
-fn u16_at(data: &[u8], at: usize) -> Result<u16, PeError> {
-    let b = bytes(data, at, 2)?;
-    Ok(u16::from_le_bytes([b[0], b[1]]))
-}
-
-fn u32_at(data: &[u8], at: usize) -> Result<u32, PeError> {
-    let b = bytes(data, at, 4)?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Offset of the COFF header (just after `PE\0\0`).
-fn coff_header(header: &[u8]) -> Result<usize, PeError> {
-    if bytes(header, 0, 2)? != b"MZ" {
-        return Err(PeError::NoDosSignature);
-    }
-    let pe = u32_at(header, PE_POINTER_OFFSET)? as usize;
-    if bytes(header, pe, 4)? != b"PE\0\0" {
-        return Err(PeError::NoPeSignature { at: pe });
-    }
-    Ok(pe + 4)
-}
-
 /// Whether `header` (the start of a file) is a PE image: a Linux bzImage
 /// with an EFI stub is one, a bzImage without is not.
 pub fn is_pe_image(header: &[u8]) -> bool {
-    coff_header(header).is_ok()
+    efi::pe::coff_header_offset(header).is_ok()
 }
 
 /// One section-table row: its name and where its contents are in the file.
@@ -89,30 +34,21 @@ pub struct Section {
     pub size: u32,
 }
 
-/// The section table of the PE image whose first bytes are `header`.
+/// The section table of the PE image whose first bytes are `header`
+/// (`efi::pe::section_headers`), as the BLS boot uses it.
 pub fn sections(header: &[u8]) -> Result<Vec<Section>, PeError> {
-    let coff = coff_header(header)?;
-    let count = usize::from(u16_at(header, coff + 2)?);
-    let optional_size = usize::from(u16_at(header, coff + 16)?);
-    let table = coff + COFF_HEADER_SIZE + optional_size;
-    (0..count)
-        .map(|i| {
-            let row = bytes(header, table + i * SECTION_HEADER_SIZE, SECTION_HEADER_SIZE)?;
-            let raw_name = &row[..8];
-            let name_len = raw_name.iter().position(|&b| b == 0).unwrap_or(8);
-            let virtual_size = u32_at(row, 8)?;
-            let raw_size = u32_at(row, 16)?;
-            Ok(Section {
-                name: String::from_utf8_lossy(&raw_name[..name_len]).into_owned(),
-                file_offset: u32_at(row, 20)?,
-                size: if virtual_size == 0 {
-                    raw_size
-                } else {
-                    virtual_size.min(raw_size)
-                },
-            })
+    Ok(efi::pe::section_headers(header)?
+        .into_iter()
+        .map(|row| Section {
+            name: String::from_utf8_lossy(row.name()).into_owned(),
+            file_offset: row.raw_offset,
+            size: if row.virtual_size == 0 {
+                row.raw_size
+            } else {
+                row.virtual_size.min(row.raw_size)
+            },
         })
-        .collect()
+        .collect())
 }
 
 /// The fields of os-release(5) a boot menu uses.
@@ -259,13 +195,16 @@ mod tests {
         assert!(!is_pe_image(&bzimage_without_stub));
         assert_eq!(
             sections(&bzimage_without_stub),
-            Err(PeError::NoDosSignature)
+            Err(PeError::BadDosSignature(0))
         );
         let mut bad_pointer = pe(&[]);
         bad_pointer[0x3c..0x40].copy_from_slice(&0xfff0u32.to_le_bytes());
         assert_eq!(
             sections(&bad_pointer),
-            Err(PeError::Truncated { needed: 0xfff4 })
+            Err(PeError::Truncated {
+                needed: 0xfff4,
+                len: 0x400
+            })
         );
         // A section table running past what was read is reported, not read.
         let mut many = pe(&[]);

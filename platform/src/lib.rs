@@ -9,8 +9,10 @@ extern crate alloc;
 pub mod acpi;
 pub mod block;
 pub mod boot_timing;
+pub mod crc32;
 #[cfg(target_os = "none")]
 pub mod interrupts;
+pub mod le;
 pub mod logger;
 pub mod memory;
 pub mod mmio;

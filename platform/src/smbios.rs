@@ -62,7 +62,8 @@ pub mod parse {
     #![forbid(unsafe_code)]
 
     use super::SmbiosError;
-    use crate::acpi::parse::{checksum, le_u16, le_u32, le_u64};
+    use crate::acpi::parse::checksum;
+    use crate::le::{u16_at, u32_at, u64_at};
 
     fn need(bytes: &[u8], needed: usize) -> Result<(), SmbiosError> {
         if bytes.len() < needed {
@@ -128,8 +129,8 @@ pub mod parse {
             Ok(EntryPoint {
                 major: bytes[7],
                 minor: bytes[8],
-                table_address: le_u64(bytes, 0x10).unwrap_or(0),
-                table_len: le_u32(bytes, 0x0c).unwrap_or(0),
+                table_address: u64_at(bytes, 0x10).unwrap_or(0),
+                table_len: u32_at(bytes, 0x0c).unwrap_or(0),
                 structure_count: None,
                 entry_point_len: len,
             })
@@ -167,9 +168,9 @@ pub mod parse {
             Ok(EntryPoint {
                 major: bcd >> 4,
                 minor: bcd & 0x0f,
-                table_address: u64::from(le_u32(bytes, 8).unwrap_or(0)),
-                table_len: u32::from(le_u16(bytes, 6).unwrap_or(0)),
-                structure_count: le_u16(bytes, 0x0c),
+                table_address: u64::from(u32_at(bytes, 8).unwrap_or(0)),
+                table_len: u32::from(u16_at(bytes, 6).unwrap_or(0)),
+                structure_count: u16_at(bytes, 0x0c),
                 entry_point_len: 0x0f,
             })
         }
@@ -278,7 +279,7 @@ pub mod parse {
             self.offset = start + usize::from(length) + end + 2;
             let structure = Structure {
                 kind: rest[0],
-                handle: le_u16(rest, 2).unwrap_or(0),
+                handle: u16_at(rest, 2).unwrap_or(0),
                 formatted,
                 strings: &after[..end],
             };

@@ -102,16 +102,14 @@ pub struct StartInfo {
     cmdline_len: usize,
 }
 
+// The fields below are read out of the fixed-size arrays `parse` fills, at
+// constant offsets inside them, so the zero for a short read never happens.
 fn u32_at(b: &[u8], off: usize) -> u32 {
-    let mut v = [0; 4];
-    v.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(v)
+    crate::le::u32_at(b, off).unwrap_or(0)
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut v = [0; 8];
-    v.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(v)
+    crate::le::u64_at(b, off).unwrap_or(0)
 }
 
 impl StartInfo {

@@ -306,10 +306,7 @@ impl DevicePathBuf {
 }
 
 fn decode_ucs2(data: &[u8]) -> String {
-    let units = data
-        .chunks_exact(2)
-        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
-        .take_while(|&u| u != 0);
+    let units = platform::le::u16_units(data).take_while(|&u| u != 0);
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect()
@@ -318,14 +315,6 @@ fn decode_ucs2(data: &[u8]) -> String {
 /// Formats a GUID in registry format, upper case, as DevicePathToText does.
 pub fn format_guid(guid: &Guid) -> String {
     String::from_utf8_lossy(&guid.to_ascii_hex_lower()).to_ascii_uppercase()
-}
-
-fn le_u32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn le_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
 }
 
 fn hex(data: &[u8]) -> String {
@@ -341,7 +330,7 @@ fn node_text(node: &Node) -> Option<String> {
     let d = node.data;
     Some(match (node.node_type, node.sub_type) {
         (TYPE_ACPI, ACPI_SUBTYPE_HID) => {
-            let (hid, uid) = (le_u32(d, 0)?, le_u32(d, 4)?);
+            let (hid, uid) = (platform::le::u32_at(d, 0)?, platform::le::u32_at(d, 4)?);
             match hid {
                 EISA_PNP0A03 => format!("PciRoot(0x{uid:x})"),
                 EISA_PNP0A08 => format!("PcieRoot(0x{uid:x})"),
@@ -356,14 +345,14 @@ fn node_text(node: &Node) -> Option<String> {
             format!("Pci(0x{device:x},0x{function:x})")
         }
         (TYPE_MEDIA, MEDIA_HARD_DRIVE) => {
-            let number = le_u32(d, 0)?;
-            let (start, size) = (le_u64(d, 4)?, le_u64(d, 12)?);
-            let signature: &[u8; 16] = d.get(20..36)?.try_into().ok()?;
+            let number = platform::le::u32_at(d, 0)?;
+            let (start, size) = (platform::le::u64_at(d, 4)?, platform::le::u64_at(d, 12)?);
+            let signature: [u8; 16] = platform::le::array_at(d, 20)?;
             let signature_type = *d.get(37)?;
             let id = match signature_type {
-                SIGNATURE_TYPE_MBR => format!("MBR,0x{:08x}", le_u32(signature, 0)?),
+                SIGNATURE_TYPE_MBR => format!("MBR,0x{:08x}", platform::le::u32_at(&signature, 0)?),
                 SIGNATURE_TYPE_GUID => {
-                    format!("GPT,{}", format_guid(&Guid::from_bytes(*signature)))
+                    format!("GPT,{}", format_guid(&Guid::from_bytes(signature)))
                 }
                 other => format!("{other},0"),
             };

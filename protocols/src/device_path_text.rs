@@ -39,7 +39,7 @@ pub fn ucs2_bytes(text: &str) -> Vec<u8> {
 
 /// The text of one node: the node alone as a path.
 pub fn node_text(node: &[u8]) -> Option<alloc::string::String> {
-    let length = usize::from(u16::from_le_bytes([*node.get(2)?, *node.get(3)?]));
+    let length = usize::from(platform::le::u16_at(node, 2)?);
     let mut path = node.get(..length)?.to_vec();
     path.extend_from_slice(&end_entire());
     Some(to_text(&path))

@@ -55,15 +55,11 @@ impl fmt::Display for HiiError {
 }
 
 fn u16_at(data: &[u8], at: usize) -> Result<u16, HiiError> {
-    data.get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or(HiiError::Truncated { offset: at })
+    platform::le::u16_at(data, at).ok_or(HiiError::Truncated { offset: at })
 }
 
 fn u32_at(data: &[u8], at: usize) -> Result<u32, HiiError> {
-    data.get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or(HiiError::Truncated { offset: at })
+    platform::le::u32_at(data, at).ok_or(HiiError::Truncated { offset: at })
 }
 
 /// The packages of a package list (§33.3.1), End package excluded, as

@@ -405,10 +405,7 @@ fn system_info(volume: &Volume) -> Result<Vec<u8>, FatError> {
 
 /// A NUL-terminated CHAR16 string inside a byte buffer.
 fn char16_from_bytes(bytes: &[u8]) -> String {
-    let units = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&u| u != 0);
+    let units = platform::le::u16_units(bytes).take_while(|&u| u != 0);
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect()
@@ -810,10 +807,7 @@ unsafe extern "efiapi" fn file_set_info(
 /// timestamps (zero means unchanged) and attributes (§13.5.13).
 fn set_file_info(handle: &mut FileHandle, bytes: &[u8]) -> Status {
     let name_at = offset_of!(FileInfo, file_name);
-    let field = |off: usize| match bytes.get(off..off + 8) {
-        Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-        None => 0,
-    };
+    let field = |off: usize| platform::le::u64_at(bytes, off).unwrap_or(0);
     let declared = field(0);
     if bytes.len() < name_at + 2 || declared < (name_at + 2) as u64 || declared > bytes.len() as u64
     {

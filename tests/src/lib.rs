@@ -11,6 +11,7 @@ pub mod disk;
 pub mod images;
 pub mod initramfs;
 pub mod installed;
+pub mod module_graph;
 pub mod paths;
 pub mod qemu;
 pub mod uki;

@@ -39,17 +39,11 @@ pub(crate) struct Geometry {
 }
 
 pub(crate) fn le16(b: &[u8], off: usize) -> u16 {
-    match b.get(off..off + 2) {
-        Some(s) => u16::from_le_bytes([s[0], s[1]]),
-        None => 0,
-    }
+    platform::le::u16_at(b, off).unwrap_or(0)
 }
 
 pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
-    match b.get(off..off + 4) {
-        Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-        None => 0,
-    }
+    platform::le::u32_at(b, off).unwrap_or(0)
 }
 
 fn bad(field: &'static str, value: u64) -> FatError {

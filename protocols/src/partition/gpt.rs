@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use platform::block::BlockDevice;
+use platform::crc32::{Crc32Digest, crc32};
 use uefi_raw::Guid;
 
 use super::{
@@ -22,8 +23,6 @@ pub const MIN_ENTRY_SIZE: u32 = 128;
 pub const MAX_ENTRY_SIZE: u32 = 4096;
 /// Upper bound on the entry array we are willing to read (8192 x 128 bytes).
 pub const MAX_ENTRY_ARRAY_BYTES: u64 = 1 << 20;
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// A validated GPT header (UEFI 2.10 Table 5.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +55,7 @@ impl GptHeader {
         }
         // §5.3.2: the CRC covers HeaderSize bytes with the CRC field zeroed.
         let stored = le_u32(block, 16);
-        let mut digest = CRC32.digest();
+        let mut digest = Crc32Digest::new();
         digest.update(&block[..16]);
         digest.update(&[0; 4]);
         digest.update(&block[20..header_size as usize]);
@@ -138,11 +137,7 @@ impl GptHeader {
 }
 
 fn guid_at(bytes: &[u8], offset: usize) -> Guid {
-    let mut raw = [0u8; 16];
-    if let Some(src) = bytes.get(offset..offset + 16) {
-        raw.copy_from_slice(src);
-    }
-    Guid::from_bytes(raw)
+    Guid::from_bytes(platform::le::guid_bytes_at(bytes, offset).unwrap_or([0; 16]))
 }
 
 /// Reads a header at `lba` and its entry array, checking the array's CRC.
@@ -158,7 +153,7 @@ fn read_table(disk: &dyn BlockDevice, lba: u64) -> Result<(GptHeader, Vec<u8>), 
     let mut entries = alloc::vec![0u8; byte_len];
     disk.read_blocks(header.entry_lba, &mut entries)?;
     entries.truncate(header.entry_array_bytes() as usize);
-    let computed = CRC32.checksum(&entries);
+    let computed = crc32(&entries);
     if computed != header.entry_array_crc32 {
         return Err(PartitionError::GptEntriesCrc {
             stored: header.entry_array_crc32,
@@ -248,10 +243,7 @@ pub fn read(disk: &dyn BlockDevice) -> Result<PartitionTable, PartitionError> {
 
 /// PartitionName: up to 36 UCS-2 code units, NUL-terminated if shorter.
 fn decode_name(raw: &[u8]) -> String {
-    let units = raw
-        .chunks_exact(2)
-        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
-        .take_while(|&unit| unit != 0);
+    let units = platform::le::u16_units(raw).take_while(|&unit| unit != 0);
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect()
@@ -416,10 +408,10 @@ mod tests {
         bytes[entry + 32..entry + 40].copy_from_slice(&start.to_le_bytes());
         bytes[entry + 40..entry + 48].copy_from_slice(&end.to_le_bytes());
         let count = le_u32(&bytes[BLOCK..], 80) as usize;
-        let crc = CRC32.checksum(&bytes[2 * BLOCK..2 * BLOCK + count * 128]);
+        let crc = crc32(&bytes[2 * BLOCK..2 * BLOCK + count * 128]);
         bytes[BLOCK + 88..BLOCK + 92].copy_from_slice(&crc.to_le_bytes());
         bytes[BLOCK + 16..BLOCK + 20].fill(0);
-        let crc = CRC32.checksum(&bytes[BLOCK..BLOCK + 92]);
+        let crc = crc32(&bytes[BLOCK..BLOCK + 92]);
         bytes[BLOCK + 16..BLOCK + 20].copy_from_slice(&crc.to_le_bytes());
     }
 
@@ -476,7 +468,7 @@ mod tests {
         block[72..80].copy_from_slice(&entry_lba.to_le_bytes());
         block[80..84].copy_from_slice(&count.to_le_bytes());
         block[84..88].copy_from_slice(&entry_size.to_le_bytes());
-        let crc = CRC32.checksum(&block[..92]);
+        let crc = crc32(&block[..92]);
         block[16..20].copy_from_slice(&crc.to_le_bytes());
         block
     }

@@ -283,28 +283,19 @@ pub(crate) fn read_block(disk: &dyn BlockDevice, lba: u64) -> Result<Vec<u8>, Pa
     Ok(buf)
 }
 
+// Zero when `bytes` is too short: the MBR and GPT parsers check block sizes
+// and header lengths before they trust a field, and report a short sector's
+// boot signature as zero.
 pub(crate) fn le_u16(bytes: &[u8], offset: usize) -> u16 {
-    let mut raw = [0u8; 2];
-    if let Some(src) = bytes.get(offset..offset + 2) {
-        raw.copy_from_slice(src);
-    }
-    u16::from_le_bytes(raw)
+    platform::le::u16_at(bytes, offset).unwrap_or(0)
 }
 
 pub(crate) fn le_u32(bytes: &[u8], offset: usize) -> u32 {
-    let mut raw = [0u8; 4];
-    if let Some(src) = bytes.get(offset..offset + 4) {
-        raw.copy_from_slice(src);
-    }
-    u32::from_le_bytes(raw)
+    platform::le::u32_at(bytes, offset).unwrap_or(0)
 }
 
 pub(crate) fn le_u64(bytes: &[u8], offset: usize) -> u64 {
-    let mut raw = [0u8; 8];
-    if let Some(src) = bytes.get(offset..offset + 8) {
-        raw.copy_from_slice(src);
-    }
-    u64::from_le_bytes(raw)
+    platform::le::u64_at(bytes, offset).unwrap_or(0)
 }
 
 /// Adds `candidate` to `accepted` unless it overlaps one already there;

@@ -1,0 +1,179 @@
+//! Loading boot files from a volume: whole files into memory, kernels and
+//! initrds into EFI pages, the PE check that tells a kernel with the EFI
+//! stub from one without, and the Linux boot protocol path for the latter.
+//! Shared by the BLS boot (`bls_boot`) and the direct kernel boot
+//! (`direct`); the files are read through [`EfiFile`] (UEFI 2.10 §13.5).
+
+use crate::efi_file::{EfiFile, ReadError};
+use crate::initrd;
+use crate::pages::PageBuffer;
+use crate::status::status_name;
+use crate::uki;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use log::info;
+use platform::memory::MemoryType;
+use uefi_raw::Status;
+
+/// Why a boot file did not load or the kernel did not boot.
+#[derive(Debug)]
+pub enum LoadError {
+    /// A file named by the entry could not be read.
+    Read { path: String, status: Status },
+    /// The file does not fit in firmware memory.
+    TooLarge { path: String, size: u64 },
+    /// The entry names neither `linux` nor `efi` (parse_entry rejects these,
+    /// kept for completeness).
+    NoKernel,
+    /// LoadImage refused the kernel.
+    Load { path: String, status: Status },
+    /// The initrd protocol could not be installed.
+    Initrd(Status),
+    /// The kernel returned from StartImage.
+    Returned(Status),
+    /// The Linux boot protocol could not start the kernel.
+    Protocol {
+        path: String,
+        error: crate::linux_boot::LinuxBootError,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { path, status } => {
+                write!(f, "cannot read {path}: {}", status_name(*status))
+            }
+            LoadError::TooLarge { path, size } => {
+                write!(f, "{path} ({size} bytes) does not fit in memory")
+            }
+            LoadError::NoKernel => write!(f, "no linux or efi line"),
+            LoadError::Load { path, status } => {
+                write!(f, "cannot load {path}: {}", status_name(*status))
+            }
+            LoadError::Initrd(status) => {
+                write!(f, "cannot publish the initrd: {}", status_name(*status))
+            }
+            LoadError::Returned(status) => {
+                write!(f, "the kernel returned: {}", status_name(*status))
+            }
+            LoadError::Protocol { path, error } => {
+                write!(
+                    f,
+                    "cannot boot {path} through the Linux boot protocol: {error}"
+                )
+            }
+        }
+    }
+}
+
+/// Reads `path` from the volume `root` into `out`, appending; files over
+/// `limit` bytes are refused.
+pub fn read_file(
+    root: &EfiFile,
+    path: &str,
+    out: &mut Vec<u8>,
+    limit: u64,
+) -> Result<(), LoadError> {
+    let file = root.open(path).map_err(|status| LoadError::Read {
+        path: path.to_string(),
+        status,
+    })?;
+    file.read_to_end(out, limit).map_err(|e| match e {
+        ReadError::Status(status) => LoadError::Read {
+            path: path.to_string(),
+            status,
+        },
+        ReadError::TooLarge(size) => LoadError::TooLarge {
+            path: path.to_string(),
+            size,
+        },
+    })
+}
+
+/// Reads the files `paths` of the volume `root` into one page buffer below
+/// `max_address`, each starting on a 4-byte boundary (how several initrds
+/// are concatenated; `crate::initrd::padded_len`).
+pub fn read_into_pages(
+    root: &EfiFile,
+    paths: &[String],
+    memory_type: MemoryType,
+    max_address: u64,
+) -> Result<PageBuffer, LoadError> {
+    let read_error = |path: &str, status| LoadError::Read {
+        path: path.to_string(),
+        status,
+    };
+    let mut files = Vec::with_capacity(paths.len());
+    let mut total = 0usize;
+    for path in paths {
+        let file = root.open(path).map_err(|s| read_error(path, s))?;
+        let size = file.size().map_err(|s| read_error(path, s))?;
+        let too_large = || LoadError::TooLarge {
+            path: path.clone(),
+            size,
+        };
+        let start = initrd::padded_len(total).ok_or_else(too_large)?;
+        let len = usize::try_from(size).map_err(|_| too_large())?;
+        total = start.checked_add(len).ok_or_else(too_large)?;
+        files.push((path, file, start, len));
+    }
+    let mut buffer =
+        PageBuffer::allocate(total, memory_type, max_address).map_err(|_| LoadError::TooLarge {
+            path: paths.join(" + "),
+            size: total as u64,
+        })?;
+    for (path, file, start, len) in files {
+        file.read_into(&mut buffer.as_mut_slice()[start..start + len], true)
+            .map_err(|s| read_error(path, s))?;
+    }
+    Ok(buffer)
+}
+
+/// Whether the file at `path` starts with PE headers (a kernel with the EFI
+/// stub, a UKI, any EFI application).
+pub fn file_is_pe(root: &EfiFile, path: &str) -> Result<bool, LoadError> {
+    let read_error = |status| LoadError::Read {
+        path: path.to_string(),
+        status,
+    };
+    let file = root.open(path).map_err(read_error)?;
+    let mut header = vec![0u8; uki::HEADER_READ_SIZE];
+    let len = file.read_into(&mut header, false).map_err(read_error)?;
+    Ok(uki::is_pe_image(&header[..len]))
+}
+
+/// A `linux` kernel without the EFI stub: kernel and initrds into pages,
+/// then the 64-bit boot protocol. Returns only on failure.
+pub fn boot_with_protocol(
+    root: &EfiFile,
+    kernel: &str,
+    initrds: &[String],
+    options: &str,
+    description: &str,
+) -> Result<(), LoadError> {
+    let image = read_into_pages(
+        root,
+        &[kernel.to_string()],
+        MemoryType::LOADER_DATA,
+        u64::MAX,
+    )?;
+    let initrd = if initrds.is_empty() {
+        None
+    } else {
+        Some(read_into_pages(
+            root,
+            initrds,
+            MemoryType::LOADER_DATA,
+            crate::linux_boot::INITRD_MAX_ADDRESS,
+        )?)
+    };
+    info!("booting {description} through the Linux boot protocol");
+    let error = crate::linux_boot::boot(image.as_slice(), initrd, options);
+    Err(LoadError::Protocol {
+        path: kernel.to_string(),
+        error,
+    })
+}
