@@ -9,7 +9,8 @@
 //! drops below their notify TPL, highest TPL first (§7.1, "Event, Timer, and
 //! Task Priority Services" and Table 7-2).
 //!
-//! The logic lives in [`table`] (no `unsafe`, host-tested with a fake clock);
+//! The logic lives in [`table`] (host-tested with a fake clock; its one
+//! `unsafe` calls an application's notify function);
 //! the `extern "efiapi"` functions below only validate caller pointers and
 //! translate results to `Status`.
 //!
