@@ -1,8 +1,9 @@
-//! The few UEFI definitions the firmware's spec vocabulary, uefi-raw, lacks
-//! (0.17): event group and configuration table GUIDs, the
+//! The few UEFI definitions that uefi-raw 0.17, the firmware's spec
+//! vocabulary, lacks: event group and configuration table GUIDs, the
 //! EFI_RT_PROPERTIES_TABLE and EFI_MEMORY_ATTRIBUTES_TABLE layouts, the
 //! OpenProtocol attributes, LocateHandle search types, ConvertPointer's
-//! debug disposition and the boot/runtime services table signatures.
+//! debug disposition, the boot/runtime services table signatures, the
+//! LoadedImageDevicePath GUID and the LoadedImage revision.
 //!
 //! They are taken from r-efi here, in one place, instead of being written by
 //! hand; everything else uses uefi-raw. r-efi spells its GUIDs with its own
