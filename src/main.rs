@@ -255,15 +255,21 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
         .any(|w| w == "pci=reassign");
     let failures = if reassign {
         info!("pci: placing every bus 0 BAR anew (pci=reassign)");
-        pci::reassign_bars(access, &mut devices, &windows)
+        // SAFETY: `windows` is the MMIO hole below the IOAPIC and ECAM and
+        // the legacy-free I/O range, which the VMMs keep for PCI BARs; no
+        // driver has touched the devices yet.
+        unsafe { pci::reassign_bars(access, &mut devices, &windows) }
     } else {
-        pci::assign_unassigned_bars(access, &mut devices, &windows)
+        // SAFETY: as above.
+        unsafe { pci::assign_unassigned_bars(access, &mut devices, &windows) }
     };
     for e in failures {
         error!("PCI: {e}");
     }
     boot_timing::mark(Phase::PCI);
-    let disks = platform::virtio::probe_all(access, &devices);
+    // SAFETY: `devices` came from `pci::enumerate` over `access`, their BARs
+    // placed just above.
+    let disks = unsafe { platform::virtio::probe_all(access, &devices) };
     boot_timing::mark(Phase::DISK_PROBE);
     for disk in disks {
         let bdf = disk.bdf();

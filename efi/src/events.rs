@@ -946,7 +946,9 @@ fn watchdog_expired(code: u64) {
     error!("watchdog timer expired (code {code:#x}), resetting");
     match WATCHDOG_RESET.with(|slot| *slot) {
         Some(hook) => hook(code),
-        None => platform::reset::reset(platform::reset::ResetKind::Cold, None),
+        // SAFETY: without ACPI information only the fixed chipset reset
+        // mechanisms are used.
+        None => unsafe { platform::reset::reset(platform::reset::ResetKind::Cold, None) },
     }
 }
 

@@ -518,8 +518,11 @@ pub unsafe extern "efiapi" fn reset_system(
     // (ResetSystem may interrupt other services, §8.1) goes without ACPI.
     let acpi = ACPI.try_with(|acpi| acpi.clone()).flatten();
     match reset_kind(reset_type) {
-        None => reset::shutdown(acpi.as_ref()),
-        Some(kind) => reset::reset(kind, acpi.as_ref()),
+        // SAFETY: `ACPI` holds what `init` was given, the platform's ACPI
+        // information as discovered at boot.
+        None => unsafe { reset::shutdown(acpi.as_ref()) },
+        // SAFETY: as above.
+        Some(kind) => unsafe { reset::reset(kind, acpi.as_ref()) },
     }
 }
 

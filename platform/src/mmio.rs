@@ -4,7 +4,9 @@
 /// A window of memory-mapped device registers, identity mapped.
 ///
 /// Offsets are checked against the window's length so a driver bug cannot
-/// turn into a stray write elsewhere in memory.
+/// turn into a stray write elsewhere in memory. `read` and `write` are safe
+/// because `new` is not: its caller vouches for the whole window, and the
+/// window can only shrink (`sub`) after that.
 #[derive(Clone, Copy, Debug)]
 pub struct Mmio {
     base: u64,

@@ -2,6 +2,19 @@
 //! boot over all RAM and the low 4 GiB; device windows elsewhere are added on
 //! demand. Pages can be split down to 4 KiB to set permissions (firmware W^X,
 //! stack guard pages, the Memory Attribute protocol).
+//!
+//! Why changing rights is a safe operation here (`set_access`,
+//! `modify_access`, `map_device_memory`): every mapping is the identity, and
+//! `Tables::map`/`modify_access` only ever point an address at itself, so no
+//! change can alias memory or expose it at a second address. What a change
+//! can do is forbid an access (not present, read-only) or allow one (write,
+//! execute). A forbidden access raises #PF (SDM vol. 3 §4.7), and the fault
+//! handler in `interrupts` reports it and halts the CPU for good: a defined
+//! stop, never a write to the wrong place. Allowing an access enables nothing
+//! that safe code could not already do through the identity map. The caching
+//! bits (`uncached`) apply to the one mapping of each address, so there are
+//! no aliases with conflicting memory types (SDM vol. 3 §11.12.4). Keeping
+//! W^X is policy, enforced by the callers, not a memory-safety question.
 
 use crate::memory::{MemoryType, PAGE_SIZE, Placement};
 use crate::sync::Global;
@@ -225,6 +238,8 @@ fn flush() {
 
 /// Builds the firmware's page tables: identity map of the low 4 GiB and of
 /// `ram_end` bytes, and switches to them. Enables NX when the CPU has it.
+/// Safe: the new tables identity-map at least what the PVH boot tables did
+/// (see the CR3 write below), so every address keeps its meaning.
 pub fn init(ram_end: u64) {
     let ext = cpuid(0x8000_0001);
     let nx = ext.edx & (1 << 20) != 0;
@@ -250,6 +265,7 @@ pub fn init(ram_end: u64) {
 }
 
 /// Sets the access rights of `base..base+len` (rounded out to pages).
+/// Safe: see the module documentation.
 pub fn set_access(base: u64, len: u64, access: Access) {
     let end = base.saturating_add(len).saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
     let done = TABLES.with(|t| t.as_mut().map(|t| t.map(base, end, access)));
@@ -268,7 +284,7 @@ pub fn access(addr: u64) -> Option<(Access, u64)> {
 /// Changes the rights of every 4 KiB page of `base..base+len` (rounded out
 /// to pages) from its current ones by `change`, splitting larger mappings,
 /// then flushes the TLB once. Used by the Memory Attribute protocol, whose
-/// ranges need not have uniform rights.
+/// ranges need not have uniform rights. Safe: see the module documentation.
 pub fn modify_access(base: u64, len: u64, change: impl Fn(Access) -> Access) {
     let start = base & !(PAGE_SIZE - 1);
     let end = base.saturating_add(len).saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
@@ -289,7 +305,9 @@ pub fn modify_access(base: u64, len: u64, change: impl Fn(Access) -> Access) {
 }
 
 /// Makes `base..base+len` identity-mapped, uncached device memory.
-/// Idempotent; RAM and the low 4 GiB are mapped from boot.
+/// Idempotent; RAM and the low 4 GiB are mapped from boot. Safe: it only
+/// adds identity mappings (see the module documentation); touching the
+/// device behind them still takes an `unsafe` `Mmio::new`.
 pub fn map_device_memory(base: u64, len: u64) {
     if base.saturating_add(len) <= 1 << 32 {
         return;

@@ -72,12 +72,18 @@ const KBC_PULSE_RESET: u8 = 0xfe;
 const QEMU_Q35_PM1A_CNT: u16 = 0x604;
 
 /// Resets the machine. Never returns; halts if no mechanism worked.
-pub fn reset(kind: ResetKind, acpi: Option<&AcpiInfo>) -> ! {
+///
+/// # Safety
+/// `acpi`, if given, must be this platform's ACPI information (from
+/// `AcpiInfo::discover`): the FADT reset register it names is written, and a
+/// made-up register would write arbitrary memory or ports before the reset.
+pub unsafe fn reset(kind: ResetKind, acpi: Option<&AcpiInfo>) -> ! {
     disable_interrupts();
     info!("reset: {kind:?} reset");
     if let Some(reset) = acpi.and_then(|a| a.reset) {
-        // SAFETY: the register comes from the FADT (ACPI 6.5 §4.8.3.6), which
-        // names it as the platform's reset register; we are resetting.
+        // SAFETY: the register comes from the platform's FADT (this
+        // function's contract; ACPI 6.5 §4.8.3.6), which names it as the
+        // reset register; we are resetting.
         if unsafe { reset.register.write(u64::from(reset.value)) } {
             tsc::stall_us(SETTLE_US);
             warn!("reset: FADT reset register had no effect");
@@ -118,12 +124,17 @@ pub fn reset(kind: ResetKind, acpi: Option<&AcpiInfo>) -> ! {
 }
 
 /// Powers the machine off (ACPI S5). Never returns; halts if nothing worked.
-pub fn shutdown(acpi: Option<&AcpiInfo>) -> ! {
+///
+/// # Safety
+/// As for [`reset`]: `acpi`, if given, must be this platform's ACPI
+/// information, whose PM1 and sleep control registers are written.
+pub unsafe fn shutdown(acpi: Option<&AcpiInfo>) -> ! {
     disable_interrupts();
     info!("reset: power off");
     if let Some(acpi) = acpi {
         match acpi.s5_sleep_type {
-            Some(s5) => acpi_power_off(acpi, s5),
+            // SAFETY: `acpi` is the platform's (this function's contract).
+            Some(s5) => unsafe { acpi_power_off(acpi, s5) },
             None => warn!("reset: no \\_S5 sleep type known"),
         }
     }
@@ -138,13 +149,17 @@ pub fn shutdown(acpi: Option<&AcpiInfo>) -> ! {
 
 /// Enters S5 through whichever ACPI registers the FADT provides (ACPI 6.5
 /// §7.4.2 and §16.1.7: SLP_TYP is written first, then with SLP_EN).
-fn acpi_power_off(acpi: &AcpiInfo, s5: SleepType) {
+///
+/// # Safety
+/// `acpi` must be this platform's ACPI information, as for [`shutdown`].
+unsafe fn acpi_power_off(acpi: &AcpiInfo, s5: SleepType) {
     if let Some(pm1a) = acpi.pm1a_cnt {
         let blocks = [(Some(pm1a), s5.a), (acpi.pm1b_cnt, s5.b)];
         for enable in [false, true] {
             for (block, slp_typ) in blocks {
                 if let Some(block) = block {
-                    write_pm1(&block, slp_typ, enable);
+                    // SAFETY: a PM1 control block of the platform's FADT.
+                    unsafe { write_pm1(&block, slp_typ, enable) };
                 }
             }
         }
@@ -152,8 +167,8 @@ fn acpi_power_off(acpi: &AcpiInfo, s5: SleepType) {
         warn!("reset: PM1 control S5 write had no effect");
     }
     if let Some(sleep_control) = acpi.sleep_control {
-        // SAFETY: the FADT names this as the sleep control register (ACPI 6.5
-        // §4.8.3.7); we are powering off.
+        // SAFETY: the platform's FADT names this as the sleep control
+        // register (ACPI 6.5 §4.8.3.7); we are powering off.
         if unsafe { sleep_control.write(u64::from(values::sleep_control(s5.a))) } {
             tsc::stall_us(SETTLE_US);
             warn!("reset: sleep control S5 write had no effect");
@@ -166,14 +181,19 @@ fn acpi_power_off(acpi: &AcpiInfo, s5: SleepType) {
     }
 }
 
-fn write_pm1(block: &GenericAddress, slp_typ: u8, enable: bool) {
+/// Writes SLP_TYP (and SLP_EN if `enable`) into a PM1 control block.
+///
+/// # Safety
+/// `block` must be a PM1 control block of this platform's FADT.
+unsafe fn write_pm1(block: &GenericAddress, slp_typ: u8, enable: bool) {
     // PM1 control is a 16-bit register whatever the block length says.
     let register = GenericAddress {
         access_size: 2,
         ..*block
     };
-    // SAFETY: `block` is a PM1 control block from the FADT (ACPI 6.5
-    // §4.8.3.2); reading it and setting SLP_TYP/SLP_EN enters S5, as asked.
+    // SAFETY: `block` is a PM1 control block from the FADT (this function's
+    // contract; ACPI 6.5 §4.8.3.2); reading it and setting SLP_TYP/SLP_EN
+    // enters S5, as asked.
     let current = unsafe { register.read() }.unwrap_or(0) as u16;
     // SAFETY: as above.
     let written =

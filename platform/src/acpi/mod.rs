@@ -148,7 +148,7 @@ pub fn search_rsdp<M: PhysicalMemory>(memory: &M) -> Option<(u64, Rsdp)> {
     const BIOS_AREA_LEN: usize = 0x20000;
     let ebda = memory
         .bytes(EBDA_SEGMENT_POINTER, 2)
-        .and_then(|b| parse::le_u16(b, 0))
+        .and_then(|b| crate::le::u16_at(b, 0))
         .map(|segment| u64::from(segment) << 4)
         .filter(|&base| base != 0);
     let in_ebda = ebda.and_then(|base| {

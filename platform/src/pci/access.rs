@@ -35,8 +35,8 @@ impl PortConfigAccess {
 
 // SAFETY (for the port accesses below): the data port reaches the
 // configuration register `select` chose. Configuration reads have no memory
-// effects; writes reprogram a device, which callers of `ConfigAccess` do on
-// purpose (BAR placement, command register) — PCI 3.0 §6.
+// effects (PCI 3.0 §6.1); what a write does to the device is the caller's
+// obligation under the `ConfigAccess::write*` contract.
 impl ConfigAccess for PortConfigAccess {
     fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
         // SAFETY: see the comment on this impl.
@@ -53,21 +53,21 @@ impl ConfigAccess for PortConfigAccess {
         Self::select(bdf, offset, 4).map_or(!0, |port| unsafe { Port::<u32>::new(port).read() })
     }
 
-    fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+    unsafe fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
         if let Some(port) = Self::select(bdf, offset, 1) {
             // SAFETY: see the comment on this impl.
             unsafe { Port::<u8>::new(port).write(value) };
         }
     }
 
-    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+    unsafe fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
         if let Some(port) = Self::select(bdf, offset, 2) {
             // SAFETY: see the comment on this impl.
             unsafe { Port::<u16>::new(port).write(value) };
         }
     }
 
-    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+    unsafe fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
         if let Some(port) = Self::select(bdf, offset, 4) {
             // SAFETY: see the comment on this impl.
             unsafe { Port::<u32>::new(port).write(value) };
@@ -126,6 +126,9 @@ impl EcamConfigAccess {
     }
 }
 
+// The ECAM window is mapped device memory (`new`'s contract) and `locate`
+// keeps every access inside it; the effect of a write on the device is the
+// caller's obligation under the `ConfigAccess::write*` contract.
 impl ConfigAccess for EcamConfigAccess {
     fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
         self.locate(bdf, offset, 1)
@@ -142,19 +145,19 @@ impl ConfigAccess for EcamConfigAccess {
             .map_or(!0, |at| self.window.read(at))
     }
 
-    fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+    unsafe fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
         if let Some(at) = self.locate(bdf, offset, 1) {
             self.window.write(at, value);
         }
     }
 
-    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+    unsafe fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
         if let Some(at) = self.locate(bdf, offset, 2) {
             self.window.write(at, value);
         }
     }
 
-    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+    unsafe fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
         if let Some(at) = self.locate(bdf, offset, 4) {
             self.window.write(at, value);
         }

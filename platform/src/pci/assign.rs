@@ -55,7 +55,14 @@ impl fmt::Display for PciError {
 /// and clear of every BAR already placed. BARs with an address are never
 /// moved: Cloud Hypervisor and QEMU's own assignments are authoritative.
 /// Returns the BARs that could not be placed (empty on full success).
-pub fn assign_unassigned_bars(
+///
+/// # Safety
+/// `windows` must be bus address space reserved for PCI BARs: neither RAM
+/// nor any other device's registers (e.g. the MMIO hole below 4 GiB minus
+/// ECAM, IOAPIC and LAPIC). Within that, this function's own bookkeeping
+/// keeps the BARs it places clear of each other and of every BAR already
+/// placed, and keeps decoding off while a BAR is half written.
+pub unsafe fn assign_unassigned_bars(
     access: &dyn ConfigAccess,
     devices: &mut [PciDevice],
     windows: &BarWindows,
@@ -108,7 +115,9 @@ pub fn assign_unassigned_bars(
             continue;
         };
         used.push((address, address + bar.size));
-        write_bar(access, bdf, bar_index, bar.kind, address);
+        // SAFETY: `address..address + size` lies in a window the caller
+        // reserved for BARs and overlaps no BAR placed so far.
+        unsafe { write_bar(access, bdf, bar_index, bar.kind, address) };
         if let Some(slot) = devices[device_index].bars[bar_index].as_mut() {
             slot.address = address;
         }
@@ -126,7 +135,11 @@ pub fn assign_unassigned_bars(
 /// Each function's decoding is off while its BARs are cleared and placed,
 /// and is switched back on only when all of them found a place. BARs behind
 /// bridges keep their addresses (we do not program bridge windows).
-pub fn reassign_bars(
+///
+/// # Safety
+/// As for [`assign_unassigned_bars`]; in addition no driver may be using
+/// the bus 0 devices' BARs, since every one of them moves.
+pub unsafe fn reassign_bars(
     access: &dyn ConfigAccess,
     devices: &mut [PciDevice],
     windows: &BarWindows,
@@ -135,16 +148,21 @@ pub fn reassign_bars(
     let mut commands = Vec::new();
     for device in devices.iter_mut().filter(|d| d.bdf.bus == 0) {
         let command = access.read16(device.bdf, reg::COMMAND);
-        access.write16(device.bdf, reg::COMMAND, command & !decode);
+        // SAFETY: clearing the decode bits only stops the device claiming
+        // addresses; bus mastering keeps the value it had.
+        unsafe { access.write16(device.bdf, reg::COMMAND, command & !decode) };
         commands.push((device.bdf, command));
         for (index, slot) in device.bars.iter_mut().enumerate() {
             if let Some(bar) = slot {
-                write_bar(access, device.bdf, index, bar.kind, 0);
+                // SAFETY: address 0 marks the BAR unassigned; the device's
+                // decoding is off and stays off until the BAR is placed.
+                unsafe { write_bar(access, device.bdf, index, bar.kind, 0) };
                 bar.address = 0;
             }
         }
     }
-    let failures = assign_unassigned_bars(access, devices, windows);
+    // SAFETY: the caller's contract for `windows` is this function's.
+    let failures = unsafe { assign_unassigned_bars(access, devices, windows) };
     for (bdf, command) in commands {
         let failed = failures.iter().any(|f| match f {
             PciError::BarDoesNotFit { bdf: b, .. } | PciError::BehindBridge { bdf: b, .. } => {
@@ -152,7 +170,9 @@ pub fn reassign_bars(
             }
         });
         if !failed {
-            access.write16(bdf, reg::COMMAND, command);
+            // SAFETY: every BAR of this function was placed in a reserved
+            // window clear of the others, so its decoding may return.
+            unsafe { access.write16(bdf, reg::COMMAND, command) };
         }
     }
     failures
@@ -182,18 +202,36 @@ fn allocate(window: AddressWindow, size: u64, used: &[(u64, u64)]) -> Option<u64
     }
 }
 
-fn write_bar(access: &dyn ConfigAccess, bdf: Bdf, index: usize, kind: BarKind, address: u64) {
+/// Programs BAR `index` of `bdf` with `address`, keeping its type bits.
+///
+/// # Safety
+/// `address..address + size` of the BAR must be free, PCI-reserved bus
+/// address space (or 0 with decoding off), since the device's decoding is
+/// restored to its previous state afterwards.
+unsafe fn write_bar(
+    access: &dyn ConfigAccess,
+    bdf: Bdf,
+    index: usize,
+    kind: BarKind,
+    address: u64,
+) {
     // Decoding stays off until both halves of a 64-bit BAR hold the new value.
     let command = access.read16(bdf, reg::COMMAND);
     let decode = (Command::IO_SPACE | Command::MEMORY_SPACE).bits();
-    access.write16(bdf, reg::COMMAND, command & !decode);
+    // SAFETY: clearing the decode bits only stops the device claiming
+    // addresses.
+    unsafe { access.write16(bdf, reg::COMMAND, command & !decode) };
     let offset = bar_offset(index);
     let flags = access.read32(bdf, offset) & if kind == BarKind::Io { 0x3 } else { 0xF };
-    access.write32(bdf, offset, address as u32 | flags);
-    if kind == BarKind::Memory64 {
-        access.write32(bdf, offset + 4, (address >> 32) as u32);
+    // SAFETY: decoding is off; the caller vouches for `address`.
+    unsafe {
+        access.write32(bdf, offset, address as u32 | flags);
+        if kind == BarKind::Memory64 {
+            access.write32(bdf, offset + 4, (address >> 32) as u32);
+        }
     }
-    access.write16(bdf, reg::COMMAND, command);
+    // SAFETY: the BAR now holds an address the caller vouched for.
+    unsafe { access.write16(bdf, reg::COMMAND, command) };
 }
 
 #[cfg(test)]
@@ -216,7 +254,8 @@ mod tests {
             mem64: None,
             io: None,
         };
-        let failures = assign_unassigned_bars(&config, &mut devices, &windows);
+        // SAFETY: the fake config space has no devices and no memory effects.
+        let failures = unsafe { assign_unassigned_bars(&config, &mut devices, &windows) };
         assert_eq!(
             failures,
             [PciError::BehindBridge {
@@ -264,7 +303,8 @@ mod tests {
                 end: 0x1_0000,
             }),
         };
-        let failures = reassign_bars(&config, &mut devices, &windows);
+        // SAFETY: the fake config space has no devices and no memory effects.
+        let failures = unsafe { reassign_bars(&config, &mut devices, &windows) };
         assert_eq!(
             failures,
             [PciError::BehindBridge {
@@ -304,7 +344,8 @@ mod tests {
             }),
             io: None,
         };
-        let failures = assign_unassigned_bars(&config, &mut devices, &windows);
+        // SAFETY: the fake config space has no devices and no memory effects.
+        let failures = unsafe { assign_unassigned_bars(&config, &mut devices, &windows) };
         let device = find(&devices, UNASSIGNED);
         assert_eq!(device.bars[2].unwrap().address, 0x10_0000_0000);
         assert_eq!(config.read32_of(UNASSIGNED, bar_offset(3)), 0x10);

@@ -123,16 +123,28 @@ pub(super) const fn bar_offset(index: usize) -> u16 {
 }
 
 /// Writes all ones to a BAR and returns what sticks, restoring the original.
-fn probe_bar_mask(access: &dyn ConfigAccess, bdf: Bdf, offset: u16) -> (u32, u32) {
+///
+/// # Safety
+/// The function's I/O and memory decoding must be off, so the all-ones
+/// address never claims bus addresses (PCI 3.0 §6.2.5.1).
+unsafe fn probe_bar_mask(access: &dyn ConfigAccess, bdf: Bdf, offset: u16) -> (u32, u32) {
     let original = access.read32(bdf, offset);
-    access.write32(bdf, offset, !0);
+    // SAFETY: decoding is off (this function's contract), so the BAR's value
+    // decodes nothing; the original is written back below.
+    unsafe { access.write32(bdf, offset, !0) };
     let mask = access.read32(bdf, offset);
-    access.write32(bdf, offset, original);
+    // SAFETY: restores the value the BAR held, with decoding still off.
+    unsafe { access.write32(bdf, offset, original) };
     (original, mask)
 }
 
 /// Decodes and sizes the first `count` BARs (PCI 3.0 §6.2.5.1). Decoding is
 /// off while sizing so the all-ones probe value never claims bus addresses.
+///
+/// Safe although it writes configuration space: it turns decoding off
+/// first, puts back every BAR value it probed, and only then restores the
+/// command register it read, so the device ends up decoding exactly what it
+/// decoded before and bus mastering is never changed.
 fn size_bars(access: &dyn ConfigAccess, bdf: Bdf, count: usize) -> [Option<Bar>; 6] {
     let mut bars = [None; 6];
     if count == 0 {
@@ -140,12 +152,15 @@ fn size_bars(access: &dyn ConfigAccess, bdf: Bdf, count: usize) -> [Option<Bar>;
     }
     let command = access.read16(bdf, reg::COMMAND);
     let decode = (Command::IO_SPACE | Command::MEMORY_SPACE).bits();
-    access.write16(bdf, reg::COMMAND, command & !decode);
+    // SAFETY: clearing the decode bits only stops the device claiming
+    // addresses; bus mastering keeps the value it had.
+    unsafe { access.write16(bdf, reg::COMMAND, command & !decode) };
 
     let mut index = 0;
     while index < count {
         let offset = bar_offset(index);
-        let (original, mask) = probe_bar_mask(access, bdf, offset);
+        // SAFETY: decoding was turned off above.
+        let (original, mask) = unsafe { probe_bar_mask(access, bdf, offset) };
         if original & 1 == 1 {
             // I/O BAR: bits 1:0 are flags. Devices may implement only 16
             // address bits; the lowest writable bit gives the size either way.
@@ -168,7 +183,9 @@ fn size_bars(access: &dyn ConfigAccess, bdf: Bdf, count: usize) -> [Option<Bar>;
                 log::warn!("pci: {bdf} BAR{index} claims 64 bits but is the last BAR; ignored");
                 break;
             }
-            let (original_high, mask_high) = probe_bar_mask(access, bdf, bar_offset(index + 1));
+            // SAFETY: decoding was turned off above.
+            let (original_high, mask_high) =
+                unsafe { probe_bar_mask(access, bdf, bar_offset(index + 1)) };
             let writable = u64::from(mask_high) << 32 | u64::from(mask & !0xF);
             if writable != 0 {
                 bars[index] = Some(Bar {
@@ -192,18 +209,29 @@ fn size_bars(access: &dyn ConfigAccess, bdf: Bdf, count: usize) -> [Option<Bar>;
             index += 1;
         }
     }
-    access.write16(bdf, reg::COMMAND, command);
+    // SAFETY: every BAR holds its original value again, so restoring the
+    // original command register re-enables exactly the decoding there was.
+    unsafe { access.write16(bdf, reg::COMMAND, command) };
     bars
 }
 
 /// Sets memory-space decoding and bus mastering (DMA) for a device we drive.
-pub fn enable_memory_and_bus_master(access: &dyn ConfigAccess, bdf: Bdf) {
+///
+/// # Safety
+/// The device's memory BARs must lie in address space set aside for it (not
+/// over RAM or other devices), and the device must DMA only into memory
+/// handed to it: once bus mastering is on it can write anywhere it has been
+/// told to (PCI 3.0 §6.2.2).
+pub unsafe fn enable_memory_and_bus_master(access: &dyn ConfigAccess, bdf: Bdf) {
     let command = Command::from_bits_retain(access.read16(bdf, reg::COMMAND));
-    access.write16(
-        bdf,
-        reg::COMMAND,
-        (command | Command::MEMORY_SPACE | Command::BUS_MASTER).bits(),
-    );
+    // SAFETY: the caller vouches for the BARs and the device's DMA targets.
+    unsafe {
+        access.write16(
+            bdf,
+            reg::COMMAND,
+            (command | Command::MEMORY_SPACE | Command::BUS_MASTER).bits(),
+        )
+    };
 }
 
 #[cfg(test)]
@@ -296,7 +324,8 @@ mod tests {
     fn enabling_sets_memory_and_bus_master_only() {
         let config = machine();
         config.set_command(NIC, 0x400);
-        enable_memory_and_bus_master(&config, NIC);
+        // SAFETY: the fake config space has no devices and no memory effects.
+        unsafe { enable_memory_and_bus_master(&config, NIC) };
         assert_eq!(config.read16(NIC, reg::COMMAND), 0x406);
     }
 }

@@ -138,6 +138,8 @@ impl FakeConfig {
     }
 }
 
+// The writes only change the fake's byte arrays: no device, no memory
+// effects, so the `ConfigAccess::write*` contract holds trivially.
 impl ConfigAccess for FakeConfig {
     fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
         self.read(bdf, offset, 1) as u8
@@ -148,13 +150,13 @@ impl ConfigAccess for FakeConfig {
     fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
         self.read(bdf, offset, 4)
     }
-    fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+    unsafe fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
         self.write(bdf, offset, 1, value.into())
     }
-    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+    unsafe fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
         self.write(bdf, offset, 2, value.into())
     }
-    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+    unsafe fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
         self.write(bdf, offset, 4, value)
     }
 }

@@ -50,13 +50,31 @@ impl fmt::Display for Bdf {
 /// Reads and writes configuration registers. Offsets must be naturally
 /// aligned for the access width; misaligned or out-of-range reads return all
 /// ones (what an absent device returns) and such writes are dropped.
+///
+/// Reads are safe: configuration reads have no side effects on memory (PCI
+/// 3.0 §6.1). Writes are `unsafe`: a BAR write moves the addresses a device
+/// decodes (§6.2.5.1), possibly over RAM or another device's registers, and
+/// the command register turns decoding and bus mastering (DMA) on (§6.2.2).
+///
+/// # Safety (for every `write*` method)
+/// The write must not make the device decode an address range that holds
+/// RAM or other devices' registers while decoding is enabled, and must not
+/// let it master the bus unless every address it has been programmed to
+/// DMA to is memory set aside for it. Writes without such effects (e.g.
+/// restoring a value just read, with decoding off) are always fine.
 pub trait ConfigAccess {
     fn read8(&self, bdf: Bdf, offset: u16) -> u8;
     fn read16(&self, bdf: Bdf, offset: u16) -> u16;
     fn read32(&self, bdf: Bdf, offset: u16) -> u32;
-    fn write8(&self, bdf: Bdf, offset: u16, value: u8);
-    fn write16(&self, bdf: Bdf, offset: u16, value: u16);
-    fn write32(&self, bdf: Bdf, offset: u16, value: u32);
+    /// # Safety
+    /// See the trait documentation.
+    unsafe fn write8(&self, bdf: Bdf, offset: u16, value: u8);
+    /// # Safety
+    /// See the trait documentation.
+    unsafe fn write16(&self, bdf: Bdf, offset: u16, value: u16);
+    /// # Safety
+    /// See the trait documentation.
+    unsafe fn write32(&self, bdf: Bdf, offset: u16, value: u32);
 }
 
 /// Configuration register offsets (PCI 3.0 §6.1, bridge 1.2 §3.2).

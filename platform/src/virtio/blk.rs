@@ -180,11 +180,15 @@ pub struct VirtioBlk {
 
 /// Finds and initialises every virtio-blk function in `devices` (PCI order
 /// preserved). Devices that fail are logged and skipped.
-pub fn probe_all(access: &dyn ConfigAccess, devices: &[PciDevice]) -> Vec<VirtioBlk> {
+///
+/// # Safety
+/// As for [`VirtioBlk::new`], for every device in `devices`.
+pub unsafe fn probe_all(access: &dyn ConfigAccess, devices: &[PciDevice]) -> Vec<VirtioBlk> {
     devices
         .iter()
         .filter(|device| is_virtio_blk(device))
-        .filter_map(|device| match VirtioBlk::new(access, device) {
+        // SAFETY: the caller vouches for every device in `devices`.
+        .filter_map(|device| match unsafe { VirtioBlk::new(access, device) } {
             Ok(blk) => Some(blk),
             Err(error) => {
                 log::error!("virtio-blk: {error}");
@@ -201,8 +205,13 @@ pub fn is_virtio_blk(device: &PciDevice) -> bool {
 
 impl VirtioBlk {
     /// Drives `device` through §3.1.1 initialisation with one request queue.
-    pub fn new(access: &dyn ConfigAccess, device: &PciDevice) -> Result<Self, VirtioError> {
-        let transport = VirtioPciTransport::new(access, device)?;
+    ///
+    /// # Safety
+    /// As for [`VirtioPciTransport::new`]: `device` comes from
+    /// `pci::enumerate` over `access`, its BARs placed in PCI address space.
+    pub unsafe fn new(access: &dyn ConfigAccess, device: &PciDevice) -> Result<Self, VirtioError> {
+        // SAFETY: this function's contract is the transport's.
+        let transport = unsafe { VirtioPciTransport::new(access, device) }?;
         let wanted =
             feature::SIZE_MAX | feature::SEG_MAX | feature::RO | feature::BLK_SIZE | feature::FLUSH;
         let features = transport.negotiate(wanted)?;
@@ -284,7 +293,10 @@ impl VirtioBlk {
         let queue = check!(SplitQueue::new(queue_size));
         let slot_count = usize::from(queue_size);
         let slots = check!(DmaRegion::new((HEADER_BYTES + 1) * slot_count));
-        let notifier = check!(transport.setup_queue(0, &queue));
+        // SAFETY: `queue` moves into the `VirtioBlk` built below, which
+        // resets the device before the queue is freed (`Drop`, `reset`), and
+        // the transport is dropped with it on every error path.
+        let notifier = check!(unsafe { transport.setup_queue(0, &queue) });
         transport.driver_ok();
 
         let sectors_per_block = u64::from(block_size / SECTOR_BYTES);
@@ -334,7 +346,12 @@ impl VirtioBlk {
     /// Submits `requests`, keeping the queue as full as it goes, and polls
     /// until all are done. The first failing status is returned, but only
     /// after every request has completed: their buffers belong to the caller.
-    fn run(&self, requests: impl Iterator<Item = Request>) -> Result<(), BlockError> {
+    /// On a timeout the device is reset, which ends its DMA, before returning.
+    ///
+    /// # Safety
+    /// Each request's `bytes` at `data` must be memory the device may read
+    /// (writes) or write (reads) until this function returns.
+    unsafe fn run(&self, requests: impl Iterator<Item = Request>) -> Result<(), BlockError> {
         if self.stopped.get() {
             return Err(BlockError::Timeout);
         }
@@ -349,7 +366,10 @@ impl VirtioBlk {
                 let Some(&request) = requests.peek() else {
                     break;
                 };
-                if !self.submit(state, request) {
+                // SAFETY: `run` returns only once every submitted chain is
+                // back or the device was reset; the caller vouches for the
+                // data buffers until then.
+                if !unsafe { self.submit(state, request) } {
                     break;
                 }
                 requests.next();
@@ -395,7 +415,12 @@ impl VirtioBlk {
 
     /// Queues one request as header / data segments / status descriptors.
     /// Returns false if the queue has no room for it now.
-    fn submit(&self, state: &mut QueueState, request: Request) -> bool {
+    ///
+    /// # Safety
+    /// `request.bytes` at `request.data` must stay accessible to the device
+    /// (as for [`SplitQueue::push`]) until the chain completes or the device
+    /// is reset.
+    unsafe fn submit(&self, state: &mut QueueState, request: Request) -> bool {
         let segments = self.limits.segments_for(request.bytes) as usize;
         if state.queue.free_descriptors() < segments + 2 {
             return false;
@@ -433,7 +458,10 @@ impl VirtioBlk {
             len: 1,
             device_writable: true,
         });
-        match state.queue.push(&state.chain) {
+        // SAFETY: header and status live in `state.slots`, which the device
+        // owns until the chain is popped (the slot is only freed then); the
+        // data buffer is this function's caller's obligation.
+        match unsafe { state.queue.push(&state.chain) } {
             Some(head) => {
                 state.slot_of_head[usize::from(head)] = slot;
                 true
@@ -487,7 +515,9 @@ impl BlockDevice for VirtioBlk {
         self.read_ahead.read(geometry, lba, buf, |lba, buf| {
             // Identity mapping: the buffer's address is its bus address.
             let data = buf.as_mut_ptr() as u64;
-            let result = self.run(self.transfer(VIRTIO_BLK_T_IN, lba, data, buf.len()));
+            // SAFETY: `buf` is borrowed mutably until `run` returns, and
+            // `run` returns only after the device is done with it.
+            let result = unsafe { self.run(self.transfer(VIRTIO_BLK_T_IN, lba, data, buf.len())) };
             // The device wrote `buf` behind the compiler's back; order our
             // later reads of it after the completions we observed.
             fence(Ordering::SeqCst);
@@ -503,7 +533,9 @@ impl BlockDevice for VirtioBlk {
         self.read_ahead.invalidate(lba, blocks);
         fence(Ordering::SeqCst);
         let data = buf.as_ptr() as u64;
-        self.run(self.transfer(VIRTIO_BLK_T_OUT, lba, data, buf.len()))
+        // SAFETY: `buf` is borrowed until `run` returns, and the device only
+        // reads it (VIRTIO_BLK_T_OUT).
+        unsafe { self.run(self.transfer(VIRTIO_BLK_T_OUT, lba, data, buf.len())) }
     }
 
     /// Without VIRTIO_BLK_F_FLUSH the device has no volatile cache to flush
@@ -512,12 +544,15 @@ impl BlockDevice for VirtioBlk {
         if !self.can_flush {
             return Ok(());
         }
-        self.run(core::iter::once(Request {
-            kind: VIRTIO_BLK_T_FLUSH,
-            sector: 0,
-            data: 0,
-            bytes: 0,
-        }))
+        // SAFETY: a flush carries no data buffer.
+        unsafe {
+            self.run(core::iter::once(Request {
+                kind: VIRTIO_BLK_T_FLUSH,
+                sector: 0,
+                data: 0,
+                bytes: 0,
+            }))
+        }
     }
 }
 
@@ -646,7 +681,9 @@ mod tests {
         );
         let transport = VirtioPciTransport::over_memory(common, notify);
         let queue = SplitQueue::new(16).unwrap();
-        let notifier = transport.setup_queue(0, &queue).unwrap();
+        // SAFETY: `queue` moves into the returned `VirtioBlk`; the tests run
+        // the simulated device in a thread scope that ends before it drops.
+        let notifier = unsafe { transport.setup_queue(0, &queue) }.unwrap();
         let device = SimulatedDevice {
             descriptors: queue.descriptor_table_addr(),
             avail: queue.available_ring_addr(),

@@ -184,7 +184,13 @@ pub struct VirtioPciTransport {
 impl VirtioPciTransport {
     /// Finds and maps the device's configuration structures. The device's
     /// BARs must already be assigned.
-    pub fn new(access: &dyn ConfigAccess, device: &PciDevice) -> Result<Self, VirtioError> {
+    ///
+    /// # Safety
+    /// `device` must describe the function at `device.bdf` as `access` reaches
+    /// it (from `pci::enumerate`), with BARs placed in address space reserved
+    /// for PCI: its memory BARs become MMIO windows, written through safe
+    /// methods, and the device gets bus mastering.
+    pub unsafe fn new(access: &dyn ConfigAccess, device: &PciDevice) -> Result<Self, VirtioError> {
         let caps = find_capabilities(access, device)?;
         let common = map_region(device, CfgType::COMMON, caps.common, COMMON_CFG_MIN_LEN)?;
         let notify = map_region(device, CfgType::NOTIFY, caps.notify, 2)?;
@@ -192,7 +198,11 @@ impl VirtioPciTransport {
             .device
             .map(|region| map_region(device, CfgType::DEVICE, region, 0))
             .transpose()?;
-        pci::enable_memory_and_bus_master(access, device.bdf);
+        // SAFETY: the BARs are the device's own (this function's contract).
+        // A virtio device DMAs only through virtqueues whose addresses the
+        // driver writes to the common configuration (virtio 1.2 §4.1.4.3);
+        // none is enabled yet, and the driver gives it only memory it owns.
+        unsafe { pci::enable_memory_and_bus_master(access, device.bdf) };
         Ok(VirtioPciTransport {
             bdf: device.bdf,
             common,
@@ -296,7 +306,16 @@ impl VirtioPciTransport {
 
     /// Hands `ring`'s memory to the device as queue `index` and enables it
     /// (§4.1.5.1.3). Returns the queue's doorbell.
-    pub fn setup_queue(&self, index: u16, ring: &SplitQueue) -> Result<Notifier, VirtioError> {
+    ///
+    /// # Safety
+    /// The device writes `ring`'s used ring and reads the rest by DMA from
+    /// then on (virtio 1.2 §2.7): `ring` must stay allocated, and be changed
+    /// only through its own methods, until the device is reset.
+    pub unsafe fn setup_queue(
+        &self,
+        index: u16,
+        ring: &SplitQueue,
+    ) -> Result<Notifier, VirtioError> {
         let unavailable = VirtioError::QueueUnavailable {
             bdf: self.bdf,
             queue: index,
@@ -399,7 +418,8 @@ fn map_region(
         .ok_or(bad)?;
     crate::paging::map_device_memory(base, u64::from(region.length));
     // SAFETY: the range lies inside a memory BAR the device decodes (checked
-    // above against the sized BAR), and was just mapped as device memory.
+    // above against the sized BAR; `VirtioPciTransport::new`'s caller vouches
+    // that `device` is real), and was just mapped as device memory.
     Ok(unsafe { Mmio::new(base, u64::from(region.length)) })
 }
 

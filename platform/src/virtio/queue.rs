@@ -162,7 +162,13 @@ impl SplitQueue {
     /// head, or `None` if there are not enough free descriptors (or no
     /// buffers). The device may start on it at once; call the notifier to
     /// make sure it does.
-    pub fn push(&mut self, buffers: &[Buffer]) -> Option<u16> {
+    ///
+    /// # Safety
+    /// Once this queue is enabled on a device, the device reads each buffer
+    /// and writes the `device_writable` ones by DMA (virtio 1.2 §2.7.5): each
+    /// must be memory the caller lets the device access that way until the
+    /// chain comes back from `pop_used` or the device is reset.
+    pub unsafe fn push(&mut self, buffers: &[Buffer]) -> Option<u16> {
         if buffers.is_empty() || buffers.len() > self.free.len() {
             return None;
         }
@@ -334,14 +340,15 @@ mod tests {
     fn chains_reach_the_device_intact_and_come_back() {
         let mut queue = SplitQueue::new(8).unwrap();
         let mut device = FakeDevice::new();
-        let first = queue.push(&request(0x10_0000)).unwrap();
-        let second = queue.push(&request(0x20_0000)).unwrap();
+        // SAFETY: no device is attached (here and in the other tests);
+        // `FakeDevice` only reads the descriptors, never the buffers.
+        let first = unsafe { queue.push(&request(0x10_0000)) }.unwrap();
+        // SAFETY: as above.
+        let second = unsafe { queue.push(&request(0x20_0000)) }.unwrap();
         assert_eq!(queue.free_descriptors(), 2);
-        assert_eq!(
-            queue.push(&request(0x30_0000)),
-            None,
-            "only two descriptors left"
-        );
+        // SAFETY: as above.
+        let third = unsafe { queue.push(&request(0x30_0000)) };
+        assert_eq!(third, None, "only two descriptors left");
         assert_eq!(queue.pop_used(), None, "nothing completed yet");
 
         let seen = device.complete_all(&queue);
@@ -367,7 +374,8 @@ mod tests {
         let mut queue = SplitQueue::new(4).unwrap();
         let mut device = FakeDevice::new();
         for round in 0..70_000u64 {
-            let head = queue.push(&request(round << 16)[..2]).unwrap();
+            // SAFETY: as in `chains_reach_the_device_intact_and_come_back`.
+            let head = unsafe { queue.push(&request(round << 16)[..2]) }.unwrap();
             let seen = device.complete_all(&queue);
             assert_eq!(seen, [request(round << 16)[..2].to_vec()]);
             assert_eq!(queue.pop_used().map(|used| used.head), Some(head));
@@ -379,7 +387,8 @@ mod tests {
     #[test]
     fn unknown_used_ids_are_skipped() {
         let mut queue = SplitQueue::new(4).unwrap();
-        let head = queue.push(&request(0)[..1]).unwrap();
+        // SAFETY: as in `chains_reach_the_device_intact_and_come_back`.
+        let head = unsafe { queue.push(&request(0)[..1]) }.unwrap();
         // A misbehaving device returns id 3 (never submitted), then the real one.
         let used = queue.used_offset;
         queue.memory.write(used + 4, 3u32);

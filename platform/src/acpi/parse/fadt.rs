@@ -1,8 +1,9 @@
 //! The Fixed ACPI Description Table (ACPI 6.5 §5.2.9): the fields the
 //! firmware uses for power management, reset and the DSDT.
 
-use super::{GenericAddress, le_u32, le_u64, need};
+use super::{GenericAddress, need};
 use crate::acpi::AcpiError;
+use crate::le::{u32_at, u64_at};
 
 bitflags::bitflags! {
     /// FADT Flags (ACPI 6.5 §5.2.9, Table 5.10); only the ones the
@@ -63,7 +64,7 @@ impl Fadt {
         // The ACPI 1.0 FADT ends after the flags; nothing older exists.
         need(table, FADT_FLAGS + 4)?;
         let byte = |at: usize| table.get(at).copied().unwrap_or(0);
-        let legacy_port = |at: usize| le_u32(table, at).unwrap_or(0);
+        let legacy_port = |at: usize| u32_at(table, at).unwrap_or(0);
         // ACPI 6.5 §5.2.9: the X_ field, when nonzero, supersedes the
         // 32-bit one.
         let block = |x_at: usize, legacy_at: usize, len: u8| {
@@ -71,9 +72,9 @@ impl Fadt {
                 .or_else(|| GenericAddress::io_port(legacy_port(legacy_at), len))
         };
         let pm1_len = byte(FADT_PM1_CNT_LEN).max(2);
-        let x_dsdt = le_u64(table, FADT_X_DSDT).unwrap_or(0);
+        let x_dsdt = u64_at(table, FADT_X_DSDT).unwrap_or(0);
         Ok(Fadt {
-            flags: FadtFlags::from_bits_retain(le_u32(table, FADT_FLAGS).unwrap_or(0)),
+            flags: FadtFlags::from_bits_retain(u32_at(table, FADT_FLAGS).unwrap_or(0)),
             dsdt: if x_dsdt != 0 {
                 x_dsdt
             } else {

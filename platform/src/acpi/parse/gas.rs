@@ -1,6 +1,6 @@
 //! Generic Address Structure (ACPI 6.5 §5.2.3.2): where a register lives.
 
-use super::le_u64;
+use crate::le::u64_at;
 
 /// GAS address space ID (ACPI 6.5 §5.2.3.2, Table 5.2); an open set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl GenericAddress {
     /// table, or address zero, which ACPI uses for "not supported").
     pub fn parse(bytes: &[u8], at: usize) -> Option<GenericAddress> {
         let raw = bytes.get(at..at.checked_add(Self::LEN)?)?;
-        let address = le_u64(raw, 4)?;
+        let address = u64_at(raw, 4)?;
         (address != 0).then_some(GenericAddress {
             space: AddressSpace(raw[0]),
             bit_width: raw[1],

@@ -1,6 +1,7 @@
 //! The MCFG table (PCI Firmware Specification 3.3 §4.1.2): ECAM windows.
 
-use super::{SDT_HEADER_LEN, le_u16, le_u64};
+use super::SDT_HEADER_LEN;
+use crate::le::{u16_at, u64_at};
 
 /// One ECAM window from the MCFG (PCI Firmware Specification 3.3
 /// §4.1.2, Table 4-3).
@@ -25,8 +26,8 @@ pub fn mcfg_entries(table: &[u8]) -> impl Iterator<Item = Ecam> + '_ {
     let body = table.get(SDT_HEADER_LEN + 8..).unwrap_or(&[]);
     body.chunks_exact(16).filter_map(|entry| {
         Some(Ecam {
-            base: le_u64(entry, 0)?,
-            segment: le_u16(entry, 8)?,
+            base: u64_at(entry, 0)?,
+            segment: u16_at(entry, 8)?,
             start_bus: entry[10],
             end_bus: entry[11],
         })

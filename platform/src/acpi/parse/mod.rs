@@ -3,24 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::{AcpiError, MAX_TABLE_LEN};
-
-pub(crate) fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-pub(crate) fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
-}
+use crate::le::{u32_at, u64_at};
 
 /// Byte sum modulo 256; every ACPI checksum makes this zero.
 pub fn checksum(bytes: &[u8]) -> u8 {
@@ -73,11 +56,11 @@ impl Rsdp {
         let mut oem_id = [0; 6];
         oem_id.copy_from_slice(&bytes[9..15]);
         let revision = bytes[15];
-        let rsdt_address = le_u32(bytes, 16).unwrap_or(0);
+        let rsdt_address = u32_at(bytes, 16).unwrap_or(0);
         let mut xsdt_address = 0;
         if revision >= 2 {
             need(bytes, RSDP_V2_LEN)?;
-            let length = le_u32(bytes, 20).unwrap_or(0);
+            let length = u32_at(bytes, 20).unwrap_or(0);
             if (length as usize) < RSDP_V2_LEN || length as usize > bytes.len() {
                 return Err(AcpiError::BadLength(length));
             }
@@ -88,7 +71,7 @@ impl Rsdp {
                     sum,
                 });
             }
-            xsdt_address = le_u64(bytes, 24).unwrap_or(0);
+            xsdt_address = u64_at(bytes, 24).unwrap_or(0);
         }
         Ok(Rsdp {
             revision,
@@ -146,7 +129,7 @@ impl SdtHeader {
         need(bytes, SDT_HEADER_LEN)?;
         let mut signature = [0; 4];
         signature.copy_from_slice(&bytes[..4]);
-        let length = le_u32(bytes, 4).unwrap_or(0);
+        let length = u32_at(bytes, 4).unwrap_or(0);
         if (length as usize) < SDT_HEADER_LEN || length as usize > MAX_TABLE_LEN {
             return Err(AcpiError::BadLength(length));
         }
@@ -191,9 +174,9 @@ pub fn root_entries(table: &[u8], entry_size: usize) -> impl Iterator<Item = u64
     let body = table.get(SDT_HEADER_LEN..).unwrap_or(&[]);
     body.chunks_exact(entry_size).map(move |entry| {
         if entry_size == 8 {
-            le_u64(entry, 0).unwrap_or(0)
+            u64_at(entry, 0).unwrap_or(0)
         } else {
-            u64::from(le_u32(entry, 0).unwrap_or(0))
+            u64::from(u32_at(entry, 0).unwrap_or(0))
         }
     })
 }

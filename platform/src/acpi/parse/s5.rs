@@ -1,8 +1,8 @@
 //! The `\_S5` sleep-type package, found in DSDT AML without an interpreter
 //! (ACPI 6.5 §7.4.2, AML grammar §20.2).
 
-use super::{le_u16, le_u32};
 use crate::acpi::AcpiError;
+use crate::le::{u16_at, u32_at};
 
 /// SLP_TYPx values for one sleep state (ACPI 6.5 §7.4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +111,8 @@ fn integer(aml: &[u8]) -> Option<(u64, usize)> {
         ZERO_OP => Some((0, 1)),
         ONE_OP => Some((1, 1)),
         BYTE_PREFIX => Some((u64::from(*aml.get(1)?), 2)),
-        WORD_PREFIX => Some((u64::from(le_u16(aml, 1)?), 3)),
-        DWORD_PREFIX => Some((u64::from(le_u32(aml, 1)?), 5)),
+        WORD_PREFIX => Some((u64::from(u16_at(aml, 1)?), 3)),
+        DWORD_PREFIX => Some((u64::from(u32_at(aml, 1)?), 5)),
         _ => None,
     }
 }
