@@ -58,7 +58,10 @@ for target in "${targets[@]}"; do
         exit 1
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    # Edge coverage and features from libFuzzer's last status line.
+    cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
     seconds=$(($(date +%s) - start))
-    echo "fuzz: $target: ${runs:-?} executions in ${seconds} s ($sanitizer sanitizer), no crash, leak or timeout"
+    echo "fuzz: $target: ${runs:-?} executions in ${seconds} s (${rate:-?}/s, ${cov:-cov: ?}, $sanitizer sanitizer), no crash, leak or timeout"
     rm -f "$log"
 done
