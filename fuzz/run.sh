@@ -22,7 +22,7 @@ case ${1:-} in
     [0-9]*) limit=(-max_total_time="$1"); shift ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(start_info gpt mbr fat pe bzimage bls load_option device_path)
+[ ${#targets[@]} -gt 0 ] || targets=(start_info gpt mbr fat pe bzimage bls load_option device_path acpi smbios vars uki hii console_input)
 [ -d corpus ] || ./seed.sh
 
 sanitizer=${FUZZ_SANITIZER:-address}
@@ -58,7 +58,10 @@ for target in "${targets[@]}"; do
         exit 1
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    # Edge coverage and features from libFuzzer's last status line.
+    cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
     seconds=$(($(date +%s) - start))
-    echo "fuzz: $target: ${runs:-?} executions in ${seconds} s ($sanitizer sanitizer), no crash, leak or timeout"
+    echo "fuzz: $target: ${runs:-?} executions in ${seconds} s (${rate:-?}/s, ${cov:-cov: ?}, $sanitizer sanitizer), no crash, leak or timeout"
     rm -f "$log"
 done

@@ -3,14 +3,17 @@
 # Debian shim/GRUB/kernel/systemd-boot packages the VM tests cache in
 # .cache/debs (fetched with `apt-get download` when missing), the EFI test
 # applications when built, and small disks made with sgdisk, sfdisk, mkfs.fat
-# and mtools. Nothing here is committed; re-run it any time.
+# and mtools, plus small synthetic inputs where no real file is at hand: ACPI
+# and SMBIOS tables laid out as QEMU builds them, a vars.bin, a UKI-shaped PE,
+# HII package lists and terminal input. Nothing here is committed; re-run it
+# any time.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path acpi smbios vars uki hii console_input; do
     mkdir -p "$corpus/$target"
 done
 
@@ -26,7 +29,12 @@ for deb in "$debs"/*.deb; do
     case $deb in *shim-signed*|*grub-efi-amd64-signed*|*systemd-boot-efi*|*linux-image*) ;; *) continue ;; esac
     dpkg-deb -x "$deb" "$work/root"
 done
-find "$work/root" "$root/tests/efi-apps/target/x86_64-unknown-uefi/release" \
+# The test applications are there only once built; find fails on a missing
+# directory, which would end the script under pipefail.
+pe_dirs=("$work/root")
+apps=$root/tests/efi-apps/target/x86_64-unknown-uefi/release
+[ -d "$apps" ] && pe_dirs+=("$apps")
+find "${pe_dirs[@]}" \
     -maxdepth 6 \( -name '*.efi' -o -name '*.efi.signed' \) -type f 2>/dev/null |
     while read -r pe; do
         cp "$pe" "$corpus/pe/$(basename "$pe")"
@@ -99,6 +107,151 @@ cl_addr = mm_addr + len(memmap)
 mod_addr = cl_addr + len(cmdline)
 header = struct.pack('<IIIIQQQQII', 0x336ec578, 1, 0, 1, mod_addr, cl_addr, 0xf5a90, mm_addr, 3, 0)
 open(f'{corpus}/start_info/qemu-like', 'wb').write(header + memmap + cmdline + module)
+PY
+# UKI: the systemd stub's PE headers when the package is there, and a small
+# UKI-shaped PE with .osrel and .uname inside the first 4 KiB.
+for stub in "$work"/root/usr/lib/systemd/boot/efi/linuxx64.efi.stub; do
+    [ -f "$stub" ] && head -c 4096 "$stub" >"$corpus/uki/linuxx64.efi.stub-head"
+done
+
+# Synthetic firmware tables, laid out as QEMU does, with valid checksums;
+# each target's first byte is its mode (see the target's header comment).
+python3 - "$corpus" <<'PY'
+import struct, sys, zlib
+corpus = sys.argv[1]
+def write(target, name, data):
+    open(f'{corpus}/{target}/{name}', 'wb').write(data)
+def sum_to_zero(b, at, start=0, end=None):
+    end = len(b) if end is None else end
+    b[at] = 0
+    b[at] = (-sum(b[start:end])) & 0xff
+
+# ACPI (input after the mode byte = memory from 0xe0000): RSDP, XSDT, FADT
+# (rev 6, reset register, PM blocks), MCFG, APIC, DSDT with Name(_S5_, ...).
+base = 0xe0000
+def table(sig, body, rev=1):
+    b = bytearray(sig + struct.pack('<IB', 36 + len(body), rev) + b'\0' + b'BOCHS ' + b'BXPC    '
+                  + struct.pack('<I', 1) + b'BXPC' + struct.pack('<I', 1) + body)
+    sum_to_zero(b, 9)
+    return bytes(b)
+def gas(space, width, address, access=0):
+    return struct.pack('<BBBBQ', space, width, 0, access, address)
+fadt = bytearray(276 - 36)
+def put(at, data): fadt[at - 36:at - 36 + len(data)] = data
+put(40, struct.pack('<I', base + 0x400))
+put(64, struct.pack('<I', 0x604)); put(76, struct.pack('<I', 0x608))
+put(89, bytes([2])); put(91, bytes([4])); put(108, bytes([0x32]))
+put(112, struct.pack('<I', (1 << 8) | (1 << 10)))
+put(116, gas(1, 8, 0xcf9)); put(128, bytes([6]))
+put(140, struct.pack('<Q', base + 0x400))
+put(172, gas(1, 16, 0x604)); put(208, gas(1, 32, 0x608))
+aml = b'\x10\x05\\_SB_' + b'\x08_S5_\x12\x07\x04\x0a\x05\x00\x00\x00' + b'\x08_S4_\x12\x04\x01\x0a\x04'
+tables = {0x100: table(b'FACP', bytes(fadt), 6),
+          0x300: table(b'MCFG', bytes(8) + struct.pack('<QHBBI', 0xb0000000, 0, 0, 0xff, 0)),
+          0x340: table(b'APIC', struct.pack('<II', 0xfee00000, 1) + bytes([0, 8, 0, 0, 1, 0, 0, 0])),
+          0x400: table(b'DSDT', aml, 2)}
+def memory(rsdp, root_at, root):
+    mem = bytearray(0x400 + len(tables[0x400]))
+    mem[0:len(rsdp)] = rsdp
+    mem[root_at:root_at + len(root)] = root
+    for at, t in tables.items():
+        mem[at:at + len(t)] = t
+    return bytes(mem)
+xsdt = table(b'XSDT', b''.join(struct.pack('<Q', base + a) for a in (0x100, 0x300, 0x340)))
+rsdp = bytearray(b'RSD PTR \0BOCHS \x02' + struct.pack('<I', 0) + struct.pack('<IQ', 36, base + 0x40) + bytes(4))
+sum_to_zero(rsdp, 8, 0, 20)
+sum_to_zero(rsdp, 32)
+write('acpi', 'qemu-xsdt', b'\1' + memory(bytes(rsdp), 0x40, xsdt))
+write('acpi', 'qemu-xsdt-checked', b'\0' + memory(bytes(rsdp), 0x40, xsdt))
+rsdt = table(b'RSDT', b''.join(struct.pack('<I', base + a) for a in (0x100, 0x300, 0x340)))
+rsdp1 = bytearray(b'RSD PTR \0BOCHS \x00' + struct.pack('<I', base + 0x40))
+sum_to_zero(rsdp1, 8)
+write('acpi', 'qemu-rsdt', b'\1' + memory(bytes(rsdp1), 0x40, rsdt))
+
+# SMBIOS (input after the mode byte = the F segment from 0xf0000): a 3.0
+# entry point and a 2.8 one, each followed by BIOS, System and end structures.
+def structure(kind, handle, formatted, strings):
+    s = bytes([kind, 4 + len(formatted)]) + struct.pack('<H', handle) + formatted
+    return s + (b''.join(x + b'\0' for x in strings) or b'\0') + b'\0'
+structures = (structure(0, 0, bytes([1, 2, 0, 0xe8, 0xf0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                        [b'vmfw', b'1.0'])
+              + structure(1, 0x100, bytes([1, 2, 3, 4]) + bytes(16) + bytes([6, 0, 0]),
+                          [b'QEMU', b'Standard PC (Q35 + ICH9, 2009)', b'pc-q35-9.0'])
+              + structure(127, 0x7f00, b'', []))
+sm3 = bytearray(b'_SM3_\0\x18\x03\x00\x00\x01\x00' + struct.pack('<IQ', len(structures), 0xf0020))
+sum_to_zero(sm3, 5)
+write('smbios', 'sm3', b'\1' + bytes(sm3) + bytes(8) + structures)
+dmi = bytearray(b'_DMI_\0' + struct.pack('<HIH', len(structures), 0xf0020, 3) + b'\x28')
+sum_to_zero(dmi, 5)
+sm2 = bytearray(b'_SM_\0\x1f\x02\x08' + struct.pack('<H', 0x100) + bytes(6) + bytes(dmi) + b'\0')
+sum_to_zero(sm2, 4, 0, 0x1f)
+write('smbios', 'sm2', b'\1' + bytes(sm2) + structures)
+
+# vars.bin: two slots of 1024 bytes (mode byte 60 << 1 | seal), store images
+# of generations 3 and 4 with Boot0001, BootOrder and a vendor variable.
+def record(attributes, guid, name, data):
+    name = (name + '\0').encode('utf-16-le')
+    return struct.pack('<I', attributes) + guid + struct.pack('<II', len(name), len(data)) + name + data
+global_guid = bytes.fromhex('61dfe48bca93d211aa0d00e098032b8c')
+vendor_guid = bytes(range(16))
+def image(generation, records):
+    body = b''.join(records)
+    head = bytearray(b'VMFWVAR\0' + struct.pack('<IIII', 1, len(body), 0, generation))
+    crc = zlib.crc32(bytes(head) + body)
+    head[16:20] = struct.pack('<I', crc)
+    return (bytes(head) + body).ljust(1024, b'\0')
+nv = 0x7
+option = struct.pack('<IH', 1, 4) + 'debian\0'.encode('utf-16-le') + bytes([0x7f, 0xff, 4, 0])
+older = image(3, [record(nv, global_guid, 'Boot0001', option), record(nv, global_guid, 'BootOrder', b'\1\0')])
+newer = image(4, [record(nv, global_guid, 'Boot0001', option),
+                  record(nv, global_guid, 'BootOrder', b'\1\0\0\0'),
+                  record(0x3, vendor_guid, 'Setting', b'on')])
+write('vars', 'two-slots', bytes([60 << 1]) + older + newer)
+write('vars', 'two-slots-sealed', bytes([60 << 1 | 1]) + older + newer)
+write('vars', 'one-slot', bytes([60 << 1]) + newer[:200])
+
+# UKI: DOS header, PE header, four sections; .osrel and .uname at 0x400.
+osrel = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
+uname = b'6.1.0-57-amd64\0'
+pe = bytearray(0x400)
+pe[0:2] = b'MZ'; pe[0x3c:0x40] = struct.pack('<I', 0x80); pe[0x80:0x84] = b'PE\0\0'
+sections = [(b'.osrel', len(osrel), 0x200, 0x400), (b'.uname', len(uname), 0x200, 0x600),
+            (b'.cmdline', 0, 0x10, 0x800), (b'.linux', 0x100000, 0x200, 0x800)]
+pe[0x84:0x88] = struct.pack('<HH', 0x8664, len(sections)); pe[0x94:0x96] = struct.pack('<H', 0xf0)
+for i, (name, vsize, rsize, offset) in enumerate(sections):
+    at = 0x84 + 20 + 0xf0 + 40 * i
+    pe[at:at + 8] = name.ljust(8, b'\0')
+    pe[at + 8:at + 12] = struct.pack('<I', vsize)
+    pe[at + 16:at + 24] = struct.pack('<II', rsize, offset)
+uki = bytes(pe) + osrel.ljust(0x200, b'\0') + uname.ljust(0x200, b'\0') + b'quiet\0'
+write('uki', 'uki', uki)
+
+# HII (first two bytes: the string id asked for): a package list with two
+# string packages using every block kind, and a GUID package.
+def ucs2(s): return (s + '\0').encode('utf-16-le')
+def string_package(language, blocks):
+    header = struct.pack('<II', 0, 0) + bytes(32) + struct.pack('<H', 1) + language.encode() + b'\0'
+    package = bytearray(4) + header + blocks + b'\0'
+    package[8:12] = struct.pack('<I', 4 + len(header))
+    package[4:8] = struct.pack('<I', 4 + len(header))
+    package[0:4] = struct.pack('<I', len(package) | (0x04 << 24))
+    return bytes(package)
+blocks = (b'\x14' + ucs2('en-US') + b'\x16' + struct.pack('<H', 2) + ucs2('two') + ucs2('three')
+          + b'\x22\x02' + b'\x10six\0' + b'\x20\x02\x00' + b'\x30\x40\x03' + b'\x15\x00' + ucs2('eight')
+          + b'\x21\x03\x00' + b'\x31\x41\x05\x00\x00' + b'\x17\x00' + struct.pack('<H', 1) + ucs2('twelve'))
+guid_package = struct.pack('<I', 20 | (0x01 << 24)) + bytes(range(16))
+body = string_package('en-US', blocks) + string_package('fr-FR', b'\x14' + ucs2('un')) + guid_package
+end = struct.pack('<I', 4 | (0xdf << 24))
+package_list = bytes(range(16)) + struct.pack('<I', 20 + len(body) + 4) + body + end
+for sid in (1, 2, 7, 8, 12):
+    write('hii', f'list-id{sid}', struct.pack('<H', sid) + package_list)
+
+# Serial console input: byte, delay pairs (delay 60 passes the ESC timeout).
+def keys(data, delay=0): return b''.join(bytes([b, delay]) for b in data)
+write('console_input', 'arrows', keys(b'\x1b[A\x1b[B\x1b[C\x1b[D\x1bOH\x1bOF'))
+write('console_input', 'function-keys', keys(b'\x1bOP\x1b[15~\x1b[24~\x1b[[A\x1b[2~\x1b[3~\x1b[5~\x1b[6~'))
+write('console_input', 'modifiers', keys(b'\x1b[1;5C\x1b[1;2A\x1b[3;3~'))
+write('console_input', 'text-esc', keys(b'linux\r') + bytes([0x1b, 60]) + keys(b'q\x7f\x08\t'))
 PY
 for target in "$corpus"/*; do
     echo "seed: $(basename "$target"): $(ls "$target" | wc -l) files"

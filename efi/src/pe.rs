@@ -709,45 +709,49 @@ mod tests {
     use std::process::Command;
     use std::sync::OnceLock;
 
-    /// EFI binaries from Debian packages, fetched once per test run; None
-    /// (with a message) when apt-get cannot download them here.
-    fn debian_efi_binaries() -> Option<&'static [PathBuf]> {
-        static FILES: OnceLock<Option<Vec<PathBuf>>> = OnceLock::new();
-        FILES
-            .get_or_init(|| {
-                let dir = std::env::temp_dir().join(format!("vmfw-pe-{}", std::process::id()));
-                std::fs::create_dir_all(&dir).ok()?;
-                let download = Command::new("apt-get")
-                    .args([
-                        "download",
-                        "shim-signed",
-                        "grub-efi-amd64-signed",
-                        "systemd-boot-efi",
-                    ])
-                    .current_dir(&dir)
-                    .output();
-                if !download.as_ref().is_ok_and(|o| o.status.success()) {
-                    eprintln!("SKIPPED: apt-get download of EFI binaries failed: {download:?}");
-                    return None;
+    /// EFI binaries from Debian packages, fetched once per test run. Fails
+    /// the test when apt-get or dpkg-deb cannot provide them: returning
+    /// early would pass without testing anything.
+    fn debian_efi_binaries() -> &'static [PathBuf] {
+        static FILES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+        FILES.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("vmfw-pe-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temporary directory");
+            let download = Command::new("apt-get")
+                .args([
+                    "download",
+                    "shim-signed",
+                    "grub-efi-amd64-signed",
+                    "systemd-boot-efi",
+                ])
+                .current_dir(&dir)
+                .output();
+            assert!(
+                download.as_ref().is_ok_and(|o| o.status.success()),
+                "apt-get download of the Debian EFI binaries failed (needs apt \
+                     and the network, as the VM tests do): {download:?}"
+            );
+            let mut found = Vec::new();
+            for deb in std::fs::read_dir(&dir)
+                .expect("download directory")
+                .flatten()
+            {
+                if deb.path().extension().is_some_and(|e| e == "deb") {
+                    let ok = Command::new("dpkg-deb")
+                        .arg("-x")
+                        .arg(deb.path())
+                        .arg(dir.join("root"))
+                        .status();
+                    assert!(
+                        ok.is_ok_and(|s| s.success()),
+                        "dpkg-deb -x {} failed",
+                        deb.path().display()
+                    );
                 }
-                let mut found = Vec::new();
-                for deb in std::fs::read_dir(&dir).ok()?.flatten() {
-                    if deb.path().extension().is_some_and(|e| e == "deb") {
-                        let ok = Command::new("dpkg-deb")
-                            .arg("-x")
-                            .arg(deb.path())
-                            .arg(dir.join("root"))
-                            .status();
-                        if !ok.is_ok_and(|s| s.success()) {
-                            eprintln!("SKIPPED: dpkg-deb -x failed");
-                            return None;
-                        }
-                    }
-                }
-                collect_efi(&dir.join("root"), &mut found);
-                Some(found)
-            })
-            .as_deref()
+            }
+            collect_efi(&dir.join("root"), &mut found);
+            found
+        })
     }
 
     fn collect_efi(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
@@ -812,9 +816,7 @@ mod tests {
 
     #[test]
     fn parses_and_loads_debian_efi_binaries() {
-        let Some(files) = debian_efi_binaries() else {
-            return;
-        };
+        let files = debian_efi_binaries();
         let names: Vec<String> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

@@ -38,6 +38,9 @@ pub enum HiiError {
     Truncated { offset: usize },
     /// A string block type §33.3.6.2 does not define.
     UnknownBlock { offset: usize, block_type: u8 },
+    /// A SIBT_DUPLICATE block (§33.3.6.2, EFI_HII_SIBT_DUPLICATE_BLOCK)
+    /// naming no earlier string: it could name itself or start a cycle.
+    BadDuplicate { offset: usize, original: u16 },
 }
 
 impl fmt::Display for HiiError {
@@ -50,6 +53,10 @@ impl fmt::Display for HiiError {
                     "unknown string block type {block_type:#x} at offset {offset}"
                 )
             }
+            HiiError::BadDuplicate { offset, original } => write!(
+                f,
+                "duplicate string block at offset {offset} names string {original}, not an earlier one"
+            ),
         }
     }
 }
@@ -147,7 +154,36 @@ fn scsu_at(data: &[u8], at: usize) -> Result<(Vec<u16>, usize), HiiError> {
 
 /// The string `id` (1-based) of a string package, walking its string
 /// blocks (§33.3.6.2). `Ok(None)` when the package has no such string.
+///
+/// A SIBT_DUPLICATE block stands for an earlier string: the walk restarts
+/// for that id. Each restart looks for a smaller id, so a package whose
+/// duplicates name themselves or each other ends with an error instead of
+/// recursing until the stack overflows.
 pub fn find_string(package: &[u8], id: u16) -> Result<Option<Vec<u16>>, HiiError> {
+    let mut wanted = id;
+    loop {
+        match string_block(package, wanted)? {
+            Lookup::Found(text) => return Ok(text),
+            Lookup::Duplicate { offset, original } => {
+                if original == 0 || original >= wanted {
+                    return Err(HiiError::BadDuplicate { offset, original });
+                }
+                wanted = original;
+            }
+        }
+    }
+}
+
+/// What the walk for one string id ends with.
+enum Lookup {
+    /// The string, or `None` when the package has no such id.
+    Found(Option<Vec<u16>>),
+    /// The id is a SIBT_DUPLICATE of string `original`.
+    Duplicate { offset: usize, original: u16 },
+}
+
+/// Walks the string blocks up to the one holding string `id`.
+fn string_block(package: &[u8], id: u16) -> Result<Lookup, HiiError> {
     let mut offset = u32_at(package, STRING_INFO_OFFSET_AT)? as usize;
     let mut current: u32 = 1;
     let wanted = u32::from(id);
@@ -157,7 +193,7 @@ pub fn find_string(package: &[u8], id: u16) -> Result<Option<Vec<u16>>, HiiError
         // Each arm yields the strings of the block (read lazily: only the
         // wanted one is kept) and the offset of the next block.
         let (count, next, text): (u32, usize, Option<Vec<u16>>) = match block_type {
-            0x00 => return Ok(None),
+            0x00 => return Ok(Lookup::Found(None)),
             0x10 | 0x11 | 0x14 | 0x15 => {
                 let at = if block_type & 1 == 1 { body + 1 } else { body };
                 let (text, next) = if block_type >= 0x14 {
@@ -184,7 +220,7 @@ pub fn find_string(package: &[u8], id: u16) -> Result<Option<Vec<u16>>, HiiError
                     next = after;
                 }
                 if found.is_some() {
-                    return Ok(found);
+                    return Ok(Lookup::Found(found));
                 }
                 (count, next, None)
             }
@@ -192,7 +228,7 @@ pub fn find_string(package: &[u8], id: u16) -> Result<Option<Vec<u16>>, HiiError
             0x20 => {
                 let original = u16_at(package, body)?;
                 if current == wanted {
-                    return find_string(package, original);
+                    return Ok(Lookup::Duplicate { offset, original });
                 }
                 (1, body + 2, None)
             }
@@ -218,7 +254,7 @@ pub fn find_string(package: &[u8], id: u16) -> Result<Option<Vec<u16>>, HiiError
             _ => return Err(HiiError::UnknownBlock { offset, block_type }),
         };
         if count == 1 && current == wanted && text.is_some() {
-            return Ok(text);
+            return Ok(Lookup::Found(text));
         }
         if next <= offset {
             return Err(HiiError::Truncated { offset });
@@ -226,7 +262,7 @@ pub fn find_string(package: &[u8], id: u16) -> Result<Option<Vec<u16>>, HiiError
         current += count;
         if current > wanted && count > 0 && text.is_none() && block_type >= 0x21 {
             // The id falls in a skipped range.
-            return Ok(None);
+            return Ok(Lookup::Found(None));
         }
         offset = next;
     }
@@ -733,6 +769,38 @@ mod tests {
         assert_eq!(find_string(&package, 7).unwrap(), text("two"));
         assert_eq!(find_string(&package, 8).unwrap(), text("eight"));
         assert_eq!(find_string(&package, 9).unwrap(), None);
+    }
+
+    /// Found by the `hii` fuzz target (a timeout): a duplicate naming itself
+    /// made the lookup call itself forever, a loop once the tail call was
+    /// optimised and a stack overflow otherwise.
+    #[test]
+    fn duplicates_naming_themselves_or_later_strings_are_errors() {
+        let mut blocks = vec![0x14];
+        blocks.extend(ucs2("one"));
+        blocks.extend([0x20, 2, 0]); // id 2 repeats itself
+        blocks.extend([0x20, 4, 0]); // id 3 repeats id 4 ...
+        blocks.extend([0x20, 3, 0]); // ... which repeats id 3
+        blocks.extend([0x20, 3, 0]); // id 5 repeats 3, so 4, so 3 again
+        let package = string_package("en-US", &blocks);
+        // The blocks start after the header and "en-US\0"; id 1 takes 9 bytes.
+        let id_2_block = LANGUAGE_AT + 6 + 9;
+        assert_eq!(find_string(&package, 1).unwrap(), text("one"));
+        assert_eq!(
+            find_string(&package, 2),
+            Err(HiiError::BadDuplicate {
+                offset: id_2_block,
+                original: 2
+            })
+        );
+        assert!(matches!(
+            find_string(&package, 3),
+            Err(HiiError::BadDuplicate { original: 4, .. })
+        ));
+        assert!(matches!(
+            find_string(&package, 5),
+            Err(HiiError::BadDuplicate { original: 4, .. })
+        ));
     }
 
     #[test]

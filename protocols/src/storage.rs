@@ -2027,10 +2027,9 @@ mod tests {
     /// tests never contend for it.
     #[test]
     fn add_disk_publishes_partitions_and_file_systems() {
-        use crate::partition::test_util::{have_tool, image};
-        if !(have_tool("sgdisk") && have_tool("mkfs.fat")) {
-            return;
-        }
+        use crate::partition::test_util::{image, require_tool};
+        require_tool("sgdisk");
+        require_tool("mkfs.fat");
         let path = image("storage-gpt", 8 << 20);
         let path_text_arg = path.to_str().unwrap();
         run(

@@ -252,7 +252,7 @@ fn decode_name(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::test_util::{have_tool, image};
+    use crate::partition::test_util::{image, require_tool};
     use crate::partition::{SIGNATURE_TYPE_GUID, read_partitions};
     use platform::block::MemDisk;
     use std::process::Command;
@@ -261,10 +261,8 @@ mod tests {
     const BLOCK: usize = 512;
 
     /// A 64 MiB GPT image with three partitions, made by sgdisk.
-    fn sgdisk_image(name: &str) -> Option<Vec<u8>> {
-        if !have_tool("sgdisk") {
-            return None;
-        }
+    fn sgdisk_image(name: &str) -> Vec<u8> {
+        require_tool("sgdisk");
         let path = image(name, DISK_BYTES);
         let status = Command::new("sgdisk")
             .args([
@@ -286,7 +284,7 @@ mod tests {
         assert!(status.status.success(), "{status:?}");
         let bytes = std::fs::read(&path).unwrap();
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
-        Some(bytes)
+        bytes
     }
 
     fn guid(text: &str) -> Guid {
@@ -331,9 +329,7 @@ mod tests {
 
     #[test]
     fn reads_sgdisk_image() {
-        let Some(mut bytes) = sgdisk_image("plain") else {
-            return;
-        };
+        let mut bytes = sgdisk_image("plain");
         let disk = MemDisk::new(&mut bytes, 512);
         let table = read_partitions(&disk).unwrap();
         assert!(matches!(
@@ -348,9 +344,7 @@ mod tests {
 
     #[test]
     fn corrupt_primary_header_falls_back_to_backup() {
-        let Some(mut bytes) = sgdisk_image("backup") else {
-            return;
-        };
+        let mut bytes = sgdisk_image("backup");
         bytes[BLOCK + 40] ^= 0xFF; // FirstUsableLBA: header CRC now fails
         let disk = MemDisk::new(&mut bytes, 512);
         let table = read_partitions(&disk).unwrap();
@@ -366,9 +360,7 @@ mod tests {
 
     #[test]
     fn corrupt_primary_entries_fall_back_to_backup() {
-        let Some(mut bytes) = sgdisk_image("entries") else {
-            return;
-        };
+        let mut bytes = sgdisk_image("entries");
         bytes[2 * BLOCK + 56] ^= 0xFF; // first entry's name: array CRC fails
         let disk = MemDisk::new(&mut bytes, 512);
         assert!(matches!(
@@ -388,9 +380,7 @@ mod tests {
 
     #[test]
     fn both_headers_corrupt_is_an_error() {
-        let Some(mut bytes) = sgdisk_image("both") else {
-            return;
-        };
+        let mut bytes = sgdisk_image("both");
         let len = bytes.len();
         bytes[BLOCK] = b'X';
         bytes[len - BLOCK] = b'X';
@@ -417,9 +407,7 @@ mod tests {
 
     #[test]
     fn hostile_entries_are_skipped_but_valid_ones_kept() {
-        let Some(mut bytes) = sgdisk_image("hostile") else {
-            return;
-        };
+        let mut bytes = sgdisk_image("hostile");
         patch_entry(&mut bytes, 3, 3000, 4000); // overlaps partition 1
         patch_entry(&mut bytes, 4, 100, 1 << 40); // past the disk
         patch_entry(&mut bytes, 5, 5000, 4000); // reversed

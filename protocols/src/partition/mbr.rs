@@ -229,7 +229,7 @@ fn read_logicals(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::test_util::{have_tool, image};
+    use crate::partition::test_util::{image, require_tool};
     use crate::partition::{PARTITION_FORMAT_MBR, SIGNATURE_TYPE_MBR, read_partitions};
     use platform::block::MemDisk;
     use std::io::Write;
@@ -237,10 +237,8 @@ mod tests {
 
     const DISK_BYTES: u64 = 64 << 20;
 
-    fn sfdisk_image(name: &str, script: &str) -> Option<Vec<u8>> {
-        if !have_tool("sfdisk") {
-            return None;
-        }
+    fn sfdisk_image(name: &str, script: &str) -> Vec<u8> {
+        require_tool("sfdisk");
         let path = image(name, DISK_BYTES);
         let mut child = Command::new("sfdisk")
             .arg("--no-reread")
@@ -261,7 +259,7 @@ mod tests {
         assert!(out.status.success(), "{out:?}");
         let bytes = std::fs::read(&path).unwrap();
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
-        Some(bytes)
+        bytes
     }
 
     const SCRIPT: &str = "label: dos\nlabel-id: 0x12345678\n\
@@ -287,9 +285,7 @@ mod tests {
 
     #[test]
     fn reads_sfdisk_image_with_logical_partitions() {
-        let Some(mut bytes) = sfdisk_image("logical", SCRIPT) else {
-            return;
-        };
+        let mut bytes = sfdisk_image("logical", SCRIPT);
         let disk = MemDisk::new(&mut bytes, 512);
         let table = read_partitions(&disk).unwrap();
         assert_eq!(
@@ -334,9 +330,7 @@ mod tests {
 
     #[test]
     fn ebr_loop_is_detected_and_earlier_logicals_kept() {
-        let Some(mut bytes) = sfdisk_image("loop", SCRIPT) else {
-            return;
-        };
+        let mut bytes = sfdisk_image("loop", SCRIPT);
         // The third EBR (at 40960 - 2048 = 38912) links back to the first one.
         let third_ebr = 38912 * 512;
         set_record(&mut bytes[third_ebr..third_ebr + 512], 1, 0x05, 0, 1);

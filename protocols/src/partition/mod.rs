@@ -363,12 +363,22 @@ pub(crate) mod test_util {
         path
     }
 
-    /// Whether a host tool is available; tests that need it skip otherwise.
-    pub fn have_tool(tool: &str) -> bool {
-        let found = Command::new(tool).arg("--version").output().is_ok();
-        if !found {
-            eprintln!("SKIPPED: `{tool}` not installed (apt-get install gdisk fdisk)");
+    /// Fails the calling test, naming the Debian package, when a host tool
+    /// it needs cannot be run: a test that returned early instead would
+    /// pass without testing anything. `tests/scripts/setup.sh` installs
+    /// every tool these tests use.
+    pub fn require_tool(tool: &str) {
+        let package = match tool {
+            "sgdisk" => "gdisk",
+            "sfdisk" => "fdisk",
+            "mkfs.fat" | "mkfs.vfat" | "fsck.vfat" => "dosfstools",
+            _ => tool,
+        };
+        if let Err(e) = Command::new(tool).arg("--version").output() {
+            panic!(
+                "`{tool}` cannot be run ({e}); this test needs it: \
+                 apt-get install {package} (or run tests/scripts/setup.sh)"
+            );
         }
-        found
     }
 }
