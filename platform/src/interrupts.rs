@@ -6,6 +6,7 @@
 use crate::serial::Serial;
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
+use core::mem::MaybeUninit;
 use core::ptr::{addr_of, addr_of_mut};
 use x86_64::VirtAddr;
 use x86_64::instructions::port::PortWriteOnly;
@@ -31,7 +32,10 @@ static mut FAULT_STACK: FaultStack = FaultStack {
 static mut TSS: TaskStateSegment = TaskStateSegment::new();
 /// Null, code (0x08), data (0x10) and the TSS (0x18, two slots).
 static mut GDT: GlobalDescriptorTable<5> = GlobalDescriptorTable::empty();
-static mut IDT: InterruptDescriptorTable = InterruptDescriptorTable::new();
+/// Written by `fill_idt` at run time: `InterruptDescriptorTable::new()` is
+/// not all zeroes, so a constant initialiser would put 4 KiB in the image's
+/// .data instead of .bss.
+static mut IDT: MaybeUninit<InterruptDescriptorTable> = MaybeUninit::zeroed();
 
 /// The selectors `init` installs. The IDT's gates and `loaders`' Linux boot
 /// GDT (which keeps 0x08 as code for the firmware IDT) depend on these
@@ -305,7 +309,7 @@ unsafe fn fill_idt() {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 28, 29, 30
     );
     // SAFETY: the caller's contract.
-    let idt = unsafe { &mut *addr_of_mut!(IDT) };
+    let idt = unsafe { (*addr_of_mut!(IDT)).write(InterruptDescriptorTable::new()) };
     // SAFETY: each entry gets the stub generated for its own vector (the
     // stubs know which vectors push an error code).
     unsafe {
@@ -371,7 +375,7 @@ pub fn init() {
     }
     // SAFETY: the IDT is a static that was completely filled above and is
     // never changed again; its gates name the code segment just loaded.
-    unsafe { (*addr_of!(IDT)).load_unsafe() };
+    unsafe { (*addr_of!(IDT)).assume_init_ref().load_unsafe() };
 
     // Mask both 8259 PICs: SeaBIOS leaves IRQ0 mapped onto vector 8.
     // SAFETY: 0x21/0xA1 are the 8259 data ports; writing the interrupt mask
