@@ -1,30 +1,26 @@
 //! Our firmware on its own: it must come up, report the platform it found and, with nothing
-//! to boot, say so, all within 2 s of QEMU's start (under TCG).
+//! to boot, say so. How fast it does that is the benchmark's job (`bench`, firmware phase
+//! times), not a timed assertion here: a loaded CI machine must not fail a correct firmware.
 
 use std::time::Duration;
 
 use vm_tests::{EspBuilder, Vm, boot_firmware, firmware};
 
-/// The start-up budget. Generous expect timeouts give better failure messages than a 2 s one;
-/// the budget is asserted on the line timestamps.
-const STARTUP_BUDGET: Duration = Duration::from_secs(2);
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(60);
 
-/// Waits for the "no bootable device" report, then checks each start-up line arrived in time.
+/// Waits for the "no bootable device" report, then checks the start-up lines came before it.
 fn assert_reports_platform_and_no_boot_device(vm: &mut Vm) {
     let last = vm.expect("no bootable device", WAIT).unwrap();
-    for pattern in ["vmfw", "RSDP at 0x", "memory map", "no bootable device"] {
+    for pattern in ["vmfw", "RSDP at 0x", "memory map"] {
         let found = vm
             .find(pattern)
             .unwrap_or_else(|| panic!("firmware never printed {pattern:?}"));
         assert!(
-            found.elapsed <= STARTUP_BUDGET,
-            "{pattern:?} came {:?} after start: {:?}",
-            found.elapsed,
+            found.elapsed <= last.elapsed,
+            "{pattern:?} came after the no-bootable-device report: {:?}",
             found.line
         );
     }
-    assert!(last.elapsed <= STARTUP_BUDGET);
 }
 
 #[test]
