@@ -71,8 +71,14 @@ pub(super) fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut
     Box::into_raw(handle).cast()
 }
 
-fn file_handle<'a>(this: *mut FileProtocolV1) -> Option<&'a mut FileHandle> {
-    let ptr = instance::<FileHandle>(this.cast(), FILE_SIGNATURE)?;
+/// The file handle behind `This`, if it is one of ours.
+///
+/// # Safety
+/// `this` is as [`instance`] requires: the EFI_FILE_PROTOCOL pointer a
+/// caller passes as `This` (§13.5).
+unsafe fn file_handle<'a>(this: *mut FileProtocolV1) -> Option<&'a mut FileHandle> {
+    // SAFETY: this function's contract.
+    let ptr = unsafe { instance::<FileHandle>(this.cast(), FILE_SIGNATURE) }?;
     // SAFETY: `instance` checked null, alignment and our signature, so this is
     // a live FileHandle allocated by `new_handle`; UEFI boot services run on
     // one CPU without re-entry into a handle, so the borrow is unique.
@@ -137,7 +143,8 @@ unsafe extern "efiapi" fn file_open(
     attributes: FileAttribute,
 ) -> Status {
     let (open_mode, attributes) = (open_mode.bits(), attributes.bits());
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     // SAFETY: as this function's # Safety requires.
@@ -197,8 +204,12 @@ unsafe extern "efiapi" fn file_open(
 }
 
 /// Takes back ownership of a handle for Close and Delete.
-fn take_handle(this: *mut FileProtocolV1) -> Option<Box<FileHandle>> {
-    let ptr = instance::<FileHandle>(this.cast(), FILE_SIGNATURE)?;
+///
+/// # Safety
+/// As for [`file_handle`].
+unsafe fn take_handle(this: *mut FileProtocolV1) -> Option<Box<FileHandle>> {
+    // SAFETY: this function's contract.
+    let ptr = unsafe { instance::<FileHandle>(this.cast(), FILE_SIGNATURE) }?;
     // SAFETY: a live FileHandle from `new_handle` (Box::into_raw); clearing
     // the signature first makes a second Close of the same pointer fail the
     // check instead of freeing twice (while the allocator has not reused it).
@@ -211,7 +222,8 @@ fn take_handle(this: *mut FileProtocolV1) -> Option<Box<FileHandle>> {
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
 unsafe extern "efiapi" fn file_close(this: *mut FileProtocolV1) -> Status {
-    match take_handle(this) {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `take_handle` requires.
+    match unsafe { take_handle(this) } {
         Some(_) => Status::SUCCESS,
         None => Status::INVALID_PARAMETER,
     }
@@ -220,7 +232,8 @@ unsafe extern "efiapi" fn file_close(this: *mut FileProtocolV1) -> Status {
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
 unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
-    let Some(handle) = take_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `take_handle` requires.
+    let Some(handle) = (unsafe { take_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     // UEFI 2.10 §13.5.4: the handle is closed either way; failure is a warning.
@@ -241,7 +254,8 @@ unsafe extern "efiapi" fn file_read(
     size: *mut usize,
     buffer: *mut c_void,
 ) -> Status {
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     if size.is_null() {
@@ -308,7 +322,8 @@ unsafe extern "efiapi" fn file_write(
     size: *mut usize,
     buffer: *const c_void,
 ) -> Status {
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     if size.is_null() {
@@ -361,7 +376,8 @@ unsafe extern "efiapi" fn file_get_position(
     position: *mut u64,
 ) -> Status {
     let this = this.cast_mut();
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     if position.is_null() {
@@ -378,7 +394,8 @@ unsafe extern "efiapi" fn file_get_position(
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
 unsafe extern "efiapi" fn file_set_position(this: *mut FileProtocolV1, position: u64) -> Status {
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     if handle.node.is_dir() {
@@ -414,7 +431,8 @@ unsafe extern "efiapi" fn file_get_info(
     size: *mut usize,
     buffer: *mut c_void,
 ) -> Status {
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     // SAFETY: as this function's # Safety requires.
@@ -460,7 +478,8 @@ unsafe extern "efiapi" fn file_set_info(
     size: usize,
     buffer: *const c_void,
 ) -> Status {
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     // SAFETY: as this function's # Safety requires.
@@ -501,7 +520,8 @@ unsafe extern "efiapi" fn file_set_info(
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
 unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
-    let Some(handle) = file_handle(this) else {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
     if !handle.writable {

@@ -144,8 +144,15 @@ impl core::fmt::Display for RetireError {
 
 /// How many file handles are open on the volume of one of our
 /// SimpleFileSystem instances (None: not ours, or retired).
-pub fn open_file_count(protocol: *mut SimpleFileSystemProtocol) -> Option<usize> {
-    let fs = instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE)?;
+///
+/// # Safety
+/// `protocol` is null or readable up to and including where a
+/// `SimpleFileSystem` keeps its signature: every interface
+/// `new_simple_file_system` or `simple_file_system_for` returned is (they
+/// are never freed). The signature check tells ours from other memory.
+pub unsafe fn open_file_count(protocol: *mut SimpleFileSystemProtocol) -> Option<usize> {
+    // SAFETY: this function's contract is `instance`'s.
+    let fs = unsafe { instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE) }?;
     // SAFETY: `instance` checked null, alignment and signature: a live
     // SimpleFileSystem made by `simple_file_system_for`.
     let volume = unsafe { &(*fs).volume };
@@ -159,10 +166,16 @@ pub fn open_file_count(protocol: *mut SimpleFileSystemProtocol) -> Option<usize>
 /// the instance's signature cleared, so later calls through a stale pointer
 /// get EFI_INVALID_PARAMETER. The instance itself is never freed: a caller
 /// that looked the protocol up earlier may still hold the pointer.
-pub fn retire_simple_file_system(
+///
+/// # Safety
+/// `protocol` is as [`open_file_count`] requires, and nothing else uses the
+/// instance during the call (boot services run on one CPU, never re-entered
+/// into a volume).
+pub unsafe fn retire_simple_file_system(
     protocol: *mut SimpleFileSystemProtocol,
 ) -> Result<(), RetireError> {
-    let fs = instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE)
+    // SAFETY: this function's contract covers `instance`'s.
+    let fs = unsafe { instance::<SimpleFileSystem>(protocol.cast(), VOLUME_SIGNATURE) }
         .ok_or(RetireError::NotOurs)?;
     // SAFETY: `instance` checked null, alignment and signature: this is a
     // SimpleFileSystem made by `simple_file_system_for`, never freed, and
@@ -179,7 +192,12 @@ pub fn retire_simple_file_system(
 }
 
 /// The instance behind a protocol pointer, if it is one of ours.
-fn instance<T>(this: *mut c_void, signature: u64) -> Option<*mut T> {
+///
+/// # Safety
+/// `this` is null or readable up to and including the signature word of the
+/// instance type `signature` names: every interface this module handed out
+/// is (volumes are never freed; a file handle until Close or Delete).
+unsafe fn instance<T>(this: *mut c_void, signature: u64) -> Option<*mut T> {
     let ptr = this.cast::<T>();
     if ptr.is_null() || !ptr.is_aligned() {
         return None;
@@ -190,10 +208,8 @@ fn instance<T>(this: *mut c_void, signature: u64) -> Option<*mut T> {
     } else {
         offset_of!(SimpleFileSystem, signature)
     };
-    // SAFETY: the caller passed this pointer as a protocol instance we handed
-    // out; it is non-null and aligned, and every instance of ours is at least
-    // `offset + 8` bytes long. A foreign pointer is still required by the
-    // UEFI calling contract to point at a readable protocol table.
+    // SAFETY: non-null and aligned, and readable through the signature word
+    // by this function's contract.
     let found = unsafe { this.cast::<u8>().add(offset).cast::<u64>().read() };
     (found == signature).then_some(ptr)
 }
@@ -204,7 +220,8 @@ unsafe extern "efiapi" fn open_volume(
     this: *mut SimpleFileSystemProtocol,
     root: *mut *mut FileProtocolV1,
 ) -> Status {
-    let Some(fs) = instance::<SimpleFileSystem>(this.cast(), VOLUME_SIGNATURE) else {
+    // SAFETY: `this` is the interface the caller got from us (§13.4).
+    let Some(fs) = (unsafe { instance::<SimpleFileSystem>(this.cast(), VOLUME_SIGNATURE) }) else {
         return Status::INVALID_PARAMETER;
     };
     if root.is_null() {

@@ -97,14 +97,19 @@ pub fn new_block_io(device: Rc<dyn BlockDevice>, logical_partition: bool) -> *mu
 }
 
 /// Validates `This` of a Block I/O call.
-pub(super) fn block_io_instance<'a>(this: *const BlockIoProtocol) -> Result<&'a BlockIo, Status> {
+///
+/// # Safety
+/// `this` is null or readable up to and including where a `BlockIo` keeps
+/// its signature: every interface `new_block_io` returned is (never freed).
+pub(super) unsafe fn block_io_instance<'a>(
+    this: *const BlockIoProtocol,
+) -> Result<&'a BlockIo, Status> {
     let instance = this.cast::<BlockIo>();
     if instance.is_null() || !instance.is_aligned() {
         return Err(Status::INVALID_PARAMETER);
     }
-    // SAFETY: non-null and aligned; by the spec's contract `This` is the
-    // interface the caller got from our handle, so its leading bytes are
-    // readable. The signature decides whether the rest is ours.
+    // SAFETY: non-null and aligned, and readable through the signature by
+    // this function's contract. The signature decides whether it is ours.
     let signature = unsafe { (&raw const (*instance).signature).read() };
     if signature != BLOCK_IO_SIGNATURE {
         return Err(Status::INVALID_PARAMETER);
@@ -119,7 +124,9 @@ pub(super) fn block_io_instance<'a>(this: *const BlockIoProtocol) -> Result<&'a 
 unsafe extern "efiapi" fn block_io_reset(this: *mut BlockIoProtocol, _extended: Boolean) -> Status {
     // The device was brought up at discovery and has no error state to
     // clear; resetting virtio would discard its queue.
-    boundary::status(block_io_instance(this).map(|_| ()))
+    // SAFETY: `This` is the interface the caller got from our handle
+    // (§13.9), as `block_io_instance` requires.
+    boundary::status(unsafe { block_io_instance(this) }.map(|_| ()))
 }
 
 /// # Safety
@@ -132,7 +139,9 @@ pub(super) unsafe extern "efiapi" fn block_io_read(
     buffer: *mut c_void,
 ) -> Status {
     let result = (|| {
-        let io = block_io_instance(this)?;
+        // SAFETY: `This` is the interface the caller got from our handle
+        // (§13.9), as `block_io_instance` requires.
+        let io = unsafe { block_io_instance(this) }?;
         let blocks = check_block_request(
             &io.media,
             media_id,
@@ -161,7 +170,9 @@ unsafe extern "efiapi" fn block_io_write(
     buffer: *const c_void,
 ) -> Status {
     let result = (|| {
-        let io = block_io_instance(this)?;
+        // SAFETY: `This` is the interface the caller got from our handle
+        // (§13.9), as `block_io_instance` requires.
+        let io = unsafe { block_io_instance(this) }?;
         let blocks = check_block_request(
             &io.media,
             media_id,
@@ -183,7 +194,10 @@ unsafe extern "efiapi" fn block_io_write(
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.9 requires of the caller.
 unsafe extern "efiapi" fn block_io_flush(this: *mut BlockIoProtocol) -> Status {
-    let result = block_io_instance(this).and_then(|io| io.device.flush().map_err(status_of));
+    // SAFETY: `This` is the interface the caller got from our handle
+    // (§13.9), as `block_io_instance` requires.
+    let result =
+        unsafe { block_io_instance(this) }.and_then(|io| io.device.flush().map_err(status_of));
     boundary::status(result)
 }
 

@@ -129,7 +129,11 @@ pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut DiskIoProtocol {
 }
 
 /// Validates `This` and `MediaId` of a Disk I/O call.
-pub(super) fn disk_io_instance<'a>(
+///
+/// # Safety
+/// `this` is null or readable up to and including where a `DiskIo` keeps
+/// its signature: every interface `new_disk_io` returned is (never freed).
+pub(super) unsafe fn disk_io_instance<'a>(
     this: *const DiskIoProtocol,
     media_id: u32,
 ) -> Result<&'a DiskIo, Status> {
@@ -137,8 +141,8 @@ pub(super) fn disk_io_instance<'a>(
     if instance.is_null() || !instance.is_aligned() {
         return Err(Status::INVALID_PARAMETER);
     }
-    // SAFETY: as in `block_io_instance`: a non-null, aligned interface
-    // pointer from our handle; the signature decides whether it is ours.
+    // SAFETY: non-null and aligned, and readable through the signature by
+    // this function's contract. The signature decides whether it is ours.
     let signature = unsafe { (&raw const (*instance).signature).read() };
     if signature != DISK_IO_SIGNATURE {
         return Err(Status::INVALID_PARAMETER);
@@ -160,7 +164,9 @@ pub(super) unsafe extern "efiapi" fn disk_io_read(
     buffer: *mut c_void,
 ) -> Status {
     let result = (|| {
-        let io = disk_io_instance(this, media_id)?;
+        // SAFETY: `This` is the interface the caller got from our handle
+        // (§13.7), as `disk_io_instance` requires.
+        let io = unsafe { disk_io_instance(this, media_id) }?;
         // SAFETY: the caller's buffer, as this function's # Safety requires.
         let buf = unsafe { boundary::bytes_mut(buffer.cast(), buffer_size) }?;
         read_disk(&*io.device, offset, buf).map_err(status_of)
@@ -178,7 +184,9 @@ unsafe extern "efiapi" fn disk_io_write(
     buffer: *const c_void,
 ) -> Status {
     let result = (|| {
-        let io = disk_io_instance(this, media_id)?;
+        // SAFETY: `This` is the interface the caller got from our handle
+        // (§13.7), as `disk_io_instance` requires.
+        let io = unsafe { disk_io_instance(this, media_id) }?;
         // SAFETY: the caller's buffer, as this function's # Safety requires.
         let data = unsafe { boundary::bytes(buffer.cast(), buffer_size) }?;
         write_disk(&*io.device, offset, data).map_err(status_of)

@@ -128,7 +128,9 @@ pub(super) fn our_disk_device(interface: usize) -> Option<Rc<dyn BlockDevice>> {
     if read as *const () != disk_io_read as *const () {
         return None;
     }
-    disk_io_instance(protocol, MEDIA_ID)
+    // SAFETY: its ReadDisk is ours, so the interface is a `DiskIo` made by
+    // `new_disk_io` (never freed): readable through its signature.
+    unsafe { disk_io_instance(protocol, MEDIA_ID) }
         .ok()
         .map(|io| io.device.clone())
 }
@@ -144,7 +146,9 @@ pub(super) fn our_block_io_is_partition(interface: *mut BlockIoProtocol) -> Opti
     if read as *const () != block_io_read as *const () {
         return None;
     }
-    block_io_instance(interface)
+    // SAFETY: its ReadBlocks is ours, so the interface is a `BlockIo` made
+    // by `new_block_io` (never freed): readable through its signature.
+    unsafe { block_io_instance(interface) }
         .ok()
         .map(|io| io.media.logical_partition.into())
 }

@@ -164,7 +164,9 @@ pub(super) unsafe extern "efiapi" fn fat_stop(
         return Status::INVALID_PARAMETER;
     }
     let protocol = protocol as *mut SimpleFileSystemProtocol;
-    if let Some(open) = open_files(protocol) {
+    // SAFETY: `protocol` is the SimpleFileSystem fat_start made with
+    // `simple_file_system_for` and recorded in `volumes`; it is never freed.
+    if let Some(open) = unsafe { open_files(protocol) } {
         log::debug!("FAT driver: {open} file(s) open, volume stays");
         return Status::ACCESS_DENIED;
     }
@@ -174,7 +176,9 @@ pub(super) unsafe extern "efiapi" fn fat_stop(
     ) {
         return status;
     }
-    if let Err(error) = retire_simple_file_system(protocol) {
+    // SAFETY: as for `open_files` above; Stop runs with boot services'
+    // single CPU, so nothing else uses the instance meanwhile.
+    if let Err(error) = unsafe { retire_simple_file_system(protocol) } {
         log::warn!("storage: retiring a FAT volume: {error}");
     }
     STATE.with(|s| s.volumes.remove(&controller));
@@ -191,8 +195,12 @@ pub(super) fn fat_controller_name(controller: HandleId, child: Option<HandleId>)
 }
 
 /// The number of open files when there are any (None: none).
-fn open_files(protocol: *mut SimpleFileSystemProtocol) -> Option<usize> {
-    match crate::simple_fs::open_file_count(protocol) {
+///
+/// # Safety
+/// `protocol` is as [`crate::simple_fs::open_file_count`] requires.
+unsafe fn open_files(protocol: *mut SimpleFileSystemProtocol) -> Option<usize> {
+    // SAFETY: this function's contract.
+    match unsafe { crate::simple_fs::open_file_count(protocol) } {
         Some(0) | None => None,
         Some(count) => Some(count),
     }
