@@ -1,0 +1,558 @@
+//! EFI_FILE_PROTOCOL (UEFI 2.10 §13.5): the file handle instances and the
+//! protocol functions on them.
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::mem::offset_of;
+
+use uefi_raw::protocol::file_system::{
+    FileAttribute, FileInfo, FileIoToken, FileMode, FileProtocolRevision, FileProtocolV1,
+    FileProtocolV2, FileSystemInfo, FileSystemVolumeLabel,
+};
+use uefi_raw::{Guid, Status};
+
+use super::info::{
+    InfoFields, char16_bytes, char16_from_bytes, file_info, set_file_info, system_info,
+};
+use super::{
+    DIRECTORY, FILE_SIGNATURE, MODE_CREATE, MODE_READ, MODE_WRITE, VALID_ATTR, Volume, instance,
+    status_of,
+};
+use crate::fat::{Attributes, DirCursor, FatError, Node};
+
+/// Longest path accepted from a caller, in CHAR16 units.
+const MAX_PATH: usize = 4096;
+
+#[repr(C)]
+pub(super) struct FileHandle {
+    pub(super) protocol: FileProtocolV2,
+    pub(super) signature: u64,
+    pub(super) volume: Rc<Volume>,
+    pub(super) node: Node,
+    /// Byte position of a file.
+    pub(super) position: u64,
+    /// Read position of a directory.
+    pub(super) cursor: DirCursor,
+    pub(super) writable: bool,
+}
+
+pub(super) fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut FileProtocolV1 {
+    let handle = Box::new(FileHandle {
+        // Revision 1 (§13.5.1): the *Ex members are present but unsupported.
+        protocol: FileProtocolV2 {
+            v1: FileProtocolV1 {
+                revision: FileProtocolRevision::REVISION_1,
+                open: file_open,
+                close: file_close,
+                delete: file_delete,
+                read: file_read,
+                write: file_write,
+                get_position: file_get_position,
+                set_position: file_set_position,
+                get_info: file_get_info,
+                set_info: file_set_info,
+                flush: file_flush,
+            },
+            open_ex: file_open_ex,
+            read_ex: file_io_ex,
+            write_ex: file_io_ex,
+            flush_ex: file_io_ex,
+        },
+        signature: FILE_SIGNATURE,
+        volume,
+        node,
+        position: 0,
+        cursor: DirCursor::new(),
+        writable,
+    });
+    Box::into_raw(handle).cast()
+}
+
+/// The file handle behind `This`, if it is one of ours.
+///
+/// # Safety
+/// `this` is as [`instance`] requires: the EFI_FILE_PROTOCOL pointer a
+/// caller passes as `This` (§13.5).
+unsafe fn file_handle<'a>(this: *mut FileProtocolV1) -> Option<&'a mut FileHandle> {
+    // SAFETY: this function's contract.
+    let ptr = unsafe { instance::<FileHandle>(this.cast(), FILE_SIGNATURE) }?;
+    // SAFETY: `instance` checked null, alignment and our signature, so this is
+    // a live FileHandle allocated by `new_handle`; UEFI boot services run on
+    // one CPU without re-entry into a handle, so the borrow is unique.
+    Some(unsafe { &mut *ptr })
+}
+
+/// Reads a NUL-terminated CHAR16 string from the caller.
+///
+/// # Safety
+/// `ptr` is null or a NUL-terminated UCS-2 string.
+unsafe fn read_char16(ptr: *const u16) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    let mut units = Vec::new();
+    for i in 0..MAX_PATH {
+        // SAFETY: the caller passes a NUL-terminated string; we stop at the
+        // NUL and never read more than MAX_PATH units.
+        let unit = unsafe { ptr.add(i).read_unaligned() };
+        if unit == 0 {
+            return Some(
+                char::decode_utf16(units)
+                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .collect(),
+            );
+        }
+        units.push(unit);
+    }
+    None
+}
+
+/// Copies `data` to the caller's buffer of `*size` bytes, or reports the size
+/// needed (UEFI 2.10 §13.5.12 GetInfo, §13.5.5 Read on directories).
+///
+/// # Safety
+/// `size` is non-null and points to the caller's UINTN; `buffer` is null or
+/// holds that many writable bytes.
+unsafe fn copy_out(data: &[u8], size: *mut usize, buffer: *mut c_void) -> Status {
+    // SAFETY: `size` was checked non-null by the caller of copy_out and points
+    // at the caller's UINTN.
+    let available = unsafe { size.read_unaligned() };
+    // SAFETY: as above.
+    unsafe { size.write_unaligned(data.len()) };
+    if available < data.len() {
+        return Status::BUFFER_TOO_SMALL;
+    }
+    if buffer.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: the caller's buffer holds `available >= data.len()` bytes.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), buffer.cast::<u8>(), data.len()) };
+    Status::SUCCESS
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_open(
+    this: *mut FileProtocolV1,
+    new_handle_out: *mut *mut FileProtocolV1,
+    file_name: *const u16,
+    open_mode: FileMode,
+    attributes: FileAttribute,
+) -> Status {
+    let (open_mode, attributes) = (open_mode.bits(), attributes.bits());
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    // SAFETY: as this function's # Safety requires.
+    let Some(name) = (unsafe { read_char16(file_name) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if new_handle_out.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    const READ_WRITE: u64 = MODE_READ | MODE_WRITE;
+    let write = match open_mode {
+        MODE_READ => false,
+        READ_WRITE => true,
+        m if m == READ_WRITE | MODE_CREATE => true,
+        _ => return Status::INVALID_PARAMETER,
+    };
+    let create = open_mode & MODE_CREATE != 0;
+    if create && attributes & !VALID_ATTR != 0 {
+        return Status::INVALID_PARAMETER;
+    }
+    let volume = &handle.volume;
+    if write && volume.is_read_only() {
+        return Status::WRITE_PROTECTED;
+    }
+    let node = match volume.open(&handle.node, &name) {
+        Ok(node) => {
+            if write && node.attributes().contains(Attributes::READ_ONLY) {
+                return Status::ACCESS_DENIED;
+            }
+            node
+        }
+        Err(FatError::NotFound(_)) if create => {
+            let directory = attributes & DIRECTORY != 0;
+            let created = volume
+                .create(&handle.node, &name, directory)
+                .and_then(|mut node| {
+                    let wanted =
+                        Attributes::from_bits_truncate(attributes as u8) | Attributes::ARCHIVE;
+                    let extra =
+                        wanted & (Attributes::HIDDEN | Attributes::SYSTEM | Attributes::READ_ONLY);
+                    if !extra.is_empty() {
+                        volume.set_attributes(&mut node, wanted)?;
+                    }
+                    Ok(node)
+                });
+            match created {
+                Ok(node) => node,
+                Err(e) => return status_of(&e),
+            }
+        }
+        Err(e) => return status_of(&e),
+    };
+    let opened = new_handle(volume.clone(), node, write);
+    // SAFETY: checked non-null above; points at the caller's EFI_FILE_PROTOCOL*.
+    unsafe { new_handle_out.write_unaligned(opened) };
+    Status::SUCCESS
+}
+
+/// Takes back ownership of a handle for Close and Delete.
+///
+/// # Safety
+/// As for [`file_handle`].
+unsafe fn take_handle(this: *mut FileProtocolV1) -> Option<Box<FileHandle>> {
+    // SAFETY: this function's contract.
+    let ptr = unsafe { instance::<FileHandle>(this.cast(), FILE_SIGNATURE) }?;
+    // SAFETY: a live FileHandle from `new_handle` (Box::into_raw); clearing
+    // the signature first makes a second Close of the same pointer fail the
+    // check instead of freeing twice (while the allocator has not reused it).
+    unsafe {
+        (*ptr).signature = 0;
+        Some(Box::from_raw(ptr))
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_close(this: *mut FileProtocolV1) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `take_handle` requires.
+    match unsafe { take_handle(this) } {
+        Some(_) => Status::SUCCESS,
+        None => Status::INVALID_PARAMETER,
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `take_handle` requires.
+    let Some(handle) = (unsafe { take_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    // UEFI 2.10 §13.5.4: the handle is closed either way; failure is a warning.
+    if !handle.writable {
+        return Status::WARN_DELETE_FAILURE;
+    }
+    let FileHandle { volume, node, .. } = *handle;
+    match volume.delete(node) {
+        Ok(()) => Status::SUCCESS,
+        Err(_) => Status::WARN_DELETE_FAILURE,
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_read(
+    this: *mut FileProtocolV1,
+    size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_dir() {
+        // Each read returns one EFI_FILE_INFO; 0 bytes at the end (§13.5.5).
+        let mut cursor = handle.cursor.clone();
+        let entry = match handle.volume.read_dir(&handle.node, &mut cursor) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                // SAFETY: checked non-null above.
+                unsafe { size.write_unaligned(0) };
+                return Status::SUCCESS;
+            }
+            Err(e) => return status_of(&e),
+        };
+        let cluster = u64::from(handle.volume.cluster_size());
+        let info = file_info(&InfoFields {
+            name: &entry.name,
+            size: u64::from(entry.size),
+            physical: u64::from(entry.size).div_ceil(cluster) * cluster,
+            attributes: entry.attributes,
+            created: entry.created,
+            accessed: entry.accessed,
+            modified: entry.modified,
+        });
+        // SAFETY: `size` checked non-null; the buffer as this function's
+        // # Safety requires.
+        let status = unsafe { copy_out(&info, size, buffer) };
+        if status == Status::SUCCESS {
+            handle.cursor = cursor;
+        }
+        return status;
+    }
+    if handle.position > handle.node.size() {
+        return Status::DEVICE_ERROR;
+    }
+    // SAFETY: checked non-null above.
+    let len = unsafe { size.read_unaligned() };
+    if len == 0 {
+        return Status::SUCCESS;
+    }
+    // The caller provides a writable buffer of `len` bytes (§13.5.5).
+    // SAFETY: as this function's # Safety requires.
+    let Ok(buf) = (unsafe { efi::boundary::bytes_mut(buffer.cast::<u8>(), len) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    match handle.volume.read(&handle.node, handle.position, buf) {
+        Ok(n) => {
+            handle.position += n as u64;
+            // SAFETY: checked non-null above.
+            unsafe { size.write_unaligned(n) };
+            Status::SUCCESS
+        }
+        Err(e) => status_of(&e),
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_write(
+    this: *mut FileProtocolV1,
+    size: *mut usize,
+    buffer: *const c_void,
+) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_dir() {
+        return Status::UNSUPPORTED;
+    }
+    if handle.volume.is_read_only() {
+        return Status::WRITE_PROTECTED;
+    }
+    if !handle.writable {
+        return Status::ACCESS_DENIED;
+    }
+    // SAFETY: checked non-null above.
+    let len = unsafe { size.read_unaligned() };
+    if len == 0 {
+        return Status::SUCCESS;
+    }
+    // The caller provides a readable buffer of `len` bytes (§13.5.6).
+    // SAFETY: as this function's # Safety requires.
+    let Ok(data) = (unsafe { efi::boundary::bytes(buffer.cast::<u8>(), len) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    let FileHandle {
+        volume,
+        node,
+        position,
+        ..
+    } = handle;
+    match volume.write(node, *position, data) {
+        Ok(n) => {
+            *position += n as u64;
+            // SAFETY: checked non-null above.
+            unsafe { size.write_unaligned(n) };
+            Status::SUCCESS
+        }
+        Err(e) => {
+            // SAFETY: checked non-null above; nothing was written.
+            unsafe { size.write_unaligned(0) };
+            status_of(&e)
+        }
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_get_position(
+    this: *const FileProtocolV1,
+    position: *mut u64,
+) -> Status {
+    let this = this.cast_mut();
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if position.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    if handle.node.is_dir() {
+        return Status::UNSUPPORTED;
+    }
+    // SAFETY: checked non-null above.
+    unsafe { position.write_unaligned(handle.position) };
+    Status::SUCCESS
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_set_position(this: *mut FileProtocolV1, position: u64) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if handle.node.is_dir() {
+        // Only a rewind is defined for directories (§13.5.8).
+        if position != 0 {
+            return Status::UNSUPPORTED;
+        }
+        handle.cursor = DirCursor::new();
+        return Status::SUCCESS;
+    }
+    handle.position = if position == u64::MAX {
+        handle.node.size()
+    } else {
+        position
+    };
+    Status::SUCCESS
+}
+
+/// The caller's information type GUID; None when null.
+///
+/// # Safety
+/// `ptr` is null or points to an EFI_GUID.
+unsafe fn read_guid(ptr: *const Guid) -> Option<Guid> {
+    // SAFETY: this function's contract.
+    unsafe { efi::boundary::guid(ptr) }.ok()
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_get_info(
+    this: *mut FileProtocolV1,
+    information_type: *const Guid,
+    size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    // SAFETY: as this function's # Safety requires.
+    let Some(kind) = (unsafe { read_guid(information_type) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if size.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let volume = &handle.volume;
+    let data = if kind == FileInfo::ID {
+        volume.metadata(&handle.node).map(|meta| {
+            file_info(&InfoFields {
+                name: handle.node.name(),
+                size: meta.size,
+                physical: meta.allocated,
+                attributes: meta.attributes,
+                created: meta.created,
+                accessed: meta.accessed,
+                modified: meta.modified,
+            })
+        })
+    } else if kind == FileSystemInfo::ID {
+        system_info(volume)
+    } else if kind == FileSystemVolumeLabel::ID {
+        volume.volume_label().map(|label| char16_bytes(&label))
+    } else {
+        return Status::UNSUPPORTED;
+    };
+    match data {
+        // SAFETY: `size` checked non-null; the buffer as this function's
+        // # Safety requires.
+        Ok(data) => unsafe { copy_out(&data, size, buffer) },
+        Err(e) => status_of(&e),
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_set_info(
+    this: *mut FileProtocolV1,
+    information_type: *const Guid,
+    size: usize,
+    buffer: *const c_void,
+) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    // SAFETY: as this function's # Safety requires.
+    let Some(kind) = (unsafe { read_guid(information_type) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    // The caller provides `size` readable bytes at `buffer` (§13.5.13); a
+    // null buffer is invalid even for size 0.
+    // SAFETY: as this function's # Safety requires.
+    let bytes = match unsafe { efi::boundary::bytes(buffer.cast::<u8>(), size) } {
+        Ok(bytes) if !buffer.is_null() => bytes,
+        _ => return Status::INVALID_PARAMETER,
+    };
+    if handle.volume.is_read_only() {
+        return Status::WRITE_PROTECTED;
+    }
+    let result = if kind == FileInfo::ID {
+        return set_file_info(handle, bytes);
+    } else if kind == FileSystemInfo::ID {
+        let label_at = offset_of!(FileSystemInfo, volume_label);
+        if bytes.len() < label_at + 2 {
+            return Status::BAD_BUFFER_SIZE;
+        }
+        handle
+            .volume
+            .set_volume_label(&char16_from_bytes(&bytes[label_at..]))
+    } else if kind == FileSystemVolumeLabel::ID {
+        handle.volume.set_volume_label(&char16_from_bytes(bytes))
+    } else {
+        return Status::UNSUPPORTED;
+    };
+    match result {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => status_of(&e),
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
+    // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
+    let Some(handle) = (unsafe { file_handle(this) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    if !handle.writable {
+        return Status::ACCESS_DENIED;
+    }
+    match handle.volume.flush() {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => status_of(&e),
+    }
+}
+
+/// The asynchronous *Ex calls are revision 2 only; this is revision 1.
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_open_ex(
+    _this: *mut FileProtocolV2,
+    _new_handle: *mut *mut FileProtocolV2,
+    _file_name: *const u16,
+    _open_mode: FileMode,
+    _attributes: FileAttribute,
+    _token: *mut FileIoToken,
+) -> Status {
+    Status::UNSUPPORTED
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
+unsafe extern "efiapi" fn file_io_ex(
+    _this: *mut FileProtocolV2,
+    _token: *mut FileIoToken,
+) -> Status {
+    Status::UNSUPPORTED
+}

@@ -1,0 +1,316 @@
+use super::info::char16_from_bytes;
+use super::*;
+use core::cell::RefCell;
+use core::mem::offset_of;
+use core::ptr::null_mut;
+use std::process::Command;
+use std::vec;
+use uefi_raw::Guid;
+use uefi_raw::protocol::file_system::{FileInfo, FileSystemInfo, FileSystemVolumeLabel};
+
+/// A RAM disk the test can still look at after handing it to the volume.
+struct SharedDisk(Rc<RefCell<Vec<u8>>>);
+
+impl BlockDevice for SharedDisk {
+    fn block_size(&self) -> u32 {
+        512
+    }
+    fn num_blocks(&self) -> u64 {
+        (self.0.borrow().len() / 512) as u64
+    }
+    fn read_only(&self) -> bool {
+        false
+    }
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.check_request(lba, buf.len())?;
+        let start = lba as usize * 512;
+        buf.copy_from_slice(&self.0.borrow()[start..start + buf.len()]);
+        Ok(())
+    }
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        self.check_request(lba, buf.len())?;
+        let start = lba as usize * 512;
+        self.0.borrow_mut()[start..start + buf.len()].copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), BlockError> {
+        Ok(())
+    }
+}
+
+fn ucs2(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(core::iter::once(0)).collect()
+}
+
+fn clock() -> DateTime {
+    DateTime {
+        year: 2025,
+        month: 6,
+        day: 15,
+        hour: 10,
+        minute: 20,
+        second: 30,
+    }
+}
+
+/// Calls through the protocol table the way an EFI application does.
+struct Handle(*mut FileProtocolV1);
+
+impl Handle {
+    fn table(&self) -> &FileProtocolV1 {
+        // SAFETY: handles in these tests come from Open/OpenVolume and are
+        // used only until Close or Delete.
+        unsafe { &*self.0 }
+    }
+    fn open(&self, path: &str, mode: u64, attributes: u64) -> Result<Handle, Status> {
+        let name = ucs2(path);
+        let mut out = null_mut();
+        let (mode, attributes) = (
+            FileMode::from_bits_retain(mode),
+            FileAttribute::from_bits_retain(attributes),
+        );
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        match unsafe { (self.table().open)(self.0, &mut out, name.as_ptr(), mode, attributes) } {
+            Status::SUCCESS => Ok(Handle(out)),
+            status => Err(status),
+        }
+    }
+    fn write(&self, data: &[u8]) -> Status {
+        let mut size = data.len();
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (self.table().write)(self.0, &mut size, data.as_ptr().cast()) }
+    }
+    fn read(&self, buf: &mut [u8]) -> (Status, usize) {
+        let mut size = buf.len();
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        let status = unsafe { (self.table().read)(self.0, &mut size, buf.as_mut_ptr().cast()) };
+        (status, size)
+    }
+    fn info(&self, kind: Guid) -> (Status, Vec<u8>) {
+        let mut size = 0usize;
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        let status = unsafe { (self.table().get_info)(self.0, &kind, &mut size, null_mut()) };
+        if status != Status::BUFFER_TOO_SMALL {
+            return (status, Vec::new());
+        }
+        let mut buf = vec![0u8; size];
+        let status =
+            // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+            // arguments are live locals.
+            unsafe { (self.table().get_info)(self.0, &kind, &mut size, buf.as_mut_ptr().cast()) };
+        (status, buf)
+    }
+    fn close(self) -> Status {
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (self.table().close)(self.0) }
+    }
+}
+
+fn info_name(info: &[u8]) -> String {
+    char16_from_bytes(&info[offset_of!(FileInfo, file_name)..])
+}
+
+fn info_u64(info: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(info[off..off + 8].try_into().expect("8 bytes"))
+}
+
+#[test]
+fn efi_file_protocol_round_trip() {
+    let dir = std::env::temp_dir().join(format!("vmfw-simplefs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let image = dir.join("esp.img");
+    let status = Command::new("mkfs.vfat")
+        .args(["-C", "-F", "16", "-s", "1", "-n", "ESP"])
+        .arg(&image)
+        .arg("8192")
+        .output()
+        .expect("mkfs.vfat (apt-get install -y dosfstools)");
+    assert!(status.status.success());
+    let bytes = Rc::new(RefCell::new(std::fs::read(&image).expect("image")));
+
+    let fs = new_simple_file_system(Box::new(SharedDisk(bytes.clone())), clock).expect("mount");
+    let mut root_ptr = null_mut();
+    // SAFETY: `fs` is the live instance returned above.
+    let open_volume = unsafe { (*fs).open_volume };
+    // SAFETY: a live instance and locals of the sizes passed.
+    assert_eq!(unsafe { open_volume(fs, &mut root_ptr) }, Status::SUCCESS);
+    assert_eq!(
+        // SAFETY: a live instance and locals of the sizes passed.
+        unsafe { open_volume(fs, null_mut()) },
+        Status::INVALID_PARAMETER
+    );
+    assert_eq!(
+        // SAFETY: a live instance and locals of the sizes passed.
+        unsafe { open_volume(null_mut(), &mut root_ptr) },
+        Status::INVALID_PARAMETER
+    );
+    let root = Handle(root_ptr);
+
+    const RW: u64 = MODE_READ | MODE_WRITE;
+    const CREATE: u64 = RW | MODE_CREATE;
+    assert_eq!(
+        root.open("missing.txt", MODE_READ, 0).err(),
+        Some(Status::NOT_FOUND)
+    );
+    assert_eq!(
+        root.open("x", MODE_WRITE, 0).err(),
+        Some(Status::INVALID_PARAMETER)
+    );
+    let _ = root
+        .open("EFI", CREATE, DIRECTORY)
+        .expect("mkdir EFI")
+        .close();
+    let boot = root
+        .open("\\EFI\\Boot", CREATE, DIRECTORY)
+        .expect("mkdir Boot");
+    let file = boot.open("grub.cfg", CREATE, 0).expect("create");
+    assert_eq!(file.write(b"set timeout=5\n"), Status::SUCCESS);
+    assert_eq!(
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (file.table().set_position)(file.0, 4) },
+        Status::SUCCESS
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(file.read(&mut buf), (Status::SUCCESS, 10));
+    assert_eq!(&buf[..10], b"timeout=5\n");
+    let mut position = 0u64;
+    assert_eq!(
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (file.table().get_position)(file.0, &mut position) },
+        Status::SUCCESS
+    );
+    assert_eq!(position, 14);
+    assert_eq!(
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (file.table().set_position)(file.0, u64::MAX) },
+        Status::SUCCESS
+    );
+    assert_eq!(file.write(b"menuentry\n"), Status::SUCCESS);
+
+    let (status, info) = file.info(FileInfo::ID);
+    assert_eq!(status, Status::SUCCESS);
+    assert_eq!(info_name(&info), "grub.cfg");
+    assert_eq!(info_u64(&info, offset_of!(FileInfo, file_size)), 24);
+    assert_eq!(
+        info_u64(&info, offset_of!(FileInfo, attribute)),
+        FileAttribute::ARCHIVE.bits()
+    );
+    assert_eq!(u16::from_le_bytes([info[24], info[25]]), 2025);
+
+    // SetInfo: rename and truncate.
+    let mut new_info = info[..offset_of!(FileInfo, file_name)].to_vec();
+    new_info.extend(ucs2("GRUB.CONF").iter().flat_map(|u| u.to_le_bytes()));
+    let len = new_info.len() as u64;
+    new_info[..8].copy_from_slice(&len.to_le_bytes());
+    new_info[8..16].copy_from_slice(&14u64.to_le_bytes());
+    let kind = FileInfo::ID;
+    let set_info = file.table().set_info;
+    assert_eq!(
+        // SAFETY: a live instance and locals of the sizes passed.
+        unsafe { set_info(file.0, &kind, new_info.len(), new_info.as_mut_ptr().cast()) },
+        Status::SUCCESS
+    );
+    assert_eq!(
+        // SAFETY: a live instance and locals of the sizes passed.
+        unsafe { set_info(file.0, &kind, 10, new_info.as_mut_ptr().cast()) },
+        Status::BAD_BUFFER_SIZE
+    );
+    // SAFETY: the handle came from Open or OpenVolume and is still open; the other arguments
+    // are live locals.
+    assert_eq!(unsafe { (file.table().flush)(file.0) }, Status::SUCCESS);
+    assert_eq!(file.close(), Status::SUCCESS);
+
+    // Directory reads: one EFI_FILE_INFO per call, size reported first.
+    let mut empty = [0u8; 0];
+    let (status, needed) = boot.read(&mut empty);
+    assert_eq!(status, Status::BUFFER_TOO_SMALL);
+    assert!(needed > offset_of!(FileInfo, file_name));
+    let mut names = Vec::new();
+    loop {
+        let mut entry = [0u8; 512];
+        let (status, n) = boot.read(&mut entry);
+        assert_eq!(status, Status::SUCCESS);
+        if n == 0 {
+            break;
+        }
+        names.push(info_name(&entry[..n]));
+    }
+    assert_eq!(names, [".", "..", "GRUB.CONF"]);
+    assert_eq!(boot.write(b"x"), Status::UNSUPPORTED);
+
+    let reopened = root
+        .open("efi\\boot\\grub.conf", MODE_READ, 0)
+        .expect("reopen");
+    let mut buf = [0u8; 64];
+    assert_eq!(reopened.read(&mut buf), (Status::SUCCESS, 14));
+    assert_eq!(reopened.write(b"no"), Status::ACCESS_DENIED);
+    assert_eq!(
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (reopened.table().delete)(reopened.0) },
+        Status::WARN_DELETE_FAILURE
+    );
+
+    let (status, sys) = root.info(FileSystemInfo::ID);
+    assert_eq!(status, Status::SUCCESS);
+    assert_eq!(
+        char16_from_bytes(&sys[offset_of!(FileSystemInfo, volume_label)..]),
+        "ESP"
+    );
+    let mut label = ucs2("BOOTVOL");
+    let kind = FileSystemVolumeLabel::ID;
+    let set_info = root.table().set_info;
+    assert_eq!(
+        // SAFETY: a live instance and locals of the sizes passed.
+        unsafe { set_info(root.0, &kind, label.len() * 2, label.as_mut_ptr().cast()) },
+        Status::SUCCESS
+    );
+    let (_, label) = root.info(FileSystemVolumeLabel::ID);
+    assert_eq!(char16_from_bytes(&label), "BOOTVOL");
+
+    let scratch = root
+        .open("scratch file.tmp", CREATE, 0)
+        .expect("create scratch");
+    assert_eq!(
+        // SAFETY: the handle came from Open or OpenVolume and is still open; the other
+        // arguments are live locals.
+        unsafe { (scratch.table().delete)(scratch.0) },
+        Status::SUCCESS
+    );
+    assert_eq!(
+        root.open("scratch file.tmp", MODE_READ, 0).err(),
+        Some(Status::NOT_FOUND)
+    );
+    assert_eq!(boot.close(), Status::SUCCESS);
+    assert_eq!(root.close(), Status::SUCCESS);
+
+    std::fs::write(&image, &*bytes.borrow()).expect("write back");
+    let fsck = Command::new("fsck.vfat")
+        .arg("-n")
+        .arg(&image)
+        .output()
+        .expect("fsck");
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let mtype = Command::new("mtype")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(&image)
+        .arg("::/EFI/Boot/GRUB.CONF")
+        .output()
+        .expect("mtype");
+    assert_eq!(mtype.stdout, b"set timeout=5\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
