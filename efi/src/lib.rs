@@ -12,6 +12,7 @@ pub mod image;
 pub mod memory_attribute;
 pub mod memory_attributes;
 pub mod memory_services;
+pub mod misc_services;
 pub mod pe;
 pub mod pool;
 pub mod protocol_services;

@@ -484,7 +484,7 @@ pub unsafe extern "efiapi" fn query_variable_info(
 /// Pointer arguments as UEFI 2.10 §8.4.1 requires of the caller.
 pub unsafe extern "efiapi" fn get_next_high_mono_count(high_count: *mut u32) -> Status {
     // SAFETY: the same contract, passed on.
-    unsafe { crate::events::get_next_high_monotonic_count(high_count) }
+    unsafe { crate::misc_services::get_next_high_monotonic_count(high_count) }
 }
 
 // ---------------------------------------------------------------------------
@@ -1137,7 +1137,7 @@ mod tests {
         let mut before = 0u64;
         assert_eq!(
             // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { crate::events::get_next_monotonic_count(&mut before) },
+            unsafe { crate::misc_services::get_next_monotonic_count(&mut before) },
             Status::SUCCESS
         );
         let mut high = 0u32;
@@ -1149,7 +1149,7 @@ mod tests {
         let mut after = 0u64;
         assert_eq!(
             // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { crate::events::get_next_monotonic_count(&mut after) },
+            unsafe { crate::misc_services::get_next_monotonic_count(&mut after) },
             Status::SUCCESS
         );
         assert!(after >> 32 >= u64::from(high) && after > before);

@@ -4,7 +4,7 @@
 
 use crate::boundary::{self, guid};
 use crate::spec_gaps;
-use crate::{events, image, memory_services as mem, protocol_services as ps};
+use crate::{events, image, memory_services as mem, misc_services, protocol_services as ps};
 use core::ffi::c_void;
 use platform::sync::Global;
 use uefi_raw::protocol::console::{SimpleTextInputProtocol, SimpleTextOutputProtocol};
@@ -104,9 +104,9 @@ pub fn init() {
         exit: image::exit,
         unload_image: image::unload_image,
         exit_boot_services,
-        get_next_monotonic_count: events::get_next_monotonic_count,
-        stall: events::stall,
-        set_watchdog_timer: events::set_watchdog_timer,
+        get_next_monotonic_count: misc_services::get_next_monotonic_count,
+        stall: misc_services::stall,
+        set_watchdog_timer: misc_services::set_watchdog_timer,
         connect_controller: ps::connect_controller,
         disconnect_controller: ps::disconnect_controller,
         open_protocol: ps::open_protocol,
@@ -117,9 +117,9 @@ pub fn init() {
         locate_protocol: ps::locate_protocol,
         install_multiple_protocol_interfaces: ps::install_multiple_protocol_interfaces,
         uninstall_multiple_protocol_interfaces: ps::uninstall_multiple_protocol_interfaces,
-        calculate_crc32: events::calculate_crc32,
-        copy_mem: events::copy_mem,
-        set_mem: events::set_mem,
+        calculate_crc32: misc_services::calculate_crc32,
+        copy_mem: misc_services::copy_mem,
+        set_mem: misc_services::set_mem,
         create_event_ex: events::create_event_ex,
     };
     // SAFETY: single-threaded init before any EFI caller exists; fields are
