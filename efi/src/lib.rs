@@ -18,5 +18,6 @@ pub mod pool;
 pub mod protocol_services;
 pub mod runtime;
 pub mod spec_gaps;
+pub mod table_storage;
 pub mod tables;
 pub mod variables;

@@ -1,9 +1,14 @@
 //! The EFI system table and boot services table (UEFI 2.10 §4), statics of
 //! the firmware image so they stay valid after ExitBootServices (the image
-//! is runtime memory). The runtime services table lives in `runtime`.
+//! is runtime memory). The runtime services table lives in `runtime`; the
+//! storage of these tables is in [`crate::table_storage`], which images
+//! reach without depending on this module.
+
+pub use crate::table_storage::system_table;
 
 use crate::boundary::{self, guid};
 use crate::spec_gaps;
+use crate::table_storage::{MAX_CONFIG_TABLES, tables};
 use crate::{events, image, memory_services as mem, misc_services, protocol_services as ps};
 use core::ffi::c_void;
 use platform::sync::Global;
@@ -14,32 +19,11 @@ use uefi_raw::table::system::SystemTable;
 use uefi_raw::table::{Header, Revision};
 use uefi_raw::{Guid, Handle, Status};
 
-const MAX_CONFIG_TABLES: usize = 32;
 /// "vmfw" in UCS-2.
 static VENDOR: [u16; 5] = [b'v' as u16, b'm' as u16, b'f' as u16, b'w' as u16, 0];
 const FIRMWARE_REVISION: u32 = 0x0001_0000;
 
-pub(crate) struct Tables {
-    system: SystemTable,
-    boot: BootServices,
-    config: [ConfigurationTable; MAX_CONFIG_TABLES],
-}
-
-// SAFETY: raw pointers inside name statics of the image or installed
-// interfaces; the firmware is single-threaded.
-unsafe impl Send for Tables {}
-
-static mut TABLES: core::mem::MaybeUninit<Tables> = core::mem::MaybeUninit::uninit();
 static INITIALISED: Global<bool> = Global::new(false);
-
-fn tables() -> *mut Tables {
-    (&raw mut TABLES).cast::<Tables>()
-}
-
-pub fn system_table() -> *mut SystemTable {
-    // SAFETY: the field address inside the static, no reference taken.
-    unsafe { &raw mut (*tables()).system }
-}
 
 fn header(signature: u64, size: usize) -> Header {
     Header {
