@@ -294,6 +294,9 @@ fn wire_hooks(persist_variables: bool) {
     }
     // SetVirtualAddressMap (§8.4), only callable after ExitBootServices.
     efi::runtime::set_virtual_address_change_hook(virtual_address_change);
+    // A watchdog expiry (§7.5.2) resets as ResetSystem(EfiResetCold) does
+    // (§8.5.1): pending variables flushed, the ACPI reset register used.
+    efi::events::set_watchdog_reset_hook(efi::runtime::watchdog_reset);
     // ExitBootServices (§7.4.6), in this order: the timing mark, the disks
     // quiesced, then page zero unmapped.
     efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);

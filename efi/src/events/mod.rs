@@ -187,9 +187,10 @@ pub fn virtual_address_change_notify() {
     }
 }
 
-/// What a watchdog expiry does after logging; by default a cold reset
-/// through the legacy mechanisms (the core should install one that knows
-/// the ACPI reset register).
+/// What a watchdog expiry does after logging; the core installs
+/// ResetSystem(EfiResetCold)'s path, which knows the ACPI reset register.
+/// Without one (before the core wired it) a cold reset through the legacy
+/// mechanisms.
 static WATCHDOG_RESET: Global<Option<fn(u64)>> = Global::new(None);
 
 /// Installs the watchdog's reset action; it receives the watchdog code.

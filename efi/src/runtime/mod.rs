@@ -14,7 +14,7 @@ mod time;
 mod variable_services;
 mod virtual_map;
 
-pub use reset::{reset_kind, reset_system};
+pub use reset::{reset, reset_kind, reset_system, watchdog_reset};
 pub use time::{
     TIME_CAPABILITIES, TimeError, get_time, get_wakeup_time, set_time, set_wakeup_time,
     time_from_rtc, validate_time,

@@ -30,6 +30,20 @@ pub unsafe extern "efiapi" fn reset_system(
     _data_size: usize,
     _data: *const u8,
 ) -> ! {
+    reset(reset_type, status)
+}
+
+/// The watchdog's reset action (§7.5.2: on expiry the platform resets),
+/// for `events::set_watchdog_reset_hook`: ResetSystem(EfiResetCold) with
+/// EFI_TIMEOUT as the reason. `code` was logged by the watchdog already.
+pub fn watchdog_reset(_code: u64) {
+    reset(ResetType::COLD, Status::TIMEOUT)
+}
+
+/// ResetSystem (§8.5.1) for firmware code, e.g. the watchdog's expiry
+/// (§7.5.2): pending variables are flushed, then the reset goes through
+/// the ACPI reset register when the FADT has one.
+pub fn reset(reset_type: ResetType, status: Status) -> ! {
     if status.is_error() {
         info!("ResetSystem: reset after error status {:#x}", status.0);
     }
