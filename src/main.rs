@@ -142,7 +142,10 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     let variables = unsafe {
         core::slice::from_raw_parts_mut((&raw mut VARIABLE_STORE).cast::<u8>(), VARIABLE_STORE_SIZE)
     };
-    if let Err(e) = efi::runtime::init(variables, acpi) {
+    // SAFETY: `acpi` is what `boot` got from AcpiInfo::discover over the
+    // tables at the RSDP the VMM put in the PVH start info, so its FADT
+    // registers are this machine's.
+    if let Err(e) = unsafe { efi::runtime::init(variables, acpi) } {
         error!("variable store unavailable: {e}");
     }
 

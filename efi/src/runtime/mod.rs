@@ -166,7 +166,16 @@ pub fn rt_properties() -> RtPropertiesTable {
 /// Sets up the runtime services: formats the variable store in
 /// `variable_buffer` (a static of the firmware image, e.g. 128 KiB), keeps
 /// the ACPI facts reset and the RTC need, and seals the table's CRC.
-pub fn init(variable_buffer: &'static mut [u8], acpi: Option<&AcpiInfo>) -> Result<(), VarError> {
+///
+/// # Safety
+/// `acpi`, when given, describes this machine's real FADT registers:
+/// ResetSystem (§8.5.1) later writes its reset register and the RTC code
+/// uses its century index, so a made-up `AcpiInfo` would have the firmware
+/// write arbitrary I/O ports or memory.
+pub unsafe fn init(
+    variable_buffer: &'static mut [u8],
+    acpi: Option<&AcpiInfo>,
+) -> Result<(), VarError> {
     let store = VariableStore::new(variable_buffer)?;
     variable_services::VARIABLES.with(|slot| *slot = Some(store));
     time::CENTURY_REGISTER.store(acpi.and_then(|a| a.century).unwrap_or(0), Ordering::Relaxed);
@@ -321,7 +330,8 @@ mod tests {
 
         assert_eq!(load_variables(&[]), Err(VarError::Unavailable));
         let buffer: &'static mut [u8] = Box::leak(vec![0u8; 8192].into_boxed_slice());
-        init(buffer, None).unwrap();
+        // SAFETY: no ACPI information, so no registers are taken on trust.
+        unsafe { init(buffer, None) }.unwrap();
         // A bad persisted image leaves the empty store usable.
         assert!(matches!(
             load_variables(&[0; 64]),
