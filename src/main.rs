@@ -142,7 +142,10 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     let variables = unsafe {
         core::slice::from_raw_parts_mut((&raw mut VARIABLE_STORE).cast::<u8>(), VARIABLE_STORE_SIZE)
     };
-    if let Err(e) = efi::runtime::init(variables, acpi) {
+    // SAFETY: `acpi` is what `boot` got from AcpiInfo::discover over the
+    // tables at the RSDP the VMM put in the PVH start info, so its FADT
+    // registers are this machine's.
+    if let Err(e) = unsafe { efi::runtime::init(variables, acpi) } {
         error!("variable store unavailable: {e}");
     }
 
@@ -294,6 +297,9 @@ fn wire_hooks(persist_variables: bool) {
     }
     // SetVirtualAddressMap (§8.4), only callable after ExitBootServices.
     efi::runtime::set_virtual_address_change_hook(virtual_address_change);
+    // A watchdog expiry (§7.5.2) resets as ResetSystem(EfiResetCold) does
+    // (§8.5.1): pending variables flushed, the ACPI reset register used.
+    efi::events::set_watchdog_reset_hook(efi::runtime::watchdog_reset);
     // ExitBootServices (§7.4.6), in this order: the timing mark, the disks
     // quiesced, then page zero unmapped.
     efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);

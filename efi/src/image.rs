@@ -355,7 +355,7 @@ pub fn load(
         loaded_image: Box::new(LoadedImageProtocol {
             revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
             parent_handle: parent as Handle,
-            system_table: crate::tables::system_table(),
+            system_table: crate::table_storage::system_table(),
             device_handle: device as Handle,
             file_path: core::ptr::null_mut(),
             reserved: core::ptr::null_mut(),
@@ -507,7 +507,7 @@ pub unsafe extern "efiapi" fn start_image(
         enter_image(
             entry,
             handle,
-            crate::tables::system_table(),
+            crate::table_storage::system_table(),
             &mut resume_rsp,
         )
     };
@@ -608,7 +608,7 @@ pub fn init_firmware_image(base: u64, size: u64) {
     let loaded = Box::leak(Box::new(LoadedImageProtocol {
         revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
         parent_handle: core::ptr::null_mut(),
-        system_table: crate::tables::system_table(),
+        system_table: crate::table_storage::system_table(),
         device_handle: core::ptr::null_mut(),
         file_path: core::ptr::null_mut(),
         reserved: core::ptr::null_mut(),

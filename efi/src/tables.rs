@@ -1,10 +1,15 @@
 //! The EFI system table and boot services table (UEFI 2.10 §4), statics of
 //! the firmware image so they stay valid after ExitBootServices (the image
-//! is runtime memory). The runtime services table lives in `runtime`.
+//! is runtime memory). The runtime services table lives in `runtime`; the
+//! storage of these tables is in [`crate::table_storage`], which images
+//! reach without depending on this module.
+
+pub use crate::table_storage::system_table;
 
 use crate::boundary::{self, guid};
 use crate::spec_gaps;
-use crate::{events, image, memory_services as mem, protocol_services as ps};
+use crate::table_storage::{MAX_CONFIG_TABLES, tables};
+use crate::{events, image, memory_services as mem, misc_services, protocol_services as ps};
 use core::ffi::c_void;
 use platform::sync::Global;
 use uefi_raw::protocol::console::{SimpleTextInputProtocol, SimpleTextOutputProtocol};
@@ -14,32 +19,11 @@ use uefi_raw::table::system::SystemTable;
 use uefi_raw::table::{Header, Revision};
 use uefi_raw::{Guid, Handle, Status};
 
-const MAX_CONFIG_TABLES: usize = 32;
 /// "vmfw" in UCS-2.
 static VENDOR: [u16; 5] = [b'v' as u16, b'm' as u16, b'f' as u16, b'w' as u16, 0];
 const FIRMWARE_REVISION: u32 = 0x0001_0000;
 
-pub(crate) struct Tables {
-    system: SystemTable,
-    boot: BootServices,
-    config: [ConfigurationTable; MAX_CONFIG_TABLES],
-}
-
-// SAFETY: raw pointers inside name statics of the image or installed
-// interfaces; the firmware is single-threaded.
-unsafe impl Send for Tables {}
-
-static mut TABLES: core::mem::MaybeUninit<Tables> = core::mem::MaybeUninit::uninit();
 static INITIALISED: Global<bool> = Global::new(false);
-
-fn tables() -> *mut Tables {
-    (&raw mut TABLES).cast::<Tables>()
-}
-
-pub fn system_table() -> *mut SystemTable {
-    // SAFETY: the field address inside the static, no reference taken.
-    unsafe { &raw mut (*tables()).system }
-}
 
 fn header(signature: u64, size: usize) -> Header {
     Header {
@@ -104,9 +88,9 @@ pub fn init() {
         exit: image::exit,
         unload_image: image::unload_image,
         exit_boot_services,
-        get_next_monotonic_count: events::get_next_monotonic_count,
-        stall: events::stall,
-        set_watchdog_timer: events::set_watchdog_timer,
+        get_next_monotonic_count: misc_services::get_next_monotonic_count,
+        stall: misc_services::stall,
+        set_watchdog_timer: misc_services::set_watchdog_timer,
         connect_controller: ps::connect_controller,
         disconnect_controller: ps::disconnect_controller,
         open_protocol: ps::open_protocol,
@@ -117,9 +101,9 @@ pub fn init() {
         locate_protocol: ps::locate_protocol,
         install_multiple_protocol_interfaces: ps::install_multiple_protocol_interfaces,
         uninstall_multiple_protocol_interfaces: ps::uninstall_multiple_protocol_interfaces,
-        calculate_crc32: events::calculate_crc32,
-        copy_mem: events::copy_mem,
-        set_mem: events::set_mem,
+        calculate_crc32: misc_services::calculate_crc32,
+        copy_mem: misc_services::copy_mem,
+        set_mem: misc_services::set_mem,
         create_event_ex: events::create_event_ex,
     };
     // SAFETY: single-threaded init before any EFI caller exists; fields are

@@ -38,7 +38,6 @@ fn platform_modules_are_acyclic() {
 }
 
 #[test]
-#[ignore = "efi has a cycle today: image <-> tables (tables fills the boot-services table with image::*, image hands tables::system_table() to images); to be broken in efi, not by the loaders change"]
 fn efi_modules_are_acyclic() {
     assert_acyclic("efi");
 }

@@ -1,0 +1,389 @@
+//! Event, Timer and Task Priority Services (UEFI 2.10 §7.1). The
+//! miscellaneous boot services of §7.5 that use the event table's clock
+//! and watchdog (Stall, SetWatchdogTimer) live in [`crate::misc_services`].
+//!
+//! The firmware runs with interrupts off, so there is no timer interrupt:
+//! time is read from `platform::tsc` whenever the services are entered
+//! ([`poll`], RestoreTPL, CheckEvent, WaitForEvent, Stall), and expired
+//! timers are signalled then. Pending notify functions run whenever the TPL
+//! drops below their notify TPL, highest TPL first (§7.1, "Event, Timer, and
+//! Task Priority Services" and Table 7-2).
+//!
+//! The logic lives in [`table`] (host-tested with a fake clock; its one
+//! `unsafe` calls an application's notify function);
+//! the `extern "efiapi"` functions below only validate caller pointers and
+//! translate results to `Status`.
+//!
+//! Entry points for the rest of the firmware:
+//! - [`poll`]: fire expired timers and run the notifications the TPL allows.
+//! - [`create_internal_wait_event`]: an event (e.g. ConIn's WaitForKey) that
+//!   reads as signalled whenever a firmware-side condition holds.
+//! - [`signal_group`], [`ready_to_boot_notify`],
+//!   [`before_exit_boot_services_notify`], [`exit_boot_services_notify`],
+//!   [`virtual_address_change_notify`]: signal the spec's event groups from
+//!   the core services; each returns after the notify functions ran.
+//! - [`signal_deferred`]: signal without dispatching, for callers that hold
+//!   their own global state borrow (e.g. RegisterProtocolNotify).
+//! - [`arm_boot_watchdog`] and [`set_watchdog_reset_hook`].
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use log::{debug, error};
+use platform::sync::Global;
+use uefi_raw::table::boot::{EventType, TimerDelay, Tpl};
+use uefi_raw::{Event, Guid, Status};
+
+use crate::spec_gaps;
+use table::{EventError, EventTable, Events, NotifyFn};
+
+pub mod table;
+
+// ---------------------------------------------------------------------------
+// Firmware instance and the EFI boundary.
+
+static EVENTS: Global<EventTable> = Global::new(EventTable::new());
+/// Set once ExitBootServices' notifications ran: the table lives on the boot
+/// services heap, which then belongs to the OS.
+static BOOT_SERVICES_EXITED: AtomicBool = AtomicBool::new(false);
+
+fn now_ns() -> u64 {
+    platform::tsc::now_ns()
+}
+
+/// The firmware's event table with the real clock, or `None` (logged)
+/// after ExitBootServices.
+pub(crate) fn services() -> Option<Events<'static>> {
+    if BOOT_SERVICES_EXITED.load(Ordering::Acquire) {
+        error!("event services called after ExitBootServices");
+        return None;
+    }
+    Some(Events {
+        table: &EVENTS,
+        clock: now_ns,
+        on_watchdog: watchdog_expired,
+    })
+}
+
+/// Translates an event-table result to the `Status` the caller sees.
+pub(crate) fn status_of(result: Result<(), EventError>) -> Status {
+    match result {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => {
+            debug!("events: {e}");
+            e.status()
+        }
+    }
+}
+
+/// Fires expired timers and runs the notifications the current TPL allows.
+/// Firmware code that busy-waits (console input, disk polling) calls this.
+pub fn poll() {
+    if let Some(events) = services() {
+        events.poll();
+    }
+}
+
+/// The current TPL.
+pub fn current_tpl() -> Tpl {
+    services().map_or(Tpl::APPLICATION, |events| events.tpl())
+}
+
+/// Whether `event` is an open event issued by this firmware.
+pub fn is_valid_event(event: Event) -> bool {
+    services().is_some_and(|_| EVENTS.with(|t| t.contains(table::id_from_event(event))))
+}
+
+/// An event without notify function that reads as signalled whenever
+/// `check` returns true at CheckEvent/WaitForEvent time (e.g. ConIn's
+/// WaitForKey: "a key is available"). `check` runs with no events state
+/// borrowed. Returns null only if the event ids ran out.
+pub fn create_internal_wait_event(check: fn() -> bool) -> Event {
+    match services().map(|events| events.create_condition(check)) {
+        Some(Ok(id)) => table::event_from_id(id),
+        Some(Err(e)) => {
+            error!("events: {e}");
+            core::ptr::null_mut()
+        }
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// Signals `event` without running notify functions now (they run at the
+/// next poll/RestoreTPL); for firmware code that holds a global borrow, such
+/// as the handle database signalling RegisterProtocolNotify events.
+pub fn signal_deferred(event: Event) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.signal_deferred(table::id_from_event(event)))
+    })
+}
+
+/// Signals every event of `group`, returning after all their notify
+/// functions ran. Must not be called with a global borrow held.
+pub fn signal_group(group: &Guid) {
+    if let Some(events) = services() {
+        let members = events.signal_group(group);
+        debug!("events: signalled group {group:?} ({members} members)");
+    }
+}
+
+/// ReadyToBoot (§7.1.2, EFI_EVENT_GROUP_READY_TO_BOOT then
+/// EFI_EVENT_GROUP_AFTER_READY_TO_BOOT): the boot manager calls this before
+/// it starts a boot option.
+pub fn ready_to_boot_notify() {
+    signal_group(&spec_gaps::EVENT_GROUP_READY_TO_BOOT);
+    signal_group(&spec_gaps::EVENT_GROUP_AFTER_READY_TO_BOOT);
+}
+
+/// ExitBootServices, first step (§7.4.6): signals
+/// EFI_EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES before the memory map key is
+/// checked. Boot services stay usable.
+pub fn before_exit_boot_services_notify() {
+    signal_group(&spec_gaps::EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES);
+}
+
+/// ExitBootServices, after the map key matched (§7.4.6): signals
+/// EFI_EVENT_GROUP_EXIT_BOOT_SERVICES (which includes the legacy
+/// EVT_SIGNAL_EXIT_BOOT_SERVICES events), disarms the watchdog (§7.5.2),
+/// copies the VirtualAddressChange notifications to static memory for
+/// [`virtual_address_change_notify`], and then refuses further event
+/// services (their state lived on the boot services heap).
+pub fn exit_boot_services_notify() {
+    let Some(events) = services() else { return };
+    events.signal_group(&spec_gaps::EVENT_GROUP_EXIT_BOOT_SERVICES);
+    events.disarm_watchdog();
+    let members = EVENTS.with(|t| t.group_notifies(&spec_gaps::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE));
+    VIRTUAL_ADDRESS_CHANGE.with(|list| {
+        *list = [None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS];
+        if members.len() > list.len() {
+            error!(
+                "events: {} VirtualAddressChange events, keeping {}",
+                members.len(),
+                list.len()
+            );
+        }
+        for (slot, &(id, notify)) in list.iter_mut().zip(&members) {
+            *slot = Some((id, notify));
+        }
+    });
+    BOOT_SERVICES_EXITED.store(true, Ordering::Release);
+}
+
+const MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS: usize = 32;
+/// In the firmware image (RuntimeServicesData), not on the heap: used after
+/// ExitBootServices.
+static VIRTUAL_ADDRESS_CHANGE: Global<
+    [Option<(usize, table::Notify)>; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS],
+> = Global::new([None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS]);
+
+/// SetVirtualAddressMap (§8.4.1) calls this before it returns: runs the
+/// EFI_EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE notify functions (snapshotted by
+/// [`exit_boot_services_notify`]) highest TPL first, each once.
+pub fn virtual_address_change_notify() {
+    let list = VIRTUAL_ADDRESS_CHANGE
+        .with(|list| core::mem::replace(list, [None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS]));
+    for (id, notify) in list.into_iter().flatten() {
+        notify.call(id);
+    }
+}
+
+/// What a watchdog expiry does after logging; the core installs
+/// ResetSystem(EfiResetCold)'s path, which knows the ACPI reset register.
+/// Without one (before the core wired it) a cold reset through the legacy
+/// mechanisms.
+static WATCHDOG_RESET: Global<Option<fn(u64)>> = Global::new(None);
+
+/// Installs the watchdog's reset action; it receives the watchdog code.
+pub fn set_watchdog_reset_hook(hook: fn(u64)) {
+    WATCHDOG_RESET.with(|slot| *slot = Some(hook));
+}
+
+/// Arms the watchdog with a firmware code (0x0000-0xFFFF are reserved for
+/// the firmware), e.g. the boot manager's 5 minutes before StartImage (§3.1.2).
+pub fn arm_boot_watchdog(timeout_s: usize, code: u16) {
+    if let Some(events) = services() {
+        events.arm_watchdog(timeout_s, u64::from(code));
+    }
+}
+
+/// §7.5.2: on expiry the firmware logs the code and resets the system.
+fn watchdog_expired(code: u64) {
+    error!("watchdog timer expired (code {code:#x}), resetting");
+    match WATCHDOG_RESET.with(|slot| *slot) {
+        Some(hook) => hook(code),
+        // SAFETY: without ACPI information only the fixed chipset reset
+        // mechanisms are used.
+        None => unsafe { platform::reset::reset(platform::reset::ResetKind::Cold, None) },
+    }
+}
+
+// --- §7.1 Event, Timer and Task Priority Services -------------------------
+
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
+pub unsafe extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
+    services().map_or(Tpl::APPLICATION, |events| events.raise_tpl(new_tpl))
+}
+
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
+pub unsafe extern "efiapi" fn restore_tpl(old_tpl: Tpl) {
+    if let Some(events) = services() {
+        events.restore_tpl(old_tpl);
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn create_event(
+    kind: EventType,
+    notify_tpl: Tpl,
+    notify_function: Option<NotifyFn>,
+    notify_context: *mut c_void,
+    event: *mut Event,
+) -> Status {
+    // SAFETY: `event` as this function's contract states.
+    unsafe {
+        create(
+            kind,
+            notify_tpl,
+            notify_function,
+            notify_context,
+            None,
+            event,
+        )
+    }
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn create_event_ex(
+    kind: EventType,
+    notify_tpl: Tpl,
+    notify_function: Option<NotifyFn>,
+    notify_context: *const c_void,
+    event_group: *const Guid,
+    event: *mut Event,
+) -> Status {
+    let group = if event_group.is_null() {
+        None
+    } else {
+        // SAFETY: non-null EventGroup points to an EFI_GUID per §7.1.2;
+        // read_unaligned because callers sometimes pass byte-aligned GUIDs.
+        Some(unsafe { event_group.read_unaligned() })
+    };
+    // SAFETY: `event` as this function's contract states.
+    unsafe {
+        create(
+            kind,
+            notify_tpl,
+            notify_function,
+            notify_context.cast_mut(),
+            group,
+            event,
+        )
+    }
+}
+
+/// CreateEvent and CreateEventEx after the group was read.
+///
+/// # Safety
+/// `event` is null or valid for writing an EFI_EVENT (§7.1.1).
+unsafe fn create(
+    kind: EventType,
+    notify_tpl: Tpl,
+    notify_function: Option<NotifyFn>,
+    notify_context: *mut c_void,
+    group: Option<Guid>,
+    event: *mut Event,
+) -> Status {
+    if event.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let Some(events) = services() else {
+        return Status::UNSUPPORTED;
+    };
+    let context = notify_context.expose_provenance();
+    match events.create(kind, notify_tpl, notify_function, context, group) {
+        Ok(id) => {
+            // SAFETY: `event` is non-null and, per §7.1.1, points to writable
+            // storage for an EFI_EVENT; unaligned-tolerant write.
+            unsafe { event.write_unaligned(table::event_from_id(id)) };
+            Status::SUCCESS
+        }
+        Err(e) => status_of(Err(e)),
+    }
+}
+
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
+pub unsafe extern "efiapi" fn set_timer(
+    event: Event,
+    kind: TimerDelay,
+    trigger_time: u64,
+) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.set_timer(table::id_from_event(event), kind, trigger_time))
+    })
+}
+
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.1 requires of the caller.
+pub unsafe extern "efiapi" fn wait_for_event(
+    number_of_events: usize,
+    event: *const Event,
+    index: *mut usize,
+) -> Status {
+    if number_of_events == 0 || event.is_null() {
+        return Status::INVALID_PARAMETER;
+    }
+    let Some(events) = services() else {
+        return Status::UNSUPPORTED;
+    };
+    // SAFETY: the caller passes an array of `number_of_events` EFI_EVENTs
+    // (§7.1.5); it is only read, before any notify function runs.
+    let handles = unsafe { core::slice::from_raw_parts(event, number_of_events) };
+    let ids: alloc::vec::Vec<usize> = handles.iter().map(|&e| table::id_from_event(e)).collect();
+    let (at, status) = match events.wait(&ids) {
+        Ok(at) => (at, Status::SUCCESS),
+        Err((at, e)) => (at, status_of(Err(e))),
+    };
+    if !index.is_null() {
+        // SAFETY: non-null Index points to a UINTN the caller owns (§7.1.5).
+        unsafe { index.write_unaligned(at) };
+    }
+    status
+}
+
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
+pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.signal(table::id_from_event(event)))
+    })
+}
+
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
+pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
+    services().map_or(Status::UNSUPPORTED, |events| {
+        status_of(events.close(table::id_from_event(event)))
+    })
+}
+
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
+/// argument is a value, and handles and events are only looked up.
+pub unsafe extern "efiapi" fn check_event(event: Event) -> Status {
+    match services().map(|events| events.check(table::id_from_event(event))) {
+        Some(Ok(true)) => Status::SUCCESS,
+        Some(Ok(false)) => Status::NOT_READY,
+        Some(Err(e)) => status_of(Err(e)),
+        None => Status::UNSUPPORTED,
+    }
+}
