@@ -4,7 +4,6 @@
 use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::mem::offset_of;
 
@@ -85,29 +84,19 @@ unsafe fn file_handle<'a>(this: *mut FileProtocolV1) -> Option<&'a mut FileHandl
     Some(unsafe { &mut *ptr })
 }
 
-/// Reads a NUL-terminated CHAR16 string from the caller.
+/// Reads a NUL-terminated CHAR16 string from the caller (at most MAX_PATH
+/// units before the NUL); unpaired surrogates become U+FFFD.
 ///
 /// # Safety
 /// `ptr` is null or a NUL-terminated UCS-2 string.
 unsafe fn read_char16(ptr: *const u16) -> Option<String> {
-    if ptr.is_null() {
-        return None;
-    }
-    let mut units = Vec::new();
-    for i in 0..MAX_PATH {
-        // SAFETY: the caller passes a NUL-terminated string; we stop at the
-        // NUL and never read more than MAX_PATH units.
-        let unit = unsafe { ptr.add(i).read_unaligned() };
-        if unit == 0 {
-            return Some(
-                char::decode_utf16(units)
-                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-                    .collect(),
-            );
-        }
-        units.push(unit);
-    }
-    None
+    // SAFETY: this function's contract is `ucs2`'s.
+    let units = unsafe { efi::boundary::ucs2(ptr, MAX_PATH) }.ok()?;
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    )
 }
 
 /// Copies `data` to the caller's buffer of `*size` bytes, or reports the size
