@@ -1,8 +1,10 @@
 //! The handle/protocol database (UEFI 2.10 §7.3), as pure bookkeeping over
-//! opaque integers: handles, interfaces, agents and events are the values the
-//! EFI boundary hands out or receives. Nothing here dereferences them.
+//! opaque values (`crate::ids`): handles, interfaces, agents and events are
+//! the values the EFI boundary hands out or receives. Nothing here dereferences them.
 #![forbid(unsafe_code)]
 
+pub use crate::ids::HandleId;
+use crate::ids::{EventId, Interface, Registration};
 use crate::spec_gaps::{
     OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER, OPEN_PROTOCOL_BY_HANDLE_PROTOCOL,
     OPEN_PROTOCOL_EXCLUSIVE, OPEN_PROTOCOL_GET_PROTOCOL, OPEN_PROTOCOL_TEST_PROTOCOL,
@@ -10,8 +12,6 @@ use crate::spec_gaps::{
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use uefi_raw::{Guid, Status};
-
-pub type HandleId = usize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenInfo {
@@ -23,13 +23,13 @@ pub struct OpenInfo {
 
 struct Protocol {
     guid: Guid,
-    interface: usize,
+    interface: Interface,
     opens: Vec<OpenInfo>,
 }
 
-struct Registration {
+struct NotifyRegistration {
     guid: Guid,
-    event: usize,
+    event: EventId,
     /// Handles that gained the protocol since the last LocateHandle(ByRegisterNotify).
     pending: Vec<HandleId>,
 }
@@ -39,7 +39,7 @@ pub struct HandleDb {
     handles: BTreeMap<HandleId, Vec<Protocol>>,
     /// Creation order, for AllHandles.
     order: Vec<HandleId>,
-    registrations: BTreeMap<usize, Registration>,
+    registrations: BTreeMap<Registration, NotifyRegistration>,
 }
 
 impl Default for HandleDb {
@@ -51,7 +51,7 @@ impl Default for HandleDb {
 /// What a caller must do after a database change: signal these events
 /// (RegisterProtocolNotify), outside any lock.
 #[must_use]
-pub struct Notify(pub Vec<usize>);
+pub struct Notify(pub Vec<EventId>);
 
 impl HandleDb {
     pub const fn new() -> Self {
@@ -103,7 +103,7 @@ impl HandleDb {
         &mut self,
         handle: HandleId,
         guid: Guid,
-        interface: usize,
+        interface: Interface,
     ) -> Result<Notify, Status> {
         let protocols = self
             .handles
@@ -137,7 +137,7 @@ impl HandleDb {
         &mut self,
         handle: HandleId,
         guid: &Guid,
-        interface: usize,
+        interface: Interface,
     ) -> Result<(), Status> {
         let protocols = self
             .handles
@@ -169,8 +169,8 @@ impl HandleDb {
         &mut self,
         handle: HandleId,
         guid: &Guid,
-        old: usize,
-        new: usize,
+        old: Interface,
+        new: Interface,
     ) -> Result<Notify, Status> {
         let protocol = self.protocol_mut(handle, guid).map_err(|e| {
             if e == Status::UNSUPPORTED {
@@ -191,7 +191,7 @@ impl HandleDb {
     }
 
     /// HandleProtocol: the interface, EFI_UNSUPPORTED when absent.
-    pub fn get(&self, handle: HandleId, guid: &Guid) -> Result<usize, Status> {
+    pub fn get(&self, handle: HandleId, guid: &Guid) -> Result<Interface, Status> {
         self.protocols(handle)?
             .iter()
             .find(|p| p.guid == *guid)
@@ -207,7 +207,7 @@ impl HandleDb {
         agent: HandleId,
         controller: HandleId,
         attributes: u32,
-    ) -> Result<usize, Status> {
+    ) -> Result<Interface, Status> {
         let needs_agent =
             OPEN_PROTOCOL_BY_CHILD_CONTROLLER | OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
         let needs_controller = OPEN_PROTOCOL_BY_CHILD_CONTROLLER | OPEN_PROTOCOL_BY_DRIVER;
@@ -254,7 +254,7 @@ impl HandleDb {
             }
         }
         if attributes == OPEN_PROTOCOL_TEST_PROTOCOL {
-            return Ok(0);
+            return Ok(Interface::NULL);
         }
         match protocol
             .opens
@@ -282,7 +282,7 @@ impl HandleDb {
     ) -> Result<(), Status> {
         if !self.is_handle(handle)
             || !self.is_handle(agent)
-            || (controller != 0 && !self.is_handle(controller))
+            || (!controller.is_null() && !self.is_handle(controller))
         {
             return Err(Status::INVALID_PARAMETER);
         }
@@ -319,7 +319,7 @@ impl HandleDb {
         &self,
         handle: HandleId,
         guid: &Guid,
-        interface: Option<usize>,
+        interface: Option<Interface>,
     ) -> Result<Vec<HandleId>, Status> {
         let protocol = self
             .protocols(handle)?
@@ -394,10 +394,10 @@ impl HandleDb {
     }
 
     /// RegisterProtocolNotify: `key` is a fresh value naming the registration.
-    pub fn register_notify(&mut self, guid: Guid, event: usize, key: usize) {
+    pub fn register_notify(&mut self, guid: Guid, event: EventId, key: Registration) {
         self.registrations.insert(
             key,
-            Registration {
+            NotifyRegistration {
                 guid,
                 event,
                 pending: Vec::new(),
@@ -406,17 +406,17 @@ impl HandleDb {
     }
 
     /// Forgets registrations tied to a closed event.
-    pub fn unregister_event(&mut self, event: usize) {
+    pub fn unregister_event(&mut self, event: EventId) {
         self.registrations.retain(|_, r| r.event != event);
     }
 
-    pub fn is_registration(&self, key: usize) -> bool {
+    pub fn is_registration(&self, key: Registration) -> bool {
         self.registrations.contains_key(&key)
     }
 
     /// LocateHandle(ByRegisterNotify): the next handle that gained the
     /// protocol since the last call, one at a time (§7.3.15).
-    pub fn next_notified(&mut self, key: usize) -> Result<Option<(HandleId, Guid)>, Status> {
+    pub fn next_notified(&mut self, key: Registration) -> Result<Option<(HandleId, Guid)>, Status> {
         let r = self
             .registrations
             .get_mut(&key)
@@ -452,10 +452,18 @@ mod tests {
     const A: Guid = guid!("00000001-0002-0003-0405-060606060606");
     const B: Guid = guid!("00000007-0002-0003-0405-060606060606");
 
+    fn h(value: usize) -> HandleId {
+        HandleId::from_value(value)
+    }
+
+    fn i(value: usize) -> Interface {
+        Interface::from_value(value)
+    }
+
     fn db() -> HandleDb {
         let mut db = HandleDb::new();
-        for h in [0x10, 0x20, 0x30] {
-            db.create_handle(h);
+        for value in [0x10, 0x20, 0x30] {
+            db.create_handle(h(value));
         }
         db
     }
@@ -463,151 +471,192 @@ mod tests {
     #[test]
     fn install_get_uninstall() {
         let mut db = db();
-        let _ = db.install(0x10, A, 0x1000).unwrap();
+        let _ = db.install(h(0x10), A, i(0x1000)).unwrap();
         assert_eq!(
-            db.install(0x10, A, 0x2000).err(),
+            db.install(h(0x10), A, i(0x2000)).err(),
             Some(Status::INVALID_PARAMETER)
         );
-        assert_eq!(db.get(0x10, &A), Ok(0x1000));
-        assert_eq!(db.get(0x10, &B), Err(Status::UNSUPPORTED));
-        assert_eq!(db.get(0x99, &A), Err(Status::INVALID_PARAMETER));
-        assert_eq!(db.handles_with(&A), vec![0x10]);
-        assert_eq!(db.uninstall(0x10, &A, 0x2000), Err(Status::NOT_FOUND));
-        db.uninstall(0x10, &A, 0x1000).unwrap();
-        assert!(!db.is_handle(0x10), "handle without protocols disappears");
+        assert_eq!(db.get(h(0x10), &A), Ok(i(0x1000)));
+        assert_eq!(db.get(h(0x10), &B), Err(Status::UNSUPPORTED));
+        assert_eq!(db.get(h(0x99), &A), Err(Status::INVALID_PARAMETER));
+        assert_eq!(db.handles_with(&A), vec![h(0x10)]);
+        assert_eq!(db.uninstall(h(0x10), &A, i(0x2000)), Err(Status::NOT_FOUND));
+        db.uninstall(h(0x10), &A, i(0x1000)).unwrap();
+        assert!(
+            !db.is_handle(h(0x10)),
+            "handle without protocols disappears"
+        );
     }
 
     #[test]
     fn open_attribute_rules() {
         let mut db = db();
-        let _ = db.install(0x10, A, 0x1000).unwrap();
+        let _ = db.install(h(0x10), A, i(0x1000)).unwrap();
         assert_eq!(
-            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_GET_PROTOCOL),
-            Ok(0x1000)
+            db.open(h(0x10), &A, h(0x20), h(0x10), OPEN_PROTOCOL_GET_PROTOCOL),
+            Ok(i(0x1000))
         );
         assert_eq!(
-            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_TEST_PROTOCOL),
-            Ok(0)
+            db.open(h(0x10), &A, h(0x20), h(0x10), OPEN_PROTOCOL_TEST_PROTOCOL),
+            Ok(Interface::NULL)
         );
         assert_eq!(
-            db.open(0x10, &B, 0x20, 0x10, OPEN_PROTOCOL_TEST_PROTOCOL),
+            db.open(h(0x10), &B, h(0x20), h(0x10), OPEN_PROTOCOL_TEST_PROTOCOL),
             Err(Status::UNSUPPORTED)
         );
         assert_eq!(
-            db.open(0x10, &A, 0x99, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            db.open(h(0x10), &A, h(0x99), h(0x10), OPEN_PROTOCOL_BY_DRIVER),
             Err(Status::INVALID_PARAMETER)
         );
         assert_eq!(
-            db.open(0x10, &A, 0x20, 0x10, 0x40),
+            db.open(h(0x10), &A, h(0x20), h(0x10), 0x40),
             Err(Status::INVALID_PARAMETER)
         );
         assert_eq!(
-            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER),
-            Ok(0x1000)
+            db.open(h(0x10), &A, h(0x20), h(0x10), OPEN_PROTOCOL_BY_DRIVER),
+            Ok(i(0x1000))
         );
         assert_eq!(
-            db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            db.open(h(0x10), &A, h(0x20), h(0x10), OPEN_PROTOCOL_BY_DRIVER),
             Err(Status::ALREADY_STARTED)
         );
         assert_eq!(
-            db.open(0x10, &A, 0x30, 0x10, OPEN_PROTOCOL_BY_DRIVER),
+            db.open(h(0x10), &A, h(0x30), h(0x10), OPEN_PROTOCOL_BY_DRIVER),
             Err(Status::ACCESS_DENIED)
         );
         assert_eq!(
-            db.open(0x10, &A, 0x30, 0x10, OPEN_PROTOCOL_EXCLUSIVE),
+            db.open(h(0x10), &A, h(0x30), h(0x10), OPEN_PROTOCOL_EXCLUSIVE),
             Err(Status::ACCESS_DENIED)
         );
-        assert_eq!(db.uninstall(0x10, &A, 0x1000), Err(Status::ACCESS_DENIED));
-        let info = db.open_information(0x10, &A).unwrap();
+        assert_eq!(
+            db.uninstall(h(0x10), &A, i(0x1000)),
+            Err(Status::ACCESS_DENIED)
+        );
+        let info = db.open_information(h(0x10), &A).unwrap();
         assert_eq!(info.len(), 2);
-        db.close(0x10, &A, 0x20, 0x10).unwrap();
-        assert_eq!(db.close(0x10, &A, 0x20, 0x10), Err(Status::NOT_FOUND));
-        assert!(db.open_information(0x10, &A).unwrap().is_empty());
-        db.uninstall(0x10, &A, 0x1000).unwrap();
+        db.close(h(0x10), &A, h(0x20), h(0x10)).unwrap();
+        assert_eq!(
+            db.close(h(0x10), &A, h(0x20), h(0x10)),
+            Err(Status::NOT_FOUND)
+        );
+        assert!(db.open_information(h(0x10), &A).unwrap().is_empty());
+        db.uninstall(h(0x10), &A, i(0x1000)).unwrap();
     }
 
     #[test]
     fn driver_relationships_come_from_open_records() {
         let mut db = db();
-        for h in [0x40, 0x50] {
-            db.create_handle(h);
+        for value in [0x40, 0x50] {
+            db.create_handle(h(value));
         }
         // 0x10: a disk; 0x20: a bus driver; 0x30, 0x40: its children;
         // 0x50: a second driver that also asks for the disk.
-        let _ = db.install(0x10, A, 0x1000).unwrap();
-        let _ = db.install(0x10, B, 0x2000).unwrap();
+        let _ = db.install(h(0x10), A, i(0x1000)).unwrap();
+        let _ = db.install(h(0x10), B, i(0x2000)).unwrap();
         for child in [0x30, 0x40] {
-            let _ = db.install(child, A, child).unwrap();
+            let _ = db.install(h(child), A, i(child)).unwrap();
         }
-        assert_eq!(db.managing_drivers(0x10), Ok(vec![]));
-        db.open(0x10, &A, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER)
+        assert_eq!(db.managing_drivers(h(0x10)), Ok(vec![]));
+        db.open(h(0x10), &A, h(0x20), h(0x10), OPEN_PROTOCOL_BY_DRIVER)
             .unwrap();
-        db.open(0x10, &B, 0x20, 0x10, OPEN_PROTOCOL_BY_DRIVER)
+        db.open(h(0x10), &B, h(0x20), h(0x10), OPEN_PROTOCOL_BY_DRIVER)
             .unwrap();
-        db.open(0x10, &B, 0x50, 0x10, OPEN_PROTOCOL_GET_PROTOCOL)
+        db.open(h(0x10), &B, h(0x50), h(0x10), OPEN_PROTOCOL_GET_PROTOCOL)
             .unwrap();
         for child in [0x30, 0x40, 0x30] {
-            db.open(0x10, &A, 0x20, child, OPEN_PROTOCOL_BY_CHILD_CONTROLLER)
-                .unwrap();
+            db.open(
+                h(0x10),
+                &A,
+                h(0x20),
+                h(child),
+                OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
+            )
+            .unwrap();
         }
-        assert_eq!(db.managing_drivers(0x10), Ok(vec![0x20]));
-        assert_eq!(db.managing_drivers(0x99), Err(Status::INVALID_PARAMETER));
-        assert_eq!(db.children(0x10, None), vec![0x30, 0x40]);
-        assert_eq!(db.children(0x10, Some(0x20)), vec![0x30, 0x40]);
-        assert_eq!(db.children(0x10, Some(0x50)), vec![]);
-        assert_eq!(db.by_driver_agents(0x10, &A, Some(0x1000)), Ok(vec![0x20]));
-        assert_eq!(db.by_driver_agents(0x10, &A, None), Ok(vec![0x20]));
+        assert_eq!(db.managing_drivers(h(0x10)), Ok(vec![h(0x20)]));
+        assert_eq!(db.managing_drivers(h(0x99)), Err(Status::INVALID_PARAMETER));
+        assert_eq!(db.children(h(0x10), None), vec![h(0x30), h(0x40)]);
+        assert_eq!(db.children(h(0x10), Some(h(0x20))), vec![h(0x30), h(0x40)]);
+        assert_eq!(db.children(h(0x10), Some(h(0x50))), vec![]);
         assert_eq!(
-            db.by_driver_agents(0x10, &A, Some(0x2000)),
+            db.by_driver_agents(h(0x10), &A, Some(i(0x1000))),
+            Ok(vec![h(0x20)])
+        );
+        assert_eq!(db.by_driver_agents(h(0x10), &A, None), Ok(vec![h(0x20)]));
+        assert_eq!(
+            db.by_driver_agents(h(0x10), &A, Some(i(0x2000))),
             Err(Status::NOT_FOUND)
         );
 
         // A child's open keeps the parent's protocol installed (§7.3.3)
         // until the driver closes it; a vanished child is no child.
-        db.close(0x10, &A, 0x20, 0x10).unwrap();
-        assert_eq!(db.uninstall(0x10, &A, 0x1000), Err(Status::ACCESS_DENIED));
-        db.remove_handle(0x40);
-        assert_eq!(db.children(0x10, None), vec![0x30]);
-        db.close(0x10, &A, 0x20, 0x30).unwrap();
-        db.uninstall(0x10, &A, 0x1000).unwrap();
-        assert_eq!(db.managing_drivers(0x10), Ok(vec![0x20]), "B is still open");
+        db.close(h(0x10), &A, h(0x20), h(0x10)).unwrap();
+        assert_eq!(
+            db.uninstall(h(0x10), &A, i(0x1000)),
+            Err(Status::ACCESS_DENIED)
+        );
+        db.remove_handle(h(0x40));
+        assert_eq!(db.children(h(0x10), None), vec![h(0x30)]);
+        db.close(h(0x10), &A, h(0x20), h(0x30)).unwrap();
+        db.uninstall(h(0x10), &A, i(0x1000)).unwrap();
+        assert_eq!(
+            db.managing_drivers(h(0x10)),
+            Ok(vec![h(0x20)]),
+            "B is still open"
+        );
     }
 
     #[test]
     fn register_notify_queues_new_handles() {
         let mut db = db();
-        db.register_notify(A, 0x500, 0x600);
-        let notify = db.install(0x20, A, 1).unwrap();
-        assert_eq!(notify.0, vec![0x500]);
-        let _ = db.install(0x30, A, 2).unwrap();
-        let _ = db.install(0x30, B, 3).unwrap();
-        assert_eq!(db.next_notified(0x600), Ok(Some((0x20, A))));
-        assert_eq!(db.next_notified(0x600), Ok(Some((0x30, A))));
-        assert_eq!(db.next_notified(0x600), Ok(None));
-        assert_eq!(db.next_notified(0x601), Err(Status::INVALID_PARAMETER));
-        let notify = db.reinstall(0x30, &A, 2, 4).unwrap();
-        assert_eq!(notify.0, vec![0x500]);
-        assert_eq!(db.get(0x30, &A), Ok(4));
-        assert_eq!(db.reinstall(0x30, &A, 2, 5).err(), Some(Status::NOT_FOUND));
+        db.register_notify(
+            A,
+            EventId::from_value(0x500),
+            Registration::from_value(0x600),
+        );
+        let notify = db.install(h(0x20), A, i(1)).unwrap();
+        assert_eq!(notify.0, vec![EventId::from_value(0x500)]);
+        let _ = db.install(h(0x30), A, i(2)).unwrap();
+        let _ = db.install(h(0x30), B, i(3)).unwrap();
+        assert_eq!(
+            db.next_notified(Registration::from_value(0x600)),
+            Ok(Some((h(0x20), A)))
+        );
+        assert_eq!(
+            db.next_notified(Registration::from_value(0x600)),
+            Ok(Some((h(0x30), A)))
+        );
+        assert_eq!(db.next_notified(Registration::from_value(0x600)), Ok(None));
+        assert_eq!(
+            db.next_notified(Registration::from_value(0x601)),
+            Err(Status::INVALID_PARAMETER)
+        );
+        let notify = db.reinstall(h(0x30), &A, i(2), i(4)).unwrap();
+        assert_eq!(notify.0, vec![EventId::from_value(0x500)]);
+        assert_eq!(db.get(h(0x30), &A), Ok(i(4)));
+        assert_eq!(
+            db.reinstall(h(0x30), &A, i(2), i(5)).err(),
+            Some(Status::NOT_FOUND)
+        );
     }
 
     #[test]
     fn create_handle_keeps_existing_protocols() {
         let mut db = db();
-        let _ = db.install(0x10, A, 1).unwrap();
-        db.create_handle(0x10);
-        assert_eq!(db.get(0x10, &A), Ok(1));
+        let _ = db.install(h(0x10), A, i(1)).unwrap();
+        db.create_handle(h(0x10));
+        assert_eq!(db.get(h(0x10), &A), Ok(i(1)));
     }
 
     #[test]
     fn all_handles_keeps_creation_order() {
         let mut db = db();
-        let _ = db.install(0x30, A, 1).unwrap();
-        let _ = db.install(0x10, A, 1).unwrap();
-        assert_eq!(db.all_handles(), vec![0x10, 0x20, 0x30]);
-        assert_eq!(db.handles_with(&A), vec![0x10, 0x30]);
-        assert_eq!(db.protocols_per_handle(0x30), Ok(vec![A]));
-        db.remove_handle(0x30);
-        assert_eq!(db.handles_with(&A), vec![0x10]);
+        let _ = db.install(h(0x30), A, i(1)).unwrap();
+        let _ = db.install(h(0x10), A, i(1)).unwrap();
+        assert_eq!(db.all_handles(), vec![h(0x10), h(0x20), h(0x30)]);
+        assert_eq!(db.handles_with(&A), vec![h(0x10), h(0x30)]);
+        assert_eq!(db.protocols_per_handle(h(0x30)), Ok(vec![A]));
+        db.remove_handle(h(0x30));
+        assert_eq!(db.handles_with(&A), vec![h(0x10)]);
     }
 }

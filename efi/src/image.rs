@@ -3,7 +3,7 @@
 //! and the LoadedImage / LoadedImageDevicePath protocols.
 
 use crate::boundary::{self, write};
-use crate::handles::HandleId;
+use crate::ids::HandleId;
 use crate::pe;
 use crate::protocol_services::{self as ps, DB};
 use crate::spec_gaps;
@@ -162,7 +162,7 @@ fn read_file(path: &[u8], boot_policy: bool) -> Result<(Vec<u8>, HandleId, Vec<u
         }
         let offset = remaining as usize - full.as_ptr() as usize;
         let rest = full[offset..].to_vec();
-        let device_id = device as HandleId;
+        let device_id = HandleId::from_raw(device);
         let data = if guid == SimpleFileSystemProtocol::GUID {
             let name = crate::device_path::file_path_text(&rest).ok_or(Status::NOT_FOUND)?;
             read_from_file_system(device_id, &name)?
@@ -354,9 +354,9 @@ pub fn load(
         exit_data: (0, core::ptr::null_mut()),
         loaded_image: Box::new(LoadedImageProtocol {
             revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
-            parent_handle: parent as Handle,
+            parent_handle: parent.as_raw(),
             system_table: crate::table_storage::system_table(),
-            device_handle: device as Handle,
+            device_handle: device.as_raw(),
             file_path: core::ptr::null_mut(),
             reserved: core::ptr::null_mut(),
             load_options_size: 0,
@@ -429,7 +429,8 @@ pub unsafe extern "efiapi" fn load_image(
 ) -> Status {
     let result = (|| {
         if image_handle.is_null()
-            || !IMAGES.with(|i| i.contains_key(&(parent as HandleId))) && !is_firmware_image(parent)
+            || !IMAGES.with(|i| i.contains_key(&HandleId::from_raw(parent)))
+                && !is_firmware_image(parent)
         {
             return Err(Status::INVALID_PARAMETER);
         }
@@ -458,23 +459,23 @@ pub unsafe extern "efiapi" fn load_image(
                     };
                     if located == Status::SUCCESS {
                         (
-                            device as HandleId,
+                            HandleId::from_raw(device),
                             p[remaining as usize - p.as_ptr() as usize..].to_vec(),
                         )
                     } else {
-                        (0, p.clone())
+                        (HandleId::NULL, p.clone())
                     }
                 }
-                None => (0, crate::device_path::END.to_vec()),
+                None => (HandleId::NULL, crate::device_path::END.to_vec()),
             };
             (data, device, rest)
         } else {
             let p = path.as_ref().ok_or(Status::NOT_FOUND)?;
             read_file(p, boot_policy.into())?
         };
-        let handle = load(parent as HandleId, &data, device, file_path, path)?;
+        let handle = load(HandleId::from_raw(parent), &data, device, file_path, path)?;
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(image_handle, handle as Handle) }
+        unsafe { write(image_handle, handle.as_raw()) }
     })();
     boundary::status(result)
 }
@@ -486,7 +487,7 @@ pub unsafe extern "efiapi" fn start_image(
     exit_data_size: *mut usize,
     exit_data: *mut *mut Char16,
 ) -> Status {
-    let id = handle as HandleId;
+    let id = HandleId::from_raw(handle);
     let entry = IMAGES.with(|images| match images.get_mut(&id) {
         Some(image) if !image.started => {
             image.started = true;
@@ -539,7 +540,7 @@ pub unsafe extern "efiapi" fn exit(
     data_size: usize,
     data: *mut Char16,
 ) -> Status {
-    let id = handle as HandleId;
+    let id = HandleId::from_raw(handle);
     let running_top = RUNNING.with(|r| r.last().copied());
     let state = IMAGES.with(|images| images.get(&id).map(|i| i.started));
     match (state, running_top) {
@@ -569,7 +570,7 @@ pub unsafe extern "efiapi" fn exit(
 /// None beyond the EFI calling convention (UEFI 2.10 §7.4): every
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn unload_image(handle: Handle) -> Status {
-    let id = handle as HandleId;
+    let id = HandleId::from_raw(handle);
     let state = IMAGES.with(|images| images.get(&id).map(|i| (i.started, i.loaded_image.unload)));
     match state {
         None => Status::INVALID_PARAMETER,
@@ -591,10 +592,10 @@ pub unsafe extern "efiapi" fn unload_image(handle: Handle) -> Status {
     }
 }
 
-static FIRMWARE_IMAGE: Global<HandleId> = Global::new(0);
+static FIRMWARE_IMAGE: Global<HandleId> = Global::new(HandleId::NULL);
 
 fn is_firmware_image(handle: Handle) -> bool {
-    FIRMWARE_IMAGE.with(|h| *h != 0 && *h == handle as HandleId)
+    FIRMWARE_IMAGE.with(|h| !h.is_null() && *h == HandleId::from_raw(handle))
 }
 
 /// The handle standing for the firmware itself, parent of the images the
@@ -633,7 +634,7 @@ pub fn start(handle: HandleId) -> Status {
     // SAFETY: null ExitData pointers are allowed (§7.4.2).
     unsafe {
         start_image(
-            handle as Handle,
+            handle.as_raw(),
             core::ptr::null_mut(),
             core::ptr::null_mut(),
         )

@@ -8,6 +8,7 @@ pub mod boundary;
 pub mod device_path;
 pub mod events;
 pub mod handles;
+pub mod ids;
 pub mod image;
 pub mod memory_attribute;
 pub mod memory_attributes;

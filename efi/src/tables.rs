@@ -305,7 +305,7 @@ unsafe extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usiz
     if boot_services_exited() {
         return Status::INVALID_PARAMETER;
     }
-    if !ps::DB.with(|db| db.is_handle(image_handle as crate::handles::HandleId)) {
+    if !ps::DB.with(|db| db.is_handle(crate::ids::HandleId::from_raw(image_handle))) {
         return Status::INVALID_PARAMETER;
     }
     events::before_exit_boot_services_notify();

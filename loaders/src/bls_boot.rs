@@ -18,7 +18,7 @@ use crate::uki;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use log::warn;
 use platform::memory::MemoryType;

@@ -18,7 +18,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
@@ -364,7 +364,10 @@ mod tests {
     fn load_option_paths_expand_to_our_devices() {
         let esp = path(&[pci_root(0), pci(3, 0), hd(0xaa, 1)]);
         let other = path(&[pci_root(0), pci(4, 0), hd(0xbb, 1)]);
-        let file_systems = [(1, other.clone()), (2, esp.clone())];
+        let file_systems = [
+            (HandleId::from_value(1), other.clone()),
+            (HandleId::from_value(2), esp.clone()),
+        ];
         let shim = file_path("\\EFI\\debian\\shimx64.efi").unwrap();
         let full = path(&[pci_root(0), pci(3, 0), hd(0xaa, 1), shim.clone()]);
 

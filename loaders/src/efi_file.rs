@@ -8,7 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::mem::offset_of;
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use uefi_raw::Status;
 use uefi_raw::protocol::file_system::{

@@ -5,7 +5,7 @@ use crate::file_loading::LoadError;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use log::info;
 use protocols::device_path::DevicePathBuf;
@@ -28,7 +28,7 @@ pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
 /// Loads and starts the image at `path`; returns the status it ended with.
 pub fn load_and_start(path: &[u8], description: &str) -> Status {
     let mut handle: Handle = core::ptr::null_mut();
-    let parent = efi::image::firmware_image_handle() as Handle;
+    let parent = efi::image::firmware_image_handle().as_raw();
     // SAFETY: `path` is a whole device path (End-terminated) and `handle` a
     // live local; there is no source buffer.
     let status = unsafe {
@@ -45,7 +45,7 @@ pub fn load_and_start(path: &[u8], description: &str) -> Status {
         return status;
     }
     info!("booting {description}");
-    efi::image::start(handle as HandleId)
+    efi::image::start(HandleId::from_raw(handle))
 }
 
 /// LoadImage of `path` on the volume `fs`: the firmware reads the file
@@ -63,7 +63,7 @@ pub fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, LoadError>
     let status = unsafe {
         efi::image::load_image(
             false.into(),
-            efi::image::firmware_image_handle() as Handle,
+            efi::image::firmware_image_handle().as_raw(),
             device_path.as_ptr().cast::<DevicePathProtocol>(),
             core::ptr::null(),
             0,
@@ -73,7 +73,7 @@ pub fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, LoadError>
     if status.is_error() {
         return Err(load_error(status));
     }
-    Ok(handle as HandleId)
+    Ok(HandleId::from_raw(handle))
 }
 
 /// Starts a loaded image with `options` as its LoadOptions (UCS-2, §9.1:

@@ -10,7 +10,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use protocols::device_path::DevicePathBuf;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
@@ -127,7 +127,7 @@ pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     let loader = Box::into_raw(Box::new(InitrdLoader {
         protocol: LoadFile2Protocol { load_file },
         device_path: initrd_device_path().ok_or(Status::OUT_OF_RESOURCES)?,
-        handle: 0,
+        handle: HandleId::NULL,
         image,
     }));
     // SAFETY: `loader` was just leaked from a Box and nothing else refers to it yet.
@@ -241,7 +241,7 @@ mod tests {
         let status =
             unsafe { ps::locate_device_path(&LoadFile2Protocol::GUID, &mut remaining, &mut found) };
         assert_eq!(status, Status::SUCCESS);
-        assert_eq!(found as HandleId, handle);
+        assert_eq!(HandleId::from_raw(found), handle);
         // SAFETY: `remaining` points into `wanted`, at its End node.
         assert!(unsafe { efi::device_path::is_end(remaining) });
 

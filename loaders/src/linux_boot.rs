@@ -13,8 +13,8 @@ use core::fmt;
 use efi::memory_services::{DESCRIPTOR_SIZE, get_memory_map};
 use log::info;
 use platform::memory::{MemoryType, PAGE_SIZE};
+use uefi_raw::Status;
 use uefi_raw::table::boot::MemoryDescriptor;
-use uefi_raw::{Handle, Status};
 
 /// Where initrds are read before the kernel's header is known: below
 /// 2 GiB, the `initrd_addr_max` every 2.03+ kernel accepts (boot.rst).
@@ -321,7 +321,7 @@ fn initrd_within_limit(
 
 fn exit_boot_services(key: usize) -> Status {
     let system = efi::tables::system_table();
-    let image = efi::image::firmware_image_handle() as Handle;
+    let image = efi::image::firmware_image_handle().as_raw();
     // SAFETY: the firmware's own system table and boot services table.
     unsafe { ((*(*system).boot_services).exit_boot_services)(image, key) }
 }

@@ -17,7 +17,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use log::{info, warn};
 use protocols::console::input::{CHAR_CARRIAGE_RETURN, Key, ScanCode};

@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::efi_file::EfiFile;
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::{VarError, image_generation, seal_image};
 use log::{info, warn};

@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 
-use efi::handles::HandleId;
+use efi::ids::{HandleId, Interface};
 use efi::protocol_services as ps;
 use platform::sync::Global;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
@@ -53,8 +53,8 @@ pub struct DriverInfo {
 pub type ControllerNameFn = fn(controller: HandleId, child: Option<HandleId>) -> Option<String>;
 
 struct Registered {
-    /// Address of the driver's EFI_COMPONENT_NAME2_PROTOCOL instance.
-    component_name: usize,
+    /// The driver's EFI_COMPONENT_NAME2_PROTOCOL instance.
+    component_name: Interface,
     driver_name: usize,
     controller_name: ControllerNameFn,
 }
@@ -90,8 +90,8 @@ pub fn register(info: DriverInfo) -> Result<HandleId, Status> {
         start: info.start,
         stop: info.stop,
         version: info.version,
-        image_handle: handle as Handle,
-        driver_binding_handle: handle as Handle,
+        image_handle: handle.as_raw(),
+        driver_binding_handle: handle.as_raw(),
     }));
     let names = Box::leak(Box::new(ComponentName2Protocol {
         get_driver_name,
@@ -102,7 +102,7 @@ pub fn register(info: DriverInfo) -> Result<HandleId, Status> {
     let driver_name = intern(info.name);
     DRIVERS.with(|drivers| {
         drivers.push(Registered {
-            component_name: component_name as usize,
+            component_name: Interface::from_ptr(component_name),
             driver_name,
             controller_name: info.controller_name,
         })
@@ -142,7 +142,7 @@ fn registered(this: *const ComponentName2Protocol) -> Option<(usize, ControllerN
     DRIVERS.with(|drivers| {
         drivers
             .iter()
-            .find(|d| d.component_name == this as usize)
+            .find(|d| d.component_name == Interface::from_ptr(this))
             .map(|d| (d.driver_name, d.controller_name))
     })
 }
@@ -194,8 +194,8 @@ unsafe extern "efiapi" fn get_controller_name(
         if !unsafe { language_supported(language) }? {
             return Err(Status::UNSUPPORTED);
         }
-        let child = (!child.is_null()).then_some(child as HandleId);
-        let name = name_of(controller as HandleId, child).ok_or(Status::UNSUPPORTED)?;
+        let child = (!child.is_null()).then_some(HandleId::from_raw(child));
+        let name = name_of(HandleId::from_raw(controller), child).ok_or(Status::UNSUPPORTED)?;
         // SAFETY: the caller's slot, as this function's # Safety requires.
         unsafe { efi::boundary::write(controller_name, intern(&name) as *const u16) }
     })();
@@ -207,7 +207,7 @@ mod tests {
     use super::*;
 
     fn names(controller: HandleId, child: Option<HandleId>) -> Option<String> {
-        match (controller, child) {
+        match (controller.value(), child.map(HandleId::value)) {
             (0x10, None) => Some(String::from("Disk")),
             (0x10, Some(0x20)) => Some(String::from("Partition 1")),
             _ => None,
@@ -230,7 +230,7 @@ mod tests {
         let this: *const ComponentName2Protocol = protocol;
         DRIVERS.with(|d| {
             d.push(Registered {
-                component_name: this as usize,
+                component_name: Interface::from_ptr(this),
                 driver_name: intern("Test driver"),
                 controller_name: names,
             })

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 
+use efi::ids::PackageListHandle;
 use platform::sync::Global;
 use uefi_raw::protocol::hii::database::{
     HiiDatabaseNotifyFn, HiiDatabaseNotifyType, HiiDatabaseProtocol, HiiKeyboardLayout,
@@ -310,7 +311,7 @@ pub fn has_package(list: &[u8], package_type: u8, guid: Option<&Guid>) -> bool {
 // --- The database -------------------------------------------------------------
 
 struct Registered {
-    handle: usize,
+    handle: PackageListHandle,
     list: Vec<u8>,
 }
 
@@ -328,7 +329,7 @@ static DATABASE: Global<Database> = Global::new(Database {
 const MAX_PACKAGE_LIST: usize = 16 << 20;
 
 fn with_list<R>(handle: HiiHandle, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    let id = handle as usize;
+    let id = PackageListHandle::from_raw(handle);
     DATABASE.with(|db| db.lists.iter().find(|r| r.handle == id).map(|r| f(&r.list)))
 }
 
@@ -359,7 +360,7 @@ unsafe extern "efiapi" fn new_package_list(
         return Status::INVALID_PARAMETER;
     }
     let id = DATABASE.with(|db| {
-        let id = db.next_handle;
+        let id = PackageListHandle::from_value(db.next_handle);
         db.next_handle += 1;
         db.lists.push(Registered {
             handle: id,
@@ -368,9 +369,7 @@ unsafe extern "efiapi" fn new_package_list(
         id
     });
     // SAFETY: the caller's pointers, as this function's # Safety requires.
-    efi::boundary::status(unsafe {
-        efi::boundary::write(handle, core::ptr::without_provenance_mut(id))
-    })
+    efi::boundary::status(unsafe { efi::boundary::write(handle, id.as_raw()) })
 }
 
 /// # Safety
@@ -379,7 +378,7 @@ unsafe extern "efiapi" fn remove_package_list(
     _this: *const HiiDatabaseProtocol,
     handle: HiiHandle,
 ) -> Status {
-    let id = handle as usize;
+    let id = PackageListHandle::from_raw(handle);
     DATABASE.with(|db| match db.lists.iter().position(|r| r.handle == id) {
         Some(index) => {
             db.lists.remove(index);
@@ -417,7 +416,7 @@ unsafe extern "efiapi" fn list_package_lists(
     if package_type == PACKAGE_TYPE_GUID && guid.is_none() {
         return Status::INVALID_PARAMETER;
     }
-    let found: Vec<usize> = DATABASE.with(|db| {
+    let found: Vec<PackageListHandle> = DATABASE.with(|db| {
         db.lists
             .iter()
             .filter(|r| has_package(&r.list, package_type, guid.as_ref()))
@@ -438,11 +437,7 @@ unsafe extern "efiapi" fn list_package_lists(
     }
     for (i, id) in found.into_iter().enumerate() {
         // SAFETY: the caller's buffer holds `capacity` >= `needed` bytes.
-        unsafe {
-            handles
-                .add(i)
-                .write_unaligned(core::ptr::without_provenance_mut(id))
-        };
+        unsafe { handles.add(i).write_unaligned(id.as_raw()) };
     }
     Status::SUCCESS
 }

@@ -34,6 +34,7 @@ use platform::sync::Global;
 use uefi_raw::table::boot::{EventType, TimerDelay, Tpl};
 use uefi_raw::{Event, Guid, Status};
 
+use crate::ids::EventId;
 use crate::spec_gaps;
 use table::{EventError, EventTable, Events, NotifyFn};
 
@@ -91,7 +92,7 @@ pub fn current_tpl() -> Tpl {
 
 /// Whether `event` is an open event issued by this firmware.
 pub fn is_valid_event(event: Event) -> bool {
-    services().is_some_and(|_| EVENTS.with(|t| t.contains(table::id_from_event(event))))
+    services().is_some_and(|_| EVENTS.with(|t| t.contains(EventId::from_raw(event))))
 }
 
 /// An event without notify function that reads as signalled whenever
@@ -100,7 +101,7 @@ pub fn is_valid_event(event: Event) -> bool {
 /// borrowed. Returns null only if the event ids ran out.
 pub fn create_internal_wait_event(check: fn() -> bool) -> Event {
     match services().map(|events| events.create_condition(check)) {
-        Some(Ok(id)) => table::event_from_id(id),
+        Some(Ok(id)) => id.as_raw(),
         Some(Err(e)) => {
             error!("events: {e}");
             core::ptr::null_mut()
@@ -114,7 +115,7 @@ pub fn create_internal_wait_event(check: fn() -> bool) -> Event {
 /// as the handle database signalling RegisterProtocolNotify events.
 pub fn signal_deferred(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
-        status_of(events.signal_deferred(table::id_from_event(event)))
+        status_of(events.signal_deferred(EventId::from_raw(event)))
     })
 }
 
@@ -173,7 +174,7 @@ const MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS: usize = 32;
 /// In the firmware image (RuntimeServicesData), not on the heap: used after
 /// ExitBootServices.
 static VIRTUAL_ADDRESS_CHANGE: Global<
-    [Option<(usize, table::Notify)>; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS],
+    [Option<(EventId, table::Notify)>; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS],
 > = Global::new([None; MAX_VIRTUAL_ADDRESS_CHANGE_EVENTS]);
 
 /// SetVirtualAddressMap (§8.4.1) calls this before it returns: runs the
@@ -310,7 +311,7 @@ unsafe fn create(
         Ok(id) => {
             // SAFETY: `event` is non-null and, per §7.1.1, points to writable
             // storage for an EFI_EVENT; unaligned-tolerant write.
-            unsafe { event.write_unaligned(table::event_from_id(id)) };
+            unsafe { event.write_unaligned(id.as_raw()) };
             Status::SUCCESS
         }
         Err(e) => status_of(Err(e)),
@@ -326,7 +327,7 @@ pub unsafe extern "efiapi" fn set_timer(
     trigger_time: u64,
 ) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
-        status_of(events.set_timer(table::id_from_event(event), kind, trigger_time))
+        status_of(events.set_timer(EventId::from_raw(event), kind, trigger_time))
     })
 }
 
@@ -346,7 +347,7 @@ pub unsafe extern "efiapi" fn wait_for_event(
     // SAFETY: the caller passes an array of `number_of_events` EFI_EVENTs
     // (§7.1.5); it is only read, before any notify function runs.
     let handles = unsafe { core::slice::from_raw_parts(event, number_of_events) };
-    let ids: alloc::vec::Vec<usize> = handles.iter().map(|&e| table::id_from_event(e)).collect();
+    let ids: alloc::vec::Vec<EventId> = handles.iter().map(|&e| EventId::from_raw(e)).collect();
     let (at, status) = match events.wait(&ids) {
         Ok(at) => (at, Status::SUCCESS),
         Err((at, e)) => (at, status_of(Err(e))),
@@ -363,7 +364,7 @@ pub unsafe extern "efiapi" fn wait_for_event(
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
-        status_of(events.signal(table::id_from_event(event)))
+        status_of(events.signal(EventId::from_raw(event)))
     })
 }
 
@@ -372,7 +373,7 @@ pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
     services().map_or(Status::UNSUPPORTED, |events| {
-        status_of(events.close(table::id_from_event(event)))
+        status_of(events.close(EventId::from_raw(event)))
     })
 }
 
@@ -380,7 +381,7 @@ pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
 /// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn check_event(event: Event) -> Status {
-    match services().map(|events| events.check(table::id_from_event(event))) {
+    match services().map(|events| events.check(EventId::from_raw(event))) {
         Some(Ok(true)) => Status::SUCCESS,
         Some(Ok(false)) => Status::NOT_READY,
         Some(Err(e)) => status_of(Err(e)),

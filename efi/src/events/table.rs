@@ -8,11 +8,12 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 
+use crate::ids::EventId;
 use crate::spec_gaps;
 use log::{error, warn};
 use platform::sync::Global;
 use uefi_raw::table::boot::{EventNotifyFn, EventType, TimerDelay, Tpl};
-use uefi_raw::{Event, Guid, Status};
+use uefi_raw::{Guid, Status};
 
 /// An application's notify function (EFI_EVENT_NOTIFY, §7.1.1).
 pub type NotifyFn = EventNotifyFn;
@@ -31,7 +32,7 @@ pub const FIRST_CALLER_WATCHDOG_CODE: u64 = 0x1_0000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventError {
     /// Not an event this table issued (or already closed).
-    UnknownEvent(usize),
+    UnknownEvent(EventId),
     InvalidType(u32),
     /// A notify event without a notify function.
     MissingNotifyFunction,
@@ -40,8 +41,8 @@ pub enum EventError {
     /// CreateEventEx with a group and a legacy EVT_SIGNAL_* type.
     GroupWithSignalType(u32),
     /// CheckEvent/WaitForEvent on an EVT_NOTIFY_SIGNAL event.
-    NotifySignalEvent(usize),
-    NotATimer(usize),
+    NotifySignalEvent(EventId),
+    NotATimer(EventId),
     InvalidTimerType(TimerDelay),
     NoEvents,
     /// WaitForEvent above Tpl::APPLICATION.
@@ -88,16 +89,6 @@ impl fmt::Display for EventError {
     }
 }
 
-/// The opaque `EFI_EVENT` value: a non-zero id, never a pointer we
-/// dereference.
-pub fn event_from_id(id: usize) -> Event {
-    core::ptr::without_provenance_mut(id)
-}
-
-pub fn id_from_event(event: Event) -> usize {
-    event.addr()
-}
-
 #[derive(Clone, Copy, Debug)]
 pub struct Notify {
     pub function: NotifyFn,
@@ -110,13 +101,13 @@ impl Notify {
     /// Calls the notify function. The caller must hold no global borrow:
     /// application code may re-enter any boot service.
     #[allow(unsafe_code)]
-    pub fn call(&self, id: usize) {
+    pub fn call(&self, id: EventId) {
         // SAFETY: function and context were registered together by
         // CreateEvent(Ex), whose caller provides a NotifyFunction to be
         // called with the event and its NotifyContext (§7.1.1).
         unsafe {
             (self.function)(
-                event_from_id(id),
+                id.as_raw(),
                 core::ptr::with_exposed_provenance_mut::<c_void>(self.context),
             )
         };
@@ -149,7 +140,7 @@ struct Watchdog {
 }
 
 pub struct EventTable {
-    events: BTreeMap<usize, Record>,
+    events: BTreeMap<EventId, Record>,
     next_id: usize,
     next_seq: u64,
     tpl: Tpl,
@@ -179,7 +170,7 @@ impl EventTable {
         self.tpl
     }
 
-    pub fn contains(&self, id: usize) -> bool {
+    pub fn contains(&self, id: EventId) -> bool {
         self.events.contains_key(&id)
     }
 
@@ -191,7 +182,7 @@ impl EventTable {
         self.events.is_empty()
     }
 
-    fn get(&mut self, id: usize) -> Result<&mut Record, EventError> {
+    fn get(&mut self, id: EventId) -> Result<&mut Record, EventError> {
         self.events.get_mut(&id).ok_or(EventError::UnknownEvent(id))
     }
 
@@ -204,7 +195,7 @@ impl EventTable {
         function: Option<NotifyFn>,
         context: usize,
         group: Option<Guid>,
-    ) -> Result<usize, EventError> {
+    ) -> Result<EventId, EventError> {
         let legacy_group = if kind == EventType::SIGNAL_EXIT_BOOT_SERVICES {
             Some(spec_gaps::EVENT_GROUP_EXIT_BOOT_SERVICES)
         } else if kind == EventType::SIGNAL_VIRTUAL_ADDRESS_CHANGE {
@@ -249,7 +240,7 @@ impl EventTable {
 
     /// A plain event (no notify function) that becomes signalled when
     /// `condition` holds at CheckEvent/WaitForEvent time.
-    pub fn create_condition(&mut self, condition: fn() -> bool) -> Result<usize, EventError> {
+    pub fn create_condition(&mut self, condition: fn() -> bool) -> Result<EventId, EventError> {
         self.insert(Record {
             kind: EventType::empty(),
             notify: None,
@@ -261,15 +252,18 @@ impl EventTable {
         })
     }
 
-    fn insert(&mut self, record: Record) -> Result<usize, EventError> {
-        let id = self.next_id;
-        self.next_id = id.checked_add(1).ok_or(EventError::IdsExhausted)?;
+    fn insert(&mut self, record: Record) -> Result<EventId, EventError> {
+        let id = EventId::from_value(self.next_id);
+        self.next_id = self
+            .next_id
+            .checked_add(1)
+            .ok_or(EventError::IdsExhausted)?;
         self.events.insert(id, record);
         Ok(id)
     }
 
     /// CloseEvent: the event, its timer and any pending notification go.
-    pub fn close(&mut self, id: usize) -> Result<(), EventError> {
+    pub fn close(&mut self, id: EventId) -> Result<(), EventError> {
         self.events
             .remove(&id)
             .map(|_| ())
@@ -279,7 +273,7 @@ impl EventTable {
     /// SetTimer (§7.1.7); `trigger_100ns` is in 100 ns units.
     pub fn set_timer(
         &mut self,
-        id: usize,
+        id: EventId,
         kind: TimerDelay,
         trigger_100ns: u64,
         now_ns: u64,
@@ -310,7 +304,7 @@ impl EventTable {
 
     /// SignalEvent semantics: signals the event, or every member of its
     /// group, queueing EVT_NOTIFY_SIGNAL notifications.
-    pub fn signal(&mut self, id: usize) -> Result<(), EventError> {
+    pub fn signal(&mut self, id: EventId) -> Result<(), EventError> {
         match self.get(id)?.group {
             Some(group) => {
                 self.signal_group(&group);
@@ -322,7 +316,7 @@ impl EventTable {
 
     /// Signals every member of `group`; returns how many there were.
     pub fn signal_group(&mut self, group: &Guid) -> usize {
-        let members: Vec<usize> = self
+        let members: Vec<EventId> = self
             .events
             .iter()
             .filter(|(_, r)| r.group.as_ref() == Some(group))
@@ -334,7 +328,7 @@ impl EventTable {
         members.len()
     }
 
-    fn signal_one(&mut self, id: usize) {
+    fn signal_one(&mut self, id: EventId) {
         let seq = self.next_seq;
         let Some(record) = self.events.get_mut(&id) else {
             return;
@@ -351,7 +345,7 @@ impl EventTable {
 
     /// CheckEvent's first step: refuses EVT_NOTIFY_SIGNAL events and
     /// returns the firmware condition to evaluate, if any.
-    pub fn check_begin(&mut self, id: usize) -> Result<Option<fn() -> bool>, EventError> {
+    pub fn check_begin(&mut self, id: EventId) -> Result<Option<fn() -> bool>, EventError> {
         let record = self.get(id)?;
         if record.kind.contains(EventType::NOTIFY_SIGNAL) {
             return Err(EventError::NotifySignalEvent(id));
@@ -361,7 +355,7 @@ impl EventTable {
 
     /// An unsignalled EVT_NOTIFY_WAIT event queues its notify function
     /// when checked; returns whether it did.
-    pub fn queue_wait_notify(&mut self, id: usize) -> Result<bool, EventError> {
+    pub fn queue_wait_notify(&mut self, id: EventId) -> Result<bool, EventError> {
         let seq = self.next_seq;
         let record = self.get(id)?;
         if record.signalled || !record.kind.contains(EventType::NOTIFY_WAIT) {
@@ -375,7 +369,7 @@ impl EventTable {
     }
 
     /// CheckEvent's last step: consumes the signal.
-    pub fn take_signal(&mut self, id: usize) -> Result<bool, EventError> {
+    pub fn take_signal(&mut self, id: EventId) -> Result<bool, EventError> {
         let record = self.get(id)?;
         Ok(core::mem::replace(&mut record.signalled, false))
     }
@@ -450,7 +444,7 @@ impl EventTable {
     /// TPL becomes that notify TPL for the call; when nothing is left it
     /// becomes `floor`. EVT_NOTIFY_SIGNAL events are unsignalled before
     /// their notify function runs.
-    pub fn next_dispatch(&mut self, floor: Tpl) -> Option<(usize, Notify)> {
+    pub fn next_dispatch(&mut self, floor: Tpl) -> Option<(EventId, Notify)> {
         let next = self
             .best_queued(|r| r.notify.is_some_and(|n| n.tpl > floor))
             .and_then(|id| Some((id, self.dequeue(id)?)));
@@ -464,7 +458,7 @@ impl EventTable {
     /// the core needs group notifications (ExitBootServices) to have run
     /// even when called above their notify TPL. The TPL becomes at least
     /// the notify TPL; returns the TPL to restore afterwards.
-    pub fn next_group_dispatch(&mut self, group: &Guid) -> Option<(usize, Notify, Tpl)> {
+    pub fn next_group_dispatch(&mut self, group: &Guid) -> Option<(EventId, Notify, Tpl)> {
         let id = self.best_queued(|r| r.group.as_ref() == Some(group))?;
         let previous = self.tpl;
         let notify = self.dequeue(id)?;
@@ -472,7 +466,7 @@ impl EventTable {
         Some((id, notify, previous))
     }
 
-    fn best_queued(&self, eligible: impl Fn(&Record) -> bool) -> Option<usize> {
+    fn best_queued(&self, eligible: impl Fn(&Record) -> bool) -> Option<EventId> {
         self.events
             .iter()
             .filter(|(_, r)| eligible(r))
@@ -484,7 +478,7 @@ impl EventTable {
 
     /// Takes `id`'s queued notification and raises the TPL to its notify
     /// TPL for the call.
-    fn dequeue(&mut self, id: usize) -> Option<Notify> {
+    fn dequeue(&mut self, id: EventId) -> Option<Notify> {
         let record = self.events.get_mut(&id)?;
         let notify = record.notify?;
         record.queued = None;
@@ -501,8 +495,8 @@ impl EventTable {
 
     /// Notify functions of `group`'s members, highest TPL first, for the
     /// VirtualAddressChange snapshot taken at ExitBootServices.
-    pub fn group_notifies(&self, group: &Guid) -> Vec<(usize, Notify)> {
-        let mut members: Vec<(usize, Notify)> = self
+    pub fn group_notifies(&self, group: &Guid) -> Vec<(EventId, Notify)> {
+        let mut members: Vec<(EventId, Notify)> = self
             .events
             .iter()
             .filter(|(_, r)| r.group.as_ref() == Some(group))
@@ -614,18 +608,18 @@ impl Events<'_> {
         function: Option<NotifyFn>,
         context: usize,
         group: Option<Guid>,
-    ) -> Result<usize, EventError> {
+    ) -> Result<EventId, EventError> {
         self.table
             .with(|t| t.create(kind, notify_tpl, function, context, group))
     }
 
-    pub fn create_condition(&self, condition: fn() -> bool) -> Result<usize, EventError> {
+    pub fn create_condition(&self, condition: fn() -> bool) -> Result<EventId, EventError> {
         self.table.with(|t| t.create_condition(condition))
     }
 
     pub fn set_timer(
         &self,
-        id: usize,
+        id: EventId,
         kind: TimerDelay,
         trigger_100ns: u64,
     ) -> Result<(), EventError> {
@@ -636,7 +630,7 @@ impl Events<'_> {
 
     /// SignalEvent: notifications above the current TPL run before this
     /// returns.
-    pub fn signal(&self, id: usize) -> Result<(), EventError> {
+    pub fn signal(&self, id: EventId) -> Result<(), EventError> {
         self.signal_deferred(id)?;
         self.poll();
         Ok(())
@@ -644,17 +638,17 @@ impl Events<'_> {
 
     /// Signals without running notify functions (they run at the next
     /// poll or RestoreTPL).
-    pub fn signal_deferred(&self, id: usize) -> Result<(), EventError> {
+    pub fn signal_deferred(&self, id: EventId) -> Result<(), EventError> {
         self.table.with(|t| t.signal(id))
     }
 
-    pub fn close(&self, id: usize) -> Result<(), EventError> {
+    pub fn close(&self, id: EventId) -> Result<(), EventError> {
         self.table.with(|t| t.close(id))
     }
 
     /// CheckEvent (§7.1.6): Ok(true) for SUCCESS (signal consumed),
     /// Ok(false) for NOT_READY.
-    pub fn check(&self, id: usize) -> Result<bool, EventError> {
+    pub fn check(&self, id: EventId) -> Result<bool, EventError> {
         self.poll();
         if let Some(condition) = self.table.with(|t| t.check_begin(id))?
             && condition()
@@ -671,7 +665,7 @@ impl Events<'_> {
 
     /// WaitForEvent (§7.1.5): the index of the first signalled event;
     /// errors carry the index of the offending event.
-    pub fn wait(&self, ids: &[usize]) -> Result<usize, (usize, EventError)> {
+    pub fn wait(&self, ids: &[EventId]) -> Result<usize, (usize, EventError)> {
         if ids.is_empty() {
             return Err((0, EventError::NoEvents));
         }
@@ -742,6 +736,7 @@ mod tests {
     use alloc::vec::Vec;
     use core::cell::{Cell, RefCell};
     use std::thread_local;
+    use uefi_raw::Event;
     use uefi_raw::guid;
 
     thread_local! {
@@ -791,25 +786,22 @@ mod tests {
     /// Records under its own event id, then signals the event whose id is
     /// the context.
     extern "efiapi" fn signal_other(event: Event, context: *mut c_void) {
-        record(
-            event,
-            core::ptr::without_provenance_mut(id_from_event(event)),
-        );
-        events(|e| e.signal(context.addr())).unwrap();
+        record(event, core::ptr::without_provenance_mut(event.addr()));
+        events(|e| e.signal(EventId::from_value(context.addr()))).unwrap();
     }
 
     /// NOTIFY_WAIT notify that signals its own event.
     extern "efiapi" fn signal_self(event: Event, context: *mut c_void) {
         record(event, context);
-        events(|e| e.signal(id_from_event(event))).unwrap();
+        events(|e| e.signal(EventId::from_raw(event))).unwrap();
     }
 
     extern "efiapi" fn close_self(event: Event, context: *mut c_void) {
         record(event, context);
-        events(|e| e.close(id_from_event(event))).unwrap();
+        events(|e| e.close(EventId::from_raw(event))).unwrap();
     }
 
-    fn notify_event(tpl: Tpl, context: usize) -> usize {
+    fn notify_event(tpl: Tpl, context: usize) -> EventId {
         events(|e| e.create(EventType::NOTIFY_SIGNAL, tpl, Some(record), context, None)).unwrap()
     }
 
@@ -906,7 +898,7 @@ mod tests {
     fn unknown_events_are_rejected() {
         let id = notify_event(Tpl::CALLBACK, 1);
         events(|e| {
-            for bogus in [0, 1, id + 1, usize::MAX] {
+            for bogus in [0, 1, id.value() + 1, usize::MAX].map(EventId::from_value) {
                 assert_eq!(e.signal(bogus), Err(EventError::UnknownEvent(bogus)));
                 assert_eq!(e.close(bogus), Err(EventError::UnknownEvent(bogus)));
                 assert_eq!(e.check(bogus), Err(EventError::UnknownEvent(bogus)));
@@ -918,7 +910,7 @@ mod tests {
             assert_eq!(e.close(id), Ok(()));
             assert_eq!(e.close(id), Err(EventError::UnknownEvent(id)));
         });
-        assert_eq!(id_from_event(event_from_id(id)), id);
+        assert_eq!(EventId::from_raw(id.as_raw()), id);
     }
 
     #[test]
@@ -971,20 +963,26 @@ mod tests {
         let (x1, x2) = events(|e| {
             let sig = EventType::NOTIFY_SIGNAL;
             let x1 = e
-                .create(sig, Tpl::CALLBACK, Some(signal_other), y, None)
+                .create(sig, Tpl::CALLBACK, Some(signal_other), y.value(), None)
                 .unwrap();
             let x2 = e
-                .create(sig, Tpl::CALLBACK, Some(signal_other), z, None)
+                .create(sig, Tpl::CALLBACK, Some(signal_other), z.value(), None)
                 .unwrap();
             (x1, x2)
         });
         events(|e| e.signal(x1)).unwrap();
         // y has the same TPL as the running x1: it waits for x1 to return.
-        assert_eq!(log(), vec![(x1, Tpl::CALLBACK), (0x100, Tpl::CALLBACK)]);
+        assert_eq!(
+            log(),
+            vec![(x1.value(), Tpl::CALLBACK), (0x100, Tpl::CALLBACK)]
+        );
         LOG.with_borrow_mut(|l| l.clear());
         events(|e| e.signal(x2)).unwrap();
         // z has a higher TPL: it runs inside x2's call to SignalEvent.
-        assert_eq!(log(), vec![(x2, Tpl::CALLBACK), (0x200, Tpl::NOTIFY)]);
+        assert_eq!(
+            log(),
+            vec![(x2.value(), Tpl::CALLBACK), (0x200, Tpl::NOTIFY)]
+        );
         assert_eq!(events(|e| e.tpl()), Tpl::APPLICATION);
     }
 
@@ -1085,7 +1083,10 @@ mod tests {
                 e.wait(&[never, signal]),
                 Err((1, EventError::NotifySignalEvent(signal)))
             );
-            assert_eq!(e.wait(&[never, 0]), Err((1, EventError::UnknownEvent(0))));
+            assert_eq!(
+                e.wait(&[never, EventId::NULL]),
+                Err((1, EventError::UnknownEvent(EventId::NULL)))
+            );
 
             e.set_timer(timer, TimerDelay::RELATIVE, 1_000_000).unwrap();
             STEP.set(1000);

@@ -11,7 +11,7 @@ use uefi_raw::{Boolean, Handle, Status};
 
 use super::{DB, get_protocol, handles_with};
 use crate::boundary::read;
-use crate::handles::HandleId;
+use crate::ids::{HandleId, Interface};
 
 /// A driver's binding as the core calls it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ struct Binding {
     /// The handle carrying EFI_DRIVER_BINDING_PROTOCOL (the agent of the
     /// driver's opens).
     handle: HandleId,
-    interface: usize,
+    interface: Interface,
     image: HandleId,
     version: u32,
 }
@@ -35,8 +35,8 @@ fn binding_on(handle: HandleId) -> Option<Binding> {
     let (image, version) = unsafe { ((*interface).image_handle, (*interface).version) };
     Some(Binding {
         handle,
-        interface: interface as usize,
-        image: image as HandleId,
+        interface: Interface::from_ptr(interface),
+        image: HandleId::from_raw(image),
         version,
     })
 }
@@ -76,7 +76,7 @@ fn still_installed(binding: &Binding) -> bool {
 }
 
 fn driver_binding_ptr(binding: &Binding) -> *mut DriverBindingProtocol {
-    binding.interface as *mut DriverBindingProtocol
+    binding.interface.as_exposed_ptr()
 }
 
 fn call_supported(
@@ -89,7 +89,7 @@ fn call_supported(
     let supported = unsafe { (*this).supported };
     // SAFETY: the driver's own Supported, called as §11.1.1 defines it;
     // `remaining` is null or a device path the ConnectController caller gave.
-    unsafe { supported(this, controller as Handle, remaining) }
+    unsafe { supported(this, controller.as_raw(), remaining) }
 }
 
 fn call_start(
@@ -101,12 +101,12 @@ fn call_start(
     // SAFETY: as in `call_supported`.
     let start = unsafe { (*this).start };
     // SAFETY: as for Supported (§11.1.2).
-    unsafe { start(this, controller as Handle, remaining) }
+    unsafe { start(this, controller.as_raw(), remaining) }
 }
 
 fn call_stop(binding: &Binding, controller: HandleId, children: &[HandleId]) -> Status {
     let this = driver_binding_ptr(binding);
-    let mut buffer: Vec<Handle> = children.iter().map(|&c| c as Handle).collect();
+    let mut buffer: Vec<Handle> = children.iter().map(|c| c.as_raw()).collect();
     let list = if buffer.is_empty() {
         core::ptr::null()
     } else {
@@ -116,7 +116,7 @@ fn call_stop(binding: &Binding, controller: HandleId, children: &[HandleId]) -> 
     let stop = unsafe { (*this).stop };
     // SAFETY: the driver's own Stop (§11.1.3); `list` holds `buffer.len()`
     // handles and outlives the call.
-    unsafe { stop(this, controller as Handle, buffer.len(), list) }
+    unsafe { stop(this, controller.as_raw(), buffer.len(), list) }
 }
 
 /// Connects drivers to one controller: each round the first driver, in
@@ -244,13 +244,13 @@ pub unsafe extern "efiapi" fn connect_controller(
             if i == MAX_DRIVER_LIST {
                 return Status::INVALID_PARAMETER;
             }
-            preferred.push(handle as HandleId);
+            preferred.push(HandleId::from_raw(handle));
         }
     }
     // SAFETY: the caller's path, as this function's # Safety requires.
     unsafe {
         connect_from(
-            controller as HandleId,
+            HandleId::from_raw(controller),
             &preferred,
             remaining,
             recursive.into(),
@@ -335,9 +335,9 @@ pub unsafe extern "efiapi" fn disconnect_controller(
         return Status::INVALID_PARAMETER;
     }
     disconnect(
-        controller as HandleId,
-        (!driver.is_null()).then_some(driver as HandleId),
-        (!child.is_null()).then_some(child as HandleId),
+        HandleId::from_raw(controller),
+        (!driver.is_null()).then_some(HandleId::from_raw(driver)),
+        (!child.is_null()).then_some(HandleId::from_raw(child)),
     )
 }
 
@@ -396,8 +396,8 @@ mod tests {
             start,
             stop,
             version,
-            image_handle: handle as Handle,
-            driver_binding_handle: handle as Handle,
+            image_handle: handle.as_raw(),
+            driver_binding_handle: handle.as_raw(),
         }));
         install(
             Some(handle),
@@ -407,14 +407,14 @@ mod tests {
             )],
         )
         .unwrap();
-        slot.store(handle, Ordering::SeqCst);
+        slot.store(handle.value(), Ordering::SeqCst);
         handle
     }
 
     /// Supported as drivers write it: a BY_DRIVER open that is closed again.
     fn probe(controller: Handle, g: &Guid, agent: &AtomicUsize) -> Status {
-        let agent = agent.load(Ordering::SeqCst);
-        let controller = controller as HandleId;
+        let agent = HandleId::from_value(agent.load(Ordering::SeqCst));
+        let controller = HandleId::from_raw(controller);
         match open(controller, g, agent, controller, OPEN_PROTOCOL_BY_DRIVER) {
             Ok(_) => {
                 close(controller, g, agent, controller).unwrap();
@@ -438,8 +438,8 @@ mod tests {
         controller: Handle,
         _: *const DevicePathProtocol,
     ) -> Status {
-        let me = BUS_HANDLE.load(Ordering::SeqCst);
-        let controller = controller as HandleId;
+        let me = HandleId::from_value(BUS_HANDLE.load(Ordering::SeqCst));
+        let controller = HandleId::from_raw(controller);
         if let Err(status) = open(controller, &BUS_IO, me, controller, OPEN_PROTOCOL_BY_DRIVER) {
             return status;
         }
@@ -465,8 +465,8 @@ mod tests {
         count: usize,
         children: *const Handle,
     ) -> Status {
-        let me = BUS_HANDLE.load(Ordering::SeqCst);
-        let controller = controller as HandleId;
+        let me = HandleId::from_value(BUS_HANDLE.load(Ordering::SeqCst));
+        let controller = HandleId::from_raw(controller);
         if count == 0 {
             return boundary::status(close(controller, &BUS_IO, me, controller));
         }
@@ -474,7 +474,7 @@ mod tests {
         let children = unsafe { core::slice::from_raw_parts(children, count) };
         let mut status = Status::SUCCESS;
         for &child in children {
-            let child = child as HandleId;
+            let child = HandleId::from_raw(child);
             close(controller, &BUS_IO, me, child).unwrap();
             if uninstall(child, &[(CHILD_IO, token())]).is_err() {
                 open(
@@ -507,8 +507,8 @@ mod tests {
         controller: Handle,
         _: *const DevicePathProtocol,
     ) -> Status {
-        let me = DEVICE_HANDLE.load(Ordering::SeqCst);
-        let controller = controller as HandleId;
+        let me = HandleId::from_value(DEVICE_HANDLE.load(Ordering::SeqCst));
+        let controller = HandleId::from_raw(controller);
         if let Err(status) = open(
             controller,
             &CHILD_IO,
@@ -532,9 +532,9 @@ mod tests {
         if DEVICE_REFUSES_STOP.load(Ordering::SeqCst) {
             return Status::ACCESS_DENIED;
         }
-        let controller = controller as HandleId;
+        let controller = HandleId::from_raw(controller);
         uninstall(controller, &[(SERVICE, token())]).unwrap();
-        let me = DEVICE_HANDLE.load(Ordering::SeqCst);
+        let me = HandleId::from_value(DEVICE_HANDLE.load(Ordering::SeqCst));
         boundary::status(close(controller, &CHILD_IO, me, controller))
     }
 
@@ -548,17 +548,19 @@ mod tests {
 
     #[test]
     fn connect_order_puts_listed_drivers_first_then_versions() {
-        let b = |handle, image, version| Binding {
-            handle,
-            interface: handle,
-            image,
+        let b = |handle: usize, image: usize, version| Binding {
+            handle: HandleId::from_value(handle),
+            interface: Interface::from_value(handle),
+            image: HandleId::from_value(image),
             version,
         };
         let all = [b(1, 1, 5), b(2, 2, 9), b(3, 7, 5), b(4, 4, 1)];
-        let order = |preferred: &[HandleId]| -> Vec<HandleId> {
-            connect_order(&all, preferred)
+        let order = |preferred: &[usize]| -> Vec<usize> {
+            let preferred: Vec<HandleId> =
+                preferred.iter().map(|&h| HandleId::from_value(h)).collect();
+            connect_order(&all, &preferred)
                 .iter()
-                .map(|b| b.handle)
+                .map(|b| b.handle.value())
                 .collect()
         };
         assert_eq!(order(&[]), [2, 1, 3, 4], "equal versions keep their order");
@@ -581,7 +583,10 @@ mod tests {
         let unrelated = install(None, &[(OTHER, token())]).unwrap();
 
         assert_eq!(connect(unrelated, &[], true), Status::NOT_FOUND);
-        assert_eq!(connect(0x1234, &[], false), Status::INVALID_PARAMETER);
+        assert_eq!(
+            connect(HandleId::from_value(0x1234), &[], false),
+            Status::INVALID_PARAMETER
+        );
 
         // Not recursive: the bus driver makes its children, nobody binds them.
         assert_eq!(connect(controller, &[], false), Status::SUCCESS);
@@ -613,7 +618,7 @@ mod tests {
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            disconnect(kids[0], Some(0x1234), None),
+            disconnect(kids[0], Some(HandleId::from_value(0x1234)), None),
             Status::INVALID_PARAMETER
         );
 
@@ -661,7 +666,7 @@ mod tests {
                 controller,
                 OPEN_PROTOCOL_EXCLUSIVE
             ),
-            Ok(token() as usize)
+            Ok(Interface::from_ptr(token()))
         );
         assert!(children().is_empty());
         assert_eq!(
@@ -681,7 +686,7 @@ mod tests {
         // SAFETY: pointers are null or live locals.
         let status = unsafe {
             reinstall_protocol_interface(
-                controller as Handle,
+                controller.as_raw(),
                 &BUS_IO as *const Guid as *mut Guid,
                 token(),
                 token2,

@@ -7,7 +7,8 @@ mod driver_model;
 pub use driver_model::{connect, connect_controller, disconnect, disconnect_controller};
 
 use crate::boundary::{self, guid, read, write};
-use crate::handles::{HandleDb, HandleId};
+use crate::handles::HandleDb;
+use crate::ids::{EventId, HandleId, Interface, Registration};
 use crate::spec_gaps;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -24,14 +25,14 @@ fn signal(events: crate::handles::Notify) {
     for event in events.0 {
         // SAFETY: SignalEvent takes the event by value and dereferences
         // nothing.
-        let _ = unsafe { crate::events::signal_event(event as Event) };
+        let _ = unsafe { crate::events::signal_event(event.as_raw()) };
     }
 }
 
 /// A fresh handle value: the address of a small heap object, so handles look
 /// like the pointers the spec declares them to be and never repeat.
 pub fn new_handle() -> HandleId {
-    let id = Box::into_raw(Box::new(0u64)) as HandleId;
+    let id = HandleId::from_raw(Box::into_raw(Box::new(0u64)).cast());
     DB.with(|db| db.create_handle(id));
     id
 }
@@ -43,14 +44,16 @@ pub fn install(
 ) -> Result<HandleId, Status> {
     let handle = handle.unwrap_or_else(new_handle);
     for (g, interface) in protocols {
-        let events = DB.with(|db| db.install(handle, *g, *interface as usize))?;
+        let events = DB.with(|db| db.install(handle, *g, Interface::from_ptr(*interface)))?;
         signal(events);
     }
     Ok(handle)
 }
 
 pub fn get_protocol<T>(handle: HandleId, g: &Guid) -> Option<*mut T> {
-    DB.with(|db| db.get(handle, g)).ok().map(|p| p as *mut T)
+    DB.with(|db| db.get(handle, g))
+        .ok()
+        .map(Interface::as_exposed_ptr)
 }
 
 pub fn handles_with(g: &Guid) -> Vec<HandleId> {
@@ -76,13 +79,13 @@ pub unsafe extern "efiapi" fn install_protocol_interface(
         let id = if existing.is_null() {
             new_handle()
         } else {
-            let id = existing as HandleId;
+            let id = HandleId::from_raw(existing);
             if !DB.with(|db| db.is_handle(id)) {
                 return Err(Status::INVALID_PARAMETER);
             }
             id
         };
-        let installed = DB.with(|db| db.install(id, g, interface as usize));
+        let installed = DB.with(|db| db.install(id, g, Interface::from_ptr(interface)));
         let events = match installed {
             Ok(events) => events,
             Err(e) => {
@@ -94,7 +97,7 @@ pub unsafe extern "efiapi" fn install_protocol_interface(
             }
         };
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(handle, id as Handle) }?;
+        unsafe { write(handle, id.as_raw()) }?;
         signal(events);
         Ok(())
     })();
@@ -110,7 +113,7 @@ pub unsafe extern "efiapi" fn uninstall_protocol_interface(
 ) -> Status {
     let result =
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { guid(protocol) }.and_then(|g| uninstall_one(handle as HandleId, &g, interface as usize));
+        unsafe { guid(protocol) }.and_then(|g| uninstall_one(HandleId::from_raw(handle), &g, Interface::from_ptr(interface)));
     boundary::status(result)
 }
 
@@ -127,15 +130,15 @@ pub unsafe extern "efiapi" fn reinstall_protocol_interface(
     // other drivers), whether or not the replacement succeeded.
     // SAFETY: the caller's pointers, as this function's # Safety requires.
     let result = unsafe { guid(protocol) }.and_then(|g| {
-        let id = handle as HandleId;
+        let id = HandleId::from_raw(handle);
         let holders = DB
-            .with(|db| db.by_driver_agents(id, &g, Some(old as usize)))
+            .with(|db| db.by_driver_agents(id, &g, Some(Interface::from_ptr(old))))
             .unwrap_or_default();
         for &holder in &holders {
             let _ = disconnect(id, Some(holder), None);
         }
         let replaced = DB
-            .with(|db| db.reinstall(id, &g, old as usize, new as usize))
+            .with(|db| db.reinstall(id, &g, Interface::from_ptr(old), Interface::from_ptr(new)))
             .map(signal);
         if replaced.is_ok() || !holders.is_empty() {
             let _ = connect(id, &[], true);
@@ -158,12 +161,12 @@ pub unsafe extern "efiapi" fn handle_protocol(
         if interface.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
-        let found = DB.with(|db| db.get(handle as HandleId, &g));
+        let found = DB.with(|db| db.get(HandleId::from_raw(handle), &g));
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         unsafe {
             write(
                 interface,
-                found.map_or(core::ptr::null_mut(), |p| p as *mut c_void),
+                found.map_or(core::ptr::null_mut(), Interface::as_exposed_ptr),
             )
         }?;
         found.map(|_| ())
@@ -184,10 +187,10 @@ pub unsafe extern "efiapi" fn register_protocol_notify(
         if registration.is_null() || !crate::events::is_valid_event(event) {
             return Err(Status::INVALID_PARAMETER);
         }
-        let key = Box::into_raw(Box::new(0u64)) as usize;
-        DB.with(|db| db.register_notify(g, event as usize, key));
+        let key = Registration::from_raw(Box::into_raw(Box::new(0u64)).cast());
+        DB.with(|db| db.register_notify(g, EventId::from_raw(event), key));
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(registration, key as *mut c_void) }
+        unsafe { write(registration, key.as_raw()) }
     })();
     boundary::status(result)
 }
@@ -206,7 +209,7 @@ fn search(
             Ok(DB.with(|db| db.handles_with(&g)))
         }
         spec_gaps::BY_REGISTER_NOTIFY => {
-            let next = DB.with(|db| db.next_notified(key as usize))?;
+            let next = DB.with(|db| db.next_notified(Registration::from_raw(key.cast_mut())))?;
             Ok(next.into_iter().map(|(h, _)| h).collect())
         }
         _ => Err(Status::INVALID_PARAMETER),
@@ -240,7 +243,7 @@ pub unsafe extern "efiapi" fn locate_handle(
         }
         for (i, h) in handles.iter().enumerate() {
             // SAFETY: the caller's buffer holds `available >= needed` bytes.
-            unsafe { write(buffer.add(i), *h as Handle) }?;
+            unsafe { write(buffer.add(i), h.as_raw()) }?;
         }
         Ok(())
     })();
@@ -272,7 +275,7 @@ pub unsafe extern "efiapi" fn locate_handle_buffer(
         )? as *mut Handle;
         for (i, h) in handles.iter().enumerate() {
             // SAFETY: `out` was just allocated with room for every handle.
-            unsafe { out.add(i).write(*h as Handle) };
+            unsafe { out.add(i).write(h.as_raw()) };
         }
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         unsafe { write(count, handles.len()) }?;
@@ -301,7 +304,7 @@ pub unsafe extern "efiapi" fn locate_protocol(
                     .first()
                     .and_then(|&h| db.get(h, &g).ok())
             } else {
-                db.next_notified(registration as usize)
+                db.next_notified(Registration::from_raw(registration.cast_mut()))
                     .ok()
                     .flatten()
                     .and_then(|(h, _)| db.get(h, &g).ok())
@@ -309,7 +312,7 @@ pub unsafe extern "efiapi" fn locate_protocol(
         });
         match found {
             // SAFETY: the caller's pointers, as this function's # Safety requires.
-            Some(p) => unsafe { write(interface, p as *mut c_void) },
+            Some(p) => unsafe { write(interface, p.as_exposed_ptr()) },
             None => {
                 // SAFETY: the caller's pointers, as this function's # Safety requires.
                 unsafe { write(interface, core::ptr::null_mut()) }?;
@@ -336,20 +339,21 @@ pub unsafe extern "efiapi" fn open_protocol(
         if interface.is_null() && attributes != spec_gaps::OPEN_PROTOCOL_TEST_PROTOCOL {
             return Err(Status::INVALID_PARAMETER);
         }
+        let handle = HandleId::from_raw(handle);
         let opened = open(
-            handle as HandleId,
+            handle,
             &g,
-            agent as HandleId,
-            controller as HandleId,
+            HandleId::from_raw(agent),
+            HandleId::from_raw(controller),
             attributes,
         );
         if attributes != spec_gaps::OPEN_PROTOCOL_TEST_PROTOCOL {
             let value = match opened {
-                Ok(p) => p as *mut c_void,
+                Ok(p) => p.as_exposed_ptr(),
                 // §7.3.9: on ALREADY_STARTED the interface is still returned.
-                Err(Status::ALREADY_STARTED) => {
-                    DB.with(|db| db.get(handle as HandleId, &g)).unwrap_or(0) as *mut c_void
-                }
+                Err(Status::ALREADY_STARTED) => DB
+                    .with(|db| db.get(handle, &g))
+                    .map_or(core::ptr::null_mut(), Interface::as_exposed_ptr),
                 Err(_) => core::ptr::null_mut(),
             };
             // SAFETY: the caller's pointers, as this function's # Safety requires.
@@ -371,10 +375,10 @@ pub unsafe extern "efiapi" fn close_protocol(
     // SAFETY: the caller's pointers, as this function's # Safety requires.
     let result = unsafe { guid(protocol) }.and_then(|g| {
         close(
-            handle as HandleId,
+            HandleId::from_raw(handle),
             &g,
-            agent as HandleId,
-            controller as HandleId,
+            HandleId::from_raw(agent),
+            HandleId::from_raw(controller),
         )
     });
     boundary::status(result)
@@ -394,14 +398,14 @@ pub unsafe extern "efiapi" fn open_protocol_information(
         if entries.is_null() || count.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
-        let info = DB.with(|db| db.open_information(handle as HandleId, &g))?;
+        let info = DB.with(|db| db.open_information(HandleId::from_raw(handle), &g))?;
         let size = info.len().max(1) * core::mem::size_of::<OpenProtocolInformationEntry>();
         let out = crate::pool::allocate(platform::memory::MemoryType::BOOT_SERVICES_DATA, size)?
             as *mut OpenProtocolInformationEntry;
         for (i, o) in info.iter().enumerate() {
             let entry = OpenProtocolInformationEntry {
-                agent_handle: o.agent as Handle,
-                controller_handle: o.controller as Handle,
+                agent_handle: o.agent.as_raw(),
+                controller_handle: o.controller.as_raw(),
                 attributes: o.attributes,
                 open_count: o.count,
             };
@@ -427,7 +431,7 @@ pub unsafe extern "efiapi" fn protocols_per_handle(
         if buffer.is_null() || count.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
-        let guids = DB.with(|db| db.protocols_per_handle(handle as HandleId))?;
+        let guids = DB.with(|db| db.protocols_per_handle(HandleId::from_raw(handle)))?;
         // The array points at GUIDs that must outlive the call: keep one
         // pool block holding the pointer array followed by the GUIDs.
         let ptrs = guids.len() * core::mem::size_of::<*const Guid>();
@@ -491,7 +495,7 @@ pub unsafe extern "efiapi" fn locate_device_path(
         }
         let (h, len) = best.ok_or(Status::NOT_FOUND)?;
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(device, h as Handle) }?;
+        unsafe { write(device, h.as_raw()) }?;
         // SAFETY: `len` bytes are the matched prefix inside the caller's path.
         unsafe {
             write(
@@ -503,7 +507,7 @@ pub unsafe extern "efiapi" fn locate_device_path(
     boundary::status(result)
 }
 
-/// OpenProtocol (§7.3.9) for firmware code: the interface (0 for
+/// OpenProtocol (§7.3.9) for firmware code: the interface (NULL for
 /// TEST_PROTOCOL). An EXCLUSIVE open of an interface other agents hold
 /// BY_DRIVER first disconnects those drivers, as the spec asks.
 pub fn open(
@@ -512,7 +516,7 @@ pub fn open(
     agent: HandleId,
     controller: HandleId,
     attributes: u32,
-) -> Result<usize, Status> {
+) -> Result<Interface, Status> {
     let opened = DB.with(|db| db.open(handle, g, agent, controller, attributes));
     if opened != Err(Status::ACCESS_DENIED) || attributes & spec_gaps::OPEN_PROTOCOL_EXCLUSIVE == 0
     {
@@ -555,7 +559,7 @@ pub fn close(
 /// UninstallProtocolInterface (§7.3.3) of one interface: the drivers holding
 /// it BY_DRIVER are disconnected first; if it is still held after that, they
 /// are connected again and the call fails with EFI_ACCESS_DENIED.
-fn uninstall_one(handle: HandleId, g: &Guid, interface: usize) -> Result<(), Status> {
+fn uninstall_one(handle: HandleId, g: &Guid, interface: Interface) -> Result<(), Status> {
     let holders = DB.with(|db| db.by_driver_agents(handle, g, Some(interface)))?;
     for &holder in &holders {
         let _ = disconnect(handle, Some(holder), None);
@@ -571,12 +575,12 @@ fn uninstall_one(handle: HandleId, g: &Guid, interface: usize) -> Result<(), Sta
 /// (§7.3.17): on a failure the ones already removed are installed again.
 pub fn uninstall(handle: HandleId, protocols: &[(Guid, *mut c_void)]) -> Result<(), Status> {
     for (done, (g, interface)) in protocols.iter().enumerate() {
-        if let Err(status) = uninstall_one(handle, g, *interface as usize) {
+        if let Err(status) = uninstall_one(handle, g, Interface::from_ptr(*interface)) {
             let events = DB.with(|db| {
                 db.create_handle(handle);
                 let mut events = Vec::new();
                 for (g, interface) in &protocols[..done] {
-                    if let Ok(notify) = db.install(handle, *g, *interface as usize) {
+                    if let Ok(notify) = db.install(handle, *g, Interface::from_ptr(*interface)) {
                         events.extend(notify.0);
                     }
                 }
@@ -644,14 +648,14 @@ unsafe extern "efiapi" fn install_multiple_impl(
         }
         let id = if existing.is_null() {
             new_handle()
-        } else if DB.with(|db| db.is_handle(existing as HandleId)) {
-            existing as HandleId
+        } else if DB.with(|db| db.is_handle(HandleId::from_raw(existing))) {
+            HandleId::from_raw(existing)
         } else {
             return Err(Status::INVALID_PARAMETER);
         };
         let mut done = Vec::new();
         for (g, interface) in &pairs {
-            match DB.with(|db| db.install(id, *g, *interface as usize)) {
+            match DB.with(|db| db.install(id, *g, Interface::from_ptr(*interface))) {
                 Ok(events) => {
                     done.push((*g, *interface));
                     signal(events);
@@ -660,7 +664,7 @@ unsafe extern "efiapi" fn install_multiple_impl(
                     // All or nothing: roll back what this call installed.
                     DB.with(|db| {
                         for (g, interface) in &done {
-                            let _ = db.uninstall(id, g, *interface as usize);
+                            let _ = db.uninstall(id, g, Interface::from_ptr(*interface));
                         }
                         if existing.is_null() {
                             db.remove_handle(id);
@@ -671,7 +675,7 @@ unsafe extern "efiapi" fn install_multiple_impl(
             }
         }
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(handle, id as Handle) }
+        unsafe { write(handle, id.as_raw()) }
     })();
     boundary::status(result)
 }
@@ -687,7 +691,7 @@ unsafe extern "efiapi" fn uninstall_multiple_impl(
     let result = unsafe { vararg_pairs(args) }.and_then(|pairs| {
         // All or nothing; the spec's status is EFI_INVALID_PARAMETER when
         // any removal fails (§7.3.17).
-        uninstall(handle as HandleId, &pairs).map_err(|_| Status::INVALID_PARAMETER)
+        uninstall(HandleId::from_raw(handle), &pairs).map_err(|_| Status::INVALID_PARAMETER)
     });
     boundary::status(result)
 }

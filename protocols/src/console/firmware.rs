@@ -7,6 +7,7 @@ use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use efi::ids::KeyNotifyHandle;
 use log::debug;
 use platform::sync::Global;
 use uefi_raw::protocol::console::serial as serial_io;
@@ -394,7 +395,7 @@ unsafe extern "efiapi" fn register_key_notify(
         Ok(id) => {
             // SAFETY: checked non-null; the caller provides storage for the
             // NotifyHandle. The handle is an id, never dereferenced.
-            unsafe { handle.write_unaligned(core::ptr::without_provenance_mut(id)) };
+            unsafe { handle.write_unaligned(id.as_raw()) };
             Status::SUCCESS
         }
         Err(e) => {
@@ -413,13 +414,15 @@ unsafe extern "efiapi" fn unregister_key_notify(
     if this != CON_IN_EX.get() {
         return Status::INVALID_PARAMETER;
     }
-    KEYBOARD.with(|k| k.unregister(handle.addr())).map_or_else(
-        |e| {
-            debug!("console: {e}");
-            Status::INVALID_PARAMETER
-        },
-        |()| Status::SUCCESS,
-    )
+    KEYBOARD
+        .with(|k| k.unregister(KeyNotifyHandle::from_raw(handle)))
+        .map_or_else(
+            |e| {
+                debug!("console: {e}");
+                Status::INVALID_PARAMETER
+            },
+            |()| Status::SUCCESS,
+        )
 }
 
 // --- EFI_SERIAL_IO_PROTOCOL (§12.8) ------------------------------------------
@@ -673,7 +676,7 @@ pub fn install() -> Result<ConsoleHandles, Status> {
         ],
     )?;
     Ok(ConsoleHandles {
-        handle: core::ptr::without_provenance_mut(handle),
+        handle: handle.as_raw(),
         con_in: CON_IN.get(),
         con_in_ex: CON_IN_EX.get(),
         con_out: CON_OUT.get(),

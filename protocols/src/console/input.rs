@@ -6,6 +6,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
+use efi::ids::KeyNotifyHandle;
 
 use uefi_raw::protocol::console::{InputKey, KeyData, KeyShiftState, KeyState, KeyToggleState};
 
@@ -355,7 +356,7 @@ pub enum InputError {
     /// SetState with bits we cannot honour (or without TOGGLE_STATE_VALID).
     UnsupportedToggleState(u8),
     /// UnregisterKeyNotify with a handle we did not issue.
-    UnknownNotifyHandle(usize),
+    UnknownNotifyHandle(KeyNotifyHandle),
     NotifyHandlesExhausted,
 }
 
@@ -382,7 +383,7 @@ const TOGGLE_BITS: u8 = TOGGLE_STATE_VALID
 /// A registered key notification; `F` is the notify function type.
 #[derive(Clone, Copy, Debug)]
 struct Registration<F> {
-    handle: usize,
+    handle: KeyNotifyHandle,
     key: KeyData,
     function: F,
 }
@@ -469,7 +470,7 @@ impl<F: Copy + PartialEq> Keyboard<F> {
 
     /// RegisterKeyNotify (§12.2.6): registering the same key and function
     /// again returns the existing handle.
-    pub fn register(&mut self, key: KeyData, function: F) -> Result<usize, InputError> {
+    pub fn register(&mut self, key: KeyData, function: F) -> Result<KeyNotifyHandle, InputError> {
         if let Some(r) = self
             .notifies
             .iter()
@@ -477,8 +478,9 @@ impl<F: Copy + PartialEq> Keyboard<F> {
         {
             return Ok(r.handle);
         }
-        let handle = self.next_handle;
-        self.next_handle = handle
+        let handle = KeyNotifyHandle::from_value(self.next_handle);
+        self.next_handle = self
+            .next_handle
             .checked_add(1)
             .ok_or(InputError::NotifyHandlesExhausted)?;
         self.notifies.push(Registration {
@@ -490,7 +492,7 @@ impl<F: Copy + PartialEq> Keyboard<F> {
     }
 
     /// UnregisterKeyNotify (§12.2.7).
-    pub fn unregister(&mut self, handle: usize) -> Result<(), InputError> {
+    pub fn unregister(&mut self, handle: KeyNotifyHandle) -> Result<(), InputError> {
         let at = self
             .notifies
             .iter()
@@ -789,7 +791,10 @@ mod tests {
             kb.unregister(plain_x),
             Err(InputError::UnknownNotifyHandle(plain_x))
         );
-        assert_eq!(kb.unregister(0), Err(InputError::UnknownNotifyHandle(0)));
+        assert_eq!(
+            kb.unregister(KeyNotifyHandle::NULL),
+            Err(InputError::UnknownNotifyHandle(KeyNotifyHandle::NULL))
+        );
         let fired: Vec<Notify> = kb.receive(b"x", 0).iter().map(|(f, _)| *f).collect();
         assert!(fired.is_empty());
     }

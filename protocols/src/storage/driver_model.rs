@@ -14,10 +14,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use alloc::collections::BTreeMap;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use efi::boundary;
-use efi::handles::HandleId;
+use efi::ids::{HandleId, Interface};
 use efi::protocol_services as ps;
 use efi::spec_gaps::OPEN_PROTOCOL_BY_DRIVER;
 use platform::block::BlockDevice;
@@ -43,9 +42,9 @@ use crate::fat::FatType;
 const PARTITION_DRIVER_VERSION: u32 = 0x20;
 const FAT_DRIVER_VERSION: u32 = 0x10;
 
-/// The drivers' handles (0 until `register_drivers`).
-pub(super) static PARTITION_DRIVER: AtomicUsize = AtomicUsize::new(0);
-pub(super) static FAT_DRIVER: AtomicUsize = AtomicUsize::new(0);
+/// The drivers' handles (NULL until `register_drivers`).
+pub(super) static PARTITION_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
+pub(super) static FAT_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
 
 /// A disk handle made by `add_disk`.
 pub(super) struct DiskRecord {
@@ -62,10 +61,10 @@ pub(super) struct PartitionChild {
     pub(super) number: u32,
     pub(super) description: String,
     pub(super) bytes: u64,
-    /// The installed (GUID, interface address) pairs, Disk I/O first: it is
+    /// The installed (GUID, interface) pairs, Disk I/O first: it is
     /// the one a driver holds, so removing it first changes nothing when
     /// that driver refuses to stop.
-    pub(super) protocols: Vec<(Guid, usize)>,
+    pub(super) protocols: Vec<(Guid, Interface)>,
 }
 
 #[derive(Default)]
@@ -75,7 +74,7 @@ pub(super) struct StorageState {
     pub(super) partitioned: BTreeMap<HandleId, Vec<HandleId>>,
     pub(super) children: BTreeMap<HandleId, PartitionChild>,
     /// Volumes the FAT driver manages: their SimpleFileSystem and FAT type.
-    pub(super) volumes: BTreeMap<HandleId, (usize, FatType)>,
+    pub(super) volumes: BTreeMap<HandleId, (Interface, FatType)>,
 }
 
 pub(super) static STATE: Global<StorageState> = Global::new(StorageState {
@@ -85,13 +84,13 @@ pub(super) static STATE: Global<StorageState> = Global::new(StorageState {
     volumes: BTreeMap::new(),
 });
 
-pub(super) fn registered_driver(slot: &AtomicUsize) -> HandleId {
-    slot.load(Ordering::Relaxed)
+pub(super) fn registered_driver(slot: &Global<HandleId>) -> HandleId {
+    slot.with(|handle| *handle)
 }
 
 /// Creates the two driver handles, once.
 pub(super) fn register_drivers() -> Result<(), Status> {
-    if registered_driver(&PARTITION_DRIVER) != 0 {
+    if !registered_driver(&PARTITION_DRIVER).is_null() {
         return Ok(());
     }
     let partition = driver::register(DriverInfo {
@@ -102,7 +101,7 @@ pub(super) fn register_drivers() -> Result<(), Status> {
         stop: partition_stop,
         controller_name: partition_controller_name,
     })?;
-    PARTITION_DRIVER.store(partition, Ordering::Relaxed);
+    PARTITION_DRIVER.with(|slot| *slot = partition);
     let fat = driver::register(DriverInfo {
         name: "FAT file system driver",
         version: FAT_DRIVER_VERSION,
@@ -111,15 +110,15 @@ pub(super) fn register_drivers() -> Result<(), Status> {
         stop: fat_stop,
         controller_name: fat_controller_name,
     })?;
-    FAT_DRIVER.store(fat, Ordering::Relaxed);
+    FAT_DRIVER.with(|slot| *slot = fat);
     Ok(())
 }
 
 /// The device behind a Disk I/O interface, when it is one of ours. The
 /// function pointer (inside the protocol table every caller must provide)
 /// tells ours from a foreign one before anything past the table is read.
-pub(super) fn our_disk_device(interface: usize) -> Option<Rc<dyn BlockDevice>> {
-    let protocol = interface as *mut DiskIoProtocol;
+pub(super) fn our_disk_device(interface: Interface) -> Option<Rc<dyn BlockDevice>> {
+    let protocol = interface.as_exposed_ptr::<DiskIoProtocol>();
     if protocol.is_null() || !protocol.is_aligned() {
         return None;
     }
@@ -154,7 +153,7 @@ pub(super) fn our_block_io_is_partition(interface: *mut BlockIoProtocol) -> Opti
 }
 
 /// The Disk I/O of `controller`, opened BY_DRIVER by `driver`.
-pub(super) fn open_disk_io(controller: HandleId, driver: HandleId) -> Result<usize, Status> {
+pub(super) fn open_disk_io(controller: HandleId, driver: HandleId) -> Result<Interface, Status> {
     ps::open(
         controller,
         &DiskIoProtocol::GUID,
@@ -198,6 +197,6 @@ pub(super) unsafe fn stop_children(
 ) -> Result<Vec<HandleId>, Status> {
     (0..count)
         // SAFETY: this function's contract.
-        .map(|i| unsafe { boundary::read(children.wrapping_add(i)) }.map(|h| h as HandleId))
+        .map(|i| unsafe { boundary::read(children.wrapping_add(i)) }.map(HandleId::from_raw))
         .collect()
 }

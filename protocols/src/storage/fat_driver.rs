@@ -5,7 +5,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 
-use efi::handles::HandleId;
+use efi::ids::{HandleId, Interface};
 use efi::protocol_services::{self as ps, install};
 use efi::spec_gaps::OPEN_PROTOCOL_GET_PROTOCOL;
 use platform::block::BlockDevice;
@@ -64,7 +64,7 @@ pub(super) unsafe extern "efiapi" fn fat_supported(
     controller: Handle,
     _remaining: *const DevicePathProtocol,
 ) -> Status {
-    let controller = controller as HandleId;
+    let controller = HandleId::from_raw(controller);
     let device = match probe_disk_io(controller, registered_driver(&FAT_DRIVER)) {
         Ok(device) => device,
         Err(status) => return status,
@@ -91,7 +91,7 @@ pub(super) unsafe extern "efiapi" fn fat_start(
     controller: Handle,
     _remaining: *const DevicePathProtocol,
 ) -> Status {
-    let controller = controller as HandleId;
+    let controller = HandleId::from_raw(controller);
     let driver = registered_driver(&FAT_DRIVER);
     let disk_io = match open_disk_io(controller, driver) {
         Ok(interface) => interface,
@@ -138,7 +138,10 @@ pub(super) unsafe extern "efiapi" fn fat_start(
         log::warn!("storage: installing SimpleFileSystem failed: {status:?}");
         return fail(status);
     }
-    STATE.with(|s| s.volumes.insert(controller, (protocol as usize, fat_type)));
+    STATE.with(|s| {
+        s.volumes
+            .insert(controller, (Interface::from_ptr(protocol), fat_type))
+    });
     Status::SUCCESS
 }
 
@@ -154,7 +157,7 @@ pub(super) unsafe extern "efiapi" fn fat_stop(
     count: usize,
     _children: *const Handle,
 ) -> Status {
-    let controller = controller as HandleId;
+    let controller = HandleId::from_raw(controller);
     let driver = registered_driver(&FAT_DRIVER);
     let Some((protocol, _)) = STATE.with(|s| s.volumes.get(&controller).copied()) else {
         return Status::DEVICE_ERROR;
@@ -163,7 +166,7 @@ pub(super) unsafe extern "efiapi" fn fat_stop(
         // A device driver has no children to stop.
         return Status::INVALID_PARAMETER;
     }
-    let protocol = protocol as *mut SimpleFileSystemProtocol;
+    let protocol = protocol.as_exposed_ptr::<SimpleFileSystemProtocol>();
     // SAFETY: `protocol` is the SimpleFileSystem fat_start made with
     // `simple_file_system_for` and recorded in `volumes`; it is never freed.
     if let Some(open) = unsafe { open_files(protocol) } {

@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 
-use efi::handles::HandleId;
+use efi::ids::HandleId;
 use efi::protocol_services::{self as ps, install};
 use platform::block::{BlockDevice, BlockError, MemDisk};
 use platform::pci::Bdf;
@@ -291,12 +291,12 @@ mod tests {
         )
         .unwrap();
         let mut out: *const u16 = core::ptr::null();
-        let child = child.map_or(core::ptr::null_mut(), |c| c as uefi_raw::Handle);
+        let child = child.map_or(core::ptr::null_mut(), HandleId::as_raw);
         // SAFETY: the driver's own ComponentName2, called as a caller would.
         let status = unsafe {
             ((*names).get_controller_name)(
                 names,
-                controller as uefi_raw::Handle,
+                controller.as_raw(),
                 child,
                 c"en".as_ptr().cast(),
                 &mut out,

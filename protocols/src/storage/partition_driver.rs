@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 
 use efi::boundary;
-use efi::handles::HandleId;
+use efi::ids::{HandleId, Interface};
 use efi::protocol_services as ps;
 use efi::spec_gaps::{OPEN_PROTOCOL_BY_CHILD_CONTROLLER, OPEN_PROTOCOL_BY_DRIVER};
 use platform::block::BlockDevice;
@@ -44,7 +44,7 @@ pub(super) unsafe extern "efiapi" fn partition_supported(
     controller: Handle,
     _remaining: *const DevicePathProtocol,
 ) -> Status {
-    let controller = controller as HandleId;
+    let controller = HandleId::from_raw(controller);
     match partition_candidate(controller) {
         Err(Status::ALREADY_STARTED) if is_partitioned(controller) => Status::SUCCESS,
         other => boundary::status(other.map(|_| ())),
@@ -100,12 +100,12 @@ pub(super) unsafe extern "efiapi" fn partition_start(
     controller: Handle,
     _remaining: *const DevicePathProtocol,
 ) -> Status {
-    let controller = controller as HandleId;
+    let controller = HandleId::from_raw(controller);
     let driver = registered_driver(&PARTITION_DRIVER);
     let rescan = is_partitioned(controller);
     let disk = if rescan {
         let interface = ps::get_protocol::<c_void>(controller, &DiskIoProtocol::GUID);
-        match interface.and_then(|i| our_disk_device(i as usize)) {
+        match interface.and_then(|i| our_disk_device(Interface::from_ptr(i))) {
             Some(disk) => disk,
             None => return Status::DEVICE_ERROR,
         }
@@ -248,7 +248,10 @@ fn add_partition(
         number: partition.number,
         description: describe(partition),
         bytes: blocks.saturating_mul(u64::from(disk.block_size())),
-        protocols: protocols.iter().map(|&(g, i)| (g, i as usize)).collect(),
+        protocols: protocols
+            .iter()
+            .map(|&(g, i)| (g, Interface::from_ptr(i)))
+            .collect(),
     };
     STATE.with(|s| s.children.insert(child, record));
     Ok(child)
@@ -266,7 +269,7 @@ pub(super) unsafe extern "efiapi" fn partition_stop(
     count: usize,
     children: *const Handle,
 ) -> Status {
-    let controller = controller as HandleId;
+    let controller = HandleId::from_raw(controller);
     let driver = registered_driver(&PARTITION_DRIVER);
     if count == 0 {
         let left = STATE.with(|s| {
@@ -310,7 +313,7 @@ fn remove_partition(parent: HandleId, child: HandleId) -> Result<(), Status> {
         })
         .ok_or(Status::INVALID_PARAMETER)?
         .into_iter()
-        .map(|(g, i)| (g, i as *mut c_void))
+        .map(|(g, i)| (g, i.as_exposed_ptr::<c_void>()))
         .collect();
     ps::close(parent, &DiskIoProtocol::GUID, driver, child)?;
     if let Err(status) = ps::uninstall(child, &protocols) {
