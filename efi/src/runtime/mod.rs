@@ -1,7 +1,8 @@
 //! EFI runtime services (UEFI 2.10 §8) and the EFI_RUNTIME_SERVICES table.
-//! One submodule per service group: [`time`] (§8.3), [`variable_services`]
-//! (§8.2), [`virtual_map`] (§8.4), [`reset`] (§8.5.1); the monotonic count
-//! (§8.5.2) is here, the capsule argument checks (§8.5.3) in [`capsule`].
+//! One submodule per service group: [`time`] (§8.3.1/§8.3.2), [`wakeup`]
+//! (§8.3.3/§8.3.4), [`variable_services`] (§8.2), [`virtual_map`] (§8.4),
+//! [`reset`] (§8.5.1), [`capsule`] (§8.5.3); the monotonic count (§8.5.2)
+//! is here, and [`persisted`] keeps what must survive a reset.
 //!
 //! Everything here is used after ExitBootServices, when the heap is gone:
 //! all state lives in statics of the firmware image (RuntimeServicesCode/
