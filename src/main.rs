@@ -128,6 +128,8 @@ fn boot(start_info: &StartInfo) -> ! {
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
     let persist_variables = loaders::nv_store::init(VARIABLE_STORE_SIZE);
     wire_hooks(persist_variables);
+    // Monotonic count, time zone, wakeup alarm (UEFI 2.10 §8.3, §8.5.2).
+    efi::runtime::restore_persisted_state();
 
     loaders::boot_manager::run(start_info.cmdline());
     info!("no bootable device found");

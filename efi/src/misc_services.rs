@@ -7,7 +7,7 @@
 //! one of the table's timers.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{debug, warn};
 use uefi_raw::{Char16, Status};
@@ -45,14 +45,22 @@ pub unsafe extern "efiapi" fn set_watchdog_timer(
     status_of(result)
 }
 
-/// Low 32 bits count calls; the high 32 bits are the per-boot part
-/// (§7.5.4), bumped by GetNextHighMonotonicCount. A static: the runtime
-/// service uses it after ExitBootServices.
+/// Low 32 bits count calls; the high 32 bits are the non-volatile part
+/// (§7.5.3), incremented at every reset (`runtime::restore_persisted_state`)
+/// and by GetNextHighMonotonicCount. A static: the runtime service uses it
+/// after ExitBootServices.
 static MONOTONIC_COUNT: AtomicU64 = AtomicU64::new(0);
 
-/// Seeds the high 32 bits (e.g. from a persisted boot counter).
+/// Whether the high half is saved when it changes: only once the boot
+/// seeded it from the store, or an early change would overwrite the
+/// persisted count.
+static HIGH_IS_PERSISTENT: AtomicBool = AtomicBool::new(false);
+
+/// Seeds the high 32 bits (the persisted count of resets) at boot; from
+/// then on changes to them are saved.
 pub fn set_monotonic_high(high: u32) {
     MONOTONIC_COUNT.store(u64::from(high) << 32, Ordering::Relaxed);
+    HIGH_IS_PERSISTENT.store(true, Ordering::Relaxed);
 }
 
 /// # Safety
@@ -64,7 +72,23 @@ pub unsafe extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Statu
     let value = MONOTONIC_COUNT.fetch_add(1, Ordering::Relaxed);
     // SAFETY: non-null Count points to a UINT64 the caller owns (§7.5.4).
     unsafe { count.write_unaligned(value) };
+    if value as u32 == u32::MAX {
+        // The low half wrapped into the high half (§7.5.3), which is
+        // non-volatile.
+        persist_high((value >> 32) as u32 + 1);
+    }
     Status::SUCCESS
+}
+
+/// Saves the high half; a failure leaves the count working for this boot.
+fn persist_high(high: u32) {
+    if !HIGH_IS_PERSISTENT.load(Ordering::Relaxed) {
+        return;
+    }
+    let status = crate::runtime::persisted::store_monotonic_high(high);
+    if status != Status::SUCCESS {
+        warn!("monotonic count: high half {high:#x} not saved ({status:?})");
+    }
 }
 
 /// Runtime GetNextHighMonotonicCount (§8.5.2): increments the high 32 bits,
@@ -81,6 +105,9 @@ pub unsafe extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32
             Some(((v >> 32).wrapping_add(1)) << 32)
         })
         .map_or(0, |previous| ((previous >> 32) as u32).wrapping_add(1));
+    // §8.5.2: the high half is non-volatile. After ExitBootServices the
+    // store keeps it in RAM only (README, "UEFI variables").
+    persist_high(next);
     // SAFETY: non-null HighCount points to a UINT32 the caller owns.
     unsafe { high_count.write_unaligned(next) };
     Status::SUCCESS

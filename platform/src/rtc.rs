@@ -8,7 +8,7 @@ use core::fmt;
 
 use x86_64::instructions::port::{PortReadOnly, PortWriteOnly};
 
-pub use convert::{DateTime, RawTime};
+pub use convert::{DateTime, RawAlarm, RawTime};
 
 /// Why a date/time was rejected. Carries the offending value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,6 +203,65 @@ pub mod convert {
             century: field((time.year / 100) as u8),
         })
     }
+
+    /// The alarm registers exactly as read (1 seconds, 3 minutes, 5 hours;
+    /// DS12887 datasheet register map), in the format register B selects.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RawAlarm {
+        pub second: u8,
+        pub minute: u8,
+        pub hour: u8,
+    }
+
+    /// A date the alarm codecs borrow so the clock codecs (and their
+    /// 12-hour handling) serve the time-of-day registers too.
+    const ANY_DATE: DateTime = DateTime {
+        year: 2000,
+        month: 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+    };
+
+    /// Encodes a time of day for the alarm registers.
+    pub fn encode_alarm(
+        hour: u8,
+        minute: u8,
+        second: u8,
+        status_b: u8,
+    ) -> Result<RawAlarm, RtcError> {
+        let raw = encode(
+            &DateTime {
+                hour,
+                minute,
+                second,
+                ..ANY_DATE
+            },
+            status_b,
+        )?;
+        Ok(RawAlarm {
+            second: raw.second,
+            minute: raw.minute,
+            hour: raw.hour,
+        })
+    }
+
+    /// Decodes the alarm registers to (hour, minute, second). The
+    /// "don't care" codes (0xC0-0xFF) are not a time of day: an error.
+    pub fn decode_alarm(raw: RawAlarm, status_b: u8) -> Result<(u8, u8, u8), RtcError> {
+        let date = encode(&ANY_DATE, status_b)?;
+        let time = decode(
+            RawTime {
+                second: raw.second,
+                minute: raw.minute,
+                hour: raw.hour,
+                ..date
+            },
+            status_b,
+        )?;
+        Ok((time.hour, time.minute, time.second))
+    }
 }
 
 /// CMOS index and data ports (IBM PC/AT layout).
@@ -212,15 +271,23 @@ const DATA: u16 = 0x71;
 const NMI_DISABLE: u8 = 0x80;
 
 const REG_SECONDS: u8 = 0x00;
+const REG_SECONDS_ALARM: u8 = 0x01;
 const REG_MINUTES: u8 = 0x02;
+const REG_MINUTES_ALARM: u8 = 0x03;
 const REG_HOURS: u8 = 0x04;
+const REG_HOURS_ALARM: u8 = 0x05;
 const REG_DAY_OF_WEEK: u8 = 0x06;
 const REG_DAY: u8 = 0x07;
 const REG_MONTH: u8 = 0x08;
 const REG_YEAR: u8 = 0x09;
 const REG_STATUS_A: u8 = 0x0a;
 const REG_STATUS_B: u8 = 0x0b;
+const REG_STATUS_C: u8 = 0x0c;
 const REG_STATUS_D: u8 = 0x0d;
+/// Register B bit 5: the alarm raises an interrupt (the wakeup event).
+const STATUS_B_ALARM_INTERRUPT: u8 = 1 << 5;
+/// Register C bit 5: the alarm time matched (cleared by reading C).
+const STATUS_C_ALARM_FLAG: u8 = 1 << 5;
 /// Register A bit 7: an update cycle is in progress (time registers unsafe).
 const STATUS_A_UIP: u8 = 1 << 7;
 /// Register B bit 7: halts updates while the time is being set.
@@ -315,6 +382,63 @@ impl Rtc {
         })();
         self.release();
         result
+    }
+
+    /// The alarm time of day (hour, minute, second) from registers 1, 3, 5.
+    pub fn read_alarm(&self) -> Result<(u8, u8, u8), RtcError> {
+        let result = self.wait_for_update().and_then(|()| {
+            let raw = RawAlarm {
+                second: self.read_register(REG_SECONDS_ALARM),
+                minute: self.read_register(REG_MINUTES_ALARM),
+                hour: self.read_register(REG_HOURS_ALARM),
+            };
+            convert::decode_alarm(raw, self.read_register(REG_STATUS_B))
+        });
+        self.release();
+        result
+    }
+
+    /// Sets the alarm time of day and turns the alarm interrupt on or off.
+    /// A match the flag recorded earlier is discarded (register C read),
+    /// so only a match of the new alarm counts as pending.
+    pub fn write_alarm(
+        &self,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        enable: bool,
+    ) -> Result<(), RtcError> {
+        let result = self.wait_for_update().and_then(|()| {
+            let status_b = self.read_register(REG_STATUS_B);
+            let raw = convert::encode_alarm(hour, minute, second, status_b)?;
+            self.write_register(REG_STATUS_B, status_b & !STATUS_B_ALARM_INTERRUPT);
+            self.write_register(REG_SECONDS_ALARM, raw.second);
+            self.write_register(REG_MINUTES_ALARM, raw.minute);
+            self.write_register(REG_HOURS_ALARM, raw.hour);
+            let _ = self.read_register(REG_STATUS_C);
+            if enable {
+                self.write_register(REG_STATUS_B, status_b | STATUS_B_ALARM_INTERRUPT);
+            }
+            Ok(())
+        });
+        self.release();
+        result
+    }
+
+    /// Turns the alarm interrupt off, leaving the alarm time as it is.
+    pub fn disable_alarm(&self) {
+        let status_b = self.read_register(REG_STATUS_B);
+        self.write_register(REG_STATUS_B, status_b & !STATUS_B_ALARM_INTERRUPT);
+        self.release();
+    }
+
+    /// Whether the alarm interrupt is on, and whether the alarm matched
+    /// since register C was last read (reading clears that flag).
+    pub fn alarm_state(&self) -> (bool, bool) {
+        let enabled = self.read_register(REG_STATUS_B) & STATUS_B_ALARM_INTERRUPT != 0;
+        let matched = self.read_register(REG_STATUS_C) & STATUS_C_ALARM_FLAG != 0;
+        self.release();
+        (enabled, matched)
     }
 
     /// Sets the date and time, halting updates with the SET bit meanwhile.
@@ -527,6 +651,43 @@ mod tests {
         assert_eq!(dt(2000, 2, 29, 0, 0, 0).day_of_week(), 3); // Tuesday
         assert_eq!(dt(1970, 1, 1, 0, 0, 0).day_of_week(), 5); // Thursday
         assert_eq!(dt(2026, 5, 17, 0, 0, 0).day_of_week(), 1); // Sunday
+    }
+
+    #[test]
+    fn alarm_registers_round_trip() {
+        for status_b in [
+            0,
+            STATUS_B_BINARY,
+            STATUS_B_24_HOUR,
+            STATUS_B_BINARY | STATUS_B_24_HOUR,
+        ] {
+            for (h, m, s) in [(0, 0, 0), (12, 30, 1), (23, 59, 59), (13, 5, 7)] {
+                let raw = encode_alarm(h, m, s, status_b).unwrap();
+                assert_eq!(decode_alarm(raw, status_b), Ok((h, m, s)), "{status_b:#x}");
+            }
+        }
+        // BCD 24-hour, QEMU's default format.
+        assert_eq!(
+            encode_alarm(23, 45, 7, STATUS_B_24_HOUR),
+            Ok(RawAlarm {
+                second: 0x07,
+                minute: 0x45,
+                hour: 0x23
+            })
+        );
+        // 12-hour BCD: 1 PM.
+        assert_eq!(encode_alarm(13, 0, 0, 0).unwrap().hour, 0x01 | HOUR_PM);
+        assert_eq!(
+            encode_alarm(24, 0, 0, STATUS_B_24_HOUR),
+            Err(RtcError::Hour(24))
+        );
+        // "Don't care" codes are no time of day.
+        let dont_care = RawAlarm {
+            second: 0xc0,
+            minute: 0,
+            hour: 0,
+        };
+        assert!(decode_alarm(dont_care, STATUS_B_24_HOUR).is_err());
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //!
 //! Hand-written on `x86_64` ports rather than the `uart_16550` crate: the
 //! console polls the line status once per 16-byte FIFO load (every port
-//! access is a VM exit) and the UART stays at the fixed 115200 8N1 that
-//! EFI_SERIAL_IO reports, which is all this module needs.
+//! access is a VM exit). It runs at 115200 8N1 unless EFI_SERIAL_IO's
+//! SetAttributes/SetControl (UEFI 2.10 §12.8) change the line format, the
+//! FIFO or the modem outputs, through the setters below.
 
 use core::fmt;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use x86_64::instructions::port::{PortReadOnly, PortWriteOnly};
 
 const COM1: u16 = 0x3F8;
@@ -35,20 +37,50 @@ fn read_register(offset: u16) -> u8 {
     unsafe { PortReadOnly::<u8>::new(COM1 + offset).read() }
 }
 
+/// LCR bit 7: the divisor latch is mapped at DATA/INTERRUPT_ENABLE.
+const LCR_DIVISOR_LATCH: u8 = 0x80;
+/// FCR: FIFOs on, both cleared, receive trigger at 14 bytes.
+const FCR_FIFOS_ON: u8 = 0xC7;
+
 /// Programs 115200 8N1 with FIFOs on, interrupts off.
 pub fn init() {
     write_register(INTERRUPT_ENABLE, 0);
-    write_register(LINE_CONTROL, 0x80); // DLAB to set the divisor
+    write_register(LINE_CONTROL, LCR_DIVISOR_LATCH);
     write_register(DATA, 1); // 115200 baud
     write_register(INTERRUPT_ENABLE, 0);
     write_register(LINE_CONTROL, 0x03); // 8N1
-    write_register(FIFO_CONTROL, 0xC7); // enable + clear FIFOs
+    set_fifo_enabled(true);
     write_register(MODEM_CONTROL, 0x03); // DTR, RTS
+}
+
+/// Sets the line format (word length, stop bits, parity: LCR bits 0-5).
+/// The divisor latch bit is never set here, so the baud rate stays.
+pub fn set_line_control(value: u8) {
+    write_register(LINE_CONTROL, value & !LCR_DIVISOR_LATCH);
+}
+
+/// Sets the modem control outputs (DTR bit 0, RTS bit 1, loopback bit 4).
+pub fn set_modem_control(value: u8) {
+    write_register(MODEM_CONTROL, value);
+}
+
+/// Turns the 16-byte FIFOs on (cleared) or off (16450 mode, one byte in
+/// each direction); the transmitter then writes one byte per poll.
+pub fn set_fifo_enabled(enabled: bool) {
+    let (fcr, burst) = if enabled {
+        (FCR_FIFOS_ON, TX_FIFO_BYTES)
+    } else {
+        (0, 1)
+    };
+    write_register(FIFO_CONTROL, fcr);
+    TX_BURST.store(burst, Ordering::Relaxed);
 }
 
 /// Transmit FIFO depth of the 16550 (PC16550D datasheet): with FIFOs on,
 /// THR empty means this many bytes may be written without polling again.
 const TX_FIFO_BYTES: usize = 16;
+/// Bytes per THR-empty poll: the FIFO depth, or 1 with FIFOs off.
+static TX_BURST: AtomicUsize = AtomicUsize::new(TX_FIFO_BYTES);
 
 /// Waits until the transmitter can take a byte (with FIFOs on: the whole
 /// FIFO is free).
@@ -71,7 +103,7 @@ impl Transmitter {
     fn put(&mut self, byte: u8) {
         if self.room == 0 {
             wait_transmitter_empty();
-            self.room = TX_FIFO_BYTES;
+            self.room = TX_BURST.load(Ordering::Relaxed);
         }
         write_register(DATA, byte);
         self.room -= 1;

@@ -1,7 +1,8 @@
 //! EFI runtime services (UEFI 2.10 §8) and the EFI_RUNTIME_SERVICES table.
-//! One submodule per service group: [`time`] (§8.3), [`variable_services`]
-//! (§8.2), [`virtual_map`] (§8.4), [`reset`] (§8.5.1); the monotonic count
-//! (§8.5.2) and the unsupported capsule services (§8.5.3) are here.
+//! One submodule per service group: [`time`] (§8.3.1/§8.3.2), [`wakeup`]
+//! (§8.3.3/§8.3.4), [`variable_services`] (§8.2), [`virtual_map`] (§8.4),
+//! [`reset`] (§8.5.1), [`capsule`] (§8.5.3); the monotonic count (§8.5.2)
+//! is here, and [`persisted`] keeps what must survive a reset.
 //!
 //! Everything here is used after ExitBootServices, when the heap is gone:
 //! all state lives in statics of the firmware image (RuntimeServicesCode/
@@ -9,16 +10,20 @@
 //! and hand safe values to the pure logic in [`crate::variables`] and the
 //! helpers below.
 
+mod capsule;
+pub mod persisted;
 mod reset;
 mod time;
 mod variable_services;
 mod virtual_map;
+mod wakeup;
 
-pub use reset::{reset, reset_kind, reset_system, watchdog_reset};
-pub use time::{
-    TIME_CAPABILITIES, TimeError, get_time, get_wakeup_time, set_time, set_wakeup_time,
-    time_from_rtc, validate_time,
+pub use capsule::{
+    CapsuleArgError, check_capsule_flags, check_capsule_header, query_capsule_capabilities,
+    update_capsule,
 };
+pub use reset::{reset, reset_kind, reset_system, watchdog_reset};
+pub use time::{TIME_CAPABILITIES, TimeError, get_time, set_time, time_from_rtc, validate_time};
 pub use variable_services::{
     PersistHook, flush_pending_variables, get_next_variable_name, get_variable, load_variables,
     query_variable_info, set_persist_hook, set_variable, set_variable_persisting, with_variables,
@@ -27,6 +32,7 @@ pub use virtual_map::{
     MAX_RUNTIME_REGIONS, MapError, RuntimeRegion, VirtualMap, convert_address, convert_pointer,
     set_virtual_address_change_hook, set_virtual_address_map,
 };
+pub use wakeup::{get_wakeup_time, reported_wakeup_time, set_wakeup_time};
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;
@@ -34,10 +40,9 @@ use core::sync::atomic::Ordering;
 
 use platform::acpi::AcpiInfo;
 use platform::crc32::crc32;
-use uefi_raw::capsule::CapsuleHeader;
-use uefi_raw::table::runtime::{ResetType, RuntimeServices};
+use uefi_raw::Status;
+use uefi_raw::table::runtime::RuntimeServices;
 use uefi_raw::table::{Header, Revision};
-use uefi_raw::{PhysicalAddress, Status};
 
 use crate::spec_gaps::{self, RtPropertiesTable};
 use crate::variables::{VarError, VariableStore};
@@ -53,30 +58,6 @@ use crate::variables::{VarError, VariableStore};
 pub unsafe extern "efiapi" fn get_next_high_mono_count(high_count: *mut u32) -> Status {
     // SAFETY: the same contract, passed on.
     unsafe { crate::misc_services::get_next_high_monotonic_count(high_count) }
-}
-
-// ---------------------------------------------------------------------------
-// Capsules (UEFI 2.10 §8.5.3): not supported, as the RT properties say.
-
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
-pub unsafe extern "efiapi" fn update_capsule(
-    _capsules: *const *const CapsuleHeader,
-    _count: usize,
-    _scatter_gather_list: PhysicalAddress,
-) -> Status {
-    Status::UNSUPPORTED
-}
-
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
-pub unsafe extern "efiapi" fn query_capsule_capabilities(
-    _capsules: *const *const CapsuleHeader,
-    _count: usize,
-    _maximum_size: *mut u64,
-    _reset_type: *mut ResetType,
-) -> Status {
-    Status::UNSUPPORTED
 }
 
 // ---------------------------------------------------------------------------
@@ -138,12 +119,14 @@ fn update_table_crc() {
 }
 
 /// What works at runtime, for EFI_RT_PROPERTIES_TABLE (§4.6.2): everything
-/// but the wakeup timer and capsules. SetVariable works at runtime on the
+/// but capsules. SetVariable works at runtime on the
 /// RAM copy of the store: the firmware cannot write the disk once the OS
 /// owns it, so a NON_VOLATILE change made after ExitBootServices lasts
 /// until the next reset or power-off (README, "UEFI variables").
 pub const RUNTIME_SERVICES_SUPPORTED: u32 = spec_gaps::RT_SUPPORTED_GET_TIME
     | spec_gaps::RT_SUPPORTED_SET_TIME
+    | spec_gaps::RT_SUPPORTED_GET_WAKEUP_TIME
+    | spec_gaps::RT_SUPPORTED_SET_WAKEUP_TIME
     | spec_gaps::RT_SUPPORTED_GET_VARIABLE
     | spec_gaps::RT_SUPPORTED_GET_NEXT_VARIABLE_NAME
     | spec_gaps::RT_SUPPORTED_SET_VARIABLE
@@ -184,6 +167,26 @@ pub unsafe fn init(
     Ok(())
 }
 
+/// Brings back the state the runtime services keep across resets
+/// ([`persisted`]): counts this reset in the monotonic count's high half
+/// (UEFI 2.10 §7.5.3, §8.5.2: "incremented at every system reset" and
+/// non-volatile), restores SetTime's time zone and daylight flags, and
+/// re-arms a wakeup alarm the reset disarmed. Call it once per boot, after
+/// the persisted variables are loaded and the persist hook is set, so the
+/// new count reaches the disk.
+pub fn restore_persisted_state() {
+    let high = persisted::load_monotonic_high()
+        .unwrap_or(0)
+        .wrapping_add(1);
+    let status = persisted::store_monotonic_high(high);
+    if status != Status::SUCCESS {
+        log::warn!("monotonic count: high half {high:#x} not saved ({status:?})");
+    }
+    crate::misc_services::set_monotonic_high(high);
+    time::restore_time_zone();
+    wakeup::restore_alarm();
+}
+
 /// For the core's ExitBootServices: variables switch to their runtime view
 /// and SetVirtualAddressMap becomes callable.
 pub fn exit_boot_services() {
@@ -214,9 +217,7 @@ mod tests {
         let p = rt_properties();
         assert_eq!(p.version, 1);
         assert_eq!(p.length, 8);
-        let missing = spec_gaps::RT_SUPPORTED_GET_WAKEUP_TIME
-            | spec_gaps::RT_SUPPORTED_SET_WAKEUP_TIME
-            | spec_gaps::RT_SUPPORTED_UPDATE_CAPSULE
+        let missing = spec_gaps::RT_SUPPORTED_UPDATE_CAPSULE
             | spec_gaps::RT_SUPPORTED_QUERY_CAPSULE_CAPABILITIES;
         assert_eq!(p.runtime_services_supported, 0x3fff & !missing);
     }
@@ -246,27 +247,6 @@ mod tests {
             // SAFETY: pointers are null or live locals of the sizes passed.
             unsafe { get_next_high_mono_count(core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
-        );
-    }
-
-    #[test]
-    fn capsules_unsupported() {
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { update_capsule(core::ptr::null_mut(), 0, 0) },
-            Status::UNSUPPORTED
-        );
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe {
-                query_capsule_capabilities(
-                    core::ptr::null_mut(),
-                    0,
-                    core::ptr::null_mut(),
-                    core::ptr::null_mut(),
-                )
-            },
-            Status::UNSUPPORTED
         );
     }
 

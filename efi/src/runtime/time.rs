@@ -1,5 +1,7 @@
-//! Time Services (UEFI 2.10 §8.3): GetTime/SetTime over the CMOS clock,
-//! and the wakeup timer this platform does not have.
+//! Time Services (UEFI 2.10 §8.3): GetTime/SetTime over the CMOS clock.
+//! The time zone and daylight flags, which the clock cannot hold, are kept
+//! in a non-volatile variable ([`super::persisted`]) so they survive a
+//! reset. The wakeup alarm is in [`super::wakeup`].
 
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
@@ -59,7 +61,7 @@ pub fn validate_time(time: &Time) -> Result<DateTime, TimeError> {
 }
 
 /// An EFI_TIME for a clock reading. The CMOS clock keeps neither time zone
-/// nor daylight state: they are what SetTime last stored (volatile).
+/// nor daylight state: they are what SetTime last stored.
 pub fn time_from_rtc(date: DateTime, time_zone: i16, daylight: Daylight) -> Time {
     Time {
         year: date.year,
@@ -87,9 +89,27 @@ pub const TIME_CAPABILITIES: TimeCapabilities = TimeCapabilities {
 /// CMOS index of the century byte (0: the RTC default).
 pub(super) static CENTURY_REGISTER: AtomicU8 = AtomicU8::new(0);
 /// Time zone (low 16 bits) and daylight flags (bits 16-23) from SetTime.
-static TIME_ZONE: AtomicU32 = AtomicU32::new(Time::UNSPECIFIED_TIMEZONE as u16 as u32);
+static TIME_ZONE: AtomicU32 = AtomicU32::new(pack_zone(Time::UNSPECIFIED_TIMEZONE, 0));
 
-fn rtc() -> Rtc {
+const fn pack_zone(time_zone: i16, daylight: u8) -> u32 {
+    (time_zone as u16 as u32) | ((daylight as u32) << 16)
+}
+
+/// The time zone and daylight flags GetTime reports.
+pub(super) fn time_zone() -> (i16, u8) {
+    let zone = TIME_ZONE.load(Ordering::Relaxed);
+    (zone as u16 as i16, (zone >> 16) as u8)
+}
+
+/// At boot: the time zone and daylight flags SetTime stored before the
+/// reset (§8.3.2: they are kept with the time).
+pub(super) fn restore_time_zone() {
+    if let Some((time_zone, daylight)) = super::persisted::load_time_zone() {
+        TIME_ZONE.store(pack_zone(time_zone, daylight), Ordering::Relaxed);
+    }
+}
+
+pub(super) fn rtc() -> Rtc {
     Rtc::new(Some(CENTURY_REGISTER.load(Ordering::Relaxed)))
 }
 
@@ -109,9 +129,8 @@ pub unsafe extern "efiapi" fn get_time(
             return Status::DEVICE_ERROR;
         }
     };
-    let zone = TIME_ZONE.load(Ordering::Relaxed);
-    let daylight = Daylight::from_bits_retain((zone >> 16) as u8);
-    let value = time_from_rtc(date, zone as u16 as i16, daylight);
+    let (time_zone, daylight) = time_zone();
+    let value = time_from_rtc(date, time_zone, Daylight::from_bits_retain(daylight));
     // SAFETY: `time` is non-null and the caller provides an EFI_TIME there
     // (§8.3.1); the write tolerates any alignment.
     unsafe { time.write_unaligned(value) };
@@ -138,31 +157,17 @@ pub unsafe extern "efiapi" fn set_time(time: *const Time) -> Status {
         error!("SetTime: {err}");
         return Status::DEVICE_ERROR;
     }
-    let zone = u32::from(value.time_zone as u16) | (u32::from(value.daylight.bits()) << 16);
-    TIME_ZONE.store(zone, Ordering::Relaxed);
+    let zone = pack_zone(value.time_zone, value.daylight.bits());
+    if TIME_ZONE.swap(zone, Ordering::Relaxed) != zone {
+        // Written only when changed: every write of a non-volatile
+        // variable is a disk write at boot time.
+        let status = super::persisted::store_time_zone(value.time_zone, value.daylight.bits());
+        if status != Status::SUCCESS {
+            error!("SetTime: time zone not saved ({status:?})");
+            return Status::DEVICE_ERROR;
+        }
+    }
     Status::SUCCESS
-}
-
-/// There is no wakeup alarm hardware wired up; §8.3.3/§8.3.4 allow
-/// EFI_UNSUPPORTED ("A wakeup timer is not supported on this platform"),
-/// and the RT properties table says so.
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §8.3.3 requires of the caller.
-pub unsafe extern "efiapi" fn get_wakeup_time(
-    _enabled: *mut Boolean,
-    _pending: *mut Boolean,
-    _time: *mut Time,
-) -> Status {
-    Status::UNSUPPORTED
-}
-
-/// See [`get_wakeup_time`].
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §8 requires of the caller.
-pub unsafe extern "efiapi" fn set_wakeup_time(_enable: Boolean, _time: *const Time) -> Status {
-    Status::UNSUPPORTED
 }
 
 #[cfg(test)]
@@ -258,6 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn zone_packing() {
+        for (zone, daylight) in [
+            (0, 0),
+            (-1440, 3),
+            (1440, 1),
+            (Time::UNSPECIFIED_TIMEZONE, 2),
+        ] {
+            let packed = pack_zone(zone, daylight);
+            assert_eq!(
+                (packed as u16 as i16, (packed >> 16) as u8),
+                (zone, daylight)
+            );
+        }
+    }
+
+    #[test]
     fn rtc_reading_becomes_efi_time() {
         let date = DateTime {
             year: 2026,
@@ -278,18 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn wakeup_unsupported_and_bad_times_refused() {
-        let mut t = Time::default();
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { set_wakeup_time(Boolean::TRUE, &t) },
-            Status::UNSUPPORTED
-        );
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { get_wakeup_time(core::ptr::null_mut(), core::ptr::null_mut(), &mut t) },
-            Status::UNSUPPORTED
-        );
+    fn bad_times_refused() {
         assert_eq!(
             // SAFETY: pointers are null or live locals of the sizes passed.
             unsafe { get_time(core::ptr::null_mut(), core::ptr::null_mut()) },

@@ -243,9 +243,33 @@ static CON_IN_EX: Shared<SimpleTextInputExProtocol> = Shared::new(SimpleTextInpu
     read_key_stroke_ex,
     wait_for_key_ex: core::ptr::null_mut(),
     set_state,
-    register_key_notify,
+    register_key_notify: REGISTER_KEY_NOTIFY,
     unregister_key_notify,
 });
+
+/// The type uefi_raw gives RegisterKeyNotify: its notify function is a bare
+/// (non-null) fn pointer.
+type RegisterKeyNotifyFn = unsafe extern "efiapi" fn(
+    *mut SimpleTextInputExProtocol,
+    *const KeyData,
+    KeyNotifyFn,
+    *mut *mut c_void,
+) -> Status;
+
+// SAFETY: `Option<KeyNotifyFn>` has the same size and ABI as `KeyNotifyFn`
+// (the null niche; an `extern "efiapi"` fn pointer), so the two signatures
+// are call-compatible; ours also accepts the NULL a C caller may pass.
+const REGISTER_KEY_NOTIFY: RegisterKeyNotifyFn = unsafe {
+    core::mem::transmute::<
+        unsafe extern "efiapi" fn(
+            *mut SimpleTextInputExProtocol,
+            *const KeyData,
+            Option<KeyNotifyFn>,
+            *mut *mut c_void,
+        ) -> Status,
+        RegisterKeyNotifyFn,
+    >(register_key_notify)
+};
 
 static KEYBOARD: Global<Keyboard<KeyNotifyFn>> = Global::new(Keyboard::new());
 /// A byte GetControl took from the UART to learn whether input is waiting;
@@ -342,14 +366,14 @@ unsafe extern "efiapi" fn read_key_stroke_ex(
         return Status::INVALID_PARAMETER;
     }
     poll_serial();
-    match KEYBOARD.with(|k| k.pop().map(|key| key.key_data(k.toggle_state()))) {
-        Some(key_data) => {
-            // SAFETY: checked non-null; the caller provides an EFI_KEY_DATA.
-            unsafe { data.write_unaligned(key_data) };
-            Status::SUCCESS
-        }
-        None => Status::NOT_READY,
-    }
+    let (key_data, status) = KEYBOARD.with(|k| match k.pop() {
+        Some(key) => (key.key_data(k.toggle_state()), Status::SUCCESS),
+        // §12.2.3: with no keystroke the current KeyState is still returned.
+        None => (k.idle_key_data(), Status::NOT_READY),
+    });
+    // SAFETY: checked non-null; the caller provides an EFI_KEY_DATA.
+    unsafe { data.write_unaligned(key_data) };
+    status
 }
 
 /// # Safety
@@ -377,12 +401,19 @@ unsafe extern "efiapi" fn set_state(
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §12.2 requires of the caller.
+///
+/// The function arrives as an `Option`: a C caller may pass NULL, which
+/// §12.2.6 answers with EFI_INVALID_PARAMETER (a bare fn pointer cannot be
+/// null in Rust).
 unsafe extern "efiapi" fn register_key_notify(
     this: *mut SimpleTextInputExProtocol,
     key_data: *const KeyData,
-    function: KeyNotifyFn,
+    function: Option<KeyNotifyFn>,
     handle: *mut *mut c_void,
 ) -> Status {
+    let Some(function) = function else {
+        return Status::INVALID_PARAMETER;
+    };
     if this != CON_IN_EX.get() || handle.is_null() {
         return Status::INVALID_PARAMETER;
     }
@@ -454,12 +485,26 @@ fn is_serial_io(this: *const serial_io::SerialIoProtocol) -> bool {
     this == SERIAL_IO.get().cast_const()
 }
 
-fn publish_timeout(timeout_us: u32) {
-    // SAFETY: our static, read by applications; a single field write while
-    // no reference to it exists (see `Shared`).
-    unsafe { (*SERIAL_MODE.get()).timeout = timeout_us };
+/// Programs the UART for `settings` and mirrors them into
+/// SERIAL_IO_MODE (§12.8.1: Mode reflects the current attributes).
+fn apply_settings(settings: &Settings) {
+    platform::serial::set_line_control(settings.line_control());
+    platform::serial::set_fifo_enabled(settings.fifo_enabled());
+    platform::serial::set_modem_control(settings.modem_control());
+    // SAFETY: our static, read by applications; field writes while no
+    // reference to it exists (see `Shared`).
+    unsafe {
+        let mode = SERIAL_MODE.get();
+        (*mode).timeout = settings.timeout_us;
+        (*mode).receive_fifo_depth = settings.receive_fifo_depth;
+        (*mode).parity = serial_io::Parity(settings.parity);
+        (*mode).data_bits = u32::from(settings.data_bits);
+        (*mode).stop_bits = serial_io::StopBits(settings.stop_bits);
+    }
 }
 
+/// Reset (§12.8.2): the device defaults, in the hardware and in Mode.
+///
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
 unsafe extern "efiapi" fn serial_reset(this: *mut serial_io::SerialIoProtocol) -> Status {
@@ -470,7 +515,7 @@ unsafe extern "efiapi" fn serial_reset(this: *mut serial_io::SerialIoProtocol) -
         *s = Settings::new();
         *s
     });
-    publish_timeout(settings.timeout_us);
+    apply_settings(&settings);
     Status::SUCCESS
 }
 
@@ -497,11 +542,11 @@ unsafe extern "efiapi" fn serial_set_attributes(
             data_bits,
             stop_bits.0,
         )
-        .map(|()| s.timeout_us)
+        .map(|()| *s)
     });
     match result {
-        Ok(timeout_us) => {
-            publish_timeout(timeout_us);
+        Ok(settings) => {
+            apply_settings(&settings);
             Status::SUCCESS
         }
         Err(e) => {
@@ -520,9 +565,13 @@ unsafe extern "efiapi" fn serial_set_control(
     if !is_serial_io(this) {
         return Status::INVALID_PARAMETER;
     }
-    SERIAL_SETTINGS
-        .with(|s| s.set_control(control.bits()))
-        .map_or_else(|e| e.status(), |()| Status::SUCCESS)
+    match SERIAL_SETTINGS.with(|s| s.set_control(control.bits()).map(|()| *s)) {
+        Ok(settings) => {
+            platform::serial::set_modem_control(settings.modem_control());
+            Status::SUCCESS
+        }
+        Err(e) => e.status(),
+    }
 }
 
 /// # Safety

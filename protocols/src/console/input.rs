@@ -408,7 +408,9 @@ impl<F: Copy + PartialEq> Keyboard<F> {
         Keyboard {
             decoder: Decoder::new(),
             queue: VecDeque::new(),
-            toggle_state: 0,
+            // The toggle state is tracked (SetState), so it is always
+            // reported valid (§12.2.3 EFI_KEY_STATE).
+            toggle_state: TOGGLE_STATE_VALID,
             notifies: Vec::new(),
             // Recognisable, never null, never an event or handle value.
             next_handle: 0x4b45_0001,
@@ -456,6 +458,23 @@ impl<F: Copy + PartialEq> Keyboard<F> {
 
     pub fn toggle_state(&self) -> u8 {
         self.toggle_state
+    }
+
+    /// What ReadKeyStrokeEx returns with EFI_NOT_READY (§12.2.3: "Current
+    /// KeyData.KeyState values are exposed"): no key, no modifier held
+    /// (a serial line reports modifiers only with a key), and the current
+    /// toggle state.
+    pub fn idle_key_data(&self) -> KeyData {
+        KeyData {
+            key: InputKey {
+                scan_code: 0,
+                unicode_char: 0,
+            },
+            key_state: KeyState {
+                key_shift_state: KeyShiftState::from_bits_retain(SHIFT_STATE_VALID),
+                key_toggle_state: KeyToggleState::from_bits_retain(self.toggle_state),
+            },
+        }
     }
 
     /// SetState (§12.2.5): a serial line has no lock LEDs, so we just
@@ -747,6 +766,27 @@ mod tests {
                 .bits(),
             0x84
         );
+    }
+
+    #[test]
+    fn idle_read_exposes_the_key_state() {
+        // §12.2.3: EFI_NOT_READY still reports KeyState; the toggle state is
+        // valid from the start, and follows SetState.
+        let mut kb: Keyboard<Notify> = Keyboard::new();
+        let idle = kb.idle_key_data();
+        assert_eq!((idle.key.scan_code, idle.key.unicode_char), (0, 0));
+        assert_eq!(idle.key_state.key_shift_state.bits(), SHIFT_STATE_VALID);
+        assert_eq!(idle.key_state.key_toggle_state.bits(), TOGGLE_STATE_VALID);
+        let exposed = TOGGLE_STATE_VALID | KEY_STATE_EXPOSED | NUM_LOCK_ACTIVE;
+        assert_eq!(kb.set_state(exposed), Ok(()));
+        assert_eq!(
+            kb.idle_key_data().key_state.key_toggle_state.bits(),
+            exposed
+        );
+        // Keys carry the valid toggle state too.
+        kb.receive(b"a", 0);
+        let key = kb.pop().unwrap().key_data(kb.toggle_state());
+        assert_eq!(key.key_state.key_toggle_state.bits(), exposed);
     }
 
     fn key_data(scan: u16, unicode: u16, shift: u32) -> KeyData {
