@@ -14,7 +14,8 @@ use uefi_raw::protocol::file_system::{
 use uefi_raw::{Guid, Status};
 
 use super::info::{
-    InfoFields, char16_bytes, char16_from_bytes, file_info, set_file_info, system_info,
+    Current, InfoFields, apply_file_info, char16_bytes, char16_from_bytes, file_info,
+    plan_file_info, system_info,
 };
 use super::{
     DIRECTORY, FILE_SIGNATURE, MODE_CREATE, MODE_READ, MODE_WRITE, VALID_ATTR, Volume, instance,
@@ -327,6 +328,11 @@ unsafe extern "efiapi" fn file_write(
     if !handle.writable {
         return Status::ACCESS_DENIED;
     }
+    // A handle opened for writing whose file has since been made read-only
+    // (SetInfo): "the file is write-protected" (§13.5.6).
+    if handle.node.attributes().contains(Attributes::READ_ONLY) {
+        return Status::WRITE_PROTECTED;
+    }
     // SAFETY: checked non-null above.
     let len = unsafe { size.read_unaligned() };
     if len == 0 {
@@ -475,35 +481,109 @@ unsafe extern "efiapi" fn file_set_info(
     let Some(kind) = (unsafe { read_guid(information_type) }) else {
         return Status::INVALID_PARAMETER;
     };
-    // The caller provides `size` readable bytes at `buffer` (§13.5.13); a
-    // null buffer is invalid even for size 0.
-    // SAFETY: as this function's # Safety requires.
-    let bytes = match unsafe { efi::boundary::bytes(buffer.cast::<u8>(), size) } {
-        Ok(bytes) if !buffer.is_null() => bytes,
-        _ => return Status::INVALID_PARAMETER,
-    };
-    if handle.volume.is_read_only() {
-        return Status::WRITE_PROTECTED;
+    if buffer.is_null() {
+        return Status::INVALID_PARAMETER;
     }
-    let result = if kind == FileInfo::ID {
-        return set_file_info(handle, bytes);
-    } else if kind == FileSystemInfo::ID {
-        let label_at = offset_of!(FileSystemInfo, volume_label);
-        if bytes.len() < label_at + 2 {
-            return Status::BAD_BUFFER_SIZE;
+    if kind == FileInfo::ID {
+        // SAFETY: `buffer` is non-null and, as this function's # Safety
+        // requires, holds `size` readable bytes.
+        let bytes = match unsafe { sized_record(buffer, size, offset_of!(FileInfo, file_name)) } {
+            Ok(bytes) => bytes,
+            Err(status) => return status,
+        };
+        let current = match handle.volume.metadata(&handle.node) {
+            Ok(meta) => Current {
+                name: handle.node.name(),
+                is_root: handle.node.is_root(),
+                meta,
+            },
+            Err(e) => return status_of(&e),
+        };
+        let change = match plan_file_info(bytes, &current, handle.writable) {
+            Ok(change) => change,
+            Err(status) => return status,
+        };
+        if change.is_empty() {
+            // Nothing to write: succeeds on any handle and medium.
+            return Status::SUCCESS;
         }
-        handle
-            .volume
-            .set_volume_label(&char16_from_bytes(&bytes[label_at..]))
+        if handle.volume.is_read_only() {
+            return Status::WRITE_PROTECTED;
+        }
+        return apply_file_info(handle, change);
+    }
+    let label = if kind == FileSystemInfo::ID {
+        // A write-protected medium refuses these types whatever the buffer
+        // holds (§13.5.13 EFI_WRITE_PROTECTED): the SCT's read-only-media
+        // check passes a label without its NUL and expects this status.
+        if handle.volume.is_read_only() {
+            return Status::WRITE_PROTECTED;
+        }
+        let label_at = offset_of!(FileSystemInfo, volume_label);
+        // SAFETY: as above.
+        match unsafe { sized_record(buffer, size, label_at) } {
+            Ok(bytes) => terminated_char16(&bytes[label_at..]),
+            Err(status) => return status,
+        }
     } else if kind == FileSystemVolumeLabel::ID {
-        handle.volume.set_volume_label(&char16_from_bytes(bytes))
+        if handle.volume.is_read_only() {
+            return Status::WRITE_PROTECTED;
+        }
+        // The caller provides `size` readable bytes at `buffer` (§13.5.13).
+        // SAFETY: as this function's # Safety requires.
+        match unsafe { efi::boundary::bytes(buffer.cast::<u8>(), size) } {
+            Ok(bytes) => terminated_char16(bytes),
+            Err(_) => return Status::INVALID_PARAMETER,
+        }
     } else {
         return Status::UNSUPPORTED;
     };
-    match result {
+    // A label whose terminating NUL lies beyond BufferSize: the buffer is
+    // smaller than the record (EFI_BAD_BUFFER_SIZE), and nothing changes.
+    let Some(label) = label else {
+        return Status::BAD_BUFFER_SIZE;
+    };
+    match handle.volume.set_volume_label(&label) {
         Ok(()) => Status::SUCCESS,
         Err(e) => status_of(&e),
     }
+}
+
+/// The bytes of a record that starts with its own UINT64 Size
+/// (EFI_FILE_INFO, EFI_FILE_SYSTEM_INFO): `min_len` fixed bytes plus a
+/// CHAR16 at least. Only the record's own Size is read, never more than the
+/// caller's BufferSize; a BufferSize or Size too small for the record, or a
+/// Size beyond the BufferSize, is EFI_BAD_BUFFER_SIZE (§13.5.13).
+///
+/// # Safety
+/// `buffer` is non-null and holds `size` readable bytes.
+unsafe fn sized_record<'a>(
+    buffer: *const c_void,
+    size: usize,
+    min_len: usize,
+) -> Result<&'a [u8], Status> {
+    let min_len = min_len + 2;
+    if size < min_len {
+        return Err(Status::BAD_BUFFER_SIZE);
+    }
+    // SAFETY: `size >= min_len > 8` readable bytes by this function's contract.
+    let header = unsafe { efi::boundary::bytes(buffer.cast::<u8>(), 8) }
+        .map_err(|_| Status::INVALID_PARAMETER)?;
+    let declared = platform::le::u64_at(header, 0).unwrap_or(0);
+    let len = match usize::try_from(declared) {
+        Ok(len) if (min_len..=size).contains(&len) => len,
+        _ => return Err(Status::BAD_BUFFER_SIZE),
+    };
+    // SAFETY: `len <= size` readable bytes by this function's contract.
+    unsafe { efi::boundary::bytes(buffer.cast::<u8>(), len) }.map_err(|_| Status::INVALID_PARAMETER)
+}
+
+/// A CHAR16 string that ends with a NUL inside `bytes`; None when it does
+/// not (the record is cut short).
+fn terminated_char16(bytes: &[u8]) -> Option<String> {
+    platform::le::u16_units(bytes)
+        .any(|u| u == 0)
+        .then(|| char16_from_bytes(bytes))
 }
 
 /// # Safety
@@ -513,8 +593,14 @@ unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
     let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
+    // §13.5.11: a handle opened read-only is EFI_ACCESS_DENIED; a medium or
+    // a file (its read-only attribute) that is write-protected is
+    // EFI_WRITE_PROTECTED.
     if !handle.writable {
         return Status::ACCESS_DENIED;
+    }
+    if handle.volume.is_read_only() || handle.node.attributes().contains(Attributes::READ_ONLY) {
+        return Status::WRITE_PROTECTED;
     }
     match handle.volume.flush() {
         Ok(()) => Status::SUCCESS,
