@@ -8,11 +8,12 @@ use core::ffi::c_void;
 use core::mem::offset_of;
 
 use uefi_raw::protocol::file_system::{
-    FileAttribute, FileInfo, FileIoToken, FileMode, FileProtocolRevision, FileProtocolV1,
-    FileProtocolV2, FileSystemInfo, FileSystemVolumeLabel,
+    FileAttribute, FileInfo, FileMode, FileProtocolRevision, FileProtocolV1, FileProtocolV2,
+    FileSystemInfo, FileSystemVolumeLabel,
 };
 use uefi_raw::{Guid, Status};
 
+use super::file_ex::{file_flush_ex, file_open_ex, file_read_ex, file_write_ex};
 use super::info::{
     Current, InfoFields, apply_file_info, char16_bytes, char16_from_bytes, file_info,
     plan_file_info, system_info,
@@ -41,10 +42,10 @@ pub(super) struct FileHandle {
 
 pub(super) fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut FileProtocolV1 {
     let handle = Box::new(FileHandle {
-        // Revision 1 (§13.5.1): the *Ex members are present but unsupported.
+        // Revision 2 (§13.5.1): the *Ex members take an EFI_FILE_IO_TOKEN.
         protocol: FileProtocolV2 {
             v1: FileProtocolV1 {
-                revision: FileProtocolRevision::REVISION_1,
+                revision: FileProtocolRevision::REVISION_2,
                 open: file_open,
                 close: file_close,
                 delete: file_delete,
@@ -57,9 +58,9 @@ pub(super) fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut
                 flush: file_flush,
             },
             open_ex: file_open_ex,
-            read_ex: file_io_ex,
-            write_ex: file_io_ex,
-            flush_ex: file_io_ex,
+            read_ex: file_read_ex,
+            write_ex: file_write_ex,
+            flush_ex: file_flush_ex,
         },
         signature: FILE_SIGNATURE,
         volume,
@@ -125,7 +126,7 @@ unsafe fn copy_out(data: &[u8], size: *mut usize, buffer: *mut c_void) -> Status
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_open(
+pub(super) unsafe extern "efiapi" fn file_open(
     this: *mut FileProtocolV1,
     new_handle_out: *mut *mut FileProtocolV1,
     file_name: *const u16,
@@ -239,7 +240,7 @@ unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_read(
+pub(super) unsafe extern "efiapi" fn file_read(
     this: *mut FileProtocolV1,
     size: *mut usize,
     buffer: *mut c_void,
@@ -307,7 +308,7 @@ unsafe extern "efiapi" fn file_read(
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_write(
+pub(super) unsafe extern "efiapi" fn file_write(
     this: *mut FileProtocolV1,
     size: *mut usize,
     buffer: *const c_void,
@@ -588,7 +589,7 @@ fn terminated_char16(bytes: &[u8]) -> Option<String> {
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
+pub(super) unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
     // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
     let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
@@ -606,28 +607,4 @@ unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
         Ok(()) => Status::SUCCESS,
         Err(e) => status_of(&e),
     }
-}
-
-/// The asynchronous *Ex calls are revision 2 only; this is revision 1.
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_open_ex(
-    _this: *mut FileProtocolV2,
-    _new_handle: *mut *mut FileProtocolV2,
-    _file_name: *const u16,
-    _open_mode: FileMode,
-    _attributes: FileAttribute,
-    _token: *mut FileIoToken,
-) -> Status {
-    Status::UNSUPPORTED
-}
-
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_io_ex(
-    _this: *mut FileProtocolV2,
-    _token: *mut FileIoToken,
-) -> Status {
-    Status::UNSUPPORTED
 }

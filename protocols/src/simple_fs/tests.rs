@@ -5,8 +5,32 @@ use core::mem::offset_of;
 use core::ptr::null_mut;
 use std::process::Command;
 use std::vec;
-use uefi_raw::Guid;
-use uefi_raw::protocol::file_system::{FileInfo, FileSystemInfo, FileSystemVolumeLabel};
+use uefi_raw::protocol::file_system::{
+    FileInfo, FileIoToken, FileProtocolRevision, FileProtocolV2, FileSystemInfo,
+    FileSystemVolumeLabel,
+};
+use uefi_raw::{Event, Guid};
+
+std::thread_local! {
+    /// Events the revision 2 calls signalled (host tests have no event services).
+    static SIGNALLED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Stand-in events of the host tests: small odd addresses, never dereferenced.
+const TEST_EVENT: Event = 0x1001 as Event;
+const NOT_AN_EVENT: Event = 0x2001 as Event;
+
+pub(super) fn is_test_event(event: Event) -> bool {
+    event == TEST_EVENT
+}
+
+pub(super) fn record_signal(event: Event) {
+    SIGNALLED.with(|s| s.borrow_mut().push(event as usize));
+}
+
+fn take_signals() -> Vec<usize> {
+    SIGNALLED.with(|s| core::mem::take(&mut *s.borrow_mut()))
+}
 
 /// A RAM disk the test can still look at after handing it to the volume.
 struct SharedDisk(Rc<RefCell<Vec<u8>>>);
@@ -113,6 +137,10 @@ impl Handle {
         let (status, info) = self.info(FileInfo::ID);
         assert_eq!(status, Status::SUCCESS);
         info
+    }
+    fn v2(&self) -> &FileProtocolV2 {
+        // SAFETY: as `table`; every handle of ours is a revision 2 table.
+        unsafe { &*self.0.cast::<FileProtocolV2>() }
     }
     fn delete(self) -> Status {
         // SAFETY: the handle came from Open or OpenVolume and is still open.
@@ -373,6 +401,99 @@ fn write_and_flush_of_a_file_made_read_only_are_write_protected() {
     // SAFETY: the handle is open.
     let status = unsafe { (reader.table().flush)(reader.0) };
     assert_eq!(status, Status::ACCESS_DENIED);
+    assert_eq!(reader.close(), Status::SUCCESS);
+    assert_eq!(file.delete(), Status::SUCCESS);
+    assert_eq!(root.close(), Status::SUCCESS);
+}
+
+fn token(event: Event, buf: &mut [u8]) -> FileIoToken {
+    FileIoToken {
+        event,
+        status: Status::NOT_READY,
+        buffer_size: buf.len(),
+        buffer: buf.as_mut_ptr().cast(),
+    }
+}
+
+#[test]
+fn revision_2_calls_complete_their_tokens() {
+    let (_bytes, root) = fresh_volume("rev2");
+    assert_eq!(root.table().revision, FileProtocolRevision::REVISION_2);
+    take_signals();
+    let name = ucs2("async.txt");
+    let mut out = null_mut();
+    let mut open = token(TEST_EVENT, &mut []);
+    let (create, attributes) = (
+        FileMode::from_bits_retain(CREATE),
+        FileAttribute::from_bits_retain(0),
+    );
+    let v2 = root.0.cast::<FileProtocolV2>();
+    // SAFETY: live handle and locals.
+    let status =
+        unsafe { (root.v2().open_ex)(v2, &mut out, name.as_ptr(), create, attributes, &mut open) };
+    assert_eq!(status, Status::SUCCESS);
+    assert_eq!(open.status, Status::SUCCESS);
+    assert_eq!(take_signals(), [TEST_EVENT as usize]);
+    let file = Handle(out.cast());
+    let fv2 = file.0.cast::<FileProtocolV2>();
+
+    // Non-blocking write: done, token filled in, event signalled once.
+    let mut data = *b"hello";
+    let mut write = token(TEST_EVENT, &mut data);
+    // SAFETY: live handle and token.
+    let status = unsafe { (file.v2().write_ex)(fv2, &mut write) };
+    assert_eq!(status, Status::SUCCESS);
+    assert_eq!((write.status, write.buffer_size), (Status::SUCCESS, 5));
+    assert_eq!(take_signals(), [TEST_EVENT as usize]);
+    // SAFETY: live handle.
+    let status = unsafe { (file.table().set_position)(file.0, 1) };
+    assert_eq!(status, Status::SUCCESS);
+
+    // Blocking read (null event): the call's status, nothing signalled.
+    let mut buf = [0u8; 16];
+    let mut read = token(null_mut(), &mut buf);
+    // SAFETY: live handle and token.
+    let status = unsafe { (file.v2().read_ex)(fv2, &mut read) };
+    assert_eq!(status, Status::SUCCESS);
+    assert_eq!((read.status, read.buffer_size), (Status::SUCCESS, 4));
+    assert_eq!(&buf[..4], b"ello");
+    let mut flush = token(TEST_EVENT, &mut []);
+    // SAFETY: live handle and token.
+    let status = unsafe { (file.v2().flush_ex)(fv2, &mut flush) };
+    assert_eq!(status, Status::SUCCESS);
+    assert_eq!(flush.status, Status::SUCCESS);
+    assert_eq!(take_signals(), [TEST_EVENT as usize]);
+
+    // Refused requests return their status and signal nothing.
+    // SAFETY: live handle; a null token.
+    let status = unsafe { (file.v2().read_ex)(fv2, null_mut()) };
+    assert_eq!(status, Status::INVALID_PARAMETER);
+    let mut bogus = token(NOT_AN_EVENT, &mut buf);
+    // SAFETY: live handle and token.
+    let status = unsafe { (file.v2().read_ex)(fv2, &mut bogus) };
+    assert_eq!(status, Status::INVALID_PARAMETER);
+    let reader = root.open("async.txt", MODE_READ, 0).expect("open");
+    let rv2 = reader.0.cast::<FileProtocolV2>();
+    let mut denied = token(TEST_EVENT, &mut data);
+    // SAFETY: live handle and token.
+    let status = unsafe { (reader.v2().write_ex)(rv2, &mut denied) };
+    assert_eq!(status, Status::ACCESS_DENIED);
+    let mut missing = token(TEST_EVENT, &mut []);
+    let absent = ucs2("absent.txt");
+    let read_only = FileMode::from_bits_retain(MODE_READ);
+    // SAFETY: live handle and locals.
+    let status = unsafe {
+        (root.v2().open_ex)(
+            v2,
+            &mut out,
+            absent.as_ptr(),
+            read_only,
+            attributes,
+            &mut missing,
+        )
+    };
+    assert_eq!(status, Status::NOT_FOUND);
+    assert_eq!(take_signals(), Vec::<usize>::new());
     assert_eq!(reader.close(), Status::SUCCESS);
     assert_eq!(file.delete(), Status::SUCCESS);
     assert_eq!(root.close(), Status::SUCCESS);
