@@ -691,3 +691,28 @@ fn efi_file_protocol_round_trip() {
     assert_eq!(mtype.stdout, b"set timeout=5\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The names the SCT's Open conformance checkpoint 4 tries to create (its
+/// UnacceptableFileName list): none may be created (UEFI 2.10 §13.5.2).
+#[test]
+fn unacceptable_names_are_not_created() {
+    let (_bytes, root) = fresh_volume("names");
+    let mut names: Vec<String> = vec![String::new()];
+    for c in 1u8..0x20 {
+        names.push(format!("{}A", c as char));
+        names.push(format!("A{}", c as char));
+    }
+    for c in ['"', '*', '/', ':', '<', '>', '?', '|'] {
+        names.push(format!("{c}a"));
+        names.push(format!("a{c}"));
+    }
+    let mut created = Vec::new();
+    for name in &names {
+        if let Ok(handle) = root.open(name, CREATE, 0) {
+            created.push(name.clone());
+            let _ = handle.close();
+        }
+    }
+    assert_eq!(created, Vec::<String>::new());
+    assert_eq!(root.close(), Status::SUCCESS);
+}
