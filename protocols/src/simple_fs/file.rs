@@ -205,6 +205,18 @@ fn names_a_file(path: &str) -> bool {
     !last.is_empty() && !path.contains('/')
 }
 
+/// EFI_DEVICE_ERROR when the handle's file was deleted (or renamed) through
+/// another handle since this one was opened: "an attempt was made to read
+/// from / write to a deleted file" (UEFI 2.10 §13.5.5, §13.5.6). Working on
+/// through the stale entry would resurrect it or change another file's.
+fn check_not_deleted(handle: &FileHandle) -> Result<(), Status> {
+    match handle.volume.is_deleted(&handle.node) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Status::DEVICE_ERROR),
+        Err(e) => Err(status_of(&e)),
+    }
+}
+
 /// Takes back ownership of a handle for Close and Delete.
 ///
 /// # Safety
@@ -239,7 +251,7 @@ unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
         return Status::INVALID_PARAMETER;
     };
     // UEFI 2.10 §13.5.4: the handle is closed either way; failure is a warning.
-    if !handle.writable {
+    if !handle.writable || check_not_deleted(&handle).is_err() {
         return Status::WARN_DELETE_FAILURE;
     }
     let FileHandle { volume, node, .. } = *handle;
@@ -262,6 +274,9 @@ pub(super) unsafe extern "efiapi" fn file_read(
     };
     if size.is_null() {
         return Status::INVALID_PARAMETER;
+    }
+    if let Err(status) = check_not_deleted(handle) {
+        return status;
     }
     if handle.node.is_dir() {
         // Each read returns one EFI_FILE_INFO; 0 bytes at the end (§13.5.5).
@@ -344,6 +359,9 @@ pub(super) unsafe extern "efiapi" fn file_write(
     // (SetInfo): "the file is write-protected" (§13.5.6).
     if handle.node.attributes().contains(Attributes::READ_ONLY) {
         return Status::WRITE_PROTECTED;
+    }
+    if let Err(status) = check_not_deleted(handle) {
+        return status;
     }
     // SAFETY: checked non-null above.
     let len = unsafe { size.read_unaligned() };
@@ -451,6 +469,9 @@ unsafe extern "efiapi" fn file_get_info(
     }
     let volume = &handle.volume;
     let data = if kind == FileInfo::ID {
+        if let Err(status) = check_not_deleted(handle) {
+            return status;
+        }
         volume.metadata(&handle.node).map(|meta| {
             file_info(&InfoFields {
                 name: handle.node.name(),
@@ -503,6 +524,9 @@ unsafe extern "efiapi" fn file_set_info(
             Ok(bytes) => bytes,
             Err(status) => return status,
         };
+        if let Err(status) = check_not_deleted(handle) {
+            return status;
+        }
         let current = match handle.volume.metadata(&handle.node) {
             Ok(meta) => Current {
                 name: handle.node.name(),

@@ -142,6 +142,10 @@ impl Handle {
         // SAFETY: as `table`; every handle of ours is a revision 2 table.
         unsafe { &*self.0.cast::<FileProtocolV2>() }
     }
+    fn set_position(&self, position: u64) -> Status {
+        // SAFETY: the handle came from Open or OpenVolume and is still open.
+        unsafe { (self.table().set_position)(self.0, position) }
+    }
     fn delete(self) -> Status {
         // SAFETY: the handle came from Open or OpenVolume and is still open.
         unsafe { (self.table().delete)(self.0) }
@@ -715,4 +719,39 @@ fn unacceptable_names_are_not_created() {
     }
     assert_eq!(created, Vec::<String>::new());
     assert_eq!(root.close(), Status::SUCCESS);
+}
+
+/// A file deleted through one handle: the other handle's Read, Write,
+/// GetInfo and SetInfo are EFI_DEVICE_ERROR (UEFI 2.10 §13.5.5, §13.5.6;
+/// SCT WriteEx conformance checkpoint 3) and its Delete fails, even after
+/// a new file took the freed directory slot.
+#[test]
+fn a_file_deleted_through_another_handle_is_not_written() {
+    let (bytes, root) = fresh_volume("deleted");
+    let first = root.open("gone.bin", CREATE, 0).expect("create");
+    assert_eq!(first.write(b"old data"), Status::SUCCESS);
+    let second = root.open("gone.bin", RW, 0).expect("open");
+    let info = second.file_info();
+    assert_eq!(first.delete(), Status::SUCCESS);
+    let newcomer = root.open("gone.bin", CREATE, 0).expect("create again");
+    assert_eq!(newcomer.write(b"new"), Status::SUCCESS);
+
+    assert_eq!(second.write(b"stale"), Status::DEVICE_ERROR);
+    let mut buf = [0u8; 8];
+    assert_eq!(second.read(&mut buf).0, Status::DEVICE_ERROR);
+    assert_eq!(second.info(FileInfo::ID).0, Status::DEVICE_ERROR);
+    assert_eq!(
+        second.set_info(FileInfo::ID, info.len(), &info),
+        Status::DEVICE_ERROR
+    );
+    assert_eq!(second.delete(), Status::WARN_DELETE_FAILURE);
+
+    // The new file is intact.
+    let mut buf = [0u8; 8];
+    assert_eq!(newcomer.set_position(0), Status::SUCCESS);
+    assert_eq!(newcomer.read(&mut buf), (Status::SUCCESS, 3));
+    assert_eq!(&buf[..3], b"new");
+    assert_eq!(newcomer.close(), Status::SUCCESS);
+    assert_eq!(root.close(), Status::SUCCESS);
+    drop(bytes);
 }
