@@ -151,6 +151,7 @@ pub fn run(ctx: &mut Ctx) {
     directory_rules(ctx, &scratch);
     volume_label_rules(ctx, &root);
     write_protected_rules(ctx, &scratch);
+    deleted_file_rules(ctx, &scratch);
     revision_2(ctx, &root, &scratch);
     remove_files(&scratch);
     ctx.expect(
@@ -162,7 +163,12 @@ pub fn run(ctx: &mut Ctx) {
 }
 
 /// The files the checks create in the scratch directory.
-const FILES: [[u16; 8]; 3] = [ucs2("ro.bin"), ucs2("wp.bin"), ucs2("ex.bin")];
+const FILES: [[u16; 8]; 4] = [
+    ucs2("ro.bin"),
+    ucs2("wp.bin"),
+    ucs2("ex.bin"),
+    ucs2("del.bin"),
+];
 
 /// Deletes the checks' files, clearing a read-only attribute a failed run left.
 fn remove_files(dir: &File) {
@@ -376,6 +382,32 @@ fn write_protected_rules(ctx: &mut Ctx, dir: &File) {
         );
     }
     let _ = f.delete();
+}
+
+/// Writing through a handle whose file was deleted through another handle is
+/// EFI_DEVICE_ERROR (UEFI 2.10 §13.5.6; SCT SimpleFileSystemExBBTestConformance.c
+/// WriteEx checkpoint 3 checks it through WriteEx).
+fn deleted_file_rules(ctx: &mut Ctx, dir: &File) {
+    let Ok(first) = dir.open(&FILES[3], CREATE, 0) else {
+        ctx.fail("sct_file.create_del", format_args!("cannot create del.bin"));
+        return;
+    };
+    let _ = first.write(b"data");
+    let Ok(second) = dir.open(&FILES[3], RW, 0) else {
+        ctx.fail(
+            "sct_file.open_del",
+            format_args!("cannot open del.bin again"),
+        );
+        let _ = first.delete();
+        return;
+    };
+    ctx.ok("sct_file.delete", first.delete());
+    ctx.expect(
+        "sct_file.write.deleted_file",
+        second.write(b"x"),
+        &[efi::Status::DEVICE_ERROR],
+    );
+    let _ = second.close();
 }
 
 /// Counts completions of the revision 2 requests.
