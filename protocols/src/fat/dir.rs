@@ -22,7 +22,7 @@ pub(crate) const ENTRY_SIZE: usize = 32;
 /// "FAT Directory Structure"); this also bounds walks of a looping directory.
 pub(crate) const MAX_DIR_ENTRIES: u32 = 65536;
 const ATTR_LONG_NAME: u8 = 0x0F;
-const DELETED: u8 = 0xE5;
+pub(crate) const DELETED: u8 = 0xE5;
 const LAST_LONG_ENTRY: u8 = 0x40;
 const DOT: [u8; 11] = *b".          ";
 const DOTDOT: [u8; 11] = *b"..         ";

@@ -161,6 +161,9 @@ pub struct Node {
     attributes: Attributes,
     /// None for the root directory, which has no entry.
     location: Option<EntryLocation>,
+    /// The 8.3 name in the entry at `location`: with the first cluster, what
+    /// tells this file's entry from another that took its slot later.
+    short_name: [u8; 11],
     name: String,
     /// (cluster index, cluster) of the last chain lookup, for sequential I/O.
     hint: Cell<(u32, u32)>,
@@ -315,6 +318,7 @@ impl<D: BlockDevice> FileSystem<D> {
             size: 0,
             attributes: Attributes::DIRECTORY,
             location: None,
+            short_name: [0; 11],
             name: String::new(),
             hint: Cell::new((0, 0)),
         }
@@ -350,6 +354,7 @@ impl<D: BlockDevice> FileSystem<D> {
             size: if entry.is_dir() { 0 } else { entry.size },
             attributes: entry.attributes,
             location: Some(entry.location),
+            short_name: entry.raw_name,
             name: entry.name,
             hint: Cell::new((0, 0)),
         })
@@ -431,10 +436,12 @@ impl<D: BlockDevice> FileSystem<D> {
                 return Err(e);
             }
         };
+        let short_name = self.short_name_at(&location)?;
         Ok(Node {
             first_cluster: cluster,
             size: 0,
             attributes,
+            short_name,
             location: Some(location),
             name: name.into(),
             hint: Cell::new((0, 0)),
@@ -463,6 +470,30 @@ impl<D: BlockDevice> FileSystem<D> {
         Ok(())
     }
 
+    /// Whether `node`'s directory entry is gone: deleted (or moved by a
+    /// rename) through another handle since `node` was opened. Its slot then
+    /// reads as free, or as an entry of another file (another 8.3 name, first
+    /// cluster or kind). Writing through such a node would resurrect a deleted
+    /// entry or
+    /// overwrite another file's, so callers refuse (UEFI 2.10 §13.5.5/§13.5.6
+    /// EFI_DEVICE_ERROR for a deleted file).
+    pub fn is_deleted(&self, node: &Node) -> Result<bool, FatError> {
+        let Some(location) = node.location else {
+            return Ok(false);
+        };
+        let hint = Cell::new((0, 0));
+        let Some(raw) = self.read_slot(location.parent, location.short_slot, &hint)? else {
+            return Ok(true);
+        };
+        let free = raw[0] == 0 || raw[0] == dir::DELETED;
+        let fat32 = self.geo.root_cluster != 0;
+        let is_dir = Attributes::from_bits_truncate(raw[11]).contains(Attributes::DIRECTORY);
+        let other_file = raw[..11] != node.short_name
+            || dir::entry_cluster(&raw, fat32) != node.first_cluster
+            || is_dir != node.is_dir();
+        Ok(free || other_file)
+    }
+
     /// Renames within the same directory: the new entries are written, then
     /// the old ones removed.
     pub fn rename(&self, node: &mut Node, new_name: &str) -> Result<(), FatError> {
@@ -484,9 +515,21 @@ impl<D: BlockDevice> FileSystem<D> {
             Some(location.short_slot),
         )?;
         self.remove_entry(&location)?;
+        node.short_name = self.short_name_at(&new_location)?;
         node.location = Some(new_location);
         node.name = new_name.into();
         Ok(())
+    }
+
+    /// The 8.3 name stored in the short entry at `location`.
+    fn short_name_at(&self, location: &EntryLocation) -> Result<[u8; 11], FatError> {
+        let hint = Cell::new((0, 0));
+        let raw = self
+            .read_slot(location.parent, location.short_slot, &hint)?
+            .ok_or(FatError::DirectoryTooLarge(location.short_slot))?;
+        let mut name = [0u8; 11];
+        name.copy_from_slice(&raw[..11]);
+        Ok(name)
     }
 
     /// The next entry of directory `dir` ("." and ".." included, volume label

@@ -682,6 +682,7 @@ fn hostile_images_end_in_errors() {
         size: 0,
         attributes: Attributes::DIRECTORY,
         location: None,
+        short_name: [0; 11],
         name: String::new(),
         hint: Cell::new((0, 0)),
     };

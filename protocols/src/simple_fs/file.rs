@@ -8,13 +8,15 @@ use core::ffi::c_void;
 use core::mem::offset_of;
 
 use uefi_raw::protocol::file_system::{
-    FileAttribute, FileInfo, FileIoToken, FileMode, FileProtocolRevision, FileProtocolV1,
-    FileProtocolV2, FileSystemInfo, FileSystemVolumeLabel,
+    FileAttribute, FileInfo, FileMode, FileProtocolRevision, FileProtocolV1, FileProtocolV2,
+    FileSystemInfo, FileSystemVolumeLabel,
 };
 use uefi_raw::{Guid, Status};
 
+use super::file_ex::{file_flush_ex, file_open_ex, file_read_ex, file_write_ex};
 use super::info::{
-    InfoFields, char16_bytes, char16_from_bytes, file_info, set_file_info, system_info,
+    Current, InfoFields, apply_file_info, char16_bytes, char16_from_bytes, file_info,
+    plan_file_info, system_info,
 };
 use super::{
     DIRECTORY, FILE_SIGNATURE, MODE_CREATE, MODE_READ, MODE_WRITE, VALID_ATTR, Volume, instance,
@@ -40,10 +42,10 @@ pub(super) struct FileHandle {
 
 pub(super) fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut FileProtocolV1 {
     let handle = Box::new(FileHandle {
-        // Revision 1 (§13.5.1): the *Ex members are present but unsupported.
+        // Revision 2 (§13.5.1): the *Ex members take an EFI_FILE_IO_TOKEN.
         protocol: FileProtocolV2 {
             v1: FileProtocolV1 {
-                revision: FileProtocolRevision::REVISION_1,
+                revision: FileProtocolRevision::REVISION_2,
                 open: file_open,
                 close: file_close,
                 delete: file_delete,
@@ -56,9 +58,9 @@ pub(super) fn new_handle(volume: Rc<Volume>, node: Node, writable: bool) -> *mut
                 flush: file_flush,
             },
             open_ex: file_open_ex,
-            read_ex: file_io_ex,
-            write_ex: file_io_ex,
-            flush_ex: file_io_ex,
+            read_ex: file_read_ex,
+            write_ex: file_write_ex,
+            flush_ex: file_flush_ex,
         },
         signature: FILE_SIGNATURE,
         volume,
@@ -124,7 +126,7 @@ unsafe fn copy_out(data: &[u8], size: *mut usize, buffer: *mut c_void) -> Status
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_open(
+pub(super) unsafe extern "efiapi" fn file_open(
     this: *mut FileProtocolV1,
     new_handle_out: *mut *mut FileProtocolV1,
     file_name: *const u16,
@@ -151,7 +153,7 @@ unsafe extern "efiapi" fn file_open(
         _ => return Status::INVALID_PARAMETER,
     };
     let create = open_mode & MODE_CREATE != 0;
-    if create && attributes & !VALID_ATTR != 0 {
+    if create && (attributes & !VALID_ATTR != 0 || !names_a_file(&name)) {
         return Status::INVALID_PARAMETER;
     }
     let volume = &handle.volume;
@@ -192,6 +194,29 @@ unsafe extern "efiapi" fn file_open(
     Status::SUCCESS
 }
 
+/// Whether a path given to Open with EFI_FILE_MODE_CREATE ends in a name a
+/// file can get: not empty (the name "" or a trailing `\` names the
+/// directory itself), and without `/`, which is no path separator in UEFI
+/// (§13.5.2 lists `\`, `.` and `..` as the only modifiers) and not allowed
+/// in a FAT long name. The SCT's Open conformance checkpoint 4 creates such
+/// names and requires a failure; Open without CREATE keeps accepting `/`.
+fn names_a_file(path: &str) -> bool {
+    let last = path.rsplit('\\').next().unwrap_or("");
+    !last.is_empty() && !path.contains('/')
+}
+
+/// EFI_DEVICE_ERROR when the handle's file was deleted (or renamed) through
+/// another handle since this one was opened: "an attempt was made to read
+/// from / write to a deleted file" (UEFI 2.10 §13.5.5, §13.5.6). Working on
+/// through the stale entry would resurrect it or change another file's.
+fn check_not_deleted(handle: &FileHandle) -> Result<(), Status> {
+    match handle.volume.is_deleted(&handle.node) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Status::DEVICE_ERROR),
+        Err(e) => Err(status_of(&e)),
+    }
+}
+
 /// Takes back ownership of a handle for Close and Delete.
 ///
 /// # Safety
@@ -226,7 +251,7 @@ unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
         return Status::INVALID_PARAMETER;
     };
     // UEFI 2.10 §13.5.4: the handle is closed either way; failure is a warning.
-    if !handle.writable {
+    if !handle.writable || check_not_deleted(&handle).is_err() {
         return Status::WARN_DELETE_FAILURE;
     }
     let FileHandle { volume, node, .. } = *handle;
@@ -238,7 +263,7 @@ unsafe extern "efiapi" fn file_delete(this: *mut FileProtocolV1) -> Status {
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_read(
+pub(super) unsafe extern "efiapi" fn file_read(
     this: *mut FileProtocolV1,
     size: *mut usize,
     buffer: *mut c_void,
@@ -249,6 +274,9 @@ unsafe extern "efiapi" fn file_read(
     };
     if size.is_null() {
         return Status::INVALID_PARAMETER;
+    }
+    if let Err(status) = check_not_deleted(handle) {
+        return status;
     }
     if handle.node.is_dir() {
         // Each read returns one EFI_FILE_INFO; 0 bytes at the end (§13.5.5).
@@ -306,7 +334,7 @@ unsafe extern "efiapi" fn file_read(
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_write(
+pub(super) unsafe extern "efiapi" fn file_write(
     this: *mut FileProtocolV1,
     size: *mut usize,
     buffer: *const c_void,
@@ -326,6 +354,14 @@ unsafe extern "efiapi" fn file_write(
     }
     if !handle.writable {
         return Status::ACCESS_DENIED;
+    }
+    // A handle opened for writing whose file has since been made read-only
+    // (SetInfo): "the file is write-protected" (§13.5.6).
+    if handle.node.attributes().contains(Attributes::READ_ONLY) {
+        return Status::WRITE_PROTECTED;
+    }
+    if let Err(status) = check_not_deleted(handle) {
+        return status;
     }
     // SAFETY: checked non-null above.
     let len = unsafe { size.read_unaligned() };
@@ -433,6 +469,9 @@ unsafe extern "efiapi" fn file_get_info(
     }
     let volume = &handle.volume;
     let data = if kind == FileInfo::ID {
+        if let Err(status) = check_not_deleted(handle) {
+            return status;
+        }
         volume.metadata(&handle.node).map(|meta| {
             file_info(&InfoFields {
                 name: handle.node.name(),
@@ -475,73 +514,132 @@ unsafe extern "efiapi" fn file_set_info(
     let Some(kind) = (unsafe { read_guid(information_type) }) else {
         return Status::INVALID_PARAMETER;
     };
-    // The caller provides `size` readable bytes at `buffer` (§13.5.13); a
-    // null buffer is invalid even for size 0.
-    // SAFETY: as this function's # Safety requires.
-    let bytes = match unsafe { efi::boundary::bytes(buffer.cast::<u8>(), size) } {
-        Ok(bytes) if !buffer.is_null() => bytes,
-        _ => return Status::INVALID_PARAMETER,
-    };
-    if handle.volume.is_read_only() {
-        return Status::WRITE_PROTECTED;
+    if buffer.is_null() {
+        return Status::INVALID_PARAMETER;
     }
-    let result = if kind == FileInfo::ID {
-        return set_file_info(handle, bytes);
-    } else if kind == FileSystemInfo::ID {
-        let label_at = offset_of!(FileSystemInfo, volume_label);
-        if bytes.len() < label_at + 2 {
-            return Status::BAD_BUFFER_SIZE;
+    if kind == FileInfo::ID {
+        // SAFETY: `buffer` is non-null and, as this function's # Safety
+        // requires, holds `size` readable bytes.
+        let bytes = match unsafe { sized_record(buffer, size, offset_of!(FileInfo, file_name)) } {
+            Ok(bytes) => bytes,
+            Err(status) => return status,
+        };
+        if let Err(status) = check_not_deleted(handle) {
+            return status;
         }
-        handle
-            .volume
-            .set_volume_label(&char16_from_bytes(&bytes[label_at..]))
+        let current = match handle.volume.metadata(&handle.node) {
+            Ok(meta) => Current {
+                name: handle.node.name(),
+                is_root: handle.node.is_root(),
+                meta,
+            },
+            Err(e) => return status_of(&e),
+        };
+        let change = match plan_file_info(bytes, &current, handle.writable) {
+            Ok(change) => change,
+            Err(status) => return status,
+        };
+        if change.is_empty() {
+            // Nothing to write: succeeds on any handle and medium.
+            return Status::SUCCESS;
+        }
+        if handle.volume.is_read_only() {
+            return Status::WRITE_PROTECTED;
+        }
+        return apply_file_info(handle, change);
+    }
+    let label = if kind == FileSystemInfo::ID {
+        // A write-protected medium refuses these types whatever the buffer
+        // holds (§13.5.13 EFI_WRITE_PROTECTED): the SCT's read-only-media
+        // check passes a label without its NUL and expects this status.
+        if handle.volume.is_read_only() {
+            return Status::WRITE_PROTECTED;
+        }
+        let label_at = offset_of!(FileSystemInfo, volume_label);
+        // SAFETY: as above.
+        match unsafe { sized_record(buffer, size, label_at) } {
+            Ok(bytes) => terminated_char16(&bytes[label_at..]),
+            Err(status) => return status,
+        }
     } else if kind == FileSystemVolumeLabel::ID {
-        handle.volume.set_volume_label(&char16_from_bytes(bytes))
+        if handle.volume.is_read_only() {
+            return Status::WRITE_PROTECTED;
+        }
+        // The caller provides `size` readable bytes at `buffer` (§13.5.13).
+        // SAFETY: as this function's # Safety requires.
+        match unsafe { efi::boundary::bytes(buffer.cast::<u8>(), size) } {
+            Ok(bytes) => terminated_char16(bytes),
+            Err(_) => return Status::INVALID_PARAMETER,
+        }
     } else {
         return Status::UNSUPPORTED;
     };
-    match result {
+    // A label whose terminating NUL lies beyond BufferSize: the buffer is
+    // smaller than the record (EFI_BAD_BUFFER_SIZE), and nothing changes.
+    let Some(label) = label else {
+        return Status::BAD_BUFFER_SIZE;
+    };
+    match handle.volume.set_volume_label(&label) {
         Ok(()) => Status::SUCCESS,
         Err(e) => status_of(&e),
     }
 }
 
+/// The bytes of a record that starts with its own UINT64 Size
+/// (EFI_FILE_INFO, EFI_FILE_SYSTEM_INFO): `min_len` fixed bytes plus a
+/// CHAR16 at least. Only the record's own Size is read, never more than the
+/// caller's BufferSize; a BufferSize or Size too small for the record, or a
+/// Size beyond the BufferSize, is EFI_BAD_BUFFER_SIZE (§13.5.13).
+///
+/// # Safety
+/// `buffer` is non-null and holds `size` readable bytes.
+unsafe fn sized_record<'a>(
+    buffer: *const c_void,
+    size: usize,
+    min_len: usize,
+) -> Result<&'a [u8], Status> {
+    let min_len = min_len + 2;
+    if size < min_len {
+        return Err(Status::BAD_BUFFER_SIZE);
+    }
+    // SAFETY: `size >= min_len > 8` readable bytes by this function's contract.
+    let header = unsafe { efi::boundary::bytes(buffer.cast::<u8>(), 8) }
+        .map_err(|_| Status::INVALID_PARAMETER)?;
+    let declared = platform::le::u64_at(header, 0).unwrap_or(0);
+    let len = match usize::try_from(declared) {
+        Ok(len) if (min_len..=size).contains(&len) => len,
+        _ => return Err(Status::BAD_BUFFER_SIZE),
+    };
+    // SAFETY: `len <= size` readable bytes by this function's contract.
+    unsafe { efi::boundary::bytes(buffer.cast::<u8>(), len) }.map_err(|_| Status::INVALID_PARAMETER)
+}
+
+/// A CHAR16 string that ends with a NUL inside `bytes`; None when it does
+/// not (the record is cut short).
+fn terminated_char16(bytes: &[u8]) -> Option<String> {
+    platform::le::u16_units(bytes)
+        .any(|u| u == 0)
+        .then(|| char16_from_bytes(bytes))
+}
+
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
+pub(super) unsafe extern "efiapi" fn file_flush(this: *mut FileProtocolV1) -> Status {
     // SAFETY: `this` is the caller's `This` (§13.5), as `file_handle` requires.
     let Some(handle) = (unsafe { file_handle(this) }) else {
         return Status::INVALID_PARAMETER;
     };
+    // §13.5.11: a handle opened read-only is EFI_ACCESS_DENIED; a medium or
+    // a file (its read-only attribute) that is write-protected is
+    // EFI_WRITE_PROTECTED.
     if !handle.writable {
         return Status::ACCESS_DENIED;
+    }
+    if handle.volume.is_read_only() || handle.node.attributes().contains(Attributes::READ_ONLY) {
+        return Status::WRITE_PROTECTED;
     }
     match handle.volume.flush() {
         Ok(()) => Status::SUCCESS,
         Err(e) => status_of(&e),
     }
-}
-
-/// The asynchronous *Ex calls are revision 2 only; this is revision 1.
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_open_ex(
-    _this: *mut FileProtocolV2,
-    _new_handle: *mut *mut FileProtocolV2,
-    _file_name: *const u16,
-    _open_mode: FileMode,
-    _attributes: FileAttribute,
-    _token: *mut FileIoToken,
-) -> Status {
-    Status::UNSUPPORTED
-}
-
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §13.5 requires of the caller.
-unsafe extern "efiapi" fn file_io_ex(
-    _this: *mut FileProtocolV2,
-    _token: *mut FileIoToken,
-) -> Status {
-    Status::UNSUPPORTED
 }

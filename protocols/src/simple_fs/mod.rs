@@ -1,7 +1,8 @@
 //! EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and EFI_FILE_PROTOCOL (UEFI 2.10 §13.4,
 //! §13.5) over the FAT driver in `crate::fat`. This module mounts, opens
 //! (OpenVolume) and retires volumes; [`file`] holds the EFI_FILE_PROTOCOL
-//! functions and [`info`] the EFI_FILE_INFO / EFI_FILE_SYSTEM_INFO records.
+//! functions, [`file_ex`] its revision 2 token-based calls and [`info`] the
+//! EFI_FILE_INFO / EFI_FILE_SYSTEM_INFO records.
 //!
 //! Each protocol instance is a `#[repr(C)]` struct with the protocol table
 //! first, a signature, then private state; it is allocated with `Box` and the
@@ -28,6 +29,7 @@ use crate::fat::{DateTime, FatError, FileSystem};
 use file::{FileHandle, new_handle};
 
 mod file;
+mod file_ex;
 mod info;
 #[cfg(test)]
 mod tests;

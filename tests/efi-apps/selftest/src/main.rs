@@ -15,6 +15,7 @@ mod images;
 mod memory;
 mod protocols;
 mod runtime;
+mod sct_file;
 mod sct_runtime;
 mod tables;
 
@@ -41,6 +42,7 @@ const TESTS: &[Test] = &[
     ("images", images::run),
     ("time", runtime::run_time),
     ("variables", runtime::run_variables),
+    ("sct_file", sct_file::run),
     ("runtime_misc", runtime::run_misc_runtime),
     ("sct_runtime", sct_runtime::run),
     ("exit_boot_services", memory::run_exit_boot_services),
