@@ -72,7 +72,7 @@ pub fn init() {
         set_timer: events::set_timer,
         wait_for_event: events::wait_for_event,
         signal_event: events::signal_event,
-        close_event: events::close_event,
+        close_event: ps::close_event,
         check_event: events::check_event,
         install_protocol_interface: ps::install_protocol_interface,
         reinstall_protocol_interface: ps::reinstall_protocol_interface,

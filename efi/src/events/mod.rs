@@ -368,6 +368,10 @@ pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
     })
 }
 
+/// The event table's part of CloseEvent (§7.1.3); the boot services table
+/// points at [`crate::protocol_services::close_event`], which also drops the
+/// event's RegisterProtocolNotify registrations.
+///
 /// # Safety
 /// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
 /// argument is a value, and handles and events are only looked up.

@@ -195,6 +195,23 @@ pub unsafe extern "efiapi" fn register_protocol_notify(
     boundary::status(result)
 }
 
+/// CloseEvent (§7.1.3) as the boot services table offers it: the event
+/// table closes the event ([`crate::events::close_event`]), and the
+/// RegisterProtocolNotify registrations tied to it go too, so their keys
+/// stop naming a registration.
+///
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): the event is a
+/// value that is only looked up.
+pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
+    // SAFETY: as this function's # Safety states.
+    let status = unsafe { crate::events::close_event(event) };
+    if status == Status::SUCCESS {
+        DB.with(|db| db.unregister_event(EventId::from_raw(event)));
+    }
+    status
+}
+
 /// The handles a LocateHandle search names (§7.3.15).
 fn search(
     search_type: i32,
