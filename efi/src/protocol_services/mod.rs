@@ -489,7 +489,7 @@ pub unsafe extern "efiapi" fn locate_device_path(
         let g = unsafe { guid(protocol) }?;
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         let path = unsafe { read(device_path) }?;
-        if path.is_null() || device.is_null() {
+        if path.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
         // SAFETY: the caller's path, as this function's # Safety requires.
@@ -510,7 +510,12 @@ pub unsafe extern "efiapi" fn locate_device_path(
                 best = Some((h, len));
             }
         }
+        // §7.3.14: no match is EFI_NOT_FOUND whatever Device is; a NULL
+        // Device is only refused once there is a handle to return.
         let (h, len) = best.ok_or(Status::NOT_FOUND)?;
+        if device.is_null() {
+            return Err(Status::INVALID_PARAMETER);
+        }
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         unsafe { write(device, h.as_raw()) }?;
         // SAFETY: `len` bytes are the matched prefix inside the caller's path.
