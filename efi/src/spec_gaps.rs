@@ -25,6 +25,7 @@ pub const EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE: Guid =
     guid(r_efi::efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE);
 pub const EVENT_GROUP_READY_TO_BOOT: Guid = guid(r_efi::efi::EVENT_GROUP_READY_TO_BOOT);
 pub const EVENT_GROUP_AFTER_READY_TO_BOOT: Guid = guid(r_efi::efi::EVENT_GROUP_AFTER_READY_TO_BOOT);
+pub const EVENT_GROUP_MEMORY_MAP_CHANGE: Guid = guid(r_efi::efi::EVENT_GROUP_MEMORY_MAP_CHANGE);
 
 // Configuration tables (§4.6).
 pub const ACPI_10_TABLE_GUID: Guid = guid(r_efi::efi::ACPI_10_TABLE_GUID);
