@@ -332,6 +332,12 @@ pub fn load(
         let _ = memory::with_map(|m| m.free(alloc_base, alloc_pages));
         return Err(Status::LOAD_ERROR);
     }
+    // §7.4.1: an image carrying an HII package list in its resources gets
+    // EFI_HII_PACKAGE_LIST_PROTOCOL, whose interface is that list in place.
+    let hii = info
+        .data_directory(pe::DIRECTORY_RESOURCE)
+        .and_then(|directory| pe::hii_package_list(dest, directory))
+        .map(|rva| (base + u64::from(rva)) as *mut c_void);
     let name =
         crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
     let wx = map_wx(&info, base);
@@ -378,6 +384,9 @@ pub fn load(
             spec_gaps::LOADED_IMAGE_DEVICE_PATH_PROTOCOL_GUID,
             dp.as_mut_ptr() as *mut c_void,
         ));
+    }
+    if let Some(list) = hii {
+        protocols.push((spec_gaps::HII_PACKAGE_LIST_PROTOCOL_GUID, list));
     }
     IMAGES.with(|images| images.insert(handle, image));
     ps::install(Some(handle), &protocols)?;
