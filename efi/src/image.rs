@@ -525,11 +525,19 @@ pub unsafe extern "efiapi" fn start_image(
     let (data, is_application) = IMAGES
         .with(|images| images.get(&id).map(|i| (i.exit_data, i.is_application)))
         .unwrap_or(((0, core::ptr::null_mut()), true));
-    if !exit_data_size.is_null() {
-        // SAFETY: the caller's pointers, as this function's # Safety requires.
-        let _ = unsafe { write(exit_data_size, data.0) };
-    }
-    if !exit_data.is_null() {
+    // §7.4.2: ExitData and its size are returned together; a caller that
+    // passes no ExitData pointer gets neither, its *ExitDataSize stays as it
+    // was, and the image's buffer (pool memory it gave Exit) is freed here
+    // since nobody else can.
+    if exit_data.is_null() {
+        if !data.1.is_null() {
+            let _ = crate::pool::free(data.1.cast());
+        }
+    } else {
+        if !exit_data_size.is_null() {
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            let _ = unsafe { write(exit_data_size, data.0) };
+        }
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         let _ = unsafe { write(exit_data, data.1) };
     }
