@@ -15,6 +15,7 @@ mod images;
 mod memory;
 mod protocols;
 mod runtime;
+mod sct_core;
 mod tables;
 
 use r_efi::efi;
@@ -38,6 +39,7 @@ const TESTS: &[Test] = &[
     ("tpl", events::run_tpl),
     ("misc", events::run_misc),
     ("images", images::run),
+    ("sct_core", sct_core::run),
     ("time", runtime::run_time),
     ("variables", runtime::run_variables),
     ("runtime_misc", runtime::run_misc_runtime),
