@@ -182,8 +182,11 @@ impl HandleDb {
         if protocol.interface != old {
             return Err(Status::NOT_FOUND);
         }
-        let exclusive = OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
-        if protocol.opens.iter().any(|o| o.attributes & exclusive != 0) {
+        // §7.3.4: an interface still held by a driver or by a child
+        // controller after the disconnect cannot be replaced under it.
+        let held =
+            OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE | OPEN_PROTOCOL_BY_CHILD_CONTROLLER;
+        if protocol.opens.iter().any(|o| o.attributes & held != 0) {
             return Err(Status::ACCESS_DENIED);
         }
         protocol.interface = new;
@@ -199,7 +202,7 @@ impl HandleDb {
             .ok_or(Status::UNSUPPORTED)
     }
 
-    /// OpenProtocol (§7.3.9). Returns the interface (None for TEST_PROTOCOL).
+    /// OpenProtocol (§7.3.9). Returns the interface (NULL for TEST_PROTOCOL).
     pub fn open(
         &mut self,
         handle: HandleId,
@@ -234,27 +237,16 @@ impl HandleDb {
         }
         let protocol = self.protocol_mut(handle, guid)?;
         let interface = protocol.interface;
-        for open in &protocol.opens {
-            let by_driver = open.attributes & OPEN_PROTOCOL_BY_DRIVER != 0;
-            let exclusive = open.attributes & OPEN_PROTOCOL_EXCLUSIVE != 0;
-            let same_agent = open.agent == agent;
-            if attributes & OPEN_PROTOCOL_BY_DRIVER != 0 && (by_driver || exclusive) {
-                return Err(if same_agent && open.attributes == attributes {
-                    Status::ALREADY_STARTED
-                } else {
-                    Status::ACCESS_DENIED
-                });
-            }
-            if attributes & OPEN_PROTOCOL_EXCLUSIVE != 0 && (exclusive || by_driver) {
-                return Err(if same_agent && exclusive {
-                    Status::ALREADY_STARTED
-                } else {
-                    Status::ACCESS_DENIED
-                });
-            }
+        let conflict = open_conflict(&protocol.opens, agent, attributes);
+        if let Some(status) = conflict {
+            return Err(status);
         }
-        if attributes == OPEN_PROTOCOL_TEST_PROTOCOL {
-            return Ok(Interface::NULL);
+        // Every open is recorded, TEST_PROTOCOL included (§7.3.9: the open
+        // list is what CloseProtocol, OpenProtocolInformation and image
+        // unloading work from), except one without an agent: nothing could
+        // ever close it.
+        if agent.is_null() {
+            return Ok(result_of(attributes, interface));
         }
         match protocol
             .opens
@@ -269,7 +261,7 @@ impl HandleDb {
                 count: 1,
             }),
         }
-        Ok(interface)
+        Ok(result_of(attributes, interface))
     }
 
     /// CloseProtocol (§7.3.10).
@@ -444,6 +436,53 @@ impl HandleDb {
     }
 }
 
+/// What OpenProtocol hands back: the interface, or NULL for TEST_PROTOCOL.
+fn result_of(attributes: u32, interface: Interface) -> Interface {
+    if attributes == OPEN_PROTOCOL_TEST_PROTOCOL {
+        Interface::NULL
+    } else {
+        interface
+    }
+}
+
+/// The error an open with `attributes` by `agent` meets among the existing
+/// `opens`, per the attribute table of §7.3.9:
+/// - BY_DRIVER (alone or with EXCLUSIVE) already held by the same agent with
+///   the same attributes: EFI_ALREADY_STARTED (the caller still gets the
+///   interface);
+/// - BY_DRIVER while anyone holds it BY_DRIVER or EXCLUSIVE: EFI_ACCESS_DENIED;
+/// - EXCLUSIVE (alone or with BY_DRIVER) while anyone, the same agent
+///   included, holds it EXCLUSIVE: EFI_ACCESS_DENIED;
+/// - EXCLUSIVE while others hold it only BY_DRIVER: EFI_ACCESS_DENIED here;
+///   the protocol services disconnect those drivers and try again.
+///
+/// GET_PROTOCOL, BY_HANDLE_PROTOCOL, TEST_PROTOCOL and BY_CHILD_CONTROLLER
+/// never conflict.
+fn open_conflict(opens: &[OpenInfo], agent: HandleId, attributes: u32) -> Option<Status> {
+    let wants_driver = attributes & OPEN_PROTOCOL_BY_DRIVER != 0;
+    let wants_exclusive = attributes & OPEN_PROTOCOL_EXCLUSIVE != 0;
+    if !wants_driver && !wants_exclusive {
+        return None;
+    }
+    if wants_driver
+        && opens
+            .iter()
+            .any(|o| o.agent == agent && o.attributes == attributes)
+    {
+        return Some(Status::ALREADY_STARTED);
+    }
+    let held_exclusive = opens
+        .iter()
+        .any(|o| o.attributes & OPEN_PROTOCOL_EXCLUSIVE != 0);
+    let held_by_driver = opens
+        .iter()
+        .any(|o| o.attributes & OPEN_PROTOCOL_BY_DRIVER != 0);
+    if held_exclusive || held_by_driver {
+        return Some(Status::ACCESS_DENIED);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,7 +572,7 @@ mod tests {
             Err(Status::ACCESS_DENIED)
         );
         let info = db.open_information(h(0x10), &A).unwrap();
-        assert_eq!(info.len(), 2);
+        assert_eq!(info.len(), 3, "GET_PROTOCOL, TEST_PROTOCOL and BY_DRIVER");
         db.close(h(0x10), &A, h(0x20), h(0x10)).unwrap();
         assert_eq!(
             db.close(h(0x10), &A, h(0x20), h(0x10)),
@@ -658,5 +697,134 @@ mod tests {
         assert_eq!(db.protocols_per_handle(h(0x30)), Ok(vec![A]));
         db.remove_handle(h(0x30));
         assert_eq!(db.handles_with(&A), vec![h(0x10)]);
+    }
+
+    #[test]
+    fn test_protocol_opens_are_recorded_and_closed_with_their_agent() {
+        // UEFI 2.10 §7.3.9/§7.3.10: a TEST_PROTOCOL open is on the open list,
+        // CloseProtocol removes it, and unloading the agent drops it (§7.4.3).
+        let mut db = db();
+        let _ = db.install(h(0x10), A, i(0x1000)).unwrap();
+        assert_eq!(
+            db.open(h(0x10), &A, h(0x20), h(0x30), OPEN_PROTOCOL_TEST_PROTOCOL),
+            Ok(Interface::NULL)
+        );
+        let info = db.open_information(h(0x10), &A).unwrap();
+        assert_eq!(
+            info,
+            vec![OpenInfo {
+                agent: h(0x20),
+                controller: h(0x30),
+                attributes: OPEN_PROTOCOL_TEST_PROTOCOL,
+                count: 1,
+            }]
+        );
+        db.close(h(0x10), &A, h(0x20), h(0x30)).unwrap();
+        assert_eq!(
+            db.close(h(0x10), &A, h(0x20), h(0x30)),
+            Err(Status::NOT_FOUND)
+        );
+        db.open(
+            h(0x10),
+            &A,
+            h(0x20),
+            HandleId::NULL,
+            OPEN_PROTOCOL_TEST_PROTOCOL,
+        )
+        .unwrap();
+        db.remove_handle(h(0x20));
+        assert!(db.open_information(h(0x10), &A).unwrap().is_empty());
+        // An open without an agent could never be closed: not recorded.
+        db.open(
+            h(0x10),
+            &A,
+            HandleId::NULL,
+            HandleId::NULL,
+            OPEN_PROTOCOL_GET_PROTOCOL,
+        )
+        .unwrap();
+        assert!(db.open_information(h(0x10), &A).unwrap().is_empty());
+    }
+
+    #[test]
+    fn exclusive_open_attribute_table() {
+        // UEFI 2.10 §7.3.9: ALREADY_STARTED is for BY_DRIVER requests the same
+        // agent already holds; a second EXCLUSIVE is denied, whoever asks.
+        let mut db = db();
+        let _ = db.install(h(0x10), A, i(0x1000)).unwrap();
+        let _ = db.install(h(0x10), B, i(0x2000)).unwrap();
+        db.open(h(0x10), &A, h(0x20), h(0x30), OPEN_PROTOCOL_EXCLUSIVE)
+            .unwrap();
+        for agent in [0x20, 0x30] {
+            for attributes in [
+                OPEN_PROTOCOL_EXCLUSIVE,
+                OPEN_PROTOCOL_BY_DRIVER,
+                OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE,
+            ] {
+                assert_eq!(
+                    db.open(h(0x10), &A, h(agent), h(0x30), attributes),
+                    Err(Status::ACCESS_DENIED),
+                    "agent {agent:#x} attributes {attributes:#x}"
+                );
+            }
+            for attributes in [
+                OPEN_PROTOCOL_GET_PROTOCOL,
+                OPEN_PROTOCOL_TEST_PROTOCOL,
+                OPEN_PROTOCOL_BY_HANDLE_PROTOCOL,
+            ] {
+                assert!(db.open(h(0x10), &A, h(agent), h(0x30), attributes).is_ok());
+            }
+        }
+        let both = OPEN_PROTOCOL_BY_DRIVER | OPEN_PROTOCOL_EXCLUSIVE;
+        db.open(h(0x10), &B, h(0x20), h(0x10), both).unwrap();
+        assert_eq!(
+            db.open(h(0x10), &B, h(0x20), h(0x10), both),
+            Err(Status::ALREADY_STARTED)
+        );
+        assert_eq!(
+            db.open(h(0x10), &B, h(0x30), h(0x10), both),
+            Err(Status::ACCESS_DENIED)
+        );
+        assert_eq!(
+            db.open(h(0x10), &B, h(0x20), h(0x10), OPEN_PROTOCOL_EXCLUSIVE),
+            Err(Status::ACCESS_DENIED)
+        );
+        assert_eq!(
+            db.open(h(0x10), &B, h(0x20), h(0x10), OPEN_PROTOCOL_BY_DRIVER),
+            Err(Status::ACCESS_DENIED)
+        );
+    }
+
+    #[test]
+    fn reinstall_refuses_an_interface_held_by_a_child() {
+        // UEFI 2.10 §7.3.4: EFI_ACCESS_DENIED, the old interface stays.
+        let mut db = db();
+        let _ = db.install(h(0x10), A, i(0x1000)).unwrap();
+        db.open(
+            h(0x10),
+            &A,
+            h(0x20),
+            h(0x30),
+            OPEN_PROTOCOL_BY_CHILD_CONTROLLER,
+        )
+        .unwrap();
+        assert_eq!(
+            db.reinstall(h(0x10), &A, i(0x1000), i(0x2000)).err(),
+            Some(Status::ACCESS_DENIED)
+        );
+        assert_eq!(db.get(h(0x10), &A), Ok(i(0x1000)));
+        db.close(h(0x10), &A, h(0x20), h(0x30)).unwrap();
+        let _ = db.reinstall(h(0x10), &A, i(0x1000), i(0x2000)).unwrap();
+        assert_eq!(db.get(h(0x10), &A), Ok(i(0x2000)));
+    }
+
+    #[test]
+    fn closed_event_loses_its_registrations() {
+        let mut db = db();
+        let event = EventId::from_value(0x500);
+        db.register_notify(A, event, Registration::from_value(0x600));
+        db.unregister_event(event);
+        assert!(!db.is_registration(Registration::from_value(0x600)));
+        assert!(db.install(h(0x20), A, i(1)).unwrap().0.is_empty());
     }
 }

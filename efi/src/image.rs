@@ -332,6 +332,12 @@ pub fn load(
         let _ = memory::with_map(|m| m.free(alloc_base, alloc_pages));
         return Err(Status::LOAD_ERROR);
     }
+    // §7.4.1: an image carrying an HII package list in its resources gets
+    // EFI_HII_PACKAGE_LIST_PROTOCOL, whose interface is that list in place.
+    let hii = info
+        .data_directory(pe::DIRECTORY_RESOURCE)
+        .and_then(|directory| pe::hii_package_list(dest, directory))
+        .map(|rva| (base + u64::from(rva)) as *mut c_void);
     let name =
         crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
     let wx = map_wx(&info, base);
@@ -378,6 +384,9 @@ pub fn load(
             spec_gaps::LOADED_IMAGE_DEVICE_PATH_PROTOCOL_GUID,
             dp.as_mut_ptr() as *mut c_void,
         ));
+    }
+    if let Some(list) = hii {
+        protocols.push((spec_gaps::HII_PACKAGE_LIST_PROTOCOL_GUID, list));
     }
     IMAGES.with(|images| images.insert(handle, image));
     ps::install(Some(handle), &protocols)?;
@@ -516,11 +525,19 @@ pub unsafe extern "efiapi" fn start_image(
     let (data, is_application) = IMAGES
         .with(|images| images.get(&id).map(|i| (i.exit_data, i.is_application)))
         .unwrap_or(((0, core::ptr::null_mut()), true));
-    if !exit_data_size.is_null() {
-        // SAFETY: the caller's pointers, as this function's # Safety requires.
-        let _ = unsafe { write(exit_data_size, data.0) };
-    }
-    if !exit_data.is_null() {
+    // §7.4.2: ExitData and its size are returned together; a caller that
+    // passes no ExitData pointer gets neither, its *ExitDataSize stays as it
+    // was, and the image's buffer (pool memory it gave Exit) is freed here
+    // since nobody else can.
+    if exit_data.is_null() {
+        if !data.1.is_null() {
+            let _ = crate::pool::free(data.1.cast());
+        }
+    } else {
+        if !exit_data_size.is_null() {
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            let _ = unsafe { write(exit_data_size, data.0) };
+        }
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         let _ = unsafe { write(exit_data, data.1) };
     }

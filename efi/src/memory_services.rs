@@ -2,6 +2,7 @@
 
 use crate::boundary::{read, write};
 use crate::pool;
+use crate::spec_gaps;
 use platform::memory::{self, MemoryError, MemoryType, PAGE_SIZE, Placement};
 use uefi_raw::table::boot::{AllocateType, MemoryDescriptor};
 use uefi_raw::{PhysicalAddress, Status};
@@ -28,9 +29,38 @@ fn to_status(e: MemoryError) -> Status {
     }
 }
 
+/// Runs `service` and, if it changed the memory map (its key moved),
+/// signals EFI_EVENT_GROUP_MEMORY_MAP_CHANGE (UEFI 2.10 §7.1.2) once the
+/// map is no longer borrowed. Pool requests served from an existing chunk
+/// leave the map, and so the key, alone.
+fn signalling_map_change(service: impl FnOnce() -> Status) -> Status {
+    let before = map_key();
+    let status = service();
+    if map_key() != before {
+        crate::events::signal_group_event(&spec_gaps::EVENT_GROUP_MEMORY_MAP_CHANGE);
+    }
+    status
+}
+
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §7.2 requires of the caller.
 pub unsafe extern "efiapi" fn allocate_pages(
+    kind: AllocateType,
+    ty: MemoryType,
+    pages: usize,
+    address: *mut PhysicalAddress,
+) -> Status {
+    signalling_map_change(|| {
+        // SAFETY: the caller's pointers, as this function's # Safety requires.
+        unsafe { allocate_pages_unsignalled(kind, ty, pages, address) }
+    })
+}
+
+/// AllocatePages without the memory map change signal.
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §7.2 requires of the caller.
+unsafe fn allocate_pages_unsignalled(
     kind: AllocateType,
     ty: MemoryType,
     pages: usize,
@@ -65,6 +95,10 @@ pub unsafe extern "efiapi" fn allocate_pages(
 /// None beyond the EFI calling convention (UEFI 2.10 §7.2): every
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn free_pages(address: PhysicalAddress, pages: usize) -> Status {
+    signalling_map_change(|| free_pages_unsignalled(address, pages))
+}
+
+fn free_pages_unsignalled(address: PhysicalAddress, pages: usize) -> Status {
     match memory::with_map(|m| m.free(address, pages as u64)) {
         Ok(()) => {
             crate::memory_attribute::release(address..address + pages as u64 * PAGE_SIZE);
@@ -136,21 +170,25 @@ pub unsafe extern "efiapi" fn allocate_pool(
     size: usize,
     buffer: *mut *mut u8,
 ) -> Status {
-    let result = (|| {
-        if !allocatable(ty) || buffer.is_null() {
-            return Err(Status::INVALID_PARAMETER);
-        }
-        let ptr = pool::allocate(ty, size)?;
-        // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(buffer, ptr) }
-    })();
-    crate::boundary::status(result)
+    signalling_map_change(|| {
+        let result = (|| {
+            if !allocatable(ty) || buffer.is_null() {
+                return Err(Status::INVALID_PARAMETER);
+            }
+            let ptr = pool::allocate(ty, size)?;
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            unsafe { write(buffer, ptr) }
+        })();
+        crate::boundary::status(result)
+    })
 }
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §7.2 requires of the caller.
 pub unsafe extern "efiapi" fn free_pool(buffer: *mut u8) -> Status {
-    crate::boundary::status(pool::free(buffer))
+    // The pool keeps its chunks, so today this never changes the map; the
+    // check keeps the rule true if it ever returns pages.
+    signalling_map_change(|| crate::boundary::status(pool::free(buffer)))
 }
 
 /// Current map key, for ExitBootServices.

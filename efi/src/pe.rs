@@ -65,6 +65,7 @@ bitflags! {
 }
 
 /// Data-directory indices (PE/COFF "Optional Header Data Directories").
+pub const DIRECTORY_RESOURCE: usize = 2;
 pub const DIRECTORY_SECURITY: usize = 4;
 pub const DIRECTORY_BASE_RELOCATION: usize = 5;
 
@@ -702,6 +703,76 @@ fn relocate(info: &PeInfo, image: &mut [u8], delta: u64) -> Result<(), PeError> 
     Ok(())
 }
 
+/// The resource name under which an image carries its HII package list
+/// (the convention edk2's build tools and loader share; UEFI 2.10 §7.4.1
+/// has LoadImage install EFI_HII_PACKAGE_LIST_PROTOCOL for it).
+const HII_RESOURCE_NAME: &[u16] = &[b'H' as u16, b'I' as u16, b'I' as u16];
+/// Resource trees are name / ID / language: three directory levels.
+const RESOURCE_TREE_DEPTH: usize = 3;
+/// "Points at a subdirectory" / "is a name" bit of a resource entry.
+const RESOURCE_HIGH_BIT: u32 = 0x8000_0000;
+/// EFI_HII_PACKAGE_LIST_HEADER: a GUID and a 32-bit length.
+const HII_PACKAGE_LIST_HEADER_SIZE: u32 = 20;
+
+/// The RVA of the HII package list a loaded image carries in its resource
+/// section (PE Format, "The .rsrc Section"): the data of the first leaf under
+/// the root entry named "HII". `image` is the image as loaded (laid out by
+/// RVA, as `load` leaves it) and `directory` its resource data directory.
+/// None when there is none, or when the tree or the data leaves `image`.
+pub fn hii_package_list(image: &[u8], directory: DataDirectory) -> Option<u32> {
+    if directory.size == 0 {
+        return None;
+    }
+    let root = directory.address as usize;
+    let tree = bytes_at(image, root, directory.size as usize).ok()?;
+    let named = usize::from(u16_at(tree, 12).ok()?);
+    let mut target = (0..named).find_map(|index| {
+        let entry = 16usize.checked_add(index.checked_mul(8)?)?;
+        let name = u32_at(tree, entry).ok()?;
+        let is_hii = name & RESOURCE_HIGH_BIT != 0
+            && resource_name(tree, (name & !RESOURCE_HIGH_BIT) as usize)
+                .is_some_and(|n| n.eq(HII_RESOURCE_NAME.iter().copied()));
+        if is_hii {
+            u32_at(tree, entry + 4).ok()
+        } else {
+            None
+        }
+    })?;
+    // Down through the first entry of each subdirectory to a data entry.
+    for _ in 1..RESOURCE_TREE_DEPTH {
+        if target & RESOURCE_HIGH_BIT == 0 {
+            break;
+        }
+        let subdirectory = (target & !RESOURCE_HIGH_BIT) as usize;
+        let entries = u16_at(tree, subdirectory.checked_add(12)?)
+            .ok()?
+            .checked_add(u16_at(tree, subdirectory.checked_add(14)?).ok()?)?;
+        if entries == 0 {
+            return None;
+        }
+        target = u32_at(tree, subdirectory.checked_add(16 + 4)?).ok()?;
+    }
+    if target & RESOURCE_HIGH_BIT != 0 {
+        return None;
+    }
+    let data_entry = target as usize;
+    let rva = u32_at(tree, data_entry).ok()?;
+    let size = u32_at(tree, data_entry.checked_add(4)?).ok()?;
+    let end = end_within(rva, size, u32::try_from(image.len()).ok()?)?;
+    (size >= HII_PACKAGE_LIST_HEADER_SIZE && end > rva).then_some(rva)
+}
+
+/// The UTF-16 name at `offset` in a resource tree (a 16-bit length, then
+/// the characters), if it lies inside the tree.
+fn resource_name(tree: &[u8], offset: usize) -> Option<impl Iterator<Item = u16> + '_> {
+    let length = usize::from(u16_at(tree, offset).ok()?);
+    let text = bytes_at(tree, offset.checked_add(2)?, length.checked_mul(2)?).ok()?;
+    Some(
+        text.chunks_exact(2)
+            .map(|pair| u16::from_le_bytes([pair[0], pair[1]])),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1190,5 +1261,82 @@ mod tests {
         assert_eq!(refuse(&|i| i.sections[1].rva = 0x3200), None);
         assert_eq!(refuse(&|i| i.sections[2].characteristics = rw | rx), None);
         assert_eq!(refuse(&|i| i.sections[1].rva = 0x1000), None, "overlap");
+    }
+
+    /// A loaded image of `size` bytes whose resource tree at 0x100 holds
+    /// root -> `name` -> ID 1 -> language 0x409 -> data at 0x400 (0x40 bytes).
+    fn image_with_resource(name: &str) -> (Vec<u8>, DataDirectory) {
+        let mut image = vec![0u8; 0x1000];
+        let tree = 0x100;
+        let put16 = |image: &mut Vec<u8>, at: usize, v: u16| {
+            image[tree + at..tree + at + 2].copy_from_slice(&v.to_le_bytes())
+        };
+        let put32 = |image: &mut Vec<u8>, at: usize, v: u32| {
+            image[tree + at..tree + at + 4].copy_from_slice(&v.to_le_bytes())
+        };
+        // Root: one named entry -> subdirectory at 0x20.
+        put16(&mut image, 12, 1);
+        put32(&mut image, 16, 0x8000_0000 | 0x80);
+        put32(&mut image, 20, 0x8000_0000 | 0x20);
+        // Level 2: one ID entry -> subdirectory at 0x40.
+        put16(&mut image, 0x20 + 14, 1);
+        put32(&mut image, 0x20 + 16, 1);
+        put32(&mut image, 0x20 + 20, 0x8000_0000 | 0x40);
+        // Level 3: one ID entry -> data entry at 0x60.
+        put16(&mut image, 0x40 + 14, 1);
+        put32(&mut image, 0x40 + 16, 0x409);
+        put32(&mut image, 0x40 + 20, 0x60);
+        put32(&mut image, 0x60, 0x400);
+        put32(&mut image, 0x64, 0x40);
+        // The name string.
+        let units: Vec<u16> = name.encode_utf16().collect();
+        put16(&mut image, 0x80, units.len() as u16);
+        for (i, unit) in units.iter().enumerate() {
+            put16(&mut image, 0x82 + 2 * i, *unit);
+        }
+        let directory = DataDirectory {
+            address: tree as u32,
+            size: 0xa0,
+        };
+        (image, directory)
+    }
+
+    #[test]
+    fn hii_package_list_is_found_under_its_resource_name() {
+        let (image, directory) = image_with_resource("HII");
+        assert_eq!(hii_package_list(&image, directory), Some(0x400));
+        let (image, directory) = image_with_resource("HIJ");
+        assert_eq!(hii_package_list(&image, directory), None);
+        let (image, directory) = image_with_resource("HIIX");
+        assert_eq!(hii_package_list(&image, directory), None);
+        assert_eq!(hii_package_list(&image, DataDirectory::default()), None);
+    }
+
+    #[test]
+    fn hii_package_list_rejects_broken_trees() {
+        // Data leaving the image.
+        let (mut image, directory) = image_with_resource("HII");
+        image[0x160..0x164].copy_from_slice(&0xfe0u32.to_le_bytes());
+        assert_eq!(hii_package_list(&image, directory), None);
+        // A subdirectory naming itself never reaches a data entry.
+        let (mut image, directory) = image_with_resource("HII");
+        image[0x154..0x158].copy_from_slice(&(0x8000_0040u32).to_le_bytes());
+        assert_eq!(hii_package_list(&image, directory), None);
+        // A tree running past the image.
+        let (image, mut directory) = image_with_resource("HII");
+        directory.size = 0x1000;
+        assert_eq!(hii_package_list(&image, directory), None);
+        // Every truncation and every single-byte corruption: no panic.
+        let (image, directory) = image_with_resource("HII");
+        for len in 0..image.len() {
+            let _ = hii_package_list(&image[..len], directory);
+        }
+        for at in 0x100..0x1a0 {
+            for value in [0x00, 0x7f, 0x80, 0xff] {
+                let mut broken = image.clone();
+                broken[at] = value;
+                let _ = hii_package_list(&broken, directory);
+            }
+        }
     }
 }

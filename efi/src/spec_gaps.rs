@@ -25,6 +25,7 @@ pub const EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE: Guid =
     guid(r_efi::efi::EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE);
 pub const EVENT_GROUP_READY_TO_BOOT: Guid = guid(r_efi::efi::EVENT_GROUP_READY_TO_BOOT);
 pub const EVENT_GROUP_AFTER_READY_TO_BOOT: Guid = guid(r_efi::efi::EVENT_GROUP_AFTER_READY_TO_BOOT);
+pub const EVENT_GROUP_MEMORY_MAP_CHANGE: Guid = guid(r_efi::efi::EVENT_GROUP_MEMORY_MAP_CHANGE);
 
 // Configuration tables (§4.6).
 pub const ACPI_10_TABLE_GUID: Guid = guid(r_efi::efi::ACPI_10_TABLE_GUID);
@@ -72,6 +73,25 @@ pub use r_efi::efi::{BOOT_SERVICES_SIGNATURE, RUNTIME_SERVICES_SIGNATURE};
 pub const LOADED_IMAGE_DEVICE_PATH_PROTOCOL_GUID: Guid =
     guid(r_efi::protocols::loaded_image_device_path::PROTOCOL_GUID);
 pub use r_efi::protocols::loaded_image::REVISION as LOADED_IMAGE_PROTOCOL_REVISION;
+
+/// The driver override protocols ConnectController consults (§7.3.12):
+/// EFI_PLATFORM_DRIVER_OVERRIDE_PROTOCOL (§11.3), EFI_BUS_SPECIFIC_DRIVER_
+/// OVERRIDE_PROTOCOL (§11.4) and EFI_DRIVER_FAMILY_OVERRIDE_PROTOCOL (§11.12).
+pub use r_efi::protocols::bus_specific_driver_override::Protocol as BusSpecificDriverOverrideProtocol;
+pub use r_efi::protocols::driver_family_override::Protocol as DriverFamilyOverrideProtocol;
+pub use r_efi::protocols::platform_driver_override::Protocol as PlatformDriverOverrideProtocol;
+pub const PLATFORM_DRIVER_OVERRIDE_PROTOCOL_GUID: Guid =
+    guid(r_efi::protocols::platform_driver_override::PROTOCOL_GUID);
+pub const BUS_SPECIFIC_DRIVER_OVERRIDE_PROTOCOL_GUID: Guid =
+    guid(r_efi::protocols::bus_specific_driver_override::PROTOCOL_GUID);
+pub const DRIVER_FAMILY_OVERRIDE_PROTOCOL_GUID: Guid =
+    guid(r_efi::protocols::driver_family_override::PROTOCOL_GUID);
+
+/// EFI_HII_PACKAGE_LIST_PROTOCOL, which LoadImage installs on an image
+/// carrying HII resources (§7.4.1): its interface is the image's
+/// EFI_HII_PACKAGE_LIST_HEADER itself.
+pub const HII_PACKAGE_LIST_PROTOCOL_GUID: Guid =
+    guid(r_efi::protocols::hii_package_list::PROTOCOL_GUID);
 
 #[cfg(test)]
 mod tests {

@@ -72,7 +72,7 @@ pub fn init() {
         set_timer: events::set_timer,
         wait_for_event: events::wait_for_event,
         signal_event: events::signal_event,
-        close_event: events::close_event,
+        close_event: ps::close_event,
         check_event: events::check_event,
         install_protocol_interface: ps::install_protocol_interface,
         reinstall_protocol_interface: ps::reinstall_protocol_interface,
@@ -198,7 +198,13 @@ unsafe extern "efiapi" fn install_configuration_table(
 ) -> Status {
     // SAFETY: `g` as this function's contract states.
     let g = unsafe { guid(g) };
-    boundary::status(g.and_then(|g| set_configuration_table(g, table.cast_mut())))
+    let result = g.and_then(|g| set_configuration_table(g, table.cast_mut()).map(|()| g));
+    // §7.3.15: a successful change signals the event group named by the
+    // table's GUID, after the table is in place (no borrow is held here).
+    if let Ok(g) = result {
+        crate::events::signal_group_event(&g);
+    }
+    boundary::status(result.map(|_| ()))
 }
 
 /// EFI_MEMORY_ATTRIBUTES_TABLE storage: a static of the image, filled at

@@ -22,6 +22,9 @@
 //!   [`before_exit_boot_services_notify`], [`exit_boot_services_notify`],
 //!   [`virtual_address_change_notify`]: signal the spec's event groups from
 //!   the core services; each returns after the notify functions ran.
+//! - [`signal_group_event`]: SignalEvent on a whole group, for the groups
+//!   core services signal for their callers (configuration tables, memory
+//!   map changes).
 //! - [`signal_deferred`]: signal without dispatching, for callers that hold
 //!   their own global state borrow (e.g. RegisterProtocolNotify).
 //! - [`arm_boot_watchdog`] and [`set_watchdog_reset_hook`].
@@ -125,6 +128,21 @@ pub fn signal_group(group: &Guid) {
     if let Some(events) = services() {
         let members = events.signal_group(group);
         debug!("events: signalled group {group:?} ({members} members)");
+    }
+}
+
+/// Signals the event group `group` as SignalEvent would signal one of its
+/// members (§7.1.2): notify functions above the current TPL run before this
+/// returns, the rest once the TPL drops. For the groups core services signal
+/// on a caller's behalf: a configuration table's GUID (§7.3.15) and
+/// EFI_EVENT_GROUP_MEMORY_MAP_CHANGE. Must not be called with a global
+/// borrow held; after ExitBootServices it does nothing.
+pub fn signal_group_event(group: &Guid) {
+    if BOOT_SERVICES_EXITED.load(Ordering::Acquire) {
+        return;
+    }
+    if let Some(events) = services() {
+        events.signal_group_event(group);
     }
 }
 
@@ -368,6 +386,10 @@ pub unsafe extern "efiapi" fn signal_event(event: Event) -> Status {
     })
 }
 
+/// The event table's part of CloseEvent (§7.1.3); the boot services table
+/// points at [`crate::protocol_services::close_event`], which also drops the
+/// event's RegisterProtocolNotify registrations.
+///
 /// # Safety
 /// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
 /// argument is a value, and handles and events are only looked up.

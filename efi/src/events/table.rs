@@ -698,6 +698,20 @@ impl Events<'_> {
         }
     }
 
+    /// Signals every member of `group` with SignalEvent's semantics: the
+    /// notifications above the current TPL run now, highest TPL first, the
+    /// others when RestoreTPL unmasks them. Returns how many members there
+    /// were.
+    pub fn signal_group_event(&self, group: &Guid) -> usize {
+        let members = self.table.with(|t| t.signal_group(group));
+        // A group nobody joined (the usual case for a memory map change)
+        // costs no clock read and no dispatch.
+        if members != 0 {
+            self.poll();
+        }
+        members
+    }
+
     /// Signals `group` and returns after its members' notify functions
     /// ran, forcing those the current TPL would still mask.
     pub fn signal_group(&self, group: &Guid) -> usize {
@@ -1180,6 +1194,34 @@ mod tests {
             e.signal(first).unwrap();
             assert_eq!(log(), vec![(2, Tpl::NOTIFY), (1, Tpl::CALLBACK)]);
             assert_eq!(e.check(plain), Ok(true));
+        });
+    }
+
+    #[test]
+    fn group_signal_event_follows_the_tpl() {
+        // What InstallConfigurationTable and a memory map change do to their
+        // groups (§7.1.2, §7.3.15): SignalEvent semantics, so at TPL_NOTIFY
+        // nothing runs until RestoreTPL, then the highest TPL first.
+        let group = guid!("00000009-0002-0003-0405-060606060606");
+        let sig = EventType::NOTIFY_SIGNAL;
+        events(|e| {
+            for (tpl, context) in [(Tpl::CALLBACK, 10), (Tpl::CALLBACK, 11), (Tpl::NOTIFY, 12)] {
+                e.create(sig, tpl, Some(record), context, Some(group))
+                    .unwrap();
+            }
+            let old = e.raise_tpl(Tpl::NOTIFY);
+            assert_eq!(e.signal_group_event(&group), 3);
+            assert!(log().iter().all(|&(context, _)| context < 10));
+            e.restore_tpl(old);
+            let ours: Vec<(usize, Tpl)> = log().into_iter().filter(|&(c, _)| c >= 10).collect();
+            assert_eq!(
+                ours,
+                [(12, Tpl::NOTIFY), (10, Tpl::CALLBACK), (11, Tpl::CALLBACK)]
+            );
+            // At TPL_APPLICATION the notifications run before it returns.
+            LOG.with_borrow_mut(|l| l.clear());
+            e.signal_group_event(&group);
+            assert_eq!(log().len(), 3);
         });
     }
 

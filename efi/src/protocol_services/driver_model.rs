@@ -12,6 +12,10 @@ use uefi_raw::{Boolean, Handle, Status};
 use super::{DB, get_protocol, handles_with};
 use crate::boundary::read;
 use crate::ids::{HandleId, Interface};
+use crate::spec_gaps::{
+    self, BusSpecificDriverOverrideProtocol, DriverFamilyOverrideProtocol,
+    PlatformDriverOverrideProtocol,
+};
 
 /// A driver's binding as the core calls it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +45,10 @@ fn binding_on(handle: HandleId) -> Option<Binding> {
     })
 }
 
-/// The order ConnectController tries drivers in (§7.3.12): the drivers the
-/// caller lists (by image or binding handle) first, in list order (the
-/// context override), then all others by Version, highest first. The
-/// platform, driver family and bus specific override protocols that rank
-/// between those two are not consulted (a simplification: the firmware
-/// installs none of them, and neither do the boot loaders we run).
+/// The order ConnectController tries drivers in (§7.3.12): the bindings
+/// `preferred` names (by image or binding handle), in list order, then all
+/// others by Version, highest first. `preferred` is the concatenation of the
+/// override lists [`driver_order`] gathers.
 fn connect_order(bindings: &[Binding], preferred: &[HandleId]) -> Vec<Binding> {
     let mut ordered: Vec<Binding> = Vec::with_capacity(bindings.len());
     for wanted in preferred {
@@ -66,6 +68,104 @@ fn connect_order(bindings: &[Binding], preferred: &[HandleId]) -> Vec<Binding> {
     rest.sort_by_key(|b| core::cmp::Reverse(b.version));
     ordered.extend(rest);
     ordered
+}
+
+/// The driver order for `controller` with the spec's precedence (§7.3.12):
+/// the caller's list (context override), then the drivers the platform
+/// driver override protocol names for the controller, then the drivers whose
+/// binding handle carries the driver family override protocol (highest
+/// GetVersion first), then the ones the controller's bus specific driver
+/// override protocol names, then the rest by Version.
+fn driver_order(controller: HandleId, bindings: &[Binding], context: &[HandleId]) -> Vec<Binding> {
+    let mut preferred = context.to_vec();
+    preferred.extend(platform_override_images(controller));
+    preferred.extend(family_override_bindings(bindings));
+    preferred.extend(bus_override_images(controller));
+    connect_order(bindings, &preferred)
+}
+
+/// Walks an override protocol's GetDriver list: `next` gets the previous
+/// image handle (NULL first) and returns the next one, until it fails, gives
+/// NULL, or repeats itself (a broken protocol must not hang the connect).
+fn override_list(mut next: impl FnMut(Handle) -> Option<Handle>) -> Vec<HandleId> {
+    let mut images = Vec::new();
+    let mut previous: Handle = core::ptr::null_mut();
+    for _ in 0..MAX_DRIVER_LIST {
+        let Some(image) = next(previous) else { break };
+        let id = HandleId::from_raw(image);
+        if image.is_null() || images.contains(&id) {
+            break;
+        }
+        images.push(id);
+        previous = image;
+    }
+    images
+}
+
+/// The images EFI_PLATFORM_DRIVER_OVERRIDE_PROTOCOL.GetDriver() (§11.3)
+/// lists for `controller`, from the first instance installed.
+fn platform_override_images(controller: HandleId) -> Vec<HandleId> {
+    let Some(this) = handles_with(&spec_gaps::PLATFORM_DRIVER_OVERRIDE_PROTOCOL_GUID)
+        .into_iter()
+        .find_map(|h| {
+            get_protocol::<PlatformDriverOverrideProtocol>(
+                h,
+                &spec_gaps::PLATFORM_DRIVER_OVERRIDE_PROTOCOL_GUID,
+            )
+        })
+        .filter(|p| !p.is_null() && p.is_aligned())
+    else {
+        return Vec::new();
+    };
+    override_list(|previous| {
+        let mut image = previous;
+        // SAFETY: `this` is an installed platform driver override interface
+        // (non-null, aligned); GetDriver takes it, the controller and a
+        // local handle slot (§11.3.1).
+        let status = unsafe { ((*this).get_driver)(this, controller.as_raw(), &mut image) };
+        (!status.is_error()).then_some(image)
+    })
+}
+
+/// The images EFI_BUS_SPECIFIC_DRIVER_OVERRIDE_PROTOCOL.GetDriver() (§11.4)
+/// on `controller` lists.
+fn bus_override_images(controller: HandleId) -> Vec<HandleId> {
+    let Some(this) = get_protocol::<BusSpecificDriverOverrideProtocol>(
+        controller,
+        &spec_gaps::BUS_SPECIFIC_DRIVER_OVERRIDE_PROTOCOL_GUID,
+    )
+    .filter(|p| !p.is_null() && p.is_aligned()) else {
+        return Vec::new();
+    };
+    override_list(|previous| {
+        let mut image = previous;
+        // SAFETY: `this` is an installed bus specific driver override
+        // interface (non-null, aligned); GetDriver takes it and a local
+        // handle slot (§11.4.1).
+        let status = unsafe { ((*this).get_driver)(this, &mut image) };
+        (!status.is_error()).then_some(image)
+    })
+}
+
+/// The binding handles carrying EFI_DRIVER_FAMILY_OVERRIDE_PROTOCOL
+/// (§11.12), highest GetVersion() first.
+fn family_override_bindings(bindings: &[Binding]) -> Vec<HandleId> {
+    let mut family: Vec<(u32, HandleId)> = Vec::new();
+    for binding in bindings {
+        let Some(this) = get_protocol::<DriverFamilyOverrideProtocol>(
+            binding.handle,
+            &spec_gaps::DRIVER_FAMILY_OVERRIDE_PROTOCOL_GUID,
+        )
+        .filter(|p| !p.is_null() && p.is_aligned()) else {
+            continue;
+        };
+        // SAFETY: `this` is an installed driver family override interface
+        // (non-null, aligned); GetVersion only takes it (§11.12.1).
+        let version = unsafe { ((*this).get_version)(this) };
+        family.push((version, binding.handle));
+    }
+    family.sort_by_key(|&(version, _)| core::cmp::Reverse(version));
+    family.into_iter().map(|(_, handle)| handle).collect()
 }
 
 /// Whether `binding` is still installed as it was when collected (a driver
@@ -187,7 +287,7 @@ unsafe fn connect_from(
     if bindings.is_empty() {
         return Status::NOT_FOUND;
     }
-    let order = connect_order(&bindings, preferred);
+    let order = driver_order(controller, &bindings, preferred);
     let started = connect_single(controller, &order, remaining);
     let status = if started
         // SAFETY: `remaining` as this function's contract states.
@@ -203,7 +303,6 @@ unsafe fn connect_from(
     if recursive {
         // Breadth first over the children; `visited` stops a driver that
         // names an ancestor as its child from looping forever.
-        let general = connect_order(&bindings, &[]);
         let mut visited = alloc::vec![controller];
         let mut queue: alloc::collections::VecDeque<HandleId> =
             DB.with(|db| db.children(controller, None)).into();
@@ -212,7 +311,8 @@ unsafe fn connect_from(
                 continue;
             }
             visited.push(child);
-            connect_single(child, &general, core::ptr::null());
+            let order = driver_order(child, &bindings, &[]);
+            connect_single(child, &order, core::ptr::null());
             queue.extend(DB.with(|db| db.children(child, None)));
         }
     }
@@ -706,5 +806,158 @@ mod tests {
         uninstall(controller, &[(BUS_IO, token2)]).unwrap();
         assert!(children().is_empty());
         assert!(!DB.with(|db| db.is_handle(controller)));
+
+        override_protocols_rank_drivers();
+    }
+
+    /// Image handles the test platform and bus overrides name (values).
+    static PLATFORM_PICKS: Global<Vec<usize>> = Global::new(Vec::new());
+    static BUS_PICKS: Global<Vec<usize>> = Global::new(Vec::new());
+
+    /// GetDriver over a list: the entry after `*image` (the first for NULL).
+    fn next_pick(list: &Global<Vec<usize>>, image: *mut Handle) -> r_efi::efi::Status {
+        // SAFETY: the core passes a live handle slot.
+        let previous = unsafe { *image } as usize;
+        let picks = list.with(|l| l.clone());
+        let at = if previous == 0 {
+            0
+        } else {
+            match picks.iter().position(|&p| p == previous) {
+                Some(i) => i + 1,
+                None => return r_efi::efi::Status::INVALID_PARAMETER,
+            }
+        };
+        match picks.get(at) {
+            Some(&next) => {
+                // SAFETY: as above.
+                unsafe { *image = next as Handle };
+                r_efi::efi::Status::SUCCESS
+            }
+            None => r_efi::efi::Status::NOT_FOUND,
+        }
+    }
+
+    extern "efiapi" fn platform_get_driver(
+        _: *mut PlatformDriverOverrideProtocol,
+        _: Handle,
+        image: *mut Handle,
+    ) -> r_efi::efi::Status {
+        next_pick(&PLATFORM_PICKS, image)
+    }
+
+    extern "efiapi" fn platform_get_driver_path(
+        _: *mut PlatformDriverOverrideProtocol,
+        _: Handle,
+        _: *mut *mut r_efi::protocols::device_path::Protocol,
+    ) -> r_efi::efi::Status {
+        r_efi::efi::Status::UNSUPPORTED
+    }
+
+    extern "efiapi" fn platform_driver_loaded(
+        _: *mut PlatformDriverOverrideProtocol,
+        _: Handle,
+        _: *mut r_efi::protocols::device_path::Protocol,
+        _: Handle,
+    ) -> r_efi::efi::Status {
+        r_efi::efi::Status::UNSUPPORTED
+    }
+
+    extern "efiapi" fn bus_get_driver(
+        _: *mut BusSpecificDriverOverrideProtocol,
+        image: *mut Handle,
+    ) -> r_efi::efi::Status {
+        next_pick(&BUS_PICKS, image)
+    }
+
+    extern "efiapi" fn family_version_7(_: *mut DriverFamilyOverrideProtocol) -> u32 {
+        7
+    }
+
+    extern "efiapi" fn family_version_9(_: *mut DriverFamilyOverrideProtocol) -> u32 {
+        9
+    }
+
+    /// §7.3.12: context, platform driver override, driver family override
+    /// (by GetVersion), bus specific driver override, then Version.
+    fn override_protocols_rank_drivers() {
+        let handles: Vec<HandleId> = (0..8).map(|_| new_handle()).collect();
+        let controller = handles[0];
+        // Bindings (handle = image) with rising versions, so that without
+        // overrides the order would be 7, 6, 5, 4, 3, 2, 1.
+        let bindings: Vec<Binding> = (1..8)
+            .map(|i| Binding {
+                handle: handles[i],
+                interface: Interface::from_value(i),
+                image: handles[i],
+                version: i as u32,
+            })
+            .collect();
+        let platform = Box::leak(Box::new(PlatformDriverOverrideProtocol {
+            get_driver: platform_get_driver,
+            get_driver_path: platform_get_driver_path,
+            driver_loaded: platform_driver_loaded,
+        }));
+        let bus = Box::leak(Box::new(BusSpecificDriverOverrideProtocol {
+            get_driver: bus_get_driver,
+        }));
+        let family_low = Box::leak(Box::new(DriverFamilyOverrideProtocol {
+            get_version: family_version_7,
+        }));
+        let family_high = Box::leak(Box::new(DriverFamilyOverrideProtocol {
+            get_version: family_version_9,
+        }));
+        let platform_handle = install(
+            None,
+            &[(
+                spec_gaps::PLATFORM_DRIVER_OVERRIDE_PROTOCOL_GUID,
+                (platform as *mut PlatformDriverOverrideProtocol).cast(),
+            )],
+        )
+        .unwrap();
+        install(
+            Some(controller),
+            &[(
+                spec_gaps::BUS_SPECIFIC_DRIVER_OVERRIDE_PROTOCOL_GUID,
+                (bus as *mut BusSpecificDriverOverrideProtocol).cast(),
+            )],
+        )
+        .unwrap();
+        for (index, family) in [(4, &mut *family_low), (5, &mut *family_high)] {
+            install(
+                Some(handles[index]),
+                &[(
+                    spec_gaps::DRIVER_FAMILY_OVERRIDE_PROTOCOL_GUID,
+                    (family as *mut DriverFamilyOverrideProtocol).cast(),
+                )],
+            )
+            .unwrap();
+        }
+        // Platform: 2 then 1 (and 1 again: a repeat ends the list); bus: 3.
+        PLATFORM_PICKS
+            .with(|p| *p = alloc::vec![handles[2].value(), handles[1].value(), handles[1].value()]);
+        BUS_PICKS.with(|p| *p = alloc::vec![handles[3].value()]);
+        let order: Vec<usize> = driver_order(controller, &bindings, &[handles[6]])
+            .iter()
+            .map(|b| handles.iter().position(|&h| h == b.handle).unwrap())
+            .collect();
+        assert_eq!(order, [6, 2, 1, 5, 4, 3, 7]);
+
+        uninstall(
+            platform_handle,
+            &[(
+                spec_gaps::PLATFORM_DRIVER_OVERRIDE_PROTOCOL_GUID,
+                (platform as *mut PlatformDriverOverrideProtocol).cast(),
+            )],
+        )
+        .unwrap();
+        let order: Vec<usize> = driver_order(controller, &bindings, &[])
+            .iter()
+            .map(|b| handles.iter().position(|&h| h == b.handle).unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            [5, 4, 3, 7, 6, 2, 1],
+            "without the platform override"
+        );
     }
 }

@@ -195,6 +195,23 @@ pub unsafe extern "efiapi" fn register_protocol_notify(
     boundary::status(result)
 }
 
+/// CloseEvent (§7.1.3) as the boot services table offers it: the event
+/// table closes the event ([`crate::events::close_event`]), and the
+/// RegisterProtocolNotify registrations tied to it go too, so their keys
+/// stop naming a registration.
+///
+/// # Safety
+/// None beyond the EFI calling convention (UEFI 2.10 §7.1): the event is a
+/// value that is only looked up.
+pub unsafe extern "efiapi" fn close_event(event: Event) -> Status {
+    // SAFETY: as this function's # Safety states.
+    let status = unsafe { crate::events::close_event(event) };
+    if status == Status::SUCCESS {
+        DB.with(|db| db.unregister_event(EventId::from_raw(event)));
+    }
+    status
+}
+
 /// The handles a LocateHandle search names (§7.3.15).
 fn search(
     search_type: i32,
@@ -472,7 +489,7 @@ pub unsafe extern "efiapi" fn locate_device_path(
         let g = unsafe { guid(protocol) }?;
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         let path = unsafe { read(device_path) }?;
-        if path.is_null() || device.is_null() {
+        if path.is_null() {
             return Err(Status::INVALID_PARAMETER);
         }
         // SAFETY: the caller's path, as this function's # Safety requires.
@@ -493,7 +510,12 @@ pub unsafe extern "efiapi" fn locate_device_path(
                 best = Some((h, len));
             }
         }
+        // §7.3.14: no match is EFI_NOT_FOUND whatever Device is; a NULL
+        // Device is only refused once there is a handle to return.
         let (h, len) = best.ok_or(Status::NOT_FOUND)?;
+        if device.is_null() {
+            return Err(Status::INVALID_PARAMETER);
+        }
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         unsafe { write(device, h.as_raw()) }?;
         // SAFETY: `len` bytes are the matched prefix inside the caller's path.

@@ -13,13 +13,13 @@ use r_efi::protocols::{device_path, file, loaded_image, simple_file_system};
 use crate::ctx::{Ctx, St, ucs2};
 
 /// Load options that turn the application into the child image.
-static CHILD_OPTIONS: [u16; 15] = ucs2("selftest-child");
+pub static CHILD_OPTIONS: [u16; 15] = ucs2("selftest-child");
 /// An OEM error code (top two bits set, UEFI 2.10 Appendix D) nobody else returns.
-const CHILD_STATUS: efi::Status = efi::Status::from_usize((0b11 << (usize::BITS - 2)) | 0x5E1F);
+pub const CHILD_STATUS: efi::Status = efi::Status::from_usize((0b11 << (usize::BITS - 2)) | 0x5E1F);
 /// Exit data: a NUL-terminated string (§7.4.5).
 const CHILD_EXIT_DATA: [u16; 12] = ucs2("child-exit");
 
-fn loaded_image(ctx: &Ctx, handle: efi::Handle) -> Option<*mut loaded_image::Protocol> {
+pub fn loaded_image(ctx: &Ctx, handle: efi::Handle) -> Option<*mut loaded_image::Protocol> {
     ctx.handle_protocol(handle, &loaded_image::PROTOCOL_GUID)
 }
 
@@ -102,7 +102,7 @@ pub fn run(ctx: &mut Ctx) {
     bad_image_checks(ctx);
 }
 
-fn load(ctx: &Ctx, buf: *mut u8, size: usize) -> (efi::Status, efi::Handle) {
+pub fn load(ctx: &Ctx, buf: *mut u8, size: usize) -> (efi::Status, efi::Handle) {
     let mut child: efi::Handle = ptr::null_mut();
     let status = (ctx.bs.load_image)(
         efi::Boolean::FALSE,
@@ -241,7 +241,10 @@ fn bad_image_checks(ctx: &mut Ctx) {
 
 /// Reads the file this image was loaded from: FilePath's media file-path nodes name it
 /// on the SimpleFileSystem of DeviceHandle (§9.1, §10.3.5.4, §13.4).
-fn read_own_file(ctx: &Ctx, li: &loaded_image::Protocol) -> Result<(*mut u8, usize), efi::Status> {
+pub fn read_own_file(
+    ctx: &Ctx,
+    li: &loaded_image::Protocol,
+) -> Result<(*mut u8, usize), efi::Status> {
     let mut name = [0u16; 260];
     file_path_name(li.file_path, &mut name)?;
     let fs: *mut simple_file_system::Protocol = ctx

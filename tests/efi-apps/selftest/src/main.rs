@@ -15,6 +15,7 @@ mod images;
 mod memory;
 mod protocols;
 mod runtime;
+mod sct_core;
 mod sct_file;
 mod sct_runtime;
 mod tables;
@@ -40,6 +41,7 @@ const TESTS: &[Test] = &[
     ("tpl", events::run_tpl),
     ("misc", events::run_misc),
     ("images", images::run),
+    ("sct_core", sct_core::run),
     ("time", runtime::run_time),
     ("variables", runtime::run_variables),
     ("sct_file", sct_file::run),
