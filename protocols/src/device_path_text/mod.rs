@@ -48,7 +48,8 @@ pub struct Options {
     /// Shorter text that need not read back (e.g. `IPv4(remote)`).
     pub display_only: bool,
     /// Forms chosen by more than the type and subtype (`PciRoot`,
-    /// `UsbHID`, `VenPcAnsi`, `AcpiExp`, `VirtualDisk`...).
+    /// `UsbHID`, `VenPcAnsi`, `AcpiExp`, `VirtualDisk`...); without it
+    /// the plain form of the same node (`Acpi(PNP0A03,0x0)`).
     pub allow_shortcuts: bool,
 }
 
@@ -84,10 +85,18 @@ pub fn node_text(bytes: &[u8], options: Options) -> Option<String> {
     Some(to_text::node_text(&node, options))
 }
 
-fn options(display_only: Boolean, allow_shortcuts: Boolean) -> Options {
+/// The options of a protocol call. The spec forbids "shortcut" forms
+/// when AllowShortcuts is FALSE (§10.6.2) but does not say which of the
+/// §10.6.1 forms are shortcuts. Its tables give `PciRoot(UID)`,
+/// `UsbHID(...)`, `VenPcAnsi()`... as the text of those nodes, EDK2 writes
+/// them whatever the flag, and callers depend on it: shells and boot
+/// managers pass FALSE and match `PciRoot(0x0)/...`. So the protocol
+/// writes them always, as OVMF does; the plain forms (`Acpi(PNP0A03,0x0)`)
+/// are still read.
+fn options(display_only: Boolean, _allow_shortcuts: Boolean) -> Options {
     Options {
         display_only: display_only.into(),
-        allow_shortcuts: allow_shortcuts.into(),
+        allow_shortcuts: true,
     }
 }
 
