@@ -81,9 +81,12 @@ pub struct Layout {
     pub node_type: u8,
     pub sub_type: u8,
     pub size: usize,
-    /// Bytes at an offset that this form requires; a form with constants
-    /// is a shortcut (§10.6.2 AllowShortcuts) of the plain form.
+    /// Bytes at an offset that this form requires (an ACPI `_HID`, a
+    /// GUID).
     pub constants: &'static [(usize, &'static [u8])],
+    /// A shortcut (§10.6.2 AllowShortcuts): written only when the caller
+    /// allows them, the plain form otherwise.
+    pub shortcut: bool,
     pub fields: &'static [Field],
 }
 
@@ -188,10 +191,12 @@ const fn layout(
         size,
         constants: &[],
         fields,
+        shortcut: false,
     }
 }
 
-const fn shortcut(
+/// A form selected by constant payload bytes.
+const fn selected(
     keyword: &'static str,
     node_type: u8,
     sub_type: u8,
@@ -206,13 +211,28 @@ const fn shortcut(
         size,
         constants,
         fields,
+        shortcut: false,
+    }
+}
+
+/// A vendor messaging node named after its GUID (`VenPcAnsi()`...): the
+/// shortcut of `VenMsg(GUID)`, as EDK2 treats it too.
+const fn vendor_shortcut(keyword: &'static str, guid: &'static [(usize, &'static [u8])]) -> Layout {
+    Layout {
+        keyword,
+        node_type: MSG,
+        sub_type: 10,
+        size: 16,
+        constants: guid,
+        fields: &[],
+        shortcut: true,
     }
 }
 
 const RAM_DISK_RANGE: [Field; 3] = [hex(0, 8), hex(8, 8), dec(32, 2)];
 
-/// Shortcut forms come before the plain form of the same node so that
-/// rendering picks them when allowed.
+/// Forms selected by constants come before the plain form of the same node
+/// so that rendering picks them (shortcuts only when allowed).
 pub const LAYOUTS: &[Layout] = &[
     // Hardware (§10.3.2, §10.6.1.2).
     layout("Pci", HW, 1, 2, &[hex(1, 1), hex(0, 1)]),
@@ -227,12 +247,12 @@ pub const LAYOUTS: &[Layout] = &[
     layout("Ctrl", HW, 5, 4, &[hex(0, 4)]),
     layout("BMC", HW, 6, 9, &[hex(0, 1), hex(1, 8)]),
     // ACPI (§10.3.3, §10.6.1.3).
-    shortcut("PciRoot", ACPI, 1, 8, &[(0, &pnp(0x0A03))], &[hex(4, 4)]),
-    shortcut("PcieRoot", ACPI, 1, 8, &[(0, &pnp(0x0A08))], &[hex(4, 4)]),
-    shortcut("Floppy", ACPI, 1, 8, &[(0, &pnp(0x0604))], &[hex(4, 4)]),
-    shortcut("Keyboard", ACPI, 1, 8, &[(0, &pnp(0x0301))], &[hex(4, 4)]),
-    shortcut("Serial", ACPI, 1, 8, &[(0, &pnp(0x0501))], &[hex(4, 4)]),
-    shortcut(
+    selected("PciRoot", ACPI, 1, 8, &[(0, &pnp(0x0A03))], &[hex(4, 4)]),
+    selected("PcieRoot", ACPI, 1, 8, &[(0, &pnp(0x0A08))], &[hex(4, 4)]),
+    selected("Floppy", ACPI, 1, 8, &[(0, &pnp(0x0604))], &[hex(4, 4)]),
+    selected("Keyboard", ACPI, 1, 8, &[(0, &pnp(0x0301))], &[hex(4, 4)]),
+    selected("Serial", ACPI, 1, 8, &[(0, &pnp(0x0501))], &[hex(4, 4)]),
+    selected(
         "ParallelPort",
         ACPI,
         1,
@@ -254,11 +274,11 @@ pub const LAYOUTS: &[Layout] = &[
         44,
         &[hex(0, 4), guid(4), hex(20, 8), hex(28, 8), hex(36, 8)],
     ),
-    shortcut("VenPcAnsi", MSG, 10, 16, &[(0, &PC_ANSI)], &[]),
-    shortcut("VenVt100", MSG, 10, 16, &[(0, &VT_100)], &[]),
-    shortcut("VenVt100Plus", MSG, 10, 16, &[(0, &VT_100_PLUS)], &[]),
-    shortcut("VenUtf8", MSG, 10, 16, &[(0, &VT_UTF8)], &[]),
-    shortcut("DebugPort", MSG, 10, 16, &[(0, &DEBUG_PORT)], &[]),
+    vendor_shortcut("VenPcAnsi", &[(0, &PC_ANSI)]),
+    vendor_shortcut("VenVt100", &[(0, &VT_100)]),
+    vendor_shortcut("VenVt100Plus", &[(0, &VT_100_PLUS)]),
+    vendor_shortcut("VenUtf8", &[(0, &VT_UTF8)]),
+    vendor_shortcut("DebugPort", &[(0, &DEBUG_PORT)]),
     layout("Unit", MSG, 17, 1, &[hex(0, 1)]),
     layout("Sata", MSG, 18, 6, &[hex(0, 2), hex(2, 2), hex(4, 2)]),
     layout("Vlan", MSG, 20, 2, &[dec(0, 2)]),
@@ -278,7 +298,7 @@ pub const LAYOUTS: &[Layout] = &[
     layout("FvFile", MEDIA, 6, 16, &[guid(0)]),
     layout("Fv", MEDIA, 7, 16, &[guid(0)]),
     layout("Offset", MEDIA, 8, 20, &[hex(4, 8), hex(12, 8)]),
-    shortcut(
+    selected(
         "VirtualDisk",
         MEDIA,
         9,
@@ -286,7 +306,7 @@ pub const LAYOUTS: &[Layout] = &[
         &[(16, &VIRTUAL_DISK)],
         &RAM_DISK_RANGE,
     ),
-    shortcut(
+    selected(
         "VirtualCD",
         MEDIA,
         9,
@@ -294,7 +314,7 @@ pub const LAYOUTS: &[Layout] = &[
         &[(16, &VIRTUAL_CD)],
         &RAM_DISK_RANGE,
     ),
-    shortcut(
+    selected(
         "PersistentVirtualDisk",
         MEDIA,
         9,
@@ -302,7 +322,7 @@ pub const LAYOUTS: &[Layout] = &[
         &[(16, &PERSISTENT_VIRTUAL_DISK)],
         &RAM_DISK_RANGE,
     ),
-    shortcut(
+    selected(
         "PersistentVirtualCD",
         MEDIA,
         9,
@@ -327,10 +347,6 @@ fn le_value(bytes: &[u8]) -> u64 {
 }
 
 impl Layout {
-    pub fn is_shortcut(&self) -> bool {
-        !self.constants.is_empty()
-    }
-
     /// Whether `data` is a payload of this form.
     pub fn matches(&self, node_type: u8, sub_type: u8, data: &[u8]) -> bool {
         (self.node_type, self.sub_type) == (node_type, sub_type)
@@ -403,6 +419,6 @@ pub fn for_node(
 ) -> Option<&'static Layout> {
     LAYOUTS
         .iter()
-        .filter(|l| allow_shortcuts || !l.is_shortcut())
+        .filter(|l| allow_shortcuts || !l.shortcut)
         .find(|l| l.matches(node_type, sub_type, data))
 }

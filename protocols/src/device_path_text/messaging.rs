@@ -252,8 +252,9 @@ pub fn uart_parse(args: &[&str]) -> Option<Vec<u8>> {
     Some(data)
 }
 
-/// USB class shortcuts (§10.6.1.6 table): keyword, class, and the subclass
-/// for the application-specific classes (0xFE).
+/// USB class forms (§10.6.1.6 table): keyword, class, and the subclass
+/// for the application-specific classes (0xFE). EDK2 writes them whatever
+/// AllowShortcuts says, and so do we.
 const USB_CLASSES: &[(&str, u8, Option<u8>)] = &[
     ("UsbAudio", 0x01, None),
     ("UsbCDCControl", 0x02, None),
@@ -272,13 +273,12 @@ const USB_CLASSES: &[(&str, u8, Option<u8>)] = &[
     ("UsbTestAndMeasurement", 0xFE, Some(3)),
 ];
 
-pub fn usb_class_text(d: &[u8], options: Options) -> Option<String> {
+pub fn usb_class_text(d: &[u8]) -> Option<String> {
     let [v0, v1, p0, p1, class, sub_class, protocol] = d.try_into().ok()?;
     let (vendor, product) = (u16::from_le_bytes([v0, v1]), u16::from_le_bytes([p0, p1]));
     let mut args = Vec::from([format!("0x{vendor:x}"), format!("0x{product:x}")]);
     let shortcut = USB_CLASSES
         .iter()
-        .filter(|_| options.allow_shortcuts)
         .find(|(_, c, s)| *c == class && s.is_none_or(|s| s == sub_class));
     let keyword = match shortcut {
         Some((keyword, _, Some(_))) => keyword,
@@ -296,7 +296,7 @@ pub fn usb_class_text(d: &[u8], options: Options) -> Option<String> {
     Some(join(keyword, &args))
 }
 
-/// `UsbClass(VID,PID,Class,SubClass,Protocol)` or one of its shortcuts.
+/// `UsbClass(VID,PID,Class,SubClass,Protocol)` or one of its class forms.
 pub fn usb_class_parse(keyword: &str, args: &[&str]) -> Option<Vec<u8>> {
     let (class, sub_class, rest) = if keyword == "UsbClass" {
         let [vid, pid, class, sub_class, protocol] = args else {
@@ -515,7 +515,8 @@ pub fn sas_ex_parse(args: &[&str]) -> Option<Vec<u8>> {
     Some(data)
 }
 
-/// The vendor messaging shortcuts with a payload: `UartFlowCtrl` and `SAS`.
+/// The vendor messaging shortcuts with a payload, `UartFlowCtrl` and `SAS`
+/// (`VenMsg(GUID,data)` when shortcuts are not allowed).
 pub fn vendor_text(d: &[u8], options: Options) -> Option<String> {
     if !options.allow_shortcuts {
         return None;

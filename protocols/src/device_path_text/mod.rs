@@ -47,9 +47,13 @@ const TYPE_BBS: u8 = DeviceType::BIOS_BOOT_SPEC.0;
 pub struct Options {
     /// Shorter text that need not read back (e.g. `IPv4(remote)`).
     pub display_only: bool,
-    /// Forms chosen by more than the type and subtype (`PciRoot`,
-    /// `UsbHID`, `VenPcAnsi`, `AcpiExp`, `VirtualDisk`...); without it
-    /// the plain form of the same node (`Acpi(PNP0A03,0x0)`).
+    /// Shortcut forms, "which use information other than the type or
+    /// subtype" (§10.6.2): the vendor messaging nodes named after their
+    /// GUID (`VenPcAnsi()`, `UartFlowCtrl(...)`, `SAS(...)`...) instead of
+    /// `VenMsg(GUID,data)`. The spec does not list the shortcuts; its
+    /// tables give `PciRoot(UID)`, `UsbHID(...)`, `VirtualDisk(...)` as the
+    /// text of those nodes, EDK2 writes them whatever the flag and shells
+    /// that pass FALSE expect them, so they are not treated as shortcuts.
     pub allow_shortcuts: bool,
 }
 
@@ -85,18 +89,10 @@ pub fn node_text(bytes: &[u8], options: Options) -> Option<String> {
     Some(to_text::node_text(&node, options))
 }
 
-/// The options of a protocol call. The spec forbids "shortcut" forms
-/// when AllowShortcuts is FALSE (§10.6.2) but does not say which of the
-/// §10.6.1 forms are shortcuts. Its tables give `PciRoot(UID)`,
-/// `UsbHID(...)`, `VenPcAnsi()`... as the text of those nodes, EDK2 writes
-/// them whatever the flag, and callers depend on it: shells and boot
-/// managers pass FALSE and match `PciRoot(0x0)/...`. So the protocol
-/// writes them always, as OVMF does; the plain forms (`Acpi(PNP0A03,0x0)`)
-/// are still read.
-fn options(display_only: Boolean, _allow_shortcuts: Boolean) -> Options {
+fn options(display_only: Boolean, allow_shortcuts: Boolean) -> Options {
     Options {
         display_only: display_only.into(),
-        allow_shortcuts: true,
+        allow_shortcuts: allow_shortcuts.into(),
     }
 }
 

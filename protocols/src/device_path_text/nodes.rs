@@ -51,12 +51,12 @@ fn acpi_ex_strings(d: &[u8]) -> Option<[&str; 3]> {
 }
 
 /// `AcpiEx(HID,CID,UID,HIDSTR,CIDSTR,UIDSTR)`, or `AcpiExp(HID,CID,UIDSTR)`
-/// when only the `_UID` string is present (a shortcut, §10.6.1.3).
-pub fn acpi_ex_text(d: &[u8], options: Options) -> Option<String> {
+/// when only the `_UID` string is present (§10.6.1.3).
+pub fn acpi_ex_text(d: &[u8]) -> Option<String> {
     let (hid, uid, cid) = (le::u32_at(d, 0)?, le::u32_at(d, 4)?, le::u32_at(d, 8)?);
     let [hid_str, uid_str, cid_str] = acpi_ex_strings(d)?;
     let only_uid_str = hid_str.is_empty() && cid_str.is_empty() && !uid_str.is_empty();
-    if options.allow_shortcuts && only_uid_str && uid == 0 {
+    if only_uid_str && uid == 0 {
         return Some(format!(
             "AcpiExp({},{},{uid_str})",
             eisa_text(hid),

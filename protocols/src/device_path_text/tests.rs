@@ -576,11 +576,16 @@ fn sct_inputs_parse_to_the_nodes_it_builds() {
 #[test]
 fn shortcuts_only_when_allowed() {
     let root = pci_root(0);
-    assert_eq!(text_of(&root, PLAIN), "Acpi(PNP0A03,0x0)");
+    assert_eq!(text_of(&root, PLAIN), "PciRoot(0x0)");
     assert_eq!(text_of(&root, FULL), "PciRoot(0x0)");
     let usb = build(3, 15, &[&[1, 0, 2, 0, 3, 1, 1]]);
-    assert_eq!(text_of(&usb, PLAIN), "UsbClass(0x1,0x2,0x3,0x1,0x1)");
-    assert_eq!(text_of(&usb, FULL), "UsbHID(0x1,0x2,0x1,0x1)");
+    assert_eq!(text_of(&usb, PLAIN), "UsbHID(0x1,0x2,0x1,0x1)");
+    let flow = build(3, 10, &[&layouts::UART_FLOW_CONTROL, &[2, 0, 0, 0]]);
+    assert_eq!(text_of(&flow, FULL), "UartFlowCtrl(XonXoff)");
+    assert_eq!(
+        text_of(&flow, PLAIN),
+        "VenMsg(37499A9D-542F-4C89-A026-35DA142094E4,02000000)"
+    );
     let ansi = build(3, 10, &[&layouts::PC_ANSI]);
     assert_eq!(
         text_of(&ansi, PLAIN),
@@ -636,6 +641,7 @@ fn paths_and_instances() {
         assert_eq!(path_to_text(&path).as_deref(), Some(text));
     }
     assert_eq!(text_to_node("Pci(0x3,0x1)").unwrap(), pci(3, 1));
+    assert_eq!(text_to_node("Acpi(PNP0A03,0)").unwrap(), pci_root(0));
     assert_eq!(text_to_path("").unwrap(), end_entire());
     assert_eq!(path_to_text(&[1, 1, 6, 0]), None);
 }

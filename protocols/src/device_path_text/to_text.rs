@@ -24,7 +24,7 @@ fn specific_text(node_type: u8, sub_type: u8, d: &[u8], options: Options) -> Opt
     match (node_type, sub_type) {
         (TYPE_HARDWARE, 4) => nodes::vendor_text("VenHw", d),
         (TYPE_ACPI, 1) => nodes::acpi_text(d),
-        (TYPE_ACPI, 2) => nodes::acpi_ex_text(d, options),
+        (TYPE_ACPI, 2) => nodes::acpi_ex_text(d),
         (TYPE_ACPI, 3) => nodes::acpi_adr_text(d),
         (TYPE_MESSAGING, msg::ATAPI) => msg::ata_text(d, options),
         (TYPE_MESSAGING, msg::VENDOR) => {
@@ -34,7 +34,7 @@ fn specific_text(node_type: u8, sub_type: u8, d: &[u8], options: Options) -> Opt
         (TYPE_MESSAGING, msg::IPV4) => msg::ipv4_text_node(d, options),
         (TYPE_MESSAGING, msg::IPV6) => msg::ipv6_text_node(d, options),
         (TYPE_MESSAGING, msg::UART) => msg::uart_text(d),
-        (TYPE_MESSAGING, msg::USB_CLASS) => msg::usb_class_text(d, options),
+        (TYPE_MESSAGING, msg::USB_CLASS) => msg::usb_class_text(d),
         (TYPE_MESSAGING, msg::USB_WWID) => msg::usb_wwid_text(d),
         (TYPE_MESSAGING, msg::ISCSI) => msg::iscsi_text(d),
         (TYPE_MESSAGING, msg::SAS_EX) => msg::sas_ex_text(d),

@@ -571,8 +571,9 @@ fn text_to_node(
     (ctx.bs.free_pool)(node.cast()) == efi::Status::SUCCESS
 }
 
-/// ConvertDeviceNodeToText(node) uses the node's keyword and reads back as
-/// the same node; false when FreePool refuses the text (§10.6.2).
+/// ConvertDeviceNodeToText(node, shortcuts allowed) uses the node's
+/// keyword and reads back as the same node; false when FreePool refuses the
+/// text (§10.6.2).
 fn node_to_text(
     ctx: &mut Ctx,
     to_text: &device_path_to_text::Protocol,
@@ -585,7 +586,7 @@ fn node_to_text(
     let text = (to_text.convert_device_node_to_text)(
         node.as_ptr().cast_mut().cast(),
         false.into(),
-        false.into(),
+        true.into(),
     );
     if text.is_null() {
         ctx.fail(name, format_args!("NULL text"));
@@ -649,6 +650,44 @@ fn paths(
     );
     ctx.free_pool(back);
     ctx.free_pool(text);
+
+    // AllowShortcuts FALSE: a vendor node named after its GUID is written as
+    // VenMsg(GUID[,data]) instead (§10.6.2), and still reads back.
+    let mut plain = true;
+    for (text, node) in cases() {
+        let by_guid = ["VenPcAnsi", "UartFlowCtrl", "SAS", "DebugPort"];
+        if !by_guid.iter().any(|k| text.split('(').next() == Some(*k)) {
+            continue;
+        }
+        let written = (to_text.convert_device_node_to_text)(
+            node.as_slice().as_ptr().cast_mut().cast(),
+            false.into(),
+            false.into(),
+        );
+        let units = if written.is_null() {
+            &[][..]
+        } else {
+            text_units(written)
+        };
+        let back = if written.is_null() {
+            ptr::null_mut()
+        } else {
+            (from_text.convert_text_to_device_node)(written)
+        };
+        let same = !back.is_null() && returned(back, false) == node.as_slice();
+        if !(starts_with(units, "VenMsg(") && same) {
+            ctx.fail(
+                "sct_device_path.to_text.no_shortcuts",
+                format_args!("{}", Utf16(units)),
+            );
+            plain = false;
+        }
+        ctx.free_pool(back);
+        ctx.free_pool(written);
+    }
+    if plain {
+        ctx.pass("sct_device_path.to_text.no_shortcuts");
+    }
 
     // DisplayOnly: IPv4 shows only the remote address (§10.6.1.6).
     let ipv4 = cases()
