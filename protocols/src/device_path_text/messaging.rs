@@ -375,8 +375,11 @@ pub fn iscsi_text(d: &[u8]) -> Option<String> {
         return None;
     };
     let name = ascii_until_nul(name).filter(|n| n.len() == name.len())?;
+    // Only TCP and the four option bits have text; "None" and "CHAP_UNI"
+    // exclude each other.
     let known = HEADER_CRC32C | DATA_CRC32C | AUTH_NONE | AUTH_CHAP_UNI;
-    if protocol != 0 || options & !known != 0 || options & AUTH_NONE & (options >> 1) != 0 {
+    let both_auth = AUTH_NONE | AUTH_CHAP_UNI;
+    if protocol != 0 || options & !known != 0 || options & both_auth == both_auth {
         return None;
     }
     let digest = |bit: u16| if options & bit != 0 { "CRC32C" } else { "None" };

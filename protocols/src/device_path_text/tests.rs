@@ -620,6 +620,9 @@ fn lossy_nodes_fall_back_to_the_generic_form() {
     let text = text_of(&ipv4, FULL);
     assert!(text.starts_with("Path(3,12,"), "{text}");
     assert_eq!(text_to_node(&text).unwrap(), ipv4);
+    // iSCSI with both the "None" and the "CHAP_UNI" authentication bits.
+    let iscsi = build(3, 19, &[&[0, 0, 0, 0x18], &[0; 8], &[0, 0], b"t\0"]);
+    assert!(text_of(&iscsi, FULL).starts_with("Path(3,19,"));
     // A PCI node of the wrong size, a file path with a separator in it.
     assert_eq!(
         text_of(&build(1, 1, &[&[1, 2, 3]]), FULL),
