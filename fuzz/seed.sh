@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path acpi smbios vars uki hii console_input; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars uki hii console_input; do
     mkdir -p "$corpus/$target"
 done
 
@@ -252,6 +252,22 @@ write('console_input', 'arrows', keys(b'\x1b[A\x1b[B\x1b[C\x1b[D\x1bOH\x1bOF'))
 write('console_input', 'function-keys', keys(b'\x1bOP\x1b[15~\x1b[24~\x1b[[A\x1b[2~\x1b[3~\x1b[5~\x1b[6~'))
 write('console_input', 'modifiers', keys(b'\x1b[1;5C\x1b[1;2A\x1b[3;3~'))
 write('console_input', 'text-esc', keys(b'linux\r') + bytes([0x1b, 60]) + keys(b'q\x7f\x08\t'))
+
+# Device-path text: mode byte 0 and the UEFI SCT's spellings of §10.6.1
+# forms; mode byte 1 and node payloads.
+for i, text in enumerate([
+        'PciRoot(0x0)/Pci(0x1,0x0)/HD(1,GPT,ED8F9A47-193B-4941-AAF6-5839B39BFBE1,0x800,0x20000)/\\EFI\\BOOT\\BOOTX64.EFI',
+        'AcpiEx(PNPABCD,PNP0000,0,,1234,5678)', 'AcpiExp(PNPABCD,PNP0001,5678)',
+        'SAS(1234567890,0xABCDEF,2000,SAS,External,Direct,0x6A,0)', 'Uart(115200,8,D,1.5)',
+        'iSCSI(MyTargetName,0x12AB,0x0000005678000000,CRC32C,None,CHAP_BI,TCP)',
+        'IPv6(1234:5678:ABCD:1234:5678:ABCD:1234:5678,UDP,Static,::1,8,fe80::2)',
+        'Dns(192.168.22.100,192.168.22.101)', 'Wi-Fi(It\'s a SSID)', 'BBS(Floppy,MyId,0x12AB)',
+        'NVMe(0xAB124BEF,AB-CD-EF-01-23-45-67-89),UsbWwid(0x1,0x2,0x3,"SN")/Uri(http://a/b)',
+        'RamDisk(0xABCD1234C0000000,0xABCD1234CFFFFFFF,1,E8AAED38-1815-4E4F-BCB5-2E3DBD160C9C)']):
+    write('device_path_text', f'text{i}', b'\0' + text.encode())
+for i, node in enumerate([bytes([3, 12]) + bytes(23), bytes([3, 10]) + bytes.fromhex('b4dd87d48b00d911afdc001083ffca4d') + bytes(24),
+                          bytes([2, 2]) + bytes(12) + b'a\0b\0c\0', bytes([4, 1]) + bytes(36) + b'\2\2']):
+    write('device_path_text', f'node{i}', b'\1' + node)
 PY
 for target in "$corpus"/*; do
     echo "seed: $(basename "$target"): $(ls "$target" | wc -l) files"

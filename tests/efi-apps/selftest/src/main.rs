@@ -16,6 +16,7 @@ mod memory;
 mod protocols;
 mod runtime;
 mod sct_core;
+mod sct_device_path;
 mod sct_file;
 mod sct_runtime;
 mod tables;
@@ -47,6 +48,7 @@ const TESTS: &[Test] = &[
     ("sct_file", sct_file::run),
     ("runtime_misc", runtime::run_misc_runtime),
     ("sct_runtime", sct_runtime::run),
+    ("sct_device_path", sct_device_path::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
