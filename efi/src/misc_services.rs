@@ -56,11 +56,19 @@ static MONOTONIC_COUNT: AtomicU64 = AtomicU64::new(0);
 /// persisted count.
 static HIGH_IS_PERSISTENT: AtomicBool = AtomicBool::new(false);
 
-/// Seeds the high 32 bits (the persisted count of resets) at boot; from
-/// then on changes to them are saved.
+/// Whether this boot's high half is in the store yet. It is written before
+/// the first count of the boot is handed out, not at every boot: the count
+/// only has to grow across the values callers saw (§7.5.3), so a boot that
+/// hands out none may leave the store as it was, and the common boot makes
+/// no variable-store write for it.
+static HIGH_SAVED_THIS_BOOT: AtomicBool = AtomicBool::new(false);
+
+/// Seeds the high 32 bits (the persisted count of resets plus this one) at
+/// boot; from then on changes to them are saved.
 pub fn set_monotonic_high(high: u32) {
     MONOTONIC_COUNT.store(u64::from(high) << 32, Ordering::Relaxed);
     HIGH_IS_PERSISTENT.store(true, Ordering::Relaxed);
+    HIGH_SAVED_THIS_BOOT.store(false, Ordering::Relaxed);
 }
 
 /// # Safety
@@ -70,6 +78,9 @@ pub unsafe extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Statu
         return Status::INVALID_PARAMETER;
     }
     let value = MONOTONIC_COUNT.fetch_add(1, Ordering::Relaxed);
+    if !HIGH_SAVED_THIS_BOOT.swap(true, Ordering::Relaxed) {
+        persist_high((value >> 32) as u32);
+    }
     // SAFETY: non-null Count points to a UINT64 the caller owns (§7.5.4).
     unsafe { count.write_unaligned(value) };
     if value as u32 == u32::MAX {
@@ -108,6 +119,7 @@ pub unsafe extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32
     // §8.5.2: the high half is non-volatile. After ExitBootServices the
     // store keeps it in RAM only (README, "UEFI variables").
     persist_high(next);
+    HIGH_SAVED_THIS_BOOT.store(true, Ordering::Relaxed);
     // SAFETY: non-null HighCount points to a UINT32 the caller owns.
     unsafe { high_count.write_unaligned(next) };
     Status::SUCCESS

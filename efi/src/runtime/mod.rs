@@ -173,15 +173,13 @@ pub unsafe fn init(
 /// non-volatile), restores SetTime's time zone and daylight flags, and
 /// re-arms a wakeup alarm the reset disarmed. Call it once per boot, after
 /// the persisted variables are loaded and the persist hook is set, so the
-/// new count reaches the disk.
+/// new count can reach the disk. The new high half is saved when the first
+/// count is handed out (`misc_services`), not here: most boots never ask,
+/// and a boot that hands out no count may reuse the high half unseen.
 pub fn restore_persisted_state() {
     let high = persisted::load_monotonic_high()
         .unwrap_or(0)
         .wrapping_add(1);
-    let status = persisted::store_monotonic_high(high);
-    if status != Status::SUCCESS {
-        log::warn!("monotonic count: high half {high:#x} not saved ({status:?})");
-    }
     crate::misc_services::set_monotonic_high(high);
     time::restore_time_zone();
     wakeup::restore_alarm();
