@@ -162,15 +162,21 @@ qemu_pid=$!
 # SCT_STALL seconds of silence, reset the VM through the QEMU monitor (the SCT
 # then continues with -c and logs the hung case as "System hangs or stops
 # abnormally"). Independent of the firmware's own watchdog timer.
+# A firmware that reports its own crash and halts (vmfw: "*** system halted";
+# edk2: "!!!! X64 Exception Type") is reset after 15 quiet seconds already.
 (
   stall="${SCT_STALL:-600}"
-  last_size=-1; quiet=0
+  last_size=-1; quiet=0; halts_seen=0
   while kill -0 "$qemu_pid" 2>/dev/null; do
     sleep 15
     size=$(stat -c %s "$out/serial.log" 2>/dev/null || echo 0)
     if [ "$size" = "$last_size" ]; then quiet=$((quiet + 15)); else quiet=0; last_size=$size; fi
-    if [ "$quiet" -ge "$stall" ]; then
-      echo "$(date -u +%H:%M:%S) no output for ${quiet}s: system_reset" >> "$out/watchdog.log"
+    halts=$(grep -a -c -e '\*\*\* system halted' -e '!!!! X64 Exception Type' "$out/serial.log" || true)
+    if [ "$quiet" -ge "$stall" ] || { [ "$quiet" -ge 15 ] && [ "$halts" -gt "$halts_seen" ]; }; then
+      reason="no output for ${quiet}s"
+      [ "$halts" -gt "$halts_seen" ] && reason="the firmware halted after a crash"
+      halts_seen=$halts
+      echo "$(date -u +%H:%M:%S) $reason: system_reset" >> "$out/watchdog.log"
       python3 -c 'import socket,sys,time
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.5)
 s.sendall(b"system_reset\n"); time.sleep(0.5); s.close()' "$out/monitor.sock" || true
@@ -184,7 +190,7 @@ kill "$watchdog_pid" 2>/dev/null || true
 wait "$watchdog_pid" 2>/dev/null || true
 elapsed=$(( $(date +%s) - started ))
 hangs=0; [ -f "$out/watchdog.log" ] && hangs=$(wc -l < "$out/watchdog.log")
-resets=$(grep -c 'SCT-RUNNER: continuing' "$out/serial.log" || true)
+resets=$(grep -a -c 'SCT-RUNNER: continuing' "$out/serial.log" || true)
 echo "run.sh: QEMU ended with status $status after ${elapsed}s, $resets reset(s) continued, $hangs host watchdog reset(s)"
 
 # --- Results: copy the SCT's logs off the ESP and summarize them.
