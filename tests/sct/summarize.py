@@ -40,6 +40,7 @@ class Case:
         self.entry = os.path.basename(path)
         self.counts = collections.Counter()
         self.failures = []
+        self.points = set()
         self.terminated = False
 
 
@@ -61,10 +62,11 @@ def parse(path):
             continue
         guid, result, rest = match.groups()
         case.counts[result] += 1
+        source = SOURCE.findall(rest)
+        where = "%s:%s" % (os.path.basename(source[-1][0].replace("\\", "/")),
+                           source[-1][1]) if source else "?"
+        case.points.add((guid.upper(), where))
         if result != "PASS":
-            source = SOURCE.findall(rest)
-            where = "%s:%s" % (os.path.basename(source[-1][0].replace("\\", "/")),
-                               source[-1][1]) if source else "?"
             # The description is the text before the first ':' that starts the
             # detail; descriptions themselves rarely hold one.
             description = rest.split(":", 1)[0].strip()
@@ -97,23 +99,26 @@ def main():
     def totals(selected):
         counts = collections.Counter()
         unique = set()
+        points = set()
         for case in selected:
             counts.update(case.counts)
             unique.update((g, w) for g, r, w, _ in case.failures if r == "FAILURE")
-        return counts, unique
+            points |= case.points
+        return counts, unique, points
 
     def row(name, selected):
-        counts, unique = totals(selected)
+        counts, unique, points = totals(selected)
         total = sum(counts.values())
         cut = sum(1 for c in selected if not c.terminated)
-        out.write("%-48s %6d %6d %6d %6d %7d %5d\n" % (
+        out.write("%-48s %6d %6d %6d %6d %7d %7d %5d\n" % (
             name[:48], total, counts["PASS"], counts["FAILURE"], counts["WARNING"],
-            len(unique), cut))
+            len(points), len(unique), cut))
 
-    header = "%-48s %6s %6s %6s %6s %7s %5s\n" % (
-        "", "total", "pass", "fail", "warn", "uniqueF", "cut")
-    out.write("== Totals per SCT category (assertions; uniqueF = unique failing"
-              " assertions; cut = cases without |TERM|)\n" + header)
+    header = "%-48s %6s %6s %6s %6s %7s %7s %5s\n" % (
+        "", "total", "pass", "fail", "warn", "uniqueT", "uniqueF", "cut")
+    out.write("== Totals per SCT category (assertions recorded; uniqueT = distinct"
+              " assertion points (GUID, file:line),\n   uniqueF = distinct failing ones;"
+              " cut = cases without |TERM|, cut short by a hang or reset)\n" + header)
     by_category = collections.OrderedDict()
     for case in sorted(cases, key=lambda c: (c.category, c.test, c.entry)):
         by_category.setdefault(case.category, []).append(case)
