@@ -15,6 +15,7 @@ mod images;
 mod memory;
 mod protocols;
 mod runtime;
+mod sct_hii;
 mod tables;
 
 use r_efi::efi;
@@ -41,6 +42,7 @@ const TESTS: &[Test] = &[
     ("time", runtime::run_time),
     ("variables", runtime::run_variables),
     ("runtime_misc", runtime::run_misc_runtime),
+    ("sct_hii", sct_hii::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
