@@ -328,19 +328,24 @@ impl StringPackage {
                     body + if block_type == 0x21 { 2 } else { 1 }
                 }
                 0x30..=0x32 => {
-                    let length = match block_type {
-                        0x30 => usize::from(
-                            *package
-                                .get(body + 1)
-                                .ok_or(HiiError::Truncated { offset })?,
+                    // BlockType, BlockType2, then a 1-, 2- or 4-byte Length
+                    // counting the whole block, which must hold those fields.
+                    let (length, fields) = match block_type {
+                        0x30 => (
+                            usize::from(
+                                *package
+                                    .get(body + 1)
+                                    .ok_or(HiiError::Truncated { offset })?,
+                            ),
+                            3,
                         ),
-                        0x31 => usize::from(u16_at(package, body + 1)?),
-                        _ => u32_at(package, body + 1)? as usize,
+                        0x31 => (usize::from(u16_at(package, body + 1)?), 4),
+                        _ => (u32_at(package, body + 1)? as usize, 6),
                     };
                     let block = offset
                         .checked_add(length)
                         .and_then(|end| package.get(offset..end))
-                        .filter(|b| b.len() > 1)
+                        .filter(|b| b.len() >= fields)
                         .ok_or(HiiError::Truncated { offset })?;
                     parsed.extensions.push(block.to_vec());
                     offset + length
@@ -812,6 +817,16 @@ mod tests {
             set_string(&list, 2, b"fr-FR", None, &two),
             Err(EditError::NotFound)
         );
+    }
+
+    #[test]
+    fn extension_blocks_too_short_for_their_length_field_are_errors() {
+        // An EXT1 block stating 2 bytes: its Length byte would lie outside it.
+        let package = string_package("en", &[0x30, 0x40, 2]);
+        assert!(matches!(
+            StringPackage::parse(&package),
+            Err(HiiError::Truncated { .. })
+        ));
     }
 
     fn guid_package_for_test() -> Vec<u8> {
