@@ -84,6 +84,11 @@ opaque_id!(
     PackageListHandle
 );
 opaque_id!(
+    /// The `NotifyHandle` HII RegisterPackageNotify returns and
+    /// UnregisterPackageNotify takes back (§34.8.1.6, §34.8.1.7).
+    PackageNotifyHandle
+);
+opaque_id!(
     /// The `NotifyHandle` RegisterKeyNotify returns and UnregisterKeyNotify
     /// takes back (§12.3.5, §12.3.6).
     KeyNotifyHandle

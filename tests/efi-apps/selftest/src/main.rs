@@ -18,6 +18,7 @@ mod runtime;
 mod sct_core;
 mod sct_device_path;
 mod sct_file;
+mod sct_hii;
 mod sct_runtime;
 mod tables;
 
@@ -49,6 +50,7 @@ const TESTS: &[Test] = &[
     ("runtime_misc", runtime::run_misc_runtime),
     ("sct_runtime", sct_runtime::run),
     ("sct_device_path", sct_device_path::run),
+    ("sct_hii", sct_hii::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
