@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use protocols::hii::packages::{keyboard_layouts, normalize, update_list};
-use protocols::hii::strings::{new_string, secondary_languages, set_string, StringPackage};
+use protocols::hii::strings::{StringPackage, new_string, secondary_languages, set_string};
 use protocols::hii::{
     find_string, has_package, languages, list_string, package_language, packages,
 };
