@@ -22,6 +22,10 @@ pub enum Kind {
     /// 8 bytes written as one `0x…` number, most significant byte first
     /// (FibreEx WWN/LUN, §10.3.4.3).
     BigEndian,
+    /// Little-endian 8-byte integer written as 16 hex digits without a
+    /// prefix, and read as hex with or without one: the 1394 GUID, which
+    /// edk2 prints `%016lx` and the SCT writes `I1394(ACDE48234567ABCD)`.
+    BareHex,
 }
 
 #[derive(Clone, Copy)]
@@ -56,6 +60,15 @@ const fn guid(offset: usize) -> Field {
         offset,
         width: 16,
         kind: Kind::Guid,
+        detail: false,
+    }
+}
+
+const fn bare_hex(offset: usize) -> Field {
+    Field {
+        offset,
+        width: 8,
+        kind: Kind::BareHex,
         detail: false,
     }
 }
@@ -264,7 +277,7 @@ pub const LAYOUTS: &[Layout] = &[
     layout("Scsi", MSG, 2, 4, &[hex(0, 2), hex(2, 2)]),
     layout("Fibre", MSG, 3, 20, &[hex(4, 8), hex(12, 8)]),
     layout("FibreEx", MSG, 21, 20, &[big_endian(4), big_endian(12)]),
-    layout("I1394", MSG, 4, 12, &[hex(4, 8)]),
+    layout("I1394", MSG, 4, 12, &[bare_hex(4)]),
     layout("USB", MSG, 5, 2, &[hex(0, 1), hex(1, 1)]),
     layout("I2O", MSG, 6, 4, &[hex(0, 4)]),
     layout(
@@ -370,6 +383,7 @@ impl Layout {
                 Kind::Dec => format!("{}", le_value(bytes)),
                 Kind::Guid => guid_text(&guid_at(bytes, 0)?),
                 Kind::BigEndian => format!("0x{}", super::syntax::hex_string(bytes)),
+                Kind::BareHex => format!("{:016x}", le_value(bytes)),
             });
         }
         Some(format!("{}({})", self.keyword, args.join(",")))
@@ -399,10 +413,24 @@ impl Layout {
                 }
                 Kind::Guid => target.copy_from_slice(&parse_guid(text)?.to_bytes()),
                 Kind::BigEndian => target.copy_from_slice(&int::<u64>(text)?.to_be_bytes()),
+                Kind::BareHex => target.copy_from_slice(&bare_hex_number(text)?.to_le_bytes()),
             }
         }
         Some(data)
     }
+}
+
+/// Up to 16 hex digits, `0x` prefix optional ([`Kind::BareHex`]).
+fn bare_hex_number(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
 }
 
 /// The forms spelled `keyword`.

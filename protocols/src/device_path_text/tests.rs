@@ -180,7 +180,7 @@ fn catalogue() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
-            "I1394(0x1234)",
+            "I1394(0000000000001234)",
             build(3, 4, &[&[0; 4], &0x1234u64.to_le_bytes()]),
         ),
         ("USB(0xc,0xab)", build(3, 5, &[&[12, 0xAB]])),
@@ -735,4 +735,19 @@ fn any_node_round_trips() {
 #[test]
 fn text_is_nul_terminated_ucs2() {
     assert_eq!(ucs2_bytes("A\\"), [0x41, 0, 0x5c, 0, 0, 0]);
+}
+
+/// The SCT's ConvertTextToDeviceNode coverage writes the 1394 GUID as bare
+/// hex (DevicePathFromTextBBTestCoverage.c, TDS 3.10.1.2.9); a NULL answer
+/// there made the SCT itself fault.
+#[test]
+fn i1394_guid_is_hex_with_or_without_prefix() {
+    let node = super::from_text::text_to_node("I1394(ACDE48234567ABCD)").unwrap();
+    assert_eq!(node[4..8], [0; 4]);
+    assert_eq!(node[8..16], 0xACDE_4823_4567_ABCDu64.to_le_bytes());
+    assert_eq!(
+        super::from_text::text_to_node("I1394(0xACDE48234567ABCD)"),
+        Some(node)
+    );
+    assert_eq!(super::from_text::text_to_node("I1394(ACDE4823456Z)"), None);
 }

@@ -171,7 +171,7 @@ fn ram_disk(kind: &[u8; 16]) -> Bytes {
 }
 
 /// The SCT's text for a node and the bytes it builds for that text.
-fn cases() -> [(&'static str, Bytes); 52] {
+fn cases() -> [(&'static str, Bytes); 53] {
     let hd = |signature: &[u8], kind: u8| {
         node(
             4,
@@ -269,6 +269,12 @@ fn cases() -> [(&'static str, Bytes); 52] {
                     &0xABCD_EF12_3456_7890u64.to_be_bytes(),
                 ],
             ),
+        ),
+        // The 1394 GUID in bare hex, as the SCT writes it (a NULL node made
+        // the SCT fault).
+        (
+            "I1394(ACDE48234567ABCD)",
+            node(3, 4, &[&[0; 4], &le64(0xACDE_4823_4567_ABCD)]),
         ),
         ("USB(12,0xAB)", node(3, 5, &[&[12, 0xAB]])),
         (

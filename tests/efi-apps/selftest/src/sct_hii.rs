@@ -485,7 +485,7 @@ fn keyboard_checks(ctx: &mut Ctx, db: &hii_database::Protocol, layout_length: us
     let status = (db.find_keyboard_layouts)(db, &mut length, ptr::null_mut());
     ctx.check(
         "sct_hii.keyboard.find_size",
-        status == efi::Status::BUFFER_TOO_SMALL && length >= 16 && length % 16 == 0,
+        status == efi::Status::BUFFER_TOO_SMALL && length >= 16 && length.is_multiple_of(16),
         format_args!("status {:#x}, length {length}", status.as_usize()),
     );
     let mut guids = [efi::Guid::from_fields(0, 0, 0, 0, 0, &[0; 6]); 16];
