@@ -38,13 +38,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(all) = languages(list) {
         for language in all.split(|&b| b == b';') {
-            let _ = list_string(list, Some(language), id);
+            let _ = list_string(list, language, id);
             let _ = secondary_languages(list, language);
             let _ = set_string(list, id, language, None, &[0x41]);
         }
     }
-    let _ = list_string(list, None, id);
-    let _ = list_string(list, Some(b"en-US"), id);
+    let _ = list_string(list, b"en-US", id);
     let _ = has_package(list, PACKAGE_TYPE_STRINGS, None);
     let _ = has_package(list, 0x01, None);
     let _ = keyboard_layouts(list);

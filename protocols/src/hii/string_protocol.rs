@@ -10,7 +10,7 @@ use uefi_raw::protocol::hii::{HiiHandle, StringId};
 use uefi_raw::{Char8, Char16, Status};
 
 use super::database::{replace_list, with_list};
-use super::strings::{EditError, languages, list_string, secondary_languages};
+use super::strings::{EditError, StringAnswer, languages, list_string, secondary_languages};
 
 /// The longest string NewString and SetString take, in characters.
 const MAX_STRING: usize = 1 << 20;
@@ -46,20 +46,21 @@ unsafe extern "efiapi" fn get_string(
     let Ok(capacity) = (unsafe { efi::boundary::read(size) }) else {
         return Status::INVALID_PARAMETER;
     };
-    if id == 0 {
+    // §34.2.1.2: Language and PackageList are required.
+    if id == 0 || language.is_null() || handle.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    let language = if language.is_null() {
-        None
-    } else {
-        // SAFETY: the caller's tag, as this function's # Safety requires.
-        unsafe { ascii(language) }
+    // SAFETY: the caller's tag, as this function's # Safety requires.
+    let Some(language) = (unsafe { ascii(language) }) else {
+        return Status::INVALID_PARAMETER;
     };
-    let Some(found) = with_list(handle, |list| list_string(list, language.as_deref(), id)) else {
+    let Some(found) = with_list(handle, |list| list_string(list, &language, id)) else {
         return Status::NOT_FOUND;
     };
-    let Ok(Some(text)) = found else {
-        return Status::NOT_FOUND;
+    let text = match found {
+        Ok(StringAnswer::Found(text)) => text,
+        Ok(StringAnswer::OtherLanguageOnly) => return Status::INVALID_LANGUAGE,
+        Ok(StringAnswer::Missing) | Err(_) => return Status::NOT_FOUND,
     };
     let needed = (text.len() + 1) * 2;
     // SAFETY: the caller's pointers, as this function's # Safety requires.

@@ -191,27 +191,45 @@ fn string_block(package: &[u8], id: u16) -> Result<Lookup, HiiError> {
     }
 }
 
-/// GetString over a whole package list: the string package whose language
-/// matches `language` (ignoring case) answers, else the first one.
-pub fn list_string(
-    list: &[u8],
-    language: Option<&[u8]>,
-    id: u16,
-) -> Result<Option<Vec<u16>>, HiiError> {
+/// What GetString finds for a string id in one language (UEFI 2.10
+/// §34.2.1.2).
+#[derive(Debug, PartialEq, Eq)]
+pub enum StringAnswer {
+    /// The string, from the string package of the asked language.
+    Found(Vec<u16>),
+    /// Only string packages of other languages have the id:
+    /// EFI_INVALID_LANGUAGE. Choosing a fallback language is the caller's
+    /// business (edk2's HiiLib does it with GetLanguages).
+    OtherLanguageOnly,
+    /// No string package has the id: EFI_NOT_FOUND.
+    Missing,
+}
+
+/// GetString over a whole package list: the string package whose primary
+/// language is `language` (ignoring case) answers; the others only tell
+/// whether the id exists in another language.
+pub fn list_string(list: &[u8], language: &[u8], id: u16) -> Result<StringAnswer, HiiError> {
     let strings: Vec<&[u8]> = packages(list)?
         .into_iter()
         .filter(|(t, _)| *t == PACKAGE_TYPE_STRINGS)
         .map(|(_, p)| p)
         .collect();
-    let matching = language.and_then(|language| {
-        strings
-            .iter()
-            .find(|p| package_language(p).is_ok_and(|l| is_language(l, language)))
-    });
-    match matching.or(strings.first()) {
-        Some(package) => find_string(package, id),
-        None => Ok(None),
+    let (asked, others): (Vec<&[u8]>, Vec<&[u8]>) = strings
+        .into_iter()
+        .partition(|p| package_language(p).is_ok_and(|l| is_language(l, language)));
+    if let Some(package) = asked.first()
+        && let Some(text) = find_string(package, id)?
+    {
+        return Ok(StringAnswer::Found(text));
     }
+    // A malformed package of another language says nothing about the id.
+    if others
+        .iter()
+        .any(|p| matches!(find_string(p, id), Ok(Some(_))))
+    {
+        return Ok(StringAnswer::OtherLanguageOnly);
+    }
+    Ok(StringAnswer::Missing)
 }
 
 /// The primary language of a string package's language field: a field may
@@ -692,10 +710,23 @@ mod tests {
         french_blocks.extend(ucs2("un"));
         let list = package_list(&[english(), string_package("fr-FR", &french_blocks)]);
         assert_eq!(languages(&list).unwrap(), b"en-US;fr-FR");
-        assert_eq!(list_string(&list, Some(b"fr-fr"), 1).unwrap(), text("un"));
-        assert_eq!(list_string(&list, Some(b"en-US"), 2).unwrap(), text("two"));
-        assert_eq!(list_string(&list, Some(b"de"), 2).unwrap(), text("two"));
-        assert_eq!(list_string(&list, None, 8).unwrap(), text("eight"));
+        let found = |s: &str| StringAnswer::Found(s.encode_utf16().collect());
+        assert_eq!(list_string(&list, b"fr-fr", 1).unwrap(), found("un"));
+        assert_eq!(list_string(&list, b"en-US", 2).unwrap(), found("two"));
+        // §34.2.1.2: another language's string is EFI_INVALID_LANGUAGE, an
+        // id no package has EFI_NOT_FOUND (HIIStringBBTestConformance.c 842).
+        assert_eq!(
+            list_string(&list, b"de", 2).unwrap(),
+            StringAnswer::OtherLanguageOnly
+        );
+        assert_eq!(
+            list_string(&list, b"fr-FR", 2).unwrap(),
+            StringAnswer::OtherLanguageOnly
+        );
+        assert_eq!(
+            list_string(&list, b"en-US", 99).unwrap(),
+            StringAnswer::Missing
+        );
         assert!(has_package(&list, PACKAGE_TYPE_STRINGS, None));
         assert!(!has_package(&list, PACKAGE_TYPE_GUID, None));
     }
@@ -773,10 +804,13 @@ mod tests {
         let hello: Vec<u16> = "bonjour".encode_utf16().collect();
         let (list, id) = new_string(&list, b"fr-FR", None, None, &hello).unwrap();
         assert_eq!(id, 9);
-        assert_eq!(list_string(&list, Some(b"fr-FR"), 9).unwrap(), Some(hello));
         assert_eq!(
-            list_string(&list, Some(b"en-US"), 8).unwrap(),
-            text("eight")
+            list_string(&list, b"fr-FR", 9).unwrap(),
+            StringAnswer::Found(hello)
+        );
+        assert_eq!(
+            list_string(&list, b"en-US", 8).unwrap(),
+            StringAnswer::Found(text("eight").unwrap())
         );
         // A new language gets a package; its name takes an id of its own.
         let name: Vec<u16> = "Deutsch".encode_utf16().collect();
@@ -784,8 +818,14 @@ mod tests {
         let (list, id) = new_string(&list, b"de", Some(&name), None, &hallo).unwrap();
         assert_eq!(id, 11);
         assert_eq!(languages(&list).unwrap(), b"en-US;fr-FR;de");
-        assert_eq!(list_string(&list, Some(b"de"), 10).unwrap(), Some(name));
-        assert_eq!(list_string(&list, Some(b"de"), 11).unwrap(), Some(hallo));
+        assert_eq!(
+            list_string(&list, b"de", 10).unwrap(),
+            StringAnswer::Found(name)
+        );
+        assert_eq!(
+            list_string(&list, b"de", 11).unwrap(),
+            StringAnswer::Found(hallo)
+        );
         assert_eq!(last_string_id(&list).unwrap(), 11);
         assert_eq!(packages(&list).unwrap().len(), 3);
     }
@@ -796,12 +836,12 @@ mod tests {
         let two: Vec<u16> = "TWO".encode_utf16().collect();
         let edited = set_string(&list, 2, b"en-US", None, &two).unwrap();
         assert_eq!(
-            list_string(&edited, Some(b"en-US"), 2).unwrap(),
-            Some(two.clone())
+            list_string(&edited, b"en-US", 2).unwrap(),
+            StringAnswer::Found(two.clone())
         );
         assert_eq!(
-            list_string(&edited, Some(b"en-US"), 3).unwrap(),
-            text("three")
+            list_string(&edited, b"en-US", 3).unwrap(),
+            StringAnswer::Found(text("three").unwrap())
         );
         // The GUID package stays where it was.
         assert_eq!(packages(&edited).unwrap()[1], packages(&list).unwrap()[1]);

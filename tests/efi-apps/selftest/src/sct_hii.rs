@@ -188,6 +188,7 @@ pub fn run(ctx: &mut Ctx) {
     keyboard_checks(ctx, db, layout_length);
     driver_handle_checks(ctx, db, handle);
     language_checks(ctx, strings, handle);
+    get_string_checks(ctx, strings, handle);
     string_edit_checks(ctx, strings, handle);
     let status = (db.remove_package_list)(db, handle);
     ctx.ok("sct_hii.remove_package_list", status);
@@ -639,6 +640,43 @@ fn language_checks(ctx: &mut Ctx, strings: &hii_string::Protocol, handle: efi::H
         "sct_hii.secondary_languages.unknown",
         status,
         &[efi::Status::INVALID_LANGUAGE],
+    );
+}
+
+/// GetString's status rules (§34.2.1.2; HIIStringBBTestConformance.c 842,
+/// 1011, 1098): a string of another language only is EFI_INVALID_LANGUAGE,
+/// a NULL Language or PackageList EFI_INVALID_PARAMETER.
+fn get_string_checks(ctx: &mut Ctx, strings: &hii_string::Protocol, handle: efi::Handle) {
+    let mut out = [0u16; 32];
+    let mut get = |language: *const u8, list: efi::Handle| {
+        let mut size = size_of_val(&out);
+        (strings.get_string)(
+            strings,
+            language.cast(),
+            list,
+            2,
+            out.as_mut_ptr(),
+            &mut size,
+            ptr::null_mut(),
+        )
+    };
+    let status = get(c"fr-FR".as_ptr().cast(), handle);
+    ctx.expect(
+        "sct_hii.get_string.other_language",
+        status,
+        &[efi::Status::INVALID_LANGUAGE],
+    );
+    let status = get(ptr::null(), handle);
+    ctx.expect(
+        "sct_hii.get_string.null_language",
+        status,
+        &[efi::Status::INVALID_PARAMETER],
+    );
+    let status = get(c"en-US".as_ptr().cast(), ptr::null_mut());
+    ctx.expect(
+        "sct_hii.get_string.null_list",
+        status,
+        &[efi::Status::INVALID_PARAMETER],
     );
 }
 
