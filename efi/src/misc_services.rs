@@ -1,13 +1,12 @@
 //! Miscellaneous Boot Services (UEFI 2.10 §7.5): Stall, SetWatchdogTimer,
-//! GetNextMonotonicCount, CalculateCrc32, CopyMem and SetMem, plus the
-//! runtime GetNextHighMonotonicCount (§8.5.2) that shares the count.
+//! GetNextMonotonicCount (over the count in [`crate::runtime::monotonic`]),
+//! CalculateCrc32, CopyMem and SetMem.
 //!
 //! Stall and SetWatchdogTimer run on the event table
 //! ([`crate::events`]): a stall fires expired timers, and the watchdog is
 //! one of the table's timers.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{debug, warn};
 use uefi_raw::{Char16, Status};
@@ -45,83 +44,15 @@ pub unsafe extern "efiapi" fn set_watchdog_timer(
     status_of(result)
 }
 
-/// Low 32 bits count calls; the high 32 bits are the non-volatile part
-/// (§7.5.3), incremented at every reset (`runtime::restore_persisted_state`)
-/// and by GetNextHighMonotonicCount. A static: the runtime service uses it
-/// after ExitBootServices.
-static MONOTONIC_COUNT: AtomicU64 = AtomicU64::new(0);
-
-/// Whether the high half is saved when it changes: only once the boot
-/// seeded it from the store, or an early change would overwrite the
-/// persisted count.
-static HIGH_IS_PERSISTENT: AtomicBool = AtomicBool::new(false);
-
-/// Whether this boot's high half is in the store yet. It is written before
-/// the first count of the boot is handed out, not at every boot: the count
-/// only has to grow across the values callers saw (§7.5.3), so a boot that
-/// hands out none may leave the store as it was, and the common boot makes
-/// no variable-store write for it.
-static HIGH_SAVED_THIS_BOOT: AtomicBool = AtomicBool::new(false);
-
-/// Seeds the high 32 bits (the persisted count of resets plus this one) at
-/// boot; from then on changes to them are saved.
-pub fn set_monotonic_high(high: u32) {
-    MONOTONIC_COUNT.store(u64::from(high) << 32, Ordering::Relaxed);
-    HIGH_IS_PERSISTENT.store(true, Ordering::Relaxed);
-    HIGH_SAVED_THIS_BOOT.store(false, Ordering::Relaxed);
-}
-
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §7.5 requires of the caller.
 pub unsafe extern "efiapi" fn get_next_monotonic_count(count: *mut u64) -> Status {
     if count.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    let value = MONOTONIC_COUNT.fetch_add(1, Ordering::Relaxed);
-    if !HIGH_SAVED_THIS_BOOT.swap(true, Ordering::Relaxed) {
-        persist_high((value >> 32) as u32);
-    }
+    let value = crate::runtime::monotonic::next_count();
     // SAFETY: non-null Count points to a UINT64 the caller owns (§7.5.4).
     unsafe { count.write_unaligned(value) };
-    if value as u32 == u32::MAX {
-        // The low half wrapped into the high half (§7.5.3), which is
-        // non-volatile.
-        persist_high((value >> 32) as u32 + 1);
-    }
-    Status::SUCCESS
-}
-
-/// Saves the high half; a failure leaves the count working for this boot.
-fn persist_high(high: u32) {
-    if !HIGH_IS_PERSISTENT.load(Ordering::Relaxed) {
-        return;
-    }
-    let status = crate::runtime::persisted::store_monotonic_high(high);
-    if status != Status::SUCCESS {
-        warn!("monotonic count: high half {high:#x} not saved ({status:?})");
-    }
-}
-
-/// Runtime GetNextHighMonotonicCount (§8.5.2): increments the high 32 bits,
-/// restarting the low part.
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §8.5.2 requires of the caller.
-pub unsafe extern "efiapi" fn get_next_high_monotonic_count(high_count: *mut u32) -> Status {
-    if high_count.is_null() {
-        return Status::INVALID_PARAMETER;
-    }
-    let next = MONOTONIC_COUNT
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(((v >> 32).wrapping_add(1)) << 32)
-        })
-        .map_or(0, |previous| ((previous >> 32) as u32).wrapping_add(1));
-    // §8.5.2: the high half is non-volatile. After ExitBootServices the
-    // store keeps it in RAM only (README, "UEFI variables").
-    persist_high(next);
-    HIGH_SAVED_THIS_BOOT.store(true, Ordering::Relaxed);
-    // SAFETY: non-null HighCount points to a UINT32 the caller owns.
-    unsafe { high_count.write_unaligned(next) };
     Status::SUCCESS
 }
 
@@ -242,17 +173,5 @@ mod tests {
             unsafe { get_next_monotonic_count(core::ptr::null_mut()) },
             Status::INVALID_PARAMETER
         );
-        let mut high = 0u32;
-        assert_eq!(
-            // SAFETY: test arguments are live locals of the sizes passed.
-            unsafe { get_next_high_monotonic_count(&mut high) },
-            Status::SUCCESS
-        );
-        assert_eq!(
-            // SAFETY: test arguments are live locals of the sizes passed.
-            unsafe { get_next_monotonic_count(&mut first) },
-            Status::SUCCESS
-        );
-        assert_eq!(first >> 32, u64::from(high));
     }
 }

@@ -11,6 +11,7 @@
 //! helpers below.
 
 mod capsule;
+pub mod monotonic;
 pub mod persisted;
 mod reset;
 mod time;
@@ -40,25 +41,11 @@ use core::sync::atomic::Ordering;
 
 use platform::acpi::AcpiInfo;
 use platform::crc32::crc32;
-use uefi_raw::Status;
 use uefi_raw::table::runtime::RuntimeServices;
 use uefi_raw::table::{Header, Revision};
 
 use crate::spec_gaps::{self, RtPropertiesTable};
 use crate::variables::{VarError, VariableStore};
-
-// ---------------------------------------------------------------------------
-// Monotonic count (UEFI 2.10 §8.4.1, §7.5.2)
-
-/// GetNextHighMonotonicCount (§8.4.1) advances the high half of the one
-/// counter GetNextMonotonicCount reads (a static, so it works at runtime).
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §8.4.1 requires of the caller.
-pub unsafe extern "efiapi" fn get_next_high_mono_count(high_count: *mut u32) -> Status {
-    // SAFETY: the same contract, passed on.
-    unsafe { crate::misc_services::get_next_high_monotonic_count(high_count) }
-}
 
 // ---------------------------------------------------------------------------
 // The table
@@ -89,7 +76,7 @@ static TABLE: RuntimeTable = RuntimeTable(UnsafeCell::new(RuntimeServices {
     get_variable,
     get_next_variable_name,
     set_variable,
-    get_next_high_monotonic_count: get_next_high_mono_count,
+    get_next_high_monotonic_count: monotonic::get_next_high_monotonic_count,
     reset_system,
     update_capsule,
     query_capsule_capabilities,
@@ -174,13 +161,13 @@ pub unsafe fn init(
 /// re-arms a wakeup alarm the reset disarmed. Call it once per boot, after
 /// the persisted variables are loaded and the persist hook is set, so the
 /// new count can reach the disk. The new high half is saved when the first
-/// count is handed out (`misc_services`), not here: most boots never ask,
+/// count is handed out ([`monotonic`]), not here: most boots never ask,
 /// and a boot that hands out no count may reuse the high half unseen.
 pub fn restore_persisted_state() {
     let high = persisted::load_monotonic_high()
         .unwrap_or(0)
         .wrapping_add(1);
-    crate::misc_services::set_monotonic_high(high);
+    monotonic::set_high(high);
     time::restore_time_zone();
     wakeup::restore_alarm();
 }
@@ -204,6 +191,7 @@ mod tests {
     use core::ffi::c_void;
     use platform::sync::Global;
     use uefi_raw::Guid;
+    use uefi_raw::Status;
     use uefi_raw::table::boot::MemoryType;
     use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor};
     use uefi_raw::table::runtime::VariableVendor;
@@ -218,34 +206,6 @@ mod tests {
         let missing = spec_gaps::RT_SUPPORTED_UPDATE_CAPSULE
             | spec_gaps::RT_SUPPORTED_QUERY_CAPSULE_CAPABILITIES;
         assert_eq!(p.runtime_services_supported, 0x3fff & !missing);
-    }
-
-    #[test]
-    fn high_monotonic_count_advances_the_shared_counter() {
-        let mut before = 0u64;
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { crate::misc_services::get_next_monotonic_count(&mut before) },
-            Status::SUCCESS
-        );
-        let mut high = 0u32;
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { get_next_high_mono_count(&mut high) },
-            Status::SUCCESS
-        );
-        let mut after = 0u64;
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { crate::misc_services::get_next_monotonic_count(&mut after) },
-            Status::SUCCESS
-        );
-        assert!(after >> 32 >= u64::from(high) && after > before);
-        assert_eq!(
-            // SAFETY: pointers are null or live locals of the sizes passed.
-            unsafe { get_next_high_mono_count(core::ptr::null_mut()) },
-            Status::INVALID_PARAMETER
-        );
     }
 
     fn name(s: &str) -> Vec<u16> {
