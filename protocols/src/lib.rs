@@ -12,4 +12,5 @@ pub mod hii;
 pub mod partition;
 pub mod simple_fs;
 pub mod storage;
+pub mod ucs2;
 pub mod unicode_collation;

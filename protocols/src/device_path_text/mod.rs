@@ -14,7 +14,6 @@
 //!   FreePool, and NULL for NULL or malformed input.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::ffi::c_void;
 
 use uefi_raw::protocol::device_path::{
@@ -25,6 +24,7 @@ use uefi_raw::{Boolean, Char16, Status};
 
 use crate::device_path::Node;
 use crate::device_path_utilities::to_pool;
+use crate::ucs2::nul_terminated_bytes;
 
 mod from_text;
 mod layouts;
@@ -66,14 +66,6 @@ pub fn path_to_text(path: &[u8]) -> Option<String> {
             allow_shortcuts: true,
         },
     )
-}
-
-/// `text` as NUL-terminated UCS-2 bytes.
-pub fn ucs2_bytes(text: &str) -> Vec<u8> {
-    text.encode_utf16()
-        .chain(core::iter::once(0))
-        .flat_map(u16::to_le_bytes)
-        .collect()
 }
 
 /// The text of one node given as bytes (header included); None when the
@@ -156,7 +148,7 @@ unsafe extern "efiapi" fn convert_device_node_to_text(
         return core::ptr::null_mut();
     };
     match node_text(bytes, options(display_only, allow_shortcuts)) {
-        Some(text) => to_pool(&ucs2_bytes(&text)).cast(),
+        Some(text) => to_pool(&nul_terminated_bytes(&text)).cast(),
         None => core::ptr::null_mut(),
     }
 }
@@ -173,7 +165,7 @@ unsafe extern "efiapi" fn convert_device_path_to_text(
         return core::ptr::null_mut();
     };
     match to_text::path_text(&path, options(display_only, allow_shortcuts)) {
-        Some(text) => to_pool(&ucs2_bytes(&text)).cast(),
+        Some(text) => to_pool(&nul_terminated_bytes(&text)).cast(),
         None => core::ptr::null_mut(),
     }
 }

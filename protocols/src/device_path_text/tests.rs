@@ -732,11 +732,6 @@ fn any_node_round_trips() {
     }
 }
 
-#[test]
-fn text_is_nul_terminated_ucs2() {
-    assert_eq!(ucs2_bytes("A\\"), [0x41, 0, 0x5c, 0, 0, 0]);
-}
-
 /// The SCT's ConvertTextToDeviceNode coverage writes the 1394 GUID as bare
 /// hex (DevicePathFromTextBBTestCoverage.c, TDS 3.10.1.2.9); a NULL answer
 /// there made the SCT itself fault.

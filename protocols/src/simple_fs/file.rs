@@ -15,14 +15,14 @@ use uefi_raw::{Guid, Status};
 
 use super::file_ex::{file_flush_ex, file_open_ex, file_read_ex, file_write_ex};
 use super::info::{
-    Current, InfoFields, apply_file_info, char16_bytes, char16_from_bytes, file_info,
-    plan_file_info, system_info,
+    Current, InfoFields, apply_file_info, char16_from_bytes, file_info, plan_file_info, system_info,
 };
 use super::{
     DIRECTORY, FILE_SIGNATURE, MODE_CREATE, MODE_READ, MODE_WRITE, VALID_ATTR, Volume, instance,
     status_of,
 };
 use crate::fat::{Attributes, DirCursor, FatError, Node};
+use crate::ucs2::nul_terminated_bytes;
 
 /// Longest path accepted from a caller, in CHAR16 units.
 const MAX_PATH: usize = 4096;
@@ -486,7 +486,9 @@ unsafe extern "efiapi" fn file_get_info(
     } else if kind == FileSystemInfo::ID {
         system_info(volume)
     } else if kind == FileSystemVolumeLabel::ID {
-        volume.volume_label().map(|label| char16_bytes(&label))
+        volume
+            .volume_label()
+            .map(|label| nul_terminated_bytes(&label))
     } else {
         return Status::UNSUPPORTED;
     };

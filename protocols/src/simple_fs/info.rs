@@ -12,6 +12,7 @@ use uefi_raw::time::{Daylight, Time};
 use super::file::FileHandle;
 use super::{VALID_ATTR, Volume, status_of};
 use crate::fat::{Attributes, DateTime, FatError, Metadata};
+use crate::ucs2::nul_terminated_bytes;
 
 fn to_efi_time(t: DateTime) -> Time {
     Time {
@@ -59,13 +60,6 @@ fn get_time(b: &[u8]) -> Option<DateTime> {
     })
 }
 
-pub(super) fn char16_bytes(text: &str) -> Vec<u8> {
-    text.encode_utf16()
-        .chain(core::iter::once(0))
-        .flat_map(u16::to_le_bytes)
-        .collect()
-}
-
 pub(super) struct InfoFields<'a> {
     pub(super) name: &'a str,
     pub(super) size: u64,
@@ -79,7 +73,7 @@ pub(super) struct InfoFields<'a> {
 /// Serialises an EFI_FILE_INFO (UEFI 2.10 §13.5.16).
 pub(super) fn file_info(fields: &InfoFields) -> Vec<u8> {
     let name_at = offset_of!(FileInfo, file_name);
-    let name = char16_bytes(fields.name);
+    let name = nul_terminated_bytes(fields.name);
     let mut out = alloc::vec![0u8; name_at + name.len()];
     let total = out.len() as u64;
     out[offset_of!(FileInfo, size)..][..8].copy_from_slice(&total.to_le_bytes());
@@ -106,7 +100,7 @@ pub(super) fn file_info(fields: &InfoFields) -> Vec<u8> {
 /// Serialises an EFI_FILE_SYSTEM_INFO (UEFI 2.10 §13.5.17).
 pub(super) fn system_info(volume: &Volume) -> Result<Vec<u8>, FatError> {
     let label_at = offset_of!(FileSystemInfo, volume_label);
-    let label = char16_bytes(&volume.volume_label()?);
+    let label = nul_terminated_bytes(&volume.volume_label()?);
     let mut out = alloc::vec![0u8; label_at + label.len()];
     let total = out.len() as u64;
     out[offset_of!(FileSystemInfo, size)..][..8].copy_from_slice(&total.to_le_bytes());
