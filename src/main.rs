@@ -349,9 +349,14 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
                 error!("memory map entry {entry:x?} dropped: {e}");
             }
         }
-        // Low memory holds the VMM's start_info and tables; keep it from our
-        // allocations but let the OS reclaim it (its SMP trampoline wants it).
-        let _ = map.reserve(0, 0x100_000 / PAGE_SIZE, MemoryType::BOOT_SERVICES_DATA);
+        // Low RAM is free memory, as on OVMF: `StartInfo::parse` has copied
+        // the start_info, memory map and command line the VMM left there,
+        // and the BIOS areas (EBDA, 0xA0000-0xFFFFF) are not RAM in the
+        // VMMs' maps. Loaders that need memory below 1 MiB (real-mode
+        // trampolines) allocate it with AllocateMaxAddress, and the SCT's
+        // memory tests look for a second free region. Page 0 stays
+        // allocated: it is unmapped until ExitBootServices to catch NULL.
+        let _ = map.reserve(0, 1, MemoryType::BOOT_SERVICES_DATA);
         let start = symbol_address(
             // SAFETY: linker-script symbols; only their addresses are taken.
             unsafe { &firmware_start },

@@ -127,6 +127,22 @@ fn allocate_pages(ctx: &mut Ctx) {
         let _ = (bs.free_pages)(below, 2);
     }
 
+    // Memory below 1 MiB is free RAM a loader can ask for (real-mode
+    // trampolines, GRUB's relocator), as on OVMF, whose map has it as a
+    // second EfiConventionalMemory region; the SCT's AllocatePages tests
+    // depend on one.
+    let low_max: u64 = 0x9_FFFF;
+    let mut low = low_max;
+    let status = (bs.allocate_pages)(efi::ALLOCATE_MAX_ADDRESS, efi::LOADER_DATA, 1, &mut low);
+    if ctx.ok("memory.allocate_pages.below_1m", status) {
+        ctx.check(
+            "memory.allocate_pages.below_1m.bound",
+            low != 0 && low.is_multiple_of(PAGE_SIZE) && low + PAGE_SIZE - 1 <= low_max,
+            format_args!("{low:#x}"),
+        );
+        let _ = (bs.free_pages)(low, 1);
+    }
+
     let mut addr = 0;
     let status = (bs.allocate_pages)(efi::ALLOCATE_ANY_PAGES, INVALID_MEMORY_TYPE, 1, &mut addr);
     ctx.expect(
