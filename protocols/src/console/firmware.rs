@@ -20,7 +20,7 @@ use uefi_raw::{Boolean, Char16, Event, Handle, Status};
 
 use super::device_path::CONSOLE_DEVICE_PATH;
 use super::input::Keyboard;
-use super::serial_io::{CONTROL_MASK, DATA_BITS, FIFO_DEPTH, Settings};
+use super::serial_io::{CONTROL_MASK, DATA_BITS, FIFO_DEPTH, LoopbackFifo, Settings};
 use super::text::{DEFAULT_ATTRIBUTE, MODES, Screen};
 
 /// A static handed to EFI applications by pointer.
@@ -480,6 +480,12 @@ static SERIAL_IO: Shared<serial_io::SerialIoProtocol> = Shared::new(serial_io::S
 });
 
 static SERIAL_SETTINGS: Global<Settings> = Global::new(Settings::new());
+/// Bytes written in software loopback mode (§12.8.5), for Read.
+static SOFTWARE_LOOPBACK: Global<LoopbackFifo> = Global::new(LoopbackFifo::new());
+
+fn software_loopback() -> bool {
+    SERIAL_SETTINGS.with(|s| s.software_loopback())
+}
 
 fn is_serial_io(this: *const serial_io::SerialIoProtocol) -> bool {
     this == SERIAL_IO.get().cast_const()
@@ -515,6 +521,7 @@ unsafe extern "efiapi" fn serial_reset(this: *mut serial_io::SerialIoProtocol) -
         *s = Settings::new();
         *s
     });
+    SOFTWARE_LOOPBACK.with(LoopbackFifo::clear);
     apply_settings(&settings);
     Status::SUCCESS
 }
@@ -567,6 +574,9 @@ unsafe extern "efiapi" fn serial_set_control(
     }
     match SERIAL_SETTINGS.with(|s| s.set_control(control.bits()).map(|()| *s)) {
         Ok(settings) => {
+            if !settings.software_loopback() {
+                SOFTWARE_LOOPBACK.with(LoopbackFifo::clear);
+            }
             platform::serial::set_modem_control(settings.modem_control());
             Status::SUCCESS
         }
@@ -583,12 +593,16 @@ unsafe extern "efiapi" fn serial_get_control(
     if !is_serial_io(this) || control.is_null() {
         return Status::INVALID_PARAMETER;
     }
-    let input_empty = LOOKAHEAD.with(|l| {
-        if l.is_none() {
-            *l = platform::serial::try_read_byte();
-        }
-        l.is_none()
-    });
+    let input_empty = if software_loopback() {
+        SOFTWARE_LOOPBACK.with(|fifo| fifo.is_empty())
+    } else {
+        LOOKAHEAD.with(|l| {
+            if l.is_none() {
+                *l = platform::serial::try_read_byte();
+            }
+            l.is_none()
+        })
+    };
     let bits = SERIAL_SETTINGS.with(|s| s.control(input_empty));
     // SAFETY: checked non-null; the caller provides a UINT32 for the bits.
     unsafe { control.write_unaligned(serial_io::ControlBits::from_bits_retain(bits)) };
@@ -609,18 +623,32 @@ unsafe extern "efiapi" fn serial_write(
     // requires.
     let result =
         unsafe { efi::boundary::read(size).and_then(|len| efi::boundary::bytes(buffer, len)) };
-    match result {
-        Ok(bytes) => {
-            // Raw bytes: Serial I/O is a byte pipe, unlike ConOut.
-            send(bytes);
-            Status::SUCCESS
-        }
-        Err(status) => status,
+    let bytes = match result {
+        Ok(bytes) => bytes,
+        Err(status) => return status,
+    };
+    if !software_loopback() {
+        // Raw bytes: Serial I/O is a byte pipe, unlike ConOut.
+        send(bytes);
+        return Status::SUCCESS;
+    }
+    // Software loopback: the bytes wait for Read; what does not fit stops
+    // the write short, as a timeout would on a UART that never drains.
+    let written =
+        SOFTWARE_LOOPBACK.with(|fifo| bytes.iter().take_while(|&&b| fifo.push(b)).count());
+    let complete = written == bytes.len();
+    // SAFETY: `size` was read successfully above, so it is a valid UINTN.
+    unsafe { size.write_unaligned(written) };
+    if complete {
+        Status::SUCCESS
+    } else {
+        Status::TIMEOUT
     }
 }
 
 /// Read (§12.8.8): waits up to the timeout for each byte, as a UART with a
-/// character timeout does; a short read reports EFI_TIMEOUT.
+/// character timeout does (in software loopback mode it takes what Write
+/// queued, without waiting); a short read reports EFI_TIMEOUT.
 ///
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §12.8 requires of the caller.
@@ -640,7 +668,31 @@ unsafe extern "efiapi" fn serial_read(
         Ok(b) => b,
         Err(status) => return status,
     };
-    let timeout_ns = u64::from(SERIAL_SETTINGS.with(|s| s.timeout_us)) * 1000;
+    let count = if software_loopback() {
+        // Only Write fills the loopback FIFO, so waiting cannot help.
+        SOFTWARE_LOOPBACK.with(|fifo| {
+            buffer
+                .iter_mut()
+                .map_while(|slot| fifo.pop().map(|b| *slot = b))
+                .count()
+        })
+    } else {
+        let timeout_ns = u64::from(SERIAL_SETTINGS.with(|s| s.timeout_us)) * 1000;
+        read_uart(buffer, timeout_ns)
+    };
+    let complete = count == buffer.len();
+    // SAFETY: `size` was read successfully above, so it is a valid UINTN.
+    unsafe { size.write_unaligned(count) };
+    if complete {
+        Status::SUCCESS
+    } else {
+        Status::TIMEOUT
+    }
+}
+
+/// Fills `buffer` from the UART, waiting up to `timeout_ns` for each byte;
+/// returns how many arrived.
+fn read_uart(buffer: &mut [u8], timeout_ns: u64) -> usize {
     let mut count = 0;
     'bytes: for slot in buffer.iter_mut() {
         let start = platform::tsc::now_ns();
@@ -656,14 +708,7 @@ unsafe extern "efiapi" fn serial_read(
             core::hint::spin_loop();
         }
     }
-    let complete = count == buffer.len();
-    // SAFETY: `size` was read successfully above, so it is a valid UINTN.
-    unsafe { size.write_unaligned(count) };
-    if complete {
-        Status::SUCCESS
-    } else {
-        Status::TIMEOUT
-    }
+    count
 }
 
 // --- Installation ------------------------------------------------------------

@@ -1,9 +1,10 @@
 //! Settings logic of EFI_SERIAL_IO_PROTOCOL (UEFI 2.10 §12.8) for the 16550
 //! console UART: it runs at 115200 baud; parity, data bits, stop bits, the
 //! receive FIFO, the timeout and the modem-control outputs (with the
-//! 16550's MCR loopback) are adjustable. This module decides and encodes
-//! the register values; `firmware.rs` writes them through
-//! `platform::serial`.
+//! 16550's MCR loopback) are adjustable, and software loopback keeps
+//! written bytes in a FIFO for Read instead of sending them. This module
+//! decides and encodes the register values; `firmware.rs` writes them
+//! through `platform::serial`.
 #![forbid(unsafe_code)]
 
 use core::fmt;
@@ -42,10 +43,12 @@ pub const CARRIER_DETECT: u32 = 0x0080;
 pub const INPUT_BUFFER_EMPTY: u32 = 0x0100;
 pub const OUTPUT_BUFFER_EMPTY: u32 = 0x0200;
 pub const HARDWARE_LOOPBACK_ENABLE: u32 = 0x1000;
-/// The settable bits we honour: the two modem outputs and the 16550's
-/// internal loopback (MCR bit 4). Software loopback and flow control are
-/// not offered.
-pub const SETTABLE: u32 = DATA_TERMINAL_READY | REQUEST_TO_SEND | HARDWARE_LOOPBACK_ENABLE;
+pub const SOFTWARE_LOOPBACK_ENABLE: u32 = 0x2000;
+/// The settable bits we honour: the two modem outputs, the 16550's
+/// internal loopback (MCR bit 4) and software loopback ([`LoopbackFifo`]).
+/// Hardware flow control is not offered.
+pub const SETTABLE: u32 =
+    DATA_TERMINAL_READY | REQUEST_TO_SEND | HARDWARE_LOOPBACK_ENABLE | SOFTWARE_LOOPBACK_ENABLE;
 /// Everything GetControl can report, for SERIAL_IO_MODE.ControlMask.
 pub const CONTROL_MASK: u32 = SETTABLE
     | CLEAR_TO_SEND
@@ -256,6 +259,12 @@ impl Settings {
         mcr
     }
 
+    /// Whether Write and Read go through the [`LoopbackFifo`] (§12.8.5
+    /// EFI_SERIAL_SOFTWARE_LOOPBACK_ENABLE) instead of the UART.
+    pub fn software_loopback(&self) -> bool {
+        self.control & SOFTWARE_LOOPBACK_ENABLE != 0
+    }
+
     /// GetControl (§12.8.6): a VMM's line is always connected and writes
     /// complete synchronously.
     pub fn control(&self, input_empty: bool) -> u32 {
@@ -268,9 +277,90 @@ impl Settings {
     }
 }
 
+/// The bytes written while software loopback is on, waiting for Read: as
+/// deep as the UART's receive FIFO, which is what a byte written in
+/// loopback mode would land in on hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopbackFifo {
+    bytes: [u8; FIFO_DEPTH as usize],
+    head: usize,
+    len: usize,
+}
+
+impl Default for LoopbackFifo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoopbackFifo {
+    pub const fn new() -> Self {
+        LoopbackFifo {
+            bytes: [0; FIFO_DEPTH as usize],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Queues `byte`; false when the FIFO is full (Write then stops short
+    /// with EFI_TIMEOUT, as a UART whose FIFO never drains would).
+    pub fn push(&mut self, byte: u8) -> bool {
+        if self.len == self.bytes.len() {
+            return false;
+        }
+        self.bytes[(self.head + self.len) % self.bytes.len()] = byte;
+        self.len += 1;
+        true
+    }
+
+    pub fn pop(&mut self) -> Option<u8> {
+        if self.len == 0 {
+            return None;
+        }
+        let byte = self.bytes[self.head];
+        self.head = (self.head + 1) % self.bytes.len();
+        self.len -= 1;
+        Some(byte)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::new();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn software_loopback_fifo_keeps_order_and_depth() {
+        let mut s = Settings::new();
+        assert!(!s.software_loopback());
+        assert_eq!(s.set_control(SOFTWARE_LOOPBACK_ENABLE), Ok(()));
+        assert!(s.software_loopback());
+        assert_eq!(s.modem_control(), 0, "no UART bit for software loopback");
+        let mut fifo = LoopbackFifo::new();
+        assert!(fifo.is_empty());
+        assert_eq!(fifo.pop(), None);
+        for b in 0..FIFO_DEPTH as u8 {
+            assert!(fifo.push(b));
+        }
+        assert!(!fifo.push(0xff), "full at the receive FIFO's depth");
+        assert_eq!(fifo.pop(), Some(0));
+        assert!(fifo.push(0x5a), "room again after a read, wrapping around");
+        for b in 1..FIFO_DEPTH as u8 {
+            assert_eq!(fifo.pop(), Some(b));
+        }
+        assert_eq!(fifo.pop(), Some(0x5a));
+        assert!(fifo.is_empty());
+        fifo.push(1);
+        fifo.clear();
+        assert_eq!(fifo.pop(), None);
+    }
 
     #[test]
     fn attributes() {
@@ -384,10 +474,11 @@ mod tests {
         assert_eq!(s.modem_control(), 0x12);
         assert_ne!(s.control(true) & HARDWARE_LOOPBACK_ENABLE, 0);
         assert_eq!(Settings::new().modem_control(), 0x03);
-        // Software loopback and flow control are not.
-        assert_eq!(s.set_control(0x2000), Err(SerialError::ControlBits(0x2000)));
+        // Hardware flow control (EFI_SERIAL_HARDWARE_FLOW_CONTROL_ENABLE)
+        // is not.
+        assert_eq!(s.set_control(0x4000), Err(SerialError::ControlBits(0x4000)));
         assert_eq!(
-            SerialError::ControlBits(0x2000).status(),
+            SerialError::ControlBits(0x4000).status(),
             Status::UNSUPPORTED
         );
     }

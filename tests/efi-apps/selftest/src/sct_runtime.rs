@@ -389,10 +389,13 @@ const ONE_STOP_BIT: u32 = 1;
 const TWO_STOP_BITS: u32 = 3;
 const DATA_TERMINAL_READY: u32 = 0x0001;
 const REQUEST_TO_SEND: u32 = 0x0002;
+const INPUT_BUFFER_EMPTY: u32 = 0x0100;
 const HARDWARE_LOOPBACK_ENABLE: u32 = 0x1000;
+const SOFTWARE_LOOPBACK_ENABLE: u32 = 0x2000;
 
 /// SetAttributes takes the standard settings and Mode reflects them; SetControl's hardware
-/// loopback works (§12.8.4-§12.8.6; the SCT's SerialIoBBTestFunction.c).
+/// and software loopback work (§12.8.4-§12.8.6; the SCT's SerialIoBBTestFunction.c and
+/// SerialIoBBTestConformance.c Read_Conf).
 ///
 /// Nothing is printed between changing the line and restoring it: ConOut may share the UART.
 fn serial_io(ctx: &mut Ctx) {
@@ -477,6 +480,29 @@ fn serial_io(ctx: &mut Ctx) {
         echo = (set, reported, got);
     }
 
+    // Software loopback (§12.8.5): what Write queues, Read returns, and an empty queue is a
+    // short read with EFI_TIMEOUT. TPL_HIGH_LEVEL keeps a console poll (edk2's terminal
+    // driver reads Serial I/O from a timer) from taking the bytes.
+    let old_tpl = (ctx.bs.raise_tpl)(efi::TPL_HIGH_LEVEL);
+    let mut control = 0u32;
+    let _ = (io.get_control)(serial, &mut control);
+    let soft_set = (io.set_control)(serial, SOFTWARE_LOOPBACK_ENABLE);
+    let mut soft_reported = 0u32;
+    let _ = (io.get_control)(serial, &mut soft_reported);
+    let mut bytes = *b"5A";
+    let mut size = bytes.len();
+    let soft_write = (io.write)(serial, &mut size, bytes.as_mut_ptr().cast());
+    let mut queued = 0u32;
+    let _ = (io.get_control)(serial, &mut queued);
+    let mut got = [0u8; 2];
+    let mut got_size = got.len();
+    let soft_read = (io.read)(serial, &mut got_size, got.as_mut_ptr().cast());
+    let mut extra = [0u8; 1];
+    let mut extra_size = 1usize;
+    let empty_read = (io.read)(serial, &mut extra_size, extra.as_mut_ptr().cast());
+    let _ = (io.set_control)(serial, control & (DATA_TERMINAL_READY | REQUEST_TO_SEND));
+    (ctx.bs.restore_tpl)(old_tpl);
+
     let names = [
         "sct_runtime.serial_io.parity_none",
         "sct_runtime.serial_io.parity_even",
@@ -529,6 +555,29 @@ fn serial_io(ctx: &mut Ctx) {
             format_args!("SetControl {} control {reported:#x} read {got:?}", St(set)),
         );
     }
+    ctx.check(
+        "sct_runtime.serial_io.software_loopback",
+        soft_set == efi::Status::SUCCESS
+            && soft_reported & SOFTWARE_LOOPBACK_ENABLE != 0
+            && soft_write == efi::Status::SUCCESS
+            && size == 2
+            && queued & INPUT_BUFFER_EMPTY == 0
+            && soft_read == efi::Status::SUCCESS
+            && got_size == 2
+            && got == *b"5A",
+        format_args!(
+            "SetControl {} control {soft_reported:#x}, Write {} ({size}), control {queued:#x}, \
+             Read {} ({got_size}) {got:?}",
+            St(soft_set),
+            St(soft_write),
+            St(soft_read)
+        ),
+    );
+    ctx.check(
+        "sct_runtime.serial_io.software_loopback_empty_read",
+        empty_read == efi::Status::TIMEOUT && extra_size == 0,
+        format_args!("Read {} size {extra_size}", St(empty_read)),
+    );
     let after = read_mode();
     ctx.check(
         "sct_runtime.serial_io.restored",
