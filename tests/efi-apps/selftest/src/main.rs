@@ -17,6 +17,7 @@ mod protocols;
 mod runtime;
 mod sct_core;
 mod sct_device_path;
+mod sct_driver_override;
 mod sct_file;
 mod sct_hii;
 mod sct_runtime;
@@ -44,6 +45,7 @@ const TESTS: &[Test] = &[
     ("misc", events::run_misc),
     ("images", images::run),
     ("sct_core", sct_core::run),
+    ("sct_driver_override", sct_driver_override::run),
     ("time", runtime::run_time),
     ("variables", runtime::run_variables),
     ("sct_file", sct_file::run),
