@@ -272,6 +272,19 @@ fn bls_entry_naming_a_missing_file() {
 
 /// Moves the first base-relocation block of a PE32+ file to a page far
 /// outside the image (PE/COFF "The .reloc Section").
+/// GPT attribute bit 1, "No Block IO Protocol" (UEFI 2.10 Table 5-8): the firmware must not
+/// publish the partition, so its boot application never runs.
+#[test]
+fn gpt_partition_marked_no_block_io() {
+    let image = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("blkbench"))
+        .build();
+    let disk = DiskCopy::of(&image, "gpt-no-block-io");
+    patch_gpt_entries(&disk, |entries| entries[48] |= 1 << 1);
+    let vm = assert_rejected(&disk, &["GPT attribute bit 1", "partition 1"]);
+    assert!(!vm.transcript().contains("BLKBENCH"), "{}", vm.transcript());
+}
+
 fn relocation_outside_image(pe: &mut [u8]) {
     let header = u32_at(pe, 0x3c) as usize;
     let optional = header + 24;

@@ -71,7 +71,21 @@ pub struct HardDriveInfo {
     pub signature_type: u8,
 }
 
+/// GPT partition attribute bit 1, "No Block IO Protocol" (UEFI 2.10
+/// Table 5-8): firmware must not produce a Block I/O device for it.
+pub const GPT_ATTRIBUTE_NO_BLOCK_IO: u64 = 1 << 1;
+
 impl Partition {
+    /// Whether the firmware may publish this partition as a Block I/O
+    /// device: every MBR partition, a GPT one unless its attribute bit 1 is
+    /// set (UEFI 2.10 Table 5-8).
+    pub fn wants_block_io(&self) -> bool {
+        match &self.kind {
+            PartitionKind::Gpt(gpt) => gpt.attributes & GPT_ATTRIBUTE_NO_BLOCK_IO == 0,
+            PartitionKind::Mbr(_) => true,
+        }
+    }
+
     /// Number of blocks (end is inclusive, and validated `>= start`).
     pub fn size_in_blocks(&self) -> u64 {
         self.end_lba
@@ -380,5 +394,43 @@ pub(crate) mod test_util {
                  apt-get install {package} (or run tests/scripts/setup.sh)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpt_partition(attributes: u64) -> Partition {
+        Partition {
+            number: 2,
+            start_lba: 2048,
+            end_lba: 4095,
+            kind: PartitionKind::Gpt(GptPartition {
+                type_guid: Guid::from_bytes([1; 16]),
+                unique_guid: Guid::from_bytes([2; 16]),
+                attributes,
+                name: String::from("data"),
+            }),
+        }
+    }
+
+    #[test]
+    fn gpt_attribute_bit_1_withholds_block_io() {
+        assert!(gpt_partition(0).wants_block_io());
+        // Bit 0 (required partition) and bit 2 (legacy BIOS bootable) are no reason.
+        assert!(gpt_partition(0b101).wants_block_io());
+        assert!(!gpt_partition(GPT_ATTRIBUTE_NO_BLOCK_IO).wants_block_io());
+        assert!(!gpt_partition(u64::MAX).wants_block_io());
+        let mbr = Partition {
+            kind: PartitionKind::Mbr(MbrPartition {
+                os_type: 0x0c,
+                disk_signature: 0x1234,
+                bootable: false,
+                logical: false,
+            }),
+            ..gpt_partition(0)
+        };
+        assert!(mbr.wants_block_io());
     }
 }

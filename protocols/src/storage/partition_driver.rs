@@ -185,6 +185,14 @@ pub(super) unsafe extern "efiapi" fn partition_start(
         if published.contains(&partition.number) {
             continue;
         }
+        if !partition.wants_block_io() {
+            log::log!(
+                level,
+                "  partition {}: GPT attribute bit 1 (no Block I/O) set, not published",
+                partition.number
+            );
+            continue;
+        }
         match add_partition(
             controller,
             &disk,
