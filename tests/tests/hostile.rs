@@ -272,6 +272,19 @@ fn bls_entry_naming_a_missing_file() {
 
 /// Moves the first base-relocation block of a PE32+ file to a page far
 /// outside the image (PE/COFF "The .reloc Section").
+/// An ESP whose boot sector is damaged: the volume line at the default log level says why
+/// the FAT driver refused it, so the user needs no `log=debug` to find out.
+#[test]
+fn esp_with_a_damaged_boot_sector_says_why() {
+    let disk = DiskCopy::of(&plain_esp(), "bad-bpb");
+    let base = esp_offset(&disk);
+    disk.write(base + 11, &768u16.to_le_bytes());
+    assert_rejected(
+        &disk,
+        &["no FAT file system (", "partition 1", "BytsPerSec = 0x300"],
+    );
+}
+
 /// GPT attribute bit 1, "No Block IO Protocol" (UEFI 2.10 Table 5-8): the firmware must not
 /// publish the partition, so its boot application never runs.
 #[test]

@@ -75,6 +75,9 @@ pub(super) struct StorageState {
     pub(super) children: BTreeMap<HandleId, PartitionChild>,
     /// Volumes the FAT driver manages: their SimpleFileSystem and FAT type.
     pub(super) volumes: BTreeMap<HandleId, (Interface, FatType)>,
+    /// Why the FAT driver's Supported() refused a controller last, for the
+    /// volume line at the default log level.
+    pub(super) refused: BTreeMap<HandleId, String>,
 }
 
 pub(super) static STATE: Global<StorageState> = Global::new(StorageState {
@@ -82,6 +85,7 @@ pub(super) static STATE: Global<StorageState> = Global::new(StorageState {
     partitioned: BTreeMap::new(),
     children: BTreeMap::new(),
     volumes: BTreeMap::new(),
+    refused: BTreeMap::new(),
 });
 
 pub(super) fn registered_driver(slot: &Global<HandleId>) -> HandleId {

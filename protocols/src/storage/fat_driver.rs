@@ -74,11 +74,13 @@ pub(super) unsafe extern "efiapi" fn fat_supported(
     }
     match FileSystem::mount(Box::new(device) as Box<dyn BlockDevice>) {
         Ok(volume) => {
+            STATE.with(|s| s.refused.remove(&controller));
             PROBED.with(|p| *p = Some(ProbedVolume(controller, volume)));
             Status::SUCCESS
         }
         Err(error) => {
             log::debug!("storage: no FAT file system: {error}");
+            STATE.with(|s| s.refused.insert(controller, format!("{error}")));
             Status::UNSUPPORTED
         }
     }

@@ -220,12 +220,12 @@ pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Sta
 /// one for the whole disk when the partition driver declined it.
 fn log_volumes(disk: HandleId) {
     let lines: Vec<String> = STATE.with(|s| {
-        let file_system = |handle: &HandleId| {
-            s.volumes
-                .get(handle)
-                .map_or("no FAT file system", |&(_, fat_type)| {
-                    fat_type_name(fat_type)
-                })
+        // A refused volume says why: a damaged ESP must be diagnosable
+        // without log=debug.
+        let file_system = |handle: &HandleId| match (s.volumes.get(handle), s.refused.get(handle)) {
+            (Some(&(_, fat_type)), _) => String::from(fat_type_name(fat_type)),
+            (None, Some(reason)) => format!("no FAT file system ({reason})"),
+            (None, None) => String::from("no FAT file system"),
         };
         match s.partitioned.get(&disk) {
             None => alloc::vec![format!("  whole disk: {}", file_system(&disk))],
