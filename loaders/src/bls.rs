@@ -180,6 +180,10 @@ pub fn parse_entry(file_name: &str, contents: &[u8]) -> Result<Option<BootEntry>
     Ok(Some(entry))
 }
 
+/// The longest countdown a `timeout` asks for; longer ones (and 0xFFFF, the
+/// UEFI Timeout variable's "wait indefinitely") mean [`Timeout::MenuForce`].
+pub const MAX_TIMEOUT_SECONDS: u32 = 0xFFFF;
+
 /// `timeout` in loader.conf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timeout {
@@ -203,22 +207,39 @@ pub fn parse_loader_conf(contents: &[u8]) -> Result<LoaderConf, BlsError> {
         match key {
             "default" if !value.is_empty() => conf.default = Some(value.to_string()),
             "timeout" => {
-                conf.timeout = match value {
-                    "menu-force" => Some(Timeout::MenuForce),
-                    "menu-hidden" | "menu-disabled" => Some(Timeout::Seconds(0)),
-                    seconds => match seconds.parse() {
-                        Ok(n) => Some(Timeout::Seconds(n)),
-                        Err(_) => {
-                            log::warn!("bls: ignoring timeout {seconds:?}");
-                            conf.timeout
-                        }
-                    },
-                }
+                conf.timeout = parse_timeout(value).or_else(|| {
+                    log::warn!("bls: ignoring timeout {value:?}");
+                    conf.timeout
+                })
             }
             _ => {}
         }
     }
     Ok(conf)
+}
+
+/// A loader.conf `timeout` value; None when it is none of the forms.
+fn parse_timeout(value: &str) -> Option<Timeout> {
+    match value {
+        "menu-force" => return Some(Timeout::MenuForce),
+        "menu-hidden" | "menu-disabled" => return Some(Timeout::Seconds(0)),
+        _ => {}
+    }
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: beyond u32 is as long as the longest.
+    let seconds = value.parse::<u32>().unwrap_or(u32::MAX);
+    if seconds < MAX_TIMEOUT_SECONDS {
+        return Some(Timeout::Seconds(seconds));
+    }
+    // The UEFI Timeout variable's 0xFFFF means "wait indefinitely" (UEFI
+    // 2.10 §3.3); a countdown as long waits for a key too, rather than run
+    // for years.
+    log::warn!(
+        "bls: timeout {value} s is {MAX_TIMEOUT_SECONDS} s or more: the menu waits for a key"
+    );
+    Some(Timeout::MenuForce)
 }
 
 fn strip_zeros(s: &[u8]) -> &[u8] {
@@ -607,6 +628,22 @@ grub_class fedora
             Some(Timeout::Seconds(0))
         );
         assert_eq!(parse_loader_conf(b"timeout soon").unwrap().timeout, None);
+        // Countdowns of 0xFFFF s and more wait for a key instead (issue 18:
+        // 4294967295 counted down for 136 years).
+        assert_eq!(
+            parse_loader_conf(b"timeout 65534").unwrap().timeout,
+            Some(Timeout::Seconds(65534))
+        );
+        for huge in [
+            &b"timeout 65535"[..],
+            b"timeout 4294967295",
+            b"timeout 99999999999999999999",
+        ] {
+            assert_eq!(
+                parse_loader_conf(huge).unwrap().timeout,
+                Some(Timeout::MenuForce)
+            );
+        }
 
         let mut entries = vec![
             keyed("debian-6.1.0-57", Some("debian"), "m", "6.1.0-57"),
