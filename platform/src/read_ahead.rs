@@ -115,7 +115,12 @@ impl ReadAhead {
             }
         };
         data.resize((window_blocks * block_size) as usize, 0);
-        fetch(lba, &mut data)?;
+        if fetch(lba, &mut data).is_err() {
+            // An unreadable block elsewhere in the window must not fail a
+            // read that does not touch it: the bad block costs the file
+            // that holds it, not everything read ahead with it.
+            return fetch(lba, buf);
+        }
         buf.copy_from_slice(&data[..buf.len()]);
         state.windows.push(Window {
             lba,
@@ -160,6 +165,8 @@ mod tests {
         requests: Cell<u32>,
         bytes: Cell<usize>,
         content: Cell<u8>,
+        /// A block every read covering it fails on.
+        bad_block: Cell<Option<u64>>,
     }
 
     impl Device {
@@ -168,11 +175,18 @@ mod tests {
                 requests: Cell::new(0),
                 bytes: Cell::new(0),
                 content: Cell::new(0),
+                bad_block: Cell::new(None),
             }
         }
 
         fn fetch(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
             self.requests.set(self.requests.get() + 1);
+            let blocks = buf.len() as u64 / 512;
+            if let Some(bad) = self.bad_block.get()
+                && (lba..lba + blocks).contains(&bad)
+            {
+                return Err(BlockError::Device(1));
+            }
             self.bytes.set(self.bytes.get() + buf.len());
             for (i, b) in buf.iter_mut().enumerate() {
                 *b = disk_byte(lba * 512 + i as u64).wrapping_add(self.content.get());
@@ -260,6 +274,24 @@ mod tests {
         cache.clear();
         read(&cache, &device, 5, 1);
         assert_eq!(device.requests.get(), 4);
+    }
+
+    #[test]
+    fn a_bad_block_in_a_window_fails_only_the_reads_that_touch_it() {
+        let cache = ReadAhead::new();
+        let device = Device::new();
+        device.bad_block.set(Some(1000));
+        let mut buf = vec![0u8; 8 * 512];
+        for lba in [0u64, 8, 16] {
+            // The second and third reads are sequential: their window would
+            // span the bad block and fails, so each falls back to its own.
+            cache
+                .read(GEOMETRY, lba, &mut buf, |l, b| device.fetch(l, b))
+                .unwrap();
+            assert_eq!(buf, expected(&device, lba, 8));
+        }
+        let failed = cache.read(GEOMETRY, 996, &mut buf, |l, b| device.fetch(l, b));
+        assert!(failed.is_err(), "a read of the bad block itself fails");
     }
 
     #[test]
