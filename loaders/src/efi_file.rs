@@ -141,8 +141,8 @@ impl EfiFile {
         }
     }
 
-    /// The file's size from its EFI_FILE_INFO (§13.5.12 GetInfo).
-    pub fn size(&self) -> Result<u64, Status> {
+    /// The file's EFI_FILE_INFO record (§13.5.12 GetInfo).
+    fn info(&self) -> Result<Vec<u8>, Status> {
         let mut info = vec![0u8; 256];
         loop {
             let mut size = info.len();
@@ -160,9 +160,21 @@ impl EfiFile {
                 continue;
             }
             check(status)?;
-            let at = offset_of!(FileInfo, file_size);
-            return platform::le::u64_at(&info, at).ok_or(Status::DEVICE_ERROR);
+            return Ok(info);
         }
+    }
+
+    /// The file's size from its EFI_FILE_INFO.
+    pub fn size(&self) -> Result<u64, Status> {
+        let at = offset_of!(FileInfo, file_size);
+        platform::le::u64_at(&self.info()?, at).ok_or(Status::DEVICE_ERROR)
+    }
+
+    /// Whether this is a directory (EFI_FILE_DIRECTORY in its EFI_FILE_INFO).
+    pub fn is_directory(&self) -> Result<bool, Status> {
+        let at = offset_of!(FileInfo, attribute);
+        let attribute = platform::le::u64_at(&self.info()?, at).ok_or(Status::DEVICE_ERROR)?;
+        Ok(attribute & FileAttribute::DIRECTORY.bits() != 0)
     }
 
     /// Moves the read/write position to `offset` (§13.5.10 SetPosition).

@@ -24,6 +24,8 @@ pub enum LoadError {
     Read { path: String, status: Status },
     /// The file does not fit in firmware memory.
     TooLarge { path: String, size: u64 },
+    /// A kernel, initrd or image path names a directory.
+    Directory { path: String },
     /// The entry names neither `linux` nor `efi` (parse_entry rejects these,
     /// kept for completeness).
     NoKernel,
@@ -49,6 +51,7 @@ impl fmt::Display for LoadError {
             LoadError::TooLarge { path, size } => {
                 write!(f, "{path} ({size} bytes) does not fit in memory")
             }
+            LoadError::Directory { path } => write!(f, "{path} is a directory, not a file"),
             LoadError::NoKernel => write!(f, "no linux or efi line"),
             LoadError::Load { path, status } => {
                 write!(f, "cannot load {path}: {}", status_name(*status))
@@ -69,6 +72,22 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// Opens the regular file `path` of the volume `root` for reading: a
+/// directory there is refused, not read as an empty file.
+pub fn open_file(root: &EfiFile, path: &str) -> Result<EfiFile, LoadError> {
+    let read_error = |status| LoadError::Read {
+        path: path.to_string(),
+        status,
+    };
+    let file = root.open(path).map_err(read_error)?;
+    if file.is_directory().map_err(read_error)? {
+        return Err(LoadError::Directory {
+            path: path.to_string(),
+        });
+    }
+    Ok(file)
+}
+
 /// Reads `path` from the volume `root` into `out`, appending; files over
 /// `limit` bytes are refused.
 pub fn read_file(
@@ -77,10 +96,7 @@ pub fn read_file(
     out: &mut Vec<u8>,
     limit: u64,
 ) -> Result<(), LoadError> {
-    let file = root.open(path).map_err(|status| LoadError::Read {
-        path: path.to_string(),
-        status,
-    })?;
+    let file = open_file(root, path)?;
     file.read_to_end(out, limit).map_err(|e| match e {
         ReadError::Status(status) => LoadError::Read {
             path: path.to_string(),
@@ -109,7 +125,7 @@ pub fn read_into_pages(
     let mut files = Vec::with_capacity(paths.len());
     let mut total = 0usize;
     for path in paths {
-        let file = root.open(path).map_err(|s| read_error(path, s))?;
+        let file = open_file(root, path)?;
         let size = file.size().map_err(|s| read_error(path, s))?;
         let too_large = || LoadError::TooLarge {
             path: path.clone(),
@@ -139,7 +155,7 @@ pub fn file_is_pe(root: &EfiFile, path: &str) -> Result<bool, LoadError> {
         path: path.to_string(),
         status,
     };
-    let file = root.open(path).map_err(read_error)?;
+    let file = open_file(root, path)?;
     let mut header = vec![0u8; uki::HEADER_READ_SIZE];
     let len = file.read_into(&mut header, false).map_err(read_error)?;
     Ok(uki::is_pe_image(&header[..len]))

@@ -349,6 +349,40 @@ fn gpt_partition_marked_no_block_io() {
     assert!(!vm.transcript().contains("BLKBENCH"), "{}", vm.transcript());
 }
 
+/// A directory named as an initrd (`initrd /loader`) is refused with a clear line, not read
+/// as an empty initrd; the same for a directory named as the kernel.
+#[test]
+fn bls_entry_naming_a_directory() {
+    let kernel = debian_kernel();
+    let image = EspBuilder::new()
+        .file("/vmlinuz", &kernel.vmlinuz)
+        .bytes(
+            "/loader/entries/dir-initrd.conf",
+            "title DirInitrd\nlinux /vmlinuz\ninitrd /loader\noptions console=ttyS0\n",
+        )
+        .build();
+    let disk = DiskCopy::of(&image, "bls-dir-initrd");
+    assert_rejected(
+        &disk,
+        &[
+            "BLS entry 'DirInitrd'",
+            "\\loader is a directory, not a file",
+        ],
+    );
+    let image = EspBuilder::new()
+        .dir("/boot")
+        .bytes(
+            "/loader/entries/dir-kernel.conf",
+            "title DirKernel\nlinux /boot\noptions console=ttyS0\n",
+        )
+        .build();
+    let disk = DiskCopy::of(&image, "bls-dir-kernel");
+    assert_rejected(
+        &disk,
+        &["BLS entry 'DirKernel'", "\\boot is a directory, not a file"],
+    );
+}
+
 fn relocation_outside_image(pe: &mut [u8]) {
     let header = u32_at(pe, 0x3c) as usize;
     let optional = header + 24;
