@@ -1,0 +1,479 @@
+//! The globally defined variables of UEFI 2.10 §3.3 that describe the
+//! platform to boot loaders and the OS (Boot####, BootOrder, BootCurrent
+//! and BootNext belong to `crate::boot_manager`). [`publish`] runs once
+//! before anything boots and leaves, as a platform boot manager does:
+//!
+//! | variable | attributes | value |
+//! |---|---|---|
+//! | `PlatformLangCodes` | BS,RT | `en-US` |
+//! | `PlatformLang` | NV,BS,RT | `en-US`; a valid one set by the user or OS is kept |
+//! | `LangCodes` | BS,RT | `eng` (ISO 639-2, deprecated but still defined) |
+//! | `Lang` | NV,BS,RT | `eng`; a valid one is kept |
+//! | `ConIn`, `ConOut`, `ErrOut` | NV,BS,RT | the console devices (multi-instance path) |
+//! | `ConInDev`, `ConOutDev`, `ErrOutDev` | BS,RT | the same devices |
+//! | `Timeout` | NV,BS,RT | created as 0 when absent, else kept |
+//! | `BootOptionSupport` | BS,RT | 0: no hot keys, no App or SysPrep options |
+//! | `OsIndicationsSupported` | BS,RT | `EFI_OS_INDICATIONS_BOOT_TO_FW_UI` |
+//!
+//! Non-volatile variables are written only when their value changes: each
+//! write costs a store write to the ESP.
+//!
+//! `OsIndications` (§8.5.4): when the OS set `BOOT_TO_FW_UI`, the bit is
+//! cleared (acknowledging the request) and the boot menu — this firmware's
+//! user interface — waits for the user without a timeout. Other bits are
+//! not ours to clear: we advertise none of them, so we never consume them.
+//!
+//! The boot menu's timeout ([`boot_menu_timeout`]): `menu=` on the firmware
+//! command line wins; else a non-zero `Timeout` variable (0xFFFF: wait for
+//! the user, as edk2 reads it); else loader.conf's `timeout`. So
+//! `efibootmgr -t 5` shows the menu for 5 s at the next boot while the
+//! default `Timeout` of 0 leaves loader.conf in charge.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use efi::protocol_services as ps;
+use efi::variables::Attributes;
+use log::{info, warn};
+use uefi_raw::Guid;
+use uefi_raw::protocol::console::{SimpleTextInputProtocol, SimpleTextOutputProtocol};
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::table::runtime::VariableVendor;
+
+use crate::bls::Timeout as LoaderConfTimeout;
+use crate::menu::{MenuTimeout, menu_timeout};
+use crate::status::status_name;
+
+const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
+
+const BS_RT: Attributes = Attributes::BOOTSERVICE_ACCESS.union(Attributes::RUNTIME_ACCESS);
+const NV_BS_RT: Attributes = BS_RT.union(Attributes::NON_VOLATILE);
+
+/// EFI_OS_INDICATIONS_BOOT_TO_FW_UI (§8.5.4).
+pub const OS_INDICATIONS_BOOT_TO_FW_UI: u64 = 0x1;
+/// The OsIndications bits this firmware acts on (§8.5.4).
+pub const OS_INDICATIONS_SUPPORTED: u64 = OS_INDICATIONS_BOOT_TO_FW_UI;
+/// BootOptionSupport (§3.1.4): no EFI_BOOT_OPTION_SUPPORT_KEY (no Key####
+/// hot keys), no _APP (LOAD_OPTION_CATEGORY_APP is not treated apart), no
+/// _SYSPREP (SysPrep#### options are not run), key count 0.
+pub const BOOT_OPTION_SUPPORT: u32 = 0;
+/// RFC 4646 tags, `;`-separated (§3.3 PlatformLangCodes).
+pub const PLATFORM_LANG_CODES: &str = "en-US";
+pub const DEFAULT_PLATFORM_LANG: &str = "en-US";
+/// ISO 639-2 codes, concatenated three-letter codes (§3.3 LangCodes).
+pub const LANG_CODES: &str = "eng";
+pub const DEFAULT_LANG: &str = "eng";
+/// A `Timeout` of 0xFFFF waits for the user (edk2's convention).
+pub const TIMEOUT_WAIT_FOREVER: u16 = 0xFFFF;
+/// `Timeout` created when absent: boot at once, no menu.
+pub const DEFAULT_TIMEOUT: u16 = 0;
+
+/// Set by [`publish`] when OsIndications asked to stop in the firmware UI.
+static FIRMWARE_UI_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// How a language list spells its codes (§3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LanguageCodes {
+    /// `LangCodes`: ISO 639-2 three-letter codes run together ("engfra").
+    Iso639_2,
+    /// `PlatformLangCodes`: RFC 4646 tags separated by `;` ("en-US;fr-FR").
+    Rfc4646,
+}
+
+/// The text of an ASCII string variable: its bytes up to an optional
+/// terminating NUL (edk2 stores the NUL, §3.3 does not require it). None
+/// for anything but printable ASCII.
+pub fn ascii_value(data: &[u8]) -> Option<&str> {
+    let text = data.strip_suffix(&[0]).unwrap_or(data);
+    if text.is_empty() || !text.iter().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    core::str::from_utf8(text).ok()
+}
+
+/// Whether `value` (a Lang or PlatformLang variable's data) names one of
+/// `codes`. Language tags compare without regard to case (RFC 4646 §2.1).
+pub fn language_is_listed(value: &[u8], codes: &str, kind: LanguageCodes) -> bool {
+    let Some(value) = ascii_value(value) else {
+        return false;
+    };
+    let listed = |code: &str| !code.is_empty() && code.eq_ignore_ascii_case(value);
+    match kind {
+        LanguageCodes::Rfc4646 => codes.split(';').any(listed),
+        LanguageCodes::Iso639_2 => {
+            codes.len().is_multiple_of(3)
+                && codes.is_ascii()
+                && (0..codes.len() / 3).any(|i| listed(&codes[i * 3..i * 3 + 3]))
+        }
+    }
+}
+
+/// An ASCII string variable's data, NUL-terminated as edk2 writes it.
+pub fn ascii_data(text: &str) -> Vec<u8> {
+    let mut data = Vec::with_capacity(text.len() + 1);
+    data.extend_from_slice(text.as_bytes());
+    data.push(0);
+    data
+}
+
+/// ConIn/ConOut/ErrOut's value: one instance per console device (§10.3.1
+/// multi-instance path; §3.3). None when there is no device, or a path is
+/// malformed.
+pub fn console_variable_value<P: AsRef<[u8]>>(devices: &[P]) -> Option<Vec<u8>> {
+    let mut value: Option<Vec<u8>> = None;
+    for device in devices {
+        value = Some(
+            protocols::device_path_utilities::append_instance(value.as_deref(), device.as_ref())
+                .ok()?,
+        );
+    }
+    value
+}
+
+/// What to do with OsIndications at startup: the value to write back (None
+/// when unchanged) and whether the firmware UI was asked for (§8.5.4: the
+/// firmware clears BOOT_TO_FW_UI once it acts on it).
+pub fn consume_os_indications(indications: u64) -> (Option<u64>, bool) {
+    if indications & OS_INDICATIONS_BOOT_TO_FW_UI == 0 {
+        return (None, false);
+    }
+    (Some(indications & !OS_INDICATIONS_BOOT_TO_FW_UI), true)
+}
+
+/// A `Timeout` variable's seconds; None when malformed (not a UINT16).
+pub fn parse_timeout(data: &[u8]) -> Option<u16> {
+    Some(u16::from_le_bytes(data.try_into().ok()?))
+}
+
+/// Whether the firmware command line sets the menu (`menu=<seconds>`).
+fn cmdline_sets_menu(cmdline: &str) -> bool {
+    cmdline.split_ascii_whitespace().any(|word| {
+        word.strip_prefix("menu=")
+            .is_some_and(|seconds| seconds.parse::<u32>().is_ok())
+    })
+}
+
+/// The boot menu's timeout from every source, in priority order: the
+/// firmware UI asked through OsIndications (wait for the user), `menu=` on
+/// the command line, a non-zero `Timeout` variable, loader.conf. None: no
+/// menu.
+pub fn menu_timeout_from(
+    firmware_ui: bool,
+    cmdline: &str,
+    timeout_variable: Option<u16>,
+    loader_conf: Option<&LoaderConfTimeout>,
+) -> Option<MenuTimeout> {
+    if firmware_ui {
+        return Some(MenuTimeout::Forever);
+    }
+    if !cmdline_sets_menu(cmdline) {
+        match timeout_variable {
+            Some(TIMEOUT_WAIT_FOREVER) => return Some(MenuTimeout::Forever),
+            Some(seconds @ 1..) => return Some(MenuTimeout::Seconds(u32::from(seconds))),
+            _ => {}
+        }
+    }
+    menu_timeout(cmdline, loader_conf)
+}
+
+/// [`menu_timeout_from`] with this boot's OsIndications request and
+/// `Timeout` variable: what `crate::menu::run` waits.
+pub fn boot_menu_timeout(
+    cmdline: &str,
+    loader_conf: Option<&LoaderConfTimeout>,
+) -> Option<MenuTimeout> {
+    let timeout = read("Timeout").and_then(|(_, data)| parse_timeout(&data));
+    let firmware_ui = FIRMWARE_UI_REQUESTED.load(Ordering::Relaxed);
+    menu_timeout_from(firmware_ui, cmdline, timeout, loader_conf)
+}
+
+/// Sets the global variables of the module table and acts on OsIndications.
+/// Failures are reported on serial and do not stop the boot.
+pub fn publish() {
+    ensure("PlatformLangCodes", BS_RT, &ascii_data(PLATFORM_LANG_CODES));
+    ensure("LangCodes", BS_RT, &ascii_data(LANG_CODES));
+    keep_listed_language(
+        "PlatformLang",
+        PLATFORM_LANG_CODES,
+        LanguageCodes::Rfc4646,
+        DEFAULT_PLATFORM_LANG,
+    );
+    keep_listed_language("Lang", LANG_CODES, LanguageCodes::Iso639_2, DEFAULT_LANG);
+    publish_consoles();
+    match read("Timeout") {
+        Some((attributes, data)) if attributes == NV_BS_RT && parse_timeout(&data).is_some() => {}
+        Some(_) => {
+            warn!("Timeout is malformed; reset to {DEFAULT_TIMEOUT}");
+            ensure("Timeout", NV_BS_RT, &DEFAULT_TIMEOUT.to_le_bytes());
+        }
+        None => ensure("Timeout", NV_BS_RT, &DEFAULT_TIMEOUT.to_le_bytes()),
+    }
+    ensure(
+        "BootOptionSupport",
+        BS_RT,
+        &BOOT_OPTION_SUPPORT.to_le_bytes(),
+    );
+    ensure(
+        "OsIndicationsSupported",
+        BS_RT,
+        &OS_INDICATIONS_SUPPORTED.to_le_bytes(),
+    );
+    act_on_os_indications();
+}
+
+/// Keeps Lang/PlatformLang when it names a listed language with the
+/// spec's attributes; otherwise (absent, unlisted or malformed) sets
+/// `default`, saying so on serial when a value was replaced.
+fn keep_listed_language(name: &str, codes: &str, kind: LanguageCodes, default: &str) {
+    match read(name) {
+        Some((attributes, data))
+            if attributes == NV_BS_RT && language_is_listed(&data, codes, kind) => {}
+        Some((_, data)) => {
+            let shown = core::str::from_utf8(&data).unwrap_or("<not ASCII>");
+            warn!("{name} {shown:?} is not one of {codes:?}; set to {default}");
+            ensure(name, NV_BS_RT, &ascii_data(default));
+        }
+        None => ensure(name, NV_BS_RT, &ascii_data(default)),
+    }
+}
+
+/// ConIn/ConOut/ErrOut and their *Dev: the device paths of the handles
+/// with the console protocols. StdErr goes where ConOut goes (the system
+/// table's StdErr is the ConOut interface).
+fn publish_consoles() {
+    let input = devices_with(&SimpleTextInputProtocol::GUID);
+    let output = devices_with(&SimpleTextOutputProtocol::GUID);
+    for (names, devices) in [
+        (["ConIn", "ConInDev"], &input),
+        (["ConOut", "ConOutDev"], &output),
+        (["ErrOut", "ErrOutDev"], &output),
+    ] {
+        let Some(value) = console_variable_value(devices) else {
+            warn!("{}: no console device with a device path", names[0]);
+            continue;
+        };
+        ensure(names[0], NV_BS_RT, &value);
+        ensure(names[1], BS_RT, &value);
+    }
+}
+
+/// The device paths of the handles carrying `protocol`, in handle order.
+fn devices_with(protocol: &Guid) -> Vec<Vec<u8>> {
+    ps::handles_with(protocol)
+        .into_iter()
+        .filter_map(|handle| {
+            let path = ps::get_protocol::<DevicePathProtocol>(handle, &DevicePathProtocol::GUID)?;
+            // SAFETY: device paths installed on handles are well formed and
+            // stay installed while we read them (no code runs meanwhile).
+            unsafe { efi::device_path::read_path(path) }.ok()
+        })
+        .collect()
+}
+
+/// Clears BOOT_TO_FW_UI from OsIndications and records the request for
+/// the boot menu (§8.5.4).
+fn act_on_os_indications() {
+    let Some((attributes, data)) = read("OsIndications") else {
+        return;
+    };
+    let Ok(bytes) = <[u8; 8]>::try_from(data.as_slice()) else {
+        warn!("ignoring OsIndications of {} bytes", data.len());
+        return;
+    };
+    let (remaining, firmware_ui) = consume_os_indications(u64::from_le_bytes(bytes));
+    if let Some(remaining) = remaining {
+        info!("OsIndications asks for the firmware UI: the boot menu waits");
+        // Written back rather than deleted: the other bits stay the OS's.
+        let attributes = if attributes.is_empty() {
+            NV_BS_RT
+        } else {
+            attributes
+        };
+        set("OsIndications", attributes, &remaining.to_le_bytes());
+    }
+    FIRMWARE_UI_REQUESTED.store(firmware_ui, Ordering::Relaxed);
+}
+
+fn utf16(name: &str) -> Vec<u16> {
+    name.encode_utf16().collect()
+}
+
+/// A global variable's attributes and data, from the runtime's store.
+fn read(name: &str) -> Option<(Attributes, Vec<u8>)> {
+    let name = utf16(name);
+    efi::runtime::with_variables(|store| {
+        store
+            .find(&name, &GLOBAL_VARIABLE)
+            .map(|v| (v.attributes, v.data.to_vec()))
+    })
+    .flatten()
+}
+
+/// Sets a global variable through the runtime's SetVariable path
+/// (persisted before returning when non-volatile); failures go to serial.
+fn set(name: &str, attributes: Attributes, data: &[u8]) {
+    let status =
+        efi::runtime::set_variable_persisting(&utf16(name), &GLOBAL_VARIABLE, attributes, data);
+    if status.is_error() {
+        warn!("cannot set {name}: {}", status_name(status));
+    }
+}
+
+/// Sets `name` to `data` with `attributes` unless it already holds exactly
+/// that, so an unchanged non-volatile variable costs no store write. A
+/// variable with other attributes is deleted first (§8.2.3: SetVariable
+/// cannot change the attributes of an existing variable).
+fn ensure(name: &str, attributes: Attributes, data: &[u8]) {
+    match read(name) {
+        Some((current, value)) if current == attributes && value == data => {}
+        Some((current, _)) if current != attributes => {
+            set(name, Attributes::empty(), &[]);
+            set(name, attributes, data);
+        }
+        _ => set(name, attributes, data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::console::device_path::CONSOLE_DEVICE_PATH;
+
+    #[test]
+    fn ascii_values_may_end_in_one_nul() {
+        assert_eq!(ascii_value(b"en-US\0"), Some("en-US"));
+        assert_eq!(ascii_value(b"en-US"), Some("en-US"));
+        assert_eq!(ascii_value(b"en\0US"), None);
+        assert_eq!(ascii_value(b"\0"), None);
+        assert_eq!(ascii_value(b""), None);
+        assert_eq!(ascii_value(b"en US"), None);
+        assert_eq!(ascii_value(&[0xc3, 0xa9]), None);
+    }
+
+    #[test]
+    fn platform_lang_must_be_one_of_the_rfc4646_codes() {
+        let codes = "en-US;fr-FR";
+        let kind = LanguageCodes::Rfc4646;
+        assert!(language_is_listed(b"en-US\0", codes, kind));
+        assert!(language_is_listed(b"fr-FR", codes, kind));
+        assert!(
+            language_is_listed(b"EN-us\0", codes, kind),
+            "tags ignore case"
+        );
+        assert!(!language_is_listed(b"en\0", codes, kind));
+        assert!(!language_is_listed(b"de-DE\0", codes, kind));
+        assert!(!language_is_listed(b"en-US;fr-FR", codes, kind));
+        assert!(!language_is_listed(b"", codes, kind));
+        assert!(
+            !language_is_listed(b"", ";", kind),
+            "empty codes list nothing"
+        );
+        assert!(language_is_listed(
+            &ascii_data(DEFAULT_PLATFORM_LANG),
+            PLATFORM_LANG_CODES,
+            kind
+        ));
+    }
+
+    #[test]
+    fn lang_must_be_one_of_the_three_letter_codes() {
+        let kind = LanguageCodes::Iso639_2;
+        assert!(language_is_listed(b"eng\0", "engfra", kind));
+        assert!(language_is_listed(b"fra", "engfra", kind));
+        assert!(
+            !language_is_listed(b"ngf", "engfra", kind),
+            "code boundaries"
+        );
+        assert!(!language_is_listed(b"en", "engfra", kind));
+        assert!(!language_is_listed(b"eng", "engf", kind), "malformed list");
+        assert!(language_is_listed(
+            &ascii_data(DEFAULT_LANG),
+            LANG_CODES,
+            kind
+        ));
+    }
+
+    #[test]
+    fn console_variables_list_each_device_as_an_instance() {
+        assert_eq!(console_variable_value::<&[u8]>(&[]), None);
+        let one = console_variable_value(&[&CONSOLE_DEVICE_PATH[..]]).unwrap();
+        assert_eq!(one, CONSOLE_DEVICE_PATH, "a single device is its own path");
+        let screen = protocols::device_path::DevicePathBuf::from_nodes(&[
+            protocols::device_path::pci_root(0),
+            protocols::device_path::pci(2, 0),
+        ])
+        .unwrap();
+        let two = console_variable_value(&[&CONSOLE_DEVICE_PATH[..], screen.as_bytes()]).unwrap();
+        let (first, next) = protocols::device_path_utilities::next_instance(&two).unwrap();
+        assert_eq!(first, CONSOLE_DEVICE_PATH);
+        let (second, last) =
+            protocols::device_path_utilities::next_instance(&two[next.unwrap()..]).unwrap();
+        assert_eq!(second, screen.as_bytes());
+        assert_eq!(last, None);
+        assert!(
+            console_variable_value(&[&b"\x01\x01"[..]]).is_none(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn boot_to_firmware_ui_is_consumed_and_other_bits_kept() {
+        assert_eq!(consume_os_indications(0), (None, false));
+        assert_eq!(consume_os_indications(0x4), (None, false));
+        assert_eq!(consume_os_indications(0x1), (Some(0), true));
+        assert_eq!(consume_os_indications(0x45), (Some(0x44), true));
+        assert_eq!(OS_INDICATIONS_SUPPORTED & OS_INDICATIONS_BOOT_TO_FW_UI, 1);
+    }
+
+    #[test]
+    fn timeout_is_a_uint16() {
+        assert_eq!(parse_timeout(&[5, 0]), Some(5));
+        assert_eq!(parse_timeout(&[0xff, 0xff]), Some(TIMEOUT_WAIT_FOREVER));
+        assert_eq!(parse_timeout(&[5]), None);
+        assert_eq!(parse_timeout(&[5, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn menu_timeout_sources_in_priority_order() {
+        let conf = LoaderConfTimeout::Seconds(7);
+        let seconds = MenuTimeout::Seconds;
+        // OsIndications' firmware UI beats everything, even menu=0.
+        assert_eq!(
+            menu_timeout_from(true, "menu=0", Some(0), Some(&conf)),
+            Some(MenuTimeout::Forever)
+        );
+        // menu= on the command line beats the variable.
+        assert_eq!(
+            menu_timeout_from(false, "menu=3", Some(9), None),
+            Some(seconds(3))
+        );
+        assert_eq!(
+            menu_timeout_from(false, "menu=0", Some(9), Some(&conf)),
+            None
+        );
+        // A non-zero Timeout beats loader.conf; 0xFFFF waits.
+        assert_eq!(
+            menu_timeout_from(false, "", Some(9), Some(&conf)),
+            Some(seconds(9))
+        );
+        assert_eq!(
+            menu_timeout_from(false, "", Some(TIMEOUT_WAIT_FOREVER), None),
+            Some(MenuTimeout::Forever)
+        );
+        // Timeout 0 (the default) or absent leaves loader.conf in charge.
+        assert_eq!(
+            menu_timeout_from(false, "", Some(0), Some(&conf)),
+            Some(seconds(7))
+        );
+        assert_eq!(
+            menu_timeout_from(false, "", None, Some(&conf)),
+            Some(seconds(7))
+        );
+        assert_eq!(menu_timeout_from(false, "", Some(0), None), None);
+        // A malformed menu= is ignored, as by the menu itself.
+        assert_eq!(
+            menu_timeout_from(false, "menu=x", Some(4), None),
+            Some(seconds(4))
+        );
+    }
+}
