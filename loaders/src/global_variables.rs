@@ -15,8 +15,8 @@
 //! | `BootOptionSupport` | BS,RT | 0: no hot keys, no App or SysPrep options |
 //! | `OsIndicationsSupported` | BS,RT | `EFI_OS_INDICATIONS_BOOT_TO_FW_UI` |
 //!
-//! Non-volatile variables are written only when their value changes: each
-//! write costs a store write to the ESP.
+//! Variables are written only when their value changes, and the
+//! non-volatile changes reach the ESP in one store write.
 //!
 //! `OsIndications` (§8.5.4): when the OS set `BOOT_TO_FW_UI`, the bit is
 //! cleared (acknowledging the request) and the boot menu — this firmware's
@@ -190,70 +190,159 @@ pub fn boot_menu_timeout(
 /// Sets the global variables of the module table and acts on OsIndications.
 /// Failures are reported on serial and do not stop the boot.
 pub fn publish() {
-    ensure("PlatformLangCodes", BS_RT, &ascii_data(PLATFORM_LANG_CODES));
-    ensure("LangCodes", BS_RT, &ascii_data(LANG_CODES));
-    keep_listed_language(
+    let mut writer = Writer::default();
+    writer.ensure("PlatformLangCodes", BS_RT, &ascii_data(PLATFORM_LANG_CODES));
+    writer.ensure("LangCodes", BS_RT, &ascii_data(LANG_CODES));
+    writer.keep_listed_language(
         "PlatformLang",
         PLATFORM_LANG_CODES,
         LanguageCodes::Rfc4646,
         DEFAULT_PLATFORM_LANG,
     );
-    keep_listed_language("Lang", LANG_CODES, LanguageCodes::Iso639_2, DEFAULT_LANG);
-    publish_consoles();
+    writer.keep_listed_language("Lang", LANG_CODES, LanguageCodes::Iso639_2, DEFAULT_LANG);
+    writer.publish_consoles();
     match read("Timeout") {
         Some((attributes, data)) if attributes == NV_BS_RT && parse_timeout(&data).is_some() => {}
         Some(_) => {
             warn!("Timeout is malformed; reset to {DEFAULT_TIMEOUT}");
-            ensure("Timeout", NV_BS_RT, &DEFAULT_TIMEOUT.to_le_bytes());
+            writer.ensure("Timeout", NV_BS_RT, &DEFAULT_TIMEOUT.to_le_bytes());
         }
-        None => ensure("Timeout", NV_BS_RT, &DEFAULT_TIMEOUT.to_le_bytes()),
+        None => writer.ensure("Timeout", NV_BS_RT, &DEFAULT_TIMEOUT.to_le_bytes()),
     }
-    ensure(
+    writer.ensure(
         "BootOptionSupport",
         BS_RT,
         &BOOT_OPTION_SUPPORT.to_le_bytes(),
     );
-    ensure(
+    writer.ensure(
         "OsIndicationsSupported",
         BS_RT,
         &OS_INDICATIONS_SUPPORTED.to_le_bytes(),
     );
-    act_on_os_indications();
+    writer.act_on_os_indications();
+    writer.persist();
 }
 
-/// Keeps Lang/PlatformLang when it names a listed language with the
-/// spec's attributes; otherwise (absent, unlisted or malformed) sets
-/// `default`, saying so on serial when a value was replaced.
-fn keep_listed_language(name: &str, codes: &str, kind: LanguageCodes, default: &str) {
-    match read(name) {
-        Some((attributes, data))
-            if attributes == NV_BS_RT && language_is_listed(&data, codes, kind) => {}
-        Some((_, data)) => {
-            let shown = core::str::from_utf8(&data).unwrap_or("<not ASCII>");
-            warn!("{name} {shown:?} is not one of {codes:?}; set to {default}");
-            ensure(name, NV_BS_RT, &ascii_data(default));
+/// Changes variables in the runtime's store and persists the non-volatile
+/// ones with a single store write at the end: a first boot creates five
+/// non-volatile variables, and each persisting SetVariable would rewrite
+/// the whole store on the ESP.
+#[derive(Default)]
+struct Writer {
+    /// A non-volatile variable this writer set (name, attributes, data):
+    /// setting it again through `set_variable_persisting` writes the whole
+    /// non-volatile image, every earlier change included.
+    last_non_volatile: Option<(&'static str, Attributes, Vec<u8>)>,
+}
+
+impl Writer {
+    /// Sets `name` to `data` with `attributes` unless it already holds
+    /// exactly that, so an unchanged variable costs nothing. A variable with
+    /// other attributes is deleted first (§8.2.3: SetVariable cannot change
+    /// the attributes of an existing variable).
+    fn ensure(&mut self, name: &'static str, attributes: Attributes, data: &[u8]) {
+        match read(name) {
+            Some((current, value)) if current == attributes && value == data => return,
+            Some((current, _)) if current != attributes => self.set(name, Attributes::empty(), &[]),
+            _ => {}
         }
-        None => ensure(name, NV_BS_RT, &ascii_data(default)),
+        self.set(name, attributes, data);
     }
-}
 
-/// ConIn/ConOut/ErrOut and their *Dev: the device paths of the handles
-/// with the console protocols. StdErr goes where ConOut goes (the system
-/// table's StdErr is the ConOut interface).
-fn publish_consoles() {
-    let input = devices_with(&SimpleTextInputProtocol::GUID);
-    let output = devices_with(&SimpleTextOutputProtocol::GUID);
-    for (names, devices) in [
-        (["ConIn", "ConInDev"], &input),
-        (["ConOut", "ConOutDev"], &output),
-        (["ErrOut", "ErrOutDev"], &output),
-    ] {
-        let Some(value) = console_variable_value(devices) else {
-            warn!("{}: no console device with a device path", names[0]);
-            continue;
+    /// SetVariable in the store, without persisting yet. (A non-volatile
+    /// variable replaced by a volatile one — a *Dev an OS made
+    /// non-volatile — is gone from RAM only; the next boot replaces it
+    /// again.)
+    fn set(&mut self, name: &'static str, attributes: Attributes, data: &[u8]) {
+        let result = efi::runtime::with_variables(|store| {
+            store.set(&utf16(name), &GLOBAL_VARIABLE, attributes, data)
+        });
+        match result {
+            Some(Ok(())) if attributes.contains(Attributes::NON_VOLATILE) => {
+                self.last_non_volatile = Some((name, attributes, data.to_vec()));
+            }
+            Some(Ok(())) => {}
+            Some(Err(e)) => warn!("cannot set {name}: {}", status_name(e.status())),
+            None => warn!("cannot set {name}: no variable store"),
+        }
+    }
+
+    /// One store write for every non-volatile change, through the path
+    /// SetVariable takes (`efi::runtime::set_variable_persisting`).
+    fn persist(self) {
+        let Some((name, attributes, data)) = self.last_non_volatile else {
+            return;
         };
-        ensure(names[0], NV_BS_RT, &value);
-        ensure(names[1], BS_RT, &value);
+        let status = efi::runtime::set_variable_persisting(
+            &utf16(name),
+            &GLOBAL_VARIABLE,
+            attributes,
+            &data,
+        );
+        if status.is_error() {
+            warn!("global variables not saved: {}", status_name(status));
+        }
+    }
+
+    /// Keeps Lang/PlatformLang when it names a listed language with the
+    /// spec's attributes; otherwise (absent, unlisted or malformed) sets
+    /// `default`, saying so on serial when a value was replaced.
+    fn keep_listed_language(
+        &mut self,
+        name: &'static str,
+        codes: &str,
+        kind: LanguageCodes,
+        default: &str,
+    ) {
+        match read(name) {
+            Some((attributes, data))
+                if attributes == NV_BS_RT && language_is_listed(&data, codes, kind) => {}
+            Some((_, data)) => {
+                let shown = core::str::from_utf8(&data).unwrap_or("<not ASCII>");
+                warn!("{name} {shown:?} is not one of {codes:?}; set to {default}");
+                self.ensure(name, NV_BS_RT, &ascii_data(default));
+            }
+            None => self.ensure(name, NV_BS_RT, &ascii_data(default)),
+        }
+    }
+
+    /// ConIn/ConOut/ErrOut and their *Dev: the device paths of the handles
+    /// with the console protocols. StdErr goes where ConOut goes (the system
+    /// table's StdErr is the ConOut interface).
+    fn publish_consoles(&mut self) {
+        let input = devices_with(&SimpleTextInputProtocol::GUID);
+        let output = devices_with(&SimpleTextOutputProtocol::GUID);
+        for (names, devices) in [
+            (["ConIn", "ConInDev"], &input),
+            (["ConOut", "ConOutDev"], &output),
+            (["ErrOut", "ErrOutDev"], &output),
+        ] {
+            let Some(value) = console_variable_value(devices) else {
+                warn!("{}: no console device with a device path", names[0]);
+                continue;
+            };
+            self.ensure(names[0], NV_BS_RT, &value);
+            self.ensure(names[1], BS_RT, &value);
+        }
+    }
+
+    /// Clears BOOT_TO_FW_UI from OsIndications and records the request for
+    /// the boot menu (§8.5.4).
+    fn act_on_os_indications(&mut self) {
+        let Some((attributes, data)) = read("OsIndications") else {
+            return;
+        };
+        let Ok(bytes) = <[u8; 8]>::try_from(data.as_slice()) else {
+            warn!("ignoring OsIndications of {} bytes", data.len());
+            return;
+        };
+        let (remaining, firmware_ui) = consume_os_indications(u64::from_le_bytes(bytes));
+        if let Some(remaining) = remaining {
+            info!("OsIndications asks for the firmware UI: the boot menu waits");
+            // Written back rather than deleted: the other bits stay the OS's.
+            self.set("OsIndications", attributes, &remaining.to_le_bytes());
+        }
+        FIRMWARE_UI_REQUESTED.store(firmware_ui, Ordering::Relaxed);
     }
 }
 
@@ -270,30 +359,6 @@ fn devices_with(protocol: &Guid) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Clears BOOT_TO_FW_UI from OsIndications and records the request for
-/// the boot menu (§8.5.4).
-fn act_on_os_indications() {
-    let Some((attributes, data)) = read("OsIndications") else {
-        return;
-    };
-    let Ok(bytes) = <[u8; 8]>::try_from(data.as_slice()) else {
-        warn!("ignoring OsIndications of {} bytes", data.len());
-        return;
-    };
-    let (remaining, firmware_ui) = consume_os_indications(u64::from_le_bytes(bytes));
-    if let Some(remaining) = remaining {
-        info!("OsIndications asks for the firmware UI: the boot menu waits");
-        // Written back rather than deleted: the other bits stay the OS's.
-        let attributes = if attributes.is_empty() {
-            NV_BS_RT
-        } else {
-            attributes
-        };
-        set("OsIndications", attributes, &remaining.to_le_bytes());
-    }
-    FIRMWARE_UI_REQUESTED.store(firmware_ui, Ordering::Relaxed);
-}
-
 fn utf16(name: &str) -> Vec<u16> {
     name.encode_utf16().collect()
 }
@@ -307,31 +372,6 @@ fn read(name: &str) -> Option<(Attributes, Vec<u8>)> {
             .map(|v| (v.attributes, v.data.to_vec()))
     })
     .flatten()
-}
-
-/// Sets a global variable through the runtime's SetVariable path
-/// (persisted before returning when non-volatile); failures go to serial.
-fn set(name: &str, attributes: Attributes, data: &[u8]) {
-    let status =
-        efi::runtime::set_variable_persisting(&utf16(name), &GLOBAL_VARIABLE, attributes, data);
-    if status.is_error() {
-        warn!("cannot set {name}: {}", status_name(status));
-    }
-}
-
-/// Sets `name` to `data` with `attributes` unless it already holds exactly
-/// that, so an unchanged non-volatile variable costs no store write. A
-/// variable with other attributes is deleted first (§8.2.3: SetVariable
-/// cannot change the attributes of an existing variable).
-fn ensure(name: &str, attributes: Attributes, data: &[u8]) {
-    match read(name) {
-        Some((current, value)) if current == attributes && value == data => {}
-        Some((current, _)) if current != attributes => {
-            set(name, Attributes::empty(), &[]);
-            set(name, attributes, data);
-        }
-        _ => set(name, attributes, data),
-    }
 }
 
 #[cfg(test)]
