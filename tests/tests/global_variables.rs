@@ -5,13 +5,13 @@
 //!   built-in BLS loader finds PlatformLang, ConOut, OsIndicationsSupported
 //!   and Timeout in efivarfs, with the spec's attributes and our values, as
 //!   printed by the test initramfs's `/init`;
-//! - `boot_to_firmware_ui_stops_in_the_boot_menu`: an application sets
-//!   OsIndications = BOOT_TO_FW_UI and resets (what `systemctl reboot
-//!   --firmware-setup` does); the firmware acknowledges the request by
-//!   clearing the bit (§8.5.4) and its boot menu waits for the user with no
-//!   countdown; the application, picked in the menu, reports the cleared
-//!   variable.
-
+//! - `firmware_ui_request_and_timeout_drive_the_boot_menu`: the `menuvars`
+//!   application sets OsIndications = BOOT_TO_FW_UI and resets (what
+//!   `systemctl reboot --firmware-setup` does); the firmware acknowledges
+//!   the request by clearing the bit (§8.5.4) and its boot menu waits for the
+//!   user with no countdown. Picked there, the application sets `Timeout` to
+//!   3 (what `efibootmgr -t 3` does) and resets: the menu now counts down
+//!   from 3 s and boots it on its own.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,8 +144,7 @@ struct TempDisk(PathBuf);
 
 impl TempDisk {
     fn copy_of(source: &Path) -> Self {
-        let copy =
-            std::env::temp_dir().join(format!("vmfw-osindications-{}.img", std::process::id()));
+        let copy = std::env::temp_dir().join(format!("vmfw-menuvars-{}.img", std::process::id()));
         std::fs::copy(source, &copy)
             .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
         TempDisk(copy)
@@ -158,10 +157,17 @@ impl Drop for TempDisk {
     }
 }
 
+/// The text after the last boot menu drawn so far.
+fn since_last_menu(vm: &Vm) -> String {
+    let transcript = vm.transcript();
+    let start = transcript.rfind("vmfw boot menu").unwrap_or(0);
+    transcript[start..].to_owned()
+}
+
 #[test]
-fn boot_to_firmware_ui_stops_in_the_boot_menu() {
+fn firmware_ui_request_and_timeout_drive_the_boot_menu() {
     let image = EspBuilder::new()
-        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("osindications"))
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("menuvars"))
         .build();
     let disk = TempDisk::copy_of(&image);
     let mut vm = Vm::builder()
@@ -170,29 +176,37 @@ fn boot_to_firmware_ui_stops_in_the_boot_menu() {
         .arg("-action")
         .arg("reboot=reset")
         .spawn();
-    vm.expect("OSIND: set, resetting", TIMEOUT).unwrap();
+    vm.expect("MENUVARS: firmware UI requested, resetting", TIMEOUT)
+        .unwrap();
     vm.expect("vmfw boot menu", TIMEOUT).unwrap();
     vm.expect("Up/Down to select, Enter to boot.", TIMEOUT)
         .unwrap();
     // The firmware UI waits for the user: no countdown, and nothing boots
     // on its own meanwhile.
     std::thread::sleep(Duration::from_secs(5));
-    let transcript = vm.transcript();
-    let after_menu = &transcript[transcript.rfind("vmfw boot menu").unwrap()..];
+    let waiting = since_last_menu(&vm);
     assert!(
-        !after_menu.contains("Booting the selected option in"),
-        "the boot menu counts down: {after_menu}"
+        !waiting.contains("Booting the selected option in"),
+        "the firmware UI counts down: {waiting}"
     );
     assert!(
-        !after_menu.contains("OSIND:"),
-        "something booted without the user: {after_menu}"
+        !waiting.contains("MENUVARS:"),
+        "something booted without the user: {waiting}"
     );
     vm.send(b"\r").unwrap();
-    let report = vm.expect("OSIND: OsIndications", TIMEOUT).unwrap().line;
+    let report = vm.expect("MENUVARS: OsIndications", TIMEOUT).unwrap().line;
     assert!(
-        report.contains("OSIND: OsIndications=0x0"),
+        report.contains("MENUVARS: OsIndications=0x0"),
         "the firmware cleared BOOT_TO_FW_UI: {report}"
     );
-    vm.expect("OSIND: done", TIMEOUT).unwrap();
+
+    // Timeout = 3: the menu counts down from 3 s and boots by itself.
+    vm.expect("MENUVARS: Timeout set, resetting", TIMEOUT)
+        .unwrap();
+    vm.expect("Booting the selected option in 3 s.", TIMEOUT)
+        .unwrap();
+    vm.expect("MENUVARS: booted after the countdown", TIMEOUT)
+        .unwrap();
+    vm.expect("MENUVARS: done", TIMEOUT).unwrap();
     vm.wait_exit(Duration::from_secs(60)).unwrap();
 }

@@ -1,10 +1,17 @@
-//! Boot to the firmware UI (UEFI 2.10 §8.5.4), as `systemctl reboot --firmware-setup` asks
-//! for it: the first run sets a marker variable of its own and OsIndications =
-//! EFI_OS_INDICATIONS_BOOT_TO_FW_UI (NV|BS|RT), prints `OSIND: set, resetting` and calls
-//! ResetSystem(EfiResetCold). The firmware must then stop in its UI; when the user starts
-//! this application again from there, it prints `OSIND: OsIndications=<hex>` (or
-//! `absent`) — the firmware acknowledges the request by clearing the bit — removes what it
-//! set, prints `OSIND: done` and powers off. Run by `tests/tests/global_variables.rs`.
+//! The variables that drive the firmware's boot menu, each across a reset, in three runs
+//! told apart by a marker variable of this application's own:
+//! 1. (no marker) sets OsIndications = EFI_OS_INDICATIONS_BOOT_TO_FW_UI (NV|BS|RT), as
+//!    `systemctl reboot --firmware-setup` does (UEFI 2.10 §8.5.4), prints
+//!    `MENUVARS: firmware UI requested, resetting` and calls ResetSystem(EfiResetCold). The
+//!    firmware must stop in its UI (the boot menu) and clear the bit.
+//! 2. (started by the user from that menu) prints `MENUVARS: OsIndications=<hex>` (or
+//!    `absent`), sets `Timeout` (§3.3) to [`TIMEOUT_SECONDS`], as `efibootmgr -t` does,
+//!    prints `MENUVARS: Timeout set, resetting` and resets. The boot menu must count down
+//!    from that many seconds and boot this application on its own.
+//! 3. prints `MENUVARS: booted after the countdown`, puts `Timeout` back to 0, removes what
+//!    it set, prints `MENUVARS: done` and powers off.
+//!
+//! Run by `tests/tests/global_variables.rs`.
 
 #![no_std]
 #![no_main]
@@ -35,7 +42,10 @@ const VENDOR: efi::Guid = efi::Guid::from_fields(
     &[0x6f, 0x73, 0x69, 0x6e, 0x64, 0x31],
 );
 const OS_INDICATIONS: [u16; 14] = ucs2("OsIndications");
-const MARKER: [u16; 15] = ucs2("OsIndTestArmed");
+const TIMEOUT: [u16; 8] = ucs2("Timeout");
+const MARKER: [u16; 13] = ucs2("MenuVarsStep");
+/// The boot menu's countdown the second run asks for.
+const TIMEOUT_SECONDS: u16 = 3;
 const BOOT_TO_FW_UI: u64 = 1;
 const NV_BS_RT: u32 =
     efi::VARIABLE_NON_VOLATILE | efi::VARIABLE_BOOTSERVICE_ACCESS | efi::VARIABLE_RUNTIME_ACCESS;
@@ -81,23 +91,8 @@ impl App<'_> {
         )
     }
 
-    fn arm_and_reset(&self) {
-        let marker = self.set(&MARKER, VENDOR, NV_BS_RT, b"armed");
-        let request = self.set(
-            &OS_INDICATIONS,
-            GLOBAL_VARIABLE,
-            NV_BS_RT,
-            &BOOT_TO_FW_UI.to_le_bytes(),
-        );
-        if marker.is_error() || request.is_error() {
-            self.print(format_args!(
-                "OSIND: error SetVariable returned {:#x} / {:#x}\n",
-                marker.as_usize(),
-                request.as_usize()
-            ));
-            return;
-        }
-        self.print(format_args!("OSIND: set, resetting\n"));
+    fn reset(&self, what: &str) {
+        self.print(format_args!("MENUVARS: {what}, resetting\n"));
         (self.rt.reset_system)(
             efi::RESET_COLD,
             efi::Status::SUCCESS,
@@ -106,25 +101,54 @@ impl App<'_> {
         );
     }
 
-    fn report_and_clean_up(&self) {
+    /// Sets the marker to `step` and `name` to `data`; false (after a message) on failure.
+    fn set_step(&self, step: &[u8], name: &[u16], data: &[u8]) -> bool {
+        let marker = self.set(&MARKER, VENDOR, NV_BS_RT, step);
+        let variable = self.set(name, GLOBAL_VARIABLE, NV_BS_RT, data);
+        if marker.is_error() || variable.is_error() {
+            self.print(format_args!(
+                "MENUVARS: error SetVariable returned {:#x} / {:#x}\n",
+                marker.as_usize(),
+                variable.as_usize()
+            ));
+            return false;
+        }
+        true
+    }
+
+    fn request_firmware_ui(&self) {
+        if self.set_step(b"fwui", &OS_INDICATIONS, &BOOT_TO_FW_UI.to_le_bytes()) {
+            self.reset("firmware UI requested");
+        }
+    }
+
+    fn report_and_set_timeout(&self) {
         let mut buf = [0u8; 8];
         match self.get(&OS_INDICATIONS, GLOBAL_VARIABLE, &mut buf) {
             Ok(8) => self.print(format_args!(
-                "OSIND: OsIndications={:#x}\n",
+                "MENUVARS: OsIndications={:#x}\n",
                 u64::from_le_bytes(buf)
             )),
-            Ok(len) => self.print(format_args!("OSIND: OsIndications of {len} bytes\n")),
+            Ok(len) => self.print(format_args!("MENUVARS: OsIndications of {len} bytes\n")),
             Err(efi::Status::NOT_FOUND) => {
-                self.print(format_args!("OSIND: OsIndications=absent\n"))
+                self.print(format_args!("MENUVARS: OsIndications=absent\n"))
             }
             Err(status) => self.print(format_args!(
-                "OSIND: GetVariable(OsIndications) failed: {:#x}\n",
+                "MENUVARS: GetVariable(OsIndications) failed: {:#x}\n",
                 status.as_usize()
             )),
         }
         let _ = self.set(&OS_INDICATIONS, GLOBAL_VARIABLE, 0, &[]);
+        if self.set_step(b"timeout", &TIMEOUT, &TIMEOUT_SECONDS.to_le_bytes()) {
+            self.reset("Timeout set");
+        }
+    }
+
+    fn clean_up(&self) {
+        self.print(format_args!("MENUVARS: booted after the countdown\n"));
+        let _ = self.set(&TIMEOUT, GLOBAL_VARIABLE, NV_BS_RT, &0u16.to_le_bytes());
         let _ = self.set(&MARKER, VENDOR, 0, &[]);
-        self.print(format_args!("OSIND: done\n"));
+        self.print(format_args!("MENUVARS: done\n"));
         (self.rt.reset_system)(
             efi::RESET_SHUTDOWN,
             efi::Status::SUCCESS,
@@ -156,8 +180,9 @@ extern "efiapi" fn efi_main(_image: efi::Handle, st: *mut efi::SystemTable) -> e
     let app = App { st, rt };
     let mut marker = [0u8; 16];
     match app.get(&MARKER, VENDOR, &mut marker) {
-        Err(efi::Status::NOT_FOUND) => app.arm_and_reset(),
-        _ => app.report_and_clean_up(),
+        Err(efi::Status::NOT_FOUND) => app.request_firmware_ui(),
+        Ok(4) if &marker[..4] == b"fwui" => app.report_and_set_timeout(),
+        _ => app.clean_up(),
     }
     efi::Status::ABORTED
 }
