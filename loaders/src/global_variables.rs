@@ -15,8 +15,11 @@
 //! | `BootOptionSupport` | BS,RT | 0: no hot keys, no App or SysPrep options |
 //! | `OsIndicationsSupported` | BS,RT | `EFI_OS_INDICATIONS_BOOT_TO_FW_UI` |
 //!
-//! Variables are written only when their value changes, and the
-//! non-volatile changes reach the ESP in one store write.
+//! Variables are written only when their value changes. Non-volatile
+//! defaults the next boot would recreate identically are not worth a disk
+//! write: they reach the ESP with the next non-volatile write of anyone;
+//! acknowledging OsIndications and replacing an invalid language are
+//! written at once, in one store write (`Writer`).
 //!
 //! `OsIndications` (§8.5.4): when the OS set `BOOT_TO_FW_UI`, the bit is
 //! cleared (acknowledging the request) and the boot menu — this firmware's
@@ -223,12 +226,20 @@ pub fn publish() {
     writer.persist();
 }
 
-/// Changes variables in the runtime's store and persists the non-volatile
-/// ones with a single store write at the end: a first boot creates five
-/// non-volatile variables, and each persisting SetVariable would rewrite
-/// the whole store on the ESP.
+/// Changes variables in the runtime's store; non-volatile changes reach
+/// the disk with at most one store write at the end, and only when they
+/// must. The defaults (a first boot's PlatformLang, Lang, ConIn/ConOut/
+/// ErrOut, Timeout) would be recreated identically at the next boot, so
+/// they are not worth a disk write (each rewrites the store on the ESP,
+/// measured at +30-45 ms of a TCG boot): they stay in the store, non-volatile
+/// and visible to the OS, and reach the disk with the next non-volatile
+/// write of anyone (shim's SbatLevel, a Boot####...). What a later boot
+/// must not redo is written at once: OsIndications acknowledged, an
+/// invalid language replaced.
 #[derive(Default)]
 struct Writer {
+    /// A change that must reach the disk now.
+    must_persist: bool,
     /// A non-volatile variable this writer set (name, attributes, data):
     /// setting it again through `set_variable_persisting` writes the whole
     /// non-volatile image, every earlier change included.
@@ -267,9 +278,13 @@ impl Writer {
         }
     }
 
-    /// One store write for every non-volatile change, through the path
-    /// SetVariable takes (`efi::runtime::set_variable_persisting`).
+    /// One store write for every non-volatile change when one must reach
+    /// the disk, through the path SetVariable takes
+    /// (`efi::runtime::set_variable_persisting`).
     fn persist(self) {
+        if !self.must_persist {
+            return;
+        }
         let Some((name, attributes, data)) = self.last_non_volatile else {
             return;
         };
@@ -301,6 +316,7 @@ impl Writer {
                 let shown = core::str::from_utf8(&data).unwrap_or("<not ASCII>");
                 warn!("{name} {shown:?} is not one of {codes:?}; set to {default}");
                 self.ensure(name, NV_BS_RT, &ascii_data(default));
+                self.must_persist = true;
             }
             None => self.ensure(name, NV_BS_RT, &ascii_data(default)),
         }
@@ -341,6 +357,8 @@ impl Writer {
             info!("OsIndications asks for the firmware UI: the boot menu waits");
             // Written back rather than deleted: the other bits stay the OS's.
             self.set("OsIndications", attributes, &remaining.to_le_bytes());
+            // Otherwise the next boot would stop in the firmware UI again.
+            self.must_persist = true;
         }
         FIRMWARE_UI_REQUESTED.store(firmware_ui, Ordering::Relaxed);
     }
