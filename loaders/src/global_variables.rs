@@ -313,7 +313,7 @@ impl Writer {
             Some((attributes, data))
                 if attributes == NV_BS_RT && language_is_listed(&data, codes, kind) => {}
             Some((_, data)) => {
-                let shown = core::str::from_utf8(&data).unwrap_or("<not ASCII>");
+                let shown = ascii_value(&data).unwrap_or("<not an ASCII string>");
                 warn!("{name} {shown:?} is not one of {codes:?}; set to {default}");
                 self.ensure(name, NV_BS_RT, &ascii_data(default));
                 self.must_persist = true;

@@ -7,9 +7,10 @@
 //!   printed by the test initramfs's `/init`;
 //! - `firmware_ui_request_and_timeout_drive_the_boot_menu`: the `menuvars`
 //!   application sets OsIndications = BOOT_TO_FW_UI and resets (what
-//!   `systemctl reboot --firmware-setup` does); the firmware acknowledges
-//!   the request by clearing the bit (§8.5.4) and its boot menu waits for the
-//!   user with no countdown. Picked there, the application sets `Timeout` to
+//!   `systemctl reboot --firmware-setup` does), with an unlisted
+//!   PlatformLang; the firmware acknowledges the request by clearing the bit
+//!   (§8.5.4), replaces the language with its own (§3.3, saying so on
+//!   serial), and its boot menu waits for the user with no countdown. Picked there, the application sets `Timeout` to
 //!   3 (what `efibootmgr -t 3` does) and resets: the menu now counts down
 //!   from 3 s and boots it on its own.
 use std::path::{Path, PathBuf};
@@ -198,6 +199,15 @@ fn firmware_ui_request_and_timeout_drive_the_boot_menu() {
     assert!(
         report.contains("MENUVARS: OsIndications=0x0"),
         "the firmware cleared BOOT_TO_FW_UI: {report}"
+    );
+    let lang = vm.expect("MENUVARS: PlatformLang", TIMEOUT).unwrap().line;
+    assert!(
+        lang.contains("MENUVARS: PlatformLang=en-US"),
+        "the firmware replaced the unlisted language: {lang}"
+    );
+    assert!(
+        vm.find("PlatformLang \"x-vmfw\" is not one of").is_some(),
+        "the firmware said it replaced PlatformLang"
     );
 
     // Timeout = 3: the menu counts down from 3 s and boots by itself.

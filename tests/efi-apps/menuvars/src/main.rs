@@ -1,11 +1,12 @@
 //! The variables that drive the firmware's boot menu, each across a reset, in three runs
 //! told apart by a marker variable of this application's own:
 //! 1. (no marker) sets OsIndications = EFI_OS_INDICATIONS_BOOT_TO_FW_UI (NV|BS|RT), as
-//!    `systemctl reboot --firmware-setup` does (UEFI 2.10 §8.5.4), prints
+//!    `systemctl reboot --firmware-setup` does (UEFI 2.10 §8.5.4), and PlatformLang to
+//!    [`UNLISTED_LANGUAGE`], not one of the firmware's PlatformLangCodes (§3.3), prints
 //!    `MENUVARS: firmware UI requested, resetting` and calls ResetSystem(EfiResetCold). The
-//!    firmware must stop in its UI (the boot menu) and clear the bit.
+//!    firmware must stop in its UI (the boot menu), clear the bit and replace the language.
 //! 2. (started by the user from that menu) prints `MENUVARS: OsIndications=<hex>` (or
-//!    `absent`), sets `Timeout` (§3.3) to [`TIMEOUT_SECONDS`], as `efibootmgr -t` does,
+//!    `absent`) and `MENUVARS: PlatformLang=<text>`, sets `Timeout` (§3.3) to [`TIMEOUT_SECONDS`], as `efibootmgr -t` does,
 //!    prints `MENUVARS: Timeout set, resetting` and resets. The boot menu must count down
 //!    from that many seconds and boot this application on its own.
 //! 3. prints `MENUVARS: booted after the countdown`, puts `Timeout` back to 0, removes what
@@ -43,6 +44,9 @@ const VENDOR: efi::Guid = efi::Guid::from_fields(
 );
 const OS_INDICATIONS: [u16; 14] = ucs2("OsIndications");
 const TIMEOUT: [u16; 8] = ucs2("Timeout");
+const PLATFORM_LANG: [u16; 13] = ucs2("PlatformLang");
+/// A well-formed RFC 4646 tag no firmware lists ("x-" is the private-use prefix).
+const UNLISTED_LANGUAGE: &[u8] = b"x-vmfw\0";
 const MARKER: [u16; 13] = ucs2("MenuVarsStep");
 /// The boot menu's countdown the second run asks for.
 const TIMEOUT_SECONDS: u16 = 3;
@@ -117,6 +121,14 @@ impl App<'_> {
     }
 
     fn request_firmware_ui(&self) {
+        let lang = self.set(&PLATFORM_LANG, GLOBAL_VARIABLE, NV_BS_RT, UNLISTED_LANGUAGE);
+        if lang.is_error() {
+            self.print(format_args!(
+                "MENUVARS: error SetVariable(PlatformLang) returned {:#x}\n",
+                lang.as_usize()
+            ));
+            return;
+        }
         if self.set_step(b"fwui", &OS_INDICATIONS, &BOOT_TO_FW_UI.to_le_bytes()) {
             self.reset("firmware UI requested");
         }
@@ -135,6 +147,18 @@ impl App<'_> {
             }
             Err(status) => self.print(format_args!(
                 "MENUVARS: GetVariable(OsIndications) failed: {:#x}\n",
+                status.as_usize()
+            )),
+        }
+        let mut lang = [0u8; 32];
+        match self.get(&PLATFORM_LANG, GLOBAL_VARIABLE, &mut lang) {
+            Ok(len) => {
+                let text = lang[..len].strip_suffix(&[0]).unwrap_or(&lang[..len]);
+                let text = core::str::from_utf8(text).unwrap_or("<not UTF-8>");
+                self.print(format_args!("MENUVARS: PlatformLang={text}\n"));
+            }
+            Err(status) => self.print(format_args!(
+                "MENUVARS: GetVariable(PlatformLang) failed: {:#x}\n",
                 status.as_usize()
             )),
         }
