@@ -18,22 +18,22 @@
 //! Variables are written only when their value changes. Non-volatile
 //! defaults the next boot would recreate identically are not worth a disk
 //! write: they reach the ESP with the next non-volatile write of anyone;
-//! acknowledging OsIndications and replacing an invalid language are
-//! written at once, in one store write (`Writer`).
+//! replacing an invalid language is written at once (`Writer`).
 //!
-//! `OsIndications` (§8.5.4): when the OS set `BOOT_TO_FW_UI`, the bit is
-//! cleared (acknowledging the request) and the boot menu — this firmware's
-//! user interface — waits for the user without a timeout. Other bits are
-//! not ours to clear: we advertise none of them, so we never consume them.
+//! `OsIndications` (§8.5.4): when the OS set `BOOT_TO_FW_UI`, the boot menu
+//! — this firmware's user interface — waits for the user without a
+//! timeout, and the bit is cleared (written at once) as the menu is about to
+//! be shown, acknowledging the request; a `kernel=` boot, which comes before
+//! the menu, leaves it set. Other bits are not ours to clear: we advertise
+//! none of them, so we never consume them.
 //!
 //! The boot menu's timeout ([`boot_menu_timeout`]): `menu=` on the firmware
 //! command line wins; else a non-zero `Timeout` variable (0xFFFF: wait for
-//! the user, as edk2 reads it); else loader.conf's `timeout`. So
+//! the user, as EFI 1.10 §3.2 spelled out and edk2 still reads it); else loader.conf's `timeout`. So
 //! `efibootmgr -t 5` shows the menu for 5 s at the next boot while the
 //! default `Timeout` of 0 leaves loader.conf in charge.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
@@ -66,13 +66,10 @@ pub const DEFAULT_PLATFORM_LANG: &str = "en-US";
 /// ISO 639-2 codes, concatenated three-letter codes (§3.3 LangCodes).
 pub const LANG_CODES: &str = "eng";
 pub const DEFAULT_LANG: &str = "eng";
-/// A `Timeout` of 0xFFFF waits for the user (edk2's convention).
+/// A `Timeout` of 0xFFFF waits for the user (EFI 1.10 §3.2; edk2 too).
 pub const TIMEOUT_WAIT_FOREVER: u16 = 0xFFFF;
 /// `Timeout` created when absent: boot at once, no menu.
 pub const DEFAULT_TIMEOUT: u16 = 0;
-
-/// Set by [`publish`] when OsIndications asked to stop in the firmware UI.
-static FIRMWARE_UI_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// How a language list spells its codes (§3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,18 +177,47 @@ pub fn menu_timeout_from(
 }
 
 /// [`menu_timeout_from`] with this boot's OsIndications request and
-/// `Timeout` variable: what `crate::menu::run` waits.
+/// `Timeout` variable: what `crate::menu::run` waits. A BOOT_TO_FW_UI
+/// request is consumed here, when the menu is about to be shown, not
+/// before a `kernel=` boot that would skip it (§8.5.4: the bit is cleared
+/// once the firmware stops in its UI).
 pub fn boot_menu_timeout(
     cmdline: &str,
     loader_conf: Option<&LoaderConfTimeout>,
 ) -> Option<MenuTimeout> {
     let timeout = read("Timeout").and_then(|(_, data)| parse_timeout(&data));
-    let firmware_ui = FIRMWARE_UI_REQUESTED.load(Ordering::Relaxed);
+    let firmware_ui = take_firmware_ui_request();
     menu_timeout_from(firmware_ui, cmdline, timeout, loader_conf)
 }
 
-/// Sets the global variables of the module table and acts on OsIndications.
-/// Failures are reported on serial and do not stop the boot.
+/// Whether OsIndications asks for the firmware UI; if so the bit is
+/// cleared at once, with one store write, so the next boot does not stop
+/// again. The other bits stay as the OS set them: they are not ours.
+fn take_firmware_ui_request() -> bool {
+    let Some((attributes, data)) = read("OsIndications") else {
+        return false;
+    };
+    let Ok(bytes) = <[u8; 8]>::try_from(data.as_slice()) else {
+        warn!("ignoring OsIndications of {} bytes", data.len());
+        return false;
+    };
+    let (remaining, firmware_ui) = consume_os_indications(u64::from_le_bytes(bytes));
+    if let Some(remaining) = remaining {
+        info!("OsIndications asks for the firmware UI: the boot menu waits");
+        let status = efi::runtime::set_variable_persisting(
+            &utf16("OsIndications"),
+            &GLOBAL_VARIABLE,
+            attributes,
+            &remaining.to_le_bytes(),
+        );
+        if status.is_error() {
+            warn!("cannot clear OsIndications: {}", status_name(status));
+        }
+    }
+    firmware_ui
+}
+
+/// Sets the global variables of the module table. Failures are reported on serial and do not stop the boot.
 pub fn publish() {
     let mut writer = Writer::default();
     writer.ensure("PlatformLangCodes", BS_RT, &ascii_data(PLATFORM_LANG_CODES));
@@ -222,7 +248,6 @@ pub fn publish() {
         BS_RT,
         &OS_INDICATIONS_SUPPORTED.to_le_bytes(),
     );
-    writer.act_on_os_indications();
     writer.persist();
 }
 
@@ -234,8 +259,7 @@ pub fn publish() {
 /// measured at +30-45 ms of a TCG boot): they stay in the store, non-volatile
 /// and visible to the OS, and reach the disk with the next non-volatile
 /// write of anyone (shim's SbatLevel, a Boot####...). What a later boot
-/// must not redo is written at once: OsIndications acknowledged, an
-/// invalid language replaced.
+/// must not redo is written at once: an invalid language replaced.
 #[derive(Default)]
 struct Writer {
     /// A change that must reach the disk now.
@@ -340,27 +364,6 @@ impl Writer {
             self.ensure(names[0], NV_BS_RT, &value);
             self.ensure(names[1], BS_RT, &value);
         }
-    }
-
-    /// Clears BOOT_TO_FW_UI from OsIndications and records the request for
-    /// the boot menu (§8.5.4).
-    fn act_on_os_indications(&mut self) {
-        let Some((attributes, data)) = read("OsIndications") else {
-            return;
-        };
-        let Ok(bytes) = <[u8; 8]>::try_from(data.as_slice()) else {
-            warn!("ignoring OsIndications of {} bytes", data.len());
-            return;
-        };
-        let (remaining, firmware_ui) = consume_os_indications(u64::from_le_bytes(bytes));
-        if let Some(remaining) = remaining {
-            info!("OsIndications asks for the firmware UI: the boot menu waits");
-            // Written back rather than deleted: the other bits stay the OS's.
-            self.set("OsIndications", attributes, &remaining.to_le_bytes());
-            // Otherwise the next boot would stop in the firmware UI again.
-            self.must_persist = true;
-        }
-        FIRMWARE_UI_REQUESTED.store(firmware_ui, Ordering::Relaxed);
     }
 }
 
