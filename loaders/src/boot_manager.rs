@@ -40,6 +40,7 @@ pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
 /// command line) asks for, after the boot menu when one is configured
 /// (`crate::menu`). Returns when none booted.
 pub fn run(cmdline: &str) {
+    crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
     crate::direct::run_from_cmdline(cmdline);
     crate::menu::run(cmdline);

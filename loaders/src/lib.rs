@@ -10,6 +10,7 @@ pub mod bzimage;
 pub mod direct;
 pub mod efi_file;
 pub mod file_loading;
+pub mod global_variables;
 pub mod image_boot;
 pub mod initrd;
 pub mod linux_boot;

@@ -1,7 +1,10 @@
 //! The firmware's boot menu on the console. It appears only when a timeout
-//! is configured — `menu=<seconds>` on the firmware command line, or a
-//! positive `timeout` (or `menu-force`) in a volume's `/loader/loader.conf`
-//! (Boot Loader Specification) — and lists the removable-media path
+//! is configured — `menu=<seconds>` on the firmware command line, a
+//! non-zero `Timeout` variable (UEFI 2.10 §3.3), or a positive `timeout` (or
+//! `menu-force`) in a volume's `/loader/loader.conf` (Boot Loader
+//! Specification), in that order (`crate::global_variables`) — or when the
+//! OS asked for the firmware UI (OsIndications, §8.5.4: then it waits for
+//! the user) — and lists the removable-media path
 //! `\EFI\BOOT\BOOTX64.EFI` of each file system (UEFI 2.10 §3.5.1.1) and the
 //! BLS Type #1 entries, in the order the boot manager tries those two kinds
 //! (`boot=bls` puts the entries first). Up/Down/Home/End move the selection,
@@ -244,7 +247,9 @@ fn choose(console: &TextConsole, mut menu: Menu, titles: &[String]) -> Option<us
 pub fn run(cmdline: &str) {
     // Most boots show no menu; only loader.conf is read to know that, not
     // every entry on every volume.
-    let Some(timeout) = menu_timeout(cmdline, loader_conf_timeout().as_ref()) else {
+    let loader_conf = loader_conf_timeout();
+    let Some(timeout) = crate::global_variables::boot_menu_timeout(cmdline, loader_conf.as_ref())
+    else {
         return;
     };
     let options = boot_options(BootFirst::from_cmdline(cmdline));

@@ -11,6 +11,7 @@
 
 mod ctx;
 mod events;
+mod global_variables;
 mod images;
 mod memory;
 mod protocols;
@@ -53,6 +54,7 @@ const TESTS: &[Test] = &[
     ("sct_runtime", sct_runtime::run),
     ("sct_device_path", sct_device_path::run),
     ("sct_hii", sct_hii::run),
+    ("global_variables", global_variables::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
