@@ -447,9 +447,14 @@ fn serial_io(ctx: &mut Ctx) {
         restore(&original);
     }
     // The SCT's "default attributes", given explicitly: 115200, a 1-byte FIFO, 1 s, 8N1.
+    // At TPL_NOTIFY: edk2's terminal driver, from a TPL_NOTIFY timer, sets the timeout it
+    // prefers for the FIFO depth whenever Mode differs, so Mode is read before it can run.
+    // SetAttributes may reinstall protocols, which TPL_NOTIFY still allows (§7.1 Table 7-3).
+    let old_tpl = (ctx.bs.raise_tpl)(efi::TPL_NOTIFY);
     let status = (io.set_attributes)(serial, 115_200, 1, 1_000_000, NO_PARITY, 8, ONE_STOP_BIT);
     let explicit = read_mode();
     restore(&original);
+    (ctx.bs.restore_tpl)(old_tpl);
 
     // Hardware loopback: a byte written comes back, and never reaches the line. Timers
     // stay off meanwhile so no console poll takes the byte; only SetControl, Write and
