@@ -14,6 +14,7 @@ mod events;
 mod images;
 mod memory;
 mod protocols;
+mod rng;
 mod runtime;
 mod sct_core;
 mod sct_device_path;
@@ -51,6 +52,7 @@ const TESTS: &[Test] = &[
     ("sct_runtime", sct_runtime::run),
     ("sct_device_path", sct_device_path::run),
     ("sct_hii", sct_hii::run),
+    ("rng", rng::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
