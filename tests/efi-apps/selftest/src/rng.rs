@@ -61,7 +61,7 @@ pub fn run(ctx: &mut Ctx) {
     let mut one = efi::Guid::from_fields(0, 0, 0, 0, 0, &[0; 6]);
     let mut size = 0usize;
     let status = get_info(proto, &mut size, &mut one);
-    let whole_guids = |size: usize| size != 0 && size % GUID_BYTES == 0;
+    let whole_guids = |size: usize| size != 0 && size.is_multiple_of(GUID_BYTES);
     ctx.check(
         "rng.get_info.size_query",
         status == efi::Status::BUFFER_TOO_SMALL && whole_guids(size),
