@@ -289,12 +289,17 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
 /// first virtio-rng device, when any exists. Without them this costs a few
 /// CPUID instructions and a scan of the PCI list already in memory.
 fn entropy_init(access: &dyn pci::ConfigAccess, devices: &[pci::PciDevice]) {
+    let started = tsc::now_ns();
     // SAFETY: `devices` came from `pci::enumerate` over `access`, their BARs
     // placed by `storage_init`.
     let virtio_rng = unsafe { platform::virtio::rng::probe_first(access, devices) };
     if let Err(status) = protocols::rng::install(platform::cpu_rng::CpuRng::detect(), virtio_rng) {
         error!("EFI_RNG_PROTOCOL not installed: {status:?}");
     }
+    debug!(
+        "timing: entropy sources {} us",
+        tsc::now_ns().saturating_sub(started) / 1000
+    );
 }
 
 /// Every hook by which a lower crate calls back into code above it, in one
