@@ -26,7 +26,8 @@ pub const REQUEST_BYTES: usize = 4096;
 const PREFERRED_QUEUE_SIZE: u16 = 4;
 /// Polls of the used ring without a completion before giving up. A device
 /// that answers at all does so within microseconds (QEMU's reads the host
-/// RNG); this bound, with a `pause` per poll, is well under a second.
+/// RNG); this bound, with a `pause` per poll, ends a dead device's wait
+/// within about a second (a few under emulation), never a hang.
 const POLL_SPINS_WITHOUT_PROGRESS: u64 = 50_000_000;
 /// Requests in a row that return no bytes before giving up, so a device
 /// that keeps completing empty requests cannot keep us looping.
