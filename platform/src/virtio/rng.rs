@@ -54,6 +54,8 @@ struct QueueState {
 /// A virtio-rng device.
 pub struct VirtioRng {
     transport: VirtioPciTransport,
+    /// Polls of the used ring before a request times out.
+    poll_spins: u64,
     stopped: Cell<bool>,
     state: RefCell<QueueState>,
 }
@@ -131,6 +133,7 @@ impl VirtioRng {
         log::info!("virtio-rng at {bdf}: queue {queue_size}");
         Ok(VirtioRng {
             transport,
+            poll_spins: POLL_SPINS_WITHOUT_PROGRESS,
             stopped: Cell::new(false),
             state: RefCell::new(QueueState {
                 queue,
@@ -202,7 +205,7 @@ impl VirtioRng {
             return Err(RngError::Stopped);
         }
         state.notifier.notify();
-        for _ in 0..POLL_SPINS_WITHOUT_PROGRESS {
+        for _ in 0..self.poll_spins {
             if let Some(used) = state.queue.pop_used() {
                 // The device wrote the bounce buffer behind the compiler's
                 // back; order our reads of it after the completion.
@@ -314,6 +317,7 @@ mod tests {
         };
         let rng = VirtioRng {
             transport,
+            poll_spins: 100_000,
             stopped: Cell::new(false),
             state: RefCell::new(QueueState {
                 queue,
@@ -349,6 +353,14 @@ mod tests {
             assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::NoProgress));
             stop.store(true, Ordering::SeqCst);
         });
+    }
+
+    #[test]
+    fn a_silent_device_times_out_and_is_reset() {
+        // No device thread: nothing ever completes.
+        let (rng, _device) = rig(100);
+        assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::Timeout));
+        assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::Stopped));
     }
 
     #[test]
