@@ -276,12 +276,30 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     // placed just above.
     let disks = unsafe { platform::virtio::probe_all(access, &devices) };
     boot_timing::mark(Phase::DISK_PROBE);
+    entropy_init(access, &devices);
     for disk in disks {
         let bdf = disk.bdf();
         if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(disk), bdf) {
             error!("disk {bdf}: not published ({status:?})");
         }
     }
+}
+
+/// EFI_RNG_PROTOCOL (UEFI 2.10 §37.5) from the CPU's RDRAND/RDSEED and the
+/// first virtio-rng device, when any exists. Without them this costs a few
+/// CPUID instructions and a scan of the PCI list already in memory.
+fn entropy_init(access: &dyn pci::ConfigAccess, devices: &[pci::PciDevice]) {
+    let started = tsc::now_ns();
+    // SAFETY: `devices` came from `pci::enumerate` over `access`, their BARs
+    // placed by `storage_init`.
+    let virtio_rng = unsafe { platform::virtio::rng::probe_first(access, devices) };
+    if let Err(status) = protocols::rng::install(platform::cpu_rng::CpuRng::detect(), virtio_rng) {
+        error!("EFI_RNG_PROTOCOL not installed: {status:?}");
+    }
+    debug!(
+        "timing: entropy sources {} us",
+        tsc::now_ns().saturating_sub(started) / 1000
+    );
 }
 
 /// Every hook by which a lower crate calls back into code above it, in one
@@ -303,9 +321,10 @@ fn wire_hooks(persist_variables: bool) {
     // (§8.5.1): pending variables flushed, the ACPI reset register used.
     efi::events::set_watchdog_reset_hook(efi::runtime::watchdog_reset);
     // ExitBootServices (§7.4.6), in this order: the timing mark, the disks
-    // quiesced, then page zero unmapped.
+    // and the virtio-rng device quiesced, then page zero unmapped.
     efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
+    efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
     efi::tables::register_exit_boot_services_hook(map_page_zero);
 }
 

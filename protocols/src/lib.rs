@@ -10,6 +10,7 @@ pub mod driver;
 pub mod fat;
 pub mod hii;
 pub mod partition;
+pub mod rng;
 pub mod simple_fs;
 pub mod storage;
 pub mod ucs2;

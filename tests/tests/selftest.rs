@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, Vm, boot_firmware, boot_ovmf, efi_app};
+use vm_tests::{EspBuilder, Vm, efi_app, firmware};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -29,18 +29,32 @@ fn assert_all_passed(vm: &mut Vm) {
         summary.line,
         failures.join("\n")
     );
+    // The VM has a virtio-rng device, so the firmware must offer EFI_RNG_PROTOCOL and the
+    // `rng` group must have run rather than skipped.
+    assert!(
+        vm.find("PASS rng.get_rng.default").is_some(),
+        "the rng checks did not run (no EFI_RNG_PROTOCOL?)"
+    );
     // The app ends with ResetSystem(EfiResetShutdown), which must power off.
     vm.wait_exit(Duration::from_secs(30)).unwrap();
 }
 
+/// Every VM of this test has a virtio-rng device (an entropy source for
+/// EFI_RNG_PROTOCOL on either firmware).
+fn with_rng(builder: vm_tests::VmBuilder) -> vm_tests::VmBuilder {
+    builder.arg("-device").arg("virtio-rng-pci")
+}
+
 #[test]
 fn selftest_passes_on_firmware() {
-    let mut vm = boot_firmware(&selftest_disk());
+    let mut vm = with_rng(Vm::builder().firmware(firmware()))
+        .disk(selftest_disk())
+        .spawn();
     assert_all_passed(&mut vm);
 }
 
 #[test]
 fn selftest_passes_on_ovmf() {
-    let mut vm = boot_ovmf(&selftest_disk());
+    let mut vm = with_rng(Vm::builder().ovmf()).disk(selftest_disk()).spawn();
     assert_all_passed(&mut vm);
 }

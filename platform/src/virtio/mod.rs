@@ -1,5 +1,5 @@
-//! Virtio 1.2 over the modern PCI transport, with split virtqueues and a
-//! polled virtio-blk driver.
+//! Virtio 1.2 over the modern PCI transport, with split virtqueues and
+//! polled virtio-blk and virtio-rng drivers.
 //!
 //! The firmware identity-maps RAM, so the addresses of heap buffers are the
 //! bus addresses handed to devices.
@@ -7,6 +7,7 @@
 pub mod blk;
 pub mod pci;
 pub mod queue;
+pub mod rng;
 
 use bitflags::bitflags;
 use core::fmt;
@@ -14,6 +15,7 @@ use core::fmt;
 use crate::pci::Bdf;
 
 pub use blk::{VirtioBlk, probe_all};
+pub use rng::VirtioRng;
 
 /// PCI vendor ID of all virtio devices (virtio 1.2 §4.1.2).
 pub const VIRTIO_VENDOR_ID: u16 = 0x1AF4;

@@ -15,6 +15,7 @@ mod global_variables;
 mod images;
 mod memory;
 mod protocols;
+mod rng;
 mod runtime;
 mod sct_core;
 mod sct_device_path;
@@ -55,6 +56,7 @@ const TESTS: &[Test] = &[
     ("sct_device_path", sct_device_path::run),
     ("sct_hii", sct_hii::run),
     ("global_variables", global_variables::run),
+    ("rng", rng::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
