@@ -1,19 +1,36 @@
-//! The boot manager (UEFI 2.10 §3). In order, falling through to the next
-//! when an option is missing, fails to load, or returns (one line on serial
-//! says why):
+//! The boot manager (UEFI 2.10 §3). At each start it first refreshes the
+//! automatic boot options (`crate::auto_options`: a Boot#### per file
+//! system holding `\EFI\BOOT\BOOTX64.EFI`, one for the built-in BLS loader,
+//! a hidden one for the boot menu; new ones appended to BootOrder), then
+//! tries, in order, falling through to the next when an option is missing,
+//! fails to load, or returns (one line on serial says why):
 //! 1. a direct kernel boot named on the firmware command line (`kernel=`,
-//!    `crate::direct`);
-//! 2. the firmware command line's pick: `bootnext=XXXX` (a Boot#### option)
+//!    `crate::direct`); it is no load option, so BootCurrent is not set:
+//!    no Boot#### describes the kernel the VMM handed over;
+//! 2. the boot menu (the built-in image, `crate::builtins`) when `menu=` or
+//!    a loader.conf timeout asks for it, as its Boot#### option;
+//! 3. the firmware command line's pick: `bootnext=XXXX` (a Boot#### option)
 //!    or `path=\EFI\...` (that file on each file system);
-//! 3. the `BootNext` variable's option, once: it is deleted first (§3.1.2);
-//! 4. the active `Boot####` options in `BootOrder` (§3.1.3), whose device
+//! 4. the `BootNext` variable's option, once: it is deleted first (§3.1.2);
+//! 5. the active `Boot####` options in `BootOrder` (§3.1.3), whose device
 //!    paths may be full or short-form (§3.1.2: starting at a HardDrive node,
-//!    or a bare file path);
-//! 5. the removable-media path `\EFI\BOOT\BOOTX64.EFI` (§3.5.1.1) of each
-//!    file system in device order and the built-in BLS Type #1 boot
-//!    (`crate::bls_boot`), BLS first with `boot=bls`.
+//!    or a bare file path), name a file system whose removable-media path
+//!    is meant (§3.1.2; the automatic options) or a built-in image
+//!    (`Fv()/FvFile()`). The user's and OS's options come first since the
+//!    automatic ones are appended. With `boot=bls` the automatic BLS option
+//!    is tried where the first automatic option stands, so the BLS loader
+//!    still comes before the removable paths;
+//! 6. what step 5 did not try: the removable-media path of each file system
+//!    in device order and the BLS loader (BLS first with `boot=bls`), each
+//!    as its automatic option when it has one (skipped when the user made
+//!    that option inactive), so removable media and BLS entries boot as
+//!    before even when BootOrder leaves them out or the variable store is
+//!    unavailable.
 //!
-//! `BootCurrent` (volatile, §3.3) names the Boot#### option being started.
+//! `BootCurrent` (volatile, §3.3) names the Boot#### option being started,
+//! for every option-based boot (removable paths and the BLS loader
+//! included); `path=` boots and step 6 fallbacks without an option have
+//! none.
 
 use alloc::format;
 use alloc::string::String;
@@ -22,13 +39,17 @@ use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
+use platform::sync::Global;
 use protocols::device_path::DevicePathBuf;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 use uefi_raw::table::runtime::VariableVendor;
 use uefi_raw::{Guid, Status};
 
+use crate::auto_options::{self, automatic_option, is_automatic};
 use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
+use crate::builtins::{self, BLS_LOADER_FILE, BLS_LOADER_NAME, BOOT_MENU_FILE, BOOT_MENU_NAME};
+use crate::efi_file::EfiFile;
 use crate::image_boot::{file_device_path, load_and_start};
 use crate::load_option::{self, LoadOption};
 use crate::status::status_name;
@@ -36,27 +57,214 @@ use crate::status::status_name;
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
 pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
 
+/// The device paths of the load options tried during this boot, so the
+/// fallbacks (step 6) skip what an option already tried.
+static TRIED: Global<Vec<Vec<u8>>> = Global::new(Vec::new());
+
 /// Tries every boot option in the order `cmdline` (the firmware's own
 /// command line) asks for, after the boot menu when one is configured
 /// (`crate::menu`). Returns when none booted.
 pub fn run(cmdline: &str) {
     efi::events::ready_to_boot_notify();
+    builtins::set_command_line(cmdline);
+    let targets = AutomaticTargets::find();
+    let numbers = refresh_automatic_options(&targets);
     crate::direct::run_from_cmdline(cmdline);
-    crate::menu::run(cmdline);
+    if crate::menu::configured_timeout(cmdline).is_some() {
+        match numbers.menu {
+            Some(number) => boot_option(number),
+            None => {
+                let _ = builtins::start(&BOOT_MENU_FILE, BOOT_MENU_NAME);
+            }
+        }
+    }
     match CmdlineChoice::from_cmdline(cmdline) {
         Some(CmdlineChoice::BootOption(number)) => boot_option(number),
         Some(CmdlineChoice::Path(path)) => boot_path_on_each_file_system(&path),
         None => {}
     }
-    run_load_options();
-    match BootFirst::from_cmdline(cmdline) {
-        BootFirst::RemovableMedia => {
-            run_removable_media();
-            crate::bls_boot::run();
+    let boot_first = BootFirst::from_cmdline(cmdline);
+    run_load_options(boot_first, numbers.bls);
+    run_fallbacks(&targets, boot_first);
+}
+
+/// What the automatic options stand for, found at this start.
+struct AutomaticTargets {
+    /// The device paths of the file systems holding the removable-media
+    /// path, in device order.
+    removable: Vec<Vec<u8>>,
+}
+
+impl AutomaticTargets {
+    fn find() -> Self {
+        let removable = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+            .into_iter()
+            .filter(|&fs| {
+                EfiFile::open_volume(fs).is_ok_and(|root| root.open(REMOVABLE_MEDIA_PATH).is_ok())
+            })
+            .filter_map(handle_device_path)
+            .collect();
+        AutomaticTargets { removable }
+    }
+
+    /// The automatic options wanted now, in BootOrder order: the removable
+    /// paths, the BLS loader, the (hidden) boot menu.
+    fn wanted(&self) -> Vec<LoadOption> {
+        let mut wanted: Vec<LoadOption> = self
+            .removable
+            .iter()
+            .map(|path| automatic_option(&auto_options::removable_description(path), path, false))
+            .collect();
+        wanted.push(automatic_option(
+            BLS_LOADER_NAME,
+            &builtins::device_path(&BLS_LOADER_FILE),
+            false,
+        ));
+        wanted.push(automatic_option(
+            BOOT_MENU_NAME,
+            &builtins::device_path(&BOOT_MENU_FILE),
+            true,
+        ));
+        wanted
+    }
+}
+
+/// The numbers of the built-ins' automatic options after the refresh.
+struct BuiltinNumbers {
+    bls: Option<u16>,
+    menu: Option<u16>,
+}
+
+/// Every Boot#### variable, parsed (malformed ones skipped).
+fn existing_options() -> Vec<(u16, LoadOption)> {
+    let raw: Vec<(u16, Vec<u8>)> = efi::runtime::with_variables(|store| {
+        store
+            .iter_non_volatile()
+            .filter(|v| v.guid == GLOBAL_VARIABLE)
+            .filter_map(|v| {
+                let name: String = char::decode_utf16(v.name())
+                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .collect();
+                let number = load_option::parse_boot_variable_name(&name)?;
+                Some((number, v.data.to_vec()))
+            })
+            .collect()
+    })
+    .unwrap_or_default();
+    raw.into_iter()
+        .filter_map(|(number, bytes)| Some((number, LoadOption::parse(&bytes).ok()?)))
+        .collect()
+}
+
+/// Creates and deletes automatic options as `crate::auto_options::plan`
+/// says, in one store write; returns the built-ins' option numbers.
+fn refresh_automatic_options(targets: &AutomaticTargets) -> BuiltinNumbers {
+    let existing = existing_options();
+    let boot_order = read_variable("BootOrder")
+        .and_then(|(_, bytes)| load_option::parse_boot_order(&bytes).ok())
+        .unwrap_or_default();
+    let plan = auto_options::plan(&existing, &boot_order, &targets.wanted());
+    if !plan.is_empty() && apply(&plan).is_err() {
+        // Nothing (or not all) was stored: number nothing new.
+        return BuiltinNumbers {
+            bls: automatic_number(&existing, &BLS_LOADER_FILE),
+            menu: automatic_number(&existing, &BOOT_MENU_FILE),
+        };
+    }
+    let mut all = existing;
+    all.retain(|(number, _)| !plan.delete.contains(number));
+    all.extend(plan.create);
+    BuiltinNumbers {
+        bls: automatic_number(&all, &BLS_LOADER_FILE),
+        menu: automatic_number(&all, &BOOT_MENU_FILE),
+    }
+}
+
+/// The number of the automatic option of the built-in `file` in `options`.
+fn automatic_number(options: &[(u16, LoadOption)], file: &Guid) -> Option<u16> {
+    let path = builtins::device_path(file);
+    options
+        .iter()
+        .find(|(_, o)| is_automatic(o) && o.file_path_list == path)
+        .map(|(number, _)| *number)
+}
+
+/// Writes a refresh plan with one persist for all of it; Err when a write
+/// failed (each failure is logged).
+fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
+    let non_volatile =
+        Attributes::NON_VOLATILE | Attributes::BOOTSERVICE_ACCESS | Attributes::RUNTIME_ACCESS;
+    // (name for the log, UCS-2 name, data, attributes)
+    let mut writes: Vec<(String, Vec<u16>, Vec<u8>, Attributes)> = Vec::new();
+    for number in &plan.delete {
+        let name = load_option::boot_variable_name(*number);
+        info!("{name}: automatic boot option of a device that is gone, deleted");
+        writes.push((
+            name.clone(),
+            variable_name(&name),
+            Vec::new(),
+            Attributes::empty(),
+        ));
+    }
+    for (number, option) in &plan.create {
+        let Ok(bytes) = option.to_bytes() else {
+            continue;
+        };
+        let name = load_option::boot_variable_name(*number);
+        info!("{name}: new automatic boot option '{}'", option.description);
+        writes.push((name.clone(), variable_name(&name), bytes, non_volatile));
+    }
+    if let Some(order) = &plan.boot_order {
+        let bytes = load_option::serialize_boot_order(order);
+        let name = String::from("BootOrder");
+        writes.push((name, variable_name("BootOrder"), bytes, non_volatile));
+    }
+    let changes: Vec<efi::runtime::VariableChange<'_>> = writes
+        .iter()
+        .map(|(_, name, data, attributes)| {
+            (
+                name.as_slice(),
+                GLOBAL_VARIABLE,
+                *attributes,
+                data.as_slice(),
+            )
+        })
+        .collect();
+    let statuses = efi::runtime::set_variables_persisting(&changes);
+    let mut result = Ok(());
+    for ((name, ..), status) in writes.iter().zip(statuses) {
+        if status.is_error() {
+            warn!("cannot update {name}: {}", status_name(status));
+            result = Err(());
         }
-        BootFirst::Bls => {
-            crate::bls_boot::run();
-            run_removable_media();
+    }
+    result
+}
+
+/// Step 6: the removable paths and the BLS loader that no option tried,
+/// in the order `boot_first` says.
+fn run_fallbacks(targets: &AutomaticTargets, boot_first: BootFirst) {
+    let bls = builtins::device_path(&BLS_LOADER_FILE);
+    let mut order: Vec<&[u8]> = targets.removable.iter().map(Vec::as_slice).collect();
+    match boot_first {
+        BootFirst::RemovableMedia => order.push(&bls),
+        BootFirst::Bls => order.insert(0, &bls),
+    }
+    let existing = existing_options();
+    for path in order {
+        if TRIED.with(|tried| tried.iter().any(|t| t == path)) {
+            continue;
+        }
+        let option = existing
+            .iter()
+            .find(|(_, o)| is_automatic(o) && o.file_path_list == path);
+        match option {
+            Some((_, o)) if !o.is_active() => info!("{} is inactive, skipped", o.description),
+            Some((number, _)) => boot_option(*number),
+            None if path == bls.as_slice() => {
+                let _ = builtins::start(&BLS_LOADER_FILE, BLS_LOADER_NAME);
+            }
+            None => boot_removable_path(path),
         }
     }
 }
@@ -100,8 +308,10 @@ impl CmdlineChoice {
 }
 
 /// `BootNext` once (deleted before it is tried, so a failing option cannot
-/// trap the machine), then the active options of `BootOrder`.
-fn run_load_options() {
+/// trap the machine), then the active options of `BootOrder`; with
+/// `boot=bls` the BLS loader's automatic option (`bls`) moves up to where
+/// the first automatic option stands.
+fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
     if let Some((_, bytes)) = read_variable("BootNext") {
         // §3.1.2: the boot manager deletes BootNext before booting it.
         let status = set_variable("BootNext", Attributes::empty(), &[]);
@@ -123,13 +333,38 @@ fn run_load_options() {
             return;
         }
     };
+    let hoist = bls.filter(|n| boot_first == BootFirst::Bls && order.contains(n));
+    let mut hoisted = false;
     for number in order {
-        let name = load_option::boot_variable_name(number);
-        match read_option(number) {
-            Some(option) if !option.is_active() => info!("{name} is inactive, skipped"),
-            Some(_) => boot_option(number),
-            None => {}
+        let Some(option) = read_option(number) else {
+            continue;
+        };
+        if let Some(bls) = hoist {
+            if number == bls && hoisted {
+                continue;
+            }
+            if is_automatic(&option) && !hoisted {
+                hoisted = true;
+                if number != bls {
+                    boot_active_option(bls);
+                }
+            }
         }
+        boot_active_option(number);
+    }
+}
+
+/// Boots Boot`number` if it exists and is active.
+fn boot_active_option(number: u16) {
+    match read_option(number) {
+        Some(option) if !option.is_active() => {
+            info!(
+                "{} is inactive, skipped",
+                load_option::boot_variable_name(number)
+            )
+        }
+        Some(_) => boot_option(number),
+        None => {}
     }
 }
 
@@ -152,11 +387,15 @@ fn boot_option(number: u16) {
         return;
     };
     let target = option.device_path();
+    TRIED.with(|tried| tried.push(option.file_path_list.clone()));
     let file_systems: Vec<(HandleId, Vec<u8>)> = ps::handles_with(&SimpleFileSystemProtocol::GUID)
         .into_iter()
         .filter_map(|fs| Some((fs, handle_device_path(fs)?)))
         .collect();
-    let candidates = expand_device_path(target.as_bytes(), &file_systems);
+    let candidates: Vec<Vec<u8>> = expand_device_path(target.as_bytes(), &file_systems)
+        .into_iter()
+        .map(|path| with_removable_media_path(path, &file_systems))
+        .collect();
     if candidates.is_empty() {
         warn!(
             "{name} ({}): no device matches {}; trying the next boot option",
@@ -290,23 +529,41 @@ fn set_variable(name: &str, attributes: Attributes, data: &[u8]) -> Status {
     efi::runtime::set_variable_persisting(&variable_name(name), &GLOBAL_VARIABLE, attributes, data)
 }
 
-/// Tries `\EFI\BOOT\BOOTX64.EFI` on each file system in device order.
-fn run_removable_media() {
-    let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID);
-    for fs in file_systems {
-        let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH) else {
-            continue;
-        };
-        let description = efi::device_path::file_path_text(&path).unwrap_or_default();
-        match load_and_start(&path, &description) {
-            Status::NOT_FOUND => continue,
-            Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
-            status => warn!(
-                "{description} failed: {}; trying the next boot option",
-                status_name(status)
-            ),
-        }
+/// Boots the removable-media path of the file system whose device path is
+/// `fs_path` (a fallback without a load option).
+fn boot_removable_path(fs_path: &[u8]) {
+    let Some(path) = append_removable_media_path(fs_path) else {
+        return;
+    };
+    let description = efi::device_path::file_path_text(&path).unwrap_or_default();
+    match load_and_start(&path, &description) {
+        Status::NOT_FOUND => {}
+        Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
+        status => warn!(
+            "{description} failed: {}; trying the next boot option",
+            status_name(status)
+        ),
     }
+}
+
+/// `path` (End-terminated) with a FilePath node for the removable-media
+/// path before its End.
+fn append_removable_media_path(path: &[u8]) -> Option<Vec<u8>> {
+    let file = protocols::device_path::file_path(REMOVABLE_MEDIA_PATH).ok()?;
+    let mut nodes = efi::device_path::nodes(path);
+    nodes.push(&file);
+    Some(DevicePathBuf::from_nodes(&nodes).ok()?.as_bytes().to_vec())
+}
+
+/// A load option's path that names a file system itself, with no file
+/// (the automatic removable options, or a user's option for a whole
+/// device), gets the removable-media path appended (§3.1.2, §3.5.1.1);
+/// other paths are kept.
+pub fn with_removable_media_path(path: Vec<u8>, file_systems: &[(HandleId, Vec<u8>)]) -> Vec<u8> {
+    if !file_systems.iter().any(|(_, fs_path)| *fs_path == path) {
+        return path;
+    }
+    append_removable_media_path(&path).unwrap_or(path)
 }
 
 #[cfg(test)]

@@ -242,11 +242,30 @@ fn choose(console: &TextConsole, mut menu: Menu, titles: &[String]) -> Option<us
 /// option picked. Returns at once when there is no menu, and when the
 /// picked option did not boot (the boot manager then goes on as usual).
 pub fn run(cmdline: &str) {
-    // Most boots show no menu; only loader.conf is read to know that, not
-    // every entry on every volume.
-    let Some(timeout) = menu_timeout(cmdline, loader_conf_timeout().as_ref()) else {
-        return;
-    };
+    if let Some(timeout) = configured_timeout(cmdline) {
+        show(cmdline, timeout);
+    }
+}
+
+/// The menu's configured timeout; None when no menu is configured. Most
+/// boots show no menu; only loader.conf is read to know that, not every
+/// entry on every volume.
+pub fn configured_timeout(cmdline: &str) -> Option<MenuTimeout> {
+    menu_timeout(cmdline, loader_conf_timeout().as_ref())
+}
+
+/// The menu as the firmware's UI, started on purpose (its Boot####
+/// option): the configured countdown, else waiting for the user.
+pub fn run_as_firmware_ui(cmdline: &str) {
+    show(
+        cmdline,
+        configured_timeout(cmdline).unwrap_or(MenuTimeout::Forever),
+    );
+}
+
+/// Shows the menu with `timeout` and boots the option picked; returns when
+/// there is nothing to list or the pick did not boot.
+fn show(cmdline: &str, timeout: MenuTimeout) {
     let options = boot_options(BootFirst::from_cmdline(cmdline));
     if options.is_empty() {
         return;
