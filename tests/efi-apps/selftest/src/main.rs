@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod boot_options;
 mod ctx;
 mod events;
 mod images;
@@ -51,6 +52,7 @@ const TESTS: &[Test] = &[
     ("sct_runtime", sct_runtime::run),
     ("sct_device_path", sct_device_path::run),
     ("sct_hii", sct_hii::run),
+    ("boot_options", boot_options::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
