@@ -406,7 +406,14 @@ fn boot_option(number: u16) {
     }
     for path in candidates {
         let file = efi::device_path::file_path_text(&path).unwrap_or_default();
-        let description = format!("{name} ({}) {file}", option.description);
+        // A removable-media boot is logged by its file first, as it was
+        // before it had an option.
+        let description = if is_automatic(&option) && !file.is_empty() {
+            format!("{file} ({name}: {})", option.description)
+        } else {
+            let text = format!("{name} ({}) {file}", option.description);
+            String::from(text.trim_end())
+        };
         // §3.3: BootCurrent is volatile BS|RT and names the option booting.
         let status = set_variable(
             "BootCurrent",
