@@ -90,29 +90,37 @@ pub fn run(cmdline: &str) {
 
 /// What the automatic options stand for, found at this start.
 struct AutomaticTargets {
-    /// The device paths of the file systems holding the removable-media
-    /// path, in device order.
-    removable: Vec<Vec<u8>>,
+    /// The device paths of all file systems, in device order, each with
+    /// whether the removable-media path opens on it.
+    file_systems: Vec<(Vec<u8>, bool)>,
 }
 
 impl AutomaticTargets {
     fn find() -> Self {
-        let removable = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+        let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID)
             .into_iter()
-            .filter(|&fs| {
-                EfiFile::open_volume(fs).is_ok_and(|root| root.open(REMOVABLE_MEDIA_PATH).is_ok())
+            .filter_map(|fs| {
+                let has_removable_path = EfiFile::open_volume(fs)
+                    .is_ok_and(|root| root.open(REMOVABLE_MEDIA_PATH).is_ok());
+                Some((handle_device_path(fs)?, has_removable_path))
             })
-            .filter_map(handle_device_path)
             .collect();
-        AutomaticTargets { removable }
+        AutomaticTargets { file_systems }
+    }
+
+    /// The file systems holding the removable-media path.
+    fn removable(&self) -> impl Iterator<Item = &[u8]> {
+        self.file_systems
+            .iter()
+            .filter(|(_, has)| *has)
+            .map(|(path, _)| path.as_slice())
     }
 
     /// The automatic options wanted now, in BootOrder order: the removable
     /// paths, the BLS loader, the (hidden) boot menu.
     fn wanted(&self) -> Vec<LoadOption> {
         let mut wanted: Vec<LoadOption> = self
-            .removable
-            .iter()
+            .removable()
             .map(|path| automatic_option(&auto_options::removable_description(path), path, false))
             .collect();
         wanted.push(automatic_option(
@@ -241,11 +249,16 @@ fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
     result
 }
 
-/// Step 6: the removable paths and the BLS loader that no option tried,
-/// in the order `boot_first` says.
+/// Step 6: the removable paths (on every file system, also those whose
+/// file would not open when the options were made: LoadImage then says why)
+/// and the BLS loader that no option tried, in the order `boot_first` says.
 fn run_fallbacks(targets: &AutomaticTargets, boot_first: BootFirst) {
     let bls = builtins::device_path(&BLS_LOADER_FILE);
-    let mut order: Vec<&[u8]> = targets.removable.iter().map(Vec::as_slice).collect();
+    let mut order: Vec<&[u8]> = targets
+        .file_systems
+        .iter()
+        .map(|(path, _)| path.as_slice())
+        .collect();
     match boot_first {
         BootFirst::RemovableMedia => order.push(&bls),
         BootFirst::Bls => order.insert(0, &bls),
@@ -333,25 +346,37 @@ fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
             return;
         }
     };
-    let hoist = bls.filter(|n| boot_first == BootFirst::Bls && order.contains(n));
-    let mut hoisted = false;
-    for number in order {
-        let Some(option) = read_option(number) else {
-            continue;
-        };
-        if let Some(bls) = hoist {
-            if number == bls && hoisted {
-                continue;
-            }
-            if is_automatic(&option) && !hoisted {
-                hoisted = true;
-                if number != bls {
-                    boot_active_option(bls);
-                }
-            }
-        }
+    let automatic = |number: u16| {
+        read_variable(&load_option::boot_variable_name(number))
+            .and_then(|(_, bytes)| LoadOption::parse(&bytes).ok())
+            .is_some_and(|option| is_automatic(&option))
+    };
+    for number in walk_order(&order, automatic, bls, boot_first) {
         boot_active_option(number);
     }
+}
+
+/// The order BootOrder's options are tried in: as listed, except that with
+/// `boot=bls` the BLS loader's automatic option `bls` moves up to where the
+/// first automatic option stands (so it still precedes the removable
+/// paths, as before there were options).
+pub fn walk_order(
+    order: &[u16],
+    is_automatic: impl Fn(u16) -> bool,
+    bls: Option<u16>,
+    boot_first: BootFirst,
+) -> Vec<u16> {
+    let Some(bls) = bls.filter(|n| boot_first == BootFirst::Bls && order.contains(n)) else {
+        return order.to_vec();
+    };
+    let mut walk: Vec<u16> = order.iter().copied().filter(|&n| n != bls).collect();
+    let at = walk
+        .iter()
+        .position(|&n| is_automatic(n))
+        .unwrap_or(walk.len());
+    let bls_at = order.iter().position(|&n| n == bls).unwrap_or(0);
+    walk.insert(at.min(bls_at), bls);
+    walk
 }
 
 /// Boots Boot`number` if it exists and is active.
@@ -601,6 +626,57 @@ mod tests {
             CmdlineChoice::from_cmdline("path=a.efi"),
             Some(CmdlineChoice::Path("\\a.efi".into()))
         );
+    }
+
+    #[test]
+    fn boot_bls_moves_the_bls_option_before_the_other_automatic_ones() {
+        // 0005 and 0006 are the user's, 0001-0003 automatic, 0003 the BLS loader.
+        let automatic = |n: u16| (1..=3).contains(&n);
+        let order = [5, 1, 2, 3, 6];
+        let removable_first = walk_order(&order, automatic, Some(3), BootFirst::RemovableMedia);
+        assert_eq!(removable_first, order);
+        assert_eq!(
+            walk_order(&order, automatic, Some(3), BootFirst::Bls),
+            [5, 3, 1, 2, 6]
+        );
+        // Already ahead of the other automatic ones (the user moved it): unchanged.
+        let order = [3, 5, 1, 2];
+        assert_eq!(
+            walk_order(&order, automatic, Some(3), BootFirst::Bls),
+            order
+        );
+        // Not in BootOrder (the user dropped it), or no BLS option: as listed.
+        assert_eq!(
+            walk_order(&[5, 1], automatic, Some(3), BootFirst::Bls),
+            [5, 1]
+        );
+        assert_eq!(walk_order(&[5, 1], automatic, None, BootFirst::Bls), [5, 1]);
+    }
+
+    #[test]
+    fn a_path_naming_a_file_system_gets_the_removable_media_path() {
+        let esp = path(&[pci_root(0), pci(3, 0), hd(0xaa, 1)]);
+        let file_systems = [(HandleId::from_value(2), esp.clone())];
+        let expected = path(&[
+            pci_root(0),
+            pci(3, 0),
+            hd(0xaa, 1),
+            file_path("\\EFI\\BOOT\\BOOTX64.EFI").unwrap(),
+        ]);
+        assert_eq!(
+            with_removable_media_path(esp.clone(), &file_systems),
+            expected
+        );
+        // A file on it, or a device that is no file system, stays as it is.
+        let grub = path(&[
+            pci_root(0),
+            pci(3, 0),
+            hd(0xaa, 1),
+            file_path("\\EFI\\debian\\grubx64.efi").unwrap(),
+        ]);
+        assert_eq!(with_removable_media_path(grub.clone(), &file_systems), grub);
+        let disk = path(&[pci_root(0), pci(3, 0)]);
+        assert_eq!(with_removable_media_path(disk.clone(), &file_systems), disk);
     }
 
     use protocols::device_path::{file_path, hard_drive, pci, pci_root};
