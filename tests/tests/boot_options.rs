@@ -12,13 +12,16 @@
 //!   BootCurrent 0001.
 //! - `bls_only_disk_boots_through_the_bls_option`: without a removable-media path the BLS
 //!   loader's option is Boot0000 and boots by default, with BootCurrent 0000.
+//! - `shell_dh_lists_the_running_boot_menu`: with `menu=1` the boot menu (a built-in image)
+//!   starts the edk2 Shell from the removable-media path; the Shell's `dh` lists the menu's
+//!   image handle, its LoadedImage and LoadedImageDevicePath naming `FvFile(A33A8786-...)`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, Program, Vm, bls_entry, debian_kernel, expect_linux_environment, firmware,
-    initramfs_with, unified_kernel_image,
+    EspBuilder, Program, Vm, bls_entry, deb_trixie, debian_kernel, expect_linux_environment,
+    firmware, initramfs_with, unified_kernel_image,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -172,6 +175,13 @@ fn automatic_options_and_boot_current() {
         vm.find("new automatic boot option").is_none(),
         "the second start with the same disk creates nothing"
     );
+    // The first start wrote the store once (its refresh, in one batch); the
+    // guest's runtime writes are not persisted.
+    assert!(
+        vm.find("loaded from \\EFI\\vmfw\\vars.bin (slot 0, generation 1)")
+            .is_some(),
+        "one store write on the first start"
+    );
 }
 
 #[test]
@@ -184,5 +194,47 @@ fn bls_only_disk_boots_through_the_bls_option() {
     assert!(
         bls.starts_with("Boot0000* BLS Type #1 loader") && contains(bls, BLS_FILE),
         "the BLS loader's option: {bls}"
+    );
+}
+
+/// The edk2 UEFI Shell of Debian 13's `efi-shell-x64`.
+fn shell_binary() -> PathBuf {
+    let root = deb_trixie("efi-shell-x64");
+    [
+        "usr/share/efi-shell-x64/shellx64.efi",
+        "usr/lib/efi-shell-x64/shellx64.efi",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| panic!("no shellx64.efi under {}", root.display()))
+}
+
+#[test]
+fn shell_dh_lists_the_running_boot_menu() {
+    let disk = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", shell_binary())
+        .bytes(
+            "/startup.nsh",
+            "echo VMFW-DH-START\r\ndh\r\necho VMFW-DH-END\r\nreset -s\r\n",
+        )
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&disk)
+        .append("menu=1")
+        .spawn();
+    vm.expect("VMFW-DH-END", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    let transcript = vm.transcript();
+    let start = transcript.rfind("VMFW-DH-START").unwrap_or(0);
+    let dh = &transcript[start..];
+    let menu_rows: Vec<&str> = dh
+        .lines()
+        .filter(|l| contains(l, &format!("FvFile({MENU_FILE})")))
+        .collect();
+    assert!(
+        menu_rows.iter().any(|l| l.contains("LoadedImage")),
+        "dh lists the boot menu's image handle:\n{dh}"
     );
 }
