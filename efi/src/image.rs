@@ -748,7 +748,12 @@ pub fn running_image() -> Option<HandleId> {
 
 /// Runs an image loaded with `load` (used by the boot manager).
 pub fn start(handle: HandleId) -> Status {
-    platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
+    // The phase ends when the firmware starts an OS loader, not when it
+    // starts one of its own built-in images (which then start the loader).
+    let builtin = IMAGES.with(|images| images.get(&handle).is_some_and(|i| i.builtin.is_some()));
+    if !builtin {
+        platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
+    }
     // SAFETY: null ExitData pointers are allowed (§7.4.2).
     unsafe {
         start_image(
