@@ -326,6 +326,10 @@ fn wire_hooks(persist_variables: bool) {
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
     efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
     efi::tables::register_exit_boot_services_hook(map_page_zero);
+    // The built-in applications (BLS loader, boot menu) as images of the
+    // firmware volume, named for the Shell through ComponentName2.
+    efi::builtin_images::set_naming_hook(protocols::driver::name_image);
+    loaders::builtins::register();
 }
 
 /// At ExitBootServices: the phase mark, and what runtime memory the OS must

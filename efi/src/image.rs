@@ -1,6 +1,8 @@
 //! Image services (UEFI 2.10 §7.4): LoadImage of PE32+ files from a device
 //! path or a buffer, StartImage with Exit unwinding back to it, UnloadImage,
-//! and the LoadedImage / LoadedImageDevicePath protocols.
+//! and the LoadedImage / LoadedImageDevicePath protocols. Built-in images
+//! (`crate::builtin_images`) get the same handles and bookkeeping; their code
+//! is the firmware's own.
 
 use crate::boundary::{self, write};
 use crate::ids::HandleId;
@@ -27,13 +29,16 @@ use uefi_raw::{Boolean, Char16, Guid, Handle, Status};
 
 struct Image {
     name: String,
-    /// Allocation holding the image (may start before `base` for alignment).
+    /// Allocation holding the image (may start before `base` for alignment);
+    /// no pages for a built-in image, whose code is the firmware's.
     alloc_base: u64,
     alloc_pages: u64,
     base: u64,
     size: u64,
     entry: u64,
     is_application: bool,
+    /// The Rust entry of a built-in image (`entry` is then the trampoline).
+    builtin: Option<crate::builtin_images::BuiltinEntry>,
     started: bool,
     exit_data: (usize, *mut Char16),
     loaded_image: Box<LoadedImageProtocol>,
@@ -126,6 +131,9 @@ pub fn describe_address(address: u64, out: &mut dyn core::fmt::Write) {
     let found = IMAGES.try_with(|images| {
         images
             .values()
+            // Built-in images span the whole firmware; the fault locator
+            // names the firmware's own addresses itself.
+            .filter(|i| i.builtin.is_none())
             .find(|i| i.base <= address && address < i.base + i.size)
             .map(|i| (i.name.clone(), i.base))
     });
@@ -348,7 +356,7 @@ pub fn load(
     );
 
     let handle = ps::new_handle();
-    let mut image = Image {
+    let image = Image {
         name,
         alloc_base,
         alloc_pages,
@@ -356,6 +364,7 @@ pub fn load(
         size,
         entry: base + info.entry_point as u64,
         is_application,
+        builtin: None,
         started: false,
         exit_data: (0, core::ptr::null_mut()),
         loaded_image: Box::new(LoadedImageProtocol {
@@ -376,6 +385,18 @@ pub fn load(
         _file_path: file_path,
         device_path,
     };
+    install_image(handle, image, hii)?;
+    Ok(handle)
+}
+
+/// Points the image's LoadedImage at its file path, records it and installs
+/// LoadedImage, LoadedImageDevicePath (when it has a device path) and the
+/// HII package list (when it carries one) on `handle`.
+fn install_image(
+    handle: HandleId,
+    mut image: Image,
+    hii: Option<*mut c_void>,
+) -> Result<(), Status> {
     image.loaded_image.file_path = image._file_path.as_ptr() as *const DevicePathProtocol;
     let loaded = &mut *image.loaded_image as *mut LoadedImageProtocol as *mut c_void;
     let mut protocols: Vec<(Guid, *mut c_void)> = vec![(LoadedImageProtocol::GUID, loaded)];
@@ -390,7 +411,68 @@ pub fn load(
     }
     IMAGES.with(|images| images.insert(handle, image));
     ps::install(Some(handle), &protocols)?;
+    Ok(())
+}
+
+/// LoadImage of a built-in application (`crate::builtin_images`): a handle
+/// whose LoadedImage describes the firmware image its code lives in —
+/// ImageBase/ImageSize are the firmware's whole range, not a slice of it,
+/// because the built-in's code, constants and data are spread over the
+/// firmware's sections like any other Rust code of it — with the firmware
+/// volume as DeviceHandle and `FvFile(<file>)` as FilePath (§9.1).
+fn load_builtin(
+    parent: HandleId,
+    builtin: crate::builtin_images::BuiltinImage,
+    device_path: Vec<u8>,
+) -> Result<HandleId, Status> {
+    let (base, size) = FIRMWARE_RANGE.with(|r| *r);
+    let handle = ps::new_handle();
+    let image = Image {
+        name: String::from(builtin.name),
+        alloc_base: 0,
+        alloc_pages: 0,
+        base,
+        size,
+        entry: builtin_trampoline as *const () as usize as u64,
+        is_application: true,
+        builtin: Some(builtin.entry),
+        started: false,
+        exit_data: (0, core::ptr::null_mut()),
+        loaded_image: Box::new(LoadedImageProtocol {
+            revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
+            parent_handle: parent.as_raw(),
+            system_table: crate::table_storage::system_table(),
+            device_handle: crate::builtin_images::volume_handle().as_raw(),
+            file_path: core::ptr::null_mut(),
+            reserved: core::ptr::null_mut(),
+            load_options_size: 0,
+            load_options: core::ptr::null_mut(),
+            image_base: base as *const c_void,
+            image_size: size,
+            image_code_type: MemoryType::RUNTIME_SERVICES_CODE,
+            image_data_type: MemoryType::RUNTIME_SERVICES_DATA,
+            unload: None,
+        }),
+        _file_path: crate::builtin_images::file_node_path(&builtin.file),
+        device_path: Some(device_path),
+    };
+    install_image(handle, image, None)?;
+    crate::builtin_images::name_new_handle(handle, &builtin);
+    log::debug!("loaded built-in image {}", builtin.name);
     Ok(handle)
+}
+
+/// The entry point StartImage calls for every built-in image: runs the
+/// image's Rust entry with its handle.
+///
+/// # Safety
+/// Called by `enter_image` only, with a handle from `load_builtin`.
+unsafe extern "efiapi" fn builtin_trampoline(handle: Handle, _: *mut SystemTable) -> Status {
+    let id = HandleId::from_raw(handle);
+    match IMAGES.with(|images| images.get(&id).and_then(|i| i.builtin)) {
+        Some(entry) => entry(id),
+        None => Status::LOAD_ERROR,
+    }
 }
 
 /// Maps an image that declared NX_COMPAT W^X, section by section, as edk2
@@ -419,7 +501,9 @@ fn map_wx(info: &pe::PeInfo, base: u64) -> bool {
 fn unload(handle: HandleId) {
     if let Some(image) = IMAGES.with(|images| images.remove(&handle)) {
         DB.with(|db| db.remove_handle(handle));
-        if memory::with_map(|m| m.free(image.alloc_base, image.alloc_pages)).is_ok() {
+        if image.alloc_pages != 0
+            && memory::with_map(|m| m.free(image.alloc_base, image.alloc_pages)).is_ok()
+        {
             let end = image.alloc_base + image.alloc_pages * PAGE_SIZE;
             crate::memory_attribute::release(image.alloc_base..end);
         }
@@ -449,6 +533,14 @@ pub unsafe extern "efiapi" fn load_image(
             // SAFETY: the caller's path, as this function's # Safety requires.
             Some(unsafe { crate::device_path::read_path(device_path) }?)
         };
+        if source.is_null()
+            && let Some(builtin) = path.as_deref().and_then(crate::builtin_images::find)
+        {
+            let path = path.clone().unwrap_or_default();
+            let handle = load_builtin(HandleId::from_raw(parent), builtin, path)?;
+            // SAFETY: the caller's pointers, as this function's # Safety requires.
+            return unsafe { write(image_handle, handle.as_raw()) };
+        }
         let (data, device, file_path) = if !source.is_null() {
             // SAFETY: the caller's pointers, as this function's # Safety requires.
             let data = unsafe { boundary::bytes(source, source_size) }?.to_vec();
@@ -610,6 +702,8 @@ pub unsafe extern "efiapi" fn unload_image(handle: Handle) -> Status {
 }
 
 static FIRMWARE_IMAGE: Global<HandleId> = Global::new(HandleId::NULL);
+/// The firmware image's base and size, which built-in images report.
+static FIRMWARE_RANGE: Global<(u64, u64)> = Global::new((0, 0));
 
 fn is_firmware_image(handle: Handle) -> bool {
     FIRMWARE_IMAGE.with(|h| !h.is_null() && *h == HandleId::from_raw(handle))
@@ -622,6 +716,7 @@ pub fn firmware_image_handle() -> HandleId {
 }
 
 pub fn init_firmware_image(base: u64, size: u64) {
+    FIRMWARE_RANGE.with(|r| *r = (base, size));
     let handle = ps::new_handle();
     let loaded = Box::leak(Box::new(LoadedImageProtocol {
         revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
@@ -645,9 +740,20 @@ pub fn init_firmware_image(base: u64, size: u64) {
     FIRMWARE_IMAGE.with(|h| *h = handle);
 }
 
+/// The innermost image inside StartImage (None outside any image): the
+/// parent a built-in image gives the images it loads.
+pub fn running_image() -> Option<HandleId> {
+    RUNNING.with(|r| r.last().map(|&(handle, _)| handle))
+}
+
 /// Runs an image loaded with `load` (used by the boot manager).
 pub fn start(handle: HandleId) -> Status {
-    platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
+    // The phase ends when the firmware starts an OS loader, not when it
+    // starts one of its own built-in images (which then start the loader).
+    let builtin = IMAGES.with(|images| images.get(&handle).is_some_and(|i| i.builtin.is_some()));
+    if !builtin {
+        platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
+    }
     // SAFETY: null ExitData pointers are allowed (§7.4.2).
     unsafe {
         start_image(

@@ -5,6 +5,7 @@
 extern crate alloc;
 
 pub mod boundary;
+pub mod builtin_images;
 pub mod device_path;
 pub mod events;
 pub mod handles;

@@ -1,19 +1,36 @@
-//! The boot manager (UEFI 2.10 §3). In order, falling through to the next
-//! when an option is missing, fails to load, or returns (one line on serial
-//! says why):
+//! The boot manager (UEFI 2.10 §3). At each start it first refreshes the
+//! automatic boot options (`crate::auto_options`: a Boot#### per file
+//! system holding `\EFI\BOOT\BOOTX64.EFI`, one for the built-in BLS loader,
+//! a hidden one for the boot menu; new ones appended to BootOrder), then
+//! tries, in order, falling through to the next when an option is missing,
+//! fails to load, or returns (one line on serial says why):
 //! 1. a direct kernel boot named on the firmware command line (`kernel=`,
-//!    `crate::direct`);
-//! 2. the firmware command line's pick: `bootnext=XXXX` (a Boot#### option)
+//!    `crate::direct`); it is no load option, so BootCurrent is not set:
+//!    no Boot#### describes the kernel the VMM handed over;
+//! 2. the boot menu (the built-in image, `crate::builtins`) when `menu=` or
+//!    a loader.conf timeout asks for it, as its Boot#### option;
+//! 3. the firmware command line's pick: `bootnext=XXXX` (a Boot#### option)
 //!    or `path=\EFI\...` (that file on each file system);
-//! 3. the `BootNext` variable's option, once: it is deleted first (§3.1.2);
-//! 4. the active `Boot####` options in `BootOrder` (§3.1.3), whose device
+//! 4. the `BootNext` variable's option, once: it is deleted first (§3.1.2);
+//! 5. the active `Boot####` options in `BootOrder` (§3.1.3), whose device
 //!    paths may be full or short-form (§3.1.2: starting at a HardDrive node,
-//!    or a bare file path);
-//! 5. the removable-media path `\EFI\BOOT\BOOTX64.EFI` (§3.5.1.1) of each
-//!    file system in device order and the built-in BLS Type #1 boot
-//!    (`crate::bls_boot`), BLS first with `boot=bls`.
+//!    or a bare file path), name a file system whose removable-media path
+//!    is meant (§3.1.2; the automatic options) or a built-in image
+//!    (`Fv()/FvFile()`). The user's and OS's options come first since the
+//!    automatic ones are appended. With `boot=bls` the automatic BLS option
+//!    is tried where the first automatic option stands, so the BLS loader
+//!    still comes before the removable paths;
+//! 6. what step 5 did not try: the removable-media path of each file system
+//!    in device order and the BLS loader (BLS first with `boot=bls`), each
+//!    as its automatic option when it has one (skipped when the user made
+//!    that option inactive), so removable media and BLS entries boot as
+//!    before even when BootOrder leaves them out or the variable store is
+//!    unavailable.
 //!
-//! `BootCurrent` (volatile, §3.3) names the Boot#### option being started.
+//! `BootCurrent` (volatile, §3.3) names the Boot#### option being started,
+//! for every option-based boot (removable paths and the BLS loader
+//! included); `path=` boots and step 6 fallbacks without an option have
+//! none.
 
 use alloc::format;
 use alloc::string::String;
@@ -22,13 +39,17 @@ use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
+use platform::sync::Global;
 use protocols::device_path::DevicePathBuf;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 use uefi_raw::table::runtime::VariableVendor;
 use uefi_raw::{Guid, Status};
 
+use crate::auto_options::{self, automatic_option, is_automatic};
 use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
+use crate::builtins::{self, BLS_LOADER_FILE, BLS_LOADER_NAME, BOOT_MENU_FILE, BOOT_MENU_NAME};
+use crate::efi_file::EfiFile;
 use crate::image_boot::{file_device_path, load_and_start};
 use crate::load_option::{self, LoadOption};
 use crate::status::status_name;
@@ -36,28 +57,236 @@ use crate::status::status_name;
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
 pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
 
+/// The device paths of the load options tried during this boot, so the
+/// fallbacks (step 6) skip what an option already tried.
+static TRIED: Global<Vec<Vec<u8>>> = Global::new(Vec::new());
+
 /// Tries every boot option in the order `cmdline` (the firmware's own
 /// command line) asks for, after the boot menu when one is configured
 /// (`crate::menu`). Returns when none booted.
 pub fn run(cmdline: &str) {
     crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
+    builtins::set_command_line(cmdline);
+    let targets = AutomaticTargets::find();
+    let numbers = refresh_automatic_options(&targets);
     crate::direct::run_from_cmdline(cmdline);
-    crate::menu::run(cmdline);
+    // Decided once, after a `kernel=` boot had its chance: this consumes an
+    // OsIndications BOOT_TO_FW_UI request (§8.5.4), and the menu's image
+    // reads the decision back.
+    let menu_timeout = crate::global_variables::boot_menu_timeout(
+        cmdline,
+        crate::menu::loader_conf_timeout().as_ref(),
+    );
+    builtins::set_menu_timeout(menu_timeout);
+    if menu_timeout.is_some() {
+        match numbers.menu {
+            Some(number) => boot_option(number),
+            None => {
+                let _ = builtins::start(&BOOT_MENU_FILE, BOOT_MENU_NAME);
+            }
+        }
+    }
     match CmdlineChoice::from_cmdline(cmdline) {
         Some(CmdlineChoice::BootOption(number)) => boot_option(number),
         Some(CmdlineChoice::Path(path)) => boot_path_on_each_file_system(&path),
         None => {}
     }
-    run_load_options();
-    match BootFirst::from_cmdline(cmdline) {
-        BootFirst::RemovableMedia => {
-            run_removable_media();
-            crate::bls_boot::run();
+    let boot_first = BootFirst::from_cmdline(cmdline);
+    run_load_options(boot_first, numbers.bls);
+    run_fallbacks(&targets, boot_first);
+}
+
+/// What the automatic options stand for, found at this start.
+struct AutomaticTargets {
+    /// The device paths of all file systems, in device order, each with
+    /// whether the removable-media path opens on it.
+    file_systems: Vec<(Vec<u8>, bool)>,
+}
+
+impl AutomaticTargets {
+    fn find() -> Self {
+        let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+            .into_iter()
+            .filter_map(|fs| {
+                let has_removable_path = EfiFile::open_volume(fs)
+                    .is_ok_and(|root| root.open(REMOVABLE_MEDIA_PATH).is_ok());
+                Some((handle_device_path(fs)?, has_removable_path))
+            })
+            .collect();
+        AutomaticTargets { file_systems }
+    }
+
+    /// The file systems holding the removable-media path.
+    fn removable(&self) -> impl Iterator<Item = &[u8]> {
+        self.file_systems
+            .iter()
+            .filter(|(_, has)| *has)
+            .map(|(path, _)| path.as_slice())
+    }
+
+    /// The automatic options wanted now, in BootOrder order: the removable
+    /// paths, the BLS loader, the (hidden) boot menu.
+    fn wanted(&self) -> Vec<LoadOption> {
+        let mut wanted: Vec<LoadOption> = self
+            .removable()
+            .map(|path| automatic_option(&auto_options::removable_description(path), path, false))
+            .collect();
+        wanted.push(automatic_option(
+            BLS_LOADER_NAME,
+            &builtins::device_path(&BLS_LOADER_FILE),
+            false,
+        ));
+        wanted.push(automatic_option(
+            BOOT_MENU_NAME,
+            &builtins::device_path(&BOOT_MENU_FILE),
+            true,
+        ));
+        wanted
+    }
+}
+
+/// The numbers of the built-ins' automatic options after the refresh.
+struct BuiltinNumbers {
+    bls: Option<u16>,
+    menu: Option<u16>,
+}
+
+/// Every Boot#### variable, parsed (malformed ones skipped).
+fn existing_options() -> Vec<(u16, LoadOption)> {
+    let raw: Vec<(u16, Vec<u8>)> = efi::runtime::with_variables(|store| {
+        store
+            .iter_non_volatile()
+            .filter(|v| v.guid == GLOBAL_VARIABLE)
+            .filter_map(|v| {
+                let name: String = char::decode_utf16(v.name())
+                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .collect();
+                let number = load_option::parse_boot_variable_name(&name)?;
+                Some((number, v.data.to_vec()))
+            })
+            .collect()
+    })
+    .unwrap_or_default();
+    raw.into_iter()
+        .filter_map(|(number, bytes)| Some((number, LoadOption::parse(&bytes).ok()?)))
+        .collect()
+}
+
+/// Creates and deletes automatic options as `crate::auto_options::plan`
+/// says, in one store write; returns the built-ins' option numbers.
+fn refresh_automatic_options(targets: &AutomaticTargets) -> BuiltinNumbers {
+    let existing = existing_options();
+    let boot_order = read_variable("BootOrder")
+        .and_then(|(_, bytes)| load_option::parse_boot_order(&bytes).ok())
+        .unwrap_or_default();
+    let plan = auto_options::plan(&existing, &boot_order, &targets.wanted());
+    if !plan.is_empty() && apply(&plan).is_err() {
+        // Nothing (or not all) was stored: number nothing new.
+        return BuiltinNumbers {
+            bls: automatic_number(&existing, &BLS_LOADER_FILE),
+            menu: automatic_number(&existing, &BOOT_MENU_FILE),
+        };
+    }
+    let mut all = existing;
+    all.retain(|(number, _)| !plan.delete.contains(number));
+    all.extend(plan.create);
+    BuiltinNumbers {
+        bls: automatic_number(&all, &BLS_LOADER_FILE),
+        menu: automatic_number(&all, &BOOT_MENU_FILE),
+    }
+}
+
+/// The number of the automatic option of the built-in `file` in `options`.
+fn automatic_number(options: &[(u16, LoadOption)], file: &Guid) -> Option<u16> {
+    let path = builtins::device_path(file);
+    options
+        .iter()
+        .find(|(_, o)| is_automatic(o) && o.file_path_list == path)
+        .map(|(number, _)| *number)
+}
+
+/// Writes a refresh plan with one persist for all of it; Err when a write
+/// failed (each failure is logged).
+fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
+    let non_volatile =
+        Attributes::NON_VOLATILE | Attributes::BOOTSERVICE_ACCESS | Attributes::RUNTIME_ACCESS;
+    // (name for the log, UCS-2 name, data, attributes)
+    let mut writes: Vec<(String, Vec<u16>, Vec<u8>, Attributes)> = Vec::new();
+    for number in &plan.delete {
+        let name = load_option::boot_variable_name(*number);
+        info!("{name}: automatic boot option of a device that is gone, deleted");
+        writes.push((
+            name.clone(),
+            variable_name(&name),
+            Vec::new(),
+            Attributes::empty(),
+        ));
+    }
+    for (number, option) in &plan.create {
+        let Ok(bytes) = option.to_bytes() else {
+            continue;
+        };
+        let name = load_option::boot_variable_name(*number);
+        info!("{name}: new automatic boot option '{}'", option.description);
+        writes.push((name.clone(), variable_name(&name), bytes, non_volatile));
+    }
+    if let Some(order) = &plan.boot_order {
+        let bytes = load_option::serialize_boot_order(order);
+        let name = String::from("BootOrder");
+        writes.push((name, variable_name("BootOrder"), bytes, non_volatile));
+    }
+    let changes: Vec<efi::runtime::VariableChange<'_>> = writes
+        .iter()
+        .map(|(_, name, data, attributes)| {
+            (
+                name.as_slice(),
+                GLOBAL_VARIABLE,
+                *attributes,
+                data.as_slice(),
+            )
+        })
+        .collect();
+    let statuses = efi::runtime::set_variables_persisting(&changes);
+    let mut result = Ok(());
+    for ((name, ..), status) in writes.iter().zip(statuses) {
+        if status.is_error() {
+            warn!("cannot update {name}: {}", status_name(status));
+            result = Err(());
         }
-        BootFirst::Bls => {
-            crate::bls_boot::run();
-            run_removable_media();
+    }
+    result
+}
+
+/// Step 6: the removable paths (on every file system, also those whose
+/// file would not open when the options were made: LoadImage then says why)
+/// and the BLS loader that no option tried, in the order `boot_first` says.
+fn run_fallbacks(targets: &AutomaticTargets, boot_first: BootFirst) {
+    let bls = builtins::device_path(&BLS_LOADER_FILE);
+    let mut order: Vec<&[u8]> = targets
+        .file_systems
+        .iter()
+        .map(|(path, _)| path.as_slice())
+        .collect();
+    match boot_first {
+        BootFirst::RemovableMedia => order.push(&bls),
+        BootFirst::Bls => order.insert(0, &bls),
+    }
+    let existing = existing_options();
+    for path in order {
+        if TRIED.with(|tried| tried.iter().any(|t| t == path)) {
+            continue;
+        }
+        let option = existing
+            .iter()
+            .find(|(_, o)| is_automatic(o) && o.file_path_list == path);
+        match option {
+            Some((_, o)) if !o.is_active() => info!("{} is inactive, skipped", o.description),
+            Some((number, _)) => boot_option(*number),
+            None if path == bls.as_slice() => {
+                let _ = builtins::start(&BLS_LOADER_FILE, BLS_LOADER_NAME);
+            }
+            None => boot_removable_path(path),
         }
     }
 }
@@ -101,8 +330,10 @@ impl CmdlineChoice {
 }
 
 /// `BootNext` once (deleted before it is tried, so a failing option cannot
-/// trap the machine), then the active options of `BootOrder`.
-fn run_load_options() {
+/// trap the machine), then the active options of `BootOrder`; with
+/// `boot=bls` the BLS loader's automatic option (`bls`) moves up to where
+/// the first automatic option stands.
+fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
     if let Some((_, bytes)) = read_variable("BootNext") {
         // §3.1.2: the boot manager deletes BootNext before booting it.
         let status = set_variable("BootNext", Attributes::empty(), &[]);
@@ -124,13 +355,50 @@ fn run_load_options() {
             return;
         }
     };
-    for number in order {
-        let name = load_option::boot_variable_name(number);
-        match read_option(number) {
-            Some(option) if !option.is_active() => info!("{name} is inactive, skipped"),
-            Some(_) => boot_option(number),
-            None => {}
+    let automatic = |number: u16| {
+        read_variable(&load_option::boot_variable_name(number))
+            .and_then(|(_, bytes)| LoadOption::parse(&bytes).ok())
+            .is_some_and(|option| is_automatic(&option))
+    };
+    for number in walk_order(&order, automatic, bls, boot_first) {
+        boot_active_option(number);
+    }
+}
+
+/// The order BootOrder's options are tried in: as listed, except that with
+/// `boot=bls` the BLS loader's automatic option `bls` moves up to where the
+/// first automatic option stands (so it still precedes the removable
+/// paths, as before there were options).
+pub fn walk_order(
+    order: &[u16],
+    is_automatic: impl Fn(u16) -> bool,
+    bls: Option<u16>,
+    boot_first: BootFirst,
+) -> Vec<u16> {
+    let Some(bls) = bls.filter(|n| boot_first == BootFirst::Bls && order.contains(n)) else {
+        return order.to_vec();
+    };
+    let mut walk: Vec<u16> = order.iter().copied().filter(|&n| n != bls).collect();
+    let at = walk
+        .iter()
+        .position(|&n| is_automatic(n))
+        .unwrap_or(walk.len());
+    let bls_at = order.iter().position(|&n| n == bls).unwrap_or(0);
+    walk.insert(at.min(bls_at), bls);
+    walk
+}
+
+/// Boots Boot`number` if it exists and is active.
+fn boot_active_option(number: u16) {
+    match read_option(number) {
+        Some(option) if !option.is_active() => {
+            info!(
+                "{} is inactive, skipped",
+                load_option::boot_variable_name(number)
+            )
         }
+        Some(_) => boot_option(number),
+        None => {}
     }
 }
 
@@ -153,11 +421,15 @@ fn boot_option(number: u16) {
         return;
     };
     let target = option.device_path();
+    TRIED.with(|tried| tried.push(option.file_path_list.clone()));
     let file_systems: Vec<(HandleId, Vec<u8>)> = ps::handles_with(&SimpleFileSystemProtocol::GUID)
         .into_iter()
         .filter_map(|fs| Some((fs, handle_device_path(fs)?)))
         .collect();
-    let candidates = expand_device_path(target.as_bytes(), &file_systems);
+    let candidates: Vec<Vec<u8>> = expand_device_path(target.as_bytes(), &file_systems)
+        .into_iter()
+        .map(|path| with_removable_media_path(path, &file_systems))
+        .collect();
     if candidates.is_empty() {
         warn!(
             "{name} ({}): no device matches {}; trying the next boot option",
@@ -168,7 +440,14 @@ fn boot_option(number: u16) {
     }
     for path in candidates {
         let file = efi::device_path::file_path_text(&path).unwrap_or_default();
-        let description = format!("{name} ({}) {file}", option.description);
+        // A removable-media boot is logged by its file first, as it was
+        // before it had an option.
+        let description = if is_automatic(&option) && !file.is_empty() {
+            format!("{file} ({name}: {})", option.description)
+        } else {
+            let text = format!("{name} ({}) {file}", option.description);
+            String::from(text.trim_end())
+        };
         // §3.3: BootCurrent is volatile BS|RT and names the option booting.
         let status = set_variable(
             "BootCurrent",
@@ -291,23 +570,41 @@ fn set_variable(name: &str, attributes: Attributes, data: &[u8]) -> Status {
     efi::runtime::set_variable_persisting(&variable_name(name), &GLOBAL_VARIABLE, attributes, data)
 }
 
-/// Tries `\EFI\BOOT\BOOTX64.EFI` on each file system in device order.
-fn run_removable_media() {
-    let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID);
-    for fs in file_systems {
-        let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH) else {
-            continue;
-        };
-        let description = efi::device_path::file_path_text(&path).unwrap_or_default();
-        match load_and_start(&path, &description) {
-            Status::NOT_FOUND => continue,
-            Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
-            status => warn!(
-                "{description} failed: {}; trying the next boot option",
-                status_name(status)
-            ),
-        }
+/// Boots the removable-media path of the file system whose device path is
+/// `fs_path` (a fallback without a load option).
+fn boot_removable_path(fs_path: &[u8]) {
+    let Some(path) = append_removable_media_path(fs_path) else {
+        return;
+    };
+    let description = efi::device_path::file_path_text(&path).unwrap_or_default();
+    match load_and_start(&path, &description) {
+        Status::NOT_FOUND => {}
+        Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
+        status => warn!(
+            "{description} failed: {}; trying the next boot option",
+            status_name(status)
+        ),
     }
+}
+
+/// `path` (End-terminated) with a FilePath node for the removable-media
+/// path before its End.
+fn append_removable_media_path(path: &[u8]) -> Option<Vec<u8>> {
+    let file = protocols::device_path::file_path(REMOVABLE_MEDIA_PATH).ok()?;
+    let mut nodes = efi::device_path::nodes(path);
+    nodes.push(&file);
+    Some(DevicePathBuf::from_nodes(&nodes).ok()?.as_bytes().to_vec())
+}
+
+/// A load option's path that names a file system itself, with no file
+/// (the automatic removable options, or a user's option for a whole
+/// device), gets the removable-media path appended (§3.1.2, §3.5.1.1);
+/// other paths are kept.
+pub fn with_removable_media_path(path: Vec<u8>, file_systems: &[(HandleId, Vec<u8>)]) -> Vec<u8> {
+    if !file_systems.iter().any(|(_, fs_path)| *fs_path == path) {
+        return path;
+    }
+    append_removable_media_path(&path).unwrap_or(path)
 }
 
 #[cfg(test)]
@@ -338,6 +635,57 @@ mod tests {
             CmdlineChoice::from_cmdline("path=a.efi"),
             Some(CmdlineChoice::Path("\\a.efi".into()))
         );
+    }
+
+    #[test]
+    fn boot_bls_moves_the_bls_option_before_the_other_automatic_ones() {
+        // 0005 and 0006 are the user's, 0001-0003 automatic, 0003 the BLS loader.
+        let automatic = |n: u16| (1..=3).contains(&n);
+        let order = [5, 1, 2, 3, 6];
+        let removable_first = walk_order(&order, automatic, Some(3), BootFirst::RemovableMedia);
+        assert_eq!(removable_first, order);
+        assert_eq!(
+            walk_order(&order, automatic, Some(3), BootFirst::Bls),
+            [5, 3, 1, 2, 6]
+        );
+        // Already ahead of the other automatic ones (the user moved it): unchanged.
+        let order = [3, 5, 1, 2];
+        assert_eq!(
+            walk_order(&order, automatic, Some(3), BootFirst::Bls),
+            order
+        );
+        // Not in BootOrder (the user dropped it), or no BLS option: as listed.
+        assert_eq!(
+            walk_order(&[5, 1], automatic, Some(3), BootFirst::Bls),
+            [5, 1]
+        );
+        assert_eq!(walk_order(&[5, 1], automatic, None, BootFirst::Bls), [5, 1]);
+    }
+
+    #[test]
+    fn a_path_naming_a_file_system_gets_the_removable_media_path() {
+        let esp = path(&[pci_root(0), pci(3, 0), hd(0xaa, 1)]);
+        let file_systems = [(HandleId::from_value(2), esp.clone())];
+        let expected = path(&[
+            pci_root(0),
+            pci(3, 0),
+            hd(0xaa, 1),
+            file_path("\\EFI\\BOOT\\BOOTX64.EFI").unwrap(),
+        ]);
+        assert_eq!(
+            with_removable_media_path(esp.clone(), &file_systems),
+            expected
+        );
+        // A file on it, or a device that is no file system, stays as it is.
+        let grub = path(&[
+            pci_root(0),
+            pci(3, 0),
+            hd(0xaa, 1),
+            file_path("\\EFI\\debian\\grubx64.efi").unwrap(),
+        ]);
+        assert_eq!(with_removable_media_path(grub.clone(), &file_systems), grub);
+        let disk = path(&[pci_root(0), pci(3, 0)]);
+        assert_eq!(with_removable_media_path(disk.clone(), &file_systems), disk);
     }
 
     use protocols::device_path::{file_path, hard_drive, pci, pci_root};

@@ -25,10 +25,16 @@ pub fn file_device_path(device: HandleId, file: &str) -> Option<Vec<u8>> {
     Some(path.as_bytes().to_vec())
 }
 
+/// The parent of the images the firmware loads: the built-in image running
+/// (the BLS loader, the boot menu), else the firmware's own image.
+fn parent_image() -> HandleId {
+    efi::image::running_image().unwrap_or_else(efi::image::firmware_image_handle)
+}
+
 /// Loads and starts the image at `path`; returns the status it ended with.
 pub fn load_and_start(path: &[u8], description: &str) -> Status {
     let mut handle: Handle = core::ptr::null_mut();
-    let parent = efi::image::firmware_image_handle().as_raw();
+    let parent = parent_image().as_raw();
     // SAFETY: `path` is a whole device path (End-terminated) and `handle` a
     // live local; there is no source buffer.
     let status = unsafe {
@@ -63,7 +69,7 @@ pub fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, LoadError>
     let status = unsafe {
         efi::image::load_image(
             false.into(),
-            efi::image::firmware_image_handle().as_raw(),
+            parent_image().as_raw(),
             device_path.as_ptr().cast::<DevicePathProtocol>(),
             core::ptr::null(),
             0,

@@ -2,10 +2,12 @@
 
 extern crate alloc;
 
+pub mod auto_options;
 pub mod bls;
 pub mod bls_boot;
 pub mod boot_first;
 pub mod boot_manager;
+pub mod builtins;
 pub mod bzimage;
 pub mod direct;
 pub mod efi_file;

@@ -321,7 +321,11 @@ fn initrd_within_limit(
 
 fn exit_boot_services(key: usize) -> Status {
     let system = efi::tables::system_table();
-    let image = efi::image::firmware_image_handle().as_raw();
+    // §7.4.6: ImageHandle is the caller's image: the BLS loader when it boots
+    // the kernel, the firmware for a `kernel=` boot.
+    let image = efi::image::running_image()
+        .unwrap_or_else(efi::image::firmware_image_handle)
+        .as_raw();
     // SAFETY: the firmware's own system table and boot services table.
     unsafe { ((*(*system).boot_services).exit_boot_services)(image, key) }
 }

@@ -201,7 +201,7 @@ fn boot_options(first: BootFirst) -> Vec<BootOption> {
 }
 
 /// The `timeout` of the first loader.conf, in file-system order, that sets one.
-fn loader_conf_timeout() -> Option<Timeout> {
+pub fn loader_conf_timeout() -> Option<Timeout> {
     ps::handles_with(&SimpleFileSystemProtocol::GUID)
         .into_iter()
         .find_map(|fs| bls_boot::volume_loader_conf(fs)?.timeout)
@@ -241,17 +241,17 @@ fn choose(console: &TextConsole, mut menu: Menu, titles: &[String]) -> Option<us
     }
 }
 
-/// Shows the menu when `cmdline` or a loader.conf asks for it and boots the
-/// option picked. Returns at once when there is no menu, and when the
-/// picked option did not boot (the boot manager then goes on as usual).
-pub fn run(cmdline: &str) {
-    // Most boots show no menu; only loader.conf is read to know that, not
-    // every entry on every volume.
-    let loader_conf = loader_conf_timeout();
-    let Some(timeout) = crate::global_variables::boot_menu_timeout(cmdline, loader_conf.as_ref())
-    else {
-        return;
-    };
+/// The menu as the firmware's UI, started on purpose (its Boot####
+/// option): `timeout` is this boot's decision (the boot manager's, from
+/// `crate::global_variables::boot_menu_timeout`), else it waits for the
+/// user.
+pub fn run_as_firmware_ui(cmdline: &str, timeout: Option<MenuTimeout>) {
+    show(cmdline, timeout.unwrap_or(MenuTimeout::Forever));
+}
+
+/// Shows the menu with `timeout` and boots the option picked; returns when
+/// there is nothing to list or the pick did not boot.
+fn show(cmdline: &str, timeout: MenuTimeout) {
     let options = boot_options(BootFirst::from_cmdline(cmdline));
     if options.is_empty() {
         return;

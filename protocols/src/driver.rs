@@ -63,6 +63,10 @@ struct Registered {
 /// foreign pointer is never dereferenced.
 static DRIVERS: Global<Vec<Registered>> = Global::new(Vec::new());
 
+/// The ComponentName2 instance of each image name (`name_image`), by the
+/// interned name's address.
+static IMAGE_NAMES: Global<Vec<(usize, Interface)>> = Global::new(Vec::new());
+
 /// Every name handed out, NUL-terminated UCS-2. Callers keep the pointers
 /// (§11.5 returns them without a way to free them), so names are kept for
 /// good; a name repeats when asked again, so the list stays small.
@@ -118,6 +122,48 @@ pub fn register(info: DriverInfo) -> Result<HandleId, Status> {
             ),
         ],
     )
+}
+
+/// Names an image handle that is no driver (a built-in application,
+/// `efi::builtin_images`): installs on it EFI_COMPONENT_NAME2_PROTOCOL whose
+/// GetDriverName answers `name` (§11.5; GetControllerName: UNSUPPORTED, it
+/// manages no controller), which the Shell's `dh` shows for the handle.
+/// Handles of the same name share one instance, so loading an image again
+/// allocates nothing new.
+pub fn name_image(image: HandleId, name: &'static str) {
+    let driver_name = intern(name);
+    let existing = IMAGE_NAMES.with(|names| {
+        names
+            .iter()
+            .find(|(kept, _)| *kept == driver_name)
+            .map(|&(_, component_name)| component_name)
+    });
+    let component_name = existing.unwrap_or_else(|| {
+        let names: *mut ComponentName2Protocol = Box::leak(Box::new(ComponentName2Protocol {
+            get_driver_name,
+            get_controller_name,
+            supported_languages: LANGUAGES.as_ptr(),
+        }));
+        let component_name = Interface::from_ptr(names);
+        DRIVERS.with(|drivers| {
+            drivers.push(Registered {
+                component_name,
+                driver_name,
+                controller_name: no_controllers,
+            })
+        });
+        IMAGE_NAMES.with(|names| names.push((driver_name, component_name)));
+        component_name
+    });
+    let interface = component_name.as_exposed_ptr::<c_void>();
+    if let Err(status) = ps::install(Some(image), &[(ComponentName2Protocol::GUID, interface)]) {
+        log::warn!("cannot name image {name}: {status:?}");
+    }
+}
+
+/// The controller names of an image that manages none.
+fn no_controllers(_: HandleId, _: Option<HandleId>) -> Option<String> {
+    None
 }
 
 /// Whether the caller's language is one we speak ("en", §11.5: it must be

@@ -70,8 +70,79 @@ pub fn initramfs(extra_init_script: &str, modules: &[&str]) -> PathBuf {
     initramfs_for(&debian_kernel(), extra_init_script, modules)
 }
 
+/// Programs from Debian 12 packages (with the libraries they need) that a test can add to the
+/// initramfs; archives without any stay byte-identical to what they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// `/bin/efibootmgr` with libefiboot, libefivar, libpopt and glibc's loader and libc
+    /// (libdl for libefivar), the libraries in `/lib/x86_64-linux-gnu`, the dynamic
+    /// loader also at `/lib64/ld-linux-x86-64.so.2` where the binary looks for it.
+    Efibootmgr,
+}
+
+impl Program {
+    /// (package, path in the package, path in the initramfs); symlinks in the package are
+    /// followed, so each library lands under its soname.
+    fn files(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        match self {
+            Program::Efibootmgr => &[
+                ("efibootmgr", "bin/efibootmgr", "bin/efibootmgr"),
+                (
+                    "libefiboot1",
+                    "usr/lib/x86_64-linux-gnu/libefiboot.so.1",
+                    "lib/x86_64-linux-gnu/libefiboot.so.1",
+                ),
+                (
+                    "libefivar1",
+                    "usr/lib/x86_64-linux-gnu/libefivar.so.1",
+                    "lib/x86_64-linux-gnu/libefivar.so.1",
+                ),
+                (
+                    "libpopt0",
+                    "usr/lib/x86_64-linux-gnu/libpopt.so.0",
+                    "lib/x86_64-linux-gnu/libpopt.so.0",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/libc.so.6",
+                    "lib/x86_64-linux-gnu/libc.so.6",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/libdl.so.2",
+                    "lib/x86_64-linux-gnu/libdl.so.2",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    "lib64/ld-linux-x86-64.so.2",
+                ),
+            ],
+        }
+    }
+}
+
+/// [`initramfs`] with `programs` added (e.g. `efibootmgr`).
+pub fn initramfs_with(extra_init_script: &str, modules: &[&str], programs: &[Program]) -> PathBuf {
+    build(&debian_kernel(), extra_init_script, modules, programs)
+}
+
 /// [`initramfs`] for another kernel (e.g. Debian 13's).
 pub fn initramfs_for(kernel: &DebianKernel, extra_init_script: &str, modules: &[&str]) -> PathBuf {
+    build(kernel, extra_init_script, modules, &[])
+}
+
+fn build(
+    kernel: &DebianKernel,
+    extra_init_script: &str,
+    modules: &[&str],
+    programs: &[Program],
+) -> PathBuf {
     let busybox_root = deb("busybox-static");
     // Debian 12 installs /bin/busybox; merged-/usr releases /usr/bin/busybox.
     let busybox = ["bin/busybox", "usr/bin/busybox"]
@@ -87,6 +158,15 @@ pub fn initramfs_for(kernel: &DebianKernel, extra_init_script: &str, modules: &[
     key.str(&kernel.version).str(&init).file(&busybox);
     for module in &ordered {
         key.str(&module.name).file(&module.path);
+    }
+    // Only archives with programs hash them, so the others keep their names.
+    let program_files: Vec<(PathBuf, &str)> = programs
+        .iter()
+        .flat_map(|program| program.files())
+        .map(|&(package, from, to)| (deb(package).join(from), to))
+        .collect();
+    for (from, to) in &program_files {
+        key.str(to).file(from);
     }
     let out = cache_dir("initramfs").join(format!("initramfs-{}.cpio.gz", key.hex()));
     if out.is_file() {
@@ -120,6 +200,14 @@ pub fn initramfs_for(kernel: &DebianKernel, extra_init_script: &str, modules: &[
             0o644,
             &module_bytes(&module.path),
         );
+    }
+    if !program_files.is_empty() {
+        for dir in ["lib/x86_64-linux-gnu", "lib64"] {
+            archive.directory(dir);
+        }
+    }
+    for (from, to) in &program_files {
+        archive.file(to, 0o755, &read(from));
     }
     archive.file("init", 0o755, init.as_bytes());
     let cpio = archive.finish();

@@ -24,7 +24,7 @@ pub use images::{
     BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, bls_entry, boot_firmware,
     boot_ovmf, default_image, expect_linux_environment, grub_cfg,
 };
-pub use initramfs::{BASE_MODULES, initramfs, initramfs_for};
+pub use initramfs::{BASE_MODULES, Program, initramfs, initramfs_for, initramfs_with};
 pub use installed::{INSTALLED_DEBIAN_BOOTED, installed_debian, installed_debian13};
 pub use paths::{cache_dir, workspace_root};
 pub use qemu::{Boot, Match, Vm, VmBuilder, VmError};

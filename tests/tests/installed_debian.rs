@@ -32,9 +32,10 @@ fn installed_debian_boots_to_a_finished_systemd() {
         "copy the installed disk to {}",
         copy.display()
     );
-    // The first boot creates the store (shim sets SbatLevel); the second reads it back. Nothing
-    // in this chain asks for a monotonic count, so the firmware's MonotonicHigh is not written.
-    for store in [NO_STORE, "variables: 1 loaded from \\EFI\\vmfw\\vars.bin"] {
+    // The first boot creates the store (the firmware's automatic Boot0000-0002 and BootOrder,
+    // then shim's SbatLevel); the second reads it back. Nothing in this chain asks for a
+    // monotonic count, so the firmware's MonotonicHigh is not written.
+    for store in [NO_STORE, "variables: 5 loaded from \\EFI\\vmfw\\vars.bin"] {
         boots_to_a_finished_systemd(&copy, true, store);
     }
     let _ = std::fs::remove_file(&copy);

@@ -231,6 +231,45 @@ pub fn set_variable_persisting(
     }
 }
 
+/// One change of a batch for [`set_variables_persisting`]: name (without
+/// NUL), vendor GUID, attributes, data (empty to delete).
+pub type VariableChange<'a> = (&'a [u16], Guid, Attributes, &'a [u8]);
+
+/// Applies `changes` in order, as SetVariable would, and persists the
+/// store once at the end when a non-volatile variable changed: one disk
+/// write for the batch instead of one per variable. Returns each change's
+/// status.
+pub fn set_variables_persisting(changes: &[VariableChange<'_>]) -> Vec<Status> {
+    let mut any_non_volatile = false;
+    let mut statuses: Vec<Status> = changes
+        .iter()
+        .map(|&(name, guid, attributes, data)| {
+            let result = variables(|store| {
+                let was_non_volatile = store
+                    .find(name, &guid)
+                    .is_some_and(|v| v.attributes.contains(Attributes::NON_VOLATILE));
+                store
+                    .set(name, &guid, attributes, data)
+                    .map(|()| was_non_volatile || attributes.contains(Attributes::NON_VOLATILE))
+            });
+            match result {
+                Err(status) => status,
+                Ok(Err(err)) => err.status(),
+                Ok(Ok(non_volatile)) => {
+                    any_non_volatile |= non_volatile;
+                    Status::SUCCESS
+                }
+            }
+        })
+        .collect();
+    if any_non_volatile && let Err(status) = persist() {
+        for s in statuses.iter_mut().filter(|s| !s.is_error()) {
+            *s = status;
+        }
+    }
+    statuses
+}
+
 /// Hands the non-volatile variables to the persist hook (boot services
 /// only). No hook means RAM-only variables, which is not an error.
 fn persist() -> Result<(), Status> {

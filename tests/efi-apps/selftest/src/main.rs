@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod boot_options;
 mod ctx;
 mod events;
 mod global_variables;
@@ -57,6 +58,7 @@ const TESTS: &[Test] = &[
     ("sct_hii", sct_hii::run),
     ("global_variables", global_variables::run),
     ("rng", rng::run),
+    ("boot_options", boot_options::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 

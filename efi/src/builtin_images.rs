@@ -1,0 +1,187 @@
+//! Built-in images: applications linked into the firmware image (the boot
+//! menu, the BLS loader) that callers load and start like any other image.
+//!
+//! Each one is a file of a firmware volume that exists only as a handle: the
+//! volume's handle carries the device path `Fv(FIRMWARE_VOLUME)` (UEFI 2.10
+//! §10.3.5.7, MEDIA_PIWG_FW_VOL_DP), and a built-in image is named by
+//! `Fv(FIRMWARE_VOLUME)/FvFile(<file GUID>)` (§10.3.5.6,
+//! MEDIA_PIWG_FW_FILE_DP), as edk2 names the applications in its flash
+//! volumes. LoadImage of that path (`crate::image`) creates an image handle
+//! with LoadedImage and LoadedImageDevicePath; StartImage calls the image's
+//! Rust entry with that handle.
+//!
+//! `efi` does not know the built-ins: the crates that implement them
+//! register them here ([`register`]) before the boot manager runs.
+
+use crate::ids::HandleId;
+use crate::protocol_services as ps;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use platform::sync::Global;
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::{Guid, Status, guid};
+
+/// The firmware volume holding the built-in images: the GUID of its Fv()
+/// device path node.
+pub const FIRMWARE_VOLUME: Guid = guid!("2fbc36d0-1a63-4377-aa16-872a5f25934b");
+
+/// A built-in image's entry point: runs with the image's own handle (the
+/// agent of what it opens, the parent of what it loads) and returns the
+/// status StartImage hands back.
+pub type BuiltinEntry = fn(image: HandleId) -> Status;
+
+/// What registers a built-in image.
+#[derive(Clone, Copy)]
+pub struct BuiltinImage {
+    /// The GUID of its FvFile() node.
+    pub file: Guid,
+    /// Its name, for logs and for the naming hook (ComponentName2).
+    pub name: &'static str,
+    pub entry: BuiltinEntry,
+}
+
+/// Called on each new image handle of a built-in with the image's name, so
+/// another crate can install a name protocol on it (ComponentName2 lives in
+/// `protocols`).
+pub type NamingHook = fn(image: HandleId, name: &'static str);
+
+static BUILTINS: Global<Vec<BuiltinImage>> = Global::new(Vec::new());
+static VOLUME: Global<HandleId> = Global::new(HandleId::NULL);
+/// The volume's device path (Fv node + End), owned here for good because
+/// the handle's DevicePath protocol points into it.
+static VOLUME_PATH: Global<Vec<u8>> = Global::new(Vec::new());
+static NAMING_HOOK: Global<Option<NamingHook>> = Global::new(None);
+
+const MEDIA_DEVICE_PATH: u8 = 4;
+const PIWG_FW_FILE: u8 = 6;
+const PIWG_FW_VOLUME: u8 = 7;
+/// Header (4 bytes) + GUID: the length of both PIWG nodes.
+const PIWG_NODE_LEN: u8 = 20;
+
+fn piwg_node(sub_type: u8, guid: &Guid) -> [u8; PIWG_NODE_LEN as usize] {
+    let mut node = [0u8; PIWG_NODE_LEN as usize];
+    node[..4].copy_from_slice(&[MEDIA_DEVICE_PATH, sub_type, PIWG_NODE_LEN, 0]);
+    node[4..].copy_from_slice(&guid.to_bytes());
+    node
+}
+
+/// `Fv(FIRMWARE_VOLUME)/End`: the volume handle's device path.
+pub fn volume_device_path() -> Vec<u8> {
+    let mut path = piwg_node(PIWG_FW_VOLUME, &FIRMWARE_VOLUME).to_vec();
+    path.extend_from_slice(&crate::device_path::END);
+    path
+}
+
+/// `FvFile(file)/End`: a built-in's path relative to the volume
+/// (LoadedImage.FilePath).
+pub fn file_node_path(file: &Guid) -> Vec<u8> {
+    let mut path = piwg_node(PIWG_FW_FILE, file).to_vec();
+    path.extend_from_slice(&crate::device_path::END);
+    path
+}
+
+/// `Fv(FIRMWARE_VOLUME)/FvFile(file)/End`: the full device path that
+/// LoadImage and a load option's FilePathList use for a built-in.
+pub fn device_path(file: &Guid) -> Vec<u8> {
+    let mut path = piwg_node(PIWG_FW_VOLUME, &FIRMWARE_VOLUME).to_vec();
+    path.extend_from_slice(&file_node_path(file));
+    path
+}
+
+/// The built-in `path` names (it must be exactly Fv/FvFile/End with our
+/// volume and a registered file), or None.
+pub fn find(path: &[u8]) -> Option<BuiltinImage> {
+    let volume = piwg_node(PIWG_FW_VOLUME, &FIRMWARE_VOLUME);
+    let rest = path.strip_prefix(&volume[..])?;
+    let file = rest.get(..usize::from(PIWG_NODE_LEN))?;
+    if rest.get(usize::from(PIWG_NODE_LEN)..)? != crate::device_path::END
+        || file[..4] != [MEDIA_DEVICE_PATH, PIWG_FW_FILE, PIWG_NODE_LEN, 0]
+    {
+        return None;
+    }
+    let guid = Guid::from_bytes(file[4..].try_into().ok()?);
+    BUILTINS.with(|all| all.iter().find(|b| b.file == guid).copied())
+}
+
+/// The firmware volume's handle (NULL before the first registration).
+pub fn volume_handle() -> HandleId {
+    VOLUME.with(|v| *v)
+}
+
+/// Makes `image` loadable by its device path; creates the volume handle on
+/// first use. A second registration of the same file replaces the first.
+pub fn register(image: BuiltinImage) -> Result<(), Status> {
+    if volume_handle().is_null() {
+        let path = VOLUME_PATH.with(|p| {
+            *p = volume_device_path();
+            p.as_mut_ptr()
+        });
+        let handle = ps::install(None, &[(DevicePathProtocol::GUID, path.cast::<c_void>())])?;
+        VOLUME.with(|v| *v = handle);
+    }
+    BUILTINS.with(|all| {
+        all.retain(|b| b.file != image.file);
+        all.push(image);
+    });
+    Ok(())
+}
+
+/// Sets the hook that names each new built-in image handle.
+pub fn set_naming_hook(hook: NamingHook) {
+    NAMING_HOOK.with(|h| *h = Some(hook));
+}
+
+/// Runs the naming hook for a new image handle of `image`.
+pub(crate) fn name_new_handle(handle: HandleId, image: &BuiltinImage) {
+    if let Some(hook) = NAMING_HOOK.with(|h| *h) {
+        hook(handle, image.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: Guid = guid!("eb51ac8f-d5e6-467f-8472-520bc777f144");
+
+    #[test]
+    fn paths_are_the_piwg_nodes() {
+        let path = device_path(&FILE);
+        assert_eq!(path.len(), 20 + 20 + 4);
+        assert_eq!(&path[..4], &[4, 7, 20, 0]);
+        assert_eq!(&path[4..20], &FIRMWARE_VOLUME.to_bytes());
+        assert_eq!(&path[20..24], &[4, 6, 20, 0]);
+        assert_eq!(&path[24..40], &FILE.to_bytes());
+        assert_eq!(&path[40..], &crate::device_path::END);
+        assert_eq!(&volume_device_path()[..20], &path[..20]);
+        assert_eq!(file_node_path(&FILE), path[20..].to_vec());
+    }
+
+    fn entry(_: HandleId) -> Status {
+        Status::SUCCESS
+    }
+
+    #[test]
+    fn only_registered_files_of_our_volume_are_found() {
+        register(BuiltinImage {
+            file: FILE,
+            name: "test",
+            entry,
+        })
+        .unwrap();
+        assert_eq!(find(&device_path(&FILE)).map(|b| b.name), Some("test"));
+        let other = guid!("a33a8786-5f3c-4b4d-80f8-c15577dc42ea");
+        assert!(find(&device_path(&other)).is_none());
+        // Truncated, extended or foreign-volume paths are not ours.
+        let path = device_path(&FILE);
+        assert!(find(&path[..40]).is_none());
+        let mut longer = path[..40].to_vec();
+        longer.extend_from_slice(&[4, 4, 6, 0, 0x41, 0]);
+        longer.extend_from_slice(&crate::device_path::END);
+        assert!(find(&longer).is_none());
+        let mut foreign = path.clone();
+        foreign[4] ^= 1;
+        assert!(find(&foreign).is_none());
+        assert!(find(&[]).is_none());
+    }
+}

@@ -1,0 +1,247 @@
+//! Automatic boot options (UEFI 2.10 §3.1, §3.5.1): the Boot#### variables
+//! the firmware itself creates at each start, as a platform boot manager
+//! does (edk2's "refresh all boot options"): one per file system holding the
+//! removable-media path `\EFI\BOOT\BOOTX64.EFI`, one for the BLS Type #1
+//! loader and a hidden one for the boot menu.
+//!
+//! An automatic option is recognised by its OptionalData, exactly the 16
+//! bytes of [`AUTO_OPTION_TAG`]; options made by the user or the OS
+//! (`efibootmgr -c`, grub-install) never carry it and are never touched.
+//! [`plan`] decides, from the options that exist and those wanted now:
+//! - an automatic option whose device is gone is deleted (and leaves
+//!   BootOrder);
+//! - a wanted option an automatic one already has (same device path) is
+//!   kept as it is, even if the user changed its attributes or moved or
+//!   dropped it in BootOrder;
+//! - a new one gets the lowest free Boot#### number and is appended to
+//!   BootOrder once (unless it is hidden: the boot menu is reached through
+//!   BootNext or the firmware's own menu step, never by falling through
+//!   BootOrder).
+//!
+//! Nothing is written when nothing changed, since each non-volatile write
+//! rewrites the store on the ESP.
+#![forbid(unsafe_code)]
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use protocols::device_path::DevicePathBuf;
+use uefi_raw::{Guid, guid};
+
+use crate::load_option::{LoadOption, LoadOptionAttributes};
+
+/// The OptionalData of every automatic boot option.
+pub const AUTO_OPTION_TAG: Guid = guid!("5b5c7f9e-2a43-4c1d-9a64-0f3e8d21b7a6");
+
+/// Whether `option` is one the firmware created.
+pub fn is_automatic(option: &LoadOption) -> bool {
+    option.optional_data == AUTO_OPTION_TAG.to_bytes()
+}
+
+/// An automatic option: `description` and the single device path `path`
+/// (End-terminated), active, hidden when `hidden`.
+pub fn automatic_option(description: &str, path: &[u8], hidden: bool) -> LoadOption {
+    let mut attributes = LoadOptionAttributes::ACTIVE;
+    if hidden {
+        attributes |= LoadOptionAttributes::HIDDEN | LoadOptionAttributes::CATEGORY_APP;
+    }
+    LoadOption {
+        attributes,
+        description: String::from(description),
+        file_path_list: path.to_vec(),
+        optional_data: AUTO_OPTION_TAG.to_bytes().to_vec(),
+    }
+}
+
+/// What the refresh writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Boot#### variables to delete.
+    pub delete: Vec<u16>,
+    /// Boot#### variables to create.
+    pub create: Vec<(u16, LoadOption)>,
+    /// The new BootOrder, when it changes.
+    pub boot_order: Option<Vec<u16>>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty() && self.create.is_empty() && self.boot_order.is_none()
+    }
+}
+
+/// The refresh of `existing` (every Boot#### variable, parsed) and
+/// `boot_order` against the automatic options `wanted` now, in the order
+/// new ones join BootOrder.
+pub fn plan(existing: &[(u16, LoadOption)], boot_order: &[u16], wanted: &[LoadOption]) -> Plan {
+    let mut plan = Plan::default();
+    for (number, option) in existing {
+        let still_wanted = wanted
+            .iter()
+            .any(|w| w.file_path_list == option.file_path_list);
+        if is_automatic(option) && !still_wanted {
+            plan.delete.push(*number);
+        }
+    }
+    let mut used: BTreeSet<u16> = existing.iter().map(|(number, _)| *number).collect();
+    for option in wanted {
+        let present = existing
+            .iter()
+            .any(|(_, o)| is_automatic(o) && o.file_path_list == option.file_path_list);
+        if present {
+            continue;
+        }
+        let Some(number) = (0..=u16::MAX).find(|n| !used.contains(n)) else {
+            break;
+        };
+        used.insert(number);
+        plan.create.push((number, option.clone()));
+    }
+    let mut order: Vec<u16> = boot_order
+        .iter()
+        .copied()
+        .filter(|n| !plan.delete.contains(n))
+        .collect();
+    for (number, option) in &plan.create {
+        if !option.attributes.contains(LoadOptionAttributes::HIDDEN) && !order.contains(number) {
+            order.push(*number);
+        }
+    }
+    if order != boot_order {
+        plan.boot_order = Some(order);
+    }
+    plan
+}
+
+const HARDWARE: u8 = 1;
+const PCI: u8 = 1;
+const MEDIA: u8 = 4;
+const HARD_DRIVE: u8 = 1;
+
+/// The description of the removable-media option of the file system at
+/// `path` (its device path): the disk's hardware path and the partition
+/// number, e.g. `UEFI disk Pci(0x3,0x0) partition 1`.
+pub fn removable_description(path: &[u8]) -> String {
+    let nodes = efi::device_path::nodes(path);
+    let hardware: Vec<&[u8]> = nodes
+        .iter()
+        .copied()
+        .filter(|n| n[0] == HARDWARE && n[1] == PCI)
+        .collect();
+    let location = DevicePathBuf::from_nodes(&hardware)
+        .map(|p| p.to_text())
+        .unwrap_or_default();
+    let partition = nodes
+        .iter()
+        .find(|n| n[0] == MEDIA && n[1] == HARD_DRIVE)
+        .and_then(|n| n.get(4..8))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes);
+    match (location.is_empty(), partition) {
+        (false, Some(n)) => format!("UEFI disk {location} partition {n}"),
+        (false, None) => format!("UEFI disk {location}"),
+        (true, Some(n)) => format!("UEFI disk partition {n}"),
+        (true, None) => String::from("UEFI disk"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::device_path::{file_path, hard_drive, pci, pci_root};
+    use protocols::partition::HardDriveInfo;
+
+    fn disk(slot: u8) -> Vec<u8> {
+        let hd = hard_drive(&HardDriveInfo {
+            partition_number: 1,
+            partition_start: 2048,
+            partition_size: 4096,
+            signature: [slot; 16],
+            partition_format: 2,
+            signature_type: 2,
+        });
+        DevicePathBuf::from_nodes(&[pci_root(0), pci(slot, 0), hd])
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+    }
+
+    fn auto(path: &[u8]) -> LoadOption {
+        automatic_option(&removable_description(path), path, false)
+    }
+
+    fn user(path: &[u8]) -> LoadOption {
+        LoadOption {
+            attributes: LoadOptionAttributes::ACTIVE,
+            description: String::from("debian"),
+            file_path_list: path.to_vec(),
+            optional_data: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn first_start_creates_and_appends_after_the_users_options() {
+        let grub = DevicePathBuf::from_nodes(&[file_path("\\EFI\\debian\\grubx64.efi").unwrap()])
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        let existing = [(0, user(&grub))];
+        let menu = automatic_option("Boot menu", &disk(9), true);
+        let wanted = [auto(&disk(3)), auto(&disk(4)), menu.clone()];
+        let plan = plan(&existing, &[0], &wanted);
+        assert!(plan.delete.is_empty());
+        assert_eq!(
+            plan.create,
+            vec![(1, wanted[0].clone()), (2, wanted[1].clone()), (3, menu)]
+        );
+        // The hidden menu option stays out of BootOrder.
+        assert_eq!(plan.boot_order, Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn a_second_start_with_the_same_devices_writes_nothing() {
+        let existing = [(1, auto(&disk(3))), (2, auto(&disk(4)))];
+        let wanted = [auto(&disk(3)), auto(&disk(4))];
+        assert!(plan(&existing, &[1, 2], &wanted).is_empty());
+        // Also when the user reordered, dropped one from BootOrder or
+        // deactivated one: their choices stand.
+        let mut inactive = auto(&disk(4));
+        inactive.attributes = LoadOptionAttributes::empty();
+        let existing = [(1, auto(&disk(3))), (2, inactive)];
+        assert!(plan(&existing, &[1], &wanted).is_empty());
+    }
+
+    #[test]
+    fn vanished_devices_lose_their_automatic_option_only() {
+        // Boot0000 is the user's option for the same disk that vanished.
+        let existing = [
+            (0, user(&disk(4))),
+            (1, auto(&disk(3))),
+            (2, auto(&disk(4))),
+        ];
+        let wanted = [auto(&disk(3)), auto(&disk(5))];
+        let plan = plan(&existing, &[2, 0, 1, 7], &wanted);
+        assert_eq!(plan.delete, vec![2]);
+        // The new disk takes the lowest free number, 0002 being deleted
+        // only after numbers are chosen: 0003.
+        assert_eq!(plan.create, vec![(3, wanted[1].clone())]);
+        // Unknown numbers in BootOrder (0007) are the user's business.
+        assert_eq!(plan.boot_order, Some(vec![0, 1, 7, 3]));
+    }
+
+    #[test]
+    fn descriptions_name_the_disk_and_partition() {
+        assert_eq!(
+            removable_description(&disk(3)),
+            "UEFI disk Pci(0x3,0x0) partition 1"
+        );
+        let bare = DevicePathBuf::from_nodes(&[pci_root(0), pci(5, 1)])
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        assert_eq!(removable_description(&bare), "UEFI disk Pci(0x5,0x1)");
+        assert_eq!(removable_description(&efi::device_path::END), "UEFI disk");
+        assert_eq!(removable_description(&[1, 2, 3]), "UEFI disk");
+    }
+}
