@@ -34,9 +34,11 @@
 //!   EFI_OUT_OF_RESOURCES before changing anything. [`arm`] refuses a
 //!   smaller region rather than drop writes later.
 //!
-//! A warm reset (ResetSystem, the ACPI reset register, the keyboard
-//! controller) keeps RAM and so the journal; a power-off (QEMU exits, S5)
-//! loses it and with it every change the OS made since ExitBootServices.
+//! Under QEMU a warm reset (ResetSystem, the ACPI reset register, the
+//! keyboard controller) keeps RAM and so the journal; a power-off (QEMU
+//! exits, S5) loses it and with it every change the OS made since
+//! ExitBootServices. Cloud Hypervisor builds a new VM, with new memory, on
+//! every reboot, so there any reboot is a power-off for the journal.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
