@@ -39,6 +39,12 @@
 //! exits, S5) loses it and with it every change the OS made since
 //! ExitBootServices. Cloud Hypervisor builds a new VM, with new memory, on
 //! every reboot, so there any reboot is a power-off for the journal.
+//!
+//! Measured under QEMU/TCG (README, "What survives reboot and power-off"):
+//! the region survives both the ACPI-register reset and ResetSystem (VM
+//! test `variables_survive_reboot`); checking an empty region costs about
+//! 0.1 ms at start; a runtime write adds up to ~0.6 ms per SetVariable
+//! with a few hundred variables; the region adds 33 pages of runtime data.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
