@@ -11,13 +11,17 @@
 //!   variable, so the journal reached the disk.
 //! - `os_variable_survives_efi_reset`: the same with `reboot=efi` (ResetSystem, as a guest of a
 //!   HW-reduced-ACPI VMM such as Cloud Hypervisor resets; the firmware logs the call).
+//! - `os_variable_survives_efi_reset_debian13`: the same with Debian 13's kernel 6.12.
 //! - `power_off_loses_os_variable`: `poweroff -f` ends the QEMU process, RAM and the journal with
 //!   it: the next process does not see the variable. This is the documented limit.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vm_tests::{BLS_CMDLINE, EspBuilder, Vm, bls_entry, debian_kernel, firmware, initramfs};
+use vm_tests::{
+    BLS_CMDLINE, DebianKernel, EspBuilder, Vm, bls_entry, debian_kernel, debian13_kernel, firmware,
+    initramfs_for,
+};
 
 const STEP: Duration = Duration::from_secs(300);
 const EXIT: Duration = Duration::from_secs(60);
@@ -68,12 +72,14 @@ fi
 
 /// A writable copy of a disk whose ESP holds Debian's kernel, an initramfs running `script`,
 /// and a BLS entry with `options` (the built-in BLS loader boots it: no removable-media path).
-fn bls_disk(name: &str, script: &str, options: &str) -> TempDisk {
-    let kernel = debian_kernel();
+fn bls_disk(kernel: &DebianKernel, name: &str, script: &str, options: &str) -> TempDisk {
     let version = &kernel.version;
     let image = EspBuilder::new()
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
-        .file(&format!("/initrd.img-{version}"), initramfs(script, &[]))
+        .file(
+            &format!("/initrd.img-{version}"),
+            initramfs_for(kernel, script, &[]),
+        )
         .bytes(
             "/loader/entries/debian.conf",
             bls_entry("Debian journal test", version, options),
@@ -91,8 +97,8 @@ fn expect_line(vm: &mut Vm, line: &str) {
 /// First boot writes and reboots through the kernel's reboot method; the firmware applies the
 /// journal; the second boot (same QEMU process) reports the value; then a fresh QEMU process
 /// reports it from the disk.
-fn survives_reboot(name: &str, options: &str, through_reset_system: bool) {
-    let disk = bls_disk(name, &init_script("sync\n  reboot -f"), options);
+fn survives_reboot(kernel: &DebianKernel, name: &str, options: &str, through_reset_system: bool) {
+    let disk = bls_disk(kernel, name, &init_script("sync\n  reboot -f"), options);
     let mut vm = Vm::builder()
         .firmware(firmware())
         .disk_writable(&disk.0)
@@ -141,19 +147,27 @@ fn survives_reboot(name: &str, options: &str, through_reset_system: bool) {
 
 #[test]
 fn os_variable_survives_acpi_reset() {
-    survives_reboot("acpi", BLS_CMDLINE, false);
+    survives_reboot(&debian_kernel(), "acpi", BLS_CMDLINE, false);
 }
 
 #[test]
 fn os_variable_survives_efi_reset() {
     let options = format!("{BLS_CMDLINE} reboot=efi");
-    survives_reboot("efi", &options, true);
+    survives_reboot(&debian_kernel(), "efi", &options, true);
+}
+
+/// A newer kernel (Debian 13's 6.12) reaches the journal region through its own runtime
+/// mappings as well.
+#[test]
+fn os_variable_survives_efi_reset_debian13() {
+    let options = format!("{BLS_CMDLINE} reboot=efi");
+    survives_reboot(&debian13_kernel(), "efi13", &options, true);
 }
 
 #[test]
 fn power_off_loses_os_variable() {
     // Without a reboot the script runs on to `poweroff -f`, which ends the QEMU process.
-    let disk = bls_disk("poweroff", &init_script(""), BLS_CMDLINE);
+    let disk = bls_disk(&debian_kernel(), "poweroff", &init_script(""), BLS_CMDLINE);
     let mut vm = Vm::builder()
         .firmware(firmware())
         .disk_writable(&disk.0)
