@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars uki hii console_input; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input; do
     mkdir -p "$corpus/$target"
 done
 
@@ -209,6 +209,16 @@ newer = image(4, [record(nv, global_guid, 'Boot0001', option),
 write('vars', 'two-slots', bytes([60 << 1]) + older + newer)
 write('vars', 'two-slots-sealed', bytes([60 << 1 | 1]) + older + newer)
 write('vars', 'one-slot', bytes([60 << 1]) + newer[:200])
+
+# Variable journal (reserved RAM): header with base generation 4, sequence
+# 2, the newer store image as payload; mode byte: disk generation 4 << 1.
+def journal(base, payload):
+    head = bytearray(b'VMFWJRN\0' + struct.pack('<IIIIII', 1, len(payload), 0, base, 2, 0))
+    head[16:20] = struct.pack('<I', zlib.crc32(bytes(head) + payload))
+    return bytes(head) + payload
+write('journal', 'applies', bytes([4 << 1]) + journal(4, newer).ljust(2048, b'\0'))
+write('journal', 'stale-sealed', bytes([5 << 1 | 1]) + journal(4, newer))
+write('journal', 'empty', bytes([0]) + bytes(64))
 
 # UKI: DOS header, PE header, four sections; .osrel and .uname at 0x400.
 osrel = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'

@@ -78,6 +78,7 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
     );
 
     let ram_end = build_memory_map(&start_info);
+    reserve_variable_journal();
     paging::init(ram_end);
     init_heap();
     protect_firmware();
@@ -127,6 +128,9 @@ fn boot(start_info: &StartInfo) -> ! {
     boot_timing::mark(Phase::FILE_SYSTEM);
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
     let persist_variables = loaders::nv_store::init(VARIABLE_STORE_SIZE);
+    // What the previous boot's OS changed after ExitBootServices, from the
+    // journal in reserved RAM, reaches the disk now (UEFI 2.10 §8.2).
+    loaders::nv_journal::apply(persist_variables);
     wire_hooks(persist_variables);
     // Monotonic count, time zone, wakeup alarm (UEFI 2.10 §8.3, §8.5.2).
     efi::runtime::restore_persisted_state();
@@ -330,6 +334,59 @@ fn wire_hooks(persist_variables: bool) {
     // firmware volume, named for the Shell through ComponentName2.
     efi::builtin_images::set_naming_hook(protocols::driver::name_image);
     loaders::builtins::register();
+    // From ExitBootServices on, non-volatile changes go to the journal in
+    // reserved RAM instead of the disk the OS now owns.
+    if persist_variables {
+        efi::tables::register_exit_boot_services_hook(arm_variable_journal);
+    }
+}
+
+/// Where the variable journal (`efi::runtime::journal`) lives: a fixed
+/// physical address above the firmware image, so the next start finds it
+/// without trusting a pointer, below the 16 MiB where Linux kernels like
+/// to be loaded, and away from what SeaBIOS (low memory, top of RAM) and
+/// QEMU (our ELF at 1 MiB) rewrite on a reset.
+const JOURNAL_BASE: u64 = 0x40_0000;
+/// The journal holds the whole store image plus its header.
+const JOURNAL_PAGES: u64 = (VARIABLE_STORE_SIZE as u64
+    + efi::runtime::journal_format::JOURNAL_HEADER_SIZE as u64)
+    .div_ceil(PAGE_SIZE);
+
+/// Reserves the journal region before anything allocates, so this start
+/// reads what the previous boot left there before it could be overwritten.
+/// Without it, runtime variable changes stay in RAM as they always did.
+fn reserve_variable_journal() {
+    // SAFETY: linker-script symbol; only its address is taken.
+    let image_end = symbol_address(unsafe { &firmware_end });
+    if image_end > JOURNAL_BASE {
+        error!("variable journal off: the firmware image ends at {image_end:#x}");
+        return;
+    }
+    let reserved = memory::with_map(|m| {
+        m.allocate(
+            Placement::Address(JOURNAL_BASE),
+            MemoryType::RUNTIME_SERVICES_DATA,
+            JOURNAL_PAGES,
+        )
+    });
+    match reserved {
+        // SAFETY: the pages were just allocated from free RAM as
+        // EfiRuntimeServicesData, for the journal alone; the boot page
+        // tables identity-map RAM and the OS maps runtime data 1:1.
+        Ok(base) => unsafe {
+            efi::runtime::journal::set_region(base, (JOURNAL_PAGES * PAGE_SIZE) as usize)
+        },
+        Err(e) => error!("variable journal off: {e}"),
+    }
+}
+
+/// At ExitBootServices: runtime changes to non-volatile variables go to
+/// the journal, which records the ESP store generation they continue.
+fn arm_variable_journal() {
+    let base = loaders::nv_store::disk_generation().unwrap_or(0);
+    if !efi::runtime::journal::arm(base) {
+        error!("variable journal off: its region cannot hold the store");
+    }
 }
 
 /// At ExitBootServices: the phase mark, and what runtime memory the OS must

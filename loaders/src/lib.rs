@@ -18,6 +18,7 @@ pub mod initrd;
 pub mod linux_boot;
 pub mod load_option;
 pub mod menu;
+pub mod nv_journal;
 pub mod nv_store;
 pub mod pages;
 pub mod status;

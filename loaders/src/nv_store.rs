@@ -254,6 +254,15 @@ pub fn persist(mut image: Vec<u8>) -> Result<(), Status> {
     Ok(())
 }
 
+/// The generation of the newest valid store slot on the ESP; None before
+/// [`init`], without a writable store, or with no slot written yet. The
+/// variable journal records it (`nv_journal`).
+pub fn disk_generation() -> Option<u32> {
+    STATE
+        .try_with(|state| state.as_ref().and_then(|s| s.current).map(|c| c.generation))
+        .flatten()
+}
+
 /// The first file system, in device order, on a partition marked as the
 /// EFI System Partition (§13.18 PartitionInfo `System`: GPT type
 /// C12A7328-... or MBR type 0xEF).

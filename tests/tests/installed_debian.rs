@@ -33,9 +33,10 @@ fn installed_debian_boots_to_a_finished_systemd() {
         copy.display()
     );
     // The first boot creates the store (the firmware's automatic Boot0000-0002 and BootOrder,
-    // then shim's SbatLevel); the second reads it back. Nothing in this chain asks for a
-    // monotonic count, so the firmware's MonotonicHigh is not written.
-    for store in [NO_STORE, "variables: 5 loaded from \\EFI\\vmfw\\vars.bin"] {
+    // with the global defaults PlatformLang, Lang, ConIn, ConOut, ErrOut and Timeout, then
+    // shim's SbatLevel); the second reads it back. Nothing in this chain asks for a monotonic
+    // count, so the firmware's MonotonicHigh is not written.
+    for store in [NO_STORE, "variables: 11 loaded from \\EFI\\vmfw\\vars.bin"] {
         boots_to_a_finished_systemd(&copy, true, store);
     }
     let _ = std::fs::remove_file(&copy);

@@ -2,7 +2,8 @@
 //! One submodule per service group: [`time`] (§8.3.1/§8.3.2), [`wakeup`]
 //! (§8.3.3/§8.3.4), [`variable_services`] (§8.2), [`virtual_map`] (§8.4),
 //! [`reset`] (§8.5.1), [`capsule`] (§8.5.3); the monotonic count (§8.5.2)
-//! is here, and [`persisted`] keeps what must survive a reset.
+//! is here, [`persisted`] keeps what must survive a reset, and [`journal`]
+//! carries the OS's variable changes across a warm reset.
 //!
 //! Everything here is used after ExitBootServices, when the heap is gone:
 //! all state lives in statics of the firmware image (RuntimeServicesCode/
@@ -11,6 +12,8 @@
 //! helpers below.
 
 mod capsule;
+pub mod journal;
+pub mod journal_format;
 pub mod monotonic;
 pub mod persisted;
 mod reset;
@@ -247,6 +250,51 @@ mod tests {
 
     fn failing_hook(_image: Vec<u8>) -> Result<(), Status> {
         Err(Status::VOLUME_FULL)
+    }
+
+    /// At runtime, once armed, a non-volatile change is recorded in the
+    /// journal region as the whole non-volatile image (journal.rs); a
+    /// region smaller than the 8 KiB store is refused.
+    fn journal_records_runtime_changes(nv: &mut [u16], guid: &Guid) {
+        let nv_bs_rt =
+            Attributes::NON_VOLATILE | Attributes::BOOTSERVICE_ACCESS | Attributes::RUNTIME_ACCESS;
+        let small: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+        // SAFETY: a leaked buffer nothing else uses.
+        unsafe { journal::set_region(small.as_mut_ptr() as u64, small.len()) };
+        assert!(!journal::arm(5));
+        let region: &'static mut [u8] = Box::leak(vec![0u8; 8192 + 32].into_boxed_slice());
+        let region_address = region.as_mut_ptr() as u64;
+        // SAFETY: as above.
+        unsafe { journal::set_region(region_address, 8192 + 32) };
+        assert!(journal::arm(5));
+        let mut byte = [0x7cu8];
+        assert_eq!(
+            // SAFETY: pointers are null or live locals of the sizes passed.
+            unsafe { set_variable(nv.as_mut_ptr(), guid, nv_bs_rt, 1, byte.as_mut_ptr().cast()) },
+            Status::SUCCESS
+        );
+        let (base, sequence, payload) = journal::with_region(|region| {
+            let journal = journal_format::parse_journal(region).unwrap();
+            (
+                journal.base_generation,
+                journal.sequence,
+                journal.payload.to_vec(),
+            )
+        })
+        .unwrap();
+        assert_eq!((base, sequence), (5, 1));
+        let mut check = vec![0u8; 8192];
+        let mut loaded = VariableStore::new(&mut check).unwrap();
+        loaded.load(&payload).unwrap();
+        assert_eq!(
+            loaded.find(&plain_name("Persisted"), guid).unwrap().data,
+            [0x7c]
+        );
+        assert!(
+            loaded
+                .iter_non_volatile()
+                .all(|v| v.attributes.contains(Attributes::NON_VOLATILE))
+        );
     }
 
     /// The one test that touches the global store, phase and map, in
@@ -686,6 +734,8 @@ mod tests {
             },
             Status::SUCCESS
         );
+        assert_eq!(persist_count(), before + 3);
+        journal_records_runtime_changes(&mut nv, &guid);
         assert_eq!(persist_count(), before + 3);
         // Runtime view: the boot-services-only variable is gone.
         size = 16;

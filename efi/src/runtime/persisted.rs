@@ -11,8 +11,9 @@
 //!
 //! The CMOS clock keeps neither the time zone nor the daylight flags nor a
 //! wakeup date, and nothing keeps a counter across resets, hence these.
-//! After ExitBootServices a change updates the RAM copy only (the disk
-//! belongs to the OS), like any SetVariable at runtime.
+//! After ExitBootServices a change updates the RAM copy and the journal
+//! ([`super::journal`]; the disk belongs to the OS), like any SetVariable
+//! at runtime, and reaches the disk at the next start after a warm reset.
 //!
 //! Decoding is pure and total: a malformed value reads as absent.
 

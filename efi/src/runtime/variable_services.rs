@@ -203,9 +203,10 @@ pub fn set_persist_hook(hook: PersistHook) {
 /// manager): changes the store, then, when a NON_VOLATILE variable was
 /// created, changed or deleted during boot services, persists the store
 /// before returning (UEFI 2.10 §8.2.3: a non-volatile variable survives a
-/// reset). After ExitBootServices the OS owns the disk, so changes stay in
-/// RAM. A failed write keeps the RAM copy, reports EFI_DEVICE_ERROR and is
-/// retried by the next change or by ResetSystem.
+/// reset). After ExitBootServices the OS owns the disk, so changes go to
+/// the journal in reserved RAM ([`super::journal`]), which the next start
+/// applies to the disk. A failed write keeps the RAM copy, reports
+/// EFI_DEVICE_ERROR and is retried by the next change or by ResetSystem.
 pub fn set_variable_persisting(
     name: &[u16],
     guid: &Guid,
@@ -270,11 +271,12 @@ pub fn set_variables_persisting(changes: &[VariableChange<'_>]) -> Vec<Status> {
     statuses
 }
 
-/// Hands the non-volatile variables to the persist hook (boot services
-/// only). No hook means RAM-only variables, which is not an error.
+/// Hands the non-volatile variables to the persist hook (boot services)
+/// or to the journal (runtime). No hook means RAM-only variables, which is
+/// not an error.
 fn persist() -> Result<(), Status> {
     if RUNTIME_PHASE.load(Ordering::Relaxed) {
-        return Ok(());
+        return super::journal::record_runtime_change();
     }
     let Some(hook) = PERSIST_HOOK.try_with(|slot| *slot).flatten() else {
         return Ok(());
