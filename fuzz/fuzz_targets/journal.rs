@@ -54,10 +54,15 @@ fuzz_target!(|data: &[u8]| {
 
     // Written again into a fresh region, it parses to the same journal.
     let mut copy = vec![0u8; region.len()];
-    write_journal::<()>(&mut copy, journal.base_generation, journal.sequence, |area| {
-        area[..journal.payload.len()].copy_from_slice(journal.payload);
-        Ok(journal.payload.len())
-    })
+    write_journal::<()>(
+        &mut copy,
+        journal.base_generation,
+        journal.sequence,
+        |area| {
+            area[..journal.payload.len()].copy_from_slice(journal.payload);
+            Ok(journal.payload.len())
+        },
+    )
     .expect("a parsed journal fits a region of the same size");
     assert_eq!(
         parse_journal(&copy),
