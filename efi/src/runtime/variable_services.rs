@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::warn;
 use platform::sync::Global;
+use uefi_raw::table::runtime::VariableVendor;
 use uefi_raw::{Char16, Guid, Status};
 
 use super::virtual_map::RUNTIME_PHASE;
@@ -150,6 +151,25 @@ pub unsafe extern "efiapi" fn get_next_variable_name(
     .unwrap_or_else(|status| status)
 }
 
+/// The globally defined variables UEFI 2.10 §3.3 says are to be treated
+/// as read-only: the firmware describes itself with them at every start
+/// (through [`set_variable_persisting`]), and a caller of SetVariable gets
+/// EFI_WRITE_PROTECTED, as edk2's boot manager locks them.
+const READ_ONLY_GLOBALS: [&str; 4] = [
+    "PlatformLangCodes",
+    "LangCodes",
+    "BootOptionSupport",
+    "OsIndicationsSupported",
+];
+
+/// Whether SetVariable callers may not change `name` of `guid`.
+fn is_read_only(name: &[u16], guid: &Guid) -> bool {
+    *guid == VariableVendor::GLOBAL_VARIABLE.0
+        && READ_ONLY_GLOBALS
+            .iter()
+            .any(|read_only| read_only.encode_utf16().eq(name.iter().copied()))
+}
+
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §8 requires of the caller.
 pub unsafe extern "efiapi" fn set_variable(
@@ -173,6 +193,9 @@ pub unsafe extern "efiapi" fn set_variable(
     };
     // SAFETY: non-null EFI_GUID.
     let guid = unsafe { guid.read_unaligned() };
+    if is_read_only(name, &guid) {
+        return Status::WRITE_PROTECTED;
+    }
     let data: &[u8] = if data_size == 0 {
         &[]
     } else {
@@ -333,4 +356,36 @@ pub unsafe extern "efiapi" fn query_variable_info(
         }
     })
     .unwrap_or_else(|status| status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf16(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn the_firmware_descriptions_are_read_only_to_callers() {
+        let global = VariableVendor::GLOBAL_VARIABLE.0;
+        for name in READ_ONLY_GLOBALS {
+            assert!(is_read_only(&utf16(name), &global), "{name}");
+        }
+        // What the OS and the user choose stays writable.
+        for name in [
+            "PlatformLang",
+            "Timeout",
+            "BootOrder",
+            "OsIndications",
+            "Boot0001",
+        ] {
+            assert!(!is_read_only(&utf16(name), &global), "{name}");
+        }
+        // Only under the global vendor GUID; no prefix matches.
+        let other = Guid::from_bytes([7; 16]);
+        assert!(!is_read_only(&utf16("LangCodes"), &other));
+        assert!(!is_read_only(&utf16("LangCode"), &global));
+        assert!(!is_read_only(&utf16("LangCodesX"), &global));
+    }
 }

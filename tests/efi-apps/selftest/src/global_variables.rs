@@ -2,7 +2,8 @@
 //! each exists with the attributes the spec's table gives and a well-formed value —
 //! PlatformLang one of PlatformLangCodes, the console variables multi-instance device
 //! paths of which at least one instance leads to a handle with the console protocol
-//! (LocateDevicePath, §7.3.7), OsIndicationsSupported offering BOOT_TO_FW_UI (§8.5.4).
+//! (LocateDevicePath, §7.3.7), OsIndicationsSupported offering BOOT_TO_FW_UI (§8.5.4),
+//! and the read-only ones refusing SetVariable.
 
 use core::ptr;
 
@@ -304,8 +305,45 @@ fn boot_manager_settings(ctx: &mut Ctx) {
     }
 }
 
+/// The variables §3.3 says are to be treated as read-only answer SetVariable with
+/// EFI_WRITE_PROTECTED (edk2's boot manager locks them too). The write offers the value
+/// they already hold, so a firmware that takes it changes nothing.
+fn read_only(ctx: &mut Ctx) {
+    let read_only: [(&str, &'static [u16]); 4] = [
+        (
+            "globals.read_only.platform_lang_codes",
+            &PLATFORM_LANG_CODES,
+        ),
+        ("globals.read_only.lang_codes", &LANG_CODES),
+        (
+            "globals.read_only.boot_option_support",
+            &BOOT_OPTION_SUPPORT,
+        ),
+        (
+            "globals.read_only.os_indications_supported",
+            &OS_INDICATIONS_SUPPORTED,
+        ),
+    ];
+    for (check, name) in read_only {
+        let Ok(var) = get(ctx, name) else {
+            ctx.fail(check, format_args!("the variable cannot be read"));
+            continue;
+        };
+        let mut guid = GLOBAL_VARIABLE;
+        let status = (ctx.rt.set_variable)(
+            name.as_ptr().cast_mut(),
+            &mut guid,
+            var.attributes,
+            var.len,
+            var.data.cast(),
+        );
+        ctx.expect(check, status, &[efi::Status::WRITE_PROTECTED]);
+    }
+}
+
 pub fn run(ctx: &mut Ctx) {
     languages(ctx);
     consoles(ctx);
     boot_manager_settings(ctx);
+    read_only(ctx);
 }
