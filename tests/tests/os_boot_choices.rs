@@ -125,12 +125,10 @@ fn expect(vm: &mut Vm, line: &str) -> String {
     }
 }
 
-/// The 4-digit number of the option `efibootmgr` listed with `description`, in the boot
-/// that printed `after` last.
-fn option_number(vm: &Vm, after: &str, description: &str) -> String {
+/// The 4-digit number of the first option `efibootmgr` listed with `description`.
+fn option_number(vm: &Vm, description: &str) -> String {
     let transcript = vm.transcript();
-    let start = transcript.rfind(after).unwrap_or(0);
-    transcript[start..]
+    transcript
         .lines()
         .filter_map(|l| l.split("INIT: ebm: ").nth(1))
         .find(|l| l.starts_with("Boot") && l.contains(description))
@@ -149,7 +147,7 @@ fn run(name: &str, extra: &str) {
 
     // Boot 1: the removable-media path; the OS picks BootNext and adds an entry.
     expect(&mut vm, "INIT: cmdline ");
-    let bls = option_number(&vm, "vmfw.entry=uki", "BLS Type #1 loader");
+    let bls = option_number(&vm, "BLS Type #1 loader");
     expect(&mut vm, &format!("INIT: BootNext set to {bls}"));
     expect(&mut vm, "INIT: efibootmgr -c status=0");
     expect(&mut vm, "INIT: step 1 recorded");
@@ -166,7 +164,7 @@ fn run(name: &str, extra: &str) {
 
     // Boot 3: BootNext is gone; the OS's own entry heads BootOrder and boots.
     let current = expect(&mut vm, "INIT: ebm: BootCurrent: ");
-    let os_entry = option_number(&vm, "INIT: step 2 recorded", "OS entry");
+    let os_entry = option_number(&vm, "OS entry");
     assert!(
         current.ends_with(&os_entry),
         "the entry made by efibootmgr -c booted: {current}"
