@@ -355,6 +355,10 @@ fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
             return;
         }
     };
+    let (order, repeats) = without_repeats(&order);
+    if repeats > 0 {
+        warn!("BootOrder repeats options {repeats} times; each is tried once");
+    }
     let automatic = |number: u16| {
         read_variable(&load_option::boot_variable_name(number))
             .and_then(|(_, bytes)| LoadOption::parse(&bytes).ok())
@@ -363,6 +367,17 @@ fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
     for number in walk_order(&order, automatic, bls, boot_first) {
         boot_active_option(number);
     }
+}
+
+/// `order` with each option's first occurrence only, and how many entries
+/// were dropped. A BootOrder that lists an option thousands of times (a
+/// corrupt or hostile variable) must not cost a load attempt and a warning
+/// per repeat.
+pub fn without_repeats(order: &[u16]) -> (Vec<u16>, usize) {
+    let mut seen = alloc::collections::BTreeSet::new();
+    let unique: Vec<u16> = order.iter().copied().filter(|n| seen.insert(*n)).collect();
+    let repeats = order.len() - unique.len();
+    (unique, repeats)
 }
 
 /// The order BootOrder's options are tried in: as listed, except that with
@@ -635,6 +650,16 @@ mod tests {
             CmdlineChoice::from_cmdline("path=a.efi"),
             Some(CmdlineChoice::Path("\\a.efi".into()))
         );
+    }
+
+    #[test]
+    fn repeated_boot_order_entries_are_tried_once() {
+        assert_eq!(without_repeats(&[]), (vec![], 0));
+        assert_eq!(without_repeats(&[3, 1, 2]), (vec![3, 1, 2], 0));
+        assert_eq!(without_repeats(&[3, 1, 3, 2, 1, 3]), (vec![3, 1, 2], 3));
+        // Issue 18's hostile BootOrder: one option 30,000 times.
+        let hostile = vec![0x0007u16; 30_000];
+        assert_eq!(without_repeats(&hostile), (vec![7], 29_999));
     }
 
     #[test]
