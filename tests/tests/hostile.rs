@@ -336,6 +336,42 @@ fn esp_with_a_damaged_boot_sector_says_why() {
     );
 }
 
+/// A BootOrder that lists one missing option 30,000 times (set by the `bootorder` app before a
+/// reset): the boot manager tries it once, with one warning for the repeats and one for the
+/// missing option, then boots the removable-media path again. It once printed 60,000
+/// warnings and took ~38 s over it.
+#[test]
+fn boot_order_repeating_one_option_30000_times() {
+    let image = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("bootorder"))
+        .build();
+    let disk = DiskCopy::of(&image, "bootorder");
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .arg("-action")
+        .arg("reboot=reset")
+        .spawn();
+    for line in [
+        "BOOTORDER: hostile BootOrder set, resetting",
+        "BootOrder repeats options 29999 times; each is tried once",
+        "BOOTORDER: booted again",
+        "BOOTORDER: done",
+    ] {
+        vm.expect(line, TIMEOUT)
+            .unwrap_or_else(|e| panic!("expected {line:?}: {e:?}\n{}", vm.transcript()));
+    }
+    vm.wait_exit(Duration::from_secs(30)).unwrap();
+    let transcript = vm.transcript();
+    assert_eq!(
+        transcript
+            .matches("Boot7A7A (in BootOrder or BootNext) does not exist")
+            .count(),
+        1,
+        "one warning for the missing option:\n{transcript}"
+    );
+}
+
 /// GPT attribute bit 1, "No Block IO Protocol" (UEFI 2.10 Table 5-8): the firmware must not
 /// publish the partition, so its boot application never runs.
 #[test]
