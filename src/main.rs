@@ -76,6 +76,12 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
         "vmfw {}: UEFI firmware for virtual machines",
         env!("CARGO_PKG_VERSION")
     );
+    if start_info.cmdline_refused() {
+        error!(
+            "firmware command line longer than {} bytes: ignored, none of its words take effect",
+            platform::start_info::MAX_CMDLINE
+        );
+    }
 
     let ram_end = build_memory_map(&start_info);
     reserve_variable_journal();

@@ -13,7 +13,10 @@ const MEMMAP_ENTRY_SIZE: usize = 24;
 
 pub const MAX_MEMMAP_ENTRIES: usize = 128;
 pub const MAX_MODULES: usize = 8;
-pub const MAX_CMDLINE: usize = 1024;
+/// The longest firmware command line taken, as long as Linux's on x86
+/// (COMMAND_LINE_SIZE). A longer one is refused whole, never cut: a cut
+/// line loses its last words or splits a quoted value.
+pub const MAX_CMDLINE: usize = 2048;
 
 /// Reads guest-physical memory. The firmware's implementation checks that
 /// the range is mapped RAM; tests use a byte vector.
@@ -100,6 +103,8 @@ pub struct StartInfo {
     modules_len: usize,
     cmdline: [u8; MAX_CMDLINE],
     cmdline_len: usize,
+    /// The VMM's command line was longer than [`MAX_CMDLINE`] and ignored.
+    cmdline_refused: bool,
 }
 
 // The fields below are read out of the fixed-size arrays `parse` fills, at
@@ -145,6 +150,7 @@ impl StartInfo {
             modules_len: 0,
             cmdline: [0; MAX_CMDLINE],
             cmdline_len: 0,
+            cmdline_refused: false,
         };
 
         let rsdp = u64_at(&header, 32);
@@ -177,7 +183,10 @@ impl StartInfo {
 
         let cmdline_paddr = u64_at(&header, 24);
         if cmdline_paddr != 0 {
-            info.cmdline_len = read_c_string(mem, cmdline_paddr, &mut info.cmdline)?;
+            match read_c_string(mem, cmdline_paddr, &mut info.cmdline)? {
+                Some(len) => info.cmdline_len = len,
+                None => info.cmdline_refused = true,
+            }
         }
 
         let nr_modules = u32_at(&header, 12) as usize;
@@ -207,6 +216,13 @@ impl StartInfo {
         &self.modules[..self.modules_len]
     }
 
+    /// Whether the VMM's command line was longer than [`MAX_CMDLINE`] and so
+    /// ignored ([`StartInfo::cmdline`] is then empty). The caller reports
+    /// it once the logger runs.
+    pub fn cmdline_refused(&self) -> bool {
+        self.cmdline_refused
+    }
+
     /// The firmware's command line (QEMU `-append`), lossily decoded.
     pub fn cmdline(&self) -> &str {
         let bytes = &self.cmdline[..self.cmdline_len];
@@ -231,19 +247,28 @@ fn element(base: u64, index: usize, size: usize) -> Result<u64, StartInfoError> 
         })
 }
 
-fn read_c_string(mem: &dyn PhysRead, addr: u64, buf: &mut [u8]) -> Result<usize, StartInfoError> {
+/// Reads a NUL-terminated string into `buf`: its length, or None when no
+/// NUL comes within `buf.len()` bytes (too long: refused, not cut).
+fn read_c_string(
+    mem: &dyn PhysRead,
+    addr: u64,
+    buf: &mut [u8],
+) -> Result<Option<usize>, StartInfoError> {
     let mut len = 0;
-    while len < buf.len() {
+    while len <= buf.len() {
         let mut byte = [0u8];
         mem.read(element(addr, len, 1)?, &mut byte)?;
         if byte[0] == 0 {
-            return Ok(len);
+            return Ok(Some(len));
         }
-        buf[len] = byte[0];
+        let Some(slot) = buf.get_mut(len) else {
+            break;
+        };
+        *slot = byte[0];
         len += 1;
     }
-    log::warn!("firmware command line truncated to {} bytes", buf.len());
-    Ok(len)
+    buf.fill(0);
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -369,7 +394,20 @@ mod tests {
         put32(&mut mem.0, 0x10c, 0);
         let info = StartInfo::parse(&mem, 0x100).unwrap();
         assert_eq!(info.memmap().len(), 2);
-        assert_eq!(info.cmdline().len(), MAX_CMDLINE);
+        // 3,328 bytes without a NUL: refused whole, not cut.
+        assert!(info.cmdline_refused());
+        assert_eq!(info.cmdline(), "");
         assert!(info.modules().is_empty());
+        // Exactly MAX_CMDLINE bytes are taken; one more is refused.
+        for (len, refused) in [(MAX_CMDLINE, false), (MAX_CMDLINE + 1, true)] {
+            let mut mem = sample();
+            for b in &mut mem.0[0x300..0x300 + len] {
+                *b = b'y';
+            }
+            mem.0[0x300 + len] = 0;
+            let info = StartInfo::parse(&mem, 0x100).unwrap();
+            assert_eq!(info.cmdline_refused(), refused, "{len} bytes");
+            assert_eq!(info.cmdline().len(), if refused { 0 } else { len });
+        }
     }
 }

@@ -155,3 +155,55 @@ fn stubless_kernel_from_bls_entry_boots_through_boot_protocol() {
             .is_some()
     );
 }
+
+/// The firmware command line is taken whole up to 2048 bytes (Linux's length): `kernel=`
+/// after 1,900 bytes of other words still boots. A longer line is refused with one visible
+/// line, never cut (a cut line loses its last words or splits a quoted value), and the
+/// default boot goes on without it.
+#[test]
+fn long_firmware_cmdline_is_taken_whole_or_refused() {
+    let image = default_image();
+    let version = &image.kernel.version;
+    let cmdline = "console=ttyS0 panic=-1 vmfw.entry=direct-long";
+    let words =
+        format!("kernel=\\vmlinuz-{version} initrd=/initrd.img-{version} cmdline=\"{cmdline}\"");
+    let padded = |total: usize| {
+        let pad = total - words.len() - " vmfw.pad=".len();
+        format!("vmfw.pad={} {words}", "x".repeat(pad))
+    };
+
+    let line = padded(2000);
+    assert_eq!(line.len(), 2000);
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append(line)
+        .spawn();
+    let seen = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        seen.line.ends_with(&format!("INIT: cmdline={cmdline}")),
+        "the kernel= at byte 1,900 booted: {}",
+        seen.line
+    );
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append(padded(2100))
+        .spawn();
+    vm.expect(
+        "firmware command line longer than 2048 bytes: ignored",
+        TIMEOUT,
+    )
+    .unwrap();
+    let seen = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        !seen.line.contains("vmfw.entry=direct-long"),
+        "nothing on the refused line took effect: {}",
+        seen.line
+    );
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+}
