@@ -177,10 +177,11 @@ pub fn menu_timeout_from(
 }
 
 /// [`menu_timeout_from`] with this boot's OsIndications request and
-/// `Timeout` variable: what `crate::menu::run` waits. A BOOT_TO_FW_UI
-/// request is consumed here, when the menu is about to be shown, not
-/// before a `kernel=` boot that would skip it (§8.5.4: the bit is cleared
-/// once the firmware stops in its UI).
+/// `Timeout` variable: what the boot menu waits. The boot manager calls it
+/// once per boot, after a `kernel=` boot had its chance, and hands the
+/// result to the menu's image (`crate::builtins::set_menu_timeout`): a
+/// BOOT_TO_FW_UI request is consumed here, when the menu is about to be
+/// shown (§8.5.4: the bit is cleared once the firmware stops in its UI).
 pub fn boot_menu_timeout(
     cmdline: &str,
     loader_conf: Option<&LoaderConfTimeout>,
