@@ -325,6 +325,26 @@ impl EspBuilder {
     }
 }
 
+/// A private copy of a disk image in the temp directory, deleted on drop: a test that
+/// boots with guest writes reaching the file (`Vm::builder().disk_writable`) leaves the
+/// cached image pristine. `name` makes the file unique among the process's tests.
+pub struct TempDisk(pub PathBuf);
+
+impl TempDisk {
+    pub fn copy_of(source: &Path, name: &str) -> Self {
+        let copy = std::env::temp_dir().join(format!("vmfw-{name}-{}.img", std::process::id()));
+        std::fs::copy(source, &copy)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
+        TempDisk(copy)
+    }
+}
+
+impl Drop for TempDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ mod util;
 
 pub use build::{efi_app, firmware};
 pub use deb::{DebianKernel, deb, deb_trixie, debian_kernel, debian13_kernel};
-pub use disk::{EspBuilder, FatContents, FileSource, Partition};
+pub use disk::{EspBuilder, FatContents, FileSource, Partition, TempDisk};
 pub use images::{
     BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, bls_entry, boot_firmware,
     boot_ovmf, default_image, expect_linux_environment, grub_cfg,

@@ -16,12 +16,12 @@
 //!   starts the edk2 Shell from the removable-media path; the Shell's `dh` lists the menu's
 //!   image handle, its LoadedImage and LoadedImageDevicePath naming `FvFile(A33A8786-...)`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, Program, Vm, bls_entry, deb_trixie, debian_kernel, expect_linux_environment,
-    firmware, initramfs_with, unified_kernel_image,
+    EspBuilder, Program, TempDisk, Vm, bls_entry, deb_trixie, debian_kernel,
+    expect_linux_environment, firmware, initramfs_with, unified_kernel_image,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -34,28 +34,6 @@ LD_LIBRARY_PATH=/lib/x86_64-linux-gnu efibootmgr -v > /tmp/ebm 2>&1
 echo "INIT: efibootmgr status=$?"
 sed 's/^/INIT: ebm: /' /tmp/ebm
 "#;
-
-/// A private copy of a cached disk image, deleted on drop, so the firmware's variable store
-/// writes leave the cache pristine.
-struct TempDisk(PathBuf);
-
-impl TempDisk {
-    fn copy_of(source: &Path, name: &str) -> Self {
-        let copy = std::env::temp_dir().join(format!(
-            "vmfw-boot-options-{}-{name}.img",
-            std::process::id()
-        ));
-        std::fs::copy(source, &copy)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
-        TempDisk(copy)
-    }
-}
-
-impl Drop for TempDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// An ESP with the Debian kernel and an efibootmgr initramfs as a BLS entry, plus (when
 /// `with_uki`) a UKI of the same at the removable-media path.
@@ -132,7 +110,7 @@ const MENU_FILE: &str = "A33A8786-5F3C-4B4D-80F8-C15577DC42EA";
 
 #[test]
 fn automatic_options_and_boot_current() {
-    let disk = TempDisk::copy_of(&disk(true), "removable");
+    let disk = TempDisk::copy_of(&disk(true), "boot-options-removable");
 
     let mut vm = Vm::builder()
         .firmware(firmware())

@@ -13,11 +13,10 @@
 //!   serial), and its boot menu waits for the user with no countdown. Picked there, the application sets `Timeout` to
 //!   3 (what `efibootmgr -t 3` does) and resets: the menu now counts down
 //!   from 3 s and boots it on its own.
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::{
-    BLS_CMDLINE, EspBuilder, Vm, bls_entry, debian_kernel, efi_app, firmware, initramfs,
+    BLS_CMDLINE, EspBuilder, TempDisk, Vm, bls_entry, debian_kernel, efi_app, firmware, initramfs,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -139,25 +138,6 @@ fn linux_sees_the_global_variables() {
     vm.wait_exit(Duration::from_secs(60)).unwrap();
 }
 
-/// A private copy of a cached disk image, deleted on drop, so the
-/// firmware's variable store writes leave the cache pristine.
-struct TempDisk(PathBuf);
-
-impl TempDisk {
-    fn copy_of(source: &Path) -> Self {
-        let copy = std::env::temp_dir().join(format!("vmfw-menuvars-{}.img", std::process::id()));
-        std::fs::copy(source, &copy)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
-        TempDisk(copy)
-    }
-}
-
-impl Drop for TempDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// The text after the last boot menu drawn so far.
 fn since_last_menu(vm: &Vm) -> String {
     let transcript = vm.transcript();
@@ -170,7 +150,7 @@ fn firmware_ui_request_and_timeout_drive_the_boot_menu() {
     let image = EspBuilder::new()
         .file("/EFI/BOOT/BOOTX64.EFI", efi_app("menuvars"))
         .build();
-    let disk = TempDisk::copy_of(&image);
+    let disk = TempDisk::copy_of(&image, "menuvars");
     let mut vm = Vm::builder()
         .firmware(firmware())
         .disk_writable(&disk.0)

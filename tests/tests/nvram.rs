@@ -11,35 +11,15 @@
 //! - `read_only_disk_keeps_variables_in_ram`: on a read-only disk the firmware says changes
 //!   will not persist, shim's and the guest's writes succeed in RAM, and the chain boots.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, deb, debian_kernel, default_image,
-    efi_app, expect_linux_environment, firmware, grub_cfg, initramfs,
+    EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, TempDisk, Vm, deb, debian_kernel,
+    default_image, efi_app, expect_linux_environment, firmware, grub_cfg, initramfs,
 };
 
 const STEP: Duration = Duration::from_secs(180);
 const BOOT: Duration = Duration::from_secs(400);
-
-/// A private copy of a cached disk image, deleted on drop, so writes leave the cache pristine.
-struct TempDisk(PathBuf);
-
-impl TempDisk {
-    fn copy_of(source: &Path, name: &str) -> Self {
-        let copy =
-            std::env::temp_dir().join(format!("vmfw-nvram-{}-{name}.img", std::process::id()));
-        std::fs::copy(source, &copy)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
-        TempDisk(copy)
-    }
-}
-
-impl Drop for TempDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// The value `varset` stores, with NON_VOLATILE|BOOTSERVICE_ACCESS|RUNTIME_ACCESS.
 const PERSISTED: &str = "VARSET: nv attributes=0x7 data=survives-reset";
@@ -56,7 +36,7 @@ fn variables_survive_reset() {
     let image = EspBuilder::new()
         .file("/EFI/BOOT/BOOTX64.EFI", efi_app("varset"))
         .build();
-    let disk = TempDisk::copy_of(&image, "varset");
+    let disk = TempDisk::copy_of(&image, "nvram-varset");
 
     // First QEMU process, allowed to reboot: set, warm reset, read back.
     let mut vm = Vm::builder()
@@ -131,7 +111,7 @@ fn shim_fallback_boot_entry_persists() {
         .bytes("/EFI/debian/BOOTX64.CSV", boot_csv())
         .bytes("/EFI/debian/grub.cfg", grub_cfg)
         .build();
-    let disk = TempDisk::copy_of(&image, "fallback");
+    let disk = TempDisk::copy_of(&image, "nvram-fallback");
 
     // First start: no BootOrder, so the removable path runs shim, which runs the fallback;
     // it creates the entry and resets (QEMU exits: -no-reboot) or boots the entry itself.

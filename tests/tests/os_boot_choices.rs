@@ -20,11 +20,10 @@
 //! `acpi_reset` reboots through the kernel's default (q35's ACPI reset register),
 //! `efi_reset` through ResetSystem (`reboot=efi` on both command lines).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::{
-    EspBuilder, Program, Vm, bls_entry, debian_kernel, firmware, initramfs_with,
+    EspBuilder, Program, TempDisk, Vm, bls_entry, debian_kernel, firmware, initramfs_with,
     unified_kernel_image,
 };
 
@@ -69,27 +68,6 @@ else
 fi
 "#;
 
-/// A private copy of a cached disk image, deleted on drop.
-struct TempDisk(PathBuf);
-
-impl TempDisk {
-    fn copy_of(source: &Path, name: &str) -> Self {
-        let copy = std::env::temp_dir().join(format!(
-            "vmfw-os-boot-choices-{}-{name}.img",
-            std::process::id()
-        ));
-        std::fs::copy(source, &copy)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
-        TempDisk(copy)
-    }
-}
-
-impl Drop for TempDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// An ESP with the efibootmgr initramfs as a UKI at the removable-media path and as a BLS
 /// Type #1 entry; `extra` goes on both kernel command lines.
 fn disk(name: &str, extra: &str) -> TempDisk {
@@ -115,7 +93,7 @@ fn disk(name: &str, extra: &str) -> TempDisk {
             ),
         )
         .build();
-    TempDisk::copy_of(&image, name)
+    TempDisk::copy_of(&image, &format!("os-boot-choices-{name}"))
 }
 
 fn expect(vm: &mut Vm, line: &str) -> String {

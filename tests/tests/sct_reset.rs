@@ -10,37 +10,17 @@
 //! - `rules_hold_across_reset_on_ovmf`: the same app on edk2 OVMF, the reference, which
 //!   breaks the wakeup rule (the app skips it there and says why).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, Vm, efi_app, firmware};
+use vm_tests::{EspBuilder, TempDisk, Vm, efi_app, firmware};
 
 const STEP: Duration = Duration::from_secs(180);
-
-/// A private copy of a cached disk image, deleted on drop, so writes leave the cache pristine.
-struct TempDisk(PathBuf);
-
-impl TempDisk {
-    fn copy_of(source: &Path, name: &str) -> Self {
-        let copy =
-            std::env::temp_dir().join(format!("vmfw-sctreset-{}-{name}.img", std::process::id()));
-        std::fs::copy(source, &copy)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
-        TempDisk(copy)
-    }
-}
-
-impl Drop for TempDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn sctreset_disk(name: &str) -> TempDisk {
     let image = EspBuilder::new()
         .file("/EFI/BOOT/BOOTX64.EFI", efi_app("sctreset"))
         .build();
-    TempDisk::copy_of(&image, name)
+    TempDisk::copy_of(&image, &format!("sctreset-{name}"))
 }
 
 /// Expects the second boot's verdict: `passed` rules passed, none failed, then power-off.

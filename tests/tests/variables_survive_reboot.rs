@@ -15,12 +15,11 @@
 //! - `power_off_loses_os_variable`: `poweroff -f` ends the QEMU process, RAM and the journal with
 //!   it: the next process does not see the variable. This is the documented limit.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::{
-    BLS_CMDLINE, DebianKernel, EspBuilder, Vm, bls_entry, debian_kernel, debian13_kernel, firmware,
-    initramfs_for,
+    BLS_CMDLINE, DebianKernel, EspBuilder, TempDisk, Vm, bls_entry, debian_kernel, debian13_kernel,
+    firmware, initramfs_for,
 };
 
 const STEP: Duration = Duration::from_secs(300);
@@ -29,25 +28,6 @@ const EXIT: Duration = Duration::from_secs(60);
 /// The variable `/init` writes: `VmfwJournal-<GUID>`, NV|BS|RT, this value.
 const VARIABLE: &str = "VmfwJournal-3c1f9a52-7d64-4b1e-a8e3-5f02c9d7b416";
 const VALUE: &str = "written-by-linux";
-
-/// A private copy of a cached disk image, deleted on drop, so writes leave the cache pristine.
-struct TempDisk(PathBuf);
-
-impl TempDisk {
-    fn copy_of(source: &Path, name: &str) -> Self {
-        let copy =
-            std::env::temp_dir().join(format!("vmfw-journal-{}-{name}.img", std::process::id()));
-        std::fs::copy(source, &copy)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", source.display(), copy.display()));
-        TempDisk(copy)
-    }
-}
-
-impl Drop for TempDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// `/init`'s extra script: report the variable when present; otherwise write it through
 /// efivarfs (4 bytes of attributes, NV|BS|RT = 7, then the data) and run `then_on_first_boot`.
@@ -85,7 +65,7 @@ fn bls_disk(kernel: &DebianKernel, name: &str, script: &str, options: &str) -> T
             bls_entry("Debian journal test", version, options),
         )
         .build();
-    TempDisk::copy_of(&image, name)
+    TempDisk::copy_of(&image, &format!("journal-{name}"))
 }
 
 fn expect_line(vm: &mut Vm, line: &str) {
