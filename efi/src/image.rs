@@ -27,6 +27,9 @@ use uefi_raw::protocol::media::{LoadFile2Protocol, LoadFileProtocol};
 use uefi_raw::table::system::SystemTable;
 use uefi_raw::{Boolean, Char16, Guid, Handle, Status};
 
+mod driver_image;
+pub(crate) use driver_image::adopt_driver_image;
+
 struct Image {
     name: String,
     /// Allocation holding the image (may start before `base` for alignment);
@@ -415,31 +418,28 @@ fn install_image(
     Ok(())
 }
 
-/// The record of an image whose code is the firmware's own (a built-in
-/// application or a firmware driver, `crate::builtin_images`): its
-/// LoadedImage describes the firmware image the code lives in —
+/// LoadImage of a built-in application (`crate::builtin_images`): a handle
+/// whose LoadedImage describes the firmware image its code lives in —
 /// ImageBase/ImageSize are the firmware's whole range, not a slice of it,
-/// because that code, its constants and data are spread over the
+/// because the built-in's code, constants and data are spread over the
 /// firmware's sections like any other Rust code of it — with the firmware
-/// volume as DeviceHandle and `FvFile(<file>)` as FilePath (§9.1). It owns
-/// no pages.
-fn firmware_code_image(
-    name: &str,
+/// volume as DeviceHandle and `FvFile(<file>)` as FilePath (§9.1).
+fn load_builtin(
     parent: HandleId,
-    file_path: Vec<u8>,
+    builtin: crate::builtin_images::BuiltinImage,
     device_path: Vec<u8>,
-    (code_type, data_type): (MemoryType, MemoryType),
-) -> Image {
+) -> Result<HandleId, Status> {
     let (base, size) = FIRMWARE_RANGE.with(|r| *r);
-    Image {
-        name: String::from(name),
+    let handle = ps::new_handle();
+    let image = Image {
+        name: String::from(builtin.name),
         alloc_base: 0,
         alloc_pages: 0,
         base,
         size,
-        entry: 0,
+        entry: builtin_trampoline as *const () as usize as u64,
         is_application: true,
-        builtin: None,
+        builtin: Some(builtin.entry),
         started: false,
         exit_data: (0, core::ptr::null_mut()),
         loaded_image: Box::new(LoadedImageProtocol {
@@ -453,70 +453,17 @@ fn firmware_code_image(
             load_options: core::ptr::null_mut(),
             image_base: base as *const c_void,
             image_size: size,
-            image_code_type: code_type,
-            image_data_type: data_type,
+            image_code_type: MemoryType::RUNTIME_SERVICES_CODE,
+            image_data_type: MemoryType::RUNTIME_SERVICES_DATA,
             unload: None,
         }),
-        _file_path: file_path,
+        _file_path: crate::builtin_images::file_node_path(&builtin.file),
         device_path: Some(device_path),
-    }
-}
-
-/// LoadImage of a built-in application (`crate::builtin_images`): a handle
-/// with the firmware's code as its image (`firmware_code_image`), started
-/// through `builtin_trampoline`.
-fn load_builtin(
-    parent: HandleId,
-    builtin: crate::builtin_images::BuiltinImage,
-    device_path: Vec<u8>,
-) -> Result<HandleId, Status> {
-    let handle = ps::new_handle();
-    let mut image = firmware_code_image(
-        builtin.name,
-        parent,
-        crate::builtin_images::file_node_path(&builtin.file),
-        device_path,
-        (
-            MemoryType::RUNTIME_SERVICES_CODE,
-            MemoryType::RUNTIME_SERVICES_DATA,
-        ),
-    );
-    image.entry = builtin_trampoline as *const () as usize as u64;
-    image.builtin = Some(builtin.entry);
+    };
     install_image(handle, image, None)?;
     crate::builtin_images::name_new_handle(handle, &builtin);
     log::debug!("loaded built-in image {}", builtin.name);
     Ok(handle)
-}
-
-/// Makes the firmware driver on `handle` an image (`firmware_code_image`,
-/// the firmware's own image as parent, boot services code and data as for
-/// any boot services driver, §7.4.1) already started and resident, as a
-/// driver whose entry point returned EFI_SUCCESS stays (§7.4.2): StartImage
-/// refuses it again, and UnloadImage answers EFI_UNSUPPORTED since it has
-/// no Unload function (§7.4.4). `handle` must not be an image yet.
-pub(crate) fn adopt_driver_image(
-    handle: HandleId,
-    name: &str,
-    file_path: Vec<u8>,
-    device_path: Vec<u8>,
-) -> Result<(), Status> {
-    if IMAGES.with(|images| images.contains_key(&handle)) {
-        return Err(Status::INVALID_PARAMETER);
-    }
-    let mut image = firmware_code_image(
-        name,
-        firmware_image_handle(),
-        file_path,
-        device_path,
-        (
-            MemoryType::BOOT_SERVICES_CODE,
-            MemoryType::BOOT_SERVICES_DATA,
-        ),
-    );
-    image.is_application = false;
-    image.started = true;
-    install_image(handle, image, None)
 }
 
 /// The entry point StartImage calls for every built-in image: runs the
