@@ -10,11 +10,22 @@
 //! with LoadedImage and LoadedImageDevicePath; StartImage calls the image's
 //! Rust entry with that handle.
 //!
+//! The firmware's UEFI drivers (the storage drivers of `protocols`) are
+//! files of the same volume: `crate::driver_images` gives a driver's handle
+//! LoadedImage with `FvFile(<its GUID>)`, as edk2 does for the drivers it
+//! dispatches from flash, so the Shell's `drivers` and `dh` find the image
+//! and, through the volume's EFI_FIRMWARE_VOLUME2_PROTOCOL
+//! ([`firmware_volume`]), its name. This module keeps the list of the
+//! volume's files.
+//!
 //! `efi` does not know the built-ins: the crates that implement them
-//! register them here ([`register`]) before the boot manager runs.
+//! register them here ([`register`], and `crate::driver_images` for the
+//! drivers) before the boot manager runs.
 
 use crate::ids::HandleId;
 use crate::protocol_services as ps;
+
+pub mod firmware_volume;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use platform::sync::Global;
@@ -40,12 +51,33 @@ pub struct BuiltinImage {
     pub entry: BuiltinEntry,
 }
 
+/// What kind of file of the volume an image is (PI 1.8 vol. 3 §2.1.4.1,
+/// EFI_FV_FILETYPE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// EFI_FV_FILETYPE_APPLICATION: a built-in image started by LoadImage.
+    Application,
+    /// EFI_FV_FILETYPE_DRIVER: a firmware driver, resident from the start.
+    Driver,
+}
+
+/// A file of the firmware volume: its FvFile() GUID, the name of its
+/// user-interface section and its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeFile {
+    pub file: Guid,
+    pub name: &'static str,
+    pub kind: FileKind,
+}
+
 /// Called on each new image handle of a built-in with the image's name, so
 /// another crate can install a name protocol on it (ComponentName2 lives in
 /// `protocols`).
 pub type NamingHook = fn(image: HandleId, name: &'static str);
 
 static BUILTINS: Global<Vec<BuiltinImage>> = Global::new(Vec::new());
+/// The firmware drivers' files, in registration order.
+static DRIVER_FILES: Global<Vec<VolumeFile>> = Global::new(Vec::new());
 static VOLUME: Global<HandleId> = Global::new(HandleId::NULL);
 /// The volume's device path (Fv node + End), owned here for good because
 /// the handle's DevicePath protocol points into it.
@@ -108,22 +140,70 @@ pub fn volume_handle() -> HandleId {
     VOLUME.with(|v| *v)
 }
 
+/// Creates the volume's handle, with its device path and
+/// EFI_FIRMWARE_VOLUME2_PROTOCOL, on first use; returns it.
+pub(crate) fn ensure_volume() -> Result<HandleId, Status> {
+    let existing = volume_handle();
+    if !existing.is_null() {
+        return Ok(existing);
+    }
+    let path = VOLUME_PATH.with(|p| {
+        *p = volume_device_path();
+        p.as_mut_ptr()
+    });
+    let handle = ps::install(
+        None,
+        &[
+            (DevicePathProtocol::GUID, path.cast::<c_void>()),
+            (
+                firmware_volume::FIRMWARE_VOLUME2_GUID,
+                firmware_volume::interface(),
+            ),
+        ],
+    )?;
+    VOLUME.with(|v| *v = handle);
+    Ok(handle)
+}
+
 /// Makes `image` loadable by its device path; creates the volume handle on
 /// first use. A second registration of the same file replaces the first.
 pub fn register(image: BuiltinImage) -> Result<(), Status> {
-    if volume_handle().is_null() {
-        let path = VOLUME_PATH.with(|p| {
-            *p = volume_device_path();
-            p.as_mut_ptr()
-        });
-        let handle = ps::install(None, &[(DevicePathProtocol::GUID, path.cast::<c_void>())])?;
-        VOLUME.with(|v| *v = handle);
-    }
+    ensure_volume()?;
     BUILTINS.with(|all| {
         all.retain(|b| b.file != image.file);
         all.push(image);
     });
     Ok(())
+}
+
+/// Lists the firmware driver file `file` (a second one of the same GUID
+/// replaces the first).
+pub(crate) fn add_driver_file(file: VolumeFile) {
+    DRIVER_FILES.with(|all| {
+        all.retain(|d| d.file != file.file);
+        all.push(file);
+    });
+}
+
+/// Every file of the volume: the built-in applications in registration
+/// order, then the drivers.
+pub fn volume_files() -> Vec<VolumeFile> {
+    let mut files: Vec<VolumeFile> = BUILTINS.with(|all| {
+        all.iter()
+            .map(|b| VolumeFile {
+                file: b.file,
+                name: b.name,
+                kind: FileKind::Application,
+            })
+            .collect()
+    });
+    DRIVER_FILES.with(|all| files.extend_from_slice(all));
+    files
+}
+
+/// The file of the volume named `file`, if any.
+pub fn volume_file(file: &Guid) -> Option<VolumeFile> {
+    volume_files().into_iter().find(|f| f.file == *file)
 }
 
 /// Sets the hook that names each new built-in image handle.

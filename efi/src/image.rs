@@ -27,6 +27,9 @@ use uefi_raw::protocol::media::{LoadFile2Protocol, LoadFileProtocol};
 use uefi_raw::table::system::SystemTable;
 use uefi_raw::{Boolean, Char16, Guid, Handle, Status};
 
+mod driver_image;
+pub(crate) use driver_image::adopt_driver_image;
+
 struct Image {
     name: String,
     /// Allocation holding the image (may start before `base` for alignment);
@@ -131,9 +134,10 @@ pub fn describe_address(address: u64, out: &mut dyn core::fmt::Write) {
     let found = IMAGES.try_with(|images| {
         images
             .values()
-            // Built-in images span the whole firmware; the fault locator
-            // names the firmware's own addresses itself.
-            .filter(|i| i.builtin.is_none())
+            // Images of the firmware's own code (built-ins, drivers) span
+            // the whole firmware and own no pages; the fault locator names
+            // the firmware's own addresses itself.
+            .filter(|i| i.alloc_pages != 0)
             .find(|i| i.base <= address && address < i.base + i.size)
             .map(|i| (i.name.clone(), i.base))
     });

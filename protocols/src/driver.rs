@@ -1,8 +1,11 @@
 //! Firmware drivers in the UEFI driver model (UEFI 2.10 §11.1). Each driver
 //! gets a handle of its own carrying EFI_DRIVER_BINDING_PROTOCOL (§11.1) and
 //! EFI_COMPONENT_NAME2_PROTOCOL (§11.5, English only). The drivers are part
-//! of the firmware image, which has no image handle, so the binding's
-//! ImageHandle and DriverBindingHandle are both the driver's handle; it is
+//! of the firmware image; each is also an image of the firmware volume
+//! (`efi::driver_images`): its handle carries LoadedImage with
+//! `FvFile(<its file GUID>)`, so the binding's ImageHandle and
+//! DriverBindingHandle are both the driver's handle, as for most edk2
+//! drivers, and the Shell names the image from the volume. The handle is
 //! also the agent of every protocol the driver opens.
 
 use alloc::boxed::Box;
@@ -15,7 +18,7 @@ use efi::protocol_services as ps;
 use platform::sync::Global;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::driver::{ComponentName2Protocol, DriverBindingProtocol};
-use uefi_raw::{Handle, Status};
+use uefi_raw::{Guid, Handle, Status};
 
 /// EFI_DRIVER_BINDING_PROTOCOL.Supported and .Start (§11.1.1, §11.1.2).
 pub type BindingFn = unsafe extern "efiapi" fn(
@@ -40,6 +43,11 @@ const MAX_LANGUAGE: usize = 64;
 pub struct DriverInfo {
     /// GetDriverName's answer.
     pub name: &'static str,
+    /// Its file in the firmware volume: the FvFile() GUID of its
+    /// LoadedImage.FilePath and the name its user-interface section holds
+    /// (the Shell's IMAGE NAME).
+    pub image_file: Guid,
+    pub image_name: &'static str,
     /// Orders drivers for ConnectController, highest first (§11.1).
     pub version: u32,
     pub supported: BindingFn,
@@ -121,7 +129,9 @@ pub fn register(info: DriverInfo) -> Result<HandleId, Status> {
                 component_name.cast::<c_void>(),
             ),
         ],
-    )
+    )?;
+    efi::driver_images::register_driver_image(handle, info.image_file, info.image_name)?;
+    Ok(handle)
 }
 
 /// Names an image handle that is no driver (a built-in application,

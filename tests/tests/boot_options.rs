@@ -14,7 +14,9 @@
 //!   loader's option is Boot0000 and boots by default, with BootCurrent 0000.
 //! - `shell_dh_lists_the_running_boot_menu`: with `menu=1` the boot menu (a built-in image)
 //!   starts the edk2 Shell from the removable-media path; the Shell's `dh` lists the menu's
-//!   image handle, its LoadedImage and LoadedImageDevicePath naming `FvFile(A33A8786-...)`.
+//!   image handle and the storage drivers' as `LoadedImage(<name>)`, the name read from the
+//!   user-interface section of the image's `FvFile(...)` through the firmware volume's
+//!   EFI_FIRMWARE_VOLUME2_PROTOCOL.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -207,12 +209,15 @@ fn shell_dh_lists_the_running_boot_menu() {
     let transcript = vm.transcript();
     let start = transcript.rfind("VMFW-DH-START").unwrap_or(0);
     let dh = &transcript[start..];
-    let menu_rows: Vec<&str> = dh
-        .lines()
-        .filter(|l| contains(l, &format!("FvFile({MENU_FILE})")))
-        .collect();
-    assert!(
-        menu_rows.iter().any(|l| l.contains("LoadedImage")),
-        "dh lists the boot menu's image handle:\n{dh}"
-    );
+    // dh names an image loaded from a firmware volume by the user-interface
+    // section of its FvFile() (read through EFI_FIRMWARE_VOLUME2_PROTOCOL on
+    // LoadedImage.DeviceHandle), else by its FilePath: the running boot menu
+    // and the firmware's storage drivers are named by the volume.
+    for name in ["Boot menu", "PartitionDriver", "FatDriver"] {
+        assert!(
+            dh.lines()
+                .any(|l| l.contains(&format!("LoadedImage({name})"))),
+            "dh names the image {name}:\n{dh}"
+        );
+    }
 }

@@ -35,6 +35,13 @@ fn assert_all_passed(vm: &mut Vm) {
         vm.find("PASS rng.get_rng.default").is_some(),
         "the rng checks did not run (no EFI_RNG_PROTOCOL?)"
     );
+    // Both firmwares load drivers from a firmware volume, so the
+    // `firmware_volume` group must have named them rather than given up.
+    assert!(
+        vm.find("PASS firmware_volume.read_section.driver_ui_names")
+            .is_some(),
+        "the firmware_volume checks did not run (no driver image on a volume?)"
+    );
     // The app ends with ResetSystem(EfiResetShutdown), which must power off.
     vm.wait_exit(Duration::from_secs(30)).unwrap();
 }

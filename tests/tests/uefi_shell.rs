@@ -171,6 +171,17 @@ fn uefi_shell_runs_startup_script() {
         driver_row("FAT file system driver")[1..],
         ["00000010", "D", "-", "-", "2", "-"]
     );
+    // IMAGE NAME: the Shell opens LoadedImage on each binding's ImageHandle
+    // and reads the user-interface section of its FvFile() through the
+    // firmware volume's EFI_FIRMWARE_VOLUME2_PROTOCOL (PI vol. 3 §3.4.1.5);
+    // the names are the volume's, not the ComponentName2 driver names.
+    for (driver, image) in [
+        ("Partition driver (GPT, MBR)", "PartitionDriver"),
+        ("FAT file system driver", "FatDriver"),
+    ] {
+        let row = drivers.iter().find(|r| r.contains(driver)).unwrap();
+        assert!(row.trim_end().ends_with(&format!(" {image}")), "{row}");
+    }
 
     // devices: each disk is a root controller managed by one driver with
     // one child (its ESP), and each ESP a device with one parent and the
@@ -254,6 +265,24 @@ fn uefi_shell_runs_startup_script() {
     let transcript = vm.transcript();
     let listing = section(&transcript, "VMFW-MAP", "VMFW-LS").join("\n");
     assert!(listing.contains("data.txt"), "{listing}");
+
+    // dh -v of the FAT driver's handle: the Shell's LoadedImage dump starts
+    // with the name the firmware volume gives the image (the rest of the
+    // dump, the LoadedImage fields, this Shell build prints for no image).
+    let fat_driver = drivers
+        .iter()
+        .find(|r| r.contains("FAT file system driver"))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    run(&mut vm, &format!("dh -v {fat_driver}"), "VMFW-DH-V");
+    let transcript = vm.transcript();
+    let dump = section(&transcript, "VMFW-LS", "VMFW-DH-V").join("\n");
+    assert!(
+        dump.lines()
+            .any(|l| l.trim() == "Name..........: FatDriver"),
+        "{dump}"
+    );
 
     // reset -s: ResetSystem(EfiResetShutdown) powers QEMU off.
     vm.expect("FS0:\\>", TIMEOUT).unwrap();

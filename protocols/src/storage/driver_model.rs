@@ -42,6 +42,16 @@ use crate::fat::FatType;
 const PARTITION_DRIVER_VERSION: u32 = 0x20;
 const FAT_DRIVER_VERSION: u32 = 0x10;
 
+/// The drivers' files in the firmware volume (their images' FvFile()
+/// GUIDs) and the names of those files. The image names are one word, as
+/// edk2 names a module's file after its BASE_NAME, and differ from the
+/// ComponentName2 driver names, so the Shell's IMAGE NAME column shows what
+/// the volume says, not the driver name again.
+pub const PARTITION_DRIVER_FILE: Guid = uefi_raw::guid!("6b1e0b5a-3c2d-4e8f-9a7b-1d2c3e4f5a60");
+pub const FAT_DRIVER_FILE: Guid = uefi_raw::guid!("7c2f1c6b-4d3e-4f90-8b8c-2e3d4f5a6b71");
+pub const PARTITION_DRIVER_IMAGE: &str = "PartitionDriver";
+pub const FAT_DRIVER_IMAGE: &str = "FatDriver";
+
 /// The drivers' handles (NULL until `register_drivers`).
 pub(super) static PARTITION_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
 pub(super) static FAT_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
@@ -99,6 +109,8 @@ pub(super) fn register_drivers() -> Result<(), Status> {
     }
     let partition = driver::register(DriverInfo {
         name: "Partition driver (GPT, MBR)",
+        image_file: PARTITION_DRIVER_FILE,
+        image_name: PARTITION_DRIVER_IMAGE,
         version: PARTITION_DRIVER_VERSION,
         supported: partition_supported,
         start: partition_start,
@@ -108,6 +120,8 @@ pub(super) fn register_drivers() -> Result<(), Status> {
     PARTITION_DRIVER.with(|slot| *slot = partition);
     let fat = driver::register(DriverInfo {
         name: "FAT file system driver",
+        image_file: FAT_DRIVER_FILE,
+        image_name: FAT_DRIVER_IMAGE,
         version: FAT_DRIVER_VERSION,
         supported: fat_supported,
         start: fat_start,

@@ -12,6 +12,7 @@
 mod boot_options;
 mod ctx;
 mod events;
+mod firmware_volume;
 mod global_variables;
 mod images;
 mod memory;
@@ -59,6 +60,7 @@ const TESTS: &[Test] = &[
     ("global_variables", global_variables::run),
     ("rng", rng::run),
     ("boot_options", boot_options::run),
+    ("firmware_volume", firmware_volume::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
