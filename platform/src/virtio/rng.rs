@@ -292,7 +292,31 @@ mod tests {
         }
     }
 
-    fn rig(chunk: u32) -> (VirtioRng, SimulatedDevice) {
+    /// Runs `body` while the simulated device serves on another thread. The
+    /// device stops even when `body` panics, so a failed assertion is
+    /// reported instead of the scope waiting forever for the device thread.
+    fn with_device<R>(device: &SimulatedDevice, body: impl FnOnce() -> R) -> R {
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| device.serve(&stop));
+            let _stop = StopOnDrop(&stop);
+            body()
+        })
+    }
+
+    /// Polls before a request times out with a device thread serving: enough
+    /// for the thread to be scheduled on a loaded machine.
+    const SERVED_SPINS: u64 = 1_000_000_000;
+    /// Polls before a request to a device that never answers times out.
+    const SILENT_SPINS: u64 = 100_000;
+
+    fn rig(chunk: u32, poll_spins: u64) -> (VirtioRng, SimulatedDevice) {
         // Leaked so they outlive the driver, whose drop resets the device.
         let registers: &'static mut [u64; 9] = Box::leak(Box::new([0; 9]));
         // SAFETY: leaked memory lives forever and nothing else uses it.
@@ -317,7 +341,7 @@ mod tests {
         };
         let rng = VirtioRng {
             transport,
-            poll_spins: 100_000,
+            poll_spins,
             stopped: Cell::new(false),
             state: RefCell::new(QueueState {
                 queue,
@@ -330,42 +354,35 @@ mod tests {
 
     #[test]
     fn short_completions_are_stitched_together() {
-        let (rng, device) = rig(100);
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            scope.spawn(|| device.serve(&stop));
+        let (rng, device) = rig(100, SERVED_SPINS);
+        with_device(&device, || {
             // Larger than the bounce buffer, and not a multiple of the chunk.
             let mut buf = vec![0u8; REQUEST_BYTES + 1234];
             rng.fill(&mut buf).unwrap();
             let expected: Vec<u8> = (0..buf.len()).map(|i| i as u8).collect();
             assert_eq!(buf, expected);
-            stop.store(true, Ordering::SeqCst);
         });
         assert_eq!(rng.state.borrow().queue.free_descriptors(), 4);
     }
 
     #[test]
     fn a_device_writing_nothing_is_an_error_not_a_hang() {
-        let (rng, device) = rig(0);
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            scope.spawn(|| device.serve(&stop));
-            assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::NoProgress));
-            stop.store(true, Ordering::SeqCst);
-        });
+        let (rng, device) = rig(0, SERVED_SPINS);
+        let result = with_device(&device, || rng.fill(&mut [0u8; 16]));
+        assert_eq!(result, Err(RngError::NoProgress));
     }
 
     #[test]
     fn a_silent_device_times_out_and_is_reset() {
         // No device thread: nothing ever completes.
-        let (rng, _device) = rig(100);
+        let (rng, _device) = rig(100, SILENT_SPINS);
         assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::Timeout));
         assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::Stopped));
     }
 
     #[test]
     fn reads_fail_once_the_device_is_reset() {
-        let (rng, _device) = rig(100);
+        let (rng, _device) = rig(100, SILENT_SPINS);
         rng.reset();
         assert_eq!(rng.fill(&mut [0u8; 16]), Err(RngError::Stopped));
     }
