@@ -71,7 +71,7 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
         Ok(info) => info,
         Err(e) => halt_with(format_args!("cannot boot: {e}")),
     };
-    logger::init(logger::level_from_cmdline(start_info.cmdline()));
+    logger::init(logger::level_from_cmdline(accepted_cmdline(&start_info)));
     info!(
         "vmfw {}: UEFI firmware for virtual machines",
         env!("CARGO_PKG_VERSION")
@@ -81,6 +81,9 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
             "firmware command line longer than {} bytes: ignored, none of its words take effect",
             platform::start_info::MAX_CMDLINE
         );
+    }
+    if let Err(e) = platform::cmdline::validate(start_info.cmdline()) {
+        error!("firmware command line refused: {e}; none of its words take effect");
     }
 
     let ram_end = build_memory_map(&start_info);
@@ -113,8 +116,20 @@ extern "C" fn boot_on_main_stack(start_info: *const StartInfo) -> ! {
     boot(start_info)
 }
 
+/// The firmware command line the firmware acts on: the VMM's, or nothing
+/// when it is refused. One grammar for the whole line (platform::cmdline):
+/// a line with an unclosed quote is refused whole, like one that is too
+/// long, so no word meant for the kernel is taken as a firmware option.
+fn accepted_cmdline(start_info: &StartInfo) -> &str {
+    match platform::cmdline::validate(start_info.cmdline()) {
+        Ok(()) => start_info.cmdline(),
+        Err(_) => "",
+    }
+}
+
 /// The boot policy.
 fn boot(start_info: &StartInfo) -> ! {
+    let cmdline = accepted_cmdline(start_info);
     match start_info.rsdp {
         Some(rsdp) => info!("RSDP at {rsdp:#x}"),
         None => info!("RSDP not given by the VMM"),
@@ -130,7 +145,7 @@ fn boot(start_info: &StartInfo) -> ! {
 
     efi_init(acpi.as_ref());
     boot_timing::mark(Phase::EFI_CORE);
-    storage_init(acpi.as_ref(), start_info.cmdline());
+    storage_init(acpi.as_ref(), cmdline);
     boot_timing::mark(Phase::FILE_SYSTEM);
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
     let persist_variables = loaders::nv_store::init(VARIABLE_STORE_SIZE);
@@ -141,7 +156,7 @@ fn boot(start_info: &StartInfo) -> ! {
     // Monotonic count, time zone, wakeup alarm (UEFI 2.10 §8.3, §8.5.2).
     efi::runtime::restore_persisted_state();
 
-    loaders::boot_manager::run(start_info.cmdline());
+    loaders::boot_manager::run(cmdline);
     info!("no bootable device found");
     halt()
 }
@@ -265,9 +280,7 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
             end: 0x1_0000,
         }),
     };
-    let reassign = cmdline
-        .split_ascii_whitespace()
-        .any(|w| w == "pci=reassign");
+    let reassign = platform::cmdline::has(cmdline, "pci", "reassign");
     let failures = if reassign {
         info!("pci: placing every bus 0 BAR anew (pci=reassign)");
         // SAFETY: `windows` is the MMIO hole below the IOAPIC and ECAM and

@@ -33,7 +33,7 @@
 //! none.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use efi::ids::HandleId;
 use efi::protocol_services as ps;
@@ -304,28 +304,35 @@ impl CmdlineChoice {
     /// The last `bootnext=` or `path=` word wins; malformed ones are
     /// ignored with a warning.
     pub fn from_cmdline(cmdline: &str) -> Option<CmdlineChoice> {
-        cmdline.split_ascii_whitespace().rev().find_map(|word| {
-            if let Some(number) = word.strip_prefix("bootnext=") {
-                let parsed = (number.len() == 4)
-                    .then(|| u16::from_str_radix(number, 16).ok())
-                    .flatten();
-                if parsed.is_none() {
-                    warn!("ignoring bootnext={number}: not four hex digits");
+        let choice = |word: platform::cmdline::Word<'_>| {
+            let (key, value) = word.key_value()?;
+            match key {
+                "bootnext" => {
+                    let number = value.to_string();
+                    let parsed = (number.len() == 4)
+                        .then(|| u16::from_str_radix(&number, 16).ok())
+                        .flatten();
+                    if parsed.is_none() {
+                        warn!("ignoring bootnext={number}: not four hex digits");
+                    }
+                    parsed.map(CmdlineChoice::BootOption)
                 }
-                return parsed.map(CmdlineChoice::BootOption);
+                "path" => {
+                    let path = value.to_string().replace('/', "\\");
+                    if path.is_empty() {
+                        warn!("ignoring an empty path=");
+                        return None;
+                    }
+                    Some(CmdlineChoice::Path(if path.starts_with('\\') {
+                        path
+                    } else {
+                        format!("\\{path}")
+                    }))
+                }
+                _ => None,
             }
-            let path = word.strip_prefix("path=")?;
-            if path.is_empty() {
-                warn!("ignoring an empty path=");
-                return None;
-            }
-            let path = path.replace('/', "\\");
-            Some(CmdlineChoice::Path(if path.starts_with('\\') {
-                path
-            } else {
-                format!("\\{path}")
-            }))
-        })
+        };
+        platform::cmdline::words(cmdline).filter_map(choice).last()
     }
 }
 
@@ -649,6 +656,16 @@ mod tests {
         assert_eq!(
             CmdlineChoice::from_cmdline("path=a.efi"),
             Some(CmdlineChoice::Path("\\a.efi".into()))
+        );
+        assert_eq!(
+            CmdlineChoice::from_cmdline(r#"path="\EFI\my tools\x.efi""#),
+            Some(CmdlineChoice::Path("\\EFI\\my tools\\x.efi".into())),
+            "a quoted path holds spaces"
+        );
+        assert_eq!(
+            CmdlineChoice::from_cmdline(r#"kernel=\k cmdline="path=\X.EFI bootnext=0001""#),
+            None,
+            "words inside the kernel's quoted command line are the kernel's"
         );
     }
 
