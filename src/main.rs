@@ -7,8 +7,9 @@
 
 extern crate alloc;
 
+mod panic;
+
 use core::ffi::c_void;
-use core::panic::PanicInfo;
 use log::{debug, error, info};
 use platform::acpi::AcpiInfo;
 use platform::boot_timing::{self, Phase};
@@ -89,6 +90,8 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
 
     let ram_end = build_memory_map(&start_info);
     reserve_variable_journal();
+    panic::take_previous_note();
+    panic::read_cmdline(accepted_cmdline(&start_info));
     paging::init(ram_end);
     init_heap();
     protect_firmware();
@@ -350,6 +353,7 @@ fn wire_hooks(persist_variables: bool) {
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
     efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
     efi::tables::register_exit_boot_services_hook(map_page_zero);
+    efi::tables::register_exit_boot_services_hook(panic::os_owns_ram);
     // The built-in applications (BLS loader, boot menu) as images of the
     // firmware volume, named for the Shell through ComponentName2.
     efi::builtin_images::set_naming_hook(protocols::driver::name_image);
@@ -564,12 +568,5 @@ fn halt() -> ! {
 fn halt_with(args: core::fmt::Arguments) -> ! {
     use core::fmt::Write;
     let _ = writeln!(serial::Serial, "{args}");
-    halt()
-}
-
-#[panic_handler]
-fn panic(info: &PanicInfo) -> ! {
-    use core::fmt::Write;
-    let _ = writeln!(serial::Serial, "\n*** firmware panic: {info}");
     halt()
 }

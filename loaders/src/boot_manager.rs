@@ -68,6 +68,7 @@ pub fn run(cmdline: &str) {
     crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
     builtins::set_command_line(cmdline);
+    crate::panic_recovery::read_test_panic(cmdline);
     let targets = AutomaticTargets::find();
     let numbers = refresh_automatic_options(&targets);
     crate::direct::run_from_cmdline(cmdline);
@@ -439,6 +440,9 @@ fn read_option(number: u16) -> Option<LoadOption> {
 /// Boots load option Boot`number` (active or not), with BootCurrent set.
 fn boot_option(number: u16) {
     let name = load_option::boot_variable_name(number);
+    if !crate::panic_recovery::starting(number, &name) {
+        return;
+    }
     let Some(option) = read_option(number) else {
         return;
     };
@@ -479,7 +483,9 @@ fn boot_option(number: u16) {
         if status.is_error() {
             warn!("cannot set BootCurrent: {}", status_name(status));
         }
-        match load_and_start(&path, &description) {
+        let status = load_and_start(&path, &description);
+        crate::panic_recovery::returned();
+        match status {
             Status::NOT_FOUND => warn!("{description}: not found; trying the next boot option"),
             Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
             status => warn!(

@@ -20,6 +20,7 @@ pub mod logger;
 pub mod memory;
 pub mod mmio;
 pub mod paging;
+pub mod panic_note;
 pub mod pci;
 #[cfg(target_os = "none")]
 pub mod pvh;
