@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline; do
     mkdir -p "$corpus/$target"
 done
 
@@ -262,6 +262,14 @@ write('console_input', 'arrows', keys(b'\x1b[A\x1b[B\x1b[C\x1b[D\x1bOH\x1bOF'))
 write('console_input', 'function-keys', keys(b'\x1bOP\x1b[15~\x1b[24~\x1b[[A\x1b[2~\x1b[3~\x1b[5~\x1b[6~'))
 write('console_input', 'modifiers', keys(b'\x1b[1;5C\x1b[1;2A\x1b[3;3~'))
 write('console_input', 'text-esc', keys(b'linux\r') + bytes([0x1b, 60]) + keys(b'q\x7f\x08\t'))
+
+# Firmware command lines: quotes, escapes, every option the firmware reads.
+for i, line in enumerate([
+        b'kernel=\\vmlinuz initrd=/initrd.img cmdline="console=ttyS0 root=/dev/vda2" linux-boot=protocol',
+        b'log=debug pci=reassign boot=bls menu=5 bootnext=0003 path=/EFI/debian/grubx64.efi',
+        b'kernel="\\my kernels\\vmlinuz" cmdline="a=\\"b c\\" \\\\d path=\\X.EFI"',
+        b'kernel=\\nope cmdline="quiet']):
+    write('cmdline', f'line{i}', line)
 
 # Device-path text: mode byte 0 and the UEFI SCT's spellings of §10.6.1
 # forms; mode byte 1 and node payloads.

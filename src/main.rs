@@ -7,19 +7,22 @@
 
 extern crate alloc;
 
+mod panic;
+
 use core::ffi::c_void;
-use core::panic::PanicInfo;
-use linked_list_allocator::LockedHeap;
 use log::{debug, error, info};
 use platform::acpi::AcpiInfo;
 use platform::boot_timing::{self, Phase};
+use platform::heap::{BootServicesPages, GrowingHeap};
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::paging::{self, Access};
 use platform::start_info::{MemmapType, PhysRead, StartInfo, StartInfoError};
 use platform::{interrupts, logger, pci, serial, tsc};
 
+/// The firmware heap grows from boot-services pages as needed
+/// (platform::heap), so the firmware's footprint follows its use.
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: GrowingHeap<BootServicesPages> = GrowingHeap::new(BootServicesPages);
 
 /// Variable store backing buffer: in the image, so runtime services keep it
 /// after ExitBootServices.
@@ -29,7 +32,6 @@ const VARIABLE_STORE_SIZE: usize = 128 * 1024;
 static mut RT_PROPERTIES: core::mem::MaybeUninit<efi::spec_gaps::RtPropertiesTable> =
     core::mem::MaybeUninit::uninit();
 
-const HEAP_SIZE: u64 = 32 << 20;
 const STACK_SIZE: u64 = 256 << 10;
 const FOUR_GIB: u64 = 1 << 32;
 
@@ -71,7 +73,7 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
         Ok(info) => info,
         Err(e) => halt_with(format_args!("cannot boot: {e}")),
     };
-    logger::init(logger::level_from_cmdline(start_info.cmdline()));
+    logger::init(logger::level_from_cmdline(accepted_cmdline(&start_info)));
     info!(
         "vmfw {}: UEFI firmware for virtual machines",
         env!("CARGO_PKG_VERSION")
@@ -82,9 +84,14 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
             platform::start_info::MAX_CMDLINE
         );
     }
+    if let Err(e) = platform::cmdline::validate(start_info.cmdline()) {
+        error!("firmware command line refused: {e}; none of its words take effect");
+    }
 
     let ram_end = build_memory_map(&start_info);
     reserve_variable_journal();
+    panic::take_previous_note();
+    panic::read_cmdline(accepted_cmdline(&start_info));
     paging::init(ram_end);
     init_heap();
     protect_firmware();
@@ -113,8 +120,20 @@ extern "C" fn boot_on_main_stack(start_info: *const StartInfo) -> ! {
     boot(start_info)
 }
 
+/// The firmware command line the firmware acts on: the VMM's, or nothing
+/// when it is refused. One grammar for the whole line (platform::cmdline):
+/// a line with an unclosed quote is refused whole, like one that is too
+/// long, so no word meant for the kernel is taken as a firmware option.
+fn accepted_cmdline(start_info: &StartInfo) -> &str {
+    match platform::cmdline::validate(start_info.cmdline()) {
+        Ok(()) => start_info.cmdline(),
+        Err(_) => "",
+    }
+}
+
 /// The boot policy.
 fn boot(start_info: &StartInfo) -> ! {
+    let cmdline = accepted_cmdline(start_info);
     match start_info.rsdp {
         Some(rsdp) => info!("RSDP at {rsdp:#x}"),
         None => info!("RSDP not given by the VMM"),
@@ -130,7 +149,7 @@ fn boot(start_info: &StartInfo) -> ! {
 
     efi_init(acpi.as_ref());
     boot_timing::mark(Phase::EFI_CORE);
-    storage_init(acpi.as_ref(), start_info.cmdline());
+    storage_init(acpi.as_ref(), cmdline);
     boot_timing::mark(Phase::FILE_SYSTEM);
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
     let persist_variables = loaders::nv_store::init(VARIABLE_STORE_SIZE);
@@ -141,7 +160,7 @@ fn boot(start_info: &StartInfo) -> ! {
     // Monotonic count, time zone, wakeup alarm (UEFI 2.10 §8.3, §8.5.2).
     efi::runtime::restore_persisted_state();
 
-    loaders::boot_manager::run(start_info.cmdline());
+    loaders::boot_manager::run(cmdline);
     info!("no bootable device found");
     halt()
 }
@@ -265,9 +284,7 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
             end: 0x1_0000,
         }),
     };
-    let reassign = cmdline
-        .split_ascii_whitespace()
-        .any(|w| w == "pci=reassign");
+    let reassign = platform::cmdline::has(cmdline, "pci", "reassign");
     let failures = if reassign {
         info!("pci: placing every bus 0 BAR anew (pci=reassign)");
         // SAFETY: `windows` is the MMIO hole below the IOAPIC and ECAM and
@@ -336,6 +353,7 @@ fn wire_hooks(persist_variables: bool) {
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
     efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
     efi::tables::register_exit_boot_services_hook(map_page_zero);
+    efi::tables::register_exit_boot_services_hook(panic::os_owns_ram);
     // The built-in applications (BLS loader, boot menu) as images of the
     // firmware volume, named for the Shell through ComponentName2.
     efi::builtin_images::set_naming_hook(protocols::driver::name_image);
@@ -400,6 +418,32 @@ fn arm_variable_journal() {
 fn exit_boot_services_timing() {
     boot_timing::mark(Phase::EXIT_BOOT_SERVICES);
     boot_timing::log_runtime_memory();
+    log_firmware_memory();
+}
+
+/// The firmware's own memory use, for the benchmark's footprint report:
+/// the heap's high-water mark and arenas, and every boot-services page
+/// (the heap, stacks, page tables, drivers' buffers, and what the loaders
+/// allocated as boot-services data), all of which the OS now reclaims.
+fn log_firmware_memory() {
+    let heap = HEAP.stats();
+    let boot_services = memory::try_with_map(|m| {
+        m.regions()
+            .iter()
+            .filter(|r| {
+                r.ty == MemoryType::BOOT_SERVICES_DATA || r.ty == MemoryType::BOOT_SERVICES_CODE
+            })
+            .map(|r| r.pages * PAGE_SIZE)
+            .sum::<u64>()
+    })
+    .unwrap_or(0);
+    info!(
+        "firmware memory at ExitBootServices: heap high-water {} KiB, heap arenas {} KiB ({}), boot services pages {} KiB",
+        heap.high_water >> 10,
+        heap.arena_bytes >> 10,
+        heap.arenas,
+        boot_services >> 10
+    );
 }
 
 /// Turns the VMM's map into the EFI memory map and reserves what the
@@ -470,17 +514,12 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
 }
 
 fn init_heap() {
-    let base = memory::with_map(|m| {
-        m.allocate(
-            Placement::Anywhere,
-            MemoryType::BOOT_SERVICES_DATA,
-            HEAP_SIZE / PAGE_SIZE,
-        )
-    })
-    .unwrap_or_else(|e| halt_with(format_args!("cannot allocate the firmware heap: {e}")));
-    // SAFETY: the range was just allocated for the heap's exclusive use and is
-    // identity mapped.
-    unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
+    if !HEAP.init() {
+        halt_with(format_args!(
+            "cannot allocate the firmware heap's first {} KiB",
+            platform::heap::GROW_STEP >> 10
+        ));
+    }
 }
 
 /// Maps the firmware image W^X (layout.ld page-aligns the boundaries): read-only
@@ -529,12 +568,5 @@ fn halt() -> ! {
 fn halt_with(args: core::fmt::Arguments) -> ! {
     use core::fmt::Write;
     let _ = writeln!(serial::Serial, "{args}");
-    halt()
-}
-
-#[panic_handler]
-fn panic(info: &PanicInfo) -> ! {
-    use core::fmt::Write;
-    let _ = writeln!(serial::Serial, "\n*** firmware panic: {info}");
     halt()
 }

@@ -4,6 +4,7 @@
 //! options in the order the boot manager would try them.
 
 use log::warn;
+use platform::cmdline;
 
 /// The removable-media boot path for x64 (UEFI 2.10 §3.5.1.1).
 pub const REMOVABLE_MEDIA_PATH: &str = "\\EFI\\BOOT\\BOOTX64.EFI";
@@ -21,17 +22,16 @@ impl BootFirst {
     /// The last `boot=` word of the firmware command line decides; unknown
     /// values keep the default.
     pub fn from_cmdline(cmdline: &str) -> BootFirst {
-        cmdline
-            .split_ascii_whitespace()
-            .rev()
-            .find_map(|word| match word.strip_prefix("boot=")? {
-                "bls" => Some(BootFirst::Bls),
-                "removable" => Some(BootFirst::RemovableMedia),
-                other => {
-                    warn!("ignoring unknown boot={other}");
+        cmdline::values(cmdline, "boot")
+            .filter_map(|value| match value.plain() {
+                Some("bls") => Some(BootFirst::Bls),
+                Some("removable") => Some(BootFirst::RemovableMedia),
+                _ => {
+                    warn!("ignoring unknown boot={value}");
                     None
                 }
             })
+            .last()
             .unwrap_or(BootFirst::RemovableMedia)
     }
 }

@@ -33,7 +33,7 @@
 //! none.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use efi::ids::HandleId;
 use efi::protocol_services as ps;
@@ -68,6 +68,7 @@ pub fn run(cmdline: &str) {
     crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
     builtins::set_command_line(cmdline);
+    crate::panic_recovery::read_test_panic(cmdline);
     let targets = AutomaticTargets::find();
     let numbers = refresh_automatic_options(&targets);
     crate::direct::run_from_cmdline(cmdline);
@@ -304,28 +305,35 @@ impl CmdlineChoice {
     /// The last `bootnext=` or `path=` word wins; malformed ones are
     /// ignored with a warning.
     pub fn from_cmdline(cmdline: &str) -> Option<CmdlineChoice> {
-        cmdline.split_ascii_whitespace().rev().find_map(|word| {
-            if let Some(number) = word.strip_prefix("bootnext=") {
-                let parsed = (number.len() == 4)
-                    .then(|| u16::from_str_radix(number, 16).ok())
-                    .flatten();
-                if parsed.is_none() {
-                    warn!("ignoring bootnext={number}: not four hex digits");
+        let choice = |word: platform::cmdline::Word<'_>| {
+            let (key, value) = word.key_value()?;
+            match key {
+                "bootnext" => {
+                    let number = value.to_string();
+                    let parsed = (number.len() == 4)
+                        .then(|| u16::from_str_radix(&number, 16).ok())
+                        .flatten();
+                    if parsed.is_none() {
+                        warn!("ignoring bootnext={number}: not four hex digits");
+                    }
+                    parsed.map(CmdlineChoice::BootOption)
                 }
-                return parsed.map(CmdlineChoice::BootOption);
+                "path" => {
+                    let path = value.to_string().replace('/', "\\");
+                    if path.is_empty() {
+                        warn!("ignoring an empty path=");
+                        return None;
+                    }
+                    Some(CmdlineChoice::Path(if path.starts_with('\\') {
+                        path
+                    } else {
+                        format!("\\{path}")
+                    }))
+                }
+                _ => None,
             }
-            let path = word.strip_prefix("path=")?;
-            if path.is_empty() {
-                warn!("ignoring an empty path=");
-                return None;
-            }
-            let path = path.replace('/', "\\");
-            Some(CmdlineChoice::Path(if path.starts_with('\\') {
-                path
-            } else {
-                format!("\\{path}")
-            }))
-        })
+        };
+        platform::cmdline::words(cmdline).filter_map(choice).last()
     }
 }
 
@@ -432,6 +440,9 @@ fn read_option(number: u16) -> Option<LoadOption> {
 /// Boots load option Boot`number` (active or not), with BootCurrent set.
 fn boot_option(number: u16) {
     let name = load_option::boot_variable_name(number);
+    if !crate::panic_recovery::starting(number, &name) {
+        return;
+    }
     let Some(option) = read_option(number) else {
         return;
     };
@@ -472,7 +483,9 @@ fn boot_option(number: u16) {
         if status.is_error() {
             warn!("cannot set BootCurrent: {}", status_name(status));
         }
-        match load_and_start(&path, &description) {
+        let status = load_and_start(&path, &description);
+        crate::panic_recovery::returned();
+        match status {
             Status::NOT_FOUND => warn!("{description}: not found; trying the next boot option"),
             Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
             status => warn!(
@@ -649,6 +662,16 @@ mod tests {
         assert_eq!(
             CmdlineChoice::from_cmdline("path=a.efi"),
             Some(CmdlineChoice::Path("\\a.efi".into()))
+        );
+        assert_eq!(
+            CmdlineChoice::from_cmdline(r#"path="\EFI\my tools\x.efi""#),
+            Some(CmdlineChoice::Path("\\EFI\\my tools\\x.efi".into())),
+            "a quoted path holds spaces"
+        );
+        assert_eq!(
+            CmdlineChoice::from_cmdline(r#"kernel=\k cmdline="path=\X.EFI bootnext=0001""#),
+            None,
+            "words inside the kernel's quoted command line are the kernel's"
         );
     }
 

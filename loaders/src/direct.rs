@@ -9,7 +9,9 @@
 //!   (`\` or `/` separators).
 //! - `initrd=PATH`: an initrd; repeat it to concatenate several.
 //! - `cmdline=TEXT`: the kernel command line; double quotes let it hold
-//!   spaces (`cmdline="a b"`), `\"` and `\\` escape inside them.
+//!   spaces (`cmdline="a b"`), `\"` and `\\` escape inside them, and the
+//!   words inside them are the kernel's, never firmware options
+//!   (`platform::cmdline` is the one grammar).
 //! - `linux-boot=stub|protocol`: how to start the kernel. `stub` (default)
 //!   LoadImage/StartImage's the bzImage's EFI stub with the command line as
 //!   LoadOptions and the initrd served by the LoadFile2 initrd protocol;
@@ -20,7 +22,7 @@ use crate::efi_file::{EfiFile, efi_path};
 use crate::file_loading::{self, LoadError};
 use crate::image_boot;
 use crate::initrd;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 use efi::protocol_services as ps;
@@ -49,8 +51,6 @@ pub struct DirectBoot {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirectBootError {
-    /// A quote opened at byte `at` is never closed.
-    UnclosedQuote { at: usize },
     /// `linux-boot=` with a value other than `stub` or `protocol`.
     UnknownMethod(String),
 }
@@ -58,9 +58,6 @@ pub enum DirectBootError {
 impl fmt::Display for DirectBootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DirectBootError::UnclosedQuote { at } => {
-                write!(f, "quote at byte {at} of the command line is not closed")
-            }
             DirectBootError::UnknownMethod(m) => {
                 write!(f, "linux-boot={m}: expected stub or protocol")
             }
@@ -68,54 +65,24 @@ impl fmt::Display for DirectBootError {
     }
 }
 
-/// Splits a command line into words at unquoted whitespace, removing the
-/// double quotes and the escaping backslashes inside them.
-pub fn split_words(cmdline: &str) -> Result<Vec<String>, DirectBootError> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quote_start: Option<usize> = None;
-    let mut chars = cmdline.char_indices();
-    while let Some((at, c)) = chars.next() {
-        match (c, quote_start) {
-            ('"', None) => {
-                quote_start = Some(at);
-                word.get_or_insert_with(String::new);
-            }
-            ('"', Some(_)) => quote_start = None,
-            ('\\', Some(_)) => {
-                if let Some((_, escaped)) = chars.next() {
-                    word.get_or_insert_with(String::new).push(escaped);
-                }
-            }
-            (c, None) if c.is_whitespace() => words.extend(word.take()),
-            (c, _) => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    if let Some(at) = quote_start {
-        return Err(DirectBootError::UnclosedQuote { at });
-    }
-    words.extend(word);
-    Ok(words)
-}
-
 /// The direct boot the firmware command line asks for, if it names a
 /// `kernel=`. The last `kernel=`, `cmdline=` and `linux-boot=` win.
 pub fn parse(cmdline: &str) -> Result<Option<DirectBoot>, DirectBootError> {
     let mut boot = DirectBoot::default();
     let mut kernel = None;
-    for word in split_words(cmdline)? {
-        let Some((key, value)) = word.split_once('=') else {
+    for word in platform::cmdline::words(cmdline) {
+        let Some((key, value)) = word.key_value() else {
             continue;
         };
         match key {
-            "kernel" => kernel = Some(efi_path(value)),
-            "initrd" => boot.initrds.push(efi_path(value)),
-            "cmdline" => boot.cmdline = value.into(),
+            "kernel" => kernel = Some(efi_path(&value.to_string())),
+            "initrd" => boot.initrds.push(efi_path(&value.to_string())),
+            "cmdline" => boot.cmdline = value.to_string(),
             "linux-boot" => {
-                boot.method = match value {
-                    "stub" => LinuxBootMethod::Stub,
-                    "protocol" => LinuxBootMethod::Protocol,
-                    other => return Err(DirectBootError::UnknownMethod(other.into())),
+                boot.method = match value.plain() {
+                    Some("stub") => LinuxBootMethod::Stub,
+                    Some("protocol") => LinuxBootMethod::Protocol,
+                    _ => return Err(DirectBootError::UnknownMethod(value.to_string())),
                 }
             }
             _ => {}
@@ -185,20 +152,6 @@ mod tests {
     use alloc::string::ToString;
 
     #[test]
-    fn words_split_at_unquoted_spaces() {
-        assert_eq!(
-            split_words(r#"log=debug  cmdline="console=ttyS0 quiet" x="a\"b\\c""#).unwrap(),
-            ["log=debug", "cmdline=console=ttyS0 quiet", r#"x=a"b\c"#]
-        );
-        assert_eq!(split_words("a=\"\" b").unwrap(), ["a=", "b"]);
-        assert!(split_words("   ").unwrap().is_empty());
-        assert_eq!(
-            split_words("cmdline=\"open"),
-            Err(DirectBootError::UnclosedQuote { at: 8 })
-        );
-    }
-
-    #[test]
     fn parses_a_direct_boot_request() {
         let request = parse(
             r#"log=info kernel=/boot/vmlinuz initrd=\a.img initrd=b.img cmdline="console=ttyS0 panic=-1" linux-boot=protocol"#,
@@ -214,6 +167,11 @@ mod tests {
                 method: LinuxBootMethod::Protocol,
             }
         );
+        let quoted = parse(r#"kernel="\my kernels\vmlinuz" cmdline="a=\"b c\" \\d""#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(quoted.kernel, "\\my kernels\\vmlinuz");
+        assert_eq!(quoted.cmdline, r#"a="b c" \d"#);
         let plain = parse("kernel=\\vmlinuz").unwrap().unwrap();
         assert_eq!(plain.method, LinuxBootMethod::Stub);
         assert!(plain.initrds.is_empty() && plain.cmdline.is_empty());

@@ -147,10 +147,8 @@ pub fn parse_timeout(data: &[u8]) -> Option<u16> {
 
 /// Whether the firmware command line sets the menu (`menu=<seconds>`).
 fn cmdline_sets_menu(cmdline: &str) -> bool {
-    cmdline.split_ascii_whitespace().any(|word| {
-        word.strip_prefix("menu=")
-            .is_some_and(|seconds| seconds.parse::<u32>().is_ok())
-    })
+    platform::cmdline::values(cmdline, "menu")
+        .any(|seconds| seconds.plain().is_some_and(|s| s.parse::<u32>().is_ok()))
 }
 
 /// The boot menu's timeout from every source, in priority order: the

@@ -46,16 +46,15 @@ pub enum MenuTimeout {
 /// line wins (`menu=0` turns the menu off), else loader.conf's `timeout`.
 /// `None`: no menu, boot at once.
 pub fn menu_timeout(cmdline: &str, loader_conf: Option<&Timeout>) -> Option<MenuTimeout> {
-    let from_cmdline = cmdline.split_ascii_whitespace().rev().find_map(|word| {
-        let value = word.strip_prefix("menu=")?;
-        match value.parse::<u32>() {
-            Ok(seconds) => Some(seconds),
-            Err(_) => {
+    let from_cmdline = platform::cmdline::values(cmdline, "menu")
+        .filter_map(|value| match value.plain().map(str::parse::<u32>) {
+            Some(Ok(seconds)) => Some(seconds),
+            _ => {
                 warn!("ignoring menu={value}: not a number of seconds");
                 None
             }
-        }
-    });
+        })
+        .last();
     let timeout = match from_cmdline {
         Some(seconds) => MenuTimeout::Seconds(seconds),
         None => match loader_conf? {

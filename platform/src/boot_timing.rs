@@ -6,7 +6,7 @@
 //! `timing: <phase> <ms> ms (at <ms> ms)`, the second number counting from
 //! firmware entry.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crate::sync::Global;
 use crate::{serial, tsc};
@@ -42,6 +42,32 @@ impl Phase {
     pub const fn new(code: u8, name: &'static str) -> Self {
         Phase { code, name }
     }
+
+    const ALL: [Phase; 9] = [
+        Phase::ENTRY,
+        Phase::PLATFORM,
+        Phase::ACPI,
+        Phase::EFI_CORE,
+        Phase::PCI,
+        Phase::DISK_PROBE,
+        Phase::FILE_SYSTEM,
+        Phase::LOADING,
+        Phase::EXIT_BOOT_SERVICES,
+    ];
+}
+
+/// The code of the last phase marked, for the panic handler.
+static LAST_PHASE: AtomicU8 = AtomicU8::new(0);
+
+/// The name of the last phase that ended (the panic handler's "where"):
+/// "entry" means the platform was being set up, "loading" that a boot
+/// option was running, and so on.
+pub fn last_phase_name() -> &'static str {
+    let code = LAST_PHASE.load(Ordering::Relaxed);
+    Phase::ALL
+        .iter()
+        .find(|phase| phase.code == code)
+        .map_or("none", |phase| phase.name)
 }
 
 /// TSC at [`Phase::ENTRY`] and at the previous mark; zero before `start`.
@@ -55,6 +81,7 @@ pub fn start() {
     ENTRY_TICKS.store(now, Ordering::Relaxed);
     LAST_TICKS.store(now, Ordering::Relaxed);
     serial::progress(Phase::ENTRY.code);
+    LAST_PHASE.store(Phase::ENTRY.code, Ordering::Relaxed);
 }
 
 /// Marks made before the TSC frequency was known, logged at the next mark
@@ -66,6 +93,7 @@ static PENDING: Global<[Option<(Phase, u64, u64)>; 4]> = Global::new([None; 4]);
 /// marking never triggers a calibration of its own.
 pub fn mark(phase: Phase) {
     serial::progress(phase.code);
+    LAST_PHASE.store(phase.code, Ordering::Relaxed);
     let now = tsc::ticks();
     let last = LAST_TICKS.swap(now, Ordering::Relaxed);
     if !log::log_enabled!(log::Level::Debug) {

@@ -9,8 +9,10 @@ extern crate alloc;
 pub mod acpi;
 pub mod block;
 pub mod boot_timing;
+pub mod cmdline;
 pub mod cpu_rng;
 pub mod crc32;
+pub mod heap;
 #[cfg(target_os = "none")]
 pub mod interrupts;
 pub mod le;
@@ -18,6 +20,7 @@ pub mod logger;
 pub mod memory;
 pub mod mmio;
 pub mod paging;
+pub mod panic_note;
 pub mod pci;
 #[cfg(target_os = "none")]
 pub mod pvh;

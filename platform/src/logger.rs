@@ -37,13 +37,12 @@ pub fn init(level: LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Parses `log=<level>` from the firmware command line.
+/// The last valid `log=<level>` of the firmware command line (before the
+/// heap exists: [`crate::cmdline`] allocates nothing).
 pub fn level_from_cmdline(cmdline: &str) -> LevelFilter {
-    cmdline
-        .split_ascii_whitespace()
-        .filter_map(|word| word.strip_prefix("log="))
-        .filter_map(|value| value.parse().ok())
-        .next_back()
+    crate::cmdline::values(cmdline, "log")
+        .filter_map(|value| value.plain()?.parse().ok())
+        .last()
         .unwrap_or(LevelFilter::Info)
 }
 
@@ -60,6 +59,10 @@ mod tests {
         assert_eq!(
             level_from_cmdline("log=trace log=error"),
             LevelFilter::Error
+        );
+        assert_eq!(
+            level_from_cmdline(r#"cmdline="log=debug""#),
+            LevelFilter::Info
         );
     }
 }

@@ -365,6 +365,12 @@ pub fn with_map<R>(f: impl FnOnce(&mut MemoryMap) -> R) -> R {
     MAP.with(f)
 }
 
+/// Runs `f` on the memory map unless it is in use: the heap grows from
+/// inside allocations, which can happen inside a `with_map` closure.
+pub fn try_with_map<R>(f: impl FnOnce(&mut MemoryMap) -> R) -> Option<R> {
+    MAP.try_with(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

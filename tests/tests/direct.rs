@@ -207,3 +207,59 @@ fn long_firmware_cmdline_is_taken_whole_or_refused() {
     vm.expect("INIT: done", TIMEOUT).unwrap();
     vm.wait_exit(Duration::from_secs(60)).unwrap();
 }
+
+/// The firmware command line has one grammar: the words inside the quoted
+/// `cmdline="..."` are the kernel's, never firmware options. Here the kernel
+/// is missing, so the firmware goes on to the disk's own boot chain; before
+/// the one grammar, the quoted `log=debug`, `menu=3` and `path=` turned on
+/// debug logging, showed the boot menu and tried `\EFI\nope.efi` first.
+#[test]
+fn words_inside_the_kernels_quotes_are_not_the_firmwares() {
+    let image = default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append(r#"kernel=\nope cmdline="quiet log=debug menu=3 path=\EFI\nope.efi""#)
+        .spawn();
+    vm.expect("direct boot: no file system holds \\nope", TIMEOUT)
+        .unwrap();
+    // The disk's shim -> GRUB -> kernel chain reached userspace.
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(
+        vm.find("debug: ").is_none(),
+        "the quoted log=debug did not reach the firmware's logger"
+    );
+    assert!(
+        vm.find("vmfw boot menu").is_none(),
+        "the quoted menu=3 did not show the boot menu"
+    );
+    assert!(
+        vm.find("nope.efi").is_none(),
+        "the quoted path= was not tried"
+    );
+}
+
+/// A firmware command line with an unclosed quote is refused whole with one
+/// visible line (where the kernel's command line ends cannot be known), and
+/// the disk's own chain boots.
+#[test]
+fn an_unclosed_quote_refuses_the_whole_firmware_cmdline() {
+    let image = default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append(r#"kernel=\nope menu=3 cmdline="quiet"#)
+        .spawn();
+    vm.expect(
+        "firmware command line refused: the quote at byte 28 is never closed",
+        TIMEOUT,
+    )
+    .unwrap();
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(
+        vm.find("\\nope").is_none() && vm.find("vmfw boot menu").is_none(),
+        "no word of the refused line took effect"
+    );
+}

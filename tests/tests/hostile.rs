@@ -449,3 +449,63 @@ fn pe_relocation_outside_the_image() {
     let vm = assert_rejected(&disk, &["LoadImage"]);
     assert!(vm.find("wxtest: start").is_none(), "the image never ran");
 }
+
+/// A firmware panic (forced with the testing aid `test-panic=0000` as the
+/// removable-media option starts) reports where it happened, resets the VM
+/// after a short delay instead of halting it, and the next start skips that
+/// option once: the BLS loader's option boots the kernel. Before, a panic
+/// halted the VM for good.
+#[test]
+fn a_panic_resets_and_the_next_start_skips_the_option() {
+    let image = vm_tests::default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append("test-panic=0000")
+        .arg("-action")
+        .arg("reboot=reset")
+        .spawn();
+    for line in [
+        "*** firmware panic (last phase: file-system): ",
+        "*** while booting Boot0000",
+        "*** resetting in 5 s",
+        "the previous start panicked while booting Boot0000; skipping it this start",
+        "Boot0000: skipped this start",
+        "INIT: cmdline=",
+    ] {
+        vm.expect(line, TIMEOUT)
+            .unwrap_or_else(|e| panic!("expected {line:?}: {e:?}\n{}", vm.transcript()));
+    }
+    let booted = vm.find("INIT: cmdline=").unwrap();
+    assert!(
+        booted.line.contains("vmfw.entry=bls"),
+        "the BLS loader's option booted: {}",
+        booted.line
+    );
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+}
+
+/// `panic=halt` keeps the former behaviour for debugging: the report, then a
+/// halted VM (no reset, no second start).
+#[test]
+fn panic_halt_keeps_the_vm_halted() {
+    let image = vm_tests::default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .append("test-panic=0000 panic=halt")
+        .arg("-action")
+        .arg("reboot=reset")
+        .spawn();
+    vm.expect("*** halted (panic=halt)", TIMEOUT).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let transcript = vm.transcript();
+    assert_eq!(
+        transcript
+            .matches("UEFI firmware for virtual machines")
+            .count(),
+        1,
+        "the firmware did not start again:\n{transcript}"
+    );
+}

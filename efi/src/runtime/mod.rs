@@ -26,7 +26,7 @@ pub use capsule::{
     CapsuleArgError, check_capsule_flags, check_capsule_header, query_capsule_capabilities,
     update_capsule,
 };
-pub use reset::{reset, reset_kind, reset_system, watchdog_reset};
+pub use reset::{reset, reset_after_panic, reset_kind, reset_system, watchdog_reset};
 pub use time::{TIME_CAPABILITIES, TimeError, get_time, set_time, time_from_rtc, validate_time};
 pub use variable_services::{
     PersistHook, VariableChange, flush_pending_variables, get_next_variable_name, get_variable,

@@ -64,6 +64,16 @@ pub fn reset(reset_type: ResetType, status: Status) -> ! {
     }
 }
 
+/// The warm reset after a firmware panic: through the ACPI reset register
+/// when known, and without flushing variables (the state that panicked may
+/// be half-updated; what the store already holds on disk stays).
+pub fn reset_after_panic() -> ! {
+    let acpi = ACPI.try_with(|acpi| acpi.clone()).flatten();
+    // SAFETY: `ACPI` holds what `init` was given, the platform's ACPI
+    // information as discovered at boot.
+    unsafe { reset::reset(ResetKind::Warm, acpi.as_ref()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
