@@ -12,8 +12,8 @@ use platform::le;
 use super::Options;
 use super::layouts::{SAS, UART_FLOW_CONTROL};
 use super::syntax::{
-    ascii, ascii_until_nul, hex_bytes, hex_string, int, ipv4_text, ipv6_text, number, parse_ipv4,
-    parse_ipv6,
+    ascii, ascii_until_nul, hex_bytes, hex_string, int, ipv4_text, ipv6_text, listed_ascii,
+    listed_ascii_until_nul, number, parse_ipv4, parse_ipv6,
 };
 
 pub const ATAPI: u8 = 1;
@@ -374,7 +374,7 @@ pub fn iscsi_text(d: &[u8]) -> Option<String> {
     let (&0, name) = name.split_last()? else {
         return None;
     };
-    let name = ascii_until_nul(name).filter(|n| n.len() == name.len())?;
+    let name = listed_ascii_until_nul(name).filter(|n| n.len() == name.len())?;
     // Only TCP and the four option bits have text; "None" and "CHAP_UNI"
     // exclude each other.
     let known = HEADER_CRC32C | DATA_CRC32C | AUTH_NONE | AUTH_CHAP_UNI;
@@ -420,7 +420,7 @@ pub fn iscsi_parse(args: &[&str]) -> Option<Vec<u8>> {
     data.extend_from_slice(&options.to_le_bytes());
     data.extend_from_slice(&int::<u64>(lun)?.to_be_bytes());
     data.extend_from_slice(&int::<u16>(tag)?.to_le_bytes());
-    data.extend_from_slice(ascii(name)?);
+    data.extend_from_slice(listed_ascii(name)?);
     data.push(0);
     Some(data)
 }

@@ -11,8 +11,8 @@ use platform::le;
 
 use super::Options;
 use super::syntax::{
-    ascii, ascii_until_nul, eisa_text, guid_at, guid_text, hex_bytes, hex_string, int, parse_eisa,
-    parse_guid,
+    eisa_text, guid_at, guid_text, hex_bytes, hex_string, int, listed_ascii,
+    listed_ascii_until_nul, parse_eisa, parse_guid,
 };
 
 /// `Acpi(HID,UID)`: the plain form of an ACPI node (shortcuts such as
@@ -44,7 +44,7 @@ fn acpi_ex_strings(d: &[u8]) -> Option<[&str; 3]> {
     let mut strings = [""; 3];
     for slot in &mut strings {
         let end = rest.iter().position(|&b| b == 0)?;
-        *slot = ascii_until_nul(&rest[..end])?;
+        *slot = listed_ascii_until_nul(&rest[..end])?;
         rest = &rest[end + 1..];
     }
     rest.is_empty().then_some(strings)
@@ -76,7 +76,7 @@ fn acpi_ex_node(ids: [u32; 3], strings: [&str; 3]) -> Option<Vec<u8>> {
         data.extend_from_slice(&id.to_le_bytes());
     }
     for string in strings {
-        let bytes = ascii(string.trim())?;
+        let bytes = listed_ascii(string.trim())?;
         if bytes.contains(&0) {
             return None;
         }
@@ -223,7 +223,8 @@ pub fn bbs_text(d: &[u8], options: Options) -> Option<String> {
     let (&0, description) = d.get(4..)?.split_last()? else {
         return None;
     };
-    let description = ascii_until_nul(description).filter(|t| t.len() == description.len())?;
+    let description =
+        listed_ascii_until_nul(description).filter(|t| t.len() == description.len())?;
     let kind = match usize::from(device_type).checked_sub(1) {
         Some(i) if i < BBS_TYPES.len() => BBS_TYPES[i].into(),
         _ => format!("0x{device_type:x}"),
@@ -245,7 +246,7 @@ pub fn bbs_parse(args: &[&str]) -> Option<Vec<u8>> {
         Some(i) => u16::try_from(i + 1).ok()?,
         None => int(kind)?,
     };
-    let description = ascii(description)?;
+    let description = listed_ascii(description)?;
     if description.contains(&0) {
         return None;
     }

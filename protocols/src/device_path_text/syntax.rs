@@ -236,6 +236,23 @@ pub fn ascii(text: &str) -> Option<&[u8]> {
     text.is_ascii().then_some(text.as_bytes())
 }
 
+/// Characters a string parameter of a node with several parameters cannot
+/// hold: the text syntax has no escapes (§10.6.1), so `BBS(,(,))` or a
+/// description with a comma would print as text that parses to another
+/// path. Such strings are refused when parsed, and such nodes print in the
+/// generic `Path(type,subtype,hex)` form.
+const UNLISTABLE: [char; 3] = ['(', ')', ','];
+
+/// [`ascii`] for a string among other parameters (see [`UNLISTABLE`]).
+pub fn listed_ascii(text: &str) -> Option<&[u8]> {
+    ascii(text).filter(|_| !text.contains(UNLISTABLE))
+}
+
+/// [`ascii_until_nul`] for a string printed among other parameters.
+pub fn listed_ascii_until_nul(bytes: &[u8]) -> Option<&str> {
+    ascii_until_nul(bytes).filter(|text| !text.contains(UNLISTABLE))
+}
+
 /// The ASCII string at the start of `bytes`, up to its NUL (or the end).
 pub fn ascii_until_nul(bytes: &[u8]) -> Option<&str> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());

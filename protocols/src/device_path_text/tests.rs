@@ -746,3 +746,27 @@ fn i1394_guid_is_hex_with_or_without_prefix() {
     );
     assert_eq!(super::from_text::text_to_node("I1394(ACDE4823456Z)"), None);
 }
+
+/// Found by the `device_path_text` fuzz target: `BBS(,(,))` parsed, but
+/// the text it printed parsed to another path, because the syntax cannot
+/// escape a parenthesis or comma inside a string parameter. Such strings are
+/// refused, and a node holding one prints in the generic `Path()` form,
+/// which parses back to the same bytes.
+#[test]
+fn strings_among_parameters_hold_no_parenthesis_or_comma() {
+    use super::from_text::{text_to_node, text_to_path};
+    assert_eq!(text_to_path("BBS(,(,))/O"), None);
+    assert_eq!(text_to_node("BBS(Floppy,a(b,0x0)"), None);
+    assert!(text_to_node("BBS(Floppy,MyId,0x12AB)").is_some());
+    // A BBS node whose description holds a comma, built as bytes.
+    let mut payload = Vec::from([1u8, 0, 0, 0]);
+    payload.extend_from_slice(b"a,b\0");
+    let node = crate::device_path::node(5, 1, &payload).unwrap();
+    let options = super::Options {
+        display_only: false,
+        allow_shortcuts: true,
+    };
+    let text = super::node_text(&node, options).unwrap();
+    assert!(text.starts_with("Path(5,1,"), "{text}");
+    assert_eq!(text_to_node(&text).as_deref(), Some(&node[..]));
+}
