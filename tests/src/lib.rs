@@ -8,6 +8,7 @@
 pub mod build;
 pub mod deb;
 pub mod disk;
+pub mod footprint;
 pub mod images;
 pub mod initramfs;
 pub mod installed;

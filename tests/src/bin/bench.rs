@@ -45,6 +45,9 @@ use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use vm_tests::footprint::{
+    FIRMWARE_MEMORY_LINE, FirmwareMemory, parse_firmware_memory, smallest_that_boots,
+};
 use vm_tests::images::{SYSTEMD_BOOT_CMDLINE, systemd_boot_image};
 use vm_tests::{
     BLS_CMDLINE, DefaultImage, EspBuilder, GRUB_CMDLINE, Vm, default_image, efi_app, firmware,
@@ -192,6 +195,17 @@ impl Config {
 
     /// Starts one boot; `debug` adds `log=debug` to our firmware's command line.
     fn spawn(self, images: &Images, firmware: &Path, debug: bool) -> Vm {
+        self.spawn_in(images, firmware, debug, None)
+    }
+
+    /// [`Config::spawn`] in a VM of `memory_mib` (the harness's default when None).
+    fn spawn_in(
+        self,
+        images: &Images,
+        firmware: &Path,
+        debug: bool,
+        memory_mib: Option<u32>,
+    ) -> Vm {
         let image = images.get(self.disk());
         let builder = match self {
             Config::OvmfShimGrub | Config::OvmfSystemdBoot => Vm::builder().ovmf(),
@@ -212,6 +226,10 @@ impl Config {
             }
         };
         let suffix = if debug { "-debug" } else { "" };
+        let (builder, suffix) = match memory_mib {
+            Some(mib) => (builder.memory_mib(mib), format!("{suffix}-{mib}m")),
+            None => (builder, suffix.to_string()),
+        };
         builder
             .disk(&image.disk)
             .name(format!("bench-{}{suffix}", self.name()))
@@ -324,6 +342,104 @@ fn diagnose(config: Config, images: &Images, firmware: &Path) -> FirmwareDiagnos
         }
     }
     diagnostics
+}
+
+/// The configurations whose smallest VM the benchmark finds: our firmware's
+/// shim+GRUB and built-in BLS chains, and OVMF's shim+GRUB for comparison.
+const MEMORY_CONFIGS: [Config; 3] = [Config::VmfwShimGrub, Config::VmfwBls, Config::OvmfShimGrub];
+/// RAM sizes tried, MiB: 64 to 512 in 16 MiB steps.
+fn ram_sizes() -> Vec<u32> {
+    (4..=32).map(|n| n * 16).collect()
+}
+const LARGE_VM_MIB: u32 = 4096;
+/// A boot that has not reached its initramfs by then failed (a good one
+/// takes 10-25 s under TCG); failure lines end it sooner.
+const MEMORY_PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+const BOOT_FAILURES: [&str; 5] = [
+    "out of memory",
+    "Kernel panic",
+    "*** firmware panic",
+    "no bootable device",
+    "Out of memory",
+];
+
+/// The smallest VM a chain boots in, and the firmware's own memory there and
+/// in a 4 GiB VM.
+struct MemoryReport {
+    config: Config,
+    smallest_mib: Option<u32>,
+    at_smallest: Option<FirmwareMemory>,
+    at_large: Option<FirmwareMemory>,
+}
+
+/// Boots `config` in `mib` of RAM up to its initramfs: whether it got there,
+/// and the firmware's ExitBootServices report if it made one.
+fn boot_in(
+    config: Config,
+    images: &Images,
+    firmware: &Path,
+    mib: u32,
+) -> (bool, Option<FirmwareMemory>) {
+    let mut vm = config.spawn_in(images, firmware, false, Some(mib));
+    let mut patterns = vec![FIRMWARE_MEMORY_LINE, "INIT: cmdline="];
+    patterns.extend(BOOT_FAILURES);
+    let mut memory = None;
+    let booted = loop {
+        match vm.expect_any(&patterns, MEMORY_PROBE_TIMEOUT) {
+            Ok((0, found)) => memory = parse_firmware_memory(&found.line),
+            Ok((1, found)) => break found.line.contains(config.kernel_cmdline()),
+            Ok(_) | Err(_) => break false,
+        }
+    };
+    eprintln!(
+        "bench: {} in {mib} MiB: {}",
+        config.name(),
+        if booted { "boots" } else { "does not boot" }
+    );
+    if booted {
+        let _ = vm.wait_exit(EXIT_TIMEOUT);
+    }
+    (booted, memory)
+}
+
+fn memory_report(config: Config, images: &Images, firmware: &Path) -> MemoryReport {
+    let mut reports = std::collections::HashMap::new();
+    let smallest_mib = smallest_that_boots(&ram_sizes(), |mib| {
+        let (booted, memory) = boot_in(config, images, firmware, mib);
+        reports.insert(mib, memory);
+        booted
+    });
+    let at_smallest = smallest_mib.and_then(|mib| reports.get(&mib).copied().flatten());
+    let at_large = if config.is_vmfw() {
+        boot_in(config, images, firmware, LARGE_VM_MIB).1
+    } else {
+        None
+    };
+    MemoryReport {
+        config,
+        smallest_mib,
+        at_smallest,
+        at_large,
+    }
+}
+
+fn memory_text(memory: Option<FirmwareMemory>) -> String {
+    memory.map_or("not reported".into(), |m| {
+        format!(
+            "heap high-water {} KiB in {} KiB of arenas ({}), boot-services pages {} KiB",
+            m.heap_high_water_kib, m.heap_arena_kib, m.heap_arenas, m.boot_services_kib
+        )
+    })
+}
+
+fn memory_json(memory: Option<FirmwareMemory>) -> String {
+    memory.map_or("null".into(), |m| {
+        format!(
+            "{{\"heap_high_water_kib\": {}, \"heap_arena_kib\": {}, \"heap_arenas\": {}, \
+             \"boot_services_kib\": {}}}",
+            m.heap_high_water_kib, m.heap_arena_kib, m.heap_arenas, m.boot_services_kib
+        )
+    })
 }
 
 /// The blkbench app's report: microseconds for the same span read both ways.
@@ -498,6 +614,7 @@ struct Report<'a> {
     results: &'a [Results],
     diagnostics: &'a [(Config, FirmwareDiagnostics)],
     throughput: Option<&'a Throughput>,
+    memory: &'a [MemoryReport],
 }
 
 impl Report<'_> {
@@ -648,6 +765,26 @@ impl Report<'_> {
             size(runtime),
             verdict(runtime.map(|r| r <= MAX_RUNTIME_BYTES))
         );
+        let sizes = ram_sizes();
+        for m in self.memory {
+            let _ = writeln!(
+                out,
+                "{} smallest RAM that boots (tried {}-{} MiB in 16 MiB steps): {}",
+                m.config.name(),
+                sizes[0],
+                sizes[sizes.len() - 1],
+                m.smallest_mib
+                    .map_or("none".into(), |mib| format!("{mib} MiB"))
+            );
+            if m.config.is_vmfw() {
+                let _ = writeln!(
+                    out,
+                    "  firmware memory at ExitBootServices there: {}; in {LARGE_VM_MIB} MiB: {}",
+                    memory_text(m.at_smallest),
+                    memory_text(m.at_large)
+                );
+            }
+        }
         out
     }
 
@@ -722,16 +859,31 @@ impl Report<'_> {
                 t.ratio()
             )
         });
+        let memory: Vec<String> = self
+            .memory
+            .iter()
+            .map(|m| {
+                format!(
+                    "    {}: {{\"smallest_mib\": {}, \"firmware_memory_at_smallest\": {}, \
+                     \"firmware_memory_at_{LARGE_VM_MIB}_mib\": {}}}",
+                    json_str(m.config.name()),
+                    m.smallest_mib.map_or("null".into(), |mib| mib.to_string()),
+                    memory_json(m.at_smallest),
+                    memory_json(m.at_large)
+                )
+            })
+            .collect();
         format!(
             "{{\n  \"runs\": {},\n  \"firmware\": {},\n  \"firmware_elf_bytes\": {},\n  \
              \"firmware_stripped_bytes\": {},\n  \"runtime_bytes\": {},\n  \
-             \"blockio_throughput\": {},\n  \"configs\": {{\n{}\n  }}\n}}\n",
+             \"blockio_throughput\": {},\n  \"memory\": {{\n{}\n  }},\n  \"configs\": {{\n{}\n  }}\n}}\n",
             self.runs,
             json_str(&self.firmware.display().to_string()),
             size(self.elf_size),
             size(self.stripped_size),
             size(self.runtime_bytes()),
             throughput,
+            memory.join(",\n"),
             configs.join(",\n"),
         )
     }
@@ -742,6 +894,7 @@ struct Args {
     out: PathBuf,
     configs: Vec<Config>,
     diagnostics: bool,
+    memory: bool,
 }
 
 /// Parses the command line after the program name; `--only` also sets the order of the
@@ -752,6 +905,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         out: workspace_root().join("target").join("bench.json"),
         configs: CONFIGS.to_vec(),
         diagnostics: true,
+        memory: true,
     };
     let mut iter = argv.into_iter();
     while let Some(arg) = iter.next() {
@@ -780,6 +934,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--no-diagnostics" => args.diagnostics = false,
+            "--no-memory" => args.memory = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -789,7 +944,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
 fn usage() -> String {
     let names: Vec<&str> = CONFIGS.iter().map(|c| c.name()).collect();
     format!(
-        "usage: bench [--runs N] [--out FILE] [--only CONFIG,...] [--no-diagnostics]\n\
+        "usage: bench [--runs N] [--out FILE] [--only CONFIG,...] [--no-diagnostics] [--no-memory]\n\
          configurations: {}",
         names.join(" ")
     )
@@ -849,6 +1004,16 @@ fn main() -> ExitCode {
         }
     }
 
+    let memory: Vec<MemoryReport> = if args.memory {
+        MEMORY_CONFIGS
+            .into_iter()
+            .filter(|c| args.configs.contains(c))
+            .map(|config| memory_report(config, &images, &firmware))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
     let report = Report {
         runs: args.runs,
         firmware: &firmware,
@@ -857,6 +1022,7 @@ fn main() -> ExitCode {
         results: &results,
         diagnostics: &diagnostics,
         throughput: throughput.as_ref(),
+        memory: &memory,
     };
     print!("{}", report.table());
     if let Some(dir) = args.out.parent() {
@@ -958,6 +1124,7 @@ mod tests {
             results,
             diagnostics: &[],
             throughput: None,
+            memory: &[],
         }
     }
 
