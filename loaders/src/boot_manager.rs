@@ -1,12 +1,20 @@
 //! The boot manager (UEFI 2.10 §3). At each start it first refreshes the
 //! automatic boot options (`crate::auto_options`: a Boot#### per file
 //! system holding `\EFI\BOOT\BOOTX64.EFI`, one for the built-in BLS loader,
-//! a hidden one for the boot menu; new ones appended to BootOrder), then
+//! a hidden one for the boot menu, a hidden one for the direct kernel boot
+//! while `kernel=` is given; the visible ones appended to BootOrder), then
 //! tries, in order, falling through to the next when an option is missing,
 //! fails to load, or returns (one line on serial says why):
 //! 1. a direct kernel boot named on the firmware command line (`kernel=`,
-//!    `crate::direct`); it is no load option, so BootCurrent is not set:
-//!    no Boot#### describes the kernel the VMM handed over;
+//!    `crate::direct`), as the built-in image's hidden Boot#### option,
+//!    whose OptionalData carries the request (after the automatic tag) to
+//!    the image as LoadOptions. OVMF runs QEMU's `-kernel` outside its boot
+//!    options (TryRunningQemuKernel), so Linux sees no BootCurrent there;
+//!    here the option gives BootCurrent. It is never in BootOrder and is
+//!    deleted at the first start without `kernel=` (as OVMF drops FvFile
+//!    options of files no longer in its volume), so neither BootOrder nor
+//!    a stale option can boot an old request: only `kernel=` itself, or an
+//!    explicit BootNext to it while it still exists;
 //! 2. the boot menu (the built-in image, `crate::builtins`) when `menu=` or
 //!    a loader.conf timeout asks for it, as its Boot#### option;
 //! 3. the firmware command line's pick: `bootnext=XXXX` (a Boot#### option)
@@ -28,7 +36,7 @@
 //!    unavailable.
 //!
 //! `BootCurrent` (volatile, §3.3) names the Boot#### option being started,
-//! for every option-based boot (removable paths and the BLS loader
+//! for every option-based boot (removable paths, the BLS loader and `kernel=`
 //! included); `path=` boots and step 6 fallbacks without an option have
 //! none.
 
@@ -48,9 +56,12 @@ use uefi_raw::{Guid, Status};
 
 use crate::auto_options::{self, automatic_option, is_automatic};
 use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
-use crate::builtins::{self, BLS_LOADER_FILE, BLS_LOADER_NAME, BOOT_MENU_FILE, BOOT_MENU_NAME};
+use crate::builtins::{
+    self, BLS_LOADER_FILE, BLS_LOADER_NAME, BOOT_MENU_FILE, BOOT_MENU_NAME, DIRECT_KERNEL_FILE,
+    DIRECT_KERNEL_NAME,
+};
 use crate::efi_file::EfiFile;
-use crate::image_boot::{file_device_path, load_and_start};
+use crate::image_boot::{file_device_path, load_and_start, load_and_start_with_options};
 use crate::load_option::{self, LoadOption};
 use crate::status::status_name;
 
@@ -68,9 +79,21 @@ pub fn run(cmdline: &str) {
     crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
     builtins::set_command_line(cmdline);
-    let targets = AutomaticTargets::find();
+    let direct = crate::direct::request_from_cmdline(cmdline);
+    let direct_options = direct.as_ref().map(builtins::direct_kernel_load_options);
+    let targets = AutomaticTargets::find(direct_options.clone());
     let numbers = refresh_automatic_options(&targets);
-    crate::direct::run_from_cmdline(cmdline);
+    if let Some(options) = &direct_options {
+        match numbers.direct {
+            Some(number) => boot_option(number),
+            // The store refused the option: the image still boots, without
+            // BootCurrent.
+            None => {
+                let path = builtins::device_path(&DIRECT_KERNEL_FILE);
+                let _ = load_and_start_with_options(&path, options, DIRECT_KERNEL_NAME);
+            }
+        }
+    }
     // Decided once, after a `kernel=` boot had its chance: this consumes an
     // OsIndications BOOT_TO_FW_UI request (§8.5.4), and the menu's image
     // reads the decision back.
@@ -102,10 +125,12 @@ struct AutomaticTargets {
     /// The device paths of all file systems, in device order, each with
     /// whether the removable-media path opens on it.
     file_systems: Vec<(Vec<u8>, bool)>,
+    /// The direct kernel boot image's LoadOptions, when `kernel=` is given.
+    direct: Option<Vec<u8>>,
 }
 
 impl AutomaticTargets {
-    fn find() -> Self {
+    fn find(direct: Option<Vec<u8>>) -> Self {
         let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID)
             .into_iter()
             .filter_map(|fs| {
@@ -114,7 +139,10 @@ impl AutomaticTargets {
                 Some((handle_device_path(fs)?, has_removable_path))
             })
             .collect();
-        AutomaticTargets { file_systems }
+        AutomaticTargets {
+            file_systems,
+            direct,
+        }
     }
 
     /// The file systems holding the removable-media path.
@@ -126,7 +154,8 @@ impl AutomaticTargets {
     }
 
     /// The automatic options wanted now, in BootOrder order: the removable
-    /// paths, the BLS loader, the (hidden) boot menu.
+    /// paths, the BLS loader, the (hidden) boot menu, the (hidden) direct
+    /// kernel boot when `kernel=` is given.
     fn wanted(&self) -> Vec<LoadOption> {
         let mut wanted: Vec<LoadOption> = self
             .removable()
@@ -142,6 +171,13 @@ impl AutomaticTargets {
             &builtins::device_path(&BOOT_MENU_FILE),
             true,
         ));
+        if let Some(options) = &self.direct {
+            wanted.push(auto_options::direct_kernel_option(
+                DIRECT_KERNEL_NAME,
+                &builtins::device_path(&DIRECT_KERNEL_FILE),
+                options,
+            ));
+        }
         wanted
     }
 }
@@ -150,6 +186,17 @@ impl AutomaticTargets {
 struct BuiltinNumbers {
     bls: Option<u16>,
     menu: Option<u16>,
+    direct: Option<u16>,
+}
+
+impl BuiltinNumbers {
+    fn of(options: &[(u16, LoadOption)]) -> Self {
+        BuiltinNumbers {
+            bls: automatic_number(options, &BLS_LOADER_FILE),
+            menu: automatic_number(options, &BOOT_MENU_FILE),
+            direct: automatic_number(options, &DIRECT_KERNEL_FILE),
+        }
+    }
 }
 
 /// Every Boot#### variable, parsed (malformed ones skipped).
@@ -182,19 +229,23 @@ fn refresh_automatic_options(targets: &AutomaticTargets) -> BuiltinNumbers {
         .unwrap_or_default();
     let plan = auto_options::plan(&existing, &boot_order, &targets.wanted());
     if !plan.is_empty() && apply(&plan).is_err() {
-        // Nothing (or not all) was stored: number nothing new.
-        return BuiltinNumbers {
-            bls: automatic_number(&existing, &BLS_LOADER_FILE),
-            menu: automatic_number(&existing, &BOOT_MENU_FILE),
-        };
+        // Nothing (or not all) was stored: number nothing new, and leave
+        // out an option whose LoadOptions may be stale.
+        let mut numbers = BuiltinNumbers::of(&existing);
+        if !plan.update.is_empty() {
+            numbers.direct = None;
+        }
+        return numbers;
     }
     let mut all = existing;
     all.retain(|(number, _)| !plan.delete.contains(number));
-    all.extend(plan.create);
-    BuiltinNumbers {
-        bls: automatic_number(&all, &BLS_LOADER_FILE),
-        menu: automatic_number(&all, &BOOT_MENU_FILE),
+    for (number, option) in plan.update {
+        if let Some(slot) = all.iter_mut().find(|(n, _)| *n == number) {
+            slot.1 = option;
+        }
     }
+    all.extend(plan.create);
+    BuiltinNumbers::of(&all)
 }
 
 /// The number of the automatic option of the built-in `file` in `options`.
@@ -215,7 +266,9 @@ fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
     let mut writes: Vec<(String, Vec<u16>, Vec<u8>, Attributes)> = Vec::new();
     for number in &plan.delete {
         let name = load_option::boot_variable_name(*number);
-        info!("{name}: automatic boot option of a device that is gone, deleted");
+        info!(
+            "{name}: automatic boot option no longer backed (device gone, or no kernel=), deleted"
+        );
         writes.push((
             name.clone(),
             variable_name(&name),
@@ -229,6 +282,14 @@ fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
         };
         let name = load_option::boot_variable_name(*number);
         info!("{name}: new automatic boot option '{}'", option.description);
+        writes.push((name.clone(), variable_name(&name), bytes, non_volatile));
+    }
+    for (number, option) in &plan.update {
+        let Ok(bytes) = option.to_bytes() else {
+            continue;
+        };
+        let name = load_option::boot_variable_name(*number);
+        info!("{name}: '{}' gets new load options", option.description);
         writes.push((name.clone(), variable_name(&name), bytes, non_volatile));
     }
     if let Some(order) = &plan.boot_order {
@@ -472,7 +533,16 @@ fn boot_option(number: u16) {
         if status.is_error() {
             warn!("cannot set BootCurrent: {}", status_name(status));
         }
-        match load_and_start(&path, &description) {
+        // §3.1.3: OptionalData goes to the image as LoadOptions; for the
+        // firmware's own options only what follows the automatic tag (the
+        // direct kernel boot's request). Other options' OptionalData is not
+        // passed (unchanged behaviour).
+        let load_options = if is_automatic(&option) {
+            auto_options::load_options(&option)
+        } else {
+            &[]
+        };
+        match load_and_start_with_options(&path, load_options, &description) {
             Status::NOT_FOUND => warn!("{description}: not found; trying the next boot option"),
             Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
             status => warn!(

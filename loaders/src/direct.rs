@@ -26,6 +26,7 @@ use core::fmt;
 use efi::protocol_services as ps;
 use log::{info, warn};
 use platform::memory::MemoryType;
+use uefi_raw::Status;
 use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 /// How to start the kernel.
@@ -124,17 +125,57 @@ pub fn parse(cmdline: &str) -> Result<Option<DirectBoot>, DirectBootError> {
     Ok(kernel.map(|kernel| DirectBoot { kernel, ..boot }))
 }
 
-/// Boots the kernel named by `kernel=` on the firmware command line, if
-/// any. Returns when there is none or it did not boot.
-pub fn run_from_cmdline(cmdline: &str) {
-    let request = match parse(cmdline) {
-        Ok(Some(request)) => request,
-        Ok(None) => return,
-        Err(e) => {
-            warn!("direct boot: {e}");
-            return;
+/// The direct boot the firmware command line asks for, if any; a malformed
+/// request is logged and ignored.
+pub fn request_from_cmdline(cmdline: &str) -> Option<DirectBoot> {
+    parse(cmdline)
+        .map_err(|e| warn!("direct boot: {e}"))
+        .ok()
+        .flatten()
+}
+
+impl DirectBoot {
+    /// The request as firmware command line words, which [`parse`] reads
+    /// back as the same request: what the direct-boot image gets as its
+    /// LoadOptions (`crate::builtins`). Values with whitespace or quotes
+    /// are quoted, with `\` and `"` escaped inside the quotes; outside
+    /// quotes a backslash is an ordinary character (path separators).
+    pub fn to_words(&self) -> String {
+        let mut words = Vec::new();
+        words.push(word("kernel", &self.kernel));
+        for initrd in &self.initrds {
+            words.push(word("initrd", initrd));
         }
-    };
+        if !self.cmdline.is_empty() {
+            words.push(word("cmdline", &self.cmdline));
+        }
+        if self.method == LinuxBootMethod::Protocol {
+            words.push(String::from("linux-boot=protocol"));
+        }
+        words.join(" ")
+    }
+}
+
+/// `key=value`, quoted when `split_words` would otherwise cut or unquote it.
+fn word(key: &str, value: &str) -> String {
+    if !value.chars().any(|c| c.is_whitespace() || c == '"') {
+        return alloc::format!("{key}={value}");
+    }
+    let mut quoted = alloc::format!("{key}=\"");
+    for c in value.chars() {
+        if c == '\\' || c == '"' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Boots `request` from the first file system that holds its kernel.
+/// Returns (after a warning) only when it did not boot: NOT_FOUND when no
+/// file system holds the kernel, else the failure's status.
+pub fn run(request: &DirectBoot) -> Status {
     for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
         let Ok(root) = EfiFile::open_volume(fs) else {
             continue;
@@ -142,13 +183,16 @@ pub fn run_from_cmdline(cmdline: &str) {
         if root.open(&request.kernel).is_err() {
             continue;
         }
-        if let Err(e) = boot(fs, &root, &request) {
-            warn!("direct boot of {}: {e}", request.kernel);
-            initrd::uninstall();
-        }
-        return;
+        let error = match boot(fs, &root, request) {
+            Ok(()) => return Status::SUCCESS,
+            Err(e) => e,
+        };
+        warn!("direct boot of {}: {error}", request.kernel);
+        initrd::uninstall();
+        return error.status();
     }
     warn!("direct boot: no file system holds {}", request.kernel);
+    Status::NOT_FOUND
 }
 
 /// Boots `request` from the volume `root` (on `fs`); returns only on failure.
@@ -217,6 +261,22 @@ mod tests {
         let plain = parse("kernel=\\vmlinuz").unwrap().unwrap();
         assert_eq!(plain.method, LinuxBootMethod::Stub);
         assert!(plain.initrds.is_empty() && plain.cmdline.is_empty());
+    }
+
+    #[test]
+    fn a_request_reads_back_from_its_words() {
+        let requests = [
+            "kernel=\\vmlinuz",
+            r#"kernel=/boot/vmlinuz initrd=\a.img initrd="b c.img" cmdline="console=ttyS0 x=\"q\" y=\\" linux-boot=protocol"#,
+            r#"kernel="\dir with space\k" cmdline=quiet"#,
+        ];
+        for cmdline in requests {
+            let request = parse(cmdline).unwrap().unwrap();
+            let words = request.to_words();
+            assert_eq!(parse(&words).unwrap(), Some(request.clone()), "{words}");
+        }
+        let request = parse(r#"kernel=/k cmdline="a b""#).unwrap().unwrap();
+        assert_eq!(request.to_words(), r#"kernel=\k cmdline="a b""#);
     }
 
     #[test]

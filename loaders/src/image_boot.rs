@@ -33,6 +33,13 @@ fn parent_image() -> HandleId {
 
 /// Loads and starts the image at `path`; returns the status it ended with.
 pub fn load_and_start(path: &[u8], description: &str) -> Status {
+    load_and_start_with_options(path, &[], description)
+}
+
+/// Loads the image at `path` and starts it with `load_options` as its
+/// LoadOptions (UEFI 2.10 §9.1; none when empty); returns the status it
+/// ended with.
+pub fn load_and_start_with_options(path: &[u8], load_options: &[u8], description: &str) -> Status {
     let mut handle: Handle = core::ptr::null_mut();
     let parent = parent_image().as_raw();
     // SAFETY: `path` is a whole device path (End-terminated) and `handle` a
@@ -50,8 +57,32 @@ pub fn load_and_start(path: &[u8], description: &str) -> Status {
     if status != Status::SUCCESS {
         return status;
     }
+    let handle = HandleId::from_raw(handle);
+    set_load_options(handle, load_options);
     info!("booting {description}");
-    efi::image::start(HandleId::from_raw(handle))
+    efi::image::start(handle)
+}
+
+/// Points the LoadedImage of `handle` (loaded, not started) at `options`,
+/// which must outlive the image's run; nothing when `options` is empty.
+fn set_load_options(handle: HandleId, options: &[u8]) {
+    let Ok(size) = u32::try_from(options.len()) else {
+        return;
+    };
+    if size == 0 {
+        return;
+    }
+    if let Some(loaded) =
+        ps::get_protocol::<LoadedImageProtocol>(handle, &LoadedImageProtocol::GUID)
+    {
+        // SAFETY: `loaded` is the LoadedImage protocol of the image just
+        // loaded, not yet started, so nothing else accesses it; the caller
+        // keeps `options` alive until the image's StartImage returns.
+        unsafe {
+            (*loaded).load_options = options.as_ptr().cast::<c_void>();
+            (*loaded).load_options_size = size;
+        }
+    }
 }
 
 /// LoadImage of `path` on the volume `fs`: the firmware reads the file
@@ -91,20 +122,11 @@ pub fn start_with_options(handle: HandleId, options: &str, description: &str) ->
     } else {
         options.encode_utf16().chain(core::iter::once(0)).collect()
     };
-    if !options.is_empty()
-        && let Some(loaded) =
-            ps::get_protocol::<LoadedImageProtocol>(handle, &LoadedImageProtocol::GUID)
-    {
-        // SAFETY: `loaded` is the LoadedImage protocol of the image just
-        // loaded, not yet started, so nothing else accesses it; `options`
-        // outlives the image's run (start returns before it is dropped).
-        unsafe {
-            (*loaded).load_options = options.as_ptr().cast::<c_void>();
-            (*loaded).load_options_size = (options.len() * 2) as u32;
-        }
-    }
+    let bytes: Vec<u8> = options.iter().flat_map(|c| c.to_le_bytes()).collect();
+    // `bytes` outlives the image's run (start returns before it is dropped).
+    set_load_options(handle, &bytes);
     info!("booting {description}");
     let status = efi::image::start(handle);
-    drop(options);
+    drop(bytes);
     status
 }
