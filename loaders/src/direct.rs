@@ -15,6 +15,11 @@
 //!   LoadOptions and the initrd served by the LoadFile2 initrd protocol;
 //!   `protocol` uses the Linux 64-bit boot protocol (`crate::linux_boot`),
 //!   which is also what kernels without an EFI stub get.
+//!
+//! The boot manager does not boot the request itself: it hands it, as
+//! [`DirectBoot::to_words`], to the built-in direct-boot image
+//! (`crate::builtins`) through that image's hidden Boot#### option, so
+//! BootCurrent names the option and the kernel's parent is that image.
 
 use crate::efi_file::{EfiFile, efi_path};
 use crate::file_loading::{self, LoadError};
