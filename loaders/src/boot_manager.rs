@@ -44,13 +44,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
 use platform::sync::Global;
 use protocols::device_path::DevicePathBuf;
-use uefi_raw::protocol::device_path::DevicePathProtocol;
-use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 use uefi_raw::table::runtime::VariableVendor;
 use uefi_raw::{Guid, Status};
 
@@ -63,6 +60,7 @@ use crate::builtins::{
 use crate::efi_file::EfiFile;
 use crate::image_boot::{file_device_path, load_and_start, load_and_start_with_options};
 use crate::load_option::{self, LoadOption};
+use crate::services::Services;
 use crate::status::status_name;
 
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
@@ -76,6 +74,27 @@ static TRIED: Global<Vec<Vec<u8>>> = Global::new(Vec::new());
 /// command line) asks for, after the boot menu when one is configured
 /// (`crate::menu`). Returns when none booted.
 pub fn run(cmdline: &str) {
+    // The loaders reach boot services through the firmware's own system
+    // table while the boot manager runs (`crate::services`); the built-in
+    // images enter their own.
+    // SAFETY: the firmware's system table, set up before the boot manager
+    // runs and valid until ExitBootServices.
+    let services = unsafe {
+        Services::new(
+            efi::image::firmware_image_handle(),
+            efi::tables::system_table(),
+        )
+    };
+    let _entered = match services {
+        Ok(services) => crate::services::enter(services),
+        Err(status) => {
+            warn!(
+                "boot manager: no usable system table ({})",
+                status_name(status)
+            );
+            return;
+        }
+    };
     crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
     builtins::set_command_line(cmdline);
@@ -131,7 +150,7 @@ struct AutomaticTargets {
 
 impl AutomaticTargets {
     fn find(direct: Option<Vec<u8>>) -> Self {
-        let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+        let file_systems = crate::services::file_systems()
             .into_iter()
             .filter_map(|fs| {
                 let has_removable_path = EfiFile::open_volume(fs)
@@ -498,7 +517,7 @@ fn boot_option(number: u16) {
     };
     let target = option.device_path();
     TRIED.with(|tried| tried.push(option.file_path_list.clone()));
-    let file_systems: Vec<(HandleId, Vec<u8>)> = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+    let file_systems: Vec<(HandleId, Vec<u8>)> = crate::services::file_systems()
         .into_iter()
         .filter_map(|fs| Some((fs, handle_device_path(fs)?)))
         .collect();
@@ -556,7 +575,7 @@ fn boot_option(number: u16) {
 
 /// Tries `file` on each file system in device order.
 fn boot_path_on_each_file_system(file: &str) {
-    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
+    for fs in crate::services::file_systems() {
         let Some(path) = file_device_path(fs, file) else {
             continue;
         };
@@ -629,9 +648,7 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
 }
 
 fn handle_device_path(handle: HandleId) -> Option<Vec<u8>> {
-    let dp = ps::get_protocol::<DevicePathProtocol>(handle, &DevicePathProtocol::GUID)?;
-    // SAFETY: device paths installed on handles are well formed.
-    unsafe { efi::device_path::read_path(dp) }.ok()
+    crate::image_boot::handle_device_path(&crate::services::current().ok()?, handle)
 }
 
 fn variable_name(name: &str) -> Vec<u16> {

@@ -12,12 +12,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use efi::builtin_images::{self, BuiltinImage};
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use platform::sync::Global;
 use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
+use uefi_raw::table::system::SystemTable;
 use uefi_raw::{Guid, Status, guid};
 
 use crate::direct::DirectBoot;
+use crate::services::{self, Services};
 
 use crate::image_boot::load_and_start;
 use crate::menu::MenuTimeout;
@@ -115,11 +116,32 @@ pub fn load_options_text(bytes: &[u8]) -> Option<String> {
         .ok()
 }
 
+/// Runs `body` with the boot services of the image `image` started with
+/// `system_table` (validated once, here); INVALID_PARAMETER for a table
+/// that is not one.
+fn as_image(
+    image: HandleId,
+    system_table: *mut SystemTable,
+    body: impl FnOnce(Services) -> Status,
+) -> Status {
+    // SAFETY: StartImage passes its system table, valid while the image
+    // runs (the image returns before ExitBootServices unless it boots an
+    // OS, which never comes back).
+    let services = match unsafe { Services::new(image, system_table) } {
+        Ok(services) => services,
+        Err(status) => return status,
+    };
+    let _entered = services::enter(services);
+    body(services)
+}
+
 /// The BLS loader: boots the first BLS entry that boots; returns
 /// NOT_FOUND when none did.
-fn bls_loader_entry(_image: HandleId) -> Status {
-    crate::bls_boot::run();
-    Status::NOT_FOUND
+fn bls_loader_entry(image: HandleId, system_table: *mut SystemTable) -> Status {
+    as_image(image, system_table, |_| {
+        crate::bls_boot::run();
+        Status::NOT_FOUND
+    })
 }
 
 /// The direct kernel boot: boots the request its LoadOptions carry (the
@@ -128,24 +150,30 @@ fn bls_loader_entry(_image: HandleId) -> Status {
 /// kernel is on no file system, INVALID_PARAMETER without a request (the
 /// image started without LoadOptions, or a stale option), else the
 /// failure's status.
-fn direct_kernel_entry(image: HandleId) -> Status {
-    let request = own_load_options(image)
-        .as_deref()
-        .and_then(load_options_text)
-        .and_then(|text| crate::direct::parse(&text).ok().flatten());
-    let Some(request) = request else {
-        log::warn!("{DIRECT_KERNEL_NAME}: no kernel= request in its LoadOptions");
-        return Status::INVALID_PARAMETER;
-    };
-    crate::direct::run(&request)
+fn direct_kernel_entry(image: HandleId, system_table: *mut SystemTable) -> Status {
+    as_image(image, system_table, |services| {
+        let request = own_load_options(&services)
+            .as_deref()
+            .and_then(load_options_text)
+            .and_then(|text| crate::direct::parse(&text).ok().flatten());
+        let Some(request) = request else {
+            log::warn!("{DIRECT_KERNEL_NAME}: no kernel= request in its LoadOptions");
+            return Status::INVALID_PARAMETER;
+        };
+        crate::direct::run(&request)
+    })
 }
 
-/// A copy of the LoadOptions of the running image `image`.
-fn own_load_options(image: HandleId) -> Option<Vec<u8>> {
-    let loaded = ps::get_protocol::<LoadedImageProtocol>(image, &LoadedImageProtocol::GUID)?;
-    // SAFETY: `loaded` is the LoadedImage protocol the firmware installed
-    // on this image's handle; it lives as long as the image.
-    let (options, size) = unsafe { ((*loaded).load_options, (*loaded).load_options_size) };
+/// A copy of the LoadOptions of the running image (its LoadedImage, §9.1).
+fn own_load_options(services: &Services) -> Option<Vec<u8>> {
+    let loaded =
+        services.protocol::<LoadedImageProtocol>(services.image(), &LoadedImageProtocol::GUID)?;
+    // SAFETY: `loaded` is the LoadedImage protocol installed on this
+    // image's handle; it lives as long as the image.
+    let (options, size) = unsafe {
+        let loaded = loaded.as_ref();
+        (loaded.load_options, loaded.load_options_size)
+    };
     if options.is_null() || size == 0 {
         return None;
     }
@@ -158,11 +186,13 @@ fn own_load_options(image: HandleId) -> Option<Vec<u8>> {
 /// The boot menu as the firmware's UI: the configured countdown, or waiting
 /// for the user when none is configured (it was picked on purpose, through
 /// its Boot#### option). Returns ABORTED when the pick did not boot.
-fn boot_menu_entry(_image: HandleId) -> Status {
-    let cmdline = COMMAND_LINE.with(|c| c.clone());
-    let timeout = MENU_TIMEOUT.with(|t| *t);
-    crate::menu::run_as_firmware_ui(&cmdline, timeout);
-    Status::ABORTED
+fn boot_menu_entry(image: HandleId, system_table: *mut SystemTable) -> Status {
+    as_image(image, system_table, |_| {
+        let cmdline = COMMAND_LINE.with(|c| c.clone());
+        let timeout = MENU_TIMEOUT.with(|t| *t);
+        crate::menu::run_as_firmware_ui(&cmdline, timeout);
+        Status::ABORTED
+    })
 }
 
 #[cfg(test)]

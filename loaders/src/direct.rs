@@ -28,11 +28,9 @@ use crate::initrd;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use efi::protocol_services as ps;
 use log::{info, warn};
 use platform::memory::MemoryType;
 use uefi_raw::Status;
-use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 /// How to start the kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -181,7 +179,7 @@ fn word(key: &str, value: &str) -> String {
 /// Returns (after a warning) only when it did not boot: NOT_FOUND when no
 /// file system holds the kernel, else the failure's status.
 pub fn run(request: &DirectBoot) -> Status {
-    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
+    for fs in crate::services::file_systems() {
         let Ok(root) = EfiFile::open_volume(fs) else {
             continue;
         };
@@ -201,7 +199,7 @@ pub fn run(request: &DirectBoot) -> Status {
 }
 
 /// Boots `request` from the volume `root` (on `fs`); returns only on failure.
-fn boot(fs: efi::handles::HandleId, root: &EfiFile, request: &DirectBoot) -> Result<(), LoadError> {
+fn boot(fs: efi::ids::HandleId, root: &EfiFile, request: &DirectBoot) -> Result<(), LoadError> {
     let description = alloc::format!("{} (firmware command line)", request.kernel);
     let has_stub = file_loading::file_is_pe(root, &request.kernel)?;
     if request.method == LinuxBootMethod::Protocol || !has_stub {

@@ -21,6 +21,7 @@ pub mod menu;
 pub mod nv_journal;
 pub mod nv_store;
 pub mod pages;
+pub mod services;
 pub mod status;
 pub mod text_console;
 pub mod uki;
