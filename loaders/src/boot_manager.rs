@@ -60,7 +60,6 @@ use crate::builtins::{
 use crate::efi_file::EfiFile;
 use crate::image_boot::{file_device_path, load_and_start, load_and_start_with_options};
 use crate::load_option::{self, LoadOption};
-use crate::services::Services;
 use crate::status::status_name;
 
 /// EFI_GLOBAL_VARIABLE (§3.3), the vendor GUID of BootOrder & co.
@@ -70,31 +69,26 @@ pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
 /// fallbacks (step 6) skip what an option already tried.
 static TRIED: Global<Vec<Vec<u8>>> = Global::new(Vec::new());
 
+/// The firmware's own boot services (`crate::services`), for what it does
+/// before and in the boot manager (the variable store on the ESP, the
+/// boot options): entered by `src/main.rs` once the tables and the
+/// firmware image exist, for good. The built-in images enter their own.
+pub fn enter_firmware_services() -> Result<crate::services::Entered, Status> {
+    // SAFETY: the firmware's system table, set up by `efi::tables::init`
+    // before this is called and valid until ExitBootServices.
+    let services = unsafe {
+        crate::services::Services::new(
+            efi::image::firmware_image_handle(),
+            efi::tables::system_table(),
+        )
+    }?;
+    Ok(crate::services::enter(services))
+}
+
 /// Tries every boot option in the order `cmdline` (the firmware's own
 /// command line) asks for, after the boot menu when one is configured
 /// (`crate::menu`). Returns when none booted.
 pub fn run(cmdline: &str) {
-    // The loaders reach boot services through the firmware's own system
-    // table while the boot manager runs (`crate::services`); the built-in
-    // images enter their own.
-    // SAFETY: the firmware's system table, set up before the boot manager
-    // runs and valid until ExitBootServices.
-    let services = unsafe {
-        Services::new(
-            efi::image::firmware_image_handle(),
-            efi::tables::system_table(),
-        )
-    };
-    let _entered = match services {
-        Ok(services) => crate::services::enter(services),
-        Err(status) => {
-            warn!(
-                "boot manager: no usable system table ({})",
-                status_name(status)
-            );
-            return;
-        }
-    };
     crate::global_variables::publish();
     efi::events::ready_to_boot_notify();
     builtins::set_command_line(cmdline);
