@@ -225,6 +225,14 @@ fn kernel_from_the_firmware_command_line_is_boot_current() {
     let bls = line(&lines, "Boot0000");
     assert!(contains(bls, BLS_FILE), "the BLS loader's option: {bls}");
     assert_eq!(line(&lines, "BootCurrent:"), "BootCurrent: 0000");
+    // The store kept it from the first start, and this start deleted it.
+    assert!(
+        vm.find(&format!(
+            "Boot{number}: automatic boot option no longer backed"
+        ))
+        .is_some(),
+        "the direct-boot option was stored, then deleted"
+    );
 }
 
 /// The edk2 UEFI Shell of Debian 13's `efi-shell-x64`.
