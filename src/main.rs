@@ -151,6 +151,11 @@ fn boot(start_info: &StartInfo) -> ! {
     boot_timing::mark(Phase::EFI_CORE);
     storage_init(acpi.as_ref(), cmdline);
     boot_timing::mark(Phase::FILE_SYSTEM);
+    // From here on the loaders reach boot services through the firmware's
+    // system table (`loaders::services`); `boot` never returns, so this
+    // stays entered.
+    let _firmware_services = loaders::boot_manager::enter_firmware_services()
+        .map_err(|status| error!("boot services unusable for the loaders: {status:?}"));
     // Persisted non-volatile variables (BootOrder...) before the boot manager.
     let persist_variables = loaders::nv_store::init(VARIABLE_STORE_SIZE);
     // What the previous boot's OS changed after ExitBootServices, from the

@@ -30,6 +30,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use platform::sync::Global;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::table::system::SystemTable;
 use uefi_raw::{Guid, Status, guid};
 
 /// The firmware volume holding the built-in images: the GUID of its Fv()
@@ -37,9 +38,10 @@ use uefi_raw::{Guid, Status, guid};
 pub const FIRMWARE_VOLUME: Guid = guid!("2fbc36d0-1a63-4377-aa16-872a5f25934b");
 
 /// A built-in image's entry point: runs with the image's own handle (the
-/// agent of what it opens, the parent of what it loads) and returns the
-/// status StartImage hands back.
-pub type BuiltinEntry = fn(image: HandleId) -> Status;
+/// agent of what it opens, the parent of what it loads) and the system
+/// table (§4.1, as EFI_IMAGE_ENTRY_POINT gets them) and returns the status
+/// StartImage hands back.
+pub type BuiltinEntry = fn(image: HandleId, system_table: *mut SystemTable) -> Status;
 
 /// What registers a built-in image.
 #[derive(Clone, Copy)]
@@ -237,7 +239,7 @@ mod tests {
         assert_eq!(file_node_path(&FILE), path[20..].to_vec());
     }
 
-    fn entry(_: HandleId) -> Status {
+    fn entry(_: HandleId, _: *mut SystemTable) -> Status {
         Status::SUCCESS
     }
 

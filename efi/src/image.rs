@@ -467,14 +467,15 @@ fn load_builtin(
 }
 
 /// The entry point StartImage calls for every built-in image: runs the
-/// image's Rust entry with its handle.
+/// image's Rust entry with its handle and the system table, as an EFI
+/// application's entry gets them (§4.1).
 ///
 /// # Safety
 /// Called by `enter_image` only, with a handle from `load_builtin`.
-unsafe extern "efiapi" fn builtin_trampoline(handle: Handle, _: *mut SystemTable) -> Status {
+unsafe extern "efiapi" fn builtin_trampoline(handle: Handle, system: *mut SystemTable) -> Status {
     let id = HandleId::from_raw(handle);
     match IMAGES.with(|images| images.get(&id).and_then(|i| i.builtin)) {
-        Some(entry) => entry(id),
+        Some(entry) => entry(id, system),
         None => Status::LOAD_ERROR,
     }
 }
@@ -603,6 +604,17 @@ pub unsafe extern "efiapi" fn start_image(
     let Some(entry) = entry else {
         return Status::INVALID_PARAMETER;
     };
+    // The loading phase ends when the firmware (or one of its built-in
+    // images) starts an OS loader, whichever way it calls StartImage; not
+    // when it starts a built-in, nor when a loader starts the next stage.
+    let is_builtin =
+        |h: &HandleId| IMAGES.with(|images| images.get(h).is_some_and(|i| i.builtin.is_some()));
+    let caller_is_firmware = RUNNING
+        .with(|r| r.last().map(|&(h, _)| h))
+        .is_none_or(|h| is_builtin(&h));
+    if caller_is_firmware && !is_builtin(&id) {
+        platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
+    }
     // enter_image stores the resume stack pointer here; Exit finds it through
     // RUNNING while this frame is live.
     let mut resume_rsp = 0u64;
@@ -750,14 +762,8 @@ pub fn running_image() -> Option<HandleId> {
     RUNNING.with(|r| r.last().map(|&(handle, _)| handle))
 }
 
-/// Runs an image loaded with `load` (used by the boot manager).
+/// Runs an image loaded with `load`.
 pub fn start(handle: HandleId) -> Status {
-    // The phase ends when the firmware starts an OS loader, not when it
-    // starts one of its own built-in images (which then start the loader).
-    let builtin = IMAGES.with(|images| images.get(&handle).is_some_and(|i| i.builtin.is_some()));
-    if !builtin {
-        platform::boot_timing::mark(platform::boot_timing::Phase::LOADING);
-    }
     // SAFETY: null ExitData pointers are allowed (§7.4.2).
     unsafe {
         start_image(

@@ -2,21 +2,26 @@
 //! the firmware itself creates at each start, as a platform boot manager
 //! does (edk2's "refresh all boot options"): one per file system holding the
 //! removable-media path `\EFI\BOOT\BOOTX64.EFI`, one for the BLS Type #1
-//! loader and a hidden one for the boot menu.
+//! loader, a hidden one for the boot menu and, only while the firmware
+//! command line names a `kernel=`, a hidden one for the direct kernel boot.
 //!
-//! An automatic option is recognised by its OptionalData, exactly the 16
-//! bytes of [`AUTO_OPTION_TAG`]; options made by the user or the OS
-//! (`efibootmgr -c`, grub-install) never carry it and are never touched.
+//! An automatic option is recognised by its OptionalData, which starts with
+//! the 16 bytes of [`AUTO_OPTION_TAG`]: exactly those for all but the direct
+//! kernel boot's, whose tag is followed by the LoadOptions its image gets
+//! (the `kernel=` request, [`direct_kernel_option`]). Options made by the
+//! user or the OS (`efibootmgr -c`, grub-install) never carry the tag and
+//! are never touched.
 //! [`plan`] decides, from the options that exist and those wanted now:
 //! - an automatic option whose device is gone is deleted (and leaves
 //!   BootOrder);
 //! - a wanted option an automatic one already has (same device path) is
 //!   kept as it is, even if the user changed its attributes or moved or
-//!   dropped it in BootOrder;
+//!   dropped it in BootOrder; only its LoadOptions are rewritten when they
+//!   changed (a different `kernel=` request);
 //! - a new one gets the lowest free Boot#### number and is appended to
-//!   BootOrder once (unless it is hidden: the boot menu is reached through
-//!   BootNext or the firmware's own menu step, never by falling through
-//!   BootOrder).
+//!   BootOrder once (unless it is hidden: the boot menu and the direct
+//!   kernel boot are reached through BootNext or the firmware's own steps,
+//!   never by falling through BootOrder).
 //!
 //! Nothing is written when nothing changed, since each non-volatile write
 //! rewrites the store on the ESP.
@@ -36,7 +41,17 @@ pub const AUTO_OPTION_TAG: Guid = guid!("5b5c7f9e-2a43-4c1d-9a64-0f3e8d21b7a6");
 
 /// Whether `option` is one the firmware created.
 pub fn is_automatic(option: &LoadOption) -> bool {
-    option.optional_data == AUTO_OPTION_TAG.to_bytes()
+    option
+        .optional_data
+        .starts_with(&AUTO_OPTION_TAG.to_bytes())
+}
+
+/// What the boot manager passes as LoadOptions to the image of the
+/// automatic `option` (UEFI 2.10 §3.1.3: OptionalData is passed to the
+/// image; the tag is the firmware's own bookkeeping and stays behind):
+/// empty for all but the direct kernel boot's option.
+pub fn load_options(option: &LoadOption) -> &[u8] {
+    option.optional_data.get(16..).unwrap_or_default()
 }
 
 /// An automatic option: `description` and the single device path `path`
@@ -54,6 +69,18 @@ pub fn automatic_option(description: &str, path: &[u8], hidden: bool) -> LoadOpt
     }
 }
 
+/// The direct kernel boot's option (`crate::direct`): active and hidden
+/// (§3.1.3: not offered in a boot menu, and never in BootOrder, so nothing
+/// boots it by falling through BootOrder once `kernel=` is gone), of the
+/// boot category (it boots an OS), with `load_options` (the `kernel=`
+/// request as UCS-2, NUL-terminated) after the tag.
+pub fn direct_kernel_option(description: &str, path: &[u8], load_options: &[u8]) -> LoadOption {
+    let mut option = automatic_option(description, path, false);
+    option.attributes |= LoadOptionAttributes::HIDDEN;
+    option.optional_data.extend_from_slice(load_options);
+    option
+}
+
 /// What the refresh writes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -61,13 +88,19 @@ pub struct Plan {
     pub delete: Vec<u16>,
     /// Boot#### variables to create.
     pub create: Vec<(u16, LoadOption)>,
+    /// Existing automatic options rewritten with new LoadOptions (their
+    /// attributes and description as they were).
+    pub update: Vec<(u16, LoadOption)>,
     /// The new BootOrder, when it changes.
     pub boot_order: Option<Vec<u16>>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.delete.is_empty() && self.create.is_empty() && self.boot_order.is_none()
+        self.delete.is_empty()
+            && self.create.is_empty()
+            && self.update.is_empty()
+            && self.boot_order.is_none()
     }
 }
 
@@ -88,8 +121,13 @@ pub fn plan(existing: &[(u16, LoadOption)], boot_order: &[u16], wanted: &[LoadOp
     for option in wanted {
         let present = existing
             .iter()
-            .any(|(_, o)| is_automatic(o) && o.file_path_list == option.file_path_list);
-        if present {
+            .find(|(_, o)| is_automatic(o) && o.file_path_list == option.file_path_list);
+        if let Some((number, current)) = present {
+            if current.optional_data != option.optional_data {
+                let mut updated = current.clone();
+                updated.optional_data = option.optional_data.clone();
+                plan.update.push((*number, updated));
+            }
             continue;
         }
         let Some(number) = (0..=u16::MAX).find(|n| !used.contains(n)) else {
@@ -228,6 +266,54 @@ mod tests {
         assert_eq!(plan.create, vec![(3, wanted[1].clone())]);
         // Unknown numbers in BootOrder (0007) are the user's business.
         assert_eq!(plan.boot_order, Some(vec![0, 1, 7, 3]));
+    }
+
+    #[test]
+    fn the_direct_kernel_option_follows_the_request() {
+        let fv = disk(9);
+        let direct = |request: &str| {
+            let bytes: Vec<u8> = request.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            direct_kernel_option("Direct kernel boot", &fv, &bytes)
+        };
+        let first = direct("kernel=\\a");
+        assert!(is_automatic(&first));
+        assert_eq!(
+            load_options(&first),
+            [
+                b'k', 0, b'e', 0, b'r', 0, b'n', 0, b'e', 0, b'l', 0, b'=', 0, b'\\', 0, b'a', 0
+            ]
+        );
+        assert!(
+            first
+                .attributes
+                .contains(LoadOptionAttributes::ACTIVE | LoadOptionAttributes::HIDDEN)
+        );
+        assert!(
+            !first
+                .attributes
+                .contains(LoadOptionAttributes::CATEGORY_APP)
+        );
+        // Created hidden: not in BootOrder.
+        let existing = [(0, auto(&disk(3)))];
+        let created = plan(&existing, &[0], &[auto(&disk(3)), first.clone()]);
+        assert_eq!(created.create, vec![(1, first.clone())]);
+        assert_eq!(created.boot_order, None);
+        // The same request again writes nothing; another one rewrites only
+        // the LoadOptions, keeping what the user changed.
+        let mut kept = first.clone();
+        kept.attributes = LoadOptionAttributes::HIDDEN;
+        let existing = [(0, auto(&disk(3))), (1, kept.clone())];
+        assert!(plan(&existing, &[0], &[auto(&disk(3)), first.clone()]).is_empty());
+        let second = direct("kernel=\\b");
+        let updated = plan(&existing, &[0], &[auto(&disk(3)), second.clone()]);
+        let mut expected = kept.clone();
+        expected.optional_data = second.optional_data.clone();
+        assert_eq!(updated.update, vec![(1, expected)]);
+        assert!(updated.create.is_empty() && updated.delete.is_empty());
+        // Without kernel= it is not wanted: deleted.
+        let gone = plan(&existing, &[0], &[auto(&disk(3))]);
+        assert_eq!(gone.delete, vec![1]);
+        assert_eq!(gone.boot_order, None);
     }
 
     #[test]

@@ -19,10 +19,8 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use log::warn;
 use platform::memory::MemoryType;
-use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 const LOADER_CONF: &str = "\\loader\\loader.conf";
 const ENTRIES_DIR: &str = "\\loader\\entries";
@@ -123,7 +121,7 @@ fn read_section(file: &EfiFile, name: &str) -> Option<Vec<u8>> {
 /// Tries the BLS Type #1 and Type #2 entries of every file system, the default entry of
 /// each first. Returns when none booted.
 pub fn run() {
-    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
+    for fs in crate::services::file_systems() {
         let Ok(root) = EfiFile::open_volume(fs) else {
             continue;
         };

@@ -1,12 +1,20 @@
 //! The boot manager (UEFI 2.10 §3). At each start it first refreshes the
 //! automatic boot options (`crate::auto_options`: a Boot#### per file
 //! system holding `\EFI\BOOT\BOOTX64.EFI`, one for the built-in BLS loader,
-//! a hidden one for the boot menu; new ones appended to BootOrder), then
+//! a hidden one for the boot menu, a hidden one for the direct kernel boot
+//! while `kernel=` is given; the visible ones appended to BootOrder), then
 //! tries, in order, falling through to the next when an option is missing,
 //! fails to load, or returns (one line on serial says why):
 //! 1. a direct kernel boot named on the firmware command line (`kernel=`,
-//!    `crate::direct`); it is no load option, so BootCurrent is not set:
-//!    no Boot#### describes the kernel the VMM handed over;
+//!    `crate::direct`), as the built-in image's hidden Boot#### option,
+//!    whose OptionalData carries the request (after the automatic tag) to
+//!    the image as LoadOptions. OVMF runs QEMU's `-kernel` outside its boot
+//!    options (TryRunningQemuKernel), so Linux sees no BootCurrent there;
+//!    here the option gives BootCurrent. It is never in BootOrder and is
+//!    deleted at the first start without `kernel=` (as OVMF drops FvFile
+//!    options of files no longer in its volume), so neither BootOrder nor
+//!    a stale option can boot an old request: only `kernel=` itself, or an
+//!    explicit BootNext to it while it still exists;
 //! 2. the boot menu (the built-in image, `crate::builtins`) when `menu=` or
 //!    a loader.conf timeout asks for it, as its Boot#### option;
 //! 3. the firmware command line's pick: `bootnext=XXXX` (a Boot#### option)
@@ -28,7 +36,7 @@
 //!    unavailable.
 //!
 //! `BootCurrent` (volatile, §3.3) names the Boot#### option being started,
-//! for every option-based boot (removable paths and the BLS loader
+//! for every option-based boot (removable paths, the BLS loader and `kernel=`
 //! included); `path=` boots and step 6 fallbacks without an option have
 //! none.
 
@@ -36,21 +44,21 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use efi::variables::Attributes;
 use log::{info, warn};
 use platform::sync::Global;
 use protocols::device_path::DevicePathBuf;
-use uefi_raw::protocol::device_path::DevicePathProtocol;
-use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 use uefi_raw::table::runtime::VariableVendor;
 use uefi_raw::{Guid, Status};
 
 use crate::auto_options::{self, automatic_option, is_automatic};
 use crate::boot_first::{BootFirst, REMOVABLE_MEDIA_PATH};
-use crate::builtins::{self, BLS_LOADER_FILE, BLS_LOADER_NAME, BOOT_MENU_FILE, BOOT_MENU_NAME};
+use crate::builtins::{
+    self, BLS_LOADER_FILE, BLS_LOADER_NAME, BOOT_MENU_FILE, BOOT_MENU_NAME, DIRECT_KERNEL_FILE,
+    DIRECT_KERNEL_NAME,
+};
 use crate::efi_file::EfiFile;
-use crate::image_boot::{file_device_path, load_and_start};
+use crate::image_boot::{file_device_path, load_and_start, load_and_start_with_options};
 use crate::load_option::{self, LoadOption};
 use crate::status::status_name;
 
@@ -61,6 +69,22 @@ pub const GLOBAL_VARIABLE: Guid = VariableVendor::GLOBAL_VARIABLE.0;
 /// fallbacks (step 6) skip what an option already tried.
 static TRIED: Global<Vec<Vec<u8>>> = Global::new(Vec::new());
 
+/// The firmware's own boot services (`crate::services`), for what it does
+/// before and in the boot manager (the variable store on the ESP, the
+/// boot options): entered by `src/main.rs` once the tables and the
+/// firmware image exist, for good. The built-in images enter their own.
+pub fn enter_firmware_services() -> Result<crate::services::Entered, Status> {
+    // SAFETY: the firmware's system table, set up by `efi::tables::init`
+    // before this is called and valid until ExitBootServices.
+    let services = unsafe {
+        crate::services::Services::new(
+            efi::image::firmware_image_handle(),
+            efi::tables::system_table(),
+        )
+    }?;
+    Ok(crate::services::enter(services))
+}
+
 /// Tries every boot option in the order `cmdline` (the firmware's own
 /// command line) asks for, after the boot menu when one is configured
 /// (`crate::menu`). Returns when none booted.
@@ -69,9 +93,21 @@ pub fn run(cmdline: &str) {
     efi::events::ready_to_boot_notify();
     builtins::set_command_line(cmdline);
     crate::panic_recovery::read_test_panic(cmdline);
-    let targets = AutomaticTargets::find();
+    let direct = crate::direct::request_from_cmdline(cmdline);
+    let direct_options = direct.as_ref().map(builtins::direct_kernel_load_options);
+    let targets = AutomaticTargets::find(direct_options.clone());
     let numbers = refresh_automatic_options(&targets);
-    crate::direct::run_from_cmdline(cmdline);
+    if let Some(options) = &direct_options {
+        match numbers.direct {
+            Some(number) => boot_option(number),
+            // The store refused the option: the image still boots, without
+            // BootCurrent.
+            None => {
+                let path = builtins::device_path(&DIRECT_KERNEL_FILE);
+                let _ = load_and_start_with_options(&path, options, DIRECT_KERNEL_NAME);
+            }
+        }
+    }
     // Decided once, after a `kernel=` boot had its chance: this consumes an
     // OsIndications BOOT_TO_FW_UI request (§8.5.4), and the menu's image
     // reads the decision back.
@@ -103,11 +139,13 @@ struct AutomaticTargets {
     /// The device paths of all file systems, in device order, each with
     /// whether the removable-media path opens on it.
     file_systems: Vec<(Vec<u8>, bool)>,
+    /// The direct kernel boot image's LoadOptions, when `kernel=` is given.
+    direct: Option<Vec<u8>>,
 }
 
 impl AutomaticTargets {
-    fn find() -> Self {
-        let file_systems = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+    fn find(direct: Option<Vec<u8>>) -> Self {
+        let file_systems = crate::services::file_systems()
             .into_iter()
             .filter_map(|fs| {
                 let has_removable_path = EfiFile::open_volume(fs)
@@ -115,7 +153,10 @@ impl AutomaticTargets {
                 Some((handle_device_path(fs)?, has_removable_path))
             })
             .collect();
-        AutomaticTargets { file_systems }
+        AutomaticTargets {
+            file_systems,
+            direct,
+        }
     }
 
     /// The file systems holding the removable-media path.
@@ -127,7 +168,8 @@ impl AutomaticTargets {
     }
 
     /// The automatic options wanted now, in BootOrder order: the removable
-    /// paths, the BLS loader, the (hidden) boot menu.
+    /// paths, the BLS loader, the (hidden) boot menu, the (hidden) direct
+    /// kernel boot when `kernel=` is given.
     fn wanted(&self) -> Vec<LoadOption> {
         let mut wanted: Vec<LoadOption> = self
             .removable()
@@ -143,6 +185,13 @@ impl AutomaticTargets {
             &builtins::device_path(&BOOT_MENU_FILE),
             true,
         ));
+        if let Some(options) = &self.direct {
+            wanted.push(auto_options::direct_kernel_option(
+                DIRECT_KERNEL_NAME,
+                &builtins::device_path(&DIRECT_KERNEL_FILE),
+                options,
+            ));
+        }
         wanted
     }
 }
@@ -151,6 +200,17 @@ impl AutomaticTargets {
 struct BuiltinNumbers {
     bls: Option<u16>,
     menu: Option<u16>,
+    direct: Option<u16>,
+}
+
+impl BuiltinNumbers {
+    fn of(options: &[(u16, LoadOption)]) -> Self {
+        BuiltinNumbers {
+            bls: automatic_number(options, &BLS_LOADER_FILE),
+            menu: automatic_number(options, &BOOT_MENU_FILE),
+            direct: automatic_number(options, &DIRECT_KERNEL_FILE),
+        }
+    }
 }
 
 /// Every Boot#### variable, parsed (malformed ones skipped).
@@ -183,19 +243,23 @@ fn refresh_automatic_options(targets: &AutomaticTargets) -> BuiltinNumbers {
         .unwrap_or_default();
     let plan = auto_options::plan(&existing, &boot_order, &targets.wanted());
     if !plan.is_empty() && apply(&plan).is_err() {
-        // Nothing (or not all) was stored: number nothing new.
-        return BuiltinNumbers {
-            bls: automatic_number(&existing, &BLS_LOADER_FILE),
-            menu: automatic_number(&existing, &BOOT_MENU_FILE),
-        };
+        // Nothing (or not all) was stored: number nothing new, and leave
+        // out an option whose LoadOptions may be stale.
+        let mut numbers = BuiltinNumbers::of(&existing);
+        if !plan.update.is_empty() {
+            numbers.direct = None;
+        }
+        return numbers;
     }
     let mut all = existing;
     all.retain(|(number, _)| !plan.delete.contains(number));
-    all.extend(plan.create);
-    BuiltinNumbers {
-        bls: automatic_number(&all, &BLS_LOADER_FILE),
-        menu: automatic_number(&all, &BOOT_MENU_FILE),
+    for (number, option) in plan.update {
+        if let Some(slot) = all.iter_mut().find(|(n, _)| *n == number) {
+            slot.1 = option;
+        }
     }
+    all.extend(plan.create);
+    BuiltinNumbers::of(&all)
 }
 
 /// The number of the automatic option of the built-in `file` in `options`.
@@ -216,7 +280,9 @@ fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
     let mut writes: Vec<(String, Vec<u16>, Vec<u8>, Attributes)> = Vec::new();
     for number in &plan.delete {
         let name = load_option::boot_variable_name(*number);
-        info!("{name}: automatic boot option of a device that is gone, deleted");
+        info!(
+            "{name}: automatic boot option no longer backed (device gone, or no kernel=), deleted"
+        );
         writes.push((
             name.clone(),
             variable_name(&name),
@@ -230,6 +296,14 @@ fn apply(plan: &auto_options::Plan) -> Result<(), ()> {
         };
         let name = load_option::boot_variable_name(*number);
         info!("{name}: new automatic boot option '{}'", option.description);
+        writes.push((name.clone(), variable_name(&name), bytes, non_volatile));
+    }
+    for (number, option) in &plan.update {
+        let Ok(bytes) = option.to_bytes() else {
+            continue;
+        };
+        let name = load_option::boot_variable_name(*number);
+        info!("{name}: '{}' gets new load options", option.description);
         writes.push((name.clone(), variable_name(&name), bytes, non_volatile));
     }
     if let Some(order) = &plan.boot_order {
@@ -448,7 +522,7 @@ fn boot_option(number: u16) {
     };
     let target = option.device_path();
     TRIED.with(|tried| tried.push(option.file_path_list.clone()));
-    let file_systems: Vec<(HandleId, Vec<u8>)> = ps::handles_with(&SimpleFileSystemProtocol::GUID)
+    let file_systems: Vec<(HandleId, Vec<u8>)> = crate::services::file_systems()
         .into_iter()
         .filter_map(|fs| Some((fs, handle_device_path(fs)?)))
         .collect();
@@ -483,7 +557,16 @@ fn boot_option(number: u16) {
         if status.is_error() {
             warn!("cannot set BootCurrent: {}", status_name(status));
         }
-        let status = load_and_start(&path, &description);
+        // §3.1.3: OptionalData goes to the image as LoadOptions; for the
+        // firmware's own options only what follows the automatic tag (the
+        // direct kernel boot's request). Other options' OptionalData is not
+        // passed (unchanged behaviour).
+        let load_options = if is_automatic(&option) {
+            auto_options::load_options(&option)
+        } else {
+            &[]
+        };
+        let status = load_and_start_with_options(&path, load_options, &description);
         crate::panic_recovery::returned();
         match status {
             Status::NOT_FOUND => warn!("{description}: not found; trying the next boot option"),
@@ -499,7 +582,7 @@ fn boot_option(number: u16) {
 
 /// Tries `file` on each file system in device order.
 fn boot_path_on_each_file_system(file: &str) {
-    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
+    for fs in crate::services::file_systems() {
         let Some(path) = file_device_path(fs, file) else {
             continue;
         };
@@ -572,9 +655,7 @@ pub fn expand_device_path(path: &[u8], file_systems: &[(HandleId, Vec<u8>)]) -> 
 }
 
 fn handle_device_path(handle: HandleId) -> Option<Vec<u8>> {
-    let dp = ps::get_protocol::<DevicePathProtocol>(handle, &DevicePathProtocol::GUID)?;
-    // SAFETY: device paths installed on handles are well formed.
-    unsafe { efi::device_path::read_path(dp) }.ok()
+    crate::image_boot::handle_device_path(&crate::services::current().ok()?, handle)
 }
 
 fn variable_name(name: &str) -> Vec<u16> {

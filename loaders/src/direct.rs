@@ -17,6 +17,11 @@
 //!   LoadOptions and the initrd served by the LoadFile2 initrd protocol;
 //!   `protocol` uses the Linux 64-bit boot protocol (`crate::linux_boot`),
 //!   which is also what kernels without an EFI stub get.
+//!
+//! The boot manager does not boot the request itself: it hands it, as
+//! [`DirectBoot::to_words`], to the built-in direct-boot image
+//! (`crate::builtins`) through that image's hidden Boot#### option, so
+//! BootCurrent names the option and the kernel's parent is that image.
 
 use crate::efi_file::{EfiFile, efi_path};
 use crate::file_loading::{self, LoadError};
@@ -25,10 +30,9 @@ use crate::initrd;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
-use efi::protocol_services as ps;
 use log::{info, warn};
 use platform::memory::MemoryType;
-use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
+use uefi_raw::Status;
 
 /// How to start the kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,35 +95,79 @@ pub fn parse(cmdline: &str) -> Result<Option<DirectBoot>, DirectBootError> {
     Ok(kernel.map(|kernel| DirectBoot { kernel, ..boot }))
 }
 
-/// Boots the kernel named by `kernel=` on the firmware command line, if
-/// any. Returns when there is none or it did not boot.
-pub fn run_from_cmdline(cmdline: &str) {
-    let request = match parse(cmdline) {
-        Ok(Some(request)) => request,
-        Ok(None) => return,
-        Err(e) => {
-            warn!("direct boot: {e}");
-            return;
+/// The direct boot the firmware command line asks for, if any; a malformed
+/// request is logged and ignored.
+pub fn request_from_cmdline(cmdline: &str) -> Option<DirectBoot> {
+    parse(cmdline)
+        .map_err(|e| warn!("direct boot: {e}"))
+        .ok()
+        .flatten()
+}
+
+impl DirectBoot {
+    /// The request as firmware command line words, which [`parse`] reads
+    /// back as the same request: what the direct-boot image gets as its
+    /// LoadOptions (`crate::builtins`). Values with whitespace or quotes
+    /// are quoted, with `\` and `"` escaped inside the quotes; outside
+    /// quotes a backslash is an ordinary character (path separators).
+    pub fn to_words(&self) -> String {
+        let mut words = Vec::new();
+        words.push(word("kernel", &self.kernel));
+        for initrd in &self.initrds {
+            words.push(word("initrd", initrd));
         }
-    };
-    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
+        if !self.cmdline.is_empty() {
+            words.push(word("cmdline", &self.cmdline));
+        }
+        if self.method == LinuxBootMethod::Protocol {
+            words.push(String::from("linux-boot=protocol"));
+        }
+        words.join(" ")
+    }
+}
+
+/// `key=value`, quoted when the command-line grammar (`platform::cmdline`)
+/// would otherwise cut or unquote it.
+fn word(key: &str, value: &str) -> String {
+    if !value.chars().any(|c| c.is_whitespace() || c == '"') {
+        return alloc::format!("{key}={value}");
+    }
+    let mut quoted = alloc::format!("{key}=\"");
+    for c in value.chars() {
+        if c == '\\' || c == '"' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Boots `request` from the first file system that holds its kernel.
+/// Returns (after a warning) only when it did not boot: NOT_FOUND when no
+/// file system holds the kernel, else the failure's status.
+pub fn run(request: &DirectBoot) -> Status {
+    for fs in crate::services::file_systems() {
         let Ok(root) = EfiFile::open_volume(fs) else {
             continue;
         };
         if root.open(&request.kernel).is_err() {
             continue;
         }
-        if let Err(e) = boot(fs, &root, &request) {
-            warn!("direct boot of {}: {e}", request.kernel);
-            initrd::uninstall();
-        }
-        return;
+        let error = match boot(fs, &root, request) {
+            Ok(()) => return Status::SUCCESS,
+            Err(e) => e,
+        };
+        warn!("direct boot of {}: {error}", request.kernel);
+        initrd::uninstall();
+        return error.status();
     }
     warn!("direct boot: no file system holds {}", request.kernel);
+    Status::NOT_FOUND
 }
 
 /// Boots `request` from the volume `root` (on `fs`); returns only on failure.
-fn boot(fs: efi::handles::HandleId, root: &EfiFile, request: &DirectBoot) -> Result<(), LoadError> {
+fn boot(fs: efi::ids::HandleId, root: &EfiFile, request: &DirectBoot) -> Result<(), LoadError> {
     let description = alloc::format!("{} (firmware command line)", request.kernel);
     let has_stub = file_loading::file_is_pe(root, &request.kernel)?;
     if request.method == LinuxBootMethod::Protocol || !has_stub {
@@ -175,6 +223,22 @@ mod tests {
         let plain = parse("kernel=\\vmlinuz").unwrap().unwrap();
         assert_eq!(plain.method, LinuxBootMethod::Stub);
         assert!(plain.initrds.is_empty() && plain.cmdline.is_empty());
+    }
+
+    #[test]
+    fn a_request_reads_back_from_its_words() {
+        let requests = [
+            "kernel=\\vmlinuz",
+            r#"kernel=/boot/vmlinuz initrd=\a.img initrd="b c.img" cmdline="console=ttyS0 x=\"q\" y=\\" linux-boot=protocol"#,
+            r#"kernel="\dir with space\k" cmdline=quiet"#,
+        ];
+        for cmdline in requests {
+            let request = parse(cmdline).unwrap().unwrap();
+            let words = request.to_words();
+            assert_eq!(parse(&words).unwrap(), Some(request.clone()), "{words}");
+        }
+        let request = parse(r#"kernel=/k cmdline="a b""#).unwrap().unwrap();
+        assert_eq!(request.to_words(), r#"kernel=\k cmdline="a b""#);
     }
 
     #[test]

@@ -9,7 +9,6 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::mem::offset_of;
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use uefi_raw::Status;
 use uefi_raw::protocol::file_system::{
     FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
@@ -74,8 +73,10 @@ fn check(status: Status) -> Result<(), Status> {
 impl EfiFile {
     /// The root directory of the volume on `fs` (§13.4.2 OpenVolume).
     pub fn open_volume(fs: HandleId) -> Result<EfiFile, Status> {
-        let sfs = ps::get_protocol::<SimpleFileSystemProtocol>(fs, &SimpleFileSystemProtocol::GUID)
-            .ok_or(Status::NOT_FOUND)?;
+        let sfs = crate::services::current()?
+            .protocol::<SimpleFileSystemProtocol>(fs, &SimpleFileSystemProtocol::GUID)
+            .ok_or(Status::NOT_FOUND)?
+            .as_ptr();
         let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
         // SAFETY: `sfs` is an installed SimpleFileSystem interface; the
         // out-pointer is valid.

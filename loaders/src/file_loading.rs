@@ -42,6 +42,22 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The EFI status that stands for this failure (what a built-in image
+    /// that failed this way returns from StartImage).
+    pub fn status(&self) -> Status {
+        match self {
+            LoadError::Read { status, .. }
+            | LoadError::Load { status, .. }
+            | LoadError::Initrd(status)
+            | LoadError::Returned(status) => *status,
+            LoadError::TooLarge { .. } => Status::OUT_OF_RESOURCES,
+            LoadError::Directory { .. } | LoadError::NoKernel => Status::NOT_FOUND,
+            LoadError::Protocol { .. } => Status::LOAD_ERROR,
+        }
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,12 +6,12 @@
 //! Documentation/arch/x86/boot.rst "EFI Handover Protocol" notes).
 
 use crate::pages::PageBuffer;
+use crate::services;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use protocols::device_path::DevicePathBuf;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::media::LoadFile2Protocol;
@@ -132,14 +132,30 @@ pub fn install(image: PageBuffer) -> Result<HandleId, Status> {
     }));
     // SAFETY: `loader` was just leaked from a Box and nothing else refers to it yet.
     let record = unsafe { &mut *loader };
-    let protocols = [
-        (
-            DevicePathProtocol::GUID,
-            record.device_path.as_mut_ptr() as *mut c_void,
-        ),
-        (LoadFile2Protocol::GUID, loader as *mut c_void),
-    ];
-    match ps::install(None, &protocols) {
+    let device_path = record.device_path.as_mut_ptr() as *mut c_void;
+    // InstallProtocolInterface twice (§7.3.2): the device path makes the
+    // handle, LoadFile2 joins it; undone when the second fails.
+    let installed = services::current().and_then(|services| {
+        // SAFETY: the record's device path and the record itself (its
+        // first field the LoadFile2 interface) live until `uninstall`
+        // has removed both.
+        let handle = unsafe {
+            services.install_protocol(HandleId::NULL, &DevicePathProtocol::GUID, device_path)
+        }?;
+        // SAFETY: as above.
+        let joined = unsafe {
+            services.install_protocol(handle, &LoadFile2Protocol::GUID, loader as *mut c_void)
+        };
+        if let Err(status) = joined {
+            // SAFETY: the device path installed just above.
+            let _ = unsafe {
+                services.uninstall_protocol(handle, &DevicePathProtocol::GUID, device_path)
+            };
+            return Err(status);
+        }
+        Ok(handle)
+    });
+    match installed {
         Ok(handle) => {
             record.handle = handle;
             INSTALLED.store(loader as usize, Ordering::Release);
@@ -160,12 +176,30 @@ pub fn uninstall() {
         return;
     }
     let loader = address as *mut InitrdLoader;
-    // SAFETY: INSTALLED held the address of a leaked InitrdLoader, now
-    // unpublished, so this is the only reference.
-    let record = unsafe { Box::from_raw(loader) };
+    // SAFETY: INSTALLED held the address of a leaked InitrdLoader; only
+    // this function frees it.
+    let record = unsafe { &mut *loader };
     let handle = record.handle;
-    ps::DB.with(|db| db.remove_handle(handle));
-    drop(record);
+    let device_path = record.device_path.as_mut_ptr() as *mut c_void;
+    // UninstallProtocolInterface of both (§7.3.3; the handle goes with its
+    // last protocol). Should one refuse, the record stays allocated: its
+    // interfaces may still be reachable.
+    let removed = services::current().is_ok_and(|services| {
+        // SAFETY: the interfaces `install` put on `handle`.
+        let load_file =
+            unsafe { services.uninstall_protocol(handle, &LoadFile2Protocol::GUID, loader.cast()) };
+        // SAFETY: as above.
+        let path =
+            unsafe { services.uninstall_protocol(handle, &DevicePathProtocol::GUID, device_path) };
+        !load_file.is_error() && !path.is_error()
+    });
+    if !removed {
+        log::warn!("initrd: its handle could not be removed; its memory stays allocated");
+        return;
+    }
+    // SAFETY: from Box::into_raw in `install`, now unpublished and no
+    // longer installed, so this is the only reference.
+    drop(unsafe { Box::from_raw(loader) });
 }
 
 /// The handle currently carrying the initrd, if any.
@@ -179,6 +213,7 @@ pub fn installed_handle() -> Option<HandleId> {
 mod tests {
     use super::*;
     use alloc::vec;
+    use efi::protocol_services as ps;
 
     #[test]
     fn initrds_start_on_four_byte_boundaries() {

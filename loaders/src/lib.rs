@@ -22,6 +22,7 @@ pub mod nv_journal;
 pub mod nv_store;
 pub mod pages;
 pub mod panic_recovery;
+pub mod services;
 pub mod status;
 pub mod text_console;
 pub mod uki;

@@ -9,12 +9,11 @@
 
 use crate::bzimage::{BootParams, BzImageError, E820Type, ENTRY_64_OFFSET, EfiInfo, SetupHeader};
 use crate::pages::PageBuffer;
+use crate::services::{self, Services};
 use core::fmt;
-use efi::memory_services::{DESCRIPTOR_SIZE, get_memory_map};
 use log::info;
 use platform::memory::{MemoryType, PAGE_SIZE};
 use uefi_raw::Status;
-use uefi_raw::table::boot::MemoryDescriptor;
 
 /// Where initrds are read before the kernel's header is known: below
 /// 2 GiB, the `initrd_addr_max` every 2.03+ kernel accepts (boot.rst).
@@ -151,23 +150,14 @@ fn place_kernel(
 }
 
 /// The ACPI RSDP from the EFI configuration table (UEFI 2.10 §4.6), 2.0+ first.
-fn acpi_rsdp() -> Option<u64> {
-    let system = efi::tables::system_table();
-    // SAFETY: the firmware's own system table; its configuration table
-    // array holds `number_of_configuration_table_entries` entries.
-    let tables = unsafe {
-        core::slice::from_raw_parts(
-            (*system).configuration_table,
-            (*system).number_of_configuration_table_entries,
-        )
-    };
+fn acpi_rsdp(services: &Services) -> Option<u64> {
     [
         efi::spec_gaps::ACPI_20_TABLE_GUID,
         efi::spec_gaps::ACPI_10_TABLE_GUID,
     ]
     .iter()
-    .find_map(|guid| tables.iter().find(|t| t.vendor_guid == *guid))
-    .map(|t| t.vendor_table as u64)
+    .find_map(|guid| services.configuration_table(guid))
+    .map(|table| table as u64)
 }
 
 /// Boots `image` (a bzImage) with `initrd` and `cmdline`. Returns only on
@@ -184,6 +174,7 @@ fn prepare_and_jump(
     initrd: Option<PageBuffer>,
     cmdline: &str,
 ) -> Result<core::convert::Infallible, LinuxBootError> {
+    let services = services::current().map_err(LinuxBootError::MemoryMap)?;
     let header = SetupHeader::parse(image)?;
     let protected_mode = header.kernel(image);
     let kernel_size = protected_mode.len().max(header.init_size as usize);
@@ -209,31 +200,21 @@ fn prepare_and_jump(
     if let Some(initrd) = &initrd {
         params.set_ramdisk(initrd.address(), initrd.len() as u64)?;
     }
-    if let Some(rsdp) = acpi_rsdp() {
+    if let Some(rsdp) = acpi_rsdp(&services) {
         params.set_acpi_rsdp(rsdp);
     }
     let mut zero_page = PageBuffer::allocate(PAGE_SIZE as usize, MemoryType::LOADER_DATA, BELOW_4G)
         .map_err(no_memory("zero page"))?;
 
     // The map buffer is allocated before the map is read, so it is in it.
-    let mut needed = 0usize;
-    let mut key = 0usize;
-    let mut descriptor_size = 0usize;
-    let mut version = 0u32;
-    // SAFETY: live locals, and a map buffer of `capacity` bytes.
-    let status = unsafe {
-        get_memory_map(
-            &mut needed,
-            core::ptr::null_mut(),
-            &mut key,
-            &mut descriptor_size,
-            &mut version,
-        )
-    };
+    let (status, first) = services.memory_map(&mut []);
     if status != Status::BUFFER_TOO_SMALL && status.is_error() {
         return Err(LinuxBootError::MemoryMap(status));
     }
-    let capacity = needed + MAP_SLACK_DESCRIPTORS * DESCRIPTOR_SIZE;
+    let capacity = MAP_SLACK_DESCRIPTORS
+        .checked_mul(first.descriptor_size)
+        .and_then(|slack| slack.checked_add(first.size))
+        .ok_or(LinuxBootError::MemoryMap(Status::BUFFER_TOO_SMALL))?;
     let mut map = PageBuffer::allocate(capacity, MemoryType::LOADER_DATA, BELOW_4G)
         .map_err(no_memory("memory map"))?;
 
@@ -245,19 +226,16 @@ fn prepare_and_jump(
     // ExitBootServices fails when the map changed since it was read (an
     // event notification allocated): read it again and retry (§7.4.6).
     for _ in 0..3 {
-        let mut size = capacity;
-        // SAFETY: live locals, and a map buffer of `capacity` bytes.
-        let status = unsafe {
-            get_memory_map(
-                &mut size,
-                map.as_mut_slice().as_mut_ptr().cast::<MemoryDescriptor>(),
-                &mut key,
-                &mut descriptor_size,
-                &mut version,
-            )
-        };
+        let (status, info) = services.memory_map(map.as_mut_slice());
         if status.is_error() {
             return Err(LinuxBootError::MemoryMap(status));
+        }
+        // The service reports at most the buffer's size on success and a
+        // descriptor size of at least one EFI_MEMORY_DESCRIPTOR (§7.2.3);
+        // anything else is refused rather than read.
+        let (size, descriptor_size, version) = (info.size, info.descriptor_size, info.version);
+        if size > capacity || descriptor_size < DESCRIPTOR_FIELDS_END {
+            return Err(LinuxBootError::MemoryMap(Status::DEVICE_ERROR));
         }
         let mut final_params = params.clone();
         let descriptors = map.as_slice()[..size]
@@ -265,7 +243,7 @@ fn prepare_and_jump(
             .map(descriptor_fields);
         add_e820_from_efi(&mut final_params, descriptors)?;
         final_params.set_efi_info(&EfiInfo {
-            system_table: efi::tables::system_table() as u64,
+            system_table: services.system_table() as u64,
             memory_map: map.address(),
             memory_map_size: size as u32,
             descriptor_size: descriptor_size as u32,
@@ -274,7 +252,7 @@ fn prepare_and_jump(
         zero_page
             .as_mut_slice()
             .copy_from_slice(final_params.as_bytes());
-        last = exit_boot_services(key);
+        last = services.exit_boot_services(info.key);
         if !last.is_error() {
             // Everything placed now belongs to the kernel.
             let (zero_page_address, _) = zero_page.leak();
@@ -289,6 +267,9 @@ fn prepare_and_jump(
     }
     Err(LinuxBootError::ExitBootServices(last))
 }
+
+/// The end of the fields [`descriptor_fields`] reads (NumberOfPages).
+const DESCRIPTOR_FIELDS_END: usize = 32;
 
 /// `(start, pages, type)` of one EFI_MEMORY_DESCRIPTOR (§7.2.3) as bytes.
 fn descriptor_fields(bytes: &[u8]) -> (u64, u64, MemoryType) {
@@ -317,17 +298,6 @@ fn initrd_within_limit(
     .map_err(no_memory("initrd"))?;
     moved.as_mut_slice().copy_from_slice(initrd.as_slice());
     Ok(moved)
-}
-
-fn exit_boot_services(key: usize) -> Status {
-    let system = efi::tables::system_table();
-    // §7.4.6: ImageHandle is the caller's image: the BLS loader when it boots
-    // the kernel, the firmware for a `kernel=` boot.
-    let image = efi::image::running_image()
-        .unwrap_or_else(efi::image::firmware_image_handle)
-        .as_raw();
-    // SAFETY: the firmware's own system table and boot services table.
-    unsafe { ((*(*system).boot_services).exit_boot_services)(image, key) }
 }
 
 /// The GDT boot.rst requires: flat 64-bit code at `__BOOT_CS` (0x10) and
@@ -474,7 +444,7 @@ mod tests {
 
     #[test]
     fn memory_descriptors_are_read_by_field_offset() {
-        let mut bytes = [0u8; DESCRIPTOR_SIZE];
+        let mut bytes = [0u8; 48];
         bytes[0..4].copy_from_slice(&7u32.to_le_bytes());
         bytes[8..16].copy_from_slice(&0x1000u64.to_le_bytes());
         bytes[24..32].copy_from_slice(&3u64.to_le_bytes());

@@ -21,11 +21,9 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use efi::ids::HandleId;
-use efi::protocol_services as ps;
 use log::{info, warn};
 use protocols::console::input::{CHAR_CARRIAGE_RETURN, Key, ScanCode};
 use uefi_raw::Status;
-use uefi_raw::protocol::file_system::SimpleFileSystemProtocol;
 
 use crate::bls::{BootEntry, Timeout};
 use crate::bls_boot;
@@ -171,7 +169,7 @@ struct BootOption {
 fn boot_options(first: BootFirst) -> Vec<BootOption> {
     let mut removable = Vec::new();
     let mut bls = Vec::new();
-    for fs in ps::handles_with(&SimpleFileSystemProtocol::GUID) {
+    for fs in crate::services::file_systems() {
         if efi_file::file_exists(fs, REMOVABLE_MEDIA_PATH)
             && let Some(path) = file_device_path(fs, REMOVABLE_MEDIA_PATH)
         {
@@ -201,7 +199,7 @@ fn boot_options(first: BootFirst) -> Vec<BootOption> {
 
 /// The `timeout` of the first loader.conf, in file-system order, that sets one.
 pub fn loader_conf_timeout() -> Option<Timeout> {
-    ps::handles_with(&SimpleFileSystemProtocol::GUID)
+    crate::services::file_systems()
         .into_iter()
         .find_map(|fs| bls_boot::volume_loader_conf(fs)?.timeout)
 }

@@ -3,8 +3,8 @@
 //! heap holds, and the Linux boot protocol needs them at addresses it
 //! controls (below `initrd_addr_max`, at the kernel's alignment).
 
+use crate::services;
 use core::ptr::NonNull;
-use efi::memory_services::{allocate_pages, free_pages};
 use platform::memory::{MemoryType, PAGE_SIZE};
 use uefi_raw::table::boot::AllocateType;
 use uefi_raw::{PhysicalAddress, Status};
@@ -41,11 +41,13 @@ impl PageBuffer {
         max_address: u64,
     ) -> Result<Self, Status> {
         let pages = pages_for(capacity.max(len)).ok_or(Status::OUT_OF_RESOURCES)?;
-        let mut address: PhysicalAddress = max_address;
-        // SAFETY: `address` is a live local.
-        let status =
-            unsafe { allocate_pages(AllocateType::MAX_ADDRESS, memory_type, pages, &mut address) };
-        Self::from_allocation(status, address, pages, len)
+        let address = services::current()?.allocate_pages(
+            AllocateType::MAX_ADDRESS,
+            memory_type,
+            pages,
+            max_address,
+        )?;
+        Self::from_allocation(address, pages, len)
     }
 
     /// `len` zeroed bytes of `memory_type` pages at exactly `address`, with
@@ -57,22 +59,16 @@ impl PageBuffer {
         memory_type: MemoryType,
     ) -> Result<Self, Status> {
         let pages = pages_for(capacity.max(len)).ok_or(Status::OUT_OF_RESOURCES)?;
-        let mut address: PhysicalAddress = address;
-        // SAFETY: `address` is a live local.
-        let status =
-            unsafe { allocate_pages(AllocateType::ADDRESS, memory_type, pages, &mut address) };
-        Self::from_allocation(status, address, pages, len)
+        let address = services::current()?.allocate_pages(
+            AllocateType::ADDRESS,
+            memory_type,
+            pages,
+            address,
+        )?;
+        Self::from_allocation(address, pages, len)
     }
 
-    fn from_allocation(
-        status: Status,
-        address: u64,
-        pages: usize,
-        len: usize,
-    ) -> Result<Self, Status> {
-        if status.is_error() {
-            return Err(status);
-        }
+    fn from_allocation(address: PhysicalAddress, pages: usize, len: usize) -> Result<Self, Status> {
         let base = NonNull::new(address as *mut u8).ok_or(Status::OUT_OF_RESOURCES)?;
         // SAFETY: AllocatePages just gave us `pages` pages at `base`,
         // identity-mapped and owned by nobody else; `len` fits in them.
@@ -119,8 +115,9 @@ impl PageBuffer {
 
 impl Drop for PageBuffer {
     fn drop(&mut self) {
-        // SAFETY: FreePages takes values only and dereferences nothing.
-        let status = unsafe { free_pages(self.address(), self.pages) };
+        let status = services::current().map_or(Status::NOT_READY, |s| {
+            s.free_pages(self.address(), self.pages)
+        });
         if status.is_error() {
             log::warn!(
                 "freeing {} pages at {:#x}: {status:?}",
@@ -143,6 +140,7 @@ pub(crate) fn test_arena() {
         let base = unsafe { std::alloc::alloc_zeroed(layout) } as u64;
         platform::memory::with_map(|m| m.add(base, SIZE as u64, MemoryType::CONVENTIONAL)).unwrap();
     });
+    services::enter_for_tests();
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@
 //! console driver or clock sits behind them.
 
 use alloc::vec::Vec;
-use efi::tables::system_table;
 use protocols::console::input::{Key, ScanCode};
 use uefi_raw::protocol::console::{InputKey, SimpleTextInputProtocol, SimpleTextOutputProtocol};
 use uefi_raw::table::boot::{BootServices, EventType, TimerDelay, Tpl};
+use uefi_raw::table::system::SystemTable;
 use uefi_raw::{Event, Status};
 
 /// Timer periods are given in 100 ns units (§7.1.7 SetTimer).
@@ -26,13 +26,7 @@ impl TextConsole {
     /// The system table's console; `None` until the console is installed
     /// (§4.3: ConIn and ConOut are set before the boot manager runs).
     pub fn from_system_table() -> Option<TextConsole> {
-        let table = system_table();
-        if table.is_null() {
-            return None;
-        }
-        // SAFETY: `table` is the firmware's initialised system table; the
-        // fields are plain pointer reads.
-        let (input, output) = unsafe { ((*table).stdin, (*table).stdout) };
+        let (output, input) = crate::services::current().ok()?.consoles();
         (!input.is_null() && !output.is_null()).then_some(TextConsole { input, output })
     }
 
@@ -76,13 +70,12 @@ impl TextConsole {
     }
 }
 
-/// The boot services table, while boot services run.
+/// The boot services table of the image running (`crate::services`
+/// validated its system table).
 fn boot_services() -> Option<*mut BootServices> {
-    let table = system_table();
-    if table.is_null() {
-        return None;
-    }
-    // SAFETY: `table` is the firmware's initialised system table.
+    let table: *mut SystemTable = crate::services::current().ok()?.system_table();
+    // SAFETY: a system table `Services::new` validated, valid while the
+    // image runs.
     let services = unsafe { (*table).boot_services };
     (!services.is_null()).then_some(services)
 }

@@ -12,6 +12,10 @@
 //!   BootCurrent 0001.
 //! - `bls_only_disk_boots_through_the_bls_option`: without a removable-media path the BLS
 //!   loader's option is Boot0000 and boots by default, with BootCurrent 0000.
+//! - `kernel_from_the_firmware_command_line_is_boot_current`: `kernel=` on the firmware
+//!   command line boots the built-in direct-boot image through its automatic option
+//!   (`Fv(2FBC36D0-...)/FvFile(0F7C4C2E-...)`, hidden, not in BootOrder): BootCurrent names
+//!   it. The next start without `kernel=` deletes the option and boots the BLS loader's.
 //! - `shell_dh_lists_the_running_boot_menu`: with `menu=1` the boot menu (a built-in image)
 //!   starts the edk2 Shell from the removable-media path; the Shell's `dh` lists the menu's
 //!   image handle and the storage drivers' as `LoadedImage(<name>)`, the name read from the
@@ -109,6 +113,7 @@ fn contains(line: &str, wanted: &str) -> bool {
 const FV: &str = "2FBC36D0-1A63-4377-AA16-872A5F25934B";
 const BLS_FILE: &str = "EB51AC8F-D5E6-467F-8472-520BC777F144";
 const MENU_FILE: &str = "A33A8786-5F3C-4B4D-80F8-C15577DC42EA";
+const DIRECT_FILE: &str = "0F7C4C2E-8D4B-4E6B-9C1A-3B5E2D7F6A10";
 
 #[test]
 fn automatic_options_and_boot_current() {
@@ -174,6 +179,59 @@ fn bls_only_disk_boots_through_the_bls_option() {
     assert!(
         bls.starts_with("Boot0000* BLS Type #1 loader") && contains(bls, BLS_FILE),
         "the BLS loader's option: {bls}"
+    );
+}
+
+#[test]
+fn kernel_from_the_firmware_command_line_is_boot_current() {
+    let disk = TempDisk::copy_of(&disk(false), "boot-options-direct");
+    let version = debian_kernel().version;
+    let cmdline = "console=ttyS0 panic=-1 vmfw.entry=direct";
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .append(format!(
+            "kernel=\\vmlinuz-{version} initrd=\\initrd.img-{version} cmdline=\"{cmdline}\""
+        ))
+        .spawn();
+    let lines = efibootmgr_report(&mut vm, "direct");
+    let current = line(&lines, "BootCurrent:");
+    let number = current.trim_start_matches("BootCurrent:").trim();
+    assert_eq!(number.len(), 4, "BootCurrent names an option: {current}");
+    let option = line(&lines, &format!("Boot{number}"));
+    assert!(
+        option.contains("Direct kernel boot")
+            && contains(option, &format!("{FV})/FvFile({DIRECT_FILE})")),
+        "BootCurrent's option is the direct-boot image: {option}"
+    );
+    let order = line(&lines, "BootOrder:");
+    assert!(
+        !order.contains(number),
+        "the hidden direct-boot option stays out of BootOrder: {order}"
+    );
+
+    // Without kernel= the option is gone and the BLS loader's boots by default.
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_writable(&disk.0)
+        .name("kernel_from_the_firmware_command_line_second_start")
+        .spawn();
+    let lines = efibootmgr_report(&mut vm, "bls");
+    assert!(
+        !lines.iter().any(|l| contains(l, DIRECT_FILE)),
+        "no direct-boot option without kernel=:\n{}",
+        lines.join("\n")
+    );
+    let bls = line(&lines, "Boot0000");
+    assert!(contains(bls, BLS_FILE), "the BLS loader's option: {bls}");
+    assert_eq!(line(&lines, "BootCurrent:"), "BootCurrent: 0000");
+    // The store kept it from the first start, and this start deleted it.
+    assert!(
+        vm.find(&format!(
+            "Boot{number}: automatic boot option no longer backed"
+        ))
+        .is_some(),
+        "the direct-boot option was stored, then deleted"
     );
 }
 

@@ -98,7 +98,7 @@ const FAT_DRIVER_FILE: efi::Guid = efi::Guid::from_fields(
     0x8c,
     &[0x2e, 0x3d, 0x4f, 0x5a, 0x6b, 0x71],
 );
-/// vmfw's built-in applications (BLS loader, boot menu).
+/// vmfw's built-in applications (BLS loader, boot menu, direct kernel boot).
 const BLS_LOADER_FILE: efi::Guid = efi::Guid::from_fields(
     0xeb51_ac8f,
     0xd5e6,
@@ -114,6 +114,14 @@ const BOOT_MENU_FILE: efi::Guid = efi::Guid::from_fields(
     0x80,
     0xf8,
     &[0xc1, 0x55, 0x77, 0xdc, 0x42, 0xea],
+);
+const DIRECT_KERNEL_FILE: efi::Guid = efi::Guid::from_fields(
+    0x0f7c_4c2e,
+    0x8d4b,
+    0x4e6b,
+    0x9c,
+    0x1a,
+    &[0x3b, 0x5e, 0x2d, 0x7f, 0x6a, 0x10],
 );
 /// No firmware has a file of this name.
 const UNKNOWN_FILE: efi::Guid = efi::Guid::from_fields(
@@ -570,9 +578,10 @@ fn vmfw_volume(ctx: &mut Ctx, image: &DriverImage) {
     let has = |file_type: u8, name: efi::Guid| listed[..count].contains(&(file_type, name));
     ctx.check(
         "firmware_volume.vmfw.get_next_file.all",
-        count == 4
+        count == 5
             && has(FILETYPE_APPLICATION, BLS_LOADER_FILE)
             && has(FILETYPE_APPLICATION, BOOT_MENU_FILE)
+            && has(FILETYPE_APPLICATION, DIRECT_KERNEL_FILE)
             && has(FILETYPE_DRIVER, PARTITION_DRIVER_FILE)
             && has(FILETYPE_DRIVER, FAT_DRIVER_FILE),
         format_args!("{count} files listed"),
