@@ -1,4 +1,5 @@
-//! The variable journal left in reserved RAM across a warm reset
+//! The variable journal left in reserved RAM across a warm reset, and the
+//! firmware panic note beside it (its first 16 bytes, round trip asserted)
 //! (`efi::runtime::journal_format`, applied by `loaders::nv_journal`):
 //! header, length and CRC checks, the apply decision, and the store image
 //! it carries loaded into a store as the next start does. A journal that
@@ -24,6 +25,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, bytes)) = data.split_first() else {
         return;
     };
+    // The panic note, the other record a warm reset carries
+    // (`platform::panic_note`): what decodes must encode to the same bytes.
+    if let Some(note) = bytes.first_chunk::<{ platform::panic_note::NOTE_SIZE }>() {
+        if let Some(decoded) = platform::panic_note::PanicNote::decode(note) {
+            assert_eq!(&decoded.encode(), note);
+        }
+    }
     let mut region = bytes.to_vec();
     if flags & 1 != 0 && region.len() >= JOURNAL_HEADER_SIZE {
         // Reseal: rewrite the record with its own fields and payload.
