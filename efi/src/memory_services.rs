@@ -83,8 +83,12 @@ unsafe fn allocate_pages_unsignalled(
             }
             _ => return Err(Status::INVALID_PARAMETER),
         };
-        let base =
-            memory::with_map(|m| m.allocate(placement, ty, pages as u64)).map_err(to_status)?;
+        let base = memory::with_map(|m| m.allocate(placement, ty, pages as u64)).map_err(|e| {
+            // Debug level: a loader that runs out of memory (GRUB's "out of
+            // memory") then shows what it asked for.
+            log::debug!("AllocatePages({placement:?}, {pages} pages): {e}");
+            to_status(e)
+        })?;
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         unsafe { write(address, base) }
     })();
