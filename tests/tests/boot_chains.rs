@@ -38,9 +38,9 @@ fn shim_grub_debian_kernel() {
 /// The default chain in a 192 MiB VM. With the fixed 32 MiB firmware heap,
 /// GRUB 2.06 ran out of memory here ("out of memory" loading the initrd);
 /// the heap now grows as needed, and the firmware reports what it held when
-/// the kernel took over. (At 176 MiB GRUB 2.06 itself fails: it takes a
-/// quarter of free RAM for its heap and the kernel's 64 MiB `init_size`
-/// must fit beside it; README "Limits and failures".)
+/// the kernel took over. (At 176 MiB GRUB 2.06's own heap, a quarter of the
+/// free RAM it finds, runs out while no page allocation fails; README
+/// "Limits and failures".)
 #[test]
 fn shim_grub_in_a_192_mib_vm() {
     let image = default_image();
