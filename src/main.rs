@@ -76,6 +76,7 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
         "vmfw {}: UEFI firmware for virtual machines",
         env!("CARGO_PKG_VERSION")
     );
+    platform::forced_failure::init(start_info.cmdline());
     if start_info.cmdline_refused() {
         error!(
             "firmware command line longer than {} bytes: ignored, none of its words take effect",

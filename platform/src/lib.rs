@@ -11,6 +11,7 @@ pub mod block;
 pub mod boot_timing;
 pub mod cpu_rng;
 pub mod crc32;
+pub mod forced_failure;
 #[cfg(target_os = "none")]
 pub mod interrupts;
 pub mod le;
