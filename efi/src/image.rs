@@ -351,9 +351,13 @@ fn load(
         memory::with_map(|m| m.allocate(Placement::Anywhere, code_type, alloc_pages))
     };
     let alloc_base = allocated.map_err(|_| {
-        let free = memory::with_map(|m| m.free_bytes());
+        let free = if platform::forced_failure::forced(Site::LoadImage) {
+            alloc::format!("test-alloc-fail={}", Site::LoadImage.name())
+        } else {
+            alloc::format!("{} bytes free", memory::with_map(|m| m.free_bytes()))
+        };
         log::warn!(
-            "LoadImage: {name} ({} bytes) needs {} bytes of memory, {free} free: refused (EFI_OUT_OF_RESOURCES)",
+            "LoadImage: {name} ({} bytes) needs {} bytes of memory ({free}): refused (EFI_OUT_OF_RESOURCES)",
             source.len(),
             alloc_pages * PAGE_SIZE
         );
