@@ -159,7 +159,11 @@ fn uki_of_100_mib_boots_as_bls_type2_entry() {
 /// The same UKI boots as the removable-media `\EFI\BOOT\BOOTX64.EFI`.
 #[test]
 fn uki_of_100_mib_boots_as_bootx64() {
-    boot_big_uki(&big_uki_disk(), "", "booting UEFI disk");
+    boot_big_uki(
+        &big_uki_disk(),
+        "",
+        "booting \\EFI\\BOOT\\BOOTX64.EFI (Boot0000",
+    );
 }
 
 /// An ESP with the 100 MiB `hello` at `\big.efi` and a BLS Type #1 entry
