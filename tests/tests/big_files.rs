@@ -74,20 +74,14 @@ fn padding_cpio(len: u64) -> Vec<u8> {
         .unwrap();
         out.extend_from_slice(name.as_bytes());
         out.push(0);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
+        out.resize(out.len().next_multiple_of(4), 0);
     }
     let mut out = Vec::new();
     entry(&mut out, "padding", 0o100644, len);
     out.resize(out.len() + len as usize, 0);
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
+    out.resize(out.len().next_multiple_of(4), 0);
     entry(&mut out, "TRAILER!!!", 0, 0);
-    while out.len() % 512 != 0 {
-        out.push(0);
-    }
+    out.resize(out.len().next_multiple_of(512), 0);
     out
 }
 
@@ -99,9 +93,7 @@ fn padded_initrd() -> PathBuf {
     let path = cache_dir("bigfiles").join(format!("{stem}-padded90.img"));
     if !path.is_file() {
         let mut data = std::fs::read(&base).unwrap();
-        while data.len() % 4 != 0 {
-            data.push(0);
-        }
+        data.resize(data.len().next_multiple_of(4), 0);
         data.extend_from_slice(&padding_cpio(90 * MIB));
         let temp = path.with_extension("tmp");
         std::fs::write(&temp, &data).unwrap();
