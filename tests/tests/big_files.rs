@@ -158,6 +158,36 @@ fn uki_of_100_mib_boots_as_bootx64() {
     );
 }
 
+/// On a 128 MiB VM the 100 MiB UKI does not fit in free memory: LoadImage
+/// refuses it from its headers with one line naming the file, its size and
+/// the memory it needs, and the next boot option (`hello` as
+/// `BOOTX64.EFI`) runs.
+#[test]
+fn uki_larger_than_free_memory_is_refused_and_the_next_option_runs() {
+    let kernel = debian_kernel();
+    let os_release = "PRETTY_NAME=\"Big UKI (vmfw test)\"\nID=debian\nVERSION_ID=\"12\"\n";
+    let uki = unified_kernel_image(&kernel, &padded_initrd(), UKI_CMDLINE, os_release);
+    let size = std::fs::metadata(&uki).unwrap().len();
+    let disk = EspBuilder::new()
+        .file("/EFI/Linux/big.efi", &uki)
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("hello"))
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(disk)
+        .memory_mib(128)
+        .append("boot=bls")
+        .spawn();
+    let line = expect(&mut vm, "LoadImage: \\EFI\\Linux\\big.efi");
+    assert!(
+        line.contains(&format!("({size} bytes) needs"))
+            && line.contains("bytes free): refused (EFI_OUT_OF_RESOURCES)"),
+        "{line}"
+    );
+    expect(&mut vm, "HELLO: running");
+    assert_no_panic(&vm);
+}
+
 /// An ESP with the 100 MiB `hello` at `\big.efi` and a BLS Type #1 entry
 /// whose `efi` line names it.
 fn big_pe_disk() -> PathBuf {
