@@ -1091,6 +1091,59 @@ mod tests {
         );
     }
 
+    /// A loader that reads in pieces (`parse_headers` on a prefix, then
+    /// `load_from`) lays out the same image as `load` of the whole file,
+    /// reads only the headers and the sections' raw data (never data
+    /// appended after them), and passes its read errors through.
+    #[test]
+    fn loading_in_pieces_matches_the_whole_file_and_skips_appended_data() {
+        let mut file = synthetic_image();
+        let image_end = file.len();
+        file.resize(image_end + 0x10000, 0xAB);
+        let info = parse_headers(&file[..0x400], file.len()).unwrap();
+        assert_eq!(info, parse(&file).unwrap());
+        let mut whole = vec![0u8; 0x3000];
+        load(&file, &info, &mut whole, 0x20_0000).unwrap();
+        let mut reads = Vec::new();
+        let mut pieces = vec![0xFFu8; 0x3000];
+        let read = |offset: usize, out: &mut [u8]| -> Result<(), PeError> {
+            reads.push((offset, out.len()));
+            out.copy_from_slice(&file[offset..offset + out.len()]);
+            Ok(())
+        };
+        load_from(read, &info, &mut pieces, 0x20_0000).unwrap();
+        assert_eq!(pieces, whole);
+        assert!(
+            reads.iter().all(|&(offset, len)| offset + len <= image_end),
+            "nothing past the image was read: {reads:?}"
+        );
+        // A section table that does not fit the prefix read is reported.
+        assert!(matches!(
+            parse_headers(&file[..0x100], file.len()),
+            Err(PeError::Truncated { .. })
+        ));
+        // A file shorter than its sections say is refused from the headers.
+        assert!(matches!(
+            parse_headers(&file[..0x400], 0x400),
+            Err(PeError::SectionOutOfFile { .. })
+        ));
+        #[derive(Debug, PartialEq)]
+        enum Failure {
+            Pe(PeError),
+            Device,
+        }
+        impl From<PeError> for Failure {
+            fn from(e: PeError) -> Self {
+                Failure::Pe(e)
+            }
+        }
+        let failing = |_: usize, _: &mut [u8]| Err(Failure::Device);
+        assert_eq!(
+            load_from(failing, &info, &mut pieces, 0x20_0000),
+            Err(Failure::Device)
+        );
+    }
+
     #[test]
     fn hostile_relocations_are_rejected() {
         let load_moved = |file: &[u8]| {
