@@ -92,6 +92,7 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
     reserve_variable_journal();
     panic::take_previous_note();
     panic::read_cmdline(accepted_cmdline(&start_info));
+    platform::forced_failure::init(accepted_cmdline(&start_info));
     paging::init(ram_end);
     init_heap();
     protect_firmware();

@@ -220,6 +220,15 @@ pub(crate) fn name_new_handle(handle: HandleId, image: &BuiltinImage) {
     }
 }
 
+/// Tests of this module and of `firmware_volume` share its global lists,
+/// which refuse use from two threads at once as re-entry: they run one at a
+/// time under this lock.
+#[cfg(test)]
+pub(crate) fn serial_tests() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +254,7 @@ mod tests {
 
     #[test]
     fn only_registered_files_of_our_volume_are_found() {
+        let _serial = serial_tests();
         register(BuiltinImage {
             file: FILE,
             name: "test",

@@ -46,6 +46,7 @@ mod tests {
     #[test]
     fn a_driver_image_is_a_resident_driver_file_of_the_volume() {
         use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
+        let _serial = crate::builtin_images::serial_tests();
         let driver = guid!("0d4c2b1a-9e8f-4a7b-8c6d-5e4f3a2b1c0d");
         let handle = ps::new_handle();
         register_driver_image(handle, driver, "SomeDriver").unwrap();

@@ -15,12 +15,13 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
+use platform::forced_failure::Site;
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::paging::{self, Access};
 use platform::sync::Global;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::file_system::{
-    FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
+    FileAttribute, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
 };
 use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
 use uefi_raw::protocol::media::{LoadFile2Protocol, LoadFileProtocol};
@@ -28,6 +29,7 @@ use uefi_raw::table::system::SystemTable;
 use uefi_raw::{Boolean, Char16, Guid, Handle, Status};
 
 mod driver_image;
+mod source;
 pub(crate) use driver_image::adopt_driver_image;
 
 struct Image {
@@ -152,10 +154,18 @@ pub fn describe_address(address: u64, out: &mut dyn core::fmt::Write) {
     }
 }
 
-/// Reads a file named by a device path through SimpleFileSystem on the
-/// longest-matching handle, or through LoadFile2/LoadFile.
-fn read_file(path: &[u8], boot_policy: bool) -> Result<(Vec<u8>, HandleId, Vec<u8>), Status> {
-    let mut full = path.to_vec();
+/// Loads the image named by a device path: a file of the SimpleFileSystem
+/// on the longest-matching handle, or the buffer LoadFile2/LoadFile gives.
+fn load_from_path(
+    parent: HandleId,
+    path: &[u8],
+    boot_policy: bool,
+    device_path: Vec<u8>,
+) -> Result<HandleId, Status> {
+    let mut full = Vec::new();
+    full.try_reserve_exact(path.len() + crate::device_path::END.len())
+        .map_err(|_| Status::OUT_OF_RESOURCES)?;
+    full.extend_from_slice(path);
     if !full.ends_with(&crate::device_path::END) {
         full.extend_from_slice(&crate::device_path::END);
     }
@@ -175,23 +185,28 @@ fn read_file(path: &[u8], boot_policy: bool) -> Result<(Vec<u8>, HandleId, Vec<u
         let offset = remaining as usize - full.as_ptr() as usize;
         let rest = full[offset..].to_vec();
         let device_id = HandleId::from_raw(device);
-        let data = if guid == SimpleFileSystemProtocol::GUID {
+        if guid == SimpleFileSystemProtocol::GUID {
             let name = crate::device_path::file_path_text(&rest).ok_or(Status::NOT_FOUND)?;
-            read_from_file_system(device_id, &name)?
-        } else {
-            // LoadFile and LoadFile2 share a signature; LoadFile2 requires
-            // BootPolicy FALSE (§13.2).
-            let lf =
-                ps::get_protocol::<LoadFileProtocol>(device_id, &guid).ok_or(Status::NOT_FOUND)?;
-            let policy = boot_policy && guid == LoadFileProtocol::GUID;
-            read_through_load_file(lf, remaining, policy)?
-        };
-        return Ok((data, device_id, rest));
+            return load_from_file_system(parent, device_id, &name, rest, device_path);
+        }
+        // LoadFile and LoadFile2 share a signature; LoadFile2 requires
+        // BootPolicy FALSE (§13.2).
+        let lf = ps::get_protocol::<LoadFileProtocol>(device_id, &guid).ok_or(Status::NOT_FOUND)?;
+        let policy = boot_policy && guid == LoadFileProtocol::GUID;
+        let (pages, len) = read_through_load_file(lf, remaining, policy)?;
+        let source = source::Source::Memory(pages.bytes(len));
+        return load(parent, &source, device_id, rest, Some(device_path));
     }
     Err(Status::NOT_FOUND)
 }
 
-fn read_from_file_system(device: HandleId, name: &str) -> Result<Vec<u8>, Status> {
+fn load_from_file_system(
+    parent: HandleId,
+    device: HandleId,
+    name: &str,
+    file_path: Vec<u8>,
+    device_path: Vec<u8>,
+) -> Result<HandleId, Status> {
     let sfs = ps::get_protocol::<SimpleFileSystemProtocol>(device, &SimpleFileSystemProtocol::GUID)
         .ok_or(Status::NOT_FOUND)?;
     let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
@@ -223,48 +238,23 @@ fn read_from_file_system(device: HandleId, name: &str) -> Result<Vec<u8>, Status
     if status != Status::SUCCESS || handle.is_null() {
         return Err(Status::NOT_FOUND);
     }
-    let result = read_whole_file(handle);
+    let result = source::file_size(handle).and_then(|size| {
+        let len = usize::try_from(size).map_err(|_| Status::LOAD_ERROR)?;
+        let source = source::Source::File { handle, len };
+        load(parent, &source, device, file_path, Some(device_path))
+    });
     // SAFETY: closing the file handle we opened.
     let _ = unsafe { ((*handle).close)(handle) };
     result
 }
 
-fn read_whole_file(handle: *mut FileProtocolV1) -> Result<Vec<u8>, Status> {
-    let mut info = vec![0u64; 128];
-    let mut size = info.len() * 8;
-    // SAFETY: `handle` is an open file; the buffer is `size` bytes.
-    let status = unsafe {
-        ((*handle).get_info)(
-            handle,
-            &FileInfo::ID,
-            &mut size,
-            info.as_mut_ptr() as *mut c_void,
-        )
-    };
-    if status != Status::SUCCESS {
-        return Err(Status::LOAD_ERROR);
-    }
-    let file_size = usize::try_from(info[1]).map_err(|_| Status::LOAD_ERROR)?; // EFI_FILE_INFO.FileSize
-    // Not zeroed first: the read fills it, and zeroing a kernel-sized buffer
-    // is a measurable share of the firmware's boot time under emulation.
-    let mut data: Vec<u8> = Vec::with_capacity(file_size);
-    let mut read_size = file_size;
-    // SAFETY: the buffer has room for `read_size` bytes; Read only writes.
-    let status =
-        unsafe { ((*handle).read)(handle, &mut read_size, data.as_mut_ptr() as *mut c_void) };
-    if status != Status::SUCCESS || read_size != file_size {
-        return Err(Status::LOAD_ERROR);
-    }
-    // SAFETY: Read succeeded and reported all `file_size` bytes written.
-    unsafe { data.set_len(file_size) };
-    Ok(data)
-}
-
+/// The image LoadFile(2) gives for `remaining`, in temporary pages, and its
+/// length (§13.1: a first call with no buffer asks for the size).
 fn read_through_load_file(
     lf: *mut LoadFileProtocol,
     remaining: *const DevicePathProtocol,
     boot_policy: bool,
-) -> Result<Vec<u8>, Status> {
+) -> Result<(source::TempPages, usize), Status> {
     let mut size = 0usize;
     // SAFETY: `lf` is an installed LoadFile(2) interface; a NULL buffer asks
     // for the size (§13.1).
@@ -284,36 +274,57 @@ fn read_through_load_file(
             Status::LOAD_ERROR
         });
     }
-    let mut data = vec![0u8; size];
-    // SAFETY: the buffer holds `size` bytes.
+    let mut pages = source::TempPages::allocate(size).inspect_err(|_| {
+        log::warn!("LoadImage: no memory for a {size}-byte image from LoadFile");
+    })?;
+    let mut filled = size;
+    // SAFETY: the pages hold `size` bytes.
     let status = unsafe {
         ((*lf).load_file)(
             lf,
             remaining,
             boot_policy.into(),
-            &mut size,
-            data.as_mut_ptr() as *mut c_void,
+            &mut filled,
+            pages.as_mut_ptr() as *mut c_void,
         )
     };
     if status.is_error() {
         return Err(status);
     }
-    data.truncate(size);
-    Ok(data)
+    Ok((pages, filled.min(size)))
 }
 
-/// Loads a PE32+ image into fresh pages and creates its handle.
-pub fn load(
+/// Why an image's bytes did not load: its PE structure, or reading them.
+enum LoadFailure {
+    Pe(pe::PeError),
+    Read(Status),
+}
+
+impl From<pe::PeError> for LoadFailure {
+    fn from(e: pe::PeError) -> Self {
+        LoadFailure::Pe(e)
+    }
+}
+
+/// Loads a PE32+ image from `source` into fresh pages and creates its
+/// handle. Only the headers and the sections are read, the sections
+/// straight into the image's pages; an image larger than free memory is
+/// refused, with one line naming it and its size, before they are read.
+fn load(
     parent: HandleId,
-    data: &[u8],
+    source: &source::Source,
     device: HandleId,
     file_path: Vec<u8>,
     device_path: Option<Vec<u8>>,
 ) -> Result<HandleId, Status> {
-    let info = pe::parse(data).map_err(|e| {
-        log::warn!("LoadImage: {e}");
+    let name =
+        crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
+    let headers = source.headers()?;
+    let info = pe::parse_headers(&headers, source.len()).map_err(|e| {
+        log::warn!("LoadImage: {name}: {e}");
         Status::LOAD_ERROR
     })?;
+    drop(headers);
     if info.machine != 0x8664 {
         return Err(Status::UNSUPPORTED);
     }
@@ -334,15 +345,41 @@ pub fn load(
     let size = info.size_of_image as u64;
     let align = (info.section_alignment as u64).max(PAGE_SIZE);
     let alloc_pages = (size + align - PAGE_SIZE).div_ceil(PAGE_SIZE);
-    let alloc_base = memory::with_map(|m| m.allocate(Placement::Anywhere, code_type, alloc_pages))
-        .map_err(|_| Status::OUT_OF_RESOURCES)?;
+    let allocated = if platform::forced_failure::forced(Site::LoadImage) {
+        Err(memory::MemoryError::OutOfMemory { pages: alloc_pages })
+    } else {
+        memory::with_map(|m| m.allocate(Placement::Anywhere, code_type, alloc_pages))
+    };
+    let alloc_base = allocated.map_err(|_| {
+        let free = if platform::forced_failure::forced(Site::LoadImage) {
+            alloc::format!("test-alloc-fail={}", Site::LoadImage.name())
+        } else {
+            alloc::format!("{} bytes free", memory::with_map(|m| m.free_bytes()))
+        };
+        log::warn!(
+            "LoadImage: {name} ({} bytes) needs {} bytes of memory ({free}): refused (EFI_OUT_OF_RESOURCES)",
+            source.len(),
+            alloc_pages * PAGE_SIZE
+        );
+        Status::OUT_OF_RESOURCES
+    })?;
     let base = alloc_base.next_multiple_of(align);
     // SAFETY: `base..base+size` lies inside the pages just allocated.
     let dest = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, size as usize) };
-    if let Err(e) = pe::load(data, &info, dest, base) {
-        log::warn!("LoadImage: {e}");
+    let read =
+        |offset: usize, out: &mut [u8]| source.read_at(offset, out).map_err(LoadFailure::Read);
+    if let Err(failure) = pe::load_from(read, &info, dest, base) {
         let _ = memory::with_map(|m| m.free(alloc_base, alloc_pages));
-        return Err(Status::LOAD_ERROR);
+        return Err(match failure {
+            LoadFailure::Pe(e) => {
+                log::warn!("LoadImage: {name}: {e}");
+                Status::LOAD_ERROR
+            }
+            LoadFailure::Read(status) => {
+                log::warn!("LoadImage: reading {name}: {status:?}");
+                status
+            }
+        });
     }
     // §7.4.1: an image carrying an HII package list in its resources gets
     // EFI_HII_PACKAGE_LIST_PROTOCOL, whose interface is that list in place.
@@ -350,8 +387,6 @@ pub fn load(
         .data_directory(pe::DIRECTORY_RESOURCE)
         .and_then(|directory| pe::hii_package_list(dest, directory))
         .map(|rva| (base + u64::from(rva)) as *mut c_void);
-    let name =
-        crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
     let wx = map_wx(&info, base);
     log::debug!(
         "loaded {name} at {base:#x} ({size:#x} bytes, entry {:#x}, {})",
@@ -546,9 +581,11 @@ pub unsafe extern "efiapi" fn load_image(
             // SAFETY: the caller's pointers, as this function's # Safety requires.
             return unsafe { write(image_handle, handle.as_raw()) };
         }
-        let (data, device, file_path) = if !source.is_null() {
-            // SAFETY: the caller's pointers, as this function's # Safety requires.
-            let data = unsafe { boundary::bytes(source, source_size) }?.to_vec();
+        let parent = HandleId::from_raw(parent);
+        let handle = if !source.is_null() {
+            // SAFETY: the caller's pointers, as this function's # Safety
+            // requires; the buffer is read in place during this call only.
+            let data = unsafe { boundary::bytes(source, source_size) }?;
             // The device is whatever handle owns the path's device part.
             let (device, rest) = match &path {
                 Some(p) => {
@@ -574,12 +611,11 @@ pub unsafe extern "efiapi" fn load_image(
                 }
                 None => (HandleId::NULL, crate::device_path::END.to_vec()),
             };
-            (data, device, rest)
+            load(parent, &source::Source::Memory(data), device, rest, path)?
         } else {
-            let p = path.as_ref().ok_or(Status::NOT_FOUND)?;
-            read_file(p, boot_policy.into())?
+            let p = path.ok_or(Status::NOT_FOUND)?;
+            load_from_path(parent, &p.clone(), boot_policy.into(), p)?
         };
-        let handle = load(HandleId::from_raw(parent), &data, device, file_path, path)?;
         // SAFETY: the caller's pointers, as this function's # Safety requires.
         unsafe { write(image_handle, handle.as_raw()) }
     })();

@@ -363,6 +363,14 @@ pub fn section_headers(header: &[u8]) -> Result<Vec<SectionHeader>, PeError> {
 
 /// Parses and validates the headers of a PE32+ EFI image.
 pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
+    parse_headers(file, file.len())
+}
+
+/// Parses and validates the headers of a PE32+ EFI image of `file_len`
+/// bytes whose first bytes are `file` (at least up to the end of the
+/// section table): what a loader reading the file in pieces checks before
+/// it reads the sections ([`load_from`]).
+pub fn parse_headers(file: &[u8], file_len: usize) -> Result<PeInfo, PeError> {
     let coff = coff_header_offset(file)?;
     let machine = u16_at(file, coff)?;
     if machine != MACHINE_X86_64 {
@@ -410,7 +418,7 @@ pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
     let section_table_end = section_table + usize::from(section_count) * SECTION_HEADER_SIZE;
     if (size_of_headers as usize) < section_table_end
         || size_of_headers > size_of_image
-        || size_of_headers as usize > file.len()
+        || size_of_headers as usize > file_len
     {
         return Err(PeError::BadSizeOfHeaders(size_of_headers));
     }
@@ -484,7 +492,7 @@ pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
             && end_within(
                 raw_offset,
                 raw_size,
-                u32::try_from(file.len()).unwrap_or(u32::MAX),
+                u32::try_from(file_len).unwrap_or(u32::MAX),
             )
             .is_none()
         {
@@ -526,31 +534,50 @@ pub fn parse(file: &[u8]) -> Result<PeInfo, PeError> {
 /// `load_address`: headers and sections copied, gaps zeroed, base relocations
 /// applied, and ImageBase in the loaded header set to `load_address`.
 pub fn load(file: &[u8], info: &PeInfo, dest: &mut [u8], load_address: u64) -> Result<(), PeError> {
+    let read = |offset: usize, out: &mut [u8]| {
+        out.copy_from_slice(bytes_at(file, offset, out.len())?);
+        Ok(())
+    };
+    load_from(read, info, dest, load_address)
+}
+
+/// [`load`] with the file's bytes from `read(offset, out)`, which fills
+/// `out` from the file at `offset`: only the headers and each section's raw
+/// data are read, straight into `dest`, so a file need never be in memory
+/// whole (data appended after the last section is not read at all).
+pub fn load_from<E: From<PeError>>(
+    mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
+    info: &PeInfo,
+    dest: &mut [u8],
+    load_address: u64,
+) -> Result<(), E> {
     if dest.len() != info.size_of_image as usize {
         return Err(PeError::BadDestinationSize {
             expected: info.size_of_image,
             actual: dest.len(),
-        });
+        }
+        .into());
     }
     let headers = info.size_of_headers as usize;
     let actual = dest.len();
-    dest.get_mut(..headers)
-        .ok_or(PeError::BadDestinationSize {
+    read(
+        0,
+        dest.get_mut(..headers).ok_or(PeError::BadDestinationSize {
             expected: info.size_of_headers,
             actual,
-        })?
-        .copy_from_slice(bytes_at(file, 0, headers)?);
+        })?,
+    )?;
     for (index, section) in info.sections.iter().enumerate() {
-        let raw = bytes_at(file, section.raw_offset as usize, section.raw_size as usize)?;
         let start = section.rva as usize;
-        let target = dest
-            .get_mut(start..start + raw.len())
+        let target = start
+            .checked_add(section.raw_size as usize)
+            .and_then(|end| dest.get_mut(start..end))
             .ok_or(PeError::SectionOutOfImage {
                 index,
                 rva: section.rva,
                 size: section.size,
             })?;
-        target.copy_from_slice(raw);
+        read(section.raw_offset as usize, target)?;
     }
     zero_gaps(info, dest);
     let delta = load_address.wrapping_sub(info.image_base);
@@ -1061,6 +1088,59 @@ mod tests {
                 expected: 0x3000,
                 actual: 0x2000
             })
+        );
+    }
+
+    /// A loader that reads in pieces (`parse_headers` on a prefix, then
+    /// `load_from`) lays out the same image as `load` of the whole file,
+    /// reads only the headers and the sections' raw data (never data
+    /// appended after them), and passes its read errors through.
+    #[test]
+    fn loading_in_pieces_matches_the_whole_file_and_skips_appended_data() {
+        let mut file = synthetic_image();
+        let image_end = file.len();
+        file.resize(image_end + 0x10000, 0xAB);
+        let info = parse_headers(&file[..0x400], file.len()).unwrap();
+        assert_eq!(info, parse(&file).unwrap());
+        let mut whole = vec![0u8; 0x3000];
+        load(&file, &info, &mut whole, 0x20_0000).unwrap();
+        let mut reads = Vec::new();
+        let mut pieces = vec![0xFFu8; 0x3000];
+        let read = |offset: usize, out: &mut [u8]| -> Result<(), PeError> {
+            reads.push((offset, out.len()));
+            out.copy_from_slice(&file[offset..offset + out.len()]);
+            Ok(())
+        };
+        load_from(read, &info, &mut pieces, 0x20_0000).unwrap();
+        assert_eq!(pieces, whole);
+        assert!(
+            reads.iter().all(|&(offset, len)| offset + len <= image_end),
+            "nothing past the image was read: {reads:?}"
+        );
+        // A section table that does not fit the prefix read is reported.
+        assert!(matches!(
+            parse_headers(&file[..0x100], file.len()),
+            Err(PeError::Truncated { .. })
+        ));
+        // A file shorter than its sections say is refused from the headers.
+        assert!(matches!(
+            parse_headers(&file[..0x400], 0x400),
+            Err(PeError::SectionOutOfFile { .. })
+        ));
+        #[derive(Debug, PartialEq)]
+        enum Failure {
+            Pe(PeError),
+            Device,
+        }
+        impl From<PeError> for Failure {
+            fn from(e: PeError) -> Self {
+                Failure::Pe(e)
+            }
+        }
+        let failing = |_: usize, _: &mut [u8]| Err(Failure::Device);
+        assert_eq!(
+            load_from(failing, &info, &mut pieces, 0x20_0000),
+            Err(Failure::Device)
         );
     }
 

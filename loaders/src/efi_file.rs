@@ -227,11 +227,15 @@ impl EfiFile {
     }
 
     /// The whole file; a file ending before the size its EFI_FILE_INFO
-    /// gives is returned as far as it goes.
+    /// gives is returned as far as it goes. No memory for it (its size
+    /// comes from the disk) is OUT_OF_RESOURCES.
     pub fn read_all(&self) -> Result<Vec<u8>, Status> {
         let size = self.size()?;
-        let len = usize::try_from(size).map_err(|_| Status::VOLUME_CORRUPTED)?;
-        let mut data = vec![0u8; len];
+        let len = usize::try_from(size).map_err(|_| Status::OUT_OF_RESOURCES)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| Status::OUT_OF_RESOURCES)?;
+        data.resize(len, 0);
         let read = self.read_into(&mut data, false)?;
         data.truncate(read);
         Ok(data)

@@ -35,6 +35,13 @@ pub enum LoadError {
     Initrd(Status),
     /// The kernel returned from StartImage.
     Returned(Status),
+    /// A `linux` file without PE headers whose setup header is no bzImage's:
+    /// refused from its first sectors, before the whole file is read.
+    NotKernel {
+        path: String,
+        size: u64,
+        error: crate::bzimage::BzImageError,
+    },
     /// The Linux boot protocol could not start the kernel.
     Protocol {
         path: String,
@@ -53,7 +60,7 @@ impl LoadError {
             | LoadError::Returned(status) => *status,
             LoadError::TooLarge { .. } => Status::OUT_OF_RESOURCES,
             LoadError::Directory { .. } | LoadError::NoKernel => Status::NOT_FOUND,
-            LoadError::Protocol { .. } => Status::LOAD_ERROR,
+            LoadError::Protocol { .. } | LoadError::NotKernel { .. } => Status::LOAD_ERROR,
         }
     }
 }
@@ -78,6 +85,10 @@ impl fmt::Display for LoadError {
             LoadError::Returned(status) => {
                 write!(f, "the kernel returned: {}", status_name(*status))
             }
+            LoadError::NotKernel { path, size, error } => write!(
+                f,
+                "{path} ({size} bytes) is neither an EFI image nor a Linux kernel ({error}): refused"
+            ),
             LoadError::Protocol { path, error } => {
                 write!(
                     f,
@@ -177,6 +188,39 @@ pub fn file_is_pe(root: &EfiFile, path: &str) -> Result<bool, LoadError> {
     Ok(uki::is_pe_image(&header[..len]))
 }
 
+/// The setup area of a bzImage: at most 255 setup sectors and the boot
+/// sector (Linux `Documentation/arch/x86/boot.rst`).
+const SETUP_READ_SIZE: usize = 256 * 512;
+
+/// Checks the setup header of the bzImage at `path` from its first
+/// sectors, so that a large file that is no kernel is refused without
+/// being read whole.
+fn check_bzimage(root: &EfiFile, path: &str) -> Result<(), LoadError> {
+    let read_error = |status| LoadError::Read {
+        path: path.to_string(),
+        status,
+    };
+    let file = open_file(root, path)?;
+    let size = file.size().map_err(read_error)?;
+    let len = usize::try_from(size).map_or(SETUP_READ_SIZE, |s| s.min(SETUP_READ_SIZE));
+    let mut header = Vec::new();
+    header
+        .try_reserve_exact(len)
+        .map_err(|_| LoadError::TooLarge {
+            path: path.to_string(),
+            size,
+        })?;
+    header.resize(len, 0);
+    let read = file.read_into(&mut header, false).map_err(read_error)?;
+    crate::bzimage::SetupHeader::parse(&header[..read])
+        .map(|_| ())
+        .map_err(|error| LoadError::NotKernel {
+            path: path.to_string(),
+            size,
+            error,
+        })
+}
+
 /// A `linux` kernel without the EFI stub: kernel and initrds into pages,
 /// then the 64-bit boot protocol. Returns only on failure.
 pub fn boot_with_protocol(
@@ -186,6 +230,7 @@ pub fn boot_with_protocol(
     options: &str,
     description: &str,
 ) -> Result<(), LoadError> {
+    check_bzimage(root, kernel)?;
     let image = read_into_pages(
         root,
         &[kernel.to_string()],

@@ -19,7 +19,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::efi_file::EfiFile;
+use crate::efi_file::{EfiFile, ReadError};
 use efi::ids::HandleId;
 use efi::protocol_services as ps;
 use efi::variables::{VarError, image_generation, seal_image};
@@ -32,6 +32,12 @@ use uefi_raw::protocol::file_system::{FileAttribute, FileMode, SimpleFileSystemP
 pub const STORE_DIRECTORIES: [&str; 2] = ["\\EFI", "\\EFI\\vmfw"];
 pub const STORE_PATH: &str = "\\EFI\\vmfw\\vars.bin";
 pub const SLOT_COUNT: usize = 2;
+/// The largest `vars.bin` that is read: 1 MiB, four times the file the
+/// firmware writes (two 128 KiB slots). A larger file is no store of ours
+/// and is not read at all (its size comes from the disk, and the firmware
+/// heap must not be spent on it): empty store, one warning, and the next
+/// write replaces it with a file of the right size.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
 
 /// A slot and the generation of the image it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,11 +153,23 @@ pub fn init(slot_size: usize) -> bool {
     };
     let expected_len = slot_size.saturating_mul(SLOT_COUNT);
     let (file, current) = match read_file(esp, STORE_PATH) {
-        Err(Status::NOT_FOUND) => {
+        Err(StoreReadError::Status(Status::NOT_FOUND)) => {
             info!("variables: no {STORE_PATH}, starting empty");
             (None, None)
         }
-        Err(status) => {
+        Err(StoreReadError::TooLarge(size)) => {
+            warn!(
+                "variables: {STORE_PATH} is {size} bytes, more than the {MAX_FILE_SIZE} a store file may have: not read, starting empty"
+            );
+            (None, None)
+        }
+        Err(StoreReadError::NoMemory(size)) => {
+            warn!(
+                "variables: no memory for the {size} bytes of {STORE_PATH} (EFI_OUT_OF_RESOURCES), starting empty"
+            );
+            (None, None)
+        }
+        Err(StoreReadError::Status(status)) => {
             warn!(
                 "variables: cannot read {STORE_PATH} (status {:#x}), starting empty",
                 status.0
@@ -307,9 +325,32 @@ fn create_file(esp: HandleId, len: usize) -> Result<(), Status> {
     file.flush()
 }
 
-fn read_file(esp: HandleId, path: &str) -> Result<Vec<u8>, Status> {
-    let file = EfiFile::open_on(esp, path, FileMode::READ, FileAttribute::empty())?;
-    file.read_all()
+/// Why the store file was not read.
+enum StoreReadError {
+    Status(Status),
+    /// Larger than [`MAX_FILE_SIZE`] bytes.
+    TooLarge(u64),
+    /// No heap for its bytes (or `test-alloc-fail=varstore`).
+    NoMemory(u64),
+}
+
+fn read_file(esp: HandleId, path: &str) -> Result<Vec<u8>, StoreReadError> {
+    let file = EfiFile::open_on(esp, path, FileMode::READ, FileAttribute::empty())
+        .map_err(StoreReadError::Status)?;
+    let size = file.size().map_err(StoreReadError::Status)?;
+    if size > MAX_FILE_SIZE {
+        return Err(StoreReadError::TooLarge(size));
+    }
+    if platform::forced_failure::forced(platform::forced_failure::Site::VarStore) {
+        return Err(StoreReadError::NoMemory(size));
+    }
+    let mut data = Vec::new();
+    file.read_to_end(&mut data, MAX_FILE_SIZE)
+        .map_err(|e| match e {
+            ReadError::Status(status) => StoreReadError::Status(status),
+            ReadError::TooLarge(size) => StoreReadError::NoMemory(size),
+        })?;
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -356,18 +356,21 @@ mod tests {
         (status, size, data)
     }
 
-    /// Lists a driver file (its image is `crate::driver_images`' concern).
-    fn driver_registered() {
+    /// Lists a driver file (its image is `crate::driver_images`' concern);
+    /// the test holds the returned guard while it uses the volume.
+    fn driver_registered() -> std::sync::MutexGuard<'static, ()> {
+        let serial = super::super::serial_tests();
         add_driver_file(VolumeFile {
             file: DRIVER,
             name: "TestDriver",
             kind: FileKind::Driver,
         });
+        serial
     }
 
     #[test]
     fn read_section_fills_a_large_enough_buffer() {
-        driver_registered();
+        let _serial = driver_registered();
         let (status, size, data) = read_ui(&DRIVER, 64);
         assert_eq!(status, Status::SUCCESS);
         assert_eq!(size, ucs2("TestDriver").len());
@@ -376,7 +379,7 @@ mod tests {
 
     #[test]
     fn read_section_truncates_into_a_small_buffer_with_a_warning() {
-        driver_registered();
+        let _serial = driver_registered();
         let (status, size, data) = read_ui(&DRIVER, 3);
         assert_eq!(status, Status::WARN_BUFFER_TOO_SMALL);
         assert_eq!(size, ucs2("TestDriver").len());
@@ -385,7 +388,7 @@ mod tests {
 
     #[test]
     fn unknown_files_and_sections_are_not_found() {
-        driver_registered();
+        let _serial = driver_registered();
         let other = guid!("00000000-0000-0000-0000-000000000001");
         assert_eq!(read_ui(&other, 64).0, Status::NOT_FOUND);
         let mut buffer: *mut c_void = core::ptr::null_mut();
@@ -410,7 +413,7 @@ mod tests {
 
     #[test]
     fn a_foreign_this_is_refused() {
-        driver_registered();
+        let _serial = driver_registered();
         let mut attributes = FvAttributes::empty();
         // SAFETY: `this` is only compared, never read.
         let status = unsafe { get_volume_attributes(core::ptr::dangling(), &mut attributes) };
@@ -423,7 +426,7 @@ mod tests {
 
     #[test]
     fn get_next_file_lists_drivers_then_ends() {
-        driver_registered();
+        let _serial = driver_registered();
         let mut key = 0u64;
         let mut found = Vec::new();
         loop {

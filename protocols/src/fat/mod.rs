@@ -21,6 +21,7 @@ mod table;
 mod tests;
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::fmt;
 
@@ -91,6 +92,23 @@ pub enum FatError {
     FileTooLarge(u64),
     ReadOnly,
     AccessDenied(&'static str),
+    /// No memory for a buffer of this many bytes (or `test-alloc-fail=fat`).
+    OutOfMemory(usize),
+}
+
+/// A zeroed buffer of `len` bytes for the driver's sector I/O, allocated
+/// fallibly: a failure is [`FatError::OutOfMemory`] (the volume or the
+/// access fails with EFI_OUT_OF_RESOURCES), never a panic. The
+/// `test-alloc-fail=fat` switch makes every such allocation fail.
+pub(crate) fn buffer(len: usize) -> Result<Vec<u8>, FatError> {
+    if platform::forced_failure::forced(platform::forced_failure::Site::Fat) {
+        return Err(FatError::OutOfMemory(len));
+    }
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| FatError::OutOfMemory(len))?;
+    data.resize(len, 0);
+    Ok(data)
 }
 
 impl From<BlockError> for FatError {
@@ -138,6 +156,7 @@ impl fmt::Display for FatError {
                 "directory at cluster {c:#x} does not link back to its parent"
             ),
             FatError::DirectoryFull => write!(f, "directory is full"),
+            FatError::OutOfMemory(len) => write!(f, "no memory for a buffer of {len} bytes"),
             FatError::NotFound(name) => write!(f, "{name} not found"),
             FatError::AlreadyExists(name) => write!(f, "{name} already exists"),
             FatError::NotADirectory => write!(f, "not a directory"),
@@ -245,7 +264,7 @@ impl<D: BlockDevice> FileSystem<D> {
         if !(512..=4096).contains(&block) || !block.is_power_of_two() {
             return Err(FatError::UnsupportedBlockSize { sector: 0, block });
         }
-        let mut boot = alloc::vec![0u8; block as usize];
+        let mut boot = buffer(block as usize)?;
         if dev.num_blocks() == 0 {
             return Err(FatError::BadBpb {
                 field: "volume size",

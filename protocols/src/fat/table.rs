@@ -160,7 +160,7 @@ impl<D: BlockDevice> FileSystem<D> {
         }
         let size = self.geo.bytes_per_sector as usize;
         let count = self.read_ahead_count(cache, sector);
-        let mut data = vec![0u8; size * count as usize];
+        let mut data = super::buffer(size * count as usize)?;
         self.device_read_sectors(sector, &mut data)?;
         let mut first = 0;
         for (offset, chunk) in data.chunks_exact(size).enumerate() {
@@ -199,7 +199,7 @@ impl<D: BlockDevice> FileSystem<D> {
         if cache.slots.len() < CACHE_SLOTS {
             cache.slots.push(Slot {
                 sector: u32::MAX,
-                data: vec![0; self.geo.bytes_per_sector as usize],
+                data: super::buffer(self.geo.bytes_per_sector as usize)?,
                 dirty: false,
                 last_used: 0,
             });

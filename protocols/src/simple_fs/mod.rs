@@ -90,6 +90,7 @@ fn status_for(error: &FatError) -> Status {
             Status::ACCESS_DENIED
         }
         FatError::InvalidName(_) | FatError::NameTooLong(_) => Status::INVALID_PARAMETER,
+        FatError::OutOfMemory(_) => Status::OUT_OF_RESOURCES,
     }
 }
 

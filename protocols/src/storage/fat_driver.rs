@@ -21,7 +21,7 @@ use super::driver_model::{
     registered_driver, release,
 };
 use super::labels::fat_type_name;
-use crate::fat::{DateTime, FileSystem};
+use crate::fat::{DateTime, FatError, FileSystem};
 use crate::simple_fs::{retire_simple_file_system, simple_file_system_for};
 
 /// Timestamps for FAT writes from the firmware clock (GetTime, §8.3.1).
@@ -77,6 +77,12 @@ pub(super) unsafe extern "efiapi" fn fat_supported(
             STATE.with(|s| s.refused.remove(&controller));
             PROBED.with(|p| *p = Some(ProbedVolume(controller, volume)));
             Status::SUCCESS
+        }
+        Err(error @ FatError::OutOfMemory(_)) => {
+            // Not a verdict on the volume: say so at the default level.
+            log::warn!("storage: FAT volume not mounted: {error} (EFI_OUT_OF_RESOURCES)");
+            STATE.with(|s| s.refused.insert(controller, format!("{error}")));
+            Status::OUT_OF_RESOURCES
         }
         Err(error) => {
             log::debug!("storage: no FAT file system: {error}");
