@@ -384,9 +384,7 @@ impl CmdlineChoice {
             match key {
                 "bootnext" => {
                     let number = value.to_string();
-                    let parsed = (number.len() == 4)
-                        .then(|| u16::from_str_radix(&number, 16).ok())
-                        .flatten();
+                    let parsed = load_option::option_number_from_hex(&number);
                     if parsed.is_none() {
                         warn!("ignoring bootnext={number}: not four hex digits");
                     }

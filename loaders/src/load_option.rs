@@ -161,6 +161,14 @@ pub fn boot_variable_name(number: u16) -> String {
     format!("Boot{number:04X}")
 }
 
+/// The option number a firmware command-line word names (`bootnext=XXXX`,
+/// `test-panic=XXXX`): exactly four hex digits, either case.
+pub fn option_number_from_hex(digits: &str) -> Option<u16> {
+    (digits.len() == 4)
+        .then(|| u16::from_str_radix(digits, 16).ok())
+        .flatten()
+}
+
 /// The number of a `Boot####` variable; None for other names (lower-case hex
 /// and other lengths do not name load options).
 pub fn parse_boot_variable_name(name: &str) -> Option<u16> {

@@ -35,10 +35,7 @@ pub fn skip_this_start(number: u16) {
 /// firmware command line.
 pub fn read_test_panic(cmdline: &str) {
     let number = platform::cmdline::values(cmdline, "test-panic")
-        .filter_map(|value| {
-            let digits = value.plain().filter(|d| d.len() == 4)?;
-            u16::from_str_radix(digits, 16).ok()
-        })
+        .filter_map(|value| crate::load_option::option_number_from_hex(value.plain()?))
         .last();
     if let Some(number) = number {
         warn!("test-panic={number:04X}: the firmware will panic when Boot{number:04X} starts");
