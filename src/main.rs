@@ -73,7 +73,8 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
         Ok(info) => info,
         Err(e) => halt_with(format_args!("cannot boot: {e}")),
     };
-    logger::init(logger::level_from_cmdline(accepted_cmdline(&start_info)));
+    let cmdline = accepted_cmdline(&start_info);
+    logger::init(logger::level_from_cmdline(cmdline));
     info!(
         "vmfw {}: UEFI firmware for virtual machines",
         env!("CARGO_PKG_VERSION")
@@ -91,8 +92,8 @@ extern "C" fn rust_start(start_info_addr: u32) -> ! {
     let ram_end = build_memory_map(&start_info);
     reserve_variable_journal();
     panic::take_previous_note();
-    panic::read_cmdline(accepted_cmdline(&start_info));
-    platform::forced_failure::init(accepted_cmdline(&start_info));
+    panic::read_cmdline(cmdline);
+    platform::forced_failure::init(cmdline);
     paging::init(ram_end);
     init_heap();
     protect_firmware();
