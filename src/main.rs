@@ -374,10 +374,18 @@ fn wire_hooks(persist_variables: bool) {
 
 /// Where the variable journal (`efi::runtime::journal`) lives: a fixed
 /// physical address above the firmware image, so the next start finds it
-/// without trusting a pointer, below the 16 MiB where Linux kernels like
-/// to be loaded, and away from what SeaBIOS (low memory, top of RAM) and
-/// QEMU (our ELF at 1 MiB) rewrite on a reset.
-const JOURNAL_BASE: u64 = 0x40_0000;
+/// without trusting a pointer, and away from what SeaBIOS (low memory, top
+/// of RAM) and QEMU (our ELF at 1 MiB) rewrite on a reset. It and the panic
+/// note page after it end exactly at 16 MiB, the pref_address of Linux
+/// kernels (Linux boot protocol 2.10): free RAM from there up is one memory
+/// map entry, and a loader that stages the kernel at the lowest free
+/// address (GRUB 2.06's relocator) stages it on its preferred address. Put
+/// lower, the journal left free RAM straddling 16 MiB; GRUB's staging copy
+/// then crossed its own target, it leaked that 64 MiB try and needed a
+/// 192 MiB VM instead of 128 MiB (`boot_chains::shim_grub_in_a_128_mib_vm`).
+const JOURNAL_BASE: u64 = LINUX_PREFERRED_ADDRESS - (JOURNAL_PAGES + 1) * PAGE_SIZE;
+/// Where Linux kernels ask to be loaded (x86 `LOAD_PHYSICAL_ADDR`).
+const LINUX_PREFERRED_ADDRESS: u64 = 0x100_0000;
 /// The journal holds the whole store image plus its header.
 const JOURNAL_PAGES: u64 = (VARIABLE_STORE_SIZE as u64
     + efi::runtime::journal_format::JOURNAL_HEADER_SIZE as u64)
