@@ -534,7 +534,9 @@ impl From<HiiError> for EditError {
 /// Rebuilds `list` with the string package at `index` (among all its
 /// packages) replaced by `edited`, or appended when `index` is `None`.
 fn replace_package(list: &[u8], index: Option<usize>, edited: &[u8]) -> Result<Vec<u8>, HiiError> {
-    let mut all: Vec<&[u8]> = packages(list)?.into_iter().map(|(_, p)| p).collect();
+    let found = packages(list)?;
+    // Room for one more: the push below stays within it.
+    let mut all = platform::fallible::collect(found.len() + 1, found.into_iter().map(|(_, p)| p))?;
     match index.and_then(|i| all.get_mut(i)) {
         Some(slot) => *slot = edited,
         None => all.push(edited),
