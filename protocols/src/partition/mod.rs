@@ -294,8 +294,9 @@ pub fn read_partitions(disk: &dyn BlockDevice) -> Result<PartitionTable, Partiti
     }
 }
 
-/// A zeroed buffer of `len` bytes, allocated fallibly: the block size
-/// is the BlockIo producer's and the GPT entry array's size the disk's.
+/// A zeroed buffer of `len` bytes, allocated fallibly: the GPT entry
+/// array's size is the disk's (at most 1 MiB), the block size the device's
+/// (virtio-blk accepts 512 to 64 KiB).
 pub(crate) fn buffer(len: usize) -> Result<Vec<u8>, PartitionError> {
     platform::fallible::vec_zeroed(len).map_err(|e| PartitionError::OutOfMemory(e.bytes))
 }
