@@ -424,16 +424,25 @@ unsafe extern "efiapi" fn unregister_package_notify(
     })
 }
 
+/// A keyboard layout's GUID and a copy of its EFI_HII_KEYBOARD_LAYOUT bytes.
+type Layout = ([u8; 16], Vec<u8>);
+
 /// Every keyboard layout of every list, as (GUID, layout bytes), first
 /// registered first.
-fn all_keyboard_layouts() -> Vec<([u8; 16], Vec<u8>)> {
-    DATABASE.with(|db| {
-        db.lists
-            .iter()
-            .flat_map(|r| keyboard_layouts(&r.list))
-            .map(|(guid, layout)| (guid, layout.to_vec()))
-            .collect()
-    })
+/// Their number and size are the registering callers' (lists of up to 16
+/// MiB): every copy is fallible, and no memory is EFI_OUT_OF_RESOURCES.
+fn all_keyboard_layouts() -> Result<Vec<Layout>, Status> {
+    let copies = DATABASE.with(|db| {
+        let mut out = Vec::new();
+        for registered in &db.lists {
+            for (guid, layout) in keyboard_layouts(&registered.list)? {
+                let copy = platform::fallible::copy(layout)?;
+                platform::fallible::push(&mut out, (guid, copy))?;
+            }
+        }
+        Ok::<_, HiiError>(out)
+    });
+    copies.map_err(|_| Status::OUT_OF_RESOURCES)
 }
 
 /// # Safety
@@ -450,10 +459,14 @@ unsafe extern "efiapi" fn find_keyboard_layouts(
     if capacity != 0 && guids.is_null() {
         return Status::INVALID_PARAMETER;
     }
+    let layouts = match all_keyboard_layouts() {
+        Ok(layouts) => layouts,
+        Err(status) => return status,
+    };
     let mut unique: Vec<[u8; 16]> = Vec::new();
-    for (guid, _) in all_keyboard_layouts() {
-        if !unique.contains(&guid) {
-            unique.push(guid);
+    for (guid, _) in layouts {
+        if !unique.contains(&guid) && platform::fallible::push(&mut unique, guid).is_err() {
+            return Status::OUT_OF_RESOURCES;
         }
     }
     if unique.is_empty() {
@@ -501,10 +514,11 @@ unsafe extern "efiapi" fn get_keyboard_layout(
     let Some(wanted) = wanted else {
         return Status::NOT_FOUND;
     };
-    let Some((_, bytes)) = all_keyboard_layouts()
-        .into_iter()
-        .find(|(g, _)| *g == wanted)
-    else {
+    let layouts = match all_keyboard_layouts() {
+        Ok(layouts) => layouts,
+        Err(status) => return status,
+    };
+    let Some((_, bytes)) = layouts.into_iter().find(|(g, _)| *g == wanted) else {
         return Status::NOT_FOUND;
     };
     let needed = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
@@ -534,8 +548,10 @@ unsafe extern "efiapi" fn set_keyboard_layout(
         return Status::INVALID_PARAMETER;
     };
     let wanted = guid.to_bytes();
-    if !all_keyboard_layouts().iter().any(|(g, _)| *g == wanted) {
-        return Status::NOT_FOUND;
+    match all_keyboard_layouts() {
+        Ok(layouts) if layouts.iter().any(|(g, _)| *g == wanted) => {}
+        Ok(_) => return Status::NOT_FOUND,
+        Err(status) => return status,
     }
     let changed = DATABASE.with(|db| db.keyboard_layout.replace(wanted) != Some(wanted));
     if changed {

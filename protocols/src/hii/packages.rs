@@ -215,15 +215,21 @@ pub fn update_list<'a>(current: &'a [u8], update: &'a [u8]) -> Result<Update<'a>
     })
 }
 
+/// A keyboard layout's GUID and its EFI_HII_KEYBOARD_LAYOUT bytes in a list.
+pub type LayoutRef<'a> = ([u8; 16], &'a [u8]);
+
 /// EFI_HII_KEYBOARD_LAYOUT: LayoutLength, Guid, descriptor string offset,
 /// descriptor count (§33.3.9).
 const KEYBOARD_LAYOUT_FIXED: usize = 2 + 16 + 4 + 1;
 
 /// The keyboard layouts of a list's keyboard layout packages, as (GUID,
-/// whole EFI_HII_KEYBOARD_LAYOUT bytes). Malformed packages yield none.
-pub fn keyboard_layouts(list: &[u8]) -> Vec<([u8; 16], &[u8])> {
-    let Ok(found) = packages(list) else {
-        return Vec::new();
+/// whole EFI_HII_KEYBOARD_LAYOUT bytes). Malformed packages yield none;
+/// the only error is no memory for the list of them.
+pub fn keyboard_layouts(list: &[u8]) -> Result<Vec<LayoutRef<'_>>, HiiError> {
+    let found = match packages(list) {
+        Ok(found) => found,
+        Err(error @ HiiError::OutOfMemory { .. }) => return Err(error),
+        Err(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
     for (_, package) in found
@@ -247,12 +253,13 @@ pub fn keyboard_layouts(list: &[u8]) -> Vec<([u8; 16], &[u8])> {
                 break;
             };
             if let Some(guid) = layout.get(2..18).and_then(|g| g.try_into().ok()) {
-                out.push((guid, layout));
+                // A 16 MiB list may hold ~700,000 layouts: fallible.
+                platform::fallible::push(&mut out, (guid, layout))?;
             }
             offset += length;
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -339,13 +346,17 @@ pub(super) mod tests {
     #[test]
     fn keyboard_layouts_are_listed_by_guid_and_malformed_ones_skipped() {
         let list = package_list(&[keyboard_package(&[1, 2])]);
-        let found = keyboard_layouts(&list);
+        let found = keyboard_layouts(&list).unwrap();
         assert_eq!(found.len(), 2);
         assert_eq!(found[1].0, [2; 16]);
         assert_eq!(found[1].1.len(), KEYBOARD_LAYOUT_FIXED);
         let mut short = keyboard_package(&[1]);
         short[6] = 3; // LayoutLength below the fixed fields
-        assert!(keyboard_layouts(&package_list(&[short])).is_empty());
+        assert!(
+            keyboard_layouts(&package_list(&[short]))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
