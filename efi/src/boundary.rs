@@ -81,7 +81,9 @@ fn plausible(addr: usize, len: usize) -> bool {
     addr != 0 && addr.checked_add(len).is_some() && len <= isize::MAX as usize
 }
 
-/// A NUL-terminated UCS-2 string, at most `max` characters.
+/// A NUL-terminated UCS-2 string, at most `max` characters. The copy
+/// grows fallibly (callers allow up to 1M characters): no memory for it is
+/// EFI_OUT_OF_RESOURCES.
 ///
 /// # Safety
 /// `ptr` is null or points to a NUL-terminated UCS-2 string, or to at least
@@ -98,7 +100,7 @@ pub unsafe fn ucs2(ptr: *const u16, max: usize) -> Result<alloc::vec::Vec<u16>, 
         if c == 0 {
             return Ok(out);
         }
-        out.push(c);
+        platform::fallible::push(&mut out, c).map_err(|_| Status::OUT_OF_RESOURCES)?;
     }
     Err(Status::INVALID_PARAMETER)
 }

@@ -32,6 +32,8 @@ pub unsafe fn read_path(path: *const Protocol) -> Result<Vec<u8>, Status> {
             return Err(Status::INVALID_PARAMETER);
         }
         let start = out.len();
+        // Within MAX_PATH, but the caller's all the same: fallible.
+        platform::fallible::reserve(&mut out, len).map_err(|_| Status::OUT_OF_RESOURCES)?;
         out.resize(start + len, 0);
         // SAFETY: the node says it is `len` bytes long.
         unsafe { core::ptr::copy_nonoverlapping(node, out[start..].as_mut_ptr(), len) };

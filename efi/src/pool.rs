@@ -52,6 +52,11 @@ pub fn allocate(ty: MemoryType, size: usize) -> Result<*mut u8, Status> {
                 let bytes =
                     ((layout.size() as u64 + 64).max(MIN_CHUNK) + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
                 let pages = bytes / PAGE_SIZE;
+                // The chunk list grows with the caller's allocations: room
+                // for its entry first, so no failure is left holding pages.
+                chunks
+                    .try_reserve(1)
+                    .map_err(|_| Status::OUT_OF_RESOURCES)?;
                 let base = memory::with_map(|m| m.allocate(Placement::Anywhere, ty, pages))
                     .map_err(|_| Status::OUT_OF_RESOURCES)?;
                 // SAFETY: the pages were just allocated for this chunk alone.

@@ -26,6 +26,43 @@ const LOADER_CONF: &str = "\\loader\\loader.conf";
 const ENTRIES_DIR: &str = "\\loader\\entries";
 /// Entry and loader.conf files are a few lines; anything larger is not one.
 const MAX_CONFIG_SIZE: u64 = 64 * 1024;
+/// Entry text (Type #1 files, Type #2 `.osrel`/`.uname` sections) read per
+/// volume. Each entry is bounded, their number only by the directory
+/// (65,536 FAT entries): tens of thousands of 64 KiB entries would hold
+/// gigabytes in the heap. Real volumes hold a few KiB; past this budget the
+/// remaining entries are skipped with one line.
+const MAX_ENTRY_TEXT: usize = 4 << 20;
+
+/// What is left of [`MAX_ENTRY_TEXT`] on one volume.
+struct TextBudget {
+    left: usize,
+    warned: bool,
+}
+
+impl TextBudget {
+    fn new() -> Self {
+        Self {
+            left: MAX_ENTRY_TEXT,
+            warned: false,
+        }
+    }
+
+    /// Takes `bytes` of the budget; false (after one warning naming `what`)
+    /// when they do not fit.
+    fn take(&mut self, bytes: usize, what: &str) -> bool {
+        if let Some(left) = self.left.checked_sub(bytes) {
+            self.left = left;
+            return true;
+        }
+        if !core::mem::replace(&mut self.warned, true) {
+            warn!(
+                "bls: more than {MAX_ENTRY_TEXT} bytes of boot entries on this volume: \
+                 skipping {what} and the entries after it"
+            );
+        }
+        false
+    }
+}
 
 /// Entry file names worth parsing: visible `*.conf` files.
 fn is_entry_file(name: &str, is_dir: bool) -> bool {
@@ -61,13 +98,17 @@ fn read_entries(root: &EfiFile) -> (LoaderConf, Vec<BootEntry>) {
         .open(ENTRIES_DIR)
         .and_then(|dir| dir.file_names(is_entry_file))
         .unwrap_or_default();
-    let mut entries = read_type2_entries(root);
+    let mut budget = TextBudget::new();
+    let mut entries = read_type2_entries(root, &mut budget);
     for name in names {
         let path = alloc::format!("{ENTRIES_DIR}\\{name}");
         text.clear();
         if let Err(e) = file_loading::read_file(root, &path, &mut text, MAX_CONFIG_SIZE) {
             warn!("bls: skipping {path}: {e}");
             continue;
+        }
+        if !budget.take(text.len(), &path) {
+            break;
         }
         match bls::parse_entry(&name, &text) {
             Ok(Some(entry)) => entries.push(entry),
@@ -81,7 +122,7 @@ fn read_entries(root: &EfiFile) -> (LoaderConf, Vec<BootEntry>) {
 
 /// Type #2 entries: the unified kernel images in `\EFI\Linux`, described
 /// by their `.osrel` and `.uname` sections (read alone, not the whole image).
-fn read_type2_entries(root: &EfiFile) -> Vec<BootEntry> {
+fn read_type2_entries(root: &EfiFile, budget: &mut TextBudget) -> Vec<BootEntry> {
     let is_candidate = |name: &str, is_dir: bool| !is_dir && bls::type2_candidate(name).is_some();
     let Ok(names) = root
         .open(uki::TYPE2_DIR)
@@ -89,17 +130,20 @@ fn read_type2_entries(root: &EfiFile) -> Vec<BootEntry> {
     else {
         return Vec::new();
     };
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let path = alloc::format!("{}\\{name}", uki::TYPE2_DIR);
-            let (osrel, uname) = match root.open(&path) {
-                Ok(file) => (read_section(&file, ".osrel"), read_section(&file, ".uname")),
-                Err(_) => (None, None),
-            };
-            uki::type2_entry(&name, osrel.as_deref(), uname.as_deref())
-        })
-        .collect()
+    let mut entries = Vec::new();
+    for name in names {
+        let path = alloc::format!("{}\\{name}", uki::TYPE2_DIR);
+        let (osrel, uname) = match root.open(&path) {
+            Ok(file) => (read_section(&file, ".osrel"), read_section(&file, ".uname")),
+            Err(_) => (None, None),
+        };
+        let len = |s: &Option<Vec<u8>>| s.as_ref().map_or(0, Vec::len);
+        if !budget.take(len(&osrel) + len(&uname), &path) {
+            break;
+        }
+        entries.extend(uki::type2_entry(&name, osrel.as_deref(), uname.as_deref()));
+    }
+    entries
 }
 
 /// The contents of the PE section `name` of `file`, when small and present.
@@ -200,6 +244,20 @@ fn boot_entry(fs: HandleId, root: &EfiFile, entry: &BootEntry) -> Result<(), Loa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_text_past_the_volume_budget_is_refused() {
+        let mut budget = TextBudget::new();
+        // 65 entries of 63 KiB fit (1 KiB left); a 64 KiB one does not.
+        for _ in 0..65 {
+            assert!(budget.take(63 * 1024, "e.conf"));
+        }
+        assert!(!budget.take(64 * 1024, "big.conf"));
+        assert!(budget.warned);
+        // A small entry still fits in what is left; a huge count never wraps.
+        assert!(budget.take(1024, "small.conf"));
+        assert!(!budget.take(usize::MAX, "x.conf"));
+    }
 
     #[test]
     fn only_visible_conf_files_are_entries() {

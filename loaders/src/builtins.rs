@@ -177,11 +177,23 @@ fn own_load_options(services: &Services) -> Option<Vec<u8>> {
     if options.is_null() || size == 0 {
         return None;
     }
+    // LoadOptionsSize is whoever started the image's: a request is a
+    // firmware-command-line-like text, and a Boot#### option's OptionalData
+    // is at most a variable's 64 KiB, so anything larger is refused.
+    if size > MAX_LOAD_OPTIONS {
+        log::warn!(
+            "{DIRECT_KERNEL_NAME}: LoadOptions of {size} bytes, more than {MAX_LOAD_OPTIONS}: refused"
+        );
+        return None;
+    }
     // SAFETY: whoever started the image pointed LoadOptions at `size`
     // bytes that live until StartImage returns (`crate::image_boot`).
     let bytes = unsafe { core::slice::from_raw_parts(options.cast::<u8>(), size as usize) };
     Some(bytes.to_vec())
 }
+
+/// The largest LoadOptions a built-in reads (see `own_load_options`).
+const MAX_LOAD_OPTIONS: u32 = 64 * 1024;
 
 /// The boot menu as the firmware's UI: the configured countdown, or waiting
 /// for the user when none is configured (it was picked on purpose, through

@@ -125,7 +125,7 @@ impl EfiFile {
         Ok(EfiFile(opened))
     }
 
-    /// Reads into `buffer`, growing it when the protocol asks for more room;
+    /// Reads into `buffer`, growing it (see [`grow`]) when the protocol asks for more room;
     /// returns the bytes read (0 at the end of a directory; §13.5.5 Read).
     fn read_record(&self, buffer: &mut Vec<u8>) -> Result<usize, Status> {
         loop {
@@ -134,7 +134,7 @@ impl EfiFile {
             let status =
                 unsafe { ((*self.0).read)(self.0, &mut size, buffer.as_mut_ptr() as *mut c_void) };
             if status == Status::BUFFER_TOO_SMALL && size > buffer.len() {
-                buffer.resize(size, 0);
+                grow(buffer, size)?;
                 continue;
             }
             check(status)?;
@@ -157,7 +157,7 @@ impl EfiFile {
                 )
             };
             if status == Status::BUFFER_TOO_SMALL && size > info.len() {
-                info.resize(size, 0);
+                grow(&mut info, size)?;
                 continue;
             }
             check(status)?;
@@ -292,6 +292,17 @@ impl EfiFile {
 /// Whether `path` (absolute, `\`-separated) exists on the file system `fs`.
 pub fn file_exists(fs: HandleId, path: &str) -> bool {
     EfiFile::open_volume(fs).is_ok_and(|root| root.open(path).is_ok())
+}
+
+/// Grows `buffer` to the `size` a file protocol asked for (§13.5.5 Read,
+/// §13.5.12 GetInfo: EFI_BUFFER_TOO_SMALL with the size needed). The size is
+/// the file system driver's, which may be another image's: fallible, and no
+/// memory for it is EFI_OUT_OF_RESOURCES.
+fn grow(buffer: &mut Vec<u8>, size: usize) -> Result<(), Status> {
+    let more = size.saturating_sub(buffer.len());
+    platform::fallible::reserve(buffer, more).map_err(|_| Status::OUT_OF_RESOURCES)?;
+    buffer.resize(size, 0);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod boot_timing;
 pub mod cmdline;
 pub mod cpu_rng;
 pub mod crc32;
+pub mod fallible;
 pub mod forced_failure;
 pub mod heap;
 #[cfg(target_os = "none")]

@@ -509,3 +509,36 @@ fn panic_halt_keeps_the_vm_halted() {
         "the firmware did not start again:\n{transcript}"
     );
 }
+
+/// Sizes an EFI caller controls (the allocation audit, `docs/allocation-audit.md`): the
+/// `allocsize` app hands HII NewPackageList a 16 MiB list of 4,194,298 four-byte packages,
+/// whose index alone is ~100 MB, in a 128 MiB VM. The firmware must answer
+/// EFI_OUT_OF_RESOURCES and keep working (a small list is then registered and removed);
+/// it once panicked with `memory allocation of 50331648 bytes failed` and reset.
+#[test]
+fn caller_sizes_the_heap_cannot_hold_are_out_of_resources() {
+    const OUT_OF_RESOURCES: &str = "0x8000000000000009";
+    let image = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", efi_app("allocsize"))
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk(&image)
+        .memory_mib(128)
+        .spawn();
+    for line in [
+        &format!("ALLOCSIZE: NewPackageList(16 MiB, 4194298 packages) = {OUT_OF_RESOURCES}"),
+        &format!("ALLOCSIZE: AllocatePool(2^62 bytes) = {OUT_OF_RESOURCES}"),
+        "ALLOCSIZE: NewPackageList(small) = 0x0, RemovePackageList = 0x0",
+        "ALLOCSIZE: done",
+    ] {
+        vm.expect(line, TIMEOUT)
+            .unwrap_or_else(|e| panic!("expected {line:?}: {e:?}\n{}", vm.transcript()));
+    }
+    vm.wait_exit(Duration::from_secs(30)).unwrap();
+    assert!(
+        !vm.transcript().contains("firmware panic"),
+        "no panic:\n{}",
+        vm.transcript()
+    );
+}

@@ -362,10 +362,21 @@ pub unsafe extern "efiapi" fn wait_for_event(
     let Some(events) = services() else {
         return Status::UNSUPPORTED;
     };
+    if number_of_events > isize::MAX as usize / size_of::<Event>() {
+        return Status::INVALID_PARAMETER;
+    }
     // SAFETY: the caller passes an array of `number_of_events` EFI_EVENTs
-    // (§7.1.5); it is only read, before any notify function runs.
+    // (§7.1.5), no larger than a slice may be (checked); it is only read,
+    // before any notify function runs.
     let handles = unsafe { core::slice::from_raw_parts(event, number_of_events) };
-    let ids: alloc::vec::Vec<EventId> = handles.iter().map(|&e| EventId::from_raw(e)).collect();
+    // The count is the caller's: the copy is fallible.
+    let ids = match platform::fallible::collect(
+        handles.len(),
+        handles.iter().map(|&e| EventId::from_raw(e)),
+    ) {
+        Ok(ids) => ids,
+        Err(_) => return Status::OUT_OF_RESOURCES,
+    };
     let (at, status) = match events.wait(&ids) {
         Ok(at) => (at, Status::SUCCESS),
         Err((at, e)) => (at, status_of(Err(e))),

@@ -133,8 +133,27 @@ unsafe extern "efiapi" fn output_string(
         Ok(text) => text,
         Err(status) => return status,
     };
-    screen_call(this, |s, out| Ok(s.output_string(&text, out).status()))
+    if this != CON_OUT.get() {
+        return Status::INVALID_PARAMETER;
+    }
+    // A string of up to MAX_STRING characters is sent a chunk at a time,
+    // so the bytes built for the terminal (up to 5 per character) stay a
+    // few KiB however long the caller's string is.
+    let mut status = Status::SUCCESS;
+    for chunk in text.chunks(OUTPUT_CHUNK) {
+        let chunk_status = screen_call(this, |s, out| Ok(s.output_string(chunk, out).status()));
+        if chunk_status.is_error() {
+            return chunk_status;
+        }
+        if chunk_status != Status::SUCCESS {
+            status = chunk_status;
+        }
+    }
+    status
 }
+
+/// Characters of an OutputString sent per terminal write.
+const OUTPUT_CHUNK: usize = 4096;
 
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §12.4 requires of the caller.

@@ -2,8 +2,6 @@
 //! contiguous clusters into single device requests; growing and shrinking.
 #![forbid(unsafe_code)]
 
-use alloc::vec;
-
 use platform::block::BlockDevice;
 
 use super::dir::set_entry_cluster;
@@ -229,7 +227,8 @@ impl<D: BlockDevice> FileSystem<D> {
         if to <= from {
             return Ok(());
         }
-        let zeros = vec![0u8; ZERO_CHUNK.min((to - from) as usize)];
+        // The gap is the caller's (SetPosition past the end, then Write).
+        let zeros = super::buffer(ZERO_CHUNK.min((to - from) as usize))?;
         let mut pos = from;
         while pos < to {
             let n = (to - pos).min(zeros.len() as u64) as usize;

@@ -18,8 +18,8 @@ use uefi_raw::protocol::hii::{HiiHandle, HiiPackageHeader, HiiPackageListHeader}
 use uefi_raw::{Guid, Handle, Status, guid};
 
 use super::packages::{
-    PACKAGE_LIST_HEADER, PACKAGE_TYPE_GUID, has_package, keyboard_layouts, normalize, package_guid,
-    package_matches, packages, update_list,
+    HiiError, PACKAGE_LIST_HEADER, PACKAGE_TYPE_GUID, has_package, keyboard_layouts, normalize,
+    package_guid, package_matches, packages, update_list,
 };
 
 /// EFI_HII_SET_KEYBOARD_LAYOUT_EVENT_GUID: the event group SetKeyboardLayout
@@ -87,12 +87,23 @@ pub(super) fn replace_list(handle: HiiHandle, list: Vec<u8>) -> bool {
     })
 }
 
-fn copy_of(handle: PackageListHandle) -> Option<Vec<u8>> {
+/// Status for a list that could not be taken in: no memory for the
+/// caller's list is EFI_OUT_OF_RESOURCES, anything else a malformed list.
+fn error_status(error: HiiError) -> Status {
+    match error {
+        HiiError::OutOfMemory { .. } => Status::OUT_OF_RESOURCES,
+        _ => Status::INVALID_PARAMETER,
+    }
+}
+
+/// A private copy of list `handle` (notify functions may call back into
+/// the database): EFI_NOT_FOUND without such a list, EFI_OUT_OF_RESOURCES
+/// without memory for the copy (a list may be 16 MiB).
+fn copy_of(handle: PackageListHandle) -> Result<Vec<u8>, Status> {
     DATABASE.with(|db| {
-        db.lists
-            .iter()
-            .find(|r| r.handle == handle)
-            .map(|r| r.list.clone())
+        let registered = db.lists.iter().find(|r| r.handle == handle);
+        let list = registered.ok_or(Status::NOT_FOUND)?;
+        platform::fallible::copy(&list.list).map_err(|_| Status::OUT_OF_RESOURCES)
     })
 }
 
@@ -153,23 +164,33 @@ unsafe extern "efiapi" fn new_package_list(
     let Ok(bytes) = (unsafe { efi::boundary::bytes(list.cast::<u8>(), length) }) else {
         return Status::INVALID_PARAMETER;
     };
-    let Ok(canonical) = normalize(bytes) else {
-        return Status::INVALID_PARAMETER;
+    // The list's size is the caller's: every copy below is fallible, and
+    // nothing is registered unless all of them succeeded (§34.8.1.1 lists
+    // EFI_OUT_OF_RESOURCES for this).
+    let prepared = normalize(bytes).and_then(|canonical| {
+        let kept = platform::fallible::copy(&canonical)?;
+        Ok((canonical, kept))
+    });
+    let (canonical, kept) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return error_status(error),
+    };
+    let found = match packages(&canonical) {
+        Ok(found) => found,
+        Err(error) => return error_status(error),
     };
     let id = DATABASE.with(|db| {
         let id = PackageListHandle::from_value(db.next_id());
         db.lists.push(Registered {
             handle: id,
             driver: HandleId::from_raw(driver),
-            list: canonical.clone(),
+            list: kept,
         });
         id
     });
     // SAFETY: the caller's pointers, as this function's # Safety requires.
     let written = unsafe { efi::boundary::write(handle, id.as_raw()) };
-    if let Ok(found) = packages(&canonical) {
-        notify(id, HiiDatabaseNotifyType::NEW_PACK, &found);
-    }
+    notify(id, HiiDatabaseNotifyType::NEW_PACK, &found);
     efi::boundary::status(written)
 }
 
@@ -180,8 +201,9 @@ unsafe extern "efiapi" fn remove_package_list(
     handle: HiiHandle,
 ) -> Status {
     let id = PackageListHandle::from_raw(handle);
-    let Some(list) = copy_of(id) else {
-        return Status::NOT_FOUND;
+    let list = match copy_of(id) {
+        Ok(list) => list,
+        Err(status) => return status,
     };
     // Told while the list is still registered, as edk2 does: a notify
     // function may still look the packages up by handle.
@@ -204,8 +226,9 @@ unsafe extern "efiapi" fn update_package_list(
         return Status::INVALID_PARAMETER;
     };
     let id = PackageListHandle::from_raw(handle);
-    let Some(current) = copy_of(id) else {
-        return Status::NOT_FOUND;
+    let current = match copy_of(id) {
+        Ok(current) => current,
+        Err(status) => return status,
     };
     let length = header.package_length as usize;
     if !(PACKAGE_LIST_HEADER..=MAX_PACKAGE_LIST).contains(&length) {
@@ -215,9 +238,13 @@ unsafe extern "efiapi" fn update_package_list(
     let Ok(bytes) = (unsafe { efi::boundary::bytes(list.cast::<u8>(), length) }) else {
         return Status::INVALID_PARAMETER;
     };
-    let update = bytes.to_vec();
-    let Ok(done) = update_list(&current, &update) else {
-        return Status::INVALID_PARAMETER;
+    let update = match platform::fallible::copy(bytes) {
+        Ok(update) => update,
+        Err(error) => return error_status(error.into()),
+    };
+    let done = match update_list(&current, &update) {
+        Ok(done) => done,
+        Err(error) => return error_status(error),
     };
     notify(id, HiiDatabaseNotifyType::REMOVE_PACK, &done.removed);
     if !replace_list(handle, done.list) {
@@ -292,13 +319,22 @@ unsafe extern "efiapi" fn export_package_lists(
     }
     // A NULL handle exports every list, one after the other.
     let wanted = (!handle.is_null()).then(|| PackageListHandle::from_raw(handle));
-    let lists: Vec<(PackageListHandle, Vec<u8>)> = DATABASE.with(|db| {
-        db.lists
+    // Copies of lists of up to 16 MiB each: fallible.
+    let lists = DATABASE.with(|db| {
+        let mut out: Vec<(PackageListHandle, Vec<u8>)> = Vec::new();
+        for r in db
+            .lists
             .iter()
             .filter(|r| wanted.is_none_or(|w| w == r.handle))
-            .map(|r| (r.handle, r.list.clone()))
-            .collect()
+        {
+            let copy = platform::fallible::copy(&r.list)?;
+            platform::fallible::push(&mut out, (r.handle, copy))?;
+        }
+        Ok::<_, platform::fallible::OutOfMemory>(out)
     });
+    let Ok(lists) = lists else {
+        return Status::OUT_OF_RESOURCES;
+    };
     if wanted.is_some() && lists.is_empty() {
         return Status::NOT_FOUND;
     }
@@ -388,16 +424,25 @@ unsafe extern "efiapi" fn unregister_package_notify(
     })
 }
 
+/// A keyboard layout's GUID and a copy of its EFI_HII_KEYBOARD_LAYOUT bytes.
+type Layout = ([u8; 16], Vec<u8>);
+
 /// Every keyboard layout of every list, as (GUID, layout bytes), first
 /// registered first.
-fn all_keyboard_layouts() -> Vec<([u8; 16], Vec<u8>)> {
-    DATABASE.with(|db| {
-        db.lists
-            .iter()
-            .flat_map(|r| keyboard_layouts(&r.list))
-            .map(|(guid, layout)| (guid, layout.to_vec()))
-            .collect()
-    })
+/// Their number and size are the registering callers' (lists of up to 16
+/// MiB): every copy is fallible, and no memory is EFI_OUT_OF_RESOURCES.
+fn all_keyboard_layouts() -> Result<Vec<Layout>, Status> {
+    let copies = DATABASE.with(|db| {
+        let mut out = Vec::new();
+        for registered in &db.lists {
+            for (guid, layout) in keyboard_layouts(&registered.list)? {
+                let copy = platform::fallible::copy(layout)?;
+                platform::fallible::push(&mut out, (guid, copy))?;
+            }
+        }
+        Ok::<_, HiiError>(out)
+    });
+    copies.map_err(|_| Status::OUT_OF_RESOURCES)
 }
 
 /// # Safety
@@ -414,10 +459,14 @@ unsafe extern "efiapi" fn find_keyboard_layouts(
     if capacity != 0 && guids.is_null() {
         return Status::INVALID_PARAMETER;
     }
+    let layouts = match all_keyboard_layouts() {
+        Ok(layouts) => layouts,
+        Err(status) => return status,
+    };
     let mut unique: Vec<[u8; 16]> = Vec::new();
-    for (guid, _) in all_keyboard_layouts() {
-        if !unique.contains(&guid) {
-            unique.push(guid);
+    for (guid, _) in layouts {
+        if !unique.contains(&guid) && platform::fallible::push(&mut unique, guid).is_err() {
+            return Status::OUT_OF_RESOURCES;
         }
     }
     if unique.is_empty() {
@@ -465,10 +514,11 @@ unsafe extern "efiapi" fn get_keyboard_layout(
     let Some(wanted) = wanted else {
         return Status::NOT_FOUND;
     };
-    let Some((_, bytes)) = all_keyboard_layouts()
-        .into_iter()
-        .find(|(g, _)| *g == wanted)
-    else {
+    let layouts = match all_keyboard_layouts() {
+        Ok(layouts) => layouts,
+        Err(status) => return status,
+    };
+    let Some((_, bytes)) = layouts.into_iter().find(|(g, _)| *g == wanted) else {
         return Status::NOT_FOUND;
     };
     let needed = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
@@ -498,8 +548,10 @@ unsafe extern "efiapi" fn set_keyboard_layout(
         return Status::INVALID_PARAMETER;
     };
     let wanted = guid.to_bytes();
-    if !all_keyboard_layouts().iter().any(|(g, _)| *g == wanted) {
-        return Status::NOT_FOUND;
+    match all_keyboard_layouts() {
+        Ok(layouts) if layouts.iter().any(|(g, _)| *g == wanted) => {}
+        Ok(_) => return Status::NOT_FOUND,
+        Err(status) => return status,
     }
     let changed = DATABASE.with(|db| db.keyboard_layout.replace(wanted) != Some(wanted));
     if changed {

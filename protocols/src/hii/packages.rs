@@ -34,6 +34,15 @@ pub enum HiiError {
     /// The result would not fit its length field (24-bit package length,
     /// 32-bit list length, 16-bit string ids).
     TooLarge,
+    /// No heap for this many bytes (the list's size is the caller's):
+    /// EFI_OUT_OF_RESOURCES at the boundary.
+    OutOfMemory { bytes: usize },
+}
+
+impl From<platform::fallible::OutOfMemory> for HiiError {
+    fn from(e: platform::fallible::OutOfMemory) -> Self {
+        HiiError::OutOfMemory { bytes: e.bytes }
+    }
 }
 
 impl fmt::Display for HiiError {
@@ -51,6 +60,7 @@ impl fmt::Display for HiiError {
                 "duplicate string block at offset {offset} names string {original}, not an earlier one"
             ),
             HiiError::TooLarge => f.write_str("HII data too large for its length field"),
+            HiiError::OutOfMemory { bytes } => write!(f, "no memory for {bytes} bytes of HII data"),
         }
     }
 }
@@ -64,7 +74,8 @@ pub(super) fn u32_at(data: &[u8], at: usize) -> Result<u32, HiiError> {
 }
 
 /// The packages of a package list (§33.3.1), End package excluded, as
-/// (type, whole package bytes).
+/// (type, whole package bytes). A caller's list of up to 16 MiB may hold
+/// millions of 4-byte packages, so the vector grows fallibly.
 pub fn packages(list: &[u8]) -> Result<Vec<(u8, &[u8])>, HiiError> {
     let total = u32_at(list, 16)? as usize;
     let list = list
@@ -83,7 +94,7 @@ pub fn packages(list: &[u8]) -> Result<Vec<(u8, &[u8])>, HiiError> {
             .and_then(|end| list.get(offset..end))
             .filter(|_| length >= PACKAGE_HEADER)
             .ok_or(HiiError::Truncated { offset })?;
-        out.push((package_type, package));
+        platform::fallible::push(&mut out, (package_type, package))?;
         offset += length;
     }
     Ok(out)
@@ -137,7 +148,7 @@ pub fn build_list(guid: &[u8; 16], packages: &[&[u8]]) -> Result<Vec<u8>, HiiErr
         .checked_add(PACKAGE_LIST_HEADER + PACKAGE_HEADER)
         .ok_or(HiiError::TooLarge)?;
     let total_field = u32::try_from(total).map_err(|_| HiiError::TooLarge)?;
-    let mut list = Vec::with_capacity(total);
+    let mut list = platform::fallible::with_capacity(total)?;
     list.extend_from_slice(guid);
     list.extend_from_slice(&total_field.to_le_bytes());
     for package in packages {
@@ -157,7 +168,8 @@ pub fn list_guid(list: &[u8]) -> Result<[u8; 16], HiiError> {
 
 /// A package list re-written in canonical form: what NewPackageList keeps.
 pub fn normalize(list: &[u8]) -> Result<Vec<u8>, HiiError> {
-    let found: Vec<&[u8]> = packages(list)?.into_iter().map(|(_, p)| p).collect();
+    let found = packages(list)?;
+    let found = platform::fallible::collect(found.len(), found.into_iter().map(|(_, p)| p))?;
     build_list(&list_guid(list)?, &found)
 }
 
@@ -182,8 +194,20 @@ pub fn update_list<'a>(current: &'a [u8], update: &'a [u8]) -> Result<Update<'a>
             *nt == t && (t != PACKAGE_TYPE_GUID || package_guid(np) == package_guid(p))
         })
     };
-    let (removed, kept): (Vec<_>, Vec<_>) = old.into_iter().partition(|(t, p)| replaced(*t, p));
-    let all: Vec<&[u8]> = kept.iter().chain(added.iter()).map(|(_, p)| *p).collect();
+    let mut removed = platform::fallible::with_capacity(old.len())?;
+    let mut kept = platform::fallible::with_capacity(old.len())?;
+    // Both pushes stay within the capacity reserved above.
+    for (t, p) in old {
+        if replaced(t, p) {
+            removed.push((t, p));
+        } else {
+            kept.push((t, p));
+        }
+    }
+    let all = platform::fallible::collect(
+        kept.len() + added.len(),
+        kept.iter().chain(added.iter()).map(|(_, p)| *p),
+    )?;
     Ok(Update {
         list: build_list(&list_guid(current)?, &all)?,
         removed,
@@ -191,15 +215,21 @@ pub fn update_list<'a>(current: &'a [u8], update: &'a [u8]) -> Result<Update<'a>
     })
 }
 
+/// A keyboard layout's GUID and its EFI_HII_KEYBOARD_LAYOUT bytes in a list.
+pub type LayoutRef<'a> = ([u8; 16], &'a [u8]);
+
 /// EFI_HII_KEYBOARD_LAYOUT: LayoutLength, Guid, descriptor string offset,
 /// descriptor count (§33.3.9).
 const KEYBOARD_LAYOUT_FIXED: usize = 2 + 16 + 4 + 1;
 
 /// The keyboard layouts of a list's keyboard layout packages, as (GUID,
-/// whole EFI_HII_KEYBOARD_LAYOUT bytes). Malformed packages yield none.
-pub fn keyboard_layouts(list: &[u8]) -> Vec<([u8; 16], &[u8])> {
-    let Ok(found) = packages(list) else {
-        return Vec::new();
+/// whole EFI_HII_KEYBOARD_LAYOUT bytes). Malformed packages yield none;
+/// the only error is no memory for the list of them.
+pub fn keyboard_layouts(list: &[u8]) -> Result<Vec<LayoutRef<'_>>, HiiError> {
+    let found = match packages(list) {
+        Ok(found) => found,
+        Err(error @ HiiError::OutOfMemory { .. }) => return Err(error),
+        Err(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
     for (_, package) in found
@@ -223,12 +253,13 @@ pub fn keyboard_layouts(list: &[u8]) -> Vec<([u8; 16], &[u8])> {
                 break;
             };
             if let Some(guid) = layout.get(2..18).and_then(|g| g.try_into().ok()) {
-                out.push((guid, layout));
+                // A 16 MiB list may hold ~700,000 layouts: fallible.
+                platform::fallible::push(&mut out, (guid, layout))?;
             }
             offset += length;
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -315,13 +346,17 @@ pub(super) mod tests {
     #[test]
     fn keyboard_layouts_are_listed_by_guid_and_malformed_ones_skipped() {
         let list = package_list(&[keyboard_package(&[1, 2])]);
-        let found = keyboard_layouts(&list);
+        let found = keyboard_layouts(&list).unwrap();
         assert_eq!(found.len(), 2);
         assert_eq!(found[1].0, [2; 16]);
         assert_eq!(found[1].1.len(), KEYBOARD_LAYOUT_FIXED);
         let mut short = keyboard_package(&[1]);
         short[6] = 3; // LayoutLength below the fixed fields
-        assert!(keyboard_layouts(&package_list(&[short])).is_empty());
+        assert!(
+            keyboard_layouts(&package_list(&[short]))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

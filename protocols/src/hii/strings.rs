@@ -436,11 +436,32 @@ impl StringPackage {
         Ok(())
     }
 
+    /// At most the bytes [`Self::serialize`] writes after the header: the
+    /// extension blocks, at most 3 bytes per absent or duplicate id (a skip
+    /// block covers one or more), a text block's type, font and NUL-ended
+    /// text, and SIBT_END.
+    fn body_bound(&self) -> usize {
+        let extensions = self.extensions.iter().map(Vec::len);
+        let slots = self.slots.iter().map(|slot| match slot {
+            Slot::Absent | Slot::Duplicate(_) => 3,
+            Slot::Text { text, .. } => text
+                .len()
+                .saturating_add(1)
+                .saturating_mul(2)
+                .saturating_add(2),
+        });
+        extensions.chain(slots).fold(1, usize::saturating_add)
+    }
+
     /// Writes the package back out (package header included).
     pub fn serialize(&self) -> Result<Vec<u8>, HiiError> {
         let header_size = LANGUAGE_AT + self.language.len() + 1;
         let header_field = u32::try_from(header_size).map_err(|_| HiiError::TooLarge)?;
-        let mut out = Vec::with_capacity(header_size + 64);
+        // The strings are callers' (NewString/SetString take up to 1M
+        // characters): reserve an upper bound of the package fallibly, so
+        // the writes below never grow the vector.
+        let mut out =
+            platform::fallible::with_capacity(header_size.saturating_add(self.body_bound()))?;
         out.extend_from_slice(&[0; PACKAGE_HEADER]);
         out.extend_from_slice(&header_field.to_le_bytes()); // HdrSize
         out.extend_from_slice(&header_field.to_le_bytes()); // StringInfoOffset
@@ -534,7 +555,9 @@ impl From<HiiError> for EditError {
 /// Rebuilds `list` with the string package at `index` (among all its
 /// packages) replaced by `edited`, or appended when `index` is `None`.
 fn replace_package(list: &[u8], index: Option<usize>, edited: &[u8]) -> Result<Vec<u8>, HiiError> {
-    let mut all: Vec<&[u8]> = packages(list)?.into_iter().map(|(_, p)| p).collect();
+    let found = packages(list)?;
+    // Room for one more: the push below stays within it.
+    let mut all = platform::fallible::collect(found.len() + 1, found.into_iter().map(|(_, p)| p))?;
     match index.and_then(|i| all.get_mut(i)) {
         Some(slot) => *slot = edited,
         None => all.push(edited),
@@ -579,13 +602,21 @@ pub fn new_string(
             let name_id = next(last)?;
             let mut package = StringPackage::new(language, 0);
             if let Some(name) = language_name {
-                package.set(name_id, None, name.to_vec())?;
+                package.set(
+                    name_id,
+                    None,
+                    platform::fallible::copy(name).map_err(HiiError::from)?,
+                )?;
                 package.language_name = name_id;
             }
             (None, package, next(name_id)?)
         }
     };
-    package.set(id, font, text.to_vec())?;
+    package.set(
+        id,
+        font,
+        platform::fallible::copy(text).map_err(HiiError::from)?,
+    )?;
     let edited = package.serialize()?;
     Ok((replace_package(list, index, &edited)?, id))
 }
@@ -604,7 +635,11 @@ pub fn set_string(
         return Err(EditError::NotFound);
     }
     let (index, mut package) = language_package(list, language)?.ok_or(EditError::NotFound)?;
-    package.set(id, font, text.to_vec())?;
+    package.set(
+        id,
+        font,
+        platform::fallible::copy(text).map_err(HiiError::from)?,
+    )?;
     let edited = package.serialize()?;
     Ok(replace_package(list, Some(index), &edited)?)
 }
@@ -794,6 +829,21 @@ mod tests {
         assert_eq!(find_string(&written, 699).unwrap(), None);
         assert_eq!(StringPackage::parse(&written).unwrap().last_id(), 700);
         assert!(package.set(0, None, Vec::new()).is_err());
+    }
+
+    #[test]
+    fn serialize_reserves_all_it_writes_up_front() {
+        let mut package = StringPackage::new(b"en-US", 0);
+        package
+            .set(3, Some(1), "three".encode_utf16().collect())
+            .unwrap();
+        package.set(700, None, vec![u16::from(b'x'); 1000]).unwrap();
+        package.set(3000, None, Vec::new()).unwrap();
+        let written = package.serialize().unwrap();
+        let header = LANGUAGE_AT + b"en-US".len() + 1;
+        assert!(written.len() <= header + package.body_bound());
+        // Nothing grew the vector past the one fallible reservation.
+        assert_eq!(written.capacity(), header + package.body_bound());
     }
 
     #[test]

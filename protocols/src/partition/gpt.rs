@@ -150,7 +150,7 @@ fn read_table(disk: &dyn BlockDevice, lba: u64) -> Result<(GptHeader, Vec<u8>), 
         .checked_mul(block_size)
         .and_then(|n| usize::try_from(n).ok())
         .ok_or(PartitionError::GptTooManyEntries(header.entry_count))?;
-    let mut entries = alloc::vec![0u8; byte_len];
+    let mut entries = super::buffer(byte_len)?;
     disk.read_blocks(header.entry_lba, &mut entries)?;
     entries.truncate(header.entry_array_bytes() as usize);
     let computed = crc32(&entries);

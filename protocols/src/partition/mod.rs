@@ -198,6 +198,9 @@ pub enum PartitionError {
     EbrLoop {
         lba: u64,
     },
+    /// No heap for a buffer of this many bytes (a block, the GPT entry
+    /// array): the disk is not partitioned, EFI_OUT_OF_RESOURCES.
+    OutOfMemory(usize),
     /// EBR chain longer than [`mbr::MAX_LOGICAL_PARTITIONS`].
     EbrChainTooLong(usize),
     /// An EBR or logical partition lies outside its extended partition.
@@ -242,6 +245,7 @@ impl fmt::Display for PartitionError {
             }
             GptBadEntrySize(size) => write!(f, "bad GPT entry size {size}"),
             GptTooManyEntries(count) => write!(f, "too many GPT entries ({count})"),
+            OutOfMemory(bytes) => write!(f, "no memory for a buffer of {bytes} bytes"),
             GptBadEntryArray { lba } => write!(f, "GPT entry array at LBA {lba} is misplaced"),
             GptEntriesCrc { stored, computed } => write!(
                 f,
@@ -290,9 +294,16 @@ pub fn read_partitions(disk: &dyn BlockDevice) -> Result<PartitionTable, Partiti
     }
 }
 
+/// A zeroed buffer of `len` bytes, allocated fallibly: the GPT entry
+/// array's size is the disk's (at most 1 MiB), the block size the device's
+/// (virtio-blk accepts 512 to 64 KiB).
+pub(crate) fn buffer(len: usize) -> Result<Vec<u8>, PartitionError> {
+    platform::fallible::vec_zeroed(len).map_err(|e| PartitionError::OutOfMemory(e.bytes))
+}
+
 /// Reads one whole block.
 pub(crate) fn read_block(disk: &dyn BlockDevice, lba: u64) -> Result<Vec<u8>, PartitionError> {
-    let mut buf = alloc::vec![0u8; disk.block_size() as usize];
+    let mut buf = buffer(disk.block_size() as usize)?;
     disk.read_blocks(lba, &mut buf)?;
     Ok(buf)
 }
@@ -413,6 +424,17 @@ mod tests {
                 name: String::from("data"),
             }),
         }
+    }
+
+    #[test]
+    fn a_buffer_no_heap_holds_is_an_error_with_its_size() {
+        let error = buffer(usize::MAX).unwrap_err();
+        assert_eq!(error, PartitionError::OutOfMemory(usize::MAX));
+        assert_eq!(
+            error.to_string(),
+            format!("no memory for a buffer of {} bytes", usize::MAX)
+        );
+        assert_eq!(buffer(512).unwrap(), vec![0u8; 512]);
     }
 
     #[test]

@@ -147,7 +147,10 @@ pub(super) unsafe extern "efiapi" fn partition_start(
                 level,
                 "disk {label}: {geometry}, no partition table ({error})"
             );
-            return fail(Status::NOT_FOUND);
+            return fail(match error {
+                partition::PartitionError::OutOfMemory(_) => Status::OUT_OF_RESOURCES,
+                _ => Status::NOT_FOUND,
+            });
         }
     };
     let scheme = match table.scheme {
@@ -167,10 +170,9 @@ pub(super) unsafe extern "efiapi" fn partition_start(
         return fail(Status::NOT_FOUND);
     }
     let mbr_sector = match table.scheme {
-        Scheme::Mbr { .. } => {
-            let mut sector = alloc::vec![0u8; block_size as usize];
-            disk.read_blocks(0, &mut sector).ok().map(|()| sector)
-        }
+        Scheme::Mbr { .. } => partition::buffer(block_size as usize)
+            .ok()
+            .and_then(|mut sector| disk.read_blocks(0, &mut sector).ok().map(|()| sector)),
         Scheme::Gpt { .. } => None,
     };
     let published: Vec<u32> = STATE.with(|s| {
