@@ -1,0 +1,347 @@
+//! PKCS#7 / CMS SignedData verification for Authenticode images and for
+//! EFI_VARIABLE_AUTHENTICATION_2 (UEFI 2.10 §8.2.2, §32.2.4).
+//!
+//! What is checked, for both uses:
+//! - one SignerInfo, digest SHA-256, signature RSA PKCS#1 v1.5 over SHA-256
+//!   (the algorithms UEFI 2.10 §32.2.4 and §8.2.2 require support for; other
+//!   algorithms are refused by name, not guessed);
+//! - its signed attributes (when present) carry the content type and a
+//!   messageDigest equal to the SHA-256 of the content, and the signature is
+//!   over their DER encoding as a SET OF (RFC 5652 §5.4: the [0] IMPLICIT tag
+//!   is replaced by the SET tag; like OpenSSL, we re-encode, which also puts
+//!   the attributes in DER order);
+//! - the signer certificate chains through the certificates the SignedData
+//!   carries to the caller's trust anchor, which counts when it equals a
+//!   chain member or its key verifies one's signature (edk2 Pkcs7Verify uses
+//!   OpenSSL's partial-chain mode the same way: any db certificate may be an
+//!   anchor, root or not).
+//!
+//! Validity dates are not checked: the firmware has no trusted clock (the
+//! RTC belongs to the guest), and UEFI signing certificates are routinely
+//! expired while their signatures stay valid (Microsoft's UEFI CA 2011
+//! expires in 2026 with every shim still signed by it); edk2 ignores time
+//! for the same reason (X509_V_FLAG_NO_CHECK_TIME).
+//!
+//! Authenticode (Authenticode PE spec, "Authenticode-Specific Structures"):
+//! the content is an SpcIndirectDataContent (1.3.6.1.4.1.311.2.1.4) whose
+//! DigestInfo holds the image digest, and its messageDigest covers the DER
+//! contents of that SEQUENCE without its tag and length.
+
+use alloc::vec::Vec;
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use der::asn1::{ObjectIdentifier, OctetString};
+use der::{Any, Decode, Encode, Sequence};
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+
+use crate::error::Error;
+
+const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+/// SPC_INDIRECT_DATA_OBJID (Authenticode PE spec).
+pub const SPC_INDIRECT_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.4");
+
+/// Longest certificate chain followed from the signer to an anchor; it
+/// bounds the work a hostile certificate set can cause.
+const MAX_CHAIN: usize = 8;
+
+/// DigestInfo (PKCS#1 / Authenticode).
+#[derive(Sequence)]
+struct DigestInfo {
+    algorithm: AlgorithmIdentifierOwned,
+    digest: OctetString,
+}
+
+/// SpcIndirectDataContent: the PE-specific `data` is not needed.
+#[derive(Sequence)]
+struct SpcIndirectDataContent {
+    _data: Any,
+    message_digest: DigestInfo,
+}
+
+/// A decoded SignedData with its certificates.
+pub struct Pkcs7 {
+    signed: SignedData,
+    certificates: Vec<Certificate>,
+}
+
+/// Where a verified chain met the trust anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trusted {
+    /// The chain member the anchor equals or signs (0 = the signer).
+    pub depth: usize,
+    /// True when the anchor is that member itself, false when it signs it.
+    pub anchor_is_member: bool,
+}
+
+fn rule(rule: &'static str, value: u64) -> Error {
+    Error::Pkcs7 { rule, value }
+}
+
+fn fail(what: &'static str, depth: usize) -> Error {
+    Error::Verify {
+        what,
+        depth: depth as u64,
+    }
+}
+
+/// Decodes a SignedData, wrapped in a ContentInfo or bare (edk2 accepts
+/// both for EFI_VARIABLE_AUTHENTICATION_2; Authenticode always wraps).
+pub fn parse(der: &[u8]) -> Result<Pkcs7, Error> {
+    let signed = match ContentInfo::from_der(der) {
+        Ok(info) if info.content_type == ID_SIGNED_DATA => info.content.decode_as::<SignedData>()?,
+        Ok(info) => {
+            return Err(rule(
+                "ContentInfo is not signedData",
+                info.content_type.as_bytes().len() as u64,
+            ));
+        }
+        Err(_) => SignedData::from_der(der)?,
+    };
+    let certificates = signed
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|choice| match choice {
+            CertificateChoices::Certificate(c) => Some(c.clone()),
+            CertificateChoices::Other(_) => None,
+        })
+        .collect();
+    Ok(Pkcs7 {
+        signed,
+        certificates,
+    })
+}
+
+impl Pkcs7 {
+    /// The certificates the SignedData carries (signer and intermediates).
+    pub fn certificates(&self) -> &[Certificate] {
+        &self.certificates
+    }
+
+    /// The SignedData's only SignerInfo.
+    fn signer_info(&self) -> Result<&SignerInfo, Error> {
+        let infos = &self.signed.signer_infos.0;
+        match infos.as_slice() {
+            [one] => Ok(one),
+            many => Err(rule("SignerInfo count", many.len() as u64)),
+        }
+    }
+
+    /// The image digest an Authenticode signature vouches for: the
+    /// SpcIndirectDataContent's DigestInfo, which must be SHA-256.
+    pub fn authenticode_digest(&self) -> Result<[u8; 32], Error> {
+        let content = self.authenticode_content()?;
+        let spc = SpcIndirectDataContent::from_der(&content.to_der()?)?;
+        if spc.message_digest.algorithm.oid != ID_SHA256 {
+            return Err(rule("image digest is not SHA-256", 0));
+        }
+        spc.message_digest
+            .digest
+            .as_bytes()
+            .try_into()
+            .map_err(|_| rule("image digest length", spc.message_digest.digest.as_bytes().len() as u64))
+    }
+
+    fn authenticode_content(&self) -> Result<&Any, Error> {
+        let info = &self.signed.encap_content_info;
+        if info.econtent_type != SPC_INDIRECT_DATA {
+            return Err(rule("content type is not SpcIndirectDataContent", 0));
+        }
+        info.econtent
+            .as_ref()
+            .ok_or(rule("no SpcIndirectDataContent", 0))
+    }
+
+    /// Verifies an Authenticode signature up to `anchor` (a DER X.509
+    /// certificate). The caller compares [`Self::authenticode_digest`] with
+    /// the image's own digest.
+    pub fn verify_authenticode(&self, anchor: &[u8]) -> Result<Trusted, Error> {
+        let content = self.authenticode_content()?;
+        // The messageDigest covers the SEQUENCE's contents, not its header.
+        self.verify_content(content.value(), SPC_INDIRECT_DATA, true, anchor)
+    }
+
+    /// Verifies a detached signature of `data` (content type id-data), as
+    /// EFI_VARIABLE_AUTHENTICATION_2 carries it (UEFI 2.10 §8.2.2).
+    pub fn verify_detached(&self, data: &[u8], anchor: &[u8]) -> Result<Trusted, Error> {
+        let info = &self.signed.encap_content_info;
+        if info.econtent_type != ID_DATA {
+            return Err(rule("content type is not id-data", 0));
+        }
+        if info.econtent.is_some() {
+            return Err(rule("content is not detached", 0));
+        }
+        self.verify_content(data, ID_DATA, false, anchor)
+    }
+
+    fn verify_content(
+        &self,
+        content: &[u8],
+        content_type: ObjectIdentifier,
+        attributes_required: bool,
+        anchor: &[u8],
+    ) -> Result<Trusted, Error> {
+        let signer = self.signer_info()?;
+        if signer.digest_alg.oid != ID_SHA256 {
+            return Err(rule("digest algorithm is not SHA-256", 0));
+        }
+        let content_digest: [u8; 32] = Sha256::digest(content).into();
+        let signed_digest: [u8; 32] = match &signer.signed_attrs {
+            Some(attrs) => {
+                check_attributes(attrs, content_type, &content_digest)?;
+                Sha256::digest(attrs.to_der()?).into()
+            }
+            None if attributes_required => return Err(rule("no signed attributes", 0)),
+            None => content_digest,
+        };
+        let leaf = self.signer_certificate(signer)?;
+        let alg = &signer.signature_algorithm.oid;
+        if *alg != RSA_ENCRYPTION && *alg != SHA256_WITH_RSA {
+            return Err(rule("signature algorithm is not RSA", 0));
+        }
+        rsa_key(leaf)?
+            .verify(
+                Pkcs1v15Sign::new::<Sha256>(),
+                &signed_digest,
+                signer.signature.as_bytes(),
+            )
+            .map_err(|_| fail("signature does not verify", 0))?;
+        self.chain_to(leaf, anchor)
+    }
+
+    /// The certificate the SignerInfo names by issuer and serial number.
+    fn signer_certificate(&self, signer: &SignerInfo) -> Result<&Certificate, Error> {
+        let SignerIdentifier::IssuerAndSerialNumber(id) = &signer.sid else {
+            return Err(rule("signer named by subject key identifier", 0));
+        };
+        self.certificates
+            .iter()
+            .find(|c| {
+                c.tbs_certificate.issuer == id.issuer
+                    && c.tbs_certificate.serial_number == id.serial_number
+            })
+            .ok_or(fail("signer certificate not in SignedData", 0))
+    }
+
+    /// Follows issuers from `leaf` through the carried certificates until
+    /// the anchor equals or signs a chain member.
+    fn chain_to(&self, leaf: &Certificate, anchor: &[u8]) -> Result<Trusted, Error> {
+        let anchor = Certificate::from_der(anchor)?;
+        let mut current = leaf;
+        for depth in 0..MAX_CHAIN {
+            if *current == anchor {
+                return Ok(Trusted {
+                    depth,
+                    anchor_is_member: true,
+                });
+            }
+            if signs(&anchor, current) {
+                return Ok(Trusted {
+                    depth,
+                    anchor_is_member: false,
+                });
+            }
+            match self
+                .certificates
+                .iter()
+                .find(|c| *c != current && signs(c, current))
+            {
+                Some(issuer) => current = issuer,
+                None => return Err(fail("no chain to the trusted certificate", depth)),
+            }
+        }
+        Err(fail("certificate chain too long", MAX_CHAIN))
+    }
+}
+
+/// Whether `attrs` hold exactly one content type equal to `content_type`
+/// and exactly one messageDigest equal to `digest` (RFC 5652 §11.1, §11.2).
+fn check_attributes(
+    attrs: &x509_cert::attr::Attributes,
+    content_type: ObjectIdentifier,
+    digest: &[u8; 32],
+) -> Result<(), Error> {
+    let single = |oid: ObjectIdentifier, name: &'static str| -> Result<&Any, Error> {
+        let mut found = attrs.iter().filter(|a| a.oid == oid);
+        match (found.next(), found.next()) {
+            (Some(a), None) if a.values.len() == 1 => a
+                .values
+                .get(0)
+                .ok_or(rule(name, 0)),
+            (Some(a), None) => Err(rule(name, a.values.len() as u64)),
+            (None, _) => Err(rule(name, 0)),
+            (Some(_), Some(_)) => Err(rule(name, 2)),
+        }
+    };
+    let kind: ObjectIdentifier = single(ID_CONTENT_TYPE, "contentType attribute")?.decode_as()?;
+    if kind != content_type {
+        return Err(rule("contentType attribute differs from the content", 0));
+    }
+    let md: OctetString = single(ID_MESSAGE_DIGEST, "messageDigest attribute")?.decode_as()?;
+    if md.as_bytes() != digest {
+        return Err(fail("messageDigest differs from the content's digest", 0));
+    }
+    Ok(())
+}
+
+/// The RSA public key of a certificate (RFC 8017 RSAPublicKey in the SPKI).
+/// `RsaPublicKey::new` refuses moduli above 4096 bits, which bounds the cost
+/// of a hostile key.
+fn rsa_key(cert: &Certificate) -> Result<RsaPublicKey, Error> {
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid != RSA_ENCRYPTION {
+        return Err(rule("public key is not RSA", 0));
+    }
+    let bits = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(rule("public key has unused bits", 0))?;
+    RsaPublicKey::from_pkcs1_der(bits).map_err(|_| rule("RSA public key", bits.len() as u64))
+}
+
+/// Whether `issuer` issued `cert`: names match and `issuer`'s key verifies
+/// the sha256WithRSAEncryption signature over the TBSCertificate.
+pub fn signs(issuer: &Certificate, cert: &Certificate) -> bool {
+    if issuer.tbs_certificate.subject != cert.tbs_certificate.issuer
+        || cert.signature_algorithm.oid != SHA256_WITH_RSA
+    {
+        return false;
+    }
+    let (Ok(key), Ok(tbs), Some(sig)) = (
+        rsa_key(issuer),
+        cert.tbs_certificate.to_der(),
+        cert.signature.as_bytes(),
+    ) else {
+        return false;
+    };
+    key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(tbs), sig)
+        .is_ok()
+}
+
+/// SHA-256 of a certificate's DER TBSCertificate: the value
+/// EFI_CERT_X509_SHA256 entries of dbx name (UEFI 2.10 §32.4.1).
+pub fn tbs_sha256(cert: &Certificate) -> Result<[u8; 32], Error> {
+    Ok(Sha256::digest(cert.tbs_certificate.to_der()?).into())
+}
+
+/// The DER of a certificate, to compare with EFI_CERT_X509 entries.
+pub fn certificate_der(cert: &Certificate) -> Result<Vec<u8>, Error> {
+    Ok(cert.to_der()?)
+}
+
+/// Decodes one DER X.509 certificate (a db/dbx EFI_CERT_X509 entry).
+pub fn parse_certificate(der: &[u8]) -> Result<Certificate, Error> {
+    Ok(Certificate::from_der(der)?)
+}
