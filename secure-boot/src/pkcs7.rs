@@ -100,7 +100,9 @@ fn fail(what: &'static str, depth: usize) -> Error {
 /// both for EFI_VARIABLE_AUTHENTICATION_2; Authenticode always wraps).
 pub fn parse(der: &[u8]) -> Result<Pkcs7, Error> {
     let signed = match ContentInfo::from_der(der) {
-        Ok(info) if info.content_type == ID_SIGNED_DATA => info.content.decode_as::<SignedData>()?,
+        Ok(info) if info.content_type == ID_SIGNED_DATA => {
+            info.content.decode_as::<SignedData>()?
+        }
         Ok(info) => {
             return Err(rule(
                 "ContentInfo is not signedData",
@@ -151,7 +153,12 @@ impl Pkcs7 {
             .digest
             .as_bytes()
             .try_into()
-            .map_err(|_| rule("image digest length", spc.message_digest.digest.as_bytes().len() as u64))
+            .map_err(|_| {
+                rule(
+                    "image digest length",
+                    spc.message_digest.digest.as_bytes().len() as u64,
+                )
+            })
     }
 
     fn authenticode_content(&self) -> Result<&Any, Error> {
@@ -276,10 +283,7 @@ fn check_attributes(
     let single = |oid: ObjectIdentifier, name: &'static str| -> Result<&Any, Error> {
         let mut found = attrs.iter().filter(|a| a.oid == oid);
         match (found.next(), found.next()) {
-            (Some(a), None) if a.values.len() == 1 => a
-                .values
-                .get(0)
-                .ok_or(rule(name, 0)),
+            (Some(a), None) if a.values.len() == 1 => a.values.get(0).ok_or(rule(name, 0)),
             (Some(a), None) => Err(rule(name, a.values.len() as u64)),
             (None, _) => Err(rule(name, 0)),
             (Some(_), Some(_)) => Err(rule(name, 2)),
@@ -344,4 +348,110 @@ pub fn certificate_der(cert: &Certificate) -> Result<Vec<u8>, Error> {
 /// Decodes one DER X.509 certificate (a db/dbx EFI_CERT_X509 entry).
 pub fn parse_certificate(der: &[u8]) -> Result<Certificate, Error> {
     Ok(Certificate::from_der(der)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authenticode;
+
+    const SIGNED: &[u8] = include_bytes!("../tests/data/signed.efi");
+    const CHAIN: &[u8] = include_bytes!("../tests/data/chain.efi");
+    const DB_CA: &[u8] = include_bytes!("../tests/data/db-ca.der");
+    const OTHER_CA: &[u8] = include_bytes!("../tests/data/other-ca.der");
+    const INTERMEDIATE: &[u8] = include_bytes!("../tests/data/intermediate.der");
+    const SIGNER: &[u8] = include_bytes!("../tests/data/signer.der");
+    const PAYLOAD: &[u8] = include_bytes!("../tests/data/payload.bin");
+    const PAYLOAD_P7: &[u8] = include_bytes!("../tests/data/payload.p7");
+    const PAYLOAD_NOATTR_P7: &[u8] = include_bytes!("../tests/data/payload-noattr.p7");
+
+    fn signature(image: &[u8]) -> Pkcs7 {
+        let table = authenticode::certificates(image).unwrap();
+        assert_eq!(table.len(), 1);
+        parse(table[0].signed_data().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn our_digest_is_the_one_sbsign_signed() {
+        for image in [SIGNED, CHAIN] {
+            assert_eq!(
+                signature(image).authenticode_digest().unwrap(),
+                authenticode::sha256(image).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn signer_verifies_up_to_the_db_ca() {
+        let p7 = signature(SIGNED);
+        assert_eq!(
+            p7.verify_authenticode(DB_CA),
+            Ok(Trusted {
+                depth: 0,
+                anchor_is_member: false
+            })
+        );
+        // The signer itself as anchor.
+        assert_eq!(
+            p7.verify_authenticode(SIGNER),
+            Ok(Trusted {
+                depth: 0,
+                anchor_is_member: true
+            })
+        );
+        assert!(matches!(
+            p7.verify_authenticode(OTHER_CA),
+            Err(Error::Verify { .. })
+        ));
+    }
+
+    #[test]
+    fn chain_through_a_carried_intermediate() {
+        let p7 = signature(CHAIN);
+        assert_eq!(p7.certificates().len(), 2);
+        assert_eq!(p7.verify_authenticode(DB_CA).unwrap().depth, 1);
+        assert_eq!(p7.verify_authenticode(INTERMEDIATE).unwrap().depth, 0);
+        assert!(p7.verify_authenticode(OTHER_CA).is_err());
+    }
+
+    #[test]
+    fn detached_signature_with_and_without_content_info_and_attributes() {
+        let unwrapped = ContentInfo::from_der(PAYLOAD_P7)
+            .unwrap()
+            .content
+            .to_der()
+            .unwrap();
+        for der in [PAYLOAD_P7, PAYLOAD_NOATTR_P7, &unwrapped] {
+            let p7 = parse(der).unwrap();
+            assert!(p7.verify_detached(PAYLOAD, DB_CA).is_ok());
+            assert!(p7.verify_detached(PAYLOAD, OTHER_CA).is_err());
+            let mut changed = PAYLOAD.to_vec();
+            changed[0] ^= 1;
+            assert!(p7.verify_detached(&changed, DB_CA).is_err());
+            // Not an Authenticode signature.
+            assert!(p7.authenticode_digest().is_err());
+        }
+    }
+
+    #[test]
+    fn tampered_signature_is_refused() {
+        let table = authenticode::certificates(SIGNED).unwrap();
+        let der = table[0].signed_data().unwrap();
+        // The RSA signature is the last OCTET STRING: flip its last byte.
+        let mut bad = der.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            parse(&bad).unwrap().verify_authenticode(DB_CA),
+            Err(Error::Verify {
+                what: "signature does not verify",
+                depth: 0
+            })
+        );
+        for len in 0..der.len() {
+            if let Ok(p7) = parse(&der[..len]) {
+                assert!(p7.verify_authenticode(DB_CA).is_err());
+            }
+        }
+    }
 }

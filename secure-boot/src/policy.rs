@@ -23,8 +23,7 @@ use crate::authenticode;
 use crate::error::Error;
 use crate::pkcs7;
 use crate::signature_list::{
-    self, EFI_CERT_SHA256_GUID, EFI_CERT_X509_GUID, EFI_CERT_X509_SHA256_GUID, Guid,
-    SignatureList,
+    self, EFI_CERT_SHA256_GUID, EFI_CERT_X509_GUID, EFI_CERT_X509_SHA256_GUID, Guid, SignatureList,
 };
 
 /// Where an entry sits in db or dbx: list and entry index, and its owner.
@@ -246,4 +245,239 @@ fn forbidden(p7: &pkcs7::Pkcs7, number: usize, dbx: &[SignatureList]) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature_list::{Signature, serialise};
+    use alloc::vec;
+
+    const UNSIGNED: &[u8] = include_bytes!("../tests/data/unsigned.efi");
+    const SIGNED: &[u8] = include_bytes!("../tests/data/signed.efi");
+    const CHAIN: &[u8] = include_bytes!("../tests/data/chain.efi");
+    const DB_CA: &[u8] = include_bytes!("../tests/data/db-ca.der");
+    const OTHER_CA: &[u8] = include_bytes!("../tests/data/other-ca.der");
+    const INTERMEDIATE: &[u8] = include_bytes!("../tests/data/intermediate.der");
+    const SIGNER: &[u8] = include_bytes!("../tests/data/signer.der");
+
+    const OWNER: Guid = [0x5a; 16];
+
+    fn list(kind: Guid, items: &[&[u8]]) -> SignatureList {
+        SignatureList {
+            signature_type: kind,
+            header: vec![],
+            signature_size: (16 + items[0].len()) as u32,
+            signatures: items
+                .iter()
+                .map(|d| Signature {
+                    owner: OWNER,
+                    data: d.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    fn var(lists: &[SignatureList]) -> Vec<u8> {
+        serialise(lists).unwrap()
+    }
+
+    fn hash(image: &[u8]) -> [u8; 32] {
+        authenticode::sha256(image).unwrap()
+    }
+
+    const AT: fn(usize, usize) -> Entry = |list, index| Entry {
+        list,
+        index,
+        owner: OWNER,
+    };
+
+    #[test]
+    fn signed_image_with_its_ca_in_db_is_allowed() {
+        // db: an unrelated hash list first, so the entry named is list 1.
+        let db = var(&[
+            list(EFI_CERT_SHA256_GUID, &[&[0; 32]]),
+            list(EFI_CERT_X509_GUID, &[OTHER_CA]),
+            list(EFI_CERT_X509_GUID, &[DB_CA]),
+        ]);
+        let allowed = verify_image(SIGNED, &db, &[]).unwrap();
+        assert_eq!(
+            allowed,
+            Allowed::Certificate {
+                entry: AT(2, 0),
+                signature: 0,
+                depth: 0
+            }
+        );
+        assert_eq!(
+            alloc::format!("{allowed}"),
+            "signature 0 verified by db certificate list 2 entry 0 (chain depth 0)"
+        );
+    }
+
+    #[test]
+    fn one_flipped_byte_is_refused() {
+        let db = var(&[list(EFI_CERT_X509_GUID, &[DB_CA])]);
+        let mut image = SIGNED.to_vec();
+        // A byte of the first section's code (after the 0x400 header bytes).
+        image[0x480] ^= 0x01;
+        match verify_image(&image, &db, &[]) {
+            Err(Refused::NotInDb {
+                signatures: 1,
+                last_error: Some(Error::Verify { what, .. }),
+                ..
+            }) => assert_eq!(what, "signed digest differs from the image's"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_ca_is_refused_and_unsigned_is_refused() {
+        let db = var(&[list(EFI_CERT_X509_GUID, &[OTHER_CA])]);
+        assert!(matches!(
+            verify_image(SIGNED, &db, &[]),
+            Err(Refused::NotInDb { signatures: 1, .. })
+        ));
+        let db = var(&[list(EFI_CERT_X509_GUID, &[DB_CA])]);
+        let refused = verify_image(UNSIGNED, &db, &[]).unwrap_err();
+        assert!(matches!(
+            refused,
+            Refused::NotInDb {
+                signatures: 0,
+                last_error: None,
+                ..
+            }
+        ));
+        assert!(alloc::format!("{refused}").starts_with("0 signature(s), SHA-256 "));
+    }
+
+    #[test]
+    fn hash_in_db_allows_the_unsigned_image() {
+        let h = hash(UNSIGNED);
+        let db = var(&[list(EFI_CERT_SHA256_GUID, &[&[1; 32], &h])]);
+        assert_eq!(
+            verify_image(UNSIGNED, &db, &[]),
+            Ok(Allowed::Hash { entry: AT(0, 1) })
+        );
+        // The signature does not change the Authenticode hash.
+        assert_eq!(hash(SIGNED), h);
+    }
+
+    #[test]
+    fn dbx_wins_over_db() {
+        let db = var(&[
+            list(EFI_CERT_X509_GUID, &[DB_CA]),
+            list(EFI_CERT_SHA256_GUID, &[&hash(SIGNED)]),
+        ]);
+        let dbx = var(&[list(EFI_CERT_SHA256_GUID, &[&hash(SIGNED)])]);
+        assert_eq!(
+            verify_image(SIGNED, &db, &dbx),
+            Err(Refused::HashInDbx { entry: AT(0, 0) })
+        );
+        let dbx = var(&[list(EFI_CERT_X509_GUID, &[SIGNER])]);
+        assert_eq!(
+            verify_image(SIGNED, &db, &dbx),
+            Err(Refused::CertificateInDbx {
+                entry: AT(0, 0),
+                signature: 0
+            })
+        );
+        // The intermediate in dbx revokes what it signed.
+        let dbx = var(&[list(EFI_CERT_X509_GUID, &[INTERMEDIATE])]);
+        assert!(matches!(
+            verify_image(CHAIN, &db, &dbx),
+            Err(Refused::CertificateInDbx { .. })
+        ));
+        assert!(verify_image(SIGNED, &db, &dbx).is_ok());
+        // EFI_CERT_X509_SHA256: the signer's TBS hash and a revocation time.
+        let signer = pkcs7::parse_certificate(SIGNER).unwrap();
+        let mut entry = pkcs7::tbs_sha256(&signer).unwrap().to_vec();
+        entry.extend_from_slice(&[0; 16]);
+        let dbx = var(&[list(EFI_CERT_X509_SHA256_GUID, &[&entry])]);
+        assert_eq!(
+            verify_image(SIGNED, &db, &dbx),
+            Err(Refused::CertificateHashInDbx {
+                entry: AT(0, 0),
+                signature: 0
+            })
+        );
+    }
+
+    #[test]
+    fn chain_to_the_db_root_is_allowed() {
+        let db = var(&[list(EFI_CERT_X509_GUID, &[DB_CA])]);
+        assert_eq!(
+            verify_image(CHAIN, &db, &[]),
+            Ok(Allowed::Certificate {
+                entry: AT(0, 0),
+                signature: 0,
+                depth: 1
+            })
+        );
+        let db = var(&[list(EFI_CERT_X509_GUID, &[OTHER_CA])]);
+        assert!(verify_image(CHAIN, &db, &[]).is_err());
+    }
+
+    #[test]
+    fn unreadable_policy_or_image_refuses() {
+        let db = var(&[list(EFI_CERT_X509_GUID, &[DB_CA])]);
+        assert!(matches!(
+            verify_image(SIGNED, &db, &[1, 2, 3]),
+            Err(Refused::BadDbx(_))
+        ));
+        assert!(matches!(
+            verify_image(SIGNED, &[0; 27], &[]),
+            Err(Refused::BadDb(_))
+        ));
+        assert!(matches!(
+            verify_image(&SIGNED[..100], &db, &[]),
+            Err(Refused::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn hostile_certificate_tables_refuse() {
+        let db = var(&[list(EFI_CERT_X509_GUID, &[DB_CA])]);
+        let (offset, _) = cert_directory(SIGNED);
+        // dwLength past the table's end.
+        let mut image = SIGNED.to_vec();
+        image[offset..offset + 4].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        assert!(matches!(
+            verify_image(&image, &db, &[]),
+            Err(Refused::Malformed(Error::CertTable {
+                field: "dwLength",
+                ..
+            }))
+        ));
+        // An entry of another type is skipped, leaving the image unsigned.
+        let mut image = SIGNED.to_vec();
+        image[offset + 6] = 0x01;
+        assert!(matches!(
+            verify_image(&image, &db, &[]),
+            Err(Refused::NotInDb {
+                last_error: Some(Error::CertTable { .. }),
+                ..
+            })
+        ));
+        // Garbage in place of the SignedData.
+        let mut image = SIGNED.to_vec();
+        for b in &mut image[offset + 8..offset + 40] {
+            *b = 0xff;
+        }
+        assert!(matches!(
+            verify_image(&image, &db, &[]),
+            Err(Refused::NotInDb {
+                last_error: Some(Error::Der(_)),
+                ..
+            })
+        ));
+    }
+
+    /// The file offset and size of the certificate table of a PE32+ image.
+    fn cert_directory(image: &[u8]) -> (usize, usize) {
+        let pe = u32::from_le_bytes(image[0x3c..0x40].try_into().unwrap()) as usize;
+        let entry = pe + 24 + 112 + 32;
+        let word = |at: usize| u32::from_le_bytes(image[at..at + 4].try_into().unwrap()) as usize;
+        (word(entry), word(entry + 4))
+    }
 }

@@ -92,9 +92,7 @@ pub fn parse(mut data: &[u8]) -> Result<Vec<SignatureList>, Error> {
     let mut lists = Vec::new();
     let mut offset = 0usize;
     while !data.is_empty() {
-        let head = data
-            .get(..LIST_HEADER)
-            .ok_or(bad("header at", offset))?;
+        let head = data.get(..LIST_HEADER).ok_or(bad("header at", offset))?;
         let list_size = u32_at(head, 16) as usize;
         let header_size = u32_at(head, 20) as usize;
         let signature_size = u32_at(head, 24);
@@ -103,8 +101,10 @@ pub fn parse(mut data: &[u8]) -> Result<Vec<SignatureList>, Error> {
             .checked_add(header_size)
             .filter(|&b| b <= list_size)
             .ok_or(bad("SignatureHeaderSize", header_size))?;
-        let list = data.get(..list_size).ok_or(bad("SignatureListSize", list_size))?;
-        if size <= OWNER || (list_size - body) % size != 0 {
+        let list = data
+            .get(..list_size)
+            .ok_or(bad("SignatureListSize", list_size))?;
+        if size <= OWNER || !(list_size - body).is_multiple_of(size) {
             return Err(bad("SignatureSize", size));
         }
         let mut signature_type = [0u8; 16];
