@@ -345,6 +345,12 @@ pub fn certificate_der(cert: &Certificate) -> Result<Vec<u8>, Error> {
     Ok(cert.to_der()?)
 }
 
+/// Verifies an EFI_VARIABLE_AUTHENTICATION_2 `CertData` (a SignedData,
+/// wrapped or bare) as a detached signature of `data` up to `anchor`.
+pub fn verify_detached(signed_data: &[u8], data: &[u8], anchor: &[u8]) -> Result<Trusted, Error> {
+    parse(signed_data)?.verify_detached(data, anchor)
+}
+
 /// Decodes one DER X.509 certificate (a db/dbx EFI_CERT_X509 entry).
 pub fn parse_certificate(der: &[u8]) -> Result<Certificate, Error> {
     Ok(Certificate::from_der(der)?)
