@@ -32,7 +32,7 @@ use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::asn1::{ObjectIdentifier, OctetString};
-use der::{Any, Decode, Encode, Sequence};
+use der::{Any, Decode, Encode, Reader, Sequence, SliceReader};
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
@@ -99,17 +99,28 @@ fn fail(what: &'static str, depth: usize) -> Error {
 /// Decodes a SignedData, wrapped in a ContentInfo or bare (edk2 accepts
 /// both for EFI_VARIABLE_AUTHENTICATION_2; Authenticode always wraps).
 pub fn parse(der: &[u8]) -> Result<Pkcs7, Error> {
-    let signed = match ContentInfo::from_der(der) {
-        Ok(info) if info.content_type == ID_SIGNED_DATA => {
-            info.content.decode_as::<SignedData>()?
+    // A ContentInfo starts with its contentType OID, a SignedData with its
+    // version INTEGER: look at the first element to tell them apart, so the
+    // error reported is the one of the form the bytes are in.
+    // The WIN_CERTIFICATE holding it may be longer than the DER: signers
+    // pad dwLength to 8 bytes (Microsoft's shim signatures have 1 to 7 zero
+    // bytes after the SignedData). Zero padding is ignored, anything else
+    // after the DER is refused.
+    let mut reader = SliceReader::new(der)?;
+    let outer = Any::decode(&mut reader)?;
+    let used = usize::try_from(reader.position())?;
+    let (der, padding) = der.split_at(used);
+    if padding.iter().any(|&b| b != 0) {
+        return Err(rule("bytes after the SignedData", padding.len() as u64));
+    }
+    let signed = if outer.value().first() == Some(&0x06) {
+        let info = ContentInfo::from_der(der)?;
+        if info.content_type != ID_SIGNED_DATA {
+            return Err(rule("ContentInfo is not signedData", 0));
         }
-        Ok(info) => {
-            return Err(rule(
-                "ContentInfo is not signedData",
-                info.content_type.as_bytes().len() as u64,
-            ));
-        }
-        Err(_) => SignedData::from_der(der)?,
+        info.content.decode_as::<SignedData>()?
+    } else {
+        SignedData::from_der(der)?
     };
     let certificates = signed
         .certificates
@@ -437,6 +448,26 @@ mod tests {
             // Not an Authenticode signature.
             assert!(p7.authenticode_digest().is_err());
         }
+    }
+
+    #[test]
+    fn zero_padding_after_the_der_is_ignored_other_bytes_refused() {
+        let mut padded = PAYLOAD_P7.to_vec();
+        padded.extend_from_slice(&[0; 6]);
+        assert!(
+            parse(&padded)
+                .unwrap()
+                .verify_detached(PAYLOAD, DB_CA)
+                .is_ok()
+        );
+        padded.push(1);
+        assert!(matches!(
+            parse(&padded),
+            Err(Error::Pkcs7 {
+                rule: "bytes after the SignedData",
+                value: 7
+            })
+        ));
     }
 
     #[test]
