@@ -17,6 +17,7 @@ pub mod error;
 pub mod pkcs7;
 pub mod policy;
 pub mod signature_list;
+mod signed_data;
 
 pub use error::Error;
 pub use policy::{Allowed, Refused, verify_image};

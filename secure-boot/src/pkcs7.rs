@@ -28,11 +28,9 @@
 //! contents of that SEQUENCE without its tag and length.
 
 use alloc::vec::Vec;
-use cms::cert::CertificateChoices;
-use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use cms::signed_data::{SignerIdentifier, SignerInfo};
 use der::asn1::{ObjectIdentifier, OctetString};
-use der::{Any, Decode, Encode, Reader, Sequence, SliceReader};
+use der::{Any, Decode, Encode, Sequence};
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
@@ -40,8 +38,8 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
 use crate::error::Error;
+use crate::signed_data::{self, SignedData};
 
-const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
@@ -70,10 +68,9 @@ struct SpcIndirectDataContent {
     message_digest: DigestInfo,
 }
 
-/// A decoded SignedData with its certificates.
+/// A decoded SignedData.
 pub struct Pkcs7 {
     signed: SignedData,
-    certificates: Vec<Certificate>,
 }
 
 /// Where a verified chain met the trust anchor.
@@ -96,56 +93,23 @@ fn fail(what: &'static str, depth: usize) -> Error {
     }
 }
 
-/// Decodes a SignedData, wrapped in a ContentInfo or bare (edk2 accepts
-/// both for EFI_VARIABLE_AUTHENTICATION_2; Authenticode always wraps).
+/// Decodes a SignedData, wrapped in a ContentInfo or bare (see
+/// [`crate::signed_data::decode`]).
 pub fn parse(der: &[u8]) -> Result<Pkcs7, Error> {
-    // A ContentInfo starts with its contentType OID, a SignedData with its
-    // version INTEGER: look at the first element to tell them apart, so the
-    // error reported is the one of the form the bytes are in.
-    // The WIN_CERTIFICATE holding it may be longer than the DER: signers
-    // pad dwLength to 8 bytes (Microsoft's shim signatures have 1 to 7 zero
-    // bytes after the SignedData). Zero padding is ignored, anything else
-    // after the DER is refused.
-    let mut reader = SliceReader::new(der)?;
-    let outer = Any::decode(&mut reader)?;
-    let used = usize::try_from(reader.position())?;
-    let (der, padding) = der.split_at(used);
-    if padding.iter().any(|&b| b != 0) {
-        return Err(rule("bytes after the SignedData", padding.len() as u64));
-    }
-    let signed = if outer.value().first() == Some(&0x06) {
-        let info = ContentInfo::from_der(der)?;
-        if info.content_type != ID_SIGNED_DATA {
-            return Err(rule("ContentInfo is not signedData", 0));
-        }
-        info.content.decode_as::<SignedData>()?
-    } else {
-        SignedData::from_der(der)?
-    };
-    let certificates = signed
-        .certificates
-        .iter()
-        .flat_map(|set| set.0.iter())
-        .filter_map(|choice| match choice {
-            CertificateChoices::Certificate(c) => Some(c.clone()),
-            CertificateChoices::Other(_) => None,
-        })
-        .collect();
     Ok(Pkcs7 {
-        signed,
-        certificates,
+        signed: signed_data::decode(der)?,
     })
 }
 
 impl Pkcs7 {
     /// The certificates the SignedData carries (signer and intermediates).
     pub fn certificates(&self) -> &[Certificate] {
-        &self.certificates
+        &self.signed.certificates
     }
 
     /// The SignedData's only SignerInfo.
     fn signer_info(&self) -> Result<&SignerInfo, Error> {
-        let infos = &self.signed.signer_infos.0;
+        let infos = &self.signed.signer_infos;
         match infos.as_slice() {
             [one] => Ok(one),
             many => Err(rule("SignerInfo count", many.len() as u64)),
@@ -173,7 +137,7 @@ impl Pkcs7 {
     }
 
     fn authenticode_content(&self) -> Result<&Any, Error> {
-        let info = &self.signed.encap_content_info;
+        let info = &self.signed.content;
         if info.econtent_type != SPC_INDIRECT_DATA {
             return Err(rule("content type is not SpcIndirectDataContent", 0));
         }
@@ -194,7 +158,7 @@ impl Pkcs7 {
     /// Verifies a detached signature of `data` (content type id-data), as
     /// EFI_VARIABLE_AUTHENTICATION_2 carries it (UEFI 2.10 §8.2.2).
     pub fn verify_detached(&self, data: &[u8], anchor: &[u8]) -> Result<Trusted, Error> {
-        let info = &self.signed.encap_content_info;
+        let info = &self.signed.content;
         if info.econtent_type != ID_DATA {
             return Err(rule("content type is not id-data", 0));
         }
@@ -244,7 +208,8 @@ impl Pkcs7 {
         let SignerIdentifier::IssuerAndSerialNumber(id) = &signer.sid else {
             return Err(rule("signer named by subject key identifier", 0));
         };
-        self.certificates
+        self.signed
+            .certificates
             .iter()
             .find(|c| {
                 c.tbs_certificate.issuer == id.issuer
@@ -272,6 +237,7 @@ impl Pkcs7 {
                 });
             }
             match self
+                .signed
                 .certificates
                 .iter()
                 .find(|c| *c != current && signs(c, current))
@@ -371,6 +337,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<Certificate, Error> {
 mod tests {
     use super::*;
     use crate::authenticode;
+    use cms::content_info::ContentInfo;
 
     const SIGNED: &[u8] = include_bytes!("../tests/data/signed.efi");
     const CHAIN: &[u8] = include_bytes!("../tests/data/chain.efi");
