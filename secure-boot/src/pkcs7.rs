@@ -12,7 +12,8 @@
 //!   the attributes in DER order);
 //! - the signer certificate chains through the certificates the SignedData
 //!   carries to the caller's trust anchor, which counts when it equals a
-//!   chain member or its key verifies one's signature (edk2 Pkcs7Verify uses
+//!   chain member or its key verifies one's signature; carried issuers must
+//!   be CAs (basicConstraints), the anchor counts as db holds it (edk2 Pkcs7Verify uses
 //!   OpenSSL's partial-chain mode the same way: any db certificate may be an
 //!   anchor, root or not).
 //!
@@ -36,6 +37,7 @@ use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::BasicConstraints;
 
 use crate::error::Error;
 use crate::signed_data::{self, SignedData};
@@ -44,6 +46,7 @@ const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const ID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 /// SPC_INDIRECT_DATA_OBJID (Authenticode PE spec).
@@ -236,11 +239,15 @@ impl Pkcs7 {
                     anchor_is_member: false,
                 });
             }
+            // A carried certificate issues the next link only if it is a
+            // CA: otherwise the holder of any db-signed leaf key could mint
+            // certificates of its own (RFC 5280 §6.1.4 (k); OpenSSL, and
+            // so edk2, check the same). The anchor is trusted as db holds it.
             match self
                 .signed
                 .certificates
                 .iter()
-                .find(|c| *c != current && signs(c, current))
+                .find(|c| *c != current && is_ca(c) && signs(c, current))
             {
                 Some(issuer) => current = issuer,
                 None => return Err(fail("no chain to the trusted certificate", depth)),
@@ -309,6 +316,18 @@ pub fn signs(issuer: &Certificate, cert: &Certificate) -> bool {
     };
     key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(tbs), sig)
         .is_ok()
+}
+
+/// Whether the certificate's basicConstraints extension (2.5.29.19) says
+/// it is a CA (RFC 5280 §4.2.1.9). Without the extension it is not.
+fn is_ca(cert: &Certificate) -> bool {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == ID_BASIC_CONSTRAINTS)
+        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
+        .is_some_and(|b| b.ca)
 }
 
 /// SHA-256 of a certificate's DER TBSCertificate: the value

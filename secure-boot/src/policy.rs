@@ -256,6 +256,7 @@ mod tests {
     const UNSIGNED: &[u8] = include_bytes!("../tests/data/unsigned.efi");
     const SIGNED: &[u8] = include_bytes!("../tests/data/signed.efi");
     const CHAIN: &[u8] = include_bytes!("../tests/data/chain.efi");
+    const ROGUE: &[u8] = include_bytes!("../tests/data/rogue.efi");
     const DB_CA: &[u8] = include_bytes!("../tests/data/db-ca.der");
     const OTHER_CA: &[u8] = include_bytes!("../tests/data/other-ca.der");
     const INTERMEDIATE: &[u8] = include_bytes!("../tests/data/intermediate.der");
@@ -416,6 +417,23 @@ mod tests {
         );
         let db = var(&[list(EFI_CERT_X509_GUID, &[OTHER_CA])]);
         assert!(verify_image(CHAIN, &db, &[]).is_err());
+    }
+
+    #[test]
+    fn a_leaf_cannot_issue_certificates() {
+        // rogue.efi's signer was issued by `signer`, a db-CA-signed leaf
+        // (CA:FALSE) that the SignedData carries as if it were a CA.
+        let db = var(&[list(EFI_CERT_X509_GUID, &[DB_CA])]);
+        match verify_image(ROGUE, &db, &[]) {
+            Err(Refused::NotInDb {
+                last_error: Some(Error::Verify { what, depth: 0 }),
+                ..
+            }) => assert_eq!(what, "no chain to the trusted certificate"),
+            other => panic!("{other:?}"),
+        }
+        // With the leaf itself in db it is the anchor, trusted as db holds it.
+        let db = var(&[list(EFI_CERT_X509_GUID, &[SIGNER])]);
+        assert!(verify_image(ROGUE, &db, &[]).is_ok());
     }
 
     #[test]

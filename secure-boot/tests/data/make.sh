@@ -7,6 +7,7 @@
 #   signer.der         leaf signed by db-ca;        signed.efi = unsigned.efi signed by it
 #   chain-signer.der   leaf signed by intermediate; chain.efi  = signed by it, intermediate added
 #   other-ca.der       an unrelated self-signed CA (the "wrong CA")
+#   rogue.efi          signed by a leaf that signer (not a CA) issued, signer carried
 #   payload.bin        bytes an EFI_VARIABLE_AUTHENTICATION_2 would cover
 #   payload.p7         detached CMS SignedData of payload.bin by signer (ContentInfo, signed attributes)
 #   payload-noattr.p7  the same without signed attributes
@@ -50,6 +51,11 @@ issue chain-signer "vmfw test chain signer" intermediate leaf
 sbsign --key signer.key --cert signer.pem --output signed.efi "$here/unsigned.efi" 2>/dev/null
 sbsign --key chain-signer.key --cert chain-signer.pem --addcert intermediate.pem \
     --output chain.efi "$here/unsigned.efi" 2>/dev/null
+# A "certificate" issued by the signer leaf (not a CA): an image signed
+# with it, the leaf added as if it were an intermediate, must be refused.
+issue rogue "vmfw test rogue signer" signer leaf
+sbsign --key rogue.key --cert rogue.pem --addcert signer.pem --output rogue.efi \
+    "$here/unsigned.efi" 2>/dev/null
 sbverify --cert db-ca.pem signed.efi >/dev/null
 sbverify --cert db-ca.pem chain.efi >/dev/null
 
@@ -62,5 +68,5 @@ openssl cms -sign -binary -md sha256 -noattr -in payload.bin -signer signer.pem 
 for c in db-ca other-ca intermediate signer chain-signer; do
     openssl x509 -in "$c.pem" -outform DER -out "$here/$c.der"
 done
-cp signed.efi chain.efi payload.bin payload.p7 payload-noattr.p7 "$here/"
+cp signed.efi chain.efi rogue.efi payload.bin payload.p7 payload-noattr.p7 "$here/"
 echo "fixtures written to $here"
