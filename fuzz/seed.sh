@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot; do
     mkdir -p "$corpus/$target"
 done
 
@@ -286,6 +286,30 @@ for i, text in enumerate([
 for i, node in enumerate([bytes([3, 12]) + bytes(23), bytes([3, 10]) + bytes.fromhex('b4dd87d48b00d911afdc001083ffca4d') + bytes(24),
                           bytes([2, 2]) + bytes(12) + b'a\0b\0c\0', bytes([4, 1]) + bytes(36) + b'\2\2']):
     write('device_path_text', f'node{i}', b'\1' + node)
+
+# Secure Boot (mode byte first): the small signed test images (0: digest and
+# certificate table, 3: the whole policy; Debian's 1 MB shim would make every
+# execution hash a megabyte), signature lists built from
+# the test certificates and hashes (1), the SignedData blobs (2).
+import os, struct
+sb = os.path.join(os.path.dirname(corpus), '..', 'secure-boot', 'tests', 'data')
+def sb_read(name):
+    return open(os.path.join(sb, name), 'rb').read()
+def siglist(guid, items):
+    size = 16 + len(items[0])
+    body = b''.join(bytes([0x11] * 16) + d for d in items)
+    return guid + struct.pack('<III', 28 + len(body), 0, size) + body
+x509 = bytes.fromhex('a159c0a5e494a74a87b5ab155c2bf072')
+sha256 = bytes.fromhex('2616c4c14c509240aca941f936934328')
+for name in ['signed.efi', 'chain.efi', 'unsigned.efi']:
+    write('secure_boot', f'image-{name}', b'\0' + sb_read(name))
+    write('secure_boot', f'policy-{name}', b'\3' + sb_read(name))
+for name in ['payload.p7', 'payload-noattr.p7']:
+    write('secure_boot', f'p7-{name}', b'\2' + sb_read(name))
+certs = siglist(x509, [sb_read('db-ca.der')]) + siglist(x509, [sb_read('signer.der')])
+hashes = siglist(sha256, [bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32])
+write('secure_boot', 'lists-certs', b'\1' + certs + hashes)
+write('secure_boot', 'lists-hashes', b'\1' + hashes + hashes)
 PY
 for target in "$corpus"/*; do
     echo "seed: $(basename "$target"): $(ls "$target" | wc -l) files"

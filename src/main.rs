@@ -24,6 +24,22 @@ use platform::{interrupts, logger, pci, serial, tsc};
 #[global_allocator]
 static HEAP: GrowingHeap<BootServicesPages> = GrowingHeap::new(BootServicesPages);
 
+/// The Secure Boot verification core (issue 19): the image policy, the
+/// EFI_VARIABLE_AUTHENTICATION_2 signature check and the APPEND_WRITE merge.
+/// Linked now so the stripped size counts it against the 1 MiB budget;
+/// LoadImage and the variable services call them once Secure Boot is wired.
+type SecureBootCore = (
+    fn(&[u8], &[u8], &[u8]) -> Result<secure_boot::Allowed, secure_boot::Refused>,
+    fn(&[u8], &[u8], &[u8]) -> Result<secure_boot::pkcs7::Trusted, secure_boot::Error>,
+    fn(&[u8], &[u8]) -> Result<alloc::vec::Vec<u8>, secure_boot::Error>,
+);
+#[used]
+static SECURE_BOOT_CORE: SecureBootCore = (
+    secure_boot::verify_image,
+    secure_boot::pkcs7::verify_detached,
+    secure_boot::signature_list::merge,
+);
+
 /// Variable store backing buffer: in the image, so runtime services keep it
 /// after ExitBootServices.
 static mut VARIABLE_STORE: [u8; VARIABLE_STORE_SIZE] = [0; VARIABLE_STORE_SIZE];

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/../.."
 
 # g++: libfuzzer-sys compiles libFuzzer for the fuzz targets. debootstrap: the
 # installed-Debian test image (tests/scripts/mk-installed-debian.sh).
-packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++ debootstrap)
+# openssl, sbsigntool: the Secure Boot test keys and signed images
+# (secure-boot/tests/data/make.sh).
+packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++ debootstrap openssl sbsigntool)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -47,6 +47,11 @@ fn protocols_modules_are_acyclic() {
     assert_acyclic("protocols");
 }
 
+#[test]
+fn secure_boot_modules_are_acyclic() {
+    assert_acyclic("secure-boot");
+}
+
 /// The `loaders` modules that may name the `efi` crate's internals: the
 /// firmware-private platform boot manager (variable store, its disk image
 /// and journal, batched persistence, the built-ins' registration) and the
