@@ -10,7 +10,7 @@ extern crate alloc;
 mod panic;
 
 use core::ffi::c_void;
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use platform::acpi::AcpiInfo;
 use platform::boot_timing::{self, Phase};
 use platform::heap::{BootServicesPages, GrowingHeap};
@@ -23,22 +23,6 @@ use platform::{interrupts, logger, pci, serial, tsc};
 /// (platform::heap), so the firmware's footprint follows its use.
 #[global_allocator]
 static HEAP: GrowingHeap<BootServicesPages> = GrowingHeap::new(BootServicesPages);
-
-/// The Secure Boot verification core (issue 19): the image policy, the
-/// EFI_VARIABLE_AUTHENTICATION_2 signature check and the APPEND_WRITE merge.
-/// Linked now so the stripped size counts it against the 1 MiB budget;
-/// LoadImage and the variable services call them once Secure Boot is wired.
-type SecureBootCore = (
-    fn(&[u8], &[u8], &[u8]) -> Result<secure_boot::Allowed, secure_boot::Refused>,
-    fn(&[u8], &[u8], &[u8]) -> Result<secure_boot::pkcs7::Trusted, secure_boot::Error>,
-    fn(&[u8], &[u8]) -> Result<alloc::vec::Vec<u8>, secure_boot::Error>,
-);
-#[used]
-static SECURE_BOOT_CORE: SecureBootCore = (
-    secure_boot::verify_image,
-    secure_boot::pkcs7::verify_detached,
-    secure_boot::signature_list::merge,
-);
 
 /// Variable store backing buffer: in the image, so runtime services keep it
 /// after ExitBootServices.
@@ -179,6 +163,7 @@ fn boot(start_info: &StartInfo) -> ! {
     // What the previous boot's OS changed after ExitBootServices, from the
     // journal in reserved RAM, reaches the disk now (UEFI 2.10 §8.2).
     loaders::nv_journal::apply(persist_variables);
+    install_secure_boot_keys(start_info);
     wire_hooks(persist_variables);
     // Monotonic count, time zone, wakeup alarm (UEFI 2.10 §8.3, §8.5.2).
     efi::runtime::restore_persisted_state();
@@ -536,12 +521,71 @@ fn build_memory_map(start_info: &StartInfo) -> u64 {
             (end - code_end) / PAGE_SIZE,
             MemoryType::RUNTIME_SERVICES_DATA,
         );
+        // The VMM's modules (the Secure Boot key input) stay where it put
+        // them until read; the OS gets the pages back.
+        for module in start_info.modules() {
+            let first = module.addr & !(PAGE_SIZE - 1);
+            let last = module.addr.saturating_add(module.size).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+            if first < end && last > start {
+                error!(
+                    "PVH module at {:#x} overlaps the firmware: ignored",
+                    module.addr
+                );
+                continue;
+            }
+            if let Err(e) = map.reserve(
+                first,
+                (last - first) / PAGE_SIZE,
+                MemoryType::BOOT_SERVICES_DATA,
+            ) {
+                error!("PVH module at {:#x} not reserved: {e}", module.addr);
+            }
+        }
     });
     info!(
         "memory map from the VMM: {entries} entries, {} MiB of RAM",
         ram_bytes >> 20
     );
     ram_end
+}
+
+/// Secure Boot's keys (`efi::secure_boot`): the first PVH module that is a
+/// key input (QEMU `-initrd`, Cloud Hypervisor `--initramfs`). A key input
+/// that is malformed is not a reason to boot unverified: the firmware then
+/// enforces Secure Boot with no key, so nothing but its own images runs.
+fn install_secure_boot_keys(start_info: &StartInfo) {
+    use efi::secure_boot::key_input::{self, KeyInputError};
+    for (index, module) in start_info.modules().iter().enumerate() {
+        let Ok(size) = usize::try_from(module.size) else {
+            continue;
+        };
+        if module.addr == 0 || size == 0 {
+            continue;
+        }
+        // SAFETY: the VMM (trusted, like the start info that names the
+        // module) put the module in RAM; build_memory_map reserved its
+        // pages before the first allocation (a module overlapping the
+        // firmware would only be misread, and a misread input refuses
+        // every image), the boot page tables identity-map RAM and nothing
+        // writes them; the slice lives for this call only.
+        let bytes = unsafe { core::slice::from_raw_parts(module.addr as *const u8, size) };
+        match key_input::parse(bytes) {
+            Ok(keys) => {
+                info!("secure boot: key input from PVH module {index} ({size} bytes)");
+                efi::secure_boot::install(Some(&keys));
+                return;
+            }
+            Err(KeyInputError::NotKeyInput) => {
+                warn!("PVH module {index} ({size} bytes) is not a Secure Boot key input; ignored")
+            }
+            Err(e) => {
+                error!("secure boot: key input in PVH module {index} refused: {e}");
+                efi::secure_boot::install_without_keys();
+                return;
+            }
+        }
+    }
+    efi::secure_boot::install(None);
 }
 
 fn init_heap() {

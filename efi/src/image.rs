@@ -45,6 +45,8 @@ struct Image {
     /// The Rust entry of a built-in image (`entry` is then the trampoline).
     builtin: Option<crate::builtin_images::BuiltinEntry>,
     started: bool,
+    /// Secure Boot refused it (§32.5): loaded, but StartImage refuses.
+    refused_by_policy: bool,
     exit_data: (usize, *mut Char16),
     loaded_image: Box<LoadedImageProtocol>,
     /// Owned copies the LoadedImage protocols point into.
@@ -57,6 +59,21 @@ struct Image {
 unsafe impl Send for Image {}
 
 static IMAGES: Global<BTreeMap<HandleId, Image>> = Global::new(BTreeMap::new());
+
+/// Secure Boot's verdict on a whole image file before it is loaded
+/// (§32.5; `crate::secure_boot::image_allowed`): the file, its path as
+/// text for the log and its whole device path; false refuses it.
+pub type ImageVerifier = fn(&[u8], &str, &[u8]) -> bool;
+
+/// Set while Secure Boot is on: every image LoadImage reads from a disk or
+/// a caller's buffer passes it; built-in images are the firmware's own.
+static IMAGE_VERIFIER: Global<Option<ImageVerifier>> = Global::new(None);
+
+/// Makes LoadImage check every image with `verifier` from now on.
+pub fn set_image_verifier(verifier: ImageVerifier) {
+    IMAGE_VERIFIER.with(|slot| *slot = Some(verifier));
+}
+
 /// Images currently inside StartImage, innermost last.
 static RUNNING: Global<Vec<(HandleId, usize)>> = Global::new(Vec::new());
 
@@ -319,6 +336,21 @@ fn load(
 ) -> Result<HandleId, Status> {
     let name =
         crate::device_path::file_path_text(&file_path).unwrap_or_else(|| String::from("<buffer>"));
+    // §32.5: with Secure Boot on, the whole file is checked against db and
+    // dbx first and then loaded from the bytes that were checked. A refused
+    // image is still loaded (§7.4.1 EFI_SECURITY_VIOLATION: a handle the
+    // caller unloads) but StartImage will not run it.
+    let whole;
+    let checked;
+    let (source, refused_by_policy) = if let Some(verify) = IMAGE_VERIFIER.with(|v| *v) {
+        whole = source.whole()?;
+        let path = device_path.as_deref().unwrap_or_default();
+        let allowed = verify(whole.bytes(), &name, path);
+        checked = source::Source::Memory(whole.bytes());
+        (&checked, !allowed)
+    } else {
+        (source, false)
+    };
     let headers = source.headers()?;
     let info = pe::parse_headers(&headers, source.len()).map_err(|e| {
         log::warn!("LoadImage: {name}: {e}");
@@ -405,6 +437,7 @@ fn load(
         is_application,
         builtin: None,
         started: false,
+        refused_by_policy,
         exit_data: (0, core::ptr::null_mut()),
         loaded_image: Box::new(LoadedImageProtocol {
             revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
@@ -476,6 +509,7 @@ fn load_builtin(
         is_application: true,
         builtin: Some(builtin.entry),
         started: false,
+        refused_by_policy: false,
         exit_data: (0, core::ptr::null_mut()),
         loaded_image: Box::new(LoadedImageProtocol {
             revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,
@@ -617,9 +651,20 @@ pub unsafe extern "efiapi" fn load_image(
             load_from_path(parent, &p.clone(), boot_policy.into(), p)?
         };
         // SAFETY: the caller's pointers, as this function's # Safety requires.
-        unsafe { write(image_handle, handle.as_raw()) }
+        unsafe { write(image_handle, handle.as_raw()) }?;
+        // §7.4.1: refused by Secure Boot, the image is loaded and its
+        // handle returned with EFI_SECURITY_VIOLATION; the caller unloads it.
+        if refused_by_policy(handle) {
+            return Err(Status::SECURITY_VIOLATION);
+        }
+        Ok(())
     })();
     boundary::status(result)
+}
+
+/// Whether Secure Boot refused the image on `handle`.
+fn refused_by_policy(handle: HandleId) -> bool {
+    IMAGES.with(|images| images.get(&handle).is_some_and(|i| i.refused_by_policy))
 }
 
 /// # Safety
@@ -630,6 +675,9 @@ pub unsafe extern "efiapi" fn start_image(
     exit_data: *mut *mut Char16,
 ) -> Status {
     let id = HandleId::from_raw(handle);
+    if refused_by_policy(id) {
+        return Status::SECURITY_VIOLATION;
+    }
     let entry = IMAGES.with(|images| match images.get_mut(&id) {
         Some(image) if !image.started => {
             image.started = true;

@@ -21,6 +21,7 @@ pub mod pe;
 pub mod pool;
 pub mod protocol_services;
 pub mod runtime;
+pub mod secure_boot;
 pub mod spec_gaps;
 pub mod table_storage;
 pub mod tables;

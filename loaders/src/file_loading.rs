@@ -42,6 +42,9 @@ pub enum LoadError {
         size: u64,
         error: crate::bzimage::BzImageError,
     },
+    /// Secure Boot is on, and the Linux boot protocol starts a kernel
+    /// without LoadImage, which is what verifies images (§32.5).
+    Unverifiable { path: String },
     /// The Linux boot protocol could not start the kernel.
     Protocol {
         path: String,
@@ -61,6 +64,7 @@ impl LoadError {
             LoadError::TooLarge { .. } => Status::OUT_OF_RESOURCES,
             LoadError::Directory { .. } | LoadError::NoKernel => Status::NOT_FOUND,
             LoadError::Protocol { .. } | LoadError::NotKernel { .. } => Status::LOAD_ERROR,
+            LoadError::Unverifiable { .. } => Status::SECURITY_VIOLATION,
         }
     }
 }
@@ -88,6 +92,11 @@ impl fmt::Display for LoadError {
             LoadError::NotKernel { path, size, error } => write!(
                 f,
                 "{path} ({size} bytes) is neither an EFI image nor a Linux kernel ({error}): refused"
+            ),
+            LoadError::Unverifiable { path } => write!(
+                f,
+                "{path}: Secure Boot is on and the Linux boot protocol cannot verify a kernel; \
+                 refused (boot it through its EFI stub)"
             ),
             LoadError::Protocol { path, error } => {
                 write!(
@@ -230,6 +239,11 @@ pub fn boot_with_protocol(
     options: &str,
     description: &str,
 ) -> Result<(), LoadError> {
+    if crate::services::current().is_ok_and(|services| services.secure_boot()) {
+        return Err(LoadError::Unverifiable {
+            path: kernel.to_string(),
+        });
+    }
     check_bzimage(root, kernel)?;
     let image = read_into_pages(
         root,

@@ -114,6 +114,32 @@ impl Services {
         (table.stdout, table.stdin)
     }
 
+    /// Whether the global `SecureBoot` variable is 1 (UEFI 2.10 §3.3): images
+    /// then run only when the firmware's LoadImage verified them (§32.5).
+    pub fn secure_boot(&self) -> bool {
+        // SAFETY: validated in `new`; valid while entered.
+        let table = unsafe { self.system.as_ref() };
+        if table.runtime_services.is_null() {
+            return false;
+        }
+        let name: Vec<u16> = "SecureBoot".encode_utf16().chain([0]).collect();
+        let mut value = 0u8;
+        let mut size = 1usize;
+        // SAFETY: the runtime services table the system table points at;
+        // the name is NUL-terminated, the GUID, size and one-byte buffer
+        // are live locals, and no attributes are asked for.
+        let status = unsafe {
+            ((*table.runtime_services).get_variable)(
+                name.as_ptr(),
+                &uefi_raw::table::runtime::VariableVendor::GLOBAL_VARIABLE.0,
+                core::ptr::null_mut(),
+                &mut size,
+                &raw mut value,
+            )
+        };
+        status == Status::SUCCESS && size == 1 && value == 1
+    }
+
     /// The configuration table (§4.6) entry for `guid`, if any.
     pub fn configuration_table(&self, guid: &Guid) -> Option<*mut c_void> {
         // SAFETY: validated in `new`; valid while entered.
@@ -256,6 +282,12 @@ impl Services {
                 &mut handle,
             )
         };
+        // §7.4.1: an image Secure Boot refused comes back loaded, with
+        // EFI_SECURITY_VIOLATION; it is unloaded here, as no caller runs it.
+        if status == Status::SECURITY_VIOLATION && !handle.is_null() {
+            // SAFETY: `handle` is the image LoadImage just created.
+            let _ = unsafe { (self.boot().unload_image)(handle) };
+        }
         if status.is_error() {
             return Err(status);
         }

@@ -45,6 +45,7 @@ pub(crate) fn adopt_driver_image(
         is_application: false,
         builtin: None,
         started: true,
+        refused_by_policy: false,
         exit_data: (0, core::ptr::null_mut()),
         loaded_image: Box::new(LoadedImageProtocol {
             revision: spec_gaps::LOADED_IMAGE_PROTOCOL_REVISION,

@@ -117,6 +117,41 @@ fn read_file_at(handle: *mut FileProtocolV1, offset: usize, out: &mut [u8]) -> R
     Ok(())
 }
 
+/// The whole file, for Secure Boot's check (the Authenticode digest covers
+/// the file's every byte but the checksum and the certificate table): the
+/// caller's buffer in place, or a file read once into temporary pages, from
+/// which the image is then loaded, so what is verified is what runs.
+pub(super) enum Whole<'a> {
+    Borrowed(&'a [u8]),
+    Read(TempPages),
+}
+
+impl Whole<'_> {
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Whole::Borrowed(data) => data,
+            Whole::Read(pages) => pages.bytes(pages.len),
+        }
+    }
+}
+
+impl<'a> Source<'a> {
+    /// All of the file; a file is read into EFI pages, never the heap.
+    pub(super) fn whole(&self) -> Result<Whole<'a>, Status> {
+        match *self {
+            Source::Memory(data) => Ok(Whole::Borrowed(data)),
+            Source::File { handle, len } => {
+                let mut pages = TempPages::allocate(len)?;
+                // SAFETY: the pages were just allocated for `len` bytes, are
+                // identity-mapped and ours alone.
+                let out = unsafe { core::slice::from_raw_parts_mut(pages.as_mut_ptr(), len) };
+                read_file_at(handle, 0, out)?;
+                Ok(Whole::Read(pages))
+            }
+        }
+    }
+}
+
 /// Temporary BootServicesData pages for a LoadFile(2) buffer, freed on drop.
 pub(super) struct TempPages {
     base: u64,

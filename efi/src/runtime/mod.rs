@@ -29,9 +29,9 @@ pub use capsule::{
 pub use reset::{reset, reset_after_panic, reset_kind, reset_system, watchdog_reset};
 pub use time::{TIME_CAPABILITIES, TimeError, get_time, set_time, time_from_rtc, validate_time};
 pub use variable_services::{
-    PersistHook, VariableChange, flush_pending_variables, get_next_variable_name, get_variable,
-    load_variables, query_variable_info, set_persist_hook, set_variable, set_variable_persisting,
-    set_variables_persisting, with_variables,
+    PersistHook, VariableChange, WriteGuard, flush_pending_variables, get_next_variable_name,
+    get_variable, load_variables, query_variable_info, set_persist_hook, set_variable,
+    set_variable_persisting, set_variables_persisting, set_write_guard, with_variables,
 };
 pub use virtual_map::{
     MAX_RUNTIME_REGIONS, MapError, RuntimeRegion, VirtualMap, convert_address, convert_pointer,

@@ -170,6 +170,18 @@ fn is_read_only(name: &[u16], guid: &Guid) -> bool {
             .any(|read_only| read_only.encode_utf16().eq(name.iter().copied()))
 }
 
+/// Decides a caller's SetVariable before the store sees it: Some(status)
+/// refuses the write with that status (`crate::secure_boot::refuse_write`
+/// for the Secure Boot variables).
+pub type WriteGuard = fn(&[u16], &Guid, Attributes) -> Option<Status>;
+
+static WRITE_GUARD: Global<Option<WriteGuard>> = Global::new(None);
+
+/// Installs the guard every caller's SetVariable passes first.
+pub fn set_write_guard(guard: WriteGuard) {
+    WRITE_GUARD.with(|slot| *slot = Some(guard));
+}
+
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §8 requires of the caller.
 pub unsafe extern "efiapi" fn set_variable(
@@ -195,6 +207,13 @@ pub unsafe extern "efiapi" fn set_variable(
     let guid = unsafe { guid.read_unaligned() };
     if is_read_only(name, &guid) {
         return Status::WRITE_PROTECTED;
+    }
+    if let Some(refusal) = WRITE_GUARD
+        .try_with(|guard| *guard)
+        .flatten()
+        .and_then(|guard| guard(name, &guid, attributes))
+    {
+        return refusal;
     }
     let data: &[u8] = if data_size == 0 {
         &[]
