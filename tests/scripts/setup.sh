@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 # g++: libfuzzer-sys compiles libFuzzer for the fuzz targets. debootstrap: the
 # installed-Debian test image (tests/scripts/mk-installed-debian.sh).
 # openssl, sbsigntool: the Secure Boot test keys and signed images
-# (secure-boot/tests/data/make.sh).
+# (tests/tests/secure_boot.rs, secure-boot/tests/data/make.sh).
 packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++ debootstrap openssl sbsigntool)
 missing=()
 for p in "${packages[@]}"; do

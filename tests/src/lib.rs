@@ -15,6 +15,7 @@ pub mod installed;
 pub mod module_graph;
 pub mod paths;
 pub mod qemu;
+pub mod sb_keys;
 pub mod uki;
 mod util;
 

@@ -9,6 +9,8 @@
 //! interleaved (one run of each, then the next round) so machine load affects all alike:
 //! - `vmfw-shim-grub`: our firmware, the default image (`vm_tests::default_image`), shim ->
 //!   GRUB from `\EFI\BOOT\BOOTX64.EFI`;
+//! - `vmfw-shim-grub-sb`: the same with Secure Boot on, Microsoft's keys as the key input
+//!   (`vm_tests::sb_keys::microsoft_keys`); the table gets its ratio to `vmfw-shim-grub`;
 //! - `vmfw-systemd-boot`: our firmware, the systemd-boot image
 //!   (`vm_tests::images::systemd_boot_image`: Debian's systemd-boot as
 //!   `\EFI\BOOT\BOOTX64.EFI` reading the same kind of BLS entry);
@@ -78,6 +80,7 @@ const MAX_RUNTIME_BYTES: u64 = 1024 * 1024;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     VmfwShimGrub,
+    VmfwShimGrubSecureBoot,
     VmfwSystemdBoot,
     VmfwBls,
     VmfwBzImage,
@@ -86,8 +89,9 @@ enum Config {
     QemuDirect,
 }
 
-const CONFIGS: [Config; 7] = [
+const CONFIGS: [Config; 8] = [
     Config::VmfwShimGrub,
+    Config::VmfwShimGrubSecureBoot,
     Config::VmfwSystemdBoot,
     Config::VmfwBls,
     Config::VmfwBzImage,
@@ -119,6 +123,7 @@ impl Config {
     fn name(self) -> &'static str {
         match self {
             Config::VmfwShimGrub => "vmfw-shim-grub",
+            Config::VmfwShimGrubSecureBoot => "vmfw-shim-grub-sb",
             Config::VmfwSystemdBoot => "vmfw-systemd-boot",
             Config::VmfwBls => "vmfw-bls",
             Config::VmfwBzImage => "vmfw-bzimage",
@@ -131,7 +136,11 @@ impl Config {
     fn is_vmfw(self) -> bool {
         matches!(
             self,
-            Config::VmfwShimGrub | Config::VmfwSystemdBoot | Config::VmfwBls | Config::VmfwBzImage
+            Config::VmfwShimGrub
+                | Config::VmfwShimGrubSecureBoot
+                | Config::VmfwSystemdBoot
+                | Config::VmfwBls
+                | Config::VmfwBzImage
         )
     }
 
@@ -141,7 +150,10 @@ impl Config {
                 Target::OverheadRatio(MAX_OVERHEAD_RATIO)
             }
             Config::VmfwBls | Config::VmfwBzImage => Target::KernelTimeRatio(MAX_KERNEL_TIME_RATIO),
-            Config::OvmfShimGrub | Config::OvmfSystemdBoot | Config::QemuDirect => Target::None,
+            Config::VmfwShimGrubSecureBoot
+            | Config::OvmfShimGrub
+            | Config::OvmfSystemdBoot
+            | Config::QemuDirect => Target::None,
         }
     }
 
@@ -150,7 +162,9 @@ impl Config {
     /// the same BLS entry and kernel.
     fn ovmf_reference(self) -> Option<Config> {
         match self {
-            Config::VmfwShimGrub | Config::OvmfShimGrub => Some(Config::OvmfShimGrub),
+            Config::VmfwShimGrub | Config::VmfwShimGrubSecureBoot | Config::OvmfShimGrub => {
+                Some(Config::OvmfShimGrub)
+            }
             Config::VmfwSystemdBoot
             | Config::OvmfSystemdBoot
             | Config::VmfwBls
@@ -173,6 +187,7 @@ impl Config {
             Config::VmfwBls => BLS_CMDLINE,
             Config::VmfwSystemdBoot | Config::OvmfSystemdBoot => SYSTEMD_BOOT_CMDLINE,
             Config::VmfwShimGrub
+            | Config::VmfwShimGrubSecureBoot
             | Config::VmfwBzImage
             | Config::OvmfShimGrub
             | Config::QemuDirect => GRUB_CMDLINE,
@@ -217,7 +232,14 @@ impl Config {
                 if debug {
                     words.push("log=debug".into());
                 }
-                let builder = Vm::builder().firmware(firmware);
+                let mut builder = Vm::builder().firmware(firmware);
+                if self == Config::VmfwShimGrubSecureBoot {
+                    // Secure Boot on with Microsoft's keys (README "Secure Boot").
+                    let keys = vm_tests::sb_keys::microsoft_keys();
+                    builder = builder
+                        .arg("-initrd")
+                        .arg(keys.to_string_lossy().into_owned());
+                }
                 if words.is_empty() {
                     builder
                 } else {
@@ -747,6 +769,18 @@ impl Report<'_> {
                 t.mib_per_s(t.large_us),
                 t.ratio(),
                 verdict(Some(t.ratio() >= MIN_THROUGHPUT_RATIO))
+            );
+        }
+        if let (Some(on), Some(off)) = (
+            self.kernel_median(Config::VmfwShimGrubSecureBoot),
+            self.kernel_median(Config::VmfwShimGrub),
+        ) {
+            let _ = writeln!(
+                out,
+                "Secure Boot: vmfw-shim-grub-sb / vmfw-shim-grub time to the kernel = {:.3} \
+                 ({:+.3} s: shim verified by the firmware, GRUB by shim, the kernel by GRUB through shim)",
+                on / off,
+                on - off
             );
         }
         let size = |s: Option<u64>| s.map_or("n/a".into(), |s| format!("{s} bytes"));
