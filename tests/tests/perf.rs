@@ -2,7 +2,10 @@
 //! timings on a shared TCG machine are noise. The benchmark (`src/bin/bench.rs`) measures.
 //!
 //! - With `log=debug` the firmware logs one `timing:` line per boot phase, in boot order, and
-//!   at ExitBootServices the runtime services memory it keeps (target: at most 1 MiB).
+//!   at ExitBootServices the runtime services memory it keeps. The benchmark's target is at
+//!   most 1 MiB; since the Secure Boot core (issue 19) joined the firmware image, all of which
+//!   stays runtime memory, it is about 1.2 MiB, so this test only bounds it at 1.5 MiB to
+//!   catch runaway growth (README "Benchmark").
 //! - The `blkbench` EFI app reads through BlockIo both ways and reports its numbers.
 
 use std::time::Duration;
@@ -10,6 +13,9 @@ use std::time::Duration;
 use vm_tests::{EspBuilder, Vm, default_image, efi_app, firmware};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
+/// The whole firmware image (code 0.76 MiB with the Secure Boot core) plus
+/// its runtime data (the 128 KiB variable store, the journal) and a margin.
+const MAX_RUNTIME_BYTES: u64 = 1536 * 1024;
 
 /// Phases the firmware reports before the OS loader runs, in order.
 const PHASES: [&str; 8] = [
@@ -50,7 +56,7 @@ fn debug_log_reports_phase_timings_and_runtime_memory() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("malformed line {:?}", memory.line));
     assert!(
-        (64 * 1024..=1024 * 1024).contains(&bytes),
+        (64 * 1024..=MAX_RUNTIME_BYTES).contains(&bytes),
         "runtime memory {bytes} bytes: {}",
         memory.line
     );
