@@ -13,6 +13,7 @@ use core::ffi::c_void;
 use log::{debug, error, info, warn};
 use platform::acpi::AcpiInfo;
 use platform::boot_timing::{self, Phase};
+use platform::call_arena::WithCallArena;
 use platform::heap::{BootServicesPages, GrowingHeap};
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::paging::{self, Access};
@@ -21,8 +22,13 @@ use platform::{interrupts, logger, pci, serial, tsc};
 
 /// The firmware heap grows from boot-services pages as needed
 /// (platform::heap), so the firmware's footprint follows its use.
+/// Inside `platform::call_arena::with_call_arena` (Secure Boot's
+/// authenticated SetVariable, also after ExitBootServices) allocations come
+/// from a static arena instead.
 #[global_allocator]
-static HEAP: GrowingHeap<BootServicesPages> = GrowingHeap::new(BootServicesPages);
+static HEAP: WithCallArena<GrowingHeap<BootServicesPages>> = WithCallArena {
+    boot: GrowingHeap::new(BootServicesPages),
+};
 
 /// Variable store backing buffer: in the image, so runtime services keep it
 /// after ExitBootServices.
@@ -442,7 +448,7 @@ fn exit_boot_services_timing() {
 /// (the heap, stacks, page tables, drivers' buffers, and what the loaders
 /// allocated as boot-services data), all of which the OS now reclaims.
 fn log_firmware_memory() {
-    let heap = HEAP.stats();
+    let heap = HEAP.boot.stats();
     let boot_services = memory::try_with_map(|m| {
         m.regions()
             .iter()
@@ -589,7 +595,7 @@ fn install_secure_boot_keys(start_info: &StartInfo) {
 }
 
 fn init_heap() {
-    if !HEAP.init() {
+    if !HEAP.boot.init() {
         halt_with(format_args!(
             "cannot allocate the firmware heap's first {} KiB",
             platform::heap::GROW_STEP >> 10

@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod acpi;
 pub mod block;
 pub mod boot_timing;
+pub mod call_arena;
 pub mod cmdline;
 pub mod cpu_rng;
 pub mod crc32;

@@ -78,6 +78,10 @@ pub enum Program {
     /// (libdl for libefivar), the libraries in `/lib/x86_64-linux-gnu`, the dynamic
     /// loader also at `/lib64/ld-linux-x86-64.so.2` where the binary looks for it.
     Efibootmgr,
+    /// `/bin/efivar` (libefivar's command: writes or appends a variable through efivarfs,
+    /// clearing the file's immutable flag first, as efitools' `efi-updatevar` does, which
+    /// needs a `mount -l` busybox lacks) with libefivar, glibc's loader and libc.
+    Efivar,
 }
 
 impl Program {
@@ -101,6 +105,34 @@ impl Program {
                     "libpopt0",
                     "usr/lib/x86_64-linux-gnu/libpopt.so.0",
                     "lib/x86_64-linux-gnu/libpopt.so.0",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/libc.so.6",
+                    "lib/x86_64-linux-gnu/libc.so.6",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/libdl.so.2",
+                    "lib/x86_64-linux-gnu/libdl.so.2",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+                (
+                    "libc6",
+                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    "lib64/ld-linux-x86-64.so.2",
+                ),
+            ],
+            Program::Efivar => &[
+                ("efivar", "usr/bin/efivar", "bin/efivar"),
+                (
+                    "libefivar1",
+                    "usr/lib/x86_64-linux-gnu/libefivar.so.1",
+                    "lib/x86_64-linux-gnu/libefivar.so.1",
                 ),
                 (
                     "libc6",

@@ -30,14 +30,20 @@ pub use reset::{reset, reset_after_panic, reset_kind, reset_system, watchdog_res
 pub use time::{TIME_CAPABILITIES, TimeError, get_time, set_time, time_from_rtc, validate_time};
 pub use variable_services::{
     PersistHook, VariableChange, WriteGuard, flush_pending_variables, get_next_variable_name,
-    get_variable, load_variables, query_variable_info, set_persist_hook, set_variable,
-    set_variable_persisting, set_variables_persisting, set_write_guard, with_variables,
+    get_variable, load_variables, persist_variables, query_variable_info, set_persist_hook,
+    set_variable, set_variable_persisting, set_variables_persisting, set_write_guard,
+    with_variables,
 };
 pub use virtual_map::{
     MAX_RUNTIME_REGIONS, MapError, RuntimeRegion, VirtualMap, convert_address, convert_pointer,
     set_virtual_address_change_hook, set_virtual_address_map,
 };
 pub use wakeup::{get_wakeup_time, reported_wakeup_time, set_wakeup_time};
+
+/// Whether ExitBootServices has run: the boot-services heap is gone.
+pub fn runtime_phase() -> bool {
+    virtual_map::RUNTIME_PHASE.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;

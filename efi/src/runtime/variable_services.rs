@@ -170,10 +170,12 @@ fn is_read_only(name: &[u16], guid: &Guid) -> bool {
             .any(|read_only| read_only.encode_utf16().eq(name.iter().copied()))
 }
 
-/// Decides a caller's SetVariable before the store sees it: Some(status)
-/// refuses the write with that status (`crate::secure_boot::refuse_write`
-/// for the Secure Boot variables).
-pub type WriteGuard = fn(&[u16], &Guid, Attributes) -> Option<Status>;
+/// Decides a caller's SetVariable (name, vendor, attributes, data) before
+/// the store sees it: Some(status) answers the caller with that status,
+/// the write refused or done by the guard
+/// (`crate::secure_boot::intercept_write` for the Secure Boot variables,
+/// whose authenticated writes it performs); None lets the store take it.
+pub type WriteGuard = fn(&[u16], &Guid, Attributes, &[u8]) -> Option<Status>;
 
 static WRITE_GUARD: Global<Option<WriteGuard>> = Global::new(None);
 
@@ -208,13 +210,6 @@ pub unsafe extern "efiapi" fn set_variable(
     if is_read_only(name, &guid) {
         return Status::WRITE_PROTECTED;
     }
-    if let Some(refusal) = WRITE_GUARD
-        .try_with(|guard| *guard)
-        .flatten()
-        .and_then(|guard| guard(name, &guid, attributes))
-    {
-        return refusal;
-    }
     let data: &[u8] = if data_size == 0 {
         &[]
     } else {
@@ -223,6 +218,15 @@ pub unsafe extern "efiapi" fn set_variable(
         // firmware data.
         unsafe { core::slice::from_raw_parts(data, data_size) }
     };
+    // Secure Boot's variables: refused, or an authenticated write that is
+    // handled (and answered) there.
+    if let Some(status) = WRITE_GUARD
+        .try_with(|guard| *guard)
+        .flatten()
+        .and_then(|guard| guard(name, &guid, attributes, data))
+    {
+        return status;
+    }
     set_variable_persisting(name, &guid, attributes, data)
 }
 
@@ -315,7 +319,12 @@ pub fn set_variables_persisting(changes: &[VariableChange<'_>]) -> Vec<Status> {
 
 /// Hands the non-volatile variables to the persist hook (boot services)
 /// or to the journal (runtime). No hook means RAM-only variables, which is
-/// not an error.
+/// not an error. Secure Boot's authenticated writes change the store
+/// directly and persist through here.
+pub fn persist_variables() -> Result<(), Status> {
+    persist()
+}
+
 fn persist() -> Result<(), Status> {
     if RUNTIME_PHASE.load(Ordering::Relaxed) {
         return super::journal::record_runtime_change();

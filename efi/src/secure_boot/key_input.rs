@@ -152,7 +152,7 @@ pub fn parse(bytes: &[u8]) -> Result<KeyInput<'_>, KeyInputError> {
     Ok(input)
 }
 
-fn check_signature_lists(key: KeyName, data: &[u8]) -> Result<(), KeyInputError> {
+pub(super) fn check_signature_lists(key: KeyName, data: &[u8]) -> Result<(), KeyInputError> {
     let lists = match signature_list::parse(data) {
         Ok(lists) if !lists.is_empty() => lists,
         _ => return Err(KeyInputError::BadSignatureList { key }),
