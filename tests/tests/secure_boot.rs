@@ -154,12 +154,38 @@ fn without_a_key_input_the_platform_is_in_setup_mode() {
     assert!(lockdown.contains("[none]"), "{lockdown}");
 }
 
-/// An unsigned `BOOTX64.EFI` is refused with EFI_SECURITY_VIOLATION and the
-/// next option, the built-in BLS loader, boots Debian's signed kernel,
-/// which db allows through Debian's CA; the kernel is verified too.
+/// Debian's GRUB with its signature removed (`sbattach --remove`, from
+/// sbsigntool): a real boot loader that no db entry allows.
+fn unsigned_grub() -> PathBuf {
+    let out = cache_dir("secure-boot-keys").join("grubx64-unsigned.efi");
+    if !out.exists() {
+        let scratch = out.with_extension("tmp");
+        std::fs::copy(deb("grub-efi-amd64-signed").join(SIGNED_GRUB), &scratch).unwrap();
+        let status = Command::new("sbattach")
+            .arg("--remove")
+            .arg(&scratch)
+            .status()
+            .expect("sbattach (Debian package sbsigntool) must be installed");
+        assert!(status.success(), "sbattach --remove");
+        std::fs::rename(&scratch, &out).unwrap();
+    }
+    let image = std::fs::read(&out).unwrap();
+    assert!(
+        secure_boot::authenticode::certificates(&image)
+            .unwrap()
+            .is_empty(),
+        "GRUB still carries a signature"
+    );
+    out
+}
+
+/// An unsigned GRUB as `BOOTX64.EFI` is refused with EFI_SECURITY_VIOLATION
+/// and the next option, the built-in BLS loader, boots Debian's signed
+/// kernel, which db allows through Debian's CA (the same CA that signed
+/// this GRUB before its signature was removed); the kernel is verified too.
 #[test]
-fn an_unsigned_bootx64_is_refused_and_the_next_option_boots() {
-    let disk = debian12_disk(Some(&efi_app("hello")));
+fn an_unsigned_grub_is_refused_and_the_next_option_boots() {
+    let disk = debian12_disk(Some(&unsigned_grub()));
     let mut db = microsoft(&MICROSOFT_DB);
     db.push(debian_ca());
     let keys = key_input(
@@ -174,7 +200,7 @@ fn an_unsigned_bootx64_is_refused_and_the_next_option_boots() {
     );
     expect(&mut vm, "allowed: signature 0 verified by db");
     expect(&mut vm, "INIT: cmdline=");
-    assert!(!vm.transcript().contains("HELLO: running"));
+    assert!(!vm.transcript().contains("Welcome to GRUB"));
     assert!(vm.transcript().contains("vmfw.entry=bls"));
     expect_secure_boot_on(&mut vm);
 }
