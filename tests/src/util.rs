@@ -125,3 +125,9 @@ pub fn remove_any(path: &Path) {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// CRC-32 (IEEE 802.3, reflected 0xEDB88320) as GPT (UEFI 2.10 §5.3.2),
+/// `vars.bin` and zlib compute it, for tests that build or check such data.
+pub fn crc32(data: &[u8]) -> u32 {
+    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(data)
+}

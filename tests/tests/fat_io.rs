@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, Vm, efi_app, firmware};
+use vm_tests::{EspBuilder, Vm, crc32, efi_app, firmware};
 
 /// Generous: TCG emulation of a 64 MiB read plus a byte-wise CRC.
 const READ_TIMEOUT: Duration = Duration::from_secs(600);
@@ -44,24 +44,6 @@ fn big_bin() -> Vec<u8> {
         data.extend_from_slice(&state.to_le_bytes());
     }
     data
-}
-
-/// CRC-32 (IEEE, reflected 0xEDB88320), as zlib and `crc32(1)` compute it.
-fn crc32(data: &[u8]) -> u32 {
-    let table: Vec<u32> = (0..256u32)
-        .map(|byte| {
-            (0..8).fold(byte, |crc, _| {
-                if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                }
-            })
-        })
-        .collect();
-    !data.iter().fold(!0u32, |crc, &byte| {
-        table[usize::from(crc as u8 ^ byte)] ^ (crc >> 8)
-    })
 }
 
 /// A private copy of a file, deleted on drop, so a writable VM leaves the cache pristine.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, Vm, boot_firmware, debian_kernel, efi_app, firmware};
+use vm_tests::{EspBuilder, Vm, boot_firmware, crc32, debian_kernel, efi_app, firmware};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 const SECTOR: u64 = 512;
@@ -61,22 +61,6 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-/// CRC-32 (IEEE, reflected), as GPT uses (UEFI 2.10 §5.3.2).
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Rewrites the GPT entry array with `edit` in both the primary and the
