@@ -59,7 +59,12 @@ pub fn microsoft(pems: &[&str]) -> Vec<SignatureList> {
 pub fn key_input(name: &str, mut entries: Vec<(&str, Vec<SignatureList>)>) -> PathBuf {
     let pk = test_key("pk");
     entries.push(("PK", vec![x509(&pk.cert, VMFW_OWNER)]));
-    let bytes = vmfw_keys::key_input(&entries).unwrap();
+    write_key_input(name, &entries)
+}
+
+/// Writes the key input `name` holding exactly `entries` to the cache.
+pub fn write_key_input(name: &str, entries: &[(&str, Vec<SignatureList>)]) -> PathBuf {
+    let bytes = vmfw_keys::key_input(entries).unwrap();
     let path = cache_dir("secure-boot-keys").join(format!("{name}.keys"));
     std::fs::write(&path, bytes).unwrap();
     path

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use secure_boot::authenticode::EFI_CERT_TYPE_PKCS7_GUID;
 use secure_boot::signature_list::{SignatureList, serialise};
-use vm_tests::{EspBuilder, TempDisk, Vm, cache_dir, efi_app, firmware};
+use vm_tests::sb_keys::{TestKey, test_key, write_key_input};
+use vm_tests::{EspBuilder, TempDisk, Vm, crc32, efi_app, firmware};
 use vmfw_keys::VMFW_OWNER;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,37 +26,14 @@ const APPEND: u32 = AT | 0x40;
 const SUCCESS: &str = "status=0x0";
 const SECURITY_VIOLATION: &str = "status=0x800000000000001a";
 
-/// A self-signed certificate and its key, made once with openssl.
-struct TestKey {
-    key: PathBuf,
-    cert: PathBuf,
-}
-
-fn test_key(name: &str) -> TestKey {
-    let dir = cache_dir("secure-boot-keys");
-    let key = dir.join(format!("update-{name}.key"));
-    let cert = dir.join(format!("update-{name}.pem"));
-    if !cert.exists() {
-        let status = Command::new("openssl")
-            .args([
-                "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
-            ])
-            .arg("-subj")
-            .arg(format!("/CN=vmfw update test {name}"))
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .status()
-            .expect("openssl (Debian package openssl) must be installed");
-        assert!(status.success(), "openssl req for {name}");
-    }
-    TestKey { key, cert }
+/// The test key `name` of these tests (`update-` keys, apart from
+/// secure_boot.rs's).
+fn key(name: &str) -> TestKey {
+    test_key(&format!("update-{name}"))
 }
 
 fn x509(key: &TestKey) -> SignatureList {
-    let der = vmfw_keys::certificate_der(&std::fs::read(&key.cert).unwrap()).unwrap();
-    vmfw_keys::x509_list(&der, VMFW_OWNER)
+    vm_tests::sb_keys::x509(&key.cert, VMFW_OWNER)
 }
 
 fn hash_of(image: &Path) -> SignatureList {
@@ -69,10 +47,7 @@ fn lists(lists: &[SignatureList]) -> Vec<u8> {
 
 /// A key input with exactly `entries` (no PK unless given).
 fn key_input(name: &str, entries: Vec<(&str, Vec<SignatureList>)>) -> PathBuf {
-    let bytes = vmfw_keys::key_input(&entries).unwrap();
-    let path = cache_dir("secure-boot-keys").join(format!("update-{name}.keys"));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    write_key_input(&format!("update-{name}"), &entries)
 }
 
 /// EFI_TIME of midnight, 1 January `year`.
@@ -279,21 +254,6 @@ fn line<'a>(transcript: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line with '{prefix}':\n{transcript}"))
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// Flips the last byte of `needle` (an RSA signature's last byte) wherever
 /// a slot of `vars.bin` holds it and reseals that slot's CRC, as an
 /// attacker with the disk would.
@@ -324,9 +284,9 @@ fn tamper(vars: &mut [u8], needle: &[u8]) -> usize {
 /// drops it and db is the VMM's again (hello refused).
 #[test]
 fn kek_signed_db_append_is_kept_and_bad_payloads_change_nothing() {
-    let pk = test_key("pk");
-    let kek = test_key("kek");
-    let stranger = test_key("stranger");
+    let pk = key("pk");
+    let kek = key("kek");
+    let stranger = key("stranger");
     let authvar = efi_app("authvar");
     let hello = efi_app("hello");
     let keys = key_input(
@@ -427,8 +387,8 @@ fn kek_signed_db_append_is_kept_and_bad_payloads_change_nothing() {
 /// returns to setup mode, while a delete signed by another key is refused.
 #[test]
 fn pk_enrolled_in_setup_mode_leaves_it_and_a_signed_delete_returns() {
-    let pk = test_key("pk");
-    let stranger = test_key("stranger");
+    let pk = key("pk");
+    let stranger = key("stranger");
     let authvar = efi_app("authvar");
     let keys = key_input("setup-mode", vec![("db", vec![hash_of(&authvar)])]);
     let pk_list = lists(&[x509(&pk)]);
@@ -509,8 +469,8 @@ fn pk_enrolled_in_setup_mode_leaves_it_and_a_signed_delete_returns() {
 /// replayed and db allows `hello.efi`.
 #[test]
 fn kek_signed_db_append_at_runtime_survives_the_reset() {
-    let pk = test_key("pk");
-    let kek = test_key("kek");
+    let pk = key("pk");
+    let kek = key("kek");
     let authvar = efi_app("authvar");
     let hello = efi_app("hello");
     let keys = key_input(
@@ -575,8 +535,8 @@ fn printf_octal(bytes: &[u8]) -> String {
 fn efivar_from_linux_replaces_db_and_it_survives_a_reboot() {
     use vm_tests::images::bls_entry;
     use vm_tests::{Program, debian_kernel, initramfs_with, workspace_root};
-    let pk = test_key("pk");
-    let kek = test_key("kek");
+    let pk = key("pk");
+    let kek = key("kek");
     let debian_ca = vmfw_keys::x509_list(
         &std::fs::read(workspace_root().join("secure-boot/tests/data/debian-secure-boot-ca.der"))
             .unwrap(),
