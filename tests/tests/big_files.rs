@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use vm_tests::{
     EspBuilder, Vm, cache_dir, debian_kernel, efi_app, expect_linux_environment, firmware,
-    initramfs, unified_kernel_image,
+    initramfs, publish, temp_sibling, unified_kernel_image,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -43,12 +43,12 @@ fn padded_file(name: &str, head: &[u8], len: u64) -> PathBuf {
     if std::fs::metadata(&path).is_ok_and(|m| m.len() == len) {
         return path;
     }
-    let temp = path.with_extension("tmp");
+    let temp = temp_sibling(&path);
     let mut file = std::fs::File::create(&temp).unwrap();
     file.write_all(head).unwrap();
     file.set_len(len).unwrap();
     drop(file);
-    std::fs::rename(&temp, &path).unwrap();
+    publish(&temp, &path);
     path
 }
 
@@ -95,9 +95,9 @@ fn padded_initrd() -> PathBuf {
         let mut data = std::fs::read(&base).unwrap();
         data.resize(data.len().next_multiple_of(4), 0);
         data.extend_from_slice(&padding_cpio(90 * MIB));
-        let temp = path.with_extension("tmp");
+        let temp = temp_sibling(&path);
         std::fs::write(&temp, &data).unwrap();
-        std::fs::rename(&temp, &path).unwrap();
+        publish(&temp, &path);
     }
     path
 }

@@ -17,7 +17,7 @@ use vm_tests::images::{SIGNED_GRUB, SIGNED_SHIM, bls_entry, grub_cfg};
 use vm_tests::sb_keys::{TestKey, key_input, microsoft, microsoft_keys, test_key, x509};
 use vm_tests::{
     EspBuilder, TempDisk, Vm, cache_dir, deb, deb_trixie, debian_kernel, debian13_kernel, efi_app,
-    firmware, initramfs, initramfs_for, workspace_root,
+    firmware, initramfs, initramfs_for, publish, temp_sibling, workspace_root,
 };
 use vmfw_keys::{MICROSOFT_DB, MICROSOFT_KEK, VMFW_OWNER};
 
@@ -159,7 +159,7 @@ fn without_a_key_input_the_platform_is_in_setup_mode() {
 fn unsigned_grub() -> PathBuf {
     let out = cache_dir("secure-boot-keys").join("grubx64-unsigned.efi");
     if !out.exists() {
-        let scratch = out.with_extension("tmp");
+        let scratch = temp_sibling(&out);
         std::fs::copy(deb("grub-efi-amd64-signed").join(SIGNED_GRUB), &scratch).unwrap();
         let status = Command::new("sbattach")
             .arg("--remove")
@@ -167,7 +167,7 @@ fn unsigned_grub() -> PathBuf {
             .status()
             .expect("sbattach (Debian package sbsigntool) must be installed");
         assert!(status.success(), "sbattach --remove");
-        std::fs::rename(&scratch, &out).unwrap();
+        publish(&scratch, &out);
     }
     let image = std::fs::read(&out).unwrap();
     assert!(
