@@ -78,10 +78,14 @@ pub enum Program {
     /// (libdl for libefivar), the libraries in `/lib/x86_64-linux-gnu`, the dynamic
     /// loader also at `/lib64/ld-linux-x86-64.so.2` where the binary looks for it.
     Efibootmgr,
-    /// `/bin/efivar` (libefivar's command: writes or appends a variable through efivarfs,
-    /// clearing the file's immutable flag first, as efitools' `efi-updatevar` does, which
-    /// needs a `mount -l` busybox lacks) with libefivar, glibc's loader and libc.
-    Efivar,
+    /// `/bin/efi-updatevar` (efitools: writes or appends a signed update to a Secure Boot
+    /// variable through efivarfs) with libcrypto and glibc. It finds efivarfs in the output
+    /// of `system("mount -l")`, which busybox's mount refuses, so util-linux's `/bin/mount`
+    /// (with libmount, libblkid, libselinux, libpcre2) replaces busybox's, and dash is
+    /// `/bin/sh`: busybox's shell runs its own applet for `mount` whatever `PATH` says.
+    /// With e2fsprogs' `chattr` (libe2p, libcom_err): efivarfs makes db and the other key
+    /// variables immutable files, and efi-updatevar leaves clearing that to its user.
+    EfiUpdatevar,
 }
 
 impl Program {
@@ -127,22 +131,50 @@ impl Program {
                     "lib64/ld-linux-x86-64.so.2",
                 ),
             ],
-            Program::Efivar => &[
-                ("efivar", "usr/bin/efivar", "bin/efivar"),
+            Program::EfiUpdatevar => &[
+                ("efitools", "usr/bin/efi-updatevar", "bin/efi-updatevar"),
+                ("mount", "bin/mount", "bin/mount"),
+                ("dash", "bin/dash", "bin/sh"),
+                ("e2fsprogs", "usr/bin/chattr", "bin/chattr"),
                 (
-                    "libefivar1",
-                    "usr/lib/x86_64-linux-gnu/libefivar.so.1",
-                    "lib/x86_64-linux-gnu/libefivar.so.1",
+                    "libext2fs2",
+                    "lib/x86_64-linux-gnu/libe2p.so.2",
+                    "lib/x86_64-linux-gnu/libe2p.so.2",
+                ),
+                (
+                    "libcom-err2",
+                    "lib/x86_64-linux-gnu/libcom_err.so.2",
+                    "lib/x86_64-linux-gnu/libcom_err.so.2",
+                ),
+                (
+                    "libssl3",
+                    "usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+                    "lib/x86_64-linux-gnu/libcrypto.so.3",
+                ),
+                (
+                    "libmount1",
+                    "usr/lib/x86_64-linux-gnu/libmount.so.1",
+                    "lib/x86_64-linux-gnu/libmount.so.1",
+                ),
+                (
+                    "libblkid1",
+                    "usr/lib/x86_64-linux-gnu/libblkid.so.1",
+                    "lib/x86_64-linux-gnu/libblkid.so.1",
+                ),
+                (
+                    "libselinux1",
+                    "lib/x86_64-linux-gnu/libselinux.so.1",
+                    "lib/x86_64-linux-gnu/libselinux.so.1",
+                ),
+                (
+                    "libpcre2-8-0",
+                    "usr/lib/x86_64-linux-gnu/libpcre2-8.so.0",
+                    "lib/x86_64-linux-gnu/libpcre2-8.so.0",
                 ),
                 (
                     "libc6",
                     "lib/x86_64-linux-gnu/libc.so.6",
                     "lib/x86_64-linux-gnu/libc.so.6",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/libdl.so.2",
-                    "lib/x86_64-linux-gnu/libdl.so.2",
                 ),
                 (
                     "libc6",
@@ -223,8 +255,12 @@ fn build(
     // The kernel opens /dev/console for init's stdio before init can mount devtmpfs.
     archive.char_device("dev/console", 5, 1);
     archive.file("bin/busybox", 0o755, &read(&busybox));
+    // A program installed under an applet's name (util-linux's mount, dash) replaces it.
     for applet in APPLETS {
-        archive.symlink(&format!("bin/{applet}"), "busybox");
+        let path = format!("bin/{applet}");
+        if !program_files.iter().any(|&(_, to)| to == path) {
+            archive.symlink(&path, "busybox");
+        }
     }
     for module in &ordered {
         archive.file(

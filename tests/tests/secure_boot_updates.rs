@@ -14,7 +14,7 @@ use std::time::Duration;
 use secure_boot::authenticode::EFI_CERT_TYPE_PKCS7_GUID;
 use secure_boot::signature_list::{SignatureList, serialise};
 use vm_tests::sb_keys::{TestKey, test_key, write_key_input};
-use vm_tests::{EspBuilder, TempDisk, Vm, crc32, efi_app, firmware};
+use vm_tests::{EspBuilder, TempDisk, Vm, crc32, deb, efi_app, firmware};
 use vmfw_keys::VMFW_OWNER;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -520,19 +520,45 @@ fn printf_octal(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\{b:03o}")).collect()
 }
 
-/// From Linux after ExitBootServices, through efivarfs: libefivar's
-/// `efivar -w` (which clears the efivarfs file's immutable flag, as
-/// efitools' `efi-updatevar` does; that one needs a `mount -l` busybox
-/// lacks) writes a db of Debian's CA plus one hash list. Secure Boot is on
-/// with the test PK and KEK and Debian's CA in db (the BLS loader's signed
-/// kernel boots). The unsigned payload is refused (efivarfs reports
-/// EFI_SECURITY_VIOLATION as EACCES) and db stays; the KEK-signed one is
-/// accepted; after `reboot -f` (a warm reset: the journal carries it) the
-/// firmware replays the kept update and Linux sees the new db again.
-/// (`efivar -a`, its append, fails with EINVAL inside libefivar 37 before
-/// the firmware is asked; appends are covered by the EFI application.)
+/// efitools' `sign-efi-sig-list -a` (run on the host, as a key owner
+/// would): an EFI_VARIABLE_AUTHENTICATION_2 append of `list` to `var`,
+/// signed by `key`, timestamped `2024-01-01 00:00:00`.
+fn efitools_append(var: &str, list: &[u8], key: &TestKey) -> Vec<u8> {
+    let dir = tempdir();
+    let esl = dir.join("list.esl");
+    let auth = dir.join("update.auth");
+    std::fs::write(&esl, list).unwrap();
+    let status = Command::new(deb("efitools").join("usr/bin/sign-efi-sig-list"))
+        .args(["-a", "-t", "2024-01-01 00:00:00"])
+        .arg("-k")
+        .arg(&key.key)
+        .arg("-c")
+        .arg(&key.cert)
+        .arg(var)
+        .arg(&esl)
+        .arg(&auth)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run efitools' sign-efi-sig-list");
+    assert!(status.success(), "sign-efi-sig-list -a {var}");
+    let update = std::fs::read(&auth).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    update
+}
+
+/// From Linux after ExitBootServices, through efivarfs, with efitools as a
+/// key owner uses them: `sign-efi-sig-list -a` signs an append of one hash
+/// list with the KEK on the host and, after `chattr -i` of the efivarfs
+/// file, `efi-updatevar -a -f` writes it in the guest (the kernel's efivarfs asks QueryVariableInfo with the append's
+/// attributes first; the firmware refused APPEND_WRITE there, which failed
+/// every append from Linux with EINVAL). Secure Boot is on with the test PK
+/// and KEK and Debian's CA in db (the BLS loader's signed kernel boots).
+/// An unsigned append is refused (efivarfs reports EFI_SECURITY_VIOLATION as
+/// EACCES) and db stays; the KEK-signed one is accepted; after `reboot -f`
+/// (a warm reset: the journal carries it) the firmware replays the kept
+/// update and Linux sees the longer db again.
 #[test]
-fn efivar_from_linux_replaces_db_and_it_survives_a_reboot() {
+fn efi_updatevar_appends_to_db_from_linux_and_it_survives_a_reboot() {
     use vm_tests::images::bls_entry;
     use vm_tests::{Program, debian_kernel, initramfs_with, workspace_root};
     let pk = key("pk");
@@ -551,25 +577,24 @@ fn efivar_from_linux_replaces_db_and_it_survives_a_reboot() {
         ],
     );
     let baseline = lists(std::slice::from_ref(&debian_ca)).len();
-    // db replaced by Debian's CA and one more list (a hash).
+    // One more list (a hash) appended to Debian's CA.
     let extra = lists(&[hash_of(&efi_app("hello"))]);
-    let new_db = [lists(std::slice::from_ref(&debian_ca)), extra.clone()].concat();
-    let unsigned = payload("db", AT, 2024, &new_db, Signer::Unsigned);
-    let signed = payload("db", AT, 2024, &new_db, Signer::BareBy(&kek));
+    let grown = baseline + extra.len();
+    let unsigned = payload("db", APPEND, 2024, &extra, Signer::Unsigned);
+    let signed = efitools_append("db", &extra, &kek);
     let script = format!(
         r#"
-name=d719b2cb-3d3a-4596-a3bc-dad00e67656f-db
 db=/sys/firmware/efi/efivars/db-d719b2cb-3d3a-4596-a3bc-dad00e67656f
-size=$(($(wc -c < $db) - 4))
-echo "INIT: db size=$size"
-if [ "$size" -gt {baseline} ]; then
+size() {{ echo $(($(wc -c < $db) - 4)); }}
+echo "INIT: db size=$(size)"
+if [ "$(size)" -gt {baseline} ]; then
   poweroff -f
 fi
 printf '{unsigned}' > /unsigned.auth
 printf '{signed}' > /signed.auth
-size() {{ echo $(($(wc -c < $db) - 4)); }}
-efivar -n $name -w -t 0x27 -f /unsigned.auth; echo "INIT: unsigned efivar exit=$? db size=$(size)"
-efivar -n $name -w -t 0x27 -f /signed.auth; echo "INIT: signed efivar exit=$? db size=$(size)"
+chattr -i $db
+efi-updatevar -a -f /unsigned.auth db; echo "INIT: unsigned append exit=$? db size=$(size)"
+efi-updatevar -a -f /signed.auth db; echo "INIT: signed append exit=$? db size=$(size)"
 [ "$(size)" -gt {baseline} ] || poweroff -f
 sync
 reboot -f
@@ -579,7 +604,7 @@ reboot -f
     );
     let kernel = debian_kernel();
     let version = &kernel.version;
-    let initrd = initramfs_with(&script, &[], &[Program::Efivar]);
+    let initrd = initramfs_with(&script, &[], &[Program::EfiUpdatevar]);
     let disk = TempDisk::copy_of(
         &EspBuilder::new()
             .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
@@ -599,7 +624,6 @@ reboot -f
         .arg("-action")
         .arg("reboot=reset")
         .spawn();
-    let grown = new_db.len();
     let second_boot = format!("INIT: db size={grown}");
     if let Err(e) = vm.expect(&second_boot, Duration::from_secs(300)) {
         panic!("no '{second_boot}': {e:?}\n{}", vm.transcript());
@@ -611,16 +635,17 @@ reboot -f
         "{transcript}"
     );
     // efivarfs turns EFI_SECURITY_VIOLATION into EACCES.
-    let unsigned = line(&transcript, "INIT: unsigned efivar exit=");
+    let unsigned = line(&transcript, "INIT: unsigned append exit=");
     assert!(
-        unsigned.ends_with(&format!(" db size={baseline}")),
+        unsigned.ends_with(&format!(" db size={baseline}")) && !unsigned.contains("exit=0 "),
         "{transcript}"
     );
+    // efi-updatevar's words for EACCES.
     assert!(
-        transcript.contains("efivar: Permission denied"),
+        transcript.contains("Cannot write to db, wrong filesystem permissions"),
         "{transcript}"
     );
-    let signed = line(&transcript, "INIT: signed efivar exit=");
+    let signed = line(&transcript, "INIT: signed append exit=");
     assert!(
         signed.ends_with(&format!("exit=0 db size={grown}")),
         "{transcript}"

@@ -572,11 +572,21 @@ impl<'a> VariableStore<'a> {
 
     /// QueryVariableInfo (§8.2.4). Volatile and non-volatile variables
     /// share the one buffer, so the figures are the same for both.
+    ///
+    /// The attributes choose the storage asked about. APPEND_WRITE only
+    /// qualifies a write, and time-based authenticated variables live in
+    /// this same store (`crate::secure_boot` verifies their writes), so
+    /// neither bit changes the answer. Linux asks with exactly the
+    /// attributes of the write it is about to make (efivarfs'
+    /// `check_var_size`), so refusing them fails every authenticated append
+    /// from the OS with EINVAL.
     pub fn query_info(&self, attributes: Attributes) -> Result<StorageInfo, VarError> {
-        if !attributes.intersects(ACCESS) || attributes.contains(Attributes::APPEND_WRITE) {
+        let storage = attributes
+            - (Attributes::APPEND_WRITE | Attributes::TIME_BASED_AUTHENTICATED_WRITE_ACCESS);
+        if !storage.intersects(ACCESS) {
             return Err(VarError::InvalidAttributes(attributes.bits()));
         }
-        check_attributes(attributes, self.runtime)?;
+        check_attributes(storage, self.runtime)?;
         Ok(StorageInfo {
             maximum_storage: self.capacity() as u64,
             remaining_storage: (self.capacity() - self.used) as u64,
@@ -1082,9 +1092,14 @@ mod tests {
             Status::INVALID_PARAMETER
         );
         assert_eq!(
-            status(&s, BS | Attributes::APPEND_WRITE),
+            status(&s, Attributes::APPEND_WRITE),
             Status::INVALID_PARAMETER
         );
+        // What Linux asks before an authenticated append to db.
+        let db_append =
+            NV_BS_RT | Attributes::TIME_BASED_AUTHENTICATED_WRITE_ACCESS | Attributes::APPEND_WRITE;
+        assert!(s.query_info(db_append).is_ok());
+        assert!(s.query_info(BS | Attributes::APPEND_WRITE).is_ok());
         assert_eq!(
             status(&s, NV_BS_RT | Attributes::HARDWARE_ERROR_RECORD),
             Status::UNSUPPORTED
