@@ -74,121 +74,109 @@ pub fn initramfs(extra_init_script: &str, modules: &[&str]) -> PathBuf {
 /// initramfs; archives without any stay byte-identical to what they were.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Program {
-    /// `/bin/efibootmgr` with libefiboot, libefivar, libpopt and glibc's loader and libc
-    /// (libdl for libefivar), the libraries in `/lib/x86_64-linux-gnu`, the dynamic
-    /// loader also at `/lib64/ld-linux-x86-64.so.2` where the binary looks for it.
+    /// `/bin/efibootmgr` with libefiboot, libefivar and libpopt.
     Efibootmgr,
     /// `/bin/efi-updatevar` (efitools: writes or appends a signed update to a Secure Boot
-    /// variable through efivarfs) with libcrypto and glibc. It finds efivarfs in the output
-    /// of `system("mount -l")`, which busybox's mount refuses, so util-linux's `/bin/mount`
+    /// variable through efivarfs) with libcrypto. It finds efivarfs in the output of
+    /// `system("mount -l")`, which busybox's mount refuses, so util-linux's `/bin/mount`
     /// (with libmount, libblkid, libselinux, libpcre2) replaces busybox's, and dash is
     /// `/bin/sh`: busybox's shell runs its own applet for `mount` whatever `PATH` says.
     /// With e2fsprogs' `chattr` (libe2p, libcom_err): efivarfs makes db and the other key
     /// variables immutable files, and efi-updatevar leaves clearing that to its user.
     EfiUpdatevar,
+    /// `/bin/mokutil` (shim's MOK tool: `--sb-state`, `--list-enrolled`) with libcrypto,
+    /// libefivar, libkeyutils and libcrypt.
+    Mokutil,
 }
 
+/// Where a library of `lib/x86_64-linux-gnu` lands: under its soname, in the initramfs's
+/// `/lib/x86_64-linux-gnu`.
+const LIB: &str = "lib/x86_64-linux-gnu/";
+
+/// glibc's loader (also at `/lib64/ld-linux-x86-64.so.2`, where binaries look for it), libc
+/// and libdl (for libefivar), added once to any archive with programs.
+const GLIBC: &[(&str, &str, &str)] = &[
+    (
+        "libc6",
+        "lib/x86_64-linux-gnu/libc.so.6",
+        "lib/x86_64-linux-gnu/libc.so.6",
+    ),
+    (
+        "libc6",
+        "lib/x86_64-linux-gnu/libdl.so.2",
+        "lib/x86_64-linux-gnu/libdl.so.2",
+    ),
+    (
+        "libc6",
+        "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    ),
+    (
+        "libc6",
+        "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "lib64/ld-linux-x86-64.so.2",
+    ),
+];
+
 impl Program {
-    /// (package, path in the package, path in the initramfs); symlinks in the package are
-    /// followed, so each library lands under its soname.
+    /// (package, path in the package, path in the initramfs; a path ending in `/` takes the
+    /// file's name). Symlinks in the package are followed, so each library lands under its
+    /// soname.
     fn files(self) -> &'static [(&'static str, &'static str, &'static str)] {
         match self {
             Program::Efibootmgr => &[
-                ("efibootmgr", "bin/efibootmgr", "bin/efibootmgr"),
+                ("efibootmgr", "bin/efibootmgr", "bin/"),
                 (
                     "libefiboot1",
                     "usr/lib/x86_64-linux-gnu/libefiboot.so.1",
-                    "lib/x86_64-linux-gnu/libefiboot.so.1",
+                    LIB,
                 ),
-                (
-                    "libefivar1",
-                    "usr/lib/x86_64-linux-gnu/libefivar.so.1",
-                    "lib/x86_64-linux-gnu/libefivar.so.1",
-                ),
-                (
-                    "libpopt0",
-                    "usr/lib/x86_64-linux-gnu/libpopt.so.0",
-                    "lib/x86_64-linux-gnu/libpopt.so.0",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/libc.so.6",
-                    "lib/x86_64-linux-gnu/libc.so.6",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/libdl.so.2",
-                    "lib/x86_64-linux-gnu/libdl.so.2",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                    "lib64/ld-linux-x86-64.so.2",
-                ),
+                ("libefivar1", "usr/lib/x86_64-linux-gnu/libefivar.so.1", LIB),
+                ("libpopt0", "usr/lib/x86_64-linux-gnu/libpopt.so.0", LIB),
             ],
             Program::EfiUpdatevar => &[
-                ("efitools", "usr/bin/efi-updatevar", "bin/efi-updatevar"),
-                ("mount", "bin/mount", "bin/mount"),
+                ("efitools", "usr/bin/efi-updatevar", "bin/"),
+                ("mount", "bin/mount", "bin/"),
                 ("dash", "bin/dash", "bin/sh"),
-                ("e2fsprogs", "usr/bin/chattr", "bin/chattr"),
-                (
-                    "libext2fs2",
-                    "lib/x86_64-linux-gnu/libe2p.so.2",
-                    "lib/x86_64-linux-gnu/libe2p.so.2",
-                ),
-                (
-                    "libcom-err2",
-                    "lib/x86_64-linux-gnu/libcom_err.so.2",
-                    "lib/x86_64-linux-gnu/libcom_err.so.2",
-                ),
-                (
-                    "libssl3",
-                    "usr/lib/x86_64-linux-gnu/libcrypto.so.3",
-                    "lib/x86_64-linux-gnu/libcrypto.so.3",
-                ),
-                (
-                    "libmount1",
-                    "usr/lib/x86_64-linux-gnu/libmount.so.1",
-                    "lib/x86_64-linux-gnu/libmount.so.1",
-                ),
-                (
-                    "libblkid1",
-                    "usr/lib/x86_64-linux-gnu/libblkid.so.1",
-                    "lib/x86_64-linux-gnu/libblkid.so.1",
-                ),
-                (
-                    "libselinux1",
-                    "lib/x86_64-linux-gnu/libselinux.so.1",
-                    "lib/x86_64-linux-gnu/libselinux.so.1",
-                ),
+                ("e2fsprogs", "usr/bin/chattr", "bin/"),
+                ("libssl3", "usr/lib/x86_64-linux-gnu/libcrypto.so.3", LIB),
+                ("libmount1", "usr/lib/x86_64-linux-gnu/libmount.so.1", LIB),
+                ("libblkid1", "usr/lib/x86_64-linux-gnu/libblkid.so.1", LIB),
+                ("libselinux1", "lib/x86_64-linux-gnu/libselinux.so.1", LIB),
                 (
                     "libpcre2-8-0",
                     "usr/lib/x86_64-linux-gnu/libpcre2-8.so.0",
-                    "lib/x86_64-linux-gnu/libpcre2-8.so.0",
+                    LIB,
                 ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/libc.so.6",
-                    "lib/x86_64-linux-gnu/libc.so.6",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                ),
-                (
-                    "libc6",
-                    "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                    "lib64/ld-linux-x86-64.so.2",
-                ),
+                ("libext2fs2", "lib/x86_64-linux-gnu/libe2p.so.2", LIB),
+                ("libcom-err2", "lib/x86_64-linux-gnu/libcom_err.so.2", LIB),
+            ],
+            Program::Mokutil => &[
+                ("mokutil", "usr/bin/mokutil", "bin/"),
+                ("libssl3", "usr/lib/x86_64-linux-gnu/libcrypto.so.3", LIB),
+                ("libefivar1", "usr/lib/x86_64-linux-gnu/libefivar.so.1", LIB),
+                ("libkeyutils1", "lib/x86_64-linux-gnu/libkeyutils.so.1", LIB),
+                ("libcrypt1", "lib/x86_64-linux-gnu/libcrypt.so.1", LIB),
             ],
         }
     }
+}
+
+/// The host files and initramfs paths of `programs` and the glibc they share, each path once.
+fn program_files(programs: &[Program]) -> Vec<(PathBuf, String)> {
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let shared = if programs.is_empty() { &[][..] } else { GLIBC };
+    let all = programs.iter().flat_map(|p| p.files()).chain(shared);
+    for &(package, from, to) in all {
+        let to = match to.strip_suffix('/') {
+            Some(dir) => format!("{dir}/{}", from.rsplit('/').next().unwrap_or(from)),
+            None => to.to_string(),
+        };
+        if !files.iter().any(|(_, existing)| *existing == to) {
+            files.push((deb(package).join(from), to));
+        }
+    }
+    files
 }
 
 /// [`initramfs`] with `programs` added (e.g. `efibootmgr`).
@@ -224,11 +212,7 @@ fn build(
         key.str(&module.name).file(&module.path);
     }
     // Only archives with programs hash them, so the others keep their names.
-    let program_files: Vec<(PathBuf, &str)> = programs
-        .iter()
-        .flat_map(|program| program.files())
-        .map(|&(package, from, to)| (deb(package).join(from), to))
-        .collect();
+    let program_files = program_files(programs);
     for (from, to) in &program_files {
         key.str(to).file(from);
     }
@@ -258,7 +242,7 @@ fn build(
     // A program installed under an applet's name (util-linux's mount, dash) replaces it.
     for applet in APPLETS {
         let path = format!("bin/{applet}");
-        if !program_files.iter().any(|&(_, to)| to == path) {
+        if !program_files.iter().any(|(_, to)| *to == path) {
             archive.symlink(&path, "busybox");
         }
     }

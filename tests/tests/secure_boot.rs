@@ -16,8 +16,8 @@ use secure_boot::signature_list::SignatureList;
 use vm_tests::images::{SIGNED_GRUB, SIGNED_SHIM, bls_entry, grub_cfg};
 use vm_tests::sb_keys::{TestKey, key_input, microsoft, microsoft_keys, test_key, x509};
 use vm_tests::{
-    EspBuilder, TempDisk, Vm, cache_dir, deb, deb_trixie, debian_kernel, debian13_kernel, efi_app,
-    firmware, initramfs, initramfs_for, publish, temp_sibling, workspace_root,
+    EspBuilder, Program, TempDisk, Vm, cache_dir, deb, deb_trixie, debian_kernel, debian13_kernel,
+    efi_app, firmware, initramfs_for, initramfs_with, publish, temp_sibling, workspace_root,
 };
 use vmfw_keys::{MICROSOFT_DB, MICROSOFT_KEK, VMFW_OWNER};
 
@@ -32,14 +32,19 @@ echo "INIT: secureboot=$(byte SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c) s
 mkdir -p /sys/kernel/security
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 echo "INIT: lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null || echo absent)"
+if command -v mokutil >/dev/null; then
+  echo "INIT: mokutil sb-state: $(mokutil --sb-state 2>&1 | tr '\n' ' ')"
+  echo "INIT: mokutil enrolled: $(mokutil --list-enrolled 2>&1 | grep -c '^\[key') keys, $(mokutil --list-enrolled 2>&1 | grep -m1 'Subject:' | tr -s ' ')"
+fi
 "#;
 
 /// Debian 12's signed shim -> signed GRUB -> signed kernel as the
 /// removable-media path, plus a BLS Type #1 entry for the same kernel;
-/// `bootx64` replaces shim when given (an unsigned image).
+/// `bootx64` replaces shim when given (an unsigned image). The initramfs
+/// has shim's `mokutil`.
 fn debian12_disk(bootx64: Option<&Path>) -> PathBuf {
     let kernel = debian_kernel();
-    let initrd = initramfs(REPORT_SCRIPT, &[]);
+    let initrd = initramfs_with(REPORT_SCRIPT, &[], &[Program::Mokutil]);
     let version = &kernel.version;
     let shim = deb("shim-signed").join(SIGNED_SHIM);
     let grub = deb("grub-efi-amd64-signed").join(SIGNED_GRUB);
@@ -134,6 +139,15 @@ fn debian12_shim_grub_boots_with_microsoft_keys() {
     expect(&mut vm, "INIT: cmdline=");
     assert!(vm.transcript().contains("vmfw.entry=grub"));
     expect_secure_boot_on(&mut vm);
+    // mokutil reads SecureBoot through libefivar, and the MOK list shim
+    // mirrored for the OS (MokListRT, its built-in Debian CA) through the
+    // kernel's MOK variable table or efivarfs.
+    expect(&mut vm, "INIT: mokutil sb-state: SecureBoot enabled");
+    let enrolled = expect(&mut vm, "INIT: mokutil enrolled:");
+    assert!(
+        enrolled.contains("1 keys") && enrolled.contains("Debian Secure Boot CA"),
+        "{enrolled}"
+    );
 }
 
 #[test]
@@ -152,40 +166,65 @@ fn without_a_key_input_the_platform_is_in_setup_mode() {
     expect(&mut vm, "INIT: secureboot=0 setupmode=1");
     let lockdown = expect(&mut vm, "INIT: lockdown=");
     assert!(lockdown.contains("[none]"), "{lockdown}");
+    let sb_state = expect(&mut vm, "INIT: mokutil sb-state:");
+    assert!(
+        sb_state.contains("SecureBoot disabled") && sb_state.contains("Setup Mode"),
+        "{sb_state}"
+    );
 }
 
-/// Debian's GRUB with its signature removed (`sbattach --remove`, from
-/// sbsigntool): a real boot loader that no db entry allows.
+/// What the unsigned GRUB's embedded configuration prints before it halts.
+const UNSIGNED_GRUB_RUNNING: &str = "UNSIGNED-GRUB: running";
+
+/// GRUB as a user builds it, unsigned: `grub-mkimage` (grub-common) over
+/// Debian's `grub-efi-amd64-bin` modules, with an embedded configuration
+/// that prints [`UNSIGNED_GRUB_RUNNING`] and halts (EFI ResetSystem
+/// shutdown, so QEMU exits).
 fn unsigned_grub() -> PathBuf {
-    let out = cache_dir("secure-boot-keys").join("grubx64-unsigned.efi");
-    if !out.exists() {
-        let scratch = temp_sibling(&out);
-        std::fs::copy(deb("grub-efi-amd64-signed").join(SIGNED_GRUB), &scratch).unwrap();
-        let status = Command::new("sbattach")
-            .arg("--remove")
-            .arg(&scratch)
-            .status()
-            .expect("sbattach (Debian package sbsigntool) must be installed");
-        assert!(status.success(), "sbattach --remove");
-        publish(&scratch, &out);
-    }
+    let modules = deb("grub-efi-amd64-bin").join("usr/lib/grub/x86_64-efi");
+    let dir = cache_dir("secure-boot-keys");
+    let config = temp_sibling(&dir.join("grub-early.cfg"));
+    std::fs::write(&config, format!("echo {UNSIGNED_GRUB_RUNNING}\nhalt\n")).unwrap();
+    let out = dir.join("grubx64-mkimage.efi");
+    let scratch = temp_sibling(&out);
+    let status = Command::new("grub-mkimage")
+        .args(["-O", "x86_64-efi", "-p", "/EFI/BOOT"])
+        .arg("-d")
+        .arg(&modules)
+        .arg("-c")
+        .arg(&config)
+        .arg("-o")
+        .arg(&scratch)
+        .args(["echo", "halt"])
+        .status()
+        .expect("grub-mkimage (Debian package grub-common) must be installed");
+    assert!(status.success(), "grub-mkimage");
+    let _ = std::fs::remove_file(&config);
+    publish(&scratch, &out);
     let image = std::fs::read(&out).unwrap();
     assert!(
         secure_boot::authenticode::certificates(&image)
             .unwrap()
             .is_empty(),
-        "GRUB still carries a signature"
+        "grub-mkimage's GRUB carries a signature"
     );
     out
 }
 
-/// An unsigned GRUB as `BOOTX64.EFI` is refused with EFI_SECURITY_VIOLATION
-/// and the next option, the built-in BLS loader, boots Debian's signed
-/// kernel, which db allows through Debian's CA (the same CA that signed
-/// this GRUB before its signature was removed); the kernel is verified too.
+/// An unsigned GRUB built with grub-mkimage as `BOOTX64.EFI`. With Secure
+/// Boot off it runs. With Microsoft's keys and Debian's CA in db it is
+/// refused with EFI_SECURITY_VIOLATION and the next option, the built-in
+/// BLS loader, boots Debian's signed kernel, which db allows through
+/// Debian's CA; the kernel is verified too.
 #[test]
 fn an_unsigned_grub_is_refused_and_the_next_option_boots() {
     let disk = debian12_disk(Some(&unsigned_grub()));
+    let mut vm = boot(&disk, None);
+    expect(&mut vm, UNSIGNED_GRUB_RUNNING);
+    if let Err(e) = vm.wait_exit(TIMEOUT) {
+        panic!("GRUB's halt did not power off: {e:?}\n{}", vm.transcript());
+    }
+
     let mut db = microsoft(&MICROSOFT_DB);
     db.push(debian_ca());
     let keys = key_input(
@@ -200,7 +239,7 @@ fn an_unsigned_grub_is_refused_and_the_next_option_boots() {
     );
     expect(&mut vm, "allowed: signature 0 verified by db");
     expect(&mut vm, "INIT: cmdline=");
-    assert!(!vm.transcript().contains("Welcome to GRUB"));
+    assert!(!vm.transcript().contains(UNSIGNED_GRUB_RUNNING));
     assert!(vm.transcript().contains("vmfw.entry=bls"));
     expect_secure_boot_on(&mut vm);
 }
