@@ -174,20 +174,29 @@ fn layout(image: &[u8]) -> Result<Layout, Error> {
 
 /// The SHA-256 Authenticode digest of `image`.
 pub fn sha256(image: &[u8]) -> Result<[u8; 32], Error> {
-    let l = layout(image)?;
     let mut h = Sha256::new();
-    h.update(&image[..l.checksum]);
+    hash_with(image, |bytes| h.update(bytes))?;
+    Ok(h.finalize().into())
+}
+
+/// Feeds the bytes the Authenticode digest of `image` covers to `update`,
+/// in order, for any hash algorithm (a TPM measures an image into each of
+/// its PCR banks: SHA-1, SHA-384... as well as SHA-256).
+pub fn hash_with(image: &[u8], mut update: impl FnMut(&[u8])) -> Result<(), Error> {
+    let l = layout(image)?;
+    let h = &mut update;
+    h(&image[..l.checksum]);
     let after_checksum = l.checksum + 4;
     match l.cert_entry {
         Some(entry) => {
-            h.update(&image[after_checksum..entry]);
-            h.update(&image[entry + 8..l.size_of_headers]);
+            h(&image[after_checksum..entry]);
+            h(&image[entry + 8..l.size_of_headers]);
         }
-        None => h.update(&image[after_checksum..l.size_of_headers]),
+        None => h(&image[after_checksum..l.size_of_headers]),
     }
     let mut hashed = l.size_of_headers;
     for &(offset, size) in &l.sections {
-        h.update(&image[offset..offset + size]);
+        h(&image[offset..offset + size]);
         hashed = hashed
             .checked_add(size)
             .ok_or(pe_err("SizeOfRawData", size as u64))?;
@@ -206,9 +215,9 @@ pub fn sha256(image: &[u8]) -> Result<[u8; 32], Error> {
         if cert_size != 0 && cert_offset != end {
             return Err(pe_err("Certificate Table", cert_offset as u64));
         }
-        h.update(&image[hashed..end]);
+        h(&image[hashed..end]);
     }
-    Ok(h.finalize().into())
+    Ok(())
 }
 
 /// One WIN_CERTIFICATE entry of the certificate table.

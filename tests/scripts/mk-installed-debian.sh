@@ -86,9 +86,16 @@ if echo "$fsck_log" | grep -q '^/dev/.*: [0-9]* files, '; then
   fi
 fi
 mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+# Secure Boot as the system sees it: the SecureBoot variable's data byte
+# (after efivarfs' 4 attribute bytes), the kernel's lockdown mode and what
+# shim's mokutil says.
+sb=$(od -An -tu1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | awk '{print $5}')
+lockdown=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/security/lockdown 2>/dev/null)
+sb_state=$(mokutil --sb-state 2>&1 | head -n 1)
 # One write, starting on a fresh line: getty's prompt has no newline.
-printf '\n%s\n%s\n' \
+printf '\n%s\n%s\n%s\n' \
   "VMFW-MACHINE: cpus=$(nproc) mem_mib=$((mem_kib / 1024))" \
+  "VMFW-SECUREBOOT: secureboot=${sb:-absent} lockdown=${lockdown:-absent} mokutil=[$sb_state]" \
   "VMFW-INSTALLED: system=$state efi=$efi esp=$esp esp-fsck=$esp_fsck failed=[${failed% }]" \
   >/dev/ttyS0
 # A clean power-off (ACPI S5), so the ESP is unmounted cleanly for a next boot.
