@@ -83,8 +83,7 @@ fn seabios_log_contents() {
     assert_eq!(log.spec_id.spec_version, (2, 0));
     assert_eq!(log.spec_id.spec_errata, 2);
     assert_eq!(log.spec_id.uintn_size, 2);
-    let summary: Vec<(u32, EventType)> =
-        log.events.iter().map(|e| (e.pcr, e.event_type)).collect();
+    let summary: Vec<(u32, EventType)> = log.events.iter().map(|e| (e.pcr, e.event_type)).collect();
     let mut expected = vec![
         (1, EventType::EVENT_TAG),
         (2, EventType::ACTION),
@@ -106,7 +105,11 @@ fn seabios_log_contents() {
         );
     }
     // Every digest is that bank's hash of the data for the actions.
-    for e in log.events.iter().filter(|e| e.event_type == EventType::ACTION) {
+    for e in log
+        .events
+        .iter()
+        .filter(|e| e.event_type == EventType::ACTION)
+    {
         for d in &e.digests {
             assert_eq!(d.digest(), tcg::alg::hash(d.alg, e.data));
         }

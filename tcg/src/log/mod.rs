@@ -39,7 +39,9 @@ pub use events::{
     separator_error, variable_authority, variable_boot, variable_boot2, variable_driver_config,
 };
 pub use parse::{ParsedLog, parse};
-pub use previous::{LogArea, PreviousLog, import_previous, tcpa_table_log_area, tpm2_table_log_area};
+pub use previous::{
+    LogArea, PreviousLog, import_previous, tcpa_table_log_area, tpm2_table_log_area,
+};
 pub use replay::{PCR_COUNT, PcrValues, replay};
 pub use spec_id::SpecId;
 pub use writer::LogWriter;

@@ -90,3 +90,71 @@ fn log_area_at(table: &[u8], at: usize) -> Option<LogArea> {
     let address = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
     (length != 0 && address != 0).then_some(LogArea { address, length })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogWriter, action};
+    use alloc::vec;
+
+    const BANKS: [AlgorithmId; 1] = [AlgorithmId::SHA256];
+
+    fn area_with(events: usize, size: usize) -> (Vec<u8>, usize) {
+        let mut area = vec![0; size];
+        let mut log = LogWriter::new(&mut area, &BANKS).unwrap();
+        let a = action("x");
+        for _ in 0..events {
+            log.append(2, a.event_type, &a.digests(&BANKS).unwrap(), &a.data)
+                .unwrap();
+        }
+        let len = log.len();
+        (area, len)
+    }
+
+    #[test]
+    fn stops_at_the_first_empty_entry() {
+        let (mut area, len) = area_with(2, 4096);
+        // Garbage after an empty entry (12 zero bytes) is not read.
+        area[len + 12..len + 40].fill(0xab);
+        let previous = import_previous(&area).unwrap();
+        assert_eq!(previous.events.len(), 2);
+        assert_eq!(previous.len, len);
+        assert_eq!(previous.banks, BANKS);
+        // A log that fills its area exactly, and one leaving fewer bytes
+        // than a header.
+        let exact = import_previous(&area[..len]).unwrap();
+        assert_eq!(exact.events.len(), 2);
+        let short = import_previous(&area[..len + 5]).unwrap();
+        assert_eq!(short.events.len(), 2);
+    }
+
+    #[test]
+    fn a_broken_entry_is_an_error() {
+        let (area, len) = area_with(2, 4096);
+        let first = import_previous(&area).unwrap().events[0].len();
+        // The second entry cut short by the area's end.
+        assert!(import_previous(&area[..len - 1]).is_err());
+        assert!(import_previous(&area[..len - first + 20]).is_err());
+        // No Spec ID event.
+        assert!(import_previous(&[0; 64]).is_err());
+    }
+
+    #[test]
+    fn acpi_log_area_fields() {
+        let mut tcpa = vec![0u8; 50];
+        tcpa[..4].copy_from_slice(b"TCPA");
+        tcpa[38..42].copy_from_slice(&0x1_0000u32.to_le_bytes());
+        tcpa[42..50].copy_from_slice(&0x7fff_0000u64.to_le_bytes());
+        assert_eq!(
+            tcpa_table_log_area(&tcpa),
+            Some(LogArea {
+                address: 0x7fff_0000,
+                length: 0x1_0000
+            })
+        );
+        assert_eq!(tcpa_table_log_area(&tcpa[..49]), None);
+        tcpa[42..50].fill(0);
+        assert_eq!(tcpa_table_log_area(&tcpa), None);
+        assert_eq!(tpm2_table_log_area(&tcpa), None);
+    }
+}

@@ -75,7 +75,11 @@ pub fn replay(log: &ParsedLog<'_>) -> Result<PcrValues, LogError> {
     let locality = log
         .events
         .iter()
-        .find(|e| e.event_type == EventType::NO_ACTION && e.data.len() == 17 && e.data[..16] == STARTUP_LOCALITY[..])
+        .find(|e| {
+            e.event_type == EventType::NO_ACTION
+                && e.data.len() == 17
+                && e.data[..16] == STARTUP_LOCALITY[..]
+        })
         .map_or(0, |e| e.data[16]);
     let mut values = BTreeMap::new();
     for &bank in &banks {
@@ -97,10 +101,80 @@ pub fn replay(log: &ParsedLog<'_>) -> Result<PcrValues, LogError> {
             return Err(bad("PCR index above 23"));
         }
         for &bank in &banks {
-            let digest = event.digest(bank).ok_or(bad("entry lacks a bank's digest"))?;
-            let pcr = values.get_mut(&(bank, event.pcr)).ok_or(bad("PCR not replayed"))?;
+            let digest = event
+                .digest(bank)
+                .ok_or(bad("entry lacks a bank's digest"))?;
+            let pcr = values
+                .get_mut(&(bank, event.pcr))
+                .ok_or(bad("PCR not replayed"))?;
             *pcr = alg::extend(pcr, &digest).ok_or(bad("digest of another bank"))?;
         }
     }
     Ok(PcrValues { values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogWriter, action, parse, separator};
+    use alloc::vec;
+
+    const BANKS: [AlgorithmId; 2] = [AlgorithmId::SHA1, AlgorithmId::SHA256];
+
+    fn zero(bank: AlgorithmId) -> Digest {
+        Digest::zero(bank).unwrap()
+    }
+
+    #[test]
+    fn extends_in_order_and_skips_no_action() {
+        let mut buf = vec![0; 1024];
+        let mut log = LogWriter::new(&mut buf, &BANKS).unwrap();
+        let a = action("a");
+        let sep = separator();
+        log.append(4, a.event_type, &a.digests(&BANKS).unwrap(), &a.data)
+            .unwrap();
+        log.append(4, sep.event_type, &sep.digests(&BANKS).unwrap(), &sep.data)
+            .unwrap();
+        // An EV_NO_ACTION entry with a non-zero digest changes nothing.
+        log.append(
+            4,
+            EventType::NO_ACTION,
+            &a.digests(&BANKS).unwrap(),
+            b"note",
+        )
+        .unwrap();
+        let pcrs = replay(&parse(log.as_bytes()).unwrap()).unwrap();
+        for bank in BANKS {
+            let once = alg::extend(&zero(bank), &alg::hash(bank, b"a").unwrap()).unwrap();
+            let twice = alg::extend(&once, &alg::hash(bank, &[0; 4]).unwrap()).unwrap();
+            assert_eq!(pcrs.get(bank, 4), Some(twice));
+            assert_eq!(pcrs.get(bank, 0), Some(zero(bank)));
+            assert!(pcrs.hex(bank, 17).unwrap().chars().all(|c| c == 'f'));
+            assert_eq!(pcrs.get(bank, 24), None);
+        }
+        assert_eq!(pcrs.get(AlgorithmId::SHA384, 4), None);
+        assert_eq!(pcrs.iter().count(), 48);
+    }
+
+    #[test]
+    fn startup_locality_sets_pcr0() {
+        let mut buf = vec![0; 1024];
+        let mut log = LogWriter::new(&mut buf, &BANKS).unwrap();
+        let zeros = [zero(BANKS[0]), zero(BANKS[1])];
+        log.append(0, EventType::NO_ACTION, &zeros, b"StartupLocality\0\x03")
+            .unwrap();
+        let pcrs = replay(&parse(log.as_bytes()).unwrap()).unwrap();
+        let hex = pcrs.hex(AlgorithmId::SHA1, 0).unwrap();
+        assert_eq!(hex, "0000000000000000000000000000000000000003");
+    }
+
+    #[test]
+    fn refuses_pcrs_past_23() {
+        let mut buf = vec![0; 1024];
+        let mut log = LogWriter::new(&mut buf, &BANKS).unwrap();
+        let a = action("a");
+        log.append(24, a.event_type, &a.digests(&BANKS).unwrap(), &a.data)
+            .unwrap();
+        assert!(replay(&parse(log.as_bytes()).unwrap()).is_err());
+    }
 }

@@ -134,3 +134,110 @@ impl<'a> LogWriter<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{digests, parse, separator};
+
+    const BANKS: [AlgorithmId; 2] = [AlgorithmId::SHA1, AlgorithmId::SHA256];
+
+    #[test]
+    fn appends_and_reports_the_last_entry() {
+        let mut buf = [0xee; 512];
+        let mut log = LogWriter::new(&mut buf, &BANKS).unwrap();
+        assert_eq!(log.last_entry_offset(), 0);
+        let first_len = log.len();
+        let sep = separator();
+        let d = sep.digests(&BANKS).unwrap();
+        // Digests in any order are written in the banks' order.
+        let reversed = [d[1], d[0]];
+        log.append(3, sep.event_type, &reversed, &sep.data).unwrap();
+        assert_eq!(log.last_entry_offset(), first_len);
+        let entry = log.entry(3, sep.event_type, &d, &sep.data).unwrap();
+        assert_eq!(&log.as_bytes()[first_len..], &entry[..]);
+        assert_eq!(entry, event2(3, sep.event_type, &d, &sep.data).unwrap());
+        // 12 + (2 + 20) + (2 + 32) + 4 + 4 bytes.
+        assert_eq!(entry.len(), 76);
+        let len = log.len();
+        drop(log);
+        assert!(buf[len..].iter().all(|&b| b == 0));
+        let parsed = parse(&buf).unwrap();
+        assert_eq!(parsed.len, len);
+        assert_eq!(parsed.events.len(), 1);
+        assert_eq!(parsed.events[0].pcr, 3);
+        assert_eq!(parsed.events[0].data, [0; 4]);
+        assert_eq!(parsed.events[0].digest(AlgorithmId::SHA256), Some(d[1]));
+    }
+
+    #[test]
+    fn a_full_buffer_writes_nothing() {
+        let mut buf = [0; 200];
+        let mut log = LogWriter::new(&mut buf, &BANKS).unwrap();
+        let d = digests(&BANKS, b"x").unwrap();
+        let mut appended = 0;
+        loop {
+            let before = (log.len(), log.last_entry_offset());
+            match log.append(0, EventType::EFI_ACTION, &d, b"x") {
+                Ok(()) => appended += 1,
+                Err(e) => {
+                    assert_eq!(e, LogError::Full);
+                    assert_eq!((log.len(), log.last_entry_offset()), before);
+                    break;
+                }
+            }
+        }
+        assert_eq!(appended, 1);
+        let len = log.len();
+        drop(log);
+        assert!(buf[len..].iter().all(|&b| b == 0));
+        // Too small for the Spec ID event itself.
+        assert_eq!(
+            LogWriter::new(&mut [0; 40], &BANKS).err(),
+            Some(LogError::Full)
+        );
+    }
+
+    #[test]
+    fn digests_must_be_the_banks() {
+        let mut buf = [0; 512];
+        let mut log = LogWriter::new(&mut buf, &BANKS).unwrap();
+        let sha256 = digests(&[AlgorithmId::SHA256], b"x").unwrap();
+        let three = digests(
+            &[AlgorithmId::SHA1, AlgorithmId::SHA256, AlgorithmId::SHA1],
+            b"x",
+        )
+        .unwrap();
+        for wrong in [&sha256[..], &three[..], &[]] {
+            assert_eq!(
+                log.append(0, EventType::EFI_ACTION, wrong, b"x"),
+                Err(LogError::BankMismatch)
+            );
+        }
+        // A raw entry of another log's banks, or with trailing bytes.
+        let other = event2(0, EventType::EFI_ACTION, &sha256, b"x").unwrap();
+        assert_eq!(log.append_raw(&other), Err(LogError::BankMismatch));
+        let both = digests(&BANKS, b"x").unwrap();
+        let mut long = event2(0, EventType::EFI_ACTION, &both, b"x").unwrap();
+        log.append_raw(&long).unwrap();
+        long.push(0);
+        assert!(log.append_raw(&long).is_err());
+        assert!(log.append_raw(&long[..10]).is_err());
+        assert_eq!(parse(log.as_bytes()).unwrap().events.len(), 1);
+    }
+
+    #[test]
+    fn refuses_bad_banks() {
+        let mut buf = [0; 512];
+        for banks in [&[][..], &[AlgorithmId::SHA256, AlgorithmId::SHA256]] {
+            assert_eq!(
+                LogWriter::new(&mut buf, banks).err(),
+                Some(LogError::BadBanks)
+            );
+        }
+        assert_eq!(
+            LogWriter::new(&mut buf, &[AlgorithmId::SM3_256]).err(),
+            Some(LogError::UnsupportedAlgorithm(AlgorithmId::SM3_256))
+        );
+    }
+}
