@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot event_log; do
     mkdir -p "$corpus/$target"
 done
 
@@ -311,6 +311,18 @@ hashes = siglist(sha256, [bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32])
 write('secure_boot', 'lists-certs', b'\1' + certs + hashes)
 write('secure_boot', 'lists-hashes', b'\1' + hashes + hashes)
 PY
+
+# Event logs (mode byte first): the SeaBIOS logs of tcg/tests/data as
+# logs (0) and as a log area with a zeroed tail (1), QEMU's TPM2 tables (2).
+tcg_data=$root/tcg/tests/data
+for log in "$tcg_data"/*.log; do
+    name=$(basename "$log" .log)
+    { printf '\0'; cat "$log"; } > "$corpus/event_log/log-$name"
+    { printf '\1'; cat "$log"; head -c 1024 /dev/zero; } > "$corpus/event_log/area-$name"
+done
+for table in "$tcg_data"/*.TPM2; do
+    { printf '\2'; cat "$table"; } > "$corpus/event_log/table-$(basename "$table")"
+done
 for target in "$corpus"/*; do
     echo "seed: $(basename "$target"): $(ls "$target" | wc -l) files"
 done
