@@ -1,4 +1,4 @@
-//! TCG_PCR_EVENT2 (PFP §10.2.2), the crypto-agile entry: PCRIndex,
+//! TCG_PCR_EVENT2 (PFP §10.2 crypto-agile log entry format), the crypto-agile entry: PCRIndex,
 //! EventType, TPML_DIGEST_VALUES (a count, then per algorithm a TPMT_HA:
 //! the TPM_ALG_ID and the digest, whose size only the Spec ID event gives),
 //! EventSize and the event data. All fields little-endian (PFP §10.2).
@@ -47,7 +47,7 @@ impl LogEvent<'_> {
 }
 
 /// The bytes of one TCG_PCR_EVENT2, e.g. for the EFI_TCG2_FINAL_EVENTS_TABLE
-/// (TCG EFI Protocol §6.3), which repeats entries of the log. `digests`
+/// (TCG EFI Protocol Specification), which repeats entries of the log. `digests`
 /// are written in the order given; [`super::LogWriter::append`] checks
 /// them against the log's banks.
 pub fn event2(

@@ -1,5 +1,5 @@
-//! Event data of the events this firmware logs (PFP §10.4 "Event
-//! Descriptions" and §10.2.x/§10.4.x structures), each next to the PFP rule
+//! Event data of the events this firmware logs (PFP chapter 10:
+//! the event types of §10.4.1 and their data structures), each next to the PFP rule
 //! for what its digest covers.
 //!
 //! Events whose digest covers (part of) their own data come back as an
@@ -79,25 +79,25 @@ impl BankHasher {
     }
 }
 
-/// EV_SEPARATOR (PFP §10.4.1, §3.3.2.2): four zero bytes, the digest of
+/// EV_SEPARATOR (PFP §10.4.1; §3.3.2): four zero bytes, the digest of
 /// those four bytes; one in each of PCRs 0-7 marks the end of pre-boot.
 pub fn separator() -> Event {
     Event::whole(EventType::SEPARATOR, alloc::vec![0; 4])
 }
 
-/// EV_SEPARATOR for an error (PFP §3.3.2.2 "Error Conditions"): data
+/// EV_SEPARATOR for an error (PFP §3.3.2 error conditions): data
 /// 0x00000001, digest of those bytes; ends a PCR whose measurements failed.
 pub fn separator_error() -> Event {
     Event::whole(EventType::SEPARATOR, 1u32.to_le_bytes().to_vec())
 }
 
-/// PCR 4: before the first boot option's application starts (PFP §3.3.4.5).
+/// PCR 4: before the first boot option's application starts (PFP §3.3.4, PCR 4).
 pub const CALLING_EFI_APPLICATION: &str = "Calling EFI Application from Boot Option";
-/// PCR 4: the boot option's application returned (PFP §3.3.4.5).
+/// PCR 4: the boot option's application returned (PFP §3.3.4, PCR 4).
 pub const RETURNING_FROM_EFI_APPLICATION: &str = "Returning from EFI Application from Boot Option";
-/// PCR 5: ExitBootServices was called (PFP §3.3.4.6).
+/// PCR 5: ExitBootServices was called (PFP §3.3.4, PCR 5).
 pub const EXIT_BOOT_SERVICES_INVOCATION: &str = "Exit Boot Services Invocation";
-/// PCR 5: ExitBootServices succeeded (PFP §3.3.4.6).
+/// PCR 5: ExitBootServices succeeded (PFP §3.3.4, PCR 5).
 pub const EXIT_BOOT_SERVICES_SUCCEEDED: &str = "Exit Boot Services Returned with Success";
 
 /// EV_EFI_ACTION (PFP §10.4.1): the action string in ASCII without a NUL;
@@ -116,7 +116,7 @@ pub fn s_crtm_version(version: &str) -> Event {
     Event::whole(EventType::CRTM_VERSION, data)
 }
 
-/// UEFI_VARIABLE_DATA (PFP §10.2.6): VariableName (the vendor GUID),
+/// UEFI_VARIABLE_DATA (PFP chapter 10): VariableName (the vendor GUID),
 /// UnicodeNameLength and VariableDataLength (UINT64, in CHAR16s and bytes),
 /// UnicodeName without its NUL, VariableData. `name` may end in NULs; the
 /// name stops at the first.
@@ -132,7 +132,8 @@ fn variable(event_type: EventType, vendor: &Guid, name: &[u16], value: &[u8]) ->
     let value_start = data.len();
     data.extend_from_slice(value);
     let measured = match event_type {
-        // PFP §10.4.4 (and edk2, which Linux-side verifiers follow): the
+        // PFP (EV_EFI_VARIABLE_BOOT) and edk2 (both types), which
+        // verifiers such as tpm2-tools and tcglog-parser follow: the
         // boot variables' digest covers VariableData alone.
         EventType::EFI_VARIABLE_BOOT | EventType::EFI_VARIABLE_BOOT2 => value_start..data.len(),
         _ => 0..data.len(),
@@ -170,7 +171,7 @@ pub fn variable_authority(vendor: &Guid, name: &[u16], value: &[u8]) -> Event {
     variable(EventType::EFI_VARIABLE_AUTHORITY, vendor, name, value)
 }
 
-/// UEFI_IMAGE_LOAD_EVENT (PFP §10.2.3) for EV_EFI_BOOT_SERVICES_APPLICATION
+/// UEFI_IMAGE_LOAD_EVENT (PFP chapter 10) for EV_EFI_BOOT_SERVICES_APPLICATION
 /// (PCR 4) and the driver types: ImageLocationInMemory,
 /// ImageLengthInMemory, ImageLinkTimeAddress, LengthOfDevicePath (UINT64s)
 /// and the image's device path. The digest is NOT of this data but the
@@ -196,7 +197,7 @@ pub fn image_load(
 /// UEFI_GPT_DATA carries.
 const GPT_HEADER_SIZE: usize = 92;
 
-/// EV_EFI_GPT_EVENT (PFP §10.2.7 UEFI_GPT_DATA, PCR 5): the GPT header
+/// EV_EFI_GPT_EVENT (PFP chapter 10 UEFI_GPT_DATA, PCR 5): the GPT header
 /// (its 92 defined bytes), NumberOfPartitions (UINT64) and the partition
 /// entries in use (a non-zero PartitionTypeGUID), in table order, each
 /// SizeOfPartitionEntry bytes. The digest covers the whole event data.
@@ -240,7 +241,7 @@ pub fn gpt(header: &[u8], entries: &[u8]) -> Result<Event, LogError> {
     Ok(Event::whole(EventType::EFI_GPT_EVENT, data))
 }
 
-/// UEFI_HANDOFF_TABLE_POINTERS2 (PFP §10.2.5, EV_EFI_HANDOFF_TABLES2, PCR
+/// UEFI_HANDOFF_TABLE_POINTERS2 (PFP chapter 10, EV_EFI_HANDOFF_TABLES2, PCR
 /// 1): TableDescriptionSize (UINT8), TableDescription (ASCII, e.g.
 /// "SMBIOS"), NumberOfTables (UINT64) and per table its
 /// EFI_CONFIGURATION_TABLE (vendor GUID, address). The digest is NOT of
@@ -258,7 +259,7 @@ pub fn handoff_tables2(description: &[u8], tables: &[(Guid, u64)]) -> Result<Vec
     Ok(data)
 }
 
-/// UEFI_PLATFORM_FIRMWARE_BLOB2 (PFP §10.2.4, EV_EFI_PLATFORM_FIRMWARE_BLOB2,
+/// UEFI_PLATFORM_FIRMWARE_BLOB2 (PFP chapter 10, EV_EFI_PLATFORM_FIRMWARE_BLOB2,
 /// PCR 0 for the firmware's own code): BlobDescriptionSize (UINT8),
 /// BlobDescription (ASCII), BlobBase and BlobLength (UINT64). The digest is
 /// NOT of this data but of the blob's bytes, which the caller hashes.

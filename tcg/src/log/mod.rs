@@ -1,16 +1,18 @@
 //! The TPM 2.0 crypto-agile event log (EFI_TCG2_EVENT_LOG_FORMAT_TCG_2),
 //! as the TCG PC Client Platform Firmware Profile (PFP, rev 1.05/1.06)
 //! chapter 10 "Event Logging" and the TCG EFI Protocol Specification
-//! (§6.5 GetEventLog, §6.3 the final-events table) define it.
+//! (GetEventLog, EFI_TCG2_FINAL_EVENTS_TABLE) define it. Section numbers
+//! are rev 1.05's (rev 1.04 numbers the same text one chapter lower, e.g.
+//! §9.4.5.1); structures and events are named as the PFP names them.
 //!
 //! | piece | follows |
 //! | --- | --- |
-//! | [`spec_id`]: the first entry, a TCG_PCR_EVENT (SHA-1 format) carrying TCG_EfiSpecIDEvent "Spec ID Event03" | PFP §10.2.1 (TCG_PCR_EVENT), §10.4.5.1 (Specification ID Version Event) |
-//! | [`event2`]: TCG_PCR_EVENT2 with TPML_DIGEST_VALUES | PFP §10.2.2 |
-//! | [`LogWriter`]: the log in a fixed buffer, full is an error (EventLogTruncated) | TCG EFI Protocol §6.5, §6.6 |
-//! | [`events`]: event data and what each digest covers: UEFI_VARIABLE_DATA, UEFI_IMAGE_LOAD_EVENT, UEFI_GPT_DATA, UEFI_HANDOFF_TABLE_POINTERS2, UEFI_PLATFORM_FIRMWARE_BLOB2, EV_SEPARATOR, EV_EFI_ACTION, EV_S_CRTM_VERSION | PFP §10.4.1 (event types), §10.4.2-§10.4.4 (UEFI event data), §3.3.4 (which PCR) |
-//! | [`parse()`] and [`replay()`] | PFP §10.2; TPM 2.0 Part 1 §17.7 (extend) |
-//! | [`import_previous`]: SeaBIOS's log from the ACPI TPM2 table's LAML/LASA | TCG ACPI Specification §8 |
+//! | [`spec_id`]: the first entry, a TCG_PCR_EVENT (SHA-1 format) carrying TCG_EfiSpecIDEvent "Spec ID Event03" | PFP §10.2 (TCG_PCR_EVENT), §10.4.5.1 (Specification ID Version Event) |
+//! | [`event2`]: TCG_PCR_EVENT2 with TPML_DIGEST_VALUES | PFP §10.2 (crypto-agile entry; every entry carries every bank's digest) |
+//! | [`LogWriter`]: the log in a fixed buffer, full is an error (EventLogTruncated) | TCG EFI Protocol Specification (GetEventLog, HashLogExtendEvent) |
+//! | the event builders ([`Event`], [`gpt`], [`image_load`]...): event data and what each digest covers: UEFI_VARIABLE_DATA, UEFI_IMAGE_LOAD_EVENT, UEFI_GPT_DATA, UEFI_HANDOFF_TABLE_POINTERS2, UEFI_PLATFORM_FIRMWARE_BLOB2, EV_SEPARATOR, EV_EFI_ACTION, EV_S_CRTM_VERSION | PFP §10.4.1 (event types) and the chapter 10 structures, §3.3.4 (which PCR) |
+//! | [`parse()`] and [`replay()`] | PFP §10.2; TPM 2.0 Library Part 1 (PCR extend) |
+//! | [`import_previous`]: SeaBIOS's log from the ACPI TPM2 table's LAML/LASA | TCG ACPI Specification (TPM2 and TCPA tables) |
 //!
 //! All of it is pure: byte slices in, byte vectors or errors out, checked
 //! arithmetic, no panic on any input (the `event_log` fuzz target).

@@ -1,8 +1,8 @@
 //! Events an earlier firmware stage already measured and logged. Under QEMU
 //! `-kernel` SeaBIOS runs first and, with a TPM 2.0, extends PCRs 0-7 and
 //! logs in its own crypto-agile log in the area the ACPI TPM2 table's
-//! LAML/LASA give (TCG ACPI Specification §8: "Log Area Minimum Length",
-//! "Log Area Start Address"; the TCPA table's for TPM 1.2). Our log must
+//! LAML/LASA give (TCG ACPI Specification, TPM2 table: "Log Area Minimum
+//! Length", "Log Area Start Address"; the TCPA table's for TPM 1.2). Our log must
 //! carry those entries, or replaying it cannot reach the TPM's PCRs.
 
 use alloc::vec::Vec;
@@ -63,7 +63,7 @@ pub struct LogArea {
     pub length: u32,
 }
 
-/// The log area of an ACPI "TPM2" table (TCG ACPI Specification §8.3:
+/// The log area of an ACPI "TPM2" table (TCG ACPI Specification:
 /// after the 36-byte header, platform class and reserved (2 + 2 bytes),
 /// the CRB control area address (8), start method (4) and its 12 bytes of
 /// parameters come LAML (4) at offset 64 and LASA (8) at 68). None if the
@@ -75,8 +75,8 @@ pub fn tpm2_table_log_area(table: &[u8]) -> Option<LogArea> {
     log_area_at(table, 64)
 }
 
-/// The log area of an ACPI "TCPA" client table (TCG ACPI Specification
-/// §7.1.1: platform class (2 bytes) at 36, LAML at 38, LASA at 42).
+/// The log area of an ACPI "TCPA" client table (TCG ACPI Specification:
+/// platform class (2 bytes) at 36, LAML at 38, LASA at 42).
 pub fn tcpa_table_log_area(table: &[u8]) -> Option<LogArea> {
     if table.get(..4)? != b"TCPA" {
         return None;

@@ -1,6 +1,6 @@
 //! Replaying a log: the PCR values a TPM holds after extending, from reset,
-//! every measured entry's digests (TPM 2.0 Part 1 §17.7 PCR_Extend; PFP
-//! §10.4 EV_NO_ACTION entries are informational and never extended).
+//! every measured entry's digests (TPM 2.0 Library Part 1, PCR extend; PFP
+//! §10.4.1: EV_NO_ACTION entries are informational and never extended).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -13,8 +13,8 @@ use crate::alg::{self, Digest};
 /// PCRs of a PC Client TPM (PFP §3.3.4 PCR usage: 0-23).
 pub const PCR_COUNT: u32 = 24;
 
-/// "StartupLocality\0", the EV_NO_ACTION event (PFP §10.4.5 "Startup
-/// Locality Event") after which PCR 0 starts at the locality TPM2_Startup
+/// "StartupLocality\0", the EV_NO_ACTION event (PFP §10.4.5 EV_NO_ACTION
+/// events, "Startup Locality Event") after which PCR 0 starts at the locality TPM2_Startup
 /// came from instead of zero.
 const STARTUP_LOCALITY: &[u8; 16] = b"StartupLocality\0";
 
@@ -48,8 +48,8 @@ impl PcrValues {
 }
 
 /// A PCR's value at TPM2_Startup(CLEAR): zero, except PCRs 17-22 (the
-/// dynamic-launch PCRs) which start all ones (PFP §3.3.4 / TPM 2.0 Part 1
-/// §17.6), and PCR 0 set to the startup locality by a Startup Locality
+/// dynamic-launch PCRs) which start all ones (PFP §3.3.4, TPM 2.0 Library
+/// Part 1 PCR initialization), and PCR 0 set to the startup locality by a Startup Locality
 /// event.
 fn reset_value(bank: AlgorithmId, pcr: u32, locality: u8) -> Option<Digest> {
     let size = alg::digest_size(bank)?;

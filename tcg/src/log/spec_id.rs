@@ -1,5 +1,5 @@
 //! The log's first entry (PFP §10.4.5.1 "Specification ID Version Event"
-//! and §10.2.1 TCG_PCR_EVENT): a SHA-1-format event in PCR 0 of type
+//! and the TCG_PCR_EVENT structure): a SHA-1-format event in PCR 0 of type
 //! EV_NO_ACTION with a zero digest, whose data, TCG_EfiSpecIDEvent, says
 //! the log is crypto-agile and gives the size of every algorithm's digest
 //! that the TCG_PCR_EVENT2 entries after it may carry.
@@ -14,8 +14,8 @@ use super::wire::{Put, Reader};
 /// log (PFP §10.4.5.1).
 pub const SIGNATURE: &[u8; 16] = b"Spec ID Event03\0";
 
-/// `platformClass` 0: a client platform (TCG ACPI Specification §4,
-/// the class of the TCPA/TPM2 table's client header).
+/// `platformClass` 0: a client platform (the TCG ACPI
+/// Specification's platform class of the TPM2/TCPA tables).
 pub const PLATFORM_CLASS_CLIENT: u32 = 0;
 
 /// `specVersionMajor`.`specVersionMinor` 2.0: the PFP for TPM family 2.0.

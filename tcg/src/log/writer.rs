@@ -1,5 +1,5 @@
 //! The log this firmware hands over (EFI_TCG2_EVENT_LOG_FORMAT_TCG_2, TCG
-//! EFI Protocol §6.5 GetEventLog), written into a fixed buffer the caller
+//! EFI Protocol Specification, GetEventLog), written into a fixed buffer the caller
 //! owns (EFI pages that must not move once the OS is told where they are).
 
 use alloc::vec::Vec;
