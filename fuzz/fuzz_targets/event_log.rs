@@ -34,7 +34,7 @@ fuzz_target!(|input: &[u8]| {
             }
         }
         1 => {
-            let Ok(previous) = import_previous(data) else {
+            let Ok(Some(previous)) = import_previous(data) else {
                 return;
             };
             let mut buf = vec![0; data.len() + 4096];

@@ -120,7 +120,7 @@ fn seabios_log_contents() {
 fn importing_seabios_area_keeps_every_entry() {
     for log in [FOUR_BANKS, SHA256_ONLY] {
         let area = area(log);
-        let previous = import_previous(&area).unwrap();
+        let previous = import_previous(&area).unwrap().unwrap();
         let parsed = parse(log).unwrap();
         assert_eq!(previous.len, log.len());
         assert_eq!(previous.banks, parsed.spec_id.banks());
@@ -151,7 +151,7 @@ fn importing_seabios_area_keeps_every_entry() {
 #[test]
 fn seabios_entries_do_not_fit_other_banks() {
     let area = area(SHA256_ONLY);
-    let previous = import_previous(&area).unwrap();
+    let previous = import_previous(&area).unwrap().unwrap();
     let mut buf = vec![0; 0x4000];
     let mut ours = LogWriter::new(&mut buf, &[AlgorithmId::SHA1, AlgorithmId::SHA256]).unwrap();
     assert!(ours.append_raw(previous.events[0]).is_err());

@@ -10,7 +10,7 @@ use uefi_raw::protocol::tcg::AlgorithmId;
 
 use super::LogError;
 use super::event2::parse_at;
-use super::spec_id::{SpecId, parse_first};
+use super::spec_id::{LEGACY_HEADER_SIZE, SpecId, parse_first};
 use super::wire::Reader;
 
 /// The entries of an earlier stage's log.
@@ -28,8 +28,14 @@ pub struct PreviousLog<'a> {
 
 /// Reads the log in `area` (a log area of LAML bytes): its Spec ID event
 /// and the entries after it, up to the first empty entry (no digests: the
-/// zeroed rest of the area) or the end of the area.
-pub fn import_previous(area: &[u8]) -> Result<PreviousLog<'_>, LogError> {
+/// zeroed rest of the area) or the end of the area. None if the area holds
+/// no log (its first entry's header is all zero: nothing ran before us, or
+/// it did not log); an error if it holds something else.
+pub fn import_previous(area: &[u8]) -> Result<Option<PreviousLog<'_>>, LogError> {
+    let header = area.get(..LEGACY_HEADER_SIZE).unwrap_or(area);
+    if header.iter().all(|&b| b == 0) {
+        return Ok(None);
+    }
     let (spec_id, mut offset) = parse_first(area)?;
     let mut events = Vec::new();
     loop {
@@ -48,12 +54,12 @@ pub fn import_previous(area: &[u8]) -> Result<PreviousLog<'_>, LogError> {
         offset += event.raw.len();
         events.push(event.raw);
     }
-    Ok(PreviousLog {
+    Ok(Some(PreviousLog {
         banks: spec_id.banks(),
         spec_id,
         events,
         len: offset,
-    })
+    }))
 }
 
 /// Where an earlier stage's log lives: LASA and LAML.
@@ -63,16 +69,20 @@ pub struct LogArea {
     pub length: u32,
 }
 
-/// The log area of an ACPI "TPM2" table (TCG ACPI Specification:
-/// after the 36-byte header, platform class and reserved (2 + 2 bytes),
-/// the CRB control area address (8), start method (4) and its 12 bytes of
-/// parameters come LAML (4) at offset 64 and LASA (8) at 68). None if the
-/// table is shorter (the fields are optional) or the area is empty.
+/// The log area of an ACPI "TPM2" table (TCG ACPI Specification: after
+/// the 36-byte header, platform class and reserved (2 + 2 bytes), the CRB
+/// control area address (8) and start method (4) come the start method's
+/// parameters, 12 bytes up to table revision 4 and 16 from revision 5,
+/// then LAML (4) and LASA (8): at 64 and 68 in QEMU's revision 4 table).
+/// None if the table (by its Length field) ends before them (they are
+/// optional) or the area is empty.
 pub fn tpm2_table_log_area(table: &[u8]) -> Option<LogArea> {
     if table.get(..4)? != b"TPM2" {
         return None;
     }
-    log_area_at(table, 64)
+    let table = within_length(table)?;
+    let at = if *table.get(8)? >= 5 { 68 } else { 64 };
+    log_area_at(table, at)
 }
 
 /// The log area of an ACPI "TCPA" client table (TCG ACPI Specification:
@@ -81,7 +91,13 @@ pub fn tcpa_table_log_area(table: &[u8]) -> Option<LogArea> {
     if table.get(..4)? != b"TCPA" {
         return None;
     }
-    log_area_at(table, 38)
+    log_area_at(within_length(table)?, 38)
+}
+
+/// The table up to its header's Length (the bytes after it are not its).
+fn within_length(table: &[u8]) -> Option<&[u8]> {
+    let length = u32::from_le_bytes(table.get(4..8)?.try_into().ok()?);
+    table.get(..usize::try_from(length).ok()?)
 }
 
 fn log_area_at(table: &[u8], at: usize) -> Option<LogArea> {
@@ -116,33 +132,40 @@ mod tests {
         let (mut area, len) = area_with(2, 4096);
         // Garbage after an empty entry (12 zero bytes) is not read.
         area[len + 12..len + 40].fill(0xab);
-        let previous = import_previous(&area).unwrap();
+        let previous = import_previous(&area).unwrap().unwrap();
         assert_eq!(previous.events.len(), 2);
         assert_eq!(previous.len, len);
         assert_eq!(previous.banks, BANKS);
         // A log that fills its area exactly, and one leaving fewer bytes
         // than a header.
-        let exact = import_previous(&area[..len]).unwrap();
+        let exact = import_previous(&area[..len]).unwrap().unwrap();
         assert_eq!(exact.events.len(), 2);
-        let short = import_previous(&area[..len + 5]).unwrap();
+        let short = import_previous(&area[..len + 5]).unwrap().unwrap();
         assert_eq!(short.events.len(), 2);
     }
 
     #[test]
     fn a_broken_entry_is_an_error() {
         let (area, len) = area_with(2, 4096);
-        let first = import_previous(&area).unwrap().events[0].len();
+        let first = import_previous(&area).unwrap().unwrap().events[0].len();
         // The second entry cut short by the area's end.
         assert!(import_previous(&area[..len - 1]).is_err());
         assert!(import_previous(&area[..len - first + 20]).is_err());
-        // No Spec ID event.
-        assert!(import_previous(&[0; 64]).is_err());
+        // No log at all, and something that is not one.
+        assert_eq!(import_previous(&[0; 64]), Ok(None));
+        assert_eq!(import_previous(&[]), Ok(None));
+        let mut not_a_log = [0; 64];
+        not_a_log[40] = 1;
+        assert_eq!(import_previous(&not_a_log), Ok(None));
+        not_a_log[4] = 3;
+        assert!(import_previous(&not_a_log).is_err());
     }
 
     #[test]
     fn acpi_log_area_fields() {
         let mut tcpa = vec![0u8; 50];
         tcpa[..4].copy_from_slice(b"TCPA");
+        tcpa[4] = 50;
         tcpa[38..42].copy_from_slice(&0x1_0000u32.to_le_bytes());
         tcpa[42..50].copy_from_slice(&0x7fff_0000u64.to_le_bytes());
         assert_eq!(
@@ -153,8 +176,29 @@ mod tests {
             })
         );
         assert_eq!(tcpa_table_log_area(&tcpa[..49]), None);
+        // Bytes past the Length field are not the table's.
+        tcpa[4] = 49;
+        assert_eq!(tcpa_table_log_area(&tcpa), None);
+        tcpa[4] = 50;
         tcpa[42..50].fill(0);
         assert_eq!(tcpa_table_log_area(&tcpa), None);
         assert_eq!(tpm2_table_log_area(&tcpa), None);
+    }
+
+    #[test]
+    fn tpm2_revision_5_has_longer_parameters() {
+        let mut tpm2 = vec![0u8; 80];
+        tpm2[..4].copy_from_slice(b"TPM2");
+        tpm2[4] = 80;
+        tpm2[8] = 5;
+        tpm2[68..72].copy_from_slice(&0x1_0000u32.to_le_bytes());
+        tpm2[72..80].copy_from_slice(&0xbfff_0000u64.to_le_bytes());
+        let area = LogArea {
+            address: 0xbfff_0000,
+            length: 0x1_0000,
+        };
+        assert_eq!(tpm2_table_log_area(&tpm2), Some(area));
+        tpm2[4] = 76;
+        assert_eq!(tpm2_table_log_area(&tpm2), None);
     }
 }
