@@ -11,6 +11,7 @@
 //! | [`event2`]: TCG_PCR_EVENT2 with TPML_DIGEST_VALUES | PFP §10.2 (crypto-agile entry; every entry carries every bank's digest) |
 //! | [`LogWriter`]: the log in a fixed buffer, full is an error (EventLogTruncated) | TCG EFI Protocol Specification (GetEventLog, HashLogExtendEvent) |
 //! | the event builders ([`Event`], [`gpt`], [`image_load`]...): event data and what each digest covers: UEFI_VARIABLE_DATA, UEFI_IMAGE_LOAD_EVENT, UEFI_GPT_DATA, UEFI_HANDOFF_TABLE_POINTERS2, UEFI_PLATFORM_FIRMWARE_BLOB2, EV_SEPARATOR, EV_EFI_ACTION, EV_S_CRTM_VERSION | PFP §10.4.1 (event types) and the chapter 10 structures, §3.3.4 (which PCR) |
+//! | [`FinalEvents`]: EFI_TCG2_FINAL_EVENTS_TABLE in a fixed buffer | TCG EFI Protocol Specification (final events table) |
 //! | [`parse()`] and [`replay()`] | PFP §10.2; TPM 2.0 Library Part 1 (PCR extend) |
 //! | [`import_previous`]: SeaBIOS's log from the ACPI TPM2 table's LAML/LASA | TCG ACPI Specification (TPM2 and TCPA tables) |
 //!
@@ -26,6 +27,7 @@
 
 mod event2;
 mod events;
+mod final_events;
 mod parse;
 mod previous;
 mod replay;
@@ -40,6 +42,7 @@ pub use events::{
     handoff_tables2, image_load, platform_firmware_blob2, s_crtm_version, separator,
     separator_error, variable_authority, variable_boot, variable_boot2, variable_driver_config,
 };
+pub use final_events::{FINAL_EVENTS_TABLE_GUID, FINAL_EVENTS_TABLE_VERSION, FinalEvents};
 pub use parse::{ParsedLog, parse};
 pub use previous::{
     LogArea, PreviousLog, import_previous, tcpa_table_log_area, tpm2_table_log_area,
