@@ -4,6 +4,15 @@
 //! LAML/LASA give (TCG ACPI Specification, TPM2 table: "Log Area Minimum
 //! Length", "Log Area Start Address"; the TCPA table's for TPM 1.2). Our log must
 //! carry those entries, or replaying it cannot reach the TPM's PCRs.
+//!
+//! Linux reads the log at the TPM2 table's LASA *before* the EFI one
+//! (drivers/char/tpm/eventlog/common.c tries ACPI first, EFI only when the
+//! table has no log area or, in newer kernels, the area holds no TPM 2.0
+//! log). So a firmware that forwards QEMU's TPM2 table unchanged must either
+//! write its whole log into that area (copy the area, [`import_previous`]
+//! the copy, start a [`super::LogWriter`] over the area itself and
+//! [`append_raw`](super::LogWriter::append_raw) the imported entries: then
+//! both views are one log), or clear LAML/LASA in the table it hands on.
 
 use alloc::vec::Vec;
 use uefi_raw::protocol::tcg::AlgorithmId;
