@@ -6,6 +6,10 @@
 #
 #   run.sh OUT NAME tpm-crb|tpm-tis [BANKS]   # BANKS for swtpm_setup, e.g. sha256
 #
+# With FIRMWARE=ovmf, Debian's OVMF (/usr/share/OVMF/OVMF_CODE_4M.fd, a copy
+# of its empty variable store) runs instead of SeaBIOS and loads the kernel
+# itself (QEMU's -kernel through OVMF's loader).
+#
 # Needs qemu-system-x86, swtpm, swtpm-tools, cpio and the busybox and kernel
 # packages the VM tests cache in .cache/debs/bookworm/root (unpacked there by
 # the tests; `cargo test -p vm-tests --test direct` does it).
@@ -36,8 +40,14 @@ swtpm socket --tpm2 --ctrl type=unixio,path="$work/sock" --tpmstate dir="$work/s
 swtpm_pid=$!
 for _ in $(seq 50); do [ -S "$work/sock" ] && break; sleep 0.1; done
 
+firmware=()
+if [ "${FIRMWARE:-seabios}" = ovmf ]; then
+    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/vars.fd"
+    firmware=(-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
+        -drive if=pflash,format=raw,unit=1,file="$work/vars.fd")
+fi
 timeout 400 qemu-system-x86_64 -machine q35,accel=tcg -m 512 -display none \
-    -serial stdio -nodefaults -no-reboot \
+    -serial stdio -nodefaults -no-reboot "${firmware[@]}" \
     -chardev socket,id=c,path="$work/sock" -tpmdev emulator,id=t,chardev=c \
     -device "$device",tpmdev=t \
     -kernel "$kernel" -initrd "$work/initrd.gz" -append "console=ttyS0 panic=-1" |
