@@ -19,11 +19,13 @@
 //! arithmetic, no panic on any input (the `event_log` fuzz target).
 //!
 //! What SeaBIOS (1.16, QEMU's) leaves in its log, for the firmware that
-//! imports it: a Spec ID event (version 2.0, errata 2, uintnSize 2) with every active bank, then
-//! TCG_PCR_EVENT2 entries with real per-bank digests: PCR 1 EV_EVENT_TAG
-//! (SMBIOS), PCR 2 EV_ACTION "Start Option ROM Scan" and an EV_EVENT_TAG per
-//! option ROM, PCR 4 EV_ACTION "Calling INT 19h", and EV_SEPARATOR
-//! 0xFFFFFFFF in each of PCRs 0-7 (see tests/data/README.md).
+//! imports it: a Spec ID event (version 2.0, errata 2, uintnSize 2) with
+//! every active bank, then TCG_PCR_EVENT2 entries with real per-bank
+//! digests: PCR 1 EV_EVENT_TAG (SMBIOS), PCR 2 EV_ACTION "Start Option ROM
+//! Scan" and an EV_EVENT_TAG per option ROM, PCR 4 EV_ACTION "Calling INT
+//! 19h", and EV_SEPARATOR 0xFFFFFFFF in each of PCRs 0-7. The builders here
+//! produce byte for byte what edk2 (OVMF) logs for the same events. Both
+//! logs are test fixtures (tests/data/README.md).
 
 mod event2;
 mod events;
