@@ -154,6 +154,9 @@ fn boot(start_info: &StartInfo) -> ! {
     // pointer at 0x40E): from here on a null pointer dereference faults.
     paging::set_access(0, PAGE_SIZE, Access::NONE);
     boot_timing::mark(Phase::ACPI);
+    // The TPM before anything is measured: TCG PC Client PFP §3.3.2 wants
+    // it started (Startup, self-test) by the first firmware code that runs.
+    platform::tpm::discover_and_start(acpi.as_ref());
 
     efi_init(acpi.as_ref());
     boot_timing::mark(Phase::EFI_CORE);

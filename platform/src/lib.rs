@@ -34,5 +34,6 @@ pub mod serial;
 pub mod smbios;
 pub mod start_info;
 pub mod sync;
+pub mod tpm;
 pub mod tsc;
 pub mod virtio;

@@ -185,11 +185,13 @@ mod fadt;
 mod gas;
 mod mcfg;
 mod s5;
+mod tpm2;
 
 pub use fadt::{Fadt, FadtFlags};
 pub use gas::{AddressSpace, GenericAddress};
 pub use mcfg::{Ecam, mcfg_entries};
 pub use s5::{SleepType, find_s5, pkg_length};
+pub use tpm2::{LogArea, Tpm2Table, start_method};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,120 @@
+//! The TPM2 table (TCG ACPI Specification, Version 1.3, §8.3 "ACPI Table
+//! for TPM 2.0"): how the TPM is started (FIFO or CRB), where its control
+//! area is and, in revision 4 tables, where the previous firmware stage
+//! left its event log.
+
+use super::{AcpiError, SDT_HEADER_LEN, need};
+use crate::le::{u16_at, u32_at, u64_at};
+
+/// Start Method values (TCG ACPI Specification §8.3, Table 8).
+pub mod start_method {
+    /// "Uses the Memory Mapped I/O Interface": the PTP FIFO (TIS) registers.
+    pub const FIFO: u32 = 6;
+    /// "Uses the Command Response Buffer Interface".
+    pub const CRB: u32 = 7;
+}
+
+/// Bytes up to and including Start Method: header, Platform Class,
+/// reserved, control area address, start method.
+const MIN_LEN: usize = 52;
+/// With 12 bytes of start-method parameters, then LAML (4) and LASA (8).
+const LOG_AREA_END: usize = 76;
+
+/// Where an earlier stage (SeaBIOS under QEMU) keeps its TCG event log:
+/// Log Area Minimum Length and Log Area Start Address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogArea {
+    pub min_len: u32,
+    pub start: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tpm2Table {
+    /// 0 = client, 1 = server.
+    pub platform_class: u16,
+    /// Address of the CRB control area (CTRL_REQ); zero for FIFO.
+    pub control_area: u64,
+    pub start_method: u32,
+    /// Present in revision 4 tables that are long enough and name one.
+    pub log_area: Option<LogArea>,
+}
+
+impl Tpm2Table {
+    /// Decodes a validated table (see `validate_table`).
+    pub fn parse(table: &[u8]) -> Result<Tpm2Table, AcpiError> {
+        need(table, MIN_LEN)?;
+        let platform_class = u16_at(table, SDT_HEADER_LEN).unwrap_or(0);
+        let control_area = u64_at(table, 40).unwrap_or(0);
+        let start_method = u32_at(table, 48).unwrap_or(0);
+        let log_area = if table.len() >= LOG_AREA_END {
+            let min_len = u32_at(table, 64).unwrap_or(0);
+            let start = u64_at(table, 68).unwrap_or(0);
+            (min_len != 0 && start != 0).then_some(LogArea { min_len, start })
+        } else {
+            None
+        };
+        Ok(Tpm2Table {
+            platform_class,
+            control_area,
+            start_method,
+            log_area,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acpi::test_tables::table;
+
+    fn body(control: u64, method: u32, log: Option<(u32, u64)>) -> alloc::vec::Vec<u8> {
+        let mut b = alloc::vec![0u8; 4];
+        b.extend_from_slice(&control.to_le_bytes());
+        b.extend_from_slice(&method.to_le_bytes());
+        if let Some((laml, lasa)) = log {
+            b.extend_from_slice(&[0; 12]);
+            b.extend_from_slice(&laml.to_le_bytes());
+            b.extend_from_slice(&lasa.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn qemu_crb_table_with_log_area() {
+        let t = table(b"TPM2", &body(0xfed4_0040, 7, Some((0x10000, 0x7ffd_0000))));
+        assert_eq!(t.len(), 76);
+        assert_eq!(
+            Tpm2Table::parse(&t).unwrap(),
+            Tpm2Table {
+                platform_class: 0,
+                control_area: 0xfed4_0040,
+                start_method: start_method::CRB,
+                log_area: Some(LogArea {
+                    min_len: 0x10000,
+                    start: 0x7ffd_0000
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn short_table_has_no_log_area() {
+        // Cloud Hypervisor's revision 3 table stops after Start Method.
+        let t = table(b"TPM2", &body(0xfed4_0040, 7, None));
+        assert_eq!(t.len(), 52);
+        let parsed = Tpm2Table::parse(&t).unwrap();
+        assert_eq!(parsed.log_area, None);
+        assert_eq!(parsed.start_method, 7);
+        let fifo = table(b"TPM2", &body(0, 6, Some((0, 0))));
+        assert_eq!(Tpm2Table::parse(&fifo).unwrap().log_area, None);
+    }
+
+    #[test]
+    fn truncated_table_is_refused() {
+        let t = table(b"TPM2", &[0; 8]);
+        assert!(matches!(
+            Tpm2Table::parse(&t),
+            Err(AcpiError::Truncated { .. })
+        ));
+    }
+}
