@@ -48,8 +48,9 @@ const SU_CLEAR: u16 = 0x0000;
 const CAP_PCRS: u32 = 0x0000_0005;
 /// TPM_RS_PW, the password authorization session (Part 2 §7.6).
 const RS_PW: u32 = 0x4000_0009;
-/// TPMI_YES_NO YES (Part 2 §9.2).
+/// TPMI_YES_NO (Part 2 §9.2).
 const YES: u8 = 1;
+const NO: u8 = 0;
 
 /// A TPM_RC (Part 2 §6.6). Format-zero codes are plain numbers; format-one
 /// codes (bit 7 set) carry the failing parameter, handle or session in bits
@@ -224,11 +225,12 @@ pub fn startup_clear() -> Command {
     c.finish()
 }
 
-/// TPM2_SelfTest(fullTest = YES) (Part 3 §10.2): test every function,
-/// not just those not yet tested.
-pub fn self_test_full() -> Command {
+/// TPM2_SelfTest (Part 3 §10.2): with `full`, test every function;
+/// without, only those not tested yet (after an earlier stage's full test,
+/// nothing: a software TPM's full test costs tens of milliseconds).
+pub fn self_test(full: bool) -> Command {
     let mut c = Command::new(ST_NO_SESSIONS, cc::SELF_TEST);
-    c.u8(YES);
+    c.u8(if full { YES } else { NO });
     c.finish()
 }
 

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/../.."
 # installed-Debian test image (tests/scripts/mk-installed-debian.sh).
 # openssl, sbsigntool: the Secure Boot test keys and signed images
 # (tests/tests/secure_boot.rs, secure-boot/tests/data/make.sh).
-# swtpm, swtpm-tools: the guests' TPM 2.0 (tcg/tests/data/capture);
-# tpm2-tools: tpm2_eventlog, an independent reader of our event logs
-# (tcg/tests/tpm2_tools.rs).
+# swtpm, swtpm-tools: the guests' TPM 2.0 (tcg/tests/data/capture, and the
+# VM tests' tests/src/swtpm.rs); tpm2-tools: tpm2_eventlog, an independent
+# reader of our event logs (tcg/tests/tpm2_tools.rs).
 packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++ debootstrap openssl sbsigntool grub-common swtpm swtpm-tools tpm2-tools)
 missing=()
 for p in "${packages[@]}"; do

@@ -16,6 +16,7 @@ pub mod module_graph;
 pub mod paths;
 pub mod qemu;
 pub mod sb_keys;
+pub mod swtpm;
 pub mod uki;
 mod util;
 
@@ -30,6 +31,7 @@ pub use initramfs::{BASE_MODULES, Program, initramfs, initramfs_for, initramfs_w
 pub use installed::{INSTALLED_DEBIAN_BOOTED, installed_debian, installed_debian13};
 pub use paths::{cache_dir, workspace_root};
 pub use qemu::{Boot, Match, Vm, VmBuilder, VmError};
+pub use swtpm::{Swtpm, TpmInterface};
 pub use uki::{
     SYSTEMD_BOOT_EFI, SYSTEMD_STUB, systemd_boot, systemd_stub, unified_kernel_image,
     unified_kernel_image_on,

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::paths::log_dir;
+use crate::swtpm::{Swtpm, TpmInterface};
 
 /// Where OVMF (Debian's `ovmf` package) keeps its 4 MiB flash images.
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -50,6 +51,7 @@ pub struct VmBuilder {
     debug_exit: bool,
     name: Option<String>,
     extra_args: Vec<String>,
+    tpm: Option<TpmInterface>,
 }
 
 impl VmBuilder {
@@ -121,6 +123,13 @@ impl VmBuilder {
     /// (the test harness names each test thread after its test).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Attaches a fresh software TPM 2.0 (a new `swtpm`, started by `spawn` and stopped with
+    /// the VM) as `interface`.
+    pub fn tpm(mut self, interface: TpmInterface) -> Self {
+        self.tpm = Some(interface);
         self
     }
 
@@ -197,6 +206,11 @@ impl VmBuilder {
             copy
         });
         let mut cmd = self.command(vars.as_deref());
+        let swtpm = self.tpm.map(|interface| {
+            let swtpm = Swtpm::start();
+            cmd.args(swtpm.qemu_args(interface));
+            swtpm
+        });
         let mut log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
         let _ = writeln!(log, "# {cmd:?}");
@@ -232,6 +246,7 @@ impl VmBuilder {
             cursor: 0,
             log_path,
             vars,
+            swtpm,
         }
     }
 }
@@ -487,6 +502,8 @@ pub struct Vm {
     cursor: usize,
     log_path: PathBuf,
     vars: Option<PathBuf>,
+    /// Stopped in `Drop`, after QEMU.
+    swtpm: Option<Swtpm>,
 }
 
 impl Vm {
@@ -500,6 +517,7 @@ impl Vm {
             debug_exit: false,
             name: None,
             extra_args: Vec::new(),
+            tpm: None,
         }
     }
 
@@ -673,6 +691,8 @@ impl Drop for Vm {
         self.stdin = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The TPM outlives the QEMU that talks to it.
+        drop(self.swtpm.take());
         self.join_readers();
         if let Some(vars) = &self.vars {
             let _ = std::fs::remove_file(vars);

@@ -1,5 +1,5 @@
 //! ACPI table discovery (ACPI 6.5 §5.2): RSDP, XSDT/RSDT, FADT, the DSDT's
-//! `\_S5` object and MCFG.
+//! `\_S5` object, MCFG and the TPM2 table.
 //!
 //! The table formats are decoded in [`parse`], which works on byte slices
 //! only. Physical memory is read through the [`PhysicalMemory`] trait so the
@@ -18,7 +18,9 @@ pub(crate) mod test_tables;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{AddressSpace, Ecam, Fadt, FadtFlags, GenericAddress, Rsdp, SdtHeader, SleepType};
+pub use parse::{
+    AddressSpace, Ecam, Fadt, FadtFlags, GenericAddress, Rsdp, SdtHeader, SleepType, Tpm2Table,
+};
 
 /// Largest table the firmware will map. The biggest table a VMM produces is
 /// the DSDT, a few tens of KiB; anything claiming more is corrupt.
@@ -229,6 +231,9 @@ pub struct AcpiInfo {
     pub century: Option<u8>,
     /// The first MCFG window (segment 0 on every VMM).
     pub mcfg: Option<Ecam>,
+    /// The TPM2 table (TCG ACPI Specification §8.3), found in the same
+    /// walk so a machine without a TPM pays no second one.
+    pub tpm2: Option<Tpm2Table>,
 }
 
 impl AcpiInfo {
@@ -282,6 +287,7 @@ impl AcpiInfo {
             s5_sleep_type: None,
             century: None,
             mcfg: None,
+            tpm2: None,
         };
         for table in tables(memory, root, entry_size) {
             match &table.header.signature {
@@ -292,6 +298,10 @@ impl AcpiInfo {
                 b"MCFG" if info.mcfg.is_none() => {
                     info.mcfg = parse::mcfg_entries(table.bytes).next();
                 }
+                b"TPM2" if info.tpm2.is_none() => match Tpm2Table::parse(table.bytes) {
+                    Ok(tpm2) => info.tpm2 = Some(tpm2),
+                    Err(err) => warn!("acpi: TPM2 table at {:#x}: {err}", table.address),
+                },
                 _ => {}
             }
         }

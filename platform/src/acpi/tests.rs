@@ -8,13 +8,18 @@ fn discover_q35_like_tables() {
     memory.put(0xf5000, rsdp_v2(0x7000, 0x7100));
     // The RSDT differs from the XSDT to prove the XSDT is used.
     memory.put(0x7100, rsdt(&[]));
-    memory.put(0x7000, xsdt(&[0x8000, 0x8800, 0x9000, 0x9800]));
+    memory.put(0x7000, xsdt(&[0x8000, 0x8800, 0x9000, 0x9800, 0x9c00]));
     memory.put(0x8000, q35_fadt(0xa000));
     let mut corrupt = table(b"APIC", &[0; 8]);
     corrupt[40] = 1;
     memory.put(0x8800, corrupt);
     memory.put(0x9000, mcfg(0xb000_0000, 0, 0, 0xff));
     memory.put(0x9800, table(b"HPET", &[0; 20]));
+    // TPM2 revision 3 (no log area): client, CRB at 0xfed40040.
+    let mut tpm2 = vec![0u8; 4];
+    tpm2.extend_from_slice(&0xfed4_0040u64.to_le_bytes());
+    tpm2.extend_from_slice(&7u32.to_le_bytes());
+    memory.put(0x9c00, table(b"TPM2", &tpm2));
     memory.put(0xa000, dsdt_with(QEMU_S5));
 
     let info = AcpiInfo::discover_in(&memory, Some(0xf5000)).unwrap();
@@ -29,6 +34,8 @@ fn discover_q35_like_tables() {
     assert_eq!(info.dsdt, Some(0xa000));
     assert_eq!(info.s5_sleep_type, Some(SleepType { a: 0, b: 0 }));
     assert_eq!(info.mcfg.unwrap().base, 0xb000_0000);
+    let tpm2 = info.tpm2.unwrap();
+    assert_eq!((tpm2.control_area, tpm2.start_method), (0xfed4_0040, 7));
 
     // The corrupt APIC is skipped; later tables are still found.
     let rsdp = info.rsdp;

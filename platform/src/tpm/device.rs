@@ -70,13 +70,16 @@ impl Tpm {
         }
     }
 
-    /// TPM2_Startup(CLEAR) (accepting an already started TPM), a full
+    /// TPM2_Startup(CLEAR) (accepting an already started TPM), a
     /// self-test, then the PCR banks (TCG PC Client PFP §3.3.2: the
-    /// firmware's first TPM duties). A TPM in failure mode or one that
-    /// fails self-test is an error; the firmware then uses no TPM.
+    /// firmware's first TPM duties). The self-test is full when this
+    /// firmware started the TPM; after an earlier stage did (SeaBIOS runs
+    /// a full test itself), it covers what is still untested, which saves
+    /// ~45 ms per boot with swtpm. A TPM in failure mode or one that fails
+    /// self-test is an error; the firmware then uses no TPM.
     pub fn start(&mut self) -> Result<Started, TpmError> {
         let by_us = self.run(&tpm2::startup_clear(), tpm2::parse_startup)?;
-        self.run(&tpm2::self_test_full(), |r| tpm2::check(r).map(|_| ()))?;
+        self.run(&tpm2::self_test(by_us), |r| tpm2::check(r).map(|_| ()))?;
         self.banks = self.run(&tpm2::get_capability_pcrs(), tpm2::parse_pcr_banks)?;
         Ok(Started { by_us })
     }

@@ -52,15 +52,7 @@ fn from_table(table: &Tpm2Table) -> Option<(u64, Interface)> {
 /// level and costs an ACPI table lookup and a register read or two.
 pub fn discover_and_start(acpi: Option<&AcpiInfo>) {
     let started = tsc::now_ns();
-    let table =
-        acpi.and_then(|a| a.find_table(b"TPM2"))
-            .and_then(|t| match Tpm2Table::parse(t.bytes) {
-                Ok(table) => Some(table),
-                Err(e) => {
-                    warn!("tpm: TPM2 table at {:#x}: {e}", t.address);
-                    None
-                }
-            });
+    let table = acpi.and_then(|a| a.tpm2);
     let (base, expected) = match &table {
         Some(table) => match from_table(table) {
             Some((base, interface)) => (base, Some(interface)),
@@ -103,7 +95,10 @@ pub fn discover_and_start(acpi: Option<&AcpiInfo>) {
             return;
         }
         (Found::Nothing, None) => {
-            debug!("tpm: none (no TPM2 table, nothing at {base:#x})");
+            debug!(
+                "tpm: none (no TPM2 table, nothing at {base:#x}; looked for {} us)",
+                tsc::now_ns().saturating_sub(started) / 1000
+            );
             return;
         }
     };
@@ -115,14 +110,8 @@ pub fn discover_and_start(acpi: Option<&AcpiInfo>) {
                 return;
             }
         },
-        Interface::Fifo => {
-            let mut fifo = fifo::Fifo::new(regs, TscClock, base);
-            if !fifo.is_tpm2() {
-                warn!("tpm: the FIFO TPM at {base:#x} is not a TPM 2.0; no TPM");
-                return;
-            }
-            Box::new(fifo)
-        }
+        // InterfaceType 0 is the PTP's FIFO for TPM 2.0 (a TPM 1.2 reports 0xF).
+        Interface::Fifo => Box::new(fifo::Fifo::new(regs, TscClock, base)),
     };
     let mut tpm = Tpm::new(transport, table.and_then(|t| t.log_area));
     match tpm.start() {

@@ -366,7 +366,8 @@ impl FifoState {
     }
 
     fn status(&self) -> u32 {
-        let mut sts = 1 << 7 | fifo::FAMILY_TPM2 << 26;
+        // stsValid, tpmFamily 01 (TPM 2.0).
+        let mut sts = 1 << 7 | 1 << 26;
         if self.ready {
             sts |= 1 << 6;
         }

@@ -39,10 +39,6 @@ const STS_VALID: u32 = 1 << 7;
 const STS_BURST_SHIFT: u32 = 8;
 const STS_BURST_MASK: u32 = 0xffff;
 const STS_CANCEL: u32 = 1 << 24;
-const STS_FAMILY_SHIFT: u32 = 26;
-const STS_FAMILY_MASK: u32 = 0b11;
-/// tpmFamily 01: TPM 2.0.
-pub const FAMILY_TPM2: u32 = 0b01;
 
 /// InterfaceType of TPM_INTERFACE_ID (PTP Table 30): FIFO for TPM 2.0;
 /// 0xF means a TIS 1.3 TPM without the register (a TPM 1.2).
@@ -64,12 +60,6 @@ impl<R: Registers, C: Clock> Fifo<R, C> {
     /// `base` is the physical address of the register page `regs` covers.
     pub fn new(regs: R, clock: C, base: u64) -> Self {
         Fifo { regs, clock, base }
-    }
-
-    /// TPM 2.0 (STS.tpmFamily), so the caller can refuse a TPM 1.2.
-    pub fn is_tpm2(&mut self) -> bool {
-        let sts = self.regs.read32(reg::STS);
-        sts != u32::MAX && (sts >> STS_FAMILY_SHIFT) & STS_FAMILY_MASK == FAMILY_TPM2
     }
 
     fn request_locality(&mut self) -> Result<(), TpmError> {

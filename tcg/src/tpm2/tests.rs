@@ -23,8 +23,12 @@ fn startup_and_self_test_are_byte_exact() {
         [0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, 0x44, 0, 0]
     );
     assert_eq!(
-        self_test_full().as_bytes(),
+        self_test(true).as_bytes(),
         [0x80, 0x01, 0, 0, 0, 0x0b, 0, 0, 0x01, 0x43, 0x01]
+    );
+    assert_eq!(
+        self_test(false).as_bytes(),
+        [0x80, 0x01, 0, 0, 0, 0x0b, 0, 0, 0x01, 0x43, 0x00]
     );
     assert_eq!(startup_clear().code(), cc::STARTUP);
 }

@@ -21,8 +21,12 @@ fn start_finds_the_active_banks() {
         [AlgorithmId::SHA256]
     );
     assert_eq!(tpm.banks().all().len(), 3);
-    // Started again (as after SeaBIOS): TPM_RC_INITIALIZE is fine.
+    // Started again (as after SeaBIOS): TPM_RC_INITIALIZE is fine, and the
+    // self-test covers only what is untested.
     assert_eq!(tpm.start(), Ok(Started { by_us: false }));
+    let commands = &fake.state().tpm.commands;
+    assert_eq!(commands[1], tpm2::self_test(true).as_bytes());
+    assert_eq!(commands[4], tpm2::self_test(false).as_bytes());
 }
 
 #[test]
