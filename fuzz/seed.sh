@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot event_log; do
+for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot event_log tpm; do
     mkdir -p "$corpus/$target"
 done
 
@@ -323,6 +323,26 @@ done
 for table in "$tcg_data"/*.TPM2; do
     { printf '\2'; cat "$table"; } > "$corpus/event_log/table-$(basename "$table")"
 done
+
+# TPM: responses as swtpm sends them (mode 0), and the register reads of a
+# CRB at rest then running one command, as QEMU's tpm-crb answers (mode 1).
+python3 - "$corpus/tpm" <<'PY'
+import os, struct, sys
+out = sys.argv[1]
+def resp(tag, rc, body):
+    return struct.pack('>HII', tag, 10 + len(body), rc) + body
+banks = b''.join(struct.pack('>HB', alg, 3) + b'\xff\xff\xff' for alg in (4, 11, 12, 13))
+caps = resp(0x8001, 0, b'\0' + struct.pack('>II', 5, 4) + banks)
+read = resp(0x8001, 0, struct.pack('>IIHB', 9, 1, 11, 3) + b'\0\0\x02' + struct.pack('>IH', 1, 32) + bytes(32))
+extend = resp(0x8002, 0, bytes([0, 0, 0, 0, 0, 0, 1, 0, 0]))
+for name, data in [('caps', caps), ('pcr-read', read), ('extend', extend),
+                   ('initialize', resp(0x8001, 0x100, b''))]:
+    open(os.path.join(out, name), 'wb').write(b'\0' + data)
+crb = struct.pack('<IIIIII', 0xfed40080, 0, 0xf80, 0xfed40080, 0, 0xf80)
+crb += struct.pack('<IIIIII', 0x82, 1, 0, 0, 0, 0) + extend
+open(os.path.join(out, 'crb'), 'wb').write(b'\1' + crb)
+open(os.path.join(out, 'fifo'), 'wb').write(b'\2' + bytes([0xa0]) + struct.pack('<I', 0x40 | 0x80 | 64 << 8) * 4)
+PY
 for target in "$corpus"/*; do
     echo "seed: $(basename "$target"): $(ls "$target" | wc -l) files"
 done
