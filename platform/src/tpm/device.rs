@@ -25,8 +25,10 @@ const RETRY_PAUSE_US: u64 = 10_000;
 /// What [`Tpm::start`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Started {
-    /// False when TPM2_Startup answered TPM_RC_INITIALIZE: an earlier
-    /// stage (SeaBIOS) had started the TPM and may have extended PCRs.
+    /// False when TPM2_Startup answered TPM_RC_INITIALIZE: something had
+    /// started the TPM before (SeaBIOS under QEMU `-kernel`, which also
+    /// extended PCRs 0-7 and logged them in the TPM2 table's log area; or
+    /// a VMM's swtpm run with `--flags startup-clear`, with no log area).
     pub by_us: bool,
 }
 
@@ -35,6 +37,7 @@ pub struct Tpm {
     transport: Box<dyn Transport + Send>,
     banks: PcrBanks,
     log_area: Option<LogArea>,
+    started: Option<Started>,
 }
 
 impl Tpm {
@@ -44,6 +47,7 @@ impl Tpm {
             transport,
             banks: PcrBanks::EMPTY,
             log_area,
+            started: None,
         }
     }
 
@@ -81,7 +85,14 @@ impl Tpm {
         let by_us = self.run(&tpm2::startup_clear(), tpm2::parse_startup)?;
         self.run(&tpm2::self_test(by_us), |r| tpm2::check(r).map(|_| ()))?;
         self.banks = self.run(&tpm2::get_capability_pcrs(), tpm2::parse_pcr_banks)?;
-        Ok(Started { by_us })
+        let started = Started { by_us };
+        self.started = Some(started);
+        Ok(started)
+    }
+
+    /// What the last successful [`start`](Self::start) found.
+    pub fn started(&self) -> Option<Started> {
+        self.started
     }
 
     /// All banks the TPM has, as of `start`.

@@ -15,7 +15,9 @@ fn crb_tpm(fake: &FakeCrb) -> Tpm {
 fn start_finds_the_active_banks() {
     let fake = FakeCrb::new(FakeTpm::default());
     let mut tpm = crb_tpm(&fake);
+    assert_eq!(tpm.started(), None);
     assert_eq!(tpm.start(), Ok(Started { by_us: true }));
+    assert_eq!(tpm.started(), Some(Started { by_us: true }));
     assert_eq!(
         tpm.active_banks().collect::<Vec<_>>(),
         [AlgorithmId::SHA256]
