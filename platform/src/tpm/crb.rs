@@ -69,16 +69,16 @@ struct Buffer {
 }
 
 /// The buffer at physical `address` of `size` bytes, if it lies in the
-/// register page at `base` after the control area.
+/// register page at `base` after the control area, 32-bit aligned for the
+/// word writes of `write_buffer`.
 fn buffer_in_page(base: u64, address: u64, size: u32) -> Option<Buffer> {
     let offset = address.checked_sub(base)?;
     let end = offset.checked_add(u64::from(size))?;
-    (offset >= reg::DATA_BUFFER && end <= LOCALITY_SIZE && size as usize >= HEADER_LEN).then_some(
-        Buffer {
-            offset,
-            len: size as usize,
-        },
-    )
+    let inside = offset >= reg::DATA_BUFFER && end <= LOCALITY_SIZE;
+    (inside && offset.is_multiple_of(4) && size as usize >= HEADER_LEN).then_some(Buffer {
+        offset,
+        len: size as usize,
+    })
 }
 
 /// A CRB TPM's locality 0.

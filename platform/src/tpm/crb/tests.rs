@@ -65,6 +65,13 @@ fn buffers_outside_the_register_page_are_refused() {
         .regs
         .splice(0x64..0x68, 0x1000u32.to_le_bytes());
     assert!(Crb::new(fake, FakeClock::new(), CRB_BASE).is_err());
+    // A command buffer not on a 32-bit boundary.
+    let fake = FakeCrb::new(FakeTpm::default());
+    let unaligned = (CRB_BASE + 0x81) as u32;
+    fake.state()
+        .regs
+        .splice(0x5c..0x60, unaligned.to_le_bytes());
+    assert!(Crb::new(fake, FakeClock::new(), CRB_BASE).is_err());
 }
 
 #[test]
