@@ -17,8 +17,10 @@ pub mod start_method {
 /// Bytes up to and including Start Method: header, Platform Class,
 /// reserved, control area address, start method.
 const MIN_LEN: usize = 52;
-/// With 12 bytes of start-method parameters, then LAML (4) and LASA (8).
-const LOG_AREA_END: usize = 76;
+/// LAML follows the start-method parameters: 12 bytes of them up to table
+/// revision 4 (QEMU's), 16 from revision 5; LASA follows LAML.
+const LAML_AT_REV4: usize = 64;
+const LAML_AT_REV5: usize = 68;
 
 /// Where an earlier stage (SeaBIOS under QEMU) keeps its TCG event log:
 /// Log Area Minimum Length and Log Area Start Address.
@@ -35,7 +37,8 @@ pub struct Tpm2Table {
     /// Address of the CRB control area (CTRL_REQ); zero for FIFO.
     pub control_area: u64,
     pub start_method: u32,
-    /// Present in revision 4 tables that are long enough and name one.
+    /// Present when the table is long enough to hold LAML and LASA and
+    /// they name a non-empty area.
     pub log_area: Option<LogArea>,
 }
 
@@ -46,12 +49,16 @@ impl Tpm2Table {
         let platform_class = u16_at(table, SDT_HEADER_LEN).unwrap_or(0);
         let control_area = u64_at(table, 40).unwrap_or(0);
         let start_method = u32_at(table, 48).unwrap_or(0);
-        let log_area = if table.len() >= LOG_AREA_END {
-            let min_len = u32_at(table, 64).unwrap_or(0);
-            let start = u64_at(table, 68).unwrap_or(0);
-            (min_len != 0 && start != 0).then_some(LogArea { min_len, start })
+        let laml_at = if table[8] >= 5 {
+            LAML_AT_REV5
         } else {
-            None
+            LAML_AT_REV4
+        };
+        let log_area = match (u32_at(table, laml_at), u64_at(table, laml_at + 4)) {
+            (Some(min_len), Some(start)) if min_len != 0 && start != 0 => {
+                Some(LogArea { min_len, start })
+            }
+            _ => None,
         };
         Ok(Tpm2Table {
             platform_class,
@@ -107,6 +114,29 @@ mod tests {
         assert_eq!(parsed.start_method, 7);
         let fifo = table(b"TPM2", &body(0, 6, Some((0, 0))));
         assert_eq!(Tpm2Table::parse(&fifo).unwrap().log_area, None);
+    }
+
+    #[test]
+    fn revision_5_has_longer_start_method_parameters() {
+        let mut b = alloc::vec![0u8; 4];
+        b.extend_from_slice(&0xfed4_0040u64.to_le_bytes());
+        b.extend_from_slice(&7u32.to_le_bytes());
+        b.extend_from_slice(&[0; 16]);
+        b.extend_from_slice(&0x10000u32.to_le_bytes());
+        b.extend_from_slice(&0x7ffd_0000u64.to_le_bytes());
+        let mut t = table(b"TPM2", &b);
+        t[8] = 5;
+        let log_area = Tpm2Table::parse(&t).unwrap().log_area;
+        assert_eq!(
+            log_area,
+            Some(LogArea {
+                min_len: 0x10000,
+                start: 0x7ffd_0000
+            })
+        );
+        // Read as revision 4, LAML would be 4 bytes early (zero): no area.
+        t[8] = 4;
+        assert_eq!(Tpm2Table::parse(&t).unwrap().log_area, None);
     }
 
     #[test]
