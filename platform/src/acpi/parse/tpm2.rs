@@ -139,6 +139,36 @@ mod tests {
         assert_eq!(Tpm2Table::parse(&t).unwrap().log_area, None);
     }
 
+    /// The tables QEMU 7.2 built for tpm-crb and tpm-tis, as captured for
+    /// the event-log tests (tcg/tests/data/README.md).
+    #[test]
+    fn qemu_tables() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../tcg/tests/data/");
+        let read = |name: &str| std::fs::read(alloc::format!("{data}{name}")).unwrap();
+        let crb = read("qemu-tpm-crb.TPM2");
+        let (_, crb) = crate::acpi::parse::validate_table(&crb).unwrap();
+        assert_eq!(
+            Tpm2Table::parse(crb).unwrap(),
+            Tpm2Table {
+                platform_class: 0,
+                control_area: 0xfed4_0040,
+                start_method: start_method::CRB,
+                log_area: Some(LogArea {
+                    min_len: 0x10000,
+                    start: 0x1fff_0000
+                }),
+            }
+        );
+        let tis = read("qemu-tpm-tis.TPM2");
+        let (_, tis) = crate::acpi::parse::validate_table(&tis).unwrap();
+        let tis = Tpm2Table::parse(tis).unwrap();
+        assert_eq!(
+            (tis.control_area, tis.start_method),
+            (0, start_method::FIFO)
+        );
+        assert!(tis.log_area.is_some());
+    }
+
     #[test]
     fn truncated_table_is_refused() {
         let t = table(b"TPM2", &[0; 8]);
