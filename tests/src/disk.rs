@@ -260,7 +260,7 @@ impl EspBuilder {
             .chain(self.partitions.iter().cloned())
             .collect();
 
-        let mut key = KeyHasher::new("gpt disk v1");
+        let mut key = KeyHasher::new("gpt disk v2");
         for partition in &partitions {
             key.str(&partition.type_code)
                 .str(&partition.name)
@@ -288,8 +288,27 @@ impl EspBuilder {
             .unwrap_or_else(|e| panic!("size {}: {e}", disk.display()));
         drop(disk_file);
 
+        // GUIDs from the cache key, not sgdisk's random ones: the same inputs
+        // give the same disk, byte for byte, however many processes build it
+        // (its GUIDs are in boot options and measured-boot event logs).
+        let guid = |what: &str| {
+            let h = KeyHasher::new("gpt disk guid")
+                .str(&key.hex())
+                .str(what)
+                .hex();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )
+        };
         let mut sgdisk = Command::new("sgdisk");
-        sgdisk.arg("--clear");
+        sgdisk
+            .arg("--clear")
+            .arg(format!("--disk-guid={}", guid("disk")));
         let mut start_mib = FIRST_PARTITION_MIB;
         let mut placements = Vec::new();
         for (index, partition) in partitions.iter().enumerate() {
@@ -300,7 +319,11 @@ impl EspBuilder {
             sgdisk
                 .arg(format!("--new={number}:{first_lba}:{last_lba}"))
                 .arg(format!("--typecode={number}:{}", partition.type_code))
-                .arg(format!("--change-name={number}:{}", partition.name));
+                .arg(format!("--change-name={number}:{}", partition.name))
+                .arg(format!(
+                    "--partition-guid={number}:{}",
+                    guid(&number.to_string())
+                ));
             placements.push((start_mib, size));
             start_mib += size;
         }
