@@ -159,6 +159,7 @@ fn boot(start_info: &StartInfo) -> ! {
     platform::tpm::discover_and_start(acpi.as_ref());
 
     efi_init(acpi.as_ref());
+    measured_boot_init();
     boot_timing::mark(Phase::EFI_CORE);
     storage_init(acpi.as_ref(), cmdline);
     boot_timing::mark(Phase::FILE_SYSTEM);
@@ -173,6 +174,8 @@ fn boot(start_info: &StartInfo) -> ! {
     // journal in reserved RAM, reaches the disk now (UEFI 2.10 §8.2).
     loaders::nv_journal::apply(persist_variables);
     install_secure_boot_keys(start_info);
+    // TCG PFP §3.3.4.8: the policy the images will be checked against.
+    efi::tcg2::measure_secure_boot_policy();
     wire_hooks(persist_variables);
     // Monotonic count, time zone, wakeup alarm (UEFI 2.10 §8.3, §8.5.2).
     efi::runtime::restore_persisted_state();
@@ -262,6 +265,64 @@ fn efi_init(acpi: Option<&AcpiInfo>) {
     if let Err(status) = tools {
         error!("device path, collation and HII protocols unavailable: {status:?}");
     }
+}
+
+/// Measured boot (TCG EFI Protocol and PC Client PFP): the TPM the VMM
+/// gives (`platform::tpm`: CRB or FIFO, from the ACPI TPM2 table), the
+/// events an earlier stage measured (SeaBIOS, under QEMU `-kernel`, logs
+/// them in the TPM2 table's log area), EFI_TCG2_PROTOCOL and the
+/// firmware's own measurement. Without a TPM this is an ACPI lookup and a
+/// register read.
+fn measured_boot_init() {
+    let Some(tpm) = platform::tpm::TPM.with(Option::take) else {
+        return;
+    };
+    // The TPM2 table's log area: where SeaBIOS logged what it measured
+    // before us (QEMU `-kernel`), and where Linux looks for the log first.
+    let area = tpm.log_area().and_then(|area| {
+        let len = area.min_len as usize;
+        let end = area.start.checked_add(len as u64)?;
+        if area.start == 0 || len == 0 || end > FOUR_GIB {
+            warn!(
+                "tpm: the TPM2 table's log area {:#x} is unusable",
+                area.start
+            );
+            return None;
+        }
+        // SeaBIOS keeps the area out of the e820 map it hands on; should a
+        // VMM leave it as RAM, it is taken now so nothing else gets it (a
+        // failure means it is not free RAM: reserved already).
+        let pages = (len as u64).div_ceil(PAGE_SIZE);
+        if area.start.is_multiple_of(PAGE_SIZE) {
+            let _ = memory::with_map(|m| {
+                m.allocate(
+                    Placement::Address(area.start),
+                    MemoryType::ACPI_NON_VOLATILE,
+                    pages,
+                )
+            });
+        }
+        // SAFETY: the VMM's TPM2 table names this range below 4 GiB (mapped
+        // by the boot page tables) as the event log area, memory the memory
+        // map does not hand out; from here on only the event log writes it.
+        Some(unsafe { core::slice::from_raw_parts_mut(area.start as *mut u8, len) })
+    });
+    let earlier = area.as_deref().map(<[u8]>::to_vec);
+    let previous = earlier.as_deref().and_then(|bytes| {
+        tcg::log::import_previous(bytes)
+            .map_err(|e| warn!("tpm: the earlier stage's event log is unreadable: {e:?}"))
+            .ok()
+            .flatten()
+    });
+    let events = previous.map(|p| p.events).unwrap_or_default();
+    let tpm = efi::tcg2::PlatformTpm::new(tpm);
+    if let Err(status) = efi::tcg2::init(alloc::boxed::Box::new(tpm), area, &events) {
+        error!("tpm: EFI_TCG2_PROTOCOL unavailable: {status:?}");
+        return;
+    }
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let (start, end) = unsafe { (symbol_address(&firmware_start), symbol_address(&text_end)) };
+    efi::tcg2::measure_firmware(start, end);
 }
 
 /// SetVirtualAddressMap's fix-ups: notify the VirtualAddressChange group,

@@ -340,12 +340,17 @@ fn load(
     // dbx first and then loaded from the bytes that were checked. A refused
     // image is still loaded (§7.4.1 EFI_SECURITY_VIOLATION: a handle the
     // caller unloads) but StartImage will not run it.
+    // With a TPM the whole file is read too: its Authenticode digest is
+    // measured (TCG PFP §3.3.4.4), and the image loaded from the bytes that
+    // were measured.
+    let verifier = IMAGE_VERIFIER.with(|v| *v);
+    let measuring = crate::tcg2::active();
     let whole;
     let checked;
-    let (source, refused_by_policy) = if let Some(verify) = IMAGE_VERIFIER.with(|v| *v) {
+    let (source, refused_by_policy) = if verifier.is_some() || measuring {
         whole = source.whole()?;
         let path = device_path.as_deref().unwrap_or_default();
-        let allowed = verify(whole.bytes(), &name, path);
+        let allowed = verifier.is_none_or(|verify| verify(whole.bytes(), &name, path));
         checked = source::Source::Memory(whole.bytes());
         (&checked, !allowed)
     } else {
@@ -419,6 +424,20 @@ fn load(
         .data_directory(pe::DIRECTORY_RESOURCE)
         .and_then(|directory| pe::hii_package_list(dest, directory))
         .map(|rva| (base + u64::from(rva)) as *mut c_void);
+    // A refused image never runs, so it is not measured.
+    if measuring
+        && !refused_by_policy
+        && let source::Source::Memory(file) = *source
+    {
+        crate::tcg2::measure_image(
+            file,
+            info.subsystem.0,
+            base,
+            size,
+            info.image_base,
+            device_path.as_deref().unwrap_or_default(),
+        );
+    }
     let wx = map_wx(&info, base);
     log::debug!(
         "loaded {name} at {base:#x} ({size:#x} bytes, entry {:#x}, {})",

@@ -25,4 +25,5 @@ pub mod secure_boot;
 pub mod spec_gaps;
 pub mod table_storage;
 pub mod tables;
+pub mod tcg2;
 pub mod variables;

@@ -456,6 +456,11 @@ pub fn image_allowed(image: &[u8], name: &str, device_path: &[u8]) -> bool {
     match ::secure_boot::verify_image(image, &db, &dbx) {
         Ok(allowed) => {
             info!("secure boot: {name} allowed: {allowed}");
+            let entry = match allowed {
+                ::secure_boot::Allowed::Certificate { entry, .. } => entry,
+                ::secure_boot::Allowed::Hash { entry } => entry,
+            };
+            crate::tcg2::measure_authority(&db, entry.list, entry.index);
             true
         }
         Err(refused) => {

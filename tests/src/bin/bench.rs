@@ -11,6 +11,8 @@
 //!   GRUB from `\EFI\BOOT\BOOTX64.EFI`;
 //! - `vmfw-shim-grub-sb`: the same with Secure Boot on, Microsoft's keys as the key input
 //!   (`vm_tests::sb_keys::microsoft_keys`); the table gets its ratio to `vmfw-shim-grub`;
+//! - `vmfw-shim-grub-tpm`: the same with a software TPM 2.0 (`swtpm`, QEMU `tpm-crb`):
+//!   measured boot on; the table gets its ratio to `vmfw-shim-grub` (target at most 1.05);
 //! - `vmfw-systemd-boot`: our firmware, the systemd-boot image
 //!   (`vm_tests::images::systemd_boot_image`: Debian's systemd-boot as
 //!   `\EFI\BOOT\BOOTX64.EFI` reading the same kind of BLS entry);
@@ -76,11 +78,14 @@ const MAX_KERNEL_TIME_RATIO: f64 = 1.10;
 const MIN_THROUGHPUT_RATIO: f64 = 4.0;
 const MAX_STRIPPED_BYTES: u64 = 512 * 1024;
 const MAX_RUNTIME_BYTES: u64 = 1024 * 1024;
+/// Measured boot's cost (issue 20): the shim+GRUB chain with a TPM within 5% of it without.
+const MAX_TPM_RATIO: f64 = 1.05;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     VmfwShimGrub,
     VmfwShimGrubSecureBoot,
+    VmfwShimGrubTpm,
     VmfwSystemdBoot,
     VmfwBls,
     VmfwBzImage,
@@ -89,9 +94,10 @@ enum Config {
     QemuDirect,
 }
 
-const CONFIGS: [Config; 8] = [
+const CONFIGS: [Config; 9] = [
     Config::VmfwShimGrub,
     Config::VmfwShimGrubSecureBoot,
+    Config::VmfwShimGrubTpm,
     Config::VmfwSystemdBoot,
     Config::VmfwBls,
     Config::VmfwBzImage,
@@ -124,6 +130,7 @@ impl Config {
         match self {
             Config::VmfwShimGrub => "vmfw-shim-grub",
             Config::VmfwShimGrubSecureBoot => "vmfw-shim-grub-sb",
+            Config::VmfwShimGrubTpm => "vmfw-shim-grub-tpm",
             Config::VmfwSystemdBoot => "vmfw-systemd-boot",
             Config::VmfwBls => "vmfw-bls",
             Config::VmfwBzImage => "vmfw-bzimage",
@@ -138,6 +145,7 @@ impl Config {
             self,
             Config::VmfwShimGrub
                 | Config::VmfwShimGrubSecureBoot
+                | Config::VmfwShimGrubTpm
                 | Config::VmfwSystemdBoot
                 | Config::VmfwBls
                 | Config::VmfwBzImage
@@ -151,6 +159,7 @@ impl Config {
             }
             Config::VmfwBls | Config::VmfwBzImage => Target::KernelTimeRatio(MAX_KERNEL_TIME_RATIO),
             Config::VmfwShimGrubSecureBoot
+            | Config::VmfwShimGrubTpm
             | Config::OvmfShimGrub
             | Config::OvmfSystemdBoot
             | Config::QemuDirect => Target::None,
@@ -162,9 +171,10 @@ impl Config {
     /// the same BLS entry and kernel.
     fn ovmf_reference(self) -> Option<Config> {
         match self {
-            Config::VmfwShimGrub | Config::VmfwShimGrubSecureBoot | Config::OvmfShimGrub => {
-                Some(Config::OvmfShimGrub)
-            }
+            Config::VmfwShimGrub
+            | Config::VmfwShimGrubSecureBoot
+            | Config::VmfwShimGrubTpm
+            | Config::OvmfShimGrub => Some(Config::OvmfShimGrub),
             Config::VmfwSystemdBoot
             | Config::OvmfSystemdBoot
             | Config::VmfwBls
@@ -188,6 +198,7 @@ impl Config {
             Config::VmfwSystemdBoot | Config::OvmfSystemdBoot => SYSTEMD_BOOT_CMDLINE,
             Config::VmfwShimGrub
             | Config::VmfwShimGrubSecureBoot
+            | Config::VmfwShimGrubTpm
             | Config::VmfwBzImage
             | Config::OvmfShimGrub
             | Config::QemuDirect => GRUB_CMDLINE,
@@ -239,6 +250,9 @@ impl Config {
                     builder = builder
                         .arg("-initrd")
                         .arg(keys.to_string_lossy().into_owned());
+                }
+                if self == Config::VmfwShimGrubTpm {
+                    builder = builder.tpm(vm_tests::swtpm::TpmInterface::Crb);
                 }
                 if words.is_empty() {
                     builder
@@ -781,6 +795,19 @@ impl Report<'_> {
                  ({:+.3} s: shim verified by the firmware, GRUB by shim, the kernel by GRUB through shim)",
                 on / off,
                 on - off
+            );
+        }
+        if let (Some(on), Some(off)) = (
+            self.kernel_median(Config::VmfwShimGrubTpm),
+            self.kernel_median(Config::VmfwShimGrub),
+        ) {
+            let _ = writeln!(
+                out,
+                "TPM: vmfw-shim-grub-tpm / vmfw-shim-grub time to the kernel = {:.3} \
+                 ({:+.3} s: every image, GRUB command and file measured; target <= {MAX_TPM_RATIO}: {})",
+                on / off,
+                on - off,
+                verdict(Some(on / off <= MAX_TPM_RATIO))
             );
         }
         let size = |s: Option<u64>| s.map_or("n/a".into(), |s| format!("{s} bytes"));
