@@ -432,6 +432,8 @@ fn wire_hooks(persist_variables: bool) {
     efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
     efi::tables::register_exit_boot_services_hook(map_page_zero);
     efi::tables::register_exit_boot_services_hook(panic::os_owns_ram);
+    // Measured boot's EV_EFI_GPT_EVENT (TCG PFP): the disk's own table.
+    efi::tcg2::set_gpt_source(protocols::storage::gpt_of);
     // The built-in applications (BLS loader, boot menu) as images of the
     // firmware volume, named for the Shell through ComponentName2.
     efi::builtin_images::set_naming_hook(protocols::driver::name_image);

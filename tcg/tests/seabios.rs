@@ -3,10 +3,7 @@
 //! `binary_bios_measurements`, and the PCRs the same guest read from
 //! `/sys/class/tpm/tpm0/pcr-<bank>/<n>` (provenance: data/README.md).
 
-use tcg::log::{
-    LogArea, LogWriter, bank_name, import_previous, parse, replay, tcpa_table_log_area,
-    tpm2_table_log_area,
-};
+use tcg::log::{LogWriter, bank_name, import_previous, parse, replay};
 use uefi_raw::protocol::tcg::{AlgorithmId, EventType};
 
 const FOUR_BANKS: &[u8] = include_bytes!("data/seabios-4banks.log");
@@ -157,23 +154,4 @@ fn seabios_entries_do_not_fit_other_banks() {
     assert!(ours.append_raw(previous.events[0]).is_err());
     let before = ours.len();
     assert_eq!(ours.len(), before);
-}
-
-#[test]
-fn qemu_tpm2_tables_give_the_log_area() {
-    for table in [
-        &include_bytes!("data/qemu-tpm-crb.TPM2")[..],
-        &include_bytes!("data/qemu-tpm-tis.TPM2")[..],
-    ] {
-        assert_eq!(
-            tpm2_table_log_area(table),
-            Some(LogArea {
-                address: 0x1fff_0000,
-                length: 0x1_0000
-            })
-        );
-        assert_eq!(tcpa_table_log_area(table), None);
-        // A table without the optional fields has no area.
-        assert_eq!(tpm2_table_log_area(&table[..64]), None);
-    }
 }

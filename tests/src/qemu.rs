@@ -51,7 +51,7 @@ pub struct VmBuilder {
     debug_exit: bool,
     name: Option<String>,
     extra_args: Vec<String>,
-    tpm: Option<TpmInterface>,
+    tpm: Option<(TpmInterface, Option<&'static str>)>,
 }
 
 impl VmBuilder {
@@ -129,7 +129,15 @@ impl VmBuilder {
     /// Attaches a fresh software TPM 2.0 (a new `swtpm`, started by `spawn` and stopped with
     /// the VM) as `interface`.
     pub fn tpm(mut self, interface: TpmInterface) -> Self {
-        self.tpm = Some(interface);
+        self.tpm = Some((interface, None));
+        self
+    }
+
+    /// As [`tpm`](Self::tpm), the TPM first provisioned by `swtpm_setup` with only the PCR
+    /// banks `banks` allocated (e.g. `"sha256"`, as `swtpm_setup` and libvirt do by default;
+    /// a never-provisioned swtpm has all four).
+    pub fn tpm_with_banks(mut self, interface: TpmInterface, banks: &'static str) -> Self {
+        self.tpm = Some((interface, Some(banks)));
         self
     }
 
@@ -206,8 +214,8 @@ impl VmBuilder {
             copy
         });
         let mut cmd = self.command(vars.as_deref());
-        let swtpm = self.tpm.map(|interface| {
-            let swtpm = Swtpm::start();
+        let swtpm = self.tpm.map(|(interface, banks)| {
+            let swtpm = Swtpm::start_with_banks(banks);
             cmd.args(swtpm.qemu_args(interface));
             swtpm
         });

@@ -44,6 +44,12 @@ impl Swtpm {
     /// Starts a new TPM. The state lives in `target/swtpm/<pid>-<n>/` (short, because a unix
     /// socket path is limited to 107 bytes).
     pub fn start() -> Swtpm {
+        Swtpm::start_with_banks(None)
+    }
+
+    /// [`start`](Self::start), the state first made by `swtpm_setup --pcr-banks banks`
+    /// when `banks` is given.
+    pub fn start_with_banks(banks: Option<&str>) -> Swtpm {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let dir = workspace_root()
@@ -52,6 +58,18 @@ impl Swtpm {
             .join(format!("{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        if let Some(banks) = banks {
+            let status = Command::new("swtpm_setup")
+                .args(["--tpm2", "--pcr-banks", banks, "--tpmstate"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run swtpm_setup ({e}); run tests/scripts/setup.sh (swtpm-tools)")
+                });
+            assert!(status.success(), "swtpm_setup --pcr-banks {banks} failed");
+        }
         let ctrl = dir.join("ctrl.sock");
         let mut cmd = Command::new("swtpm");
         cmd.args(["socket", "--tpm2", "--tpmstate"])

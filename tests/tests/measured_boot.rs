@@ -18,7 +18,10 @@ use tcg::log::{ParsedLog, PcrValues};
 use uefi_raw::protocol::tcg::{AlgorithmId, EventType};
 use vm_tests::images::{SIGNED_GRUB, SIGNED_SHIM, bls_entry, grub_cfg};
 use vm_tests::swtpm::TpmInterface;
-use vm_tests::{EspBuilder, Vm, deb_trixie, debian13_kernel, firmware, initramfs_for};
+use vm_tests::{
+    EspBuilder, SYSTEMD_STUB, Vm, deb_trixie, debian13_kernel, firmware, initramfs_for,
+    unified_kernel_image_on,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -280,6 +283,37 @@ fn bls_kernel_is_measured_by_load_image() {
         report.has_events_in(9),
         "no initrd event from the stub (PCR 9)"
     );
+}
+
+/// Debian 13's systemd-stub (257) as a unified kernel image, a BLS Type #2
+/// entry: LoadImage measures the UKI and then its kernel into PCR 4, the
+/// stub measures its
+/// sections (kernel, initrd, command line, os-release...) into PCR 11
+/// through the protocol, and the log still replays to the PCRs.
+#[test]
+fn uki_stub_measures_its_sections_into_pcr_11() {
+    let kernel = debian13_kernel();
+    let initrd = initramfs_for(&kernel, REPORT_SCRIPT, &[]);
+    let stub = deb_trixie("systemd-boot-efi").join(SYSTEMD_STUB);
+    let os_release = "PRETTY_NAME=\"Debian 13 UKI (measured)\"\nID=debian\nVERSION_ID=\"13\"\n";
+    let uki = unified_kernel_image_on(
+        &stub,
+        &kernel,
+        &initrd,
+        "console=ttyS0 panic=-1",
+        os_release,
+    );
+    let disk = EspBuilder::new()
+        .file("/EFI/Linux/measured.efi", &uki)
+        .build();
+    let report = boot(ours(), &disk, TpmInterface::Crb);
+    report.replay_matches_the_tpm();
+    // The UKI, then the kernel the stub starts from its .linux section
+    // through LoadImage (a buffer), each measured by LoadImage.
+    let kernel = authenticode_sha256(&kernel.vmlinuz);
+    assert_eq!(report.pcr4_images(), [authenticode_sha256(&uki), kernel]);
+    let sections = report.digests_in(11);
+    assert!(sections.len() >= 3, "PCR 11 events: {sections:?}");
 }
 
 /// OVMF (edk2) measures the same images: the PCR 4 application digests do

@@ -8,6 +8,7 @@
 //! | 1 | EV_EFI_VARIABLE_BOOT: BootOrder, then each Boot#### it names | first boot option |
 //! | 4 | EV_EFI_ACTION "Calling EFI Application from Boot Option" | each boot option |
 //! | 0-7 | EV_SEPARATOR | first boot option |
+//! | 5 | EV_EFI_GPT_EVENT: the GPT of the disk of the first image, once | LoadImage |
 //! | 4 | EV_EFI_BOOT_SERVICES_APPLICATION: Authenticode digest | LoadImage of an application |
 //! | 2 | EV_EFI_BOOT_SERVICES_DRIVER / _RUNTIME_SERVICES_DRIVER | LoadImage of a driver |
 //! | 4 | EV_EFI_ACTION "Returning from EFI Application from Boot Option" | next boot option |
@@ -153,6 +154,40 @@ pub fn boot_option_attempt() {
     }
 }
 
+/// Where the GPT of an image's disk comes from (the storage layer, which
+/// `efi` cannot name): the header block and the partition entry array of
+/// the disk a device path lies on.
+pub type GptSource = fn(&[u8]) -> Option<(Vec<u8>, Vec<u8>)>;
+
+static GPT_SOURCE: Global<Option<GptSource>> = Global::new(None);
+/// The GPT was measured: PFP measures it once, for the first image loaded
+/// from a GPT disk.
+static GPT_MEASURED: Global<bool> = Global::new(false);
+
+/// Sets where LoadImage's measurement finds an image's GPT.
+pub fn set_gpt_source(source: GptSource) {
+    GPT_SOURCE.with(|slot| *slot = Some(source));
+}
+
+/// PCR 5 (PFP §3.3.4.5): EV_EFI_GPT_EVENT, UEFI_GPT_DATA of the disk
+/// `device_path` lies on, once per boot.
+fn measure_gpt(device_path: &[u8]) {
+    if GPT_MEASURED.with(|done| *done) {
+        return;
+    }
+    let Some(source) = GPT_SOURCE.with(|slot| *slot) else {
+        return;
+    };
+    let Some((header, entries)) = source(device_path) else {
+        return;
+    };
+    let Ok(event) = events::gpt(&header, &entries) else {
+        return;
+    };
+    GPT_MEASURED.with(|done| *done = true);
+    let _ = measure(5, event.event_type, event.measured(), &event.data);
+}
+
 /// EV_IPL of `data` into `pcr`, logged with `description`: what a loader
 /// starts without LoadImage (a kernel through the Linux boot protocol, its
 /// initrd into PCR 9, its command line into PCR 8, as GRUB measures what
@@ -178,6 +213,7 @@ pub fn measure_image(
         12 => (2, EventType::EFI_RUNTIME_SERVICES_DRIVER),
         _ => return,
     };
+    measure_gpt(device_path);
     let data = events::image_load(base, size, link_address, device_path);
     let result = measure_with(pcr, event_type, &data, |update| {
         ::secure_boot::authenticode::hash_with(file, update).map_err(|_| ())

@@ -26,7 +26,7 @@ mod protocol;
 
 pub use measurements::{
     boot_option_attempt, measure_authority, measure_firmware, measure_image, measure_ipl,
-    measure_secure_boot_policy,
+    measure_secure_boot_policy, set_gpt_source,
 };
 pub use platform_tpm::PlatformTpm;
 

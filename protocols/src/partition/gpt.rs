@@ -163,6 +163,15 @@ fn read_table(disk: &dyn BlockDevice, lba: u64) -> Result<(GptHeader, Vec<u8>), 
     Ok((header, entries))
 }
 
+/// The primary GPT as the disk holds it: the header block (LBA 1) and the
+/// partition entry array, both checked (signature, CRCs). For measured
+/// boot's EV_EFI_GPT_EVENT (TCG PC Client PFP, UEFI_GPT_DATA), which
+/// measures the table the firmware booted from.
+pub fn primary_table(disk: &dyn BlockDevice) -> Result<(Vec<u8>, Vec<u8>), PartitionError> {
+    let (_, entries) = read_table(disk, 1)?;
+    Ok((read_block(disk, 1)?, entries))
+}
+
 /// Reads the GPT, falling back to the backup header (at the primary's
 /// AlternateLBA, else the last LBA) when the primary is invalid (§5.3.2).
 pub fn read(disk: &dyn BlockDevice) -> Result<PartitionTable, PartitionError> {

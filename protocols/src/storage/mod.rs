@@ -119,8 +119,9 @@ pub fn status_of(error: BlockError) -> Status {
 // ---------------------------------------------------------------------------
 // Disk discovery
 
-/// The disks given to `add_disk`, for `quiesce_all`.
-struct DiskList(Vec<Rc<dyn Disk>>);
+/// The disks given to `add_disk`, with their device paths, for
+/// `quiesce_all` and `gpt_of`.
+struct DiskList(Vec<(Rc<dyn Disk>, DevicePathBuf)>);
 
 // SAFETY: the firmware runs on one CPU (see `platform::sync`); the `Rc`s in
 // the list are never touched from another thread.
@@ -135,7 +136,7 @@ pub fn quiesce_all() {
         log::error!("storage: disk list busy at quiesce");
         return;
     };
-    for disk in disks {
+    for (disk, _) in disks {
         disk.quiesce();
     }
 }
@@ -181,7 +182,10 @@ fn publish(
 /// bad partition table or volume is logged and skipped. The disk is also
 /// kept for `quiesce_all`.
 pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Status> {
-    DISKS.with(|list| list.0.push(device.clone()));
+    let disk_path =
+        DevicePathBuf::from_nodes(&[pci_root(0), pci(pci_function.device, pci_function.function)])
+            .map_err(|_| Status::INVALID_PARAMETER)?;
+    DISKS.with(|list| list.0.push((device.clone(), disk_path.clone())));
     let disk: Rc<dyn BlockDevice> = device;
     let (block_size, blocks) = (disk.block_size(), disk.num_blocks());
     if block_size == 0 || blocks == 0 {
@@ -196,9 +200,6 @@ pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Sta
         log::warn!("disk {pci_function}: not on bus 0; its device path omits the bus");
     }
     register_drivers()?;
-    let disk_path =
-        DevicePathBuf::from_nodes(&[pci_root(0), pci(pci_function.device, pci_function.function)])
-            .map_err(|_| Status::INVALID_PARAMETER)?;
     let (handle, _) = publish(disk, &disk_path, false, &[])?;
     STATE.with(|s| {
         s.disks.insert(
@@ -214,6 +215,27 @@ pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Sta
     log::debug!("disk {pci_function}: ConnectController: {status:?}");
     log_volumes(handle);
     Ok(handle)
+}
+
+/// The primary GPT (header block, partition entry array) of the disk that
+/// `device_path` (a partition's or a file's) lies on; None off our disks,
+/// or on a disk without a valid primary GPT. Measured boot's source for
+/// EV_EFI_GPT_EVENT (`efi::tcg2::set_gpt_source`).
+pub fn gpt_of(device_path: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let disk = DISKS
+        .try_with(|list| {
+            list.0
+                .iter()
+                .find(|(_, path)| {
+                    // The disk's nodes without its End node (4 bytes).
+                    let nodes = path.as_bytes();
+                    device_path.starts_with(&nodes[..nodes.len().saturating_sub(4)])
+                })
+                .map(|(disk, _)| disk.clone())
+        })
+        .flatten()?;
+    let disk: Rc<dyn BlockDevice> = disk;
+    crate::partition::gpt::primary_table(&*disk).ok()
 }
 
 /// The log lines of what the drivers made of a disk: one per partition, or

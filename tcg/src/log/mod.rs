@@ -13,7 +13,7 @@
 //! | the event builders ([`Event`], [`gpt`], [`image_load`]...): event data and what each digest covers: UEFI_VARIABLE_DATA, UEFI_IMAGE_LOAD_EVENT, UEFI_GPT_DATA, UEFI_HANDOFF_TABLE_POINTERS2, UEFI_PLATFORM_FIRMWARE_BLOB2, EV_SEPARATOR, EV_EFI_ACTION, EV_S_CRTM_VERSION | PFP §10.4.1 (event types) and the chapter 10 structures, §3.3.4 (which PCR) |
 //! | [`FinalEvents`]: EFI_TCG2_FINAL_EVENTS_TABLE in a fixed buffer | TCG EFI Protocol Specification (final events table) |
 //! | [`parse()`] and [`replay()`] | PFP §10.2; TPM 2.0 Library Part 1 (PCR extend) |
-//! | [`import_previous`]: SeaBIOS's log from the ACPI TPM2 table's LAML/LASA | TCG ACPI Specification (TPM2 and TCPA tables) |
+//! | [`import_previous`]: SeaBIOS's log from the ACPI TPM2 table's LAML/LASA (the table itself: `platform::acpi::parse::Tpm2Table`) | TCG ACPI Specification (TPM2 table) |
 //!
 //! All of it is pure: byte slices in, byte vectors or errors out, checked
 //! arithmetic, no panic on any input (the `event_log` fuzz target).
@@ -46,9 +46,7 @@ pub use events::{
 };
 pub use final_events::{FINAL_EVENTS_TABLE_GUID, FINAL_EVENTS_TABLE_VERSION, FinalEvents};
 pub use parse::{ParsedLog, parse};
-pub use previous::{
-    LogArea, PreviousLog, import_previous, tcpa_table_log_area, tpm2_table_log_area,
-};
+pub use previous::{PreviousLog, import_previous};
 pub use replay::{PCR_COUNT, PcrValues, replay};
 pub use spec_id::SpecId;
 pub use writer::LogWriter;

@@ -8,11 +8,11 @@
 //! Linux reads the log at the TPM2 table's LASA *before* the EFI one
 //! (drivers/char/tpm/eventlog/common.c tries ACPI first, EFI only when the
 //! table has no log area or, in newer kernels, the area holds no TPM 2.0
-//! log). So a firmware that forwards QEMU's TPM2 table unchanged must either
-//! write its whole log into that area (copy the area, [`import_previous`]
-//! the copy, start a [`super::LogWriter`] over the area itself and
-//! [`append_raw`](super::LogWriter::append_raw) the imported entries: then
-//! both views are one log), or clear LAML/LASA in the table it hands on.
+//! log). So the firmware, which forwards QEMU's TPM2 table unchanged,
+//! writes its whole log into that area (`efi::tcg2::init`: copy the area,
+//! [`import_previous`] the copy, start a [`super::LogWriter`] over the area
+//! itself and [`append_raw`](super::LogWriter::append_raw) the imported
+//! entries: both views are one log).
 
 use alloc::vec::Vec;
 use uefi_raw::protocol::tcg::AlgorithmId;
@@ -71,51 +71,6 @@ pub fn import_previous(area: &[u8]) -> Result<Option<PreviousLog<'_>>, LogError>
     }))
 }
 
-/// Where an earlier stage's log lives: LASA and LAML.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogArea {
-    pub address: u64,
-    pub length: u32,
-}
-
-/// The log area of an ACPI "TPM2" table (TCG ACPI Specification: after
-/// the 36-byte header, platform class and reserved (2 + 2 bytes), the CRB
-/// control area address (8) and start method (4) come the start method's
-/// parameters, 12 bytes up to table revision 4 and 16 from revision 5,
-/// then LAML (4) and LASA (8): at 64 and 68 in QEMU's revision 4 table).
-/// None if the table (by its Length field) ends before them (they are
-/// optional) or the area is empty.
-pub fn tpm2_table_log_area(table: &[u8]) -> Option<LogArea> {
-    if table.get(..4)? != b"TPM2" {
-        return None;
-    }
-    let table = within_length(table)?;
-    let at = if *table.get(8)? >= 5 { 68 } else { 64 };
-    log_area_at(table, at)
-}
-
-/// The log area of an ACPI "TCPA" client table (TCG ACPI Specification:
-/// platform class (2 bytes) at 36, LAML at 38, LASA at 42).
-pub fn tcpa_table_log_area(table: &[u8]) -> Option<LogArea> {
-    if table.get(..4)? != b"TCPA" {
-        return None;
-    }
-    log_area_at(within_length(table)?, 38)
-}
-
-/// The table up to its header's Length (the bytes after it are not its).
-fn within_length(table: &[u8]) -> Option<&[u8]> {
-    let length = u32::from_le_bytes(table.get(4..8)?.try_into().ok()?);
-    table.get(..usize::try_from(length).ok()?)
-}
-
-fn log_area_at(table: &[u8], at: usize) -> Option<LogArea> {
-    let mut r = Reader::new(table.get(at..)?);
-    let length = r.u32()?;
-    let address = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
-    (length != 0 && address != 0).then_some(LogArea { address, length })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,46 +123,5 @@ mod tests {
         assert_eq!(import_previous(&not_a_log), Ok(None));
         not_a_log[4] = 3;
         assert!(import_previous(&not_a_log).is_err());
-    }
-
-    #[test]
-    fn acpi_log_area_fields() {
-        let mut tcpa = vec![0u8; 50];
-        tcpa[..4].copy_from_slice(b"TCPA");
-        tcpa[4] = 50;
-        tcpa[38..42].copy_from_slice(&0x1_0000u32.to_le_bytes());
-        tcpa[42..50].copy_from_slice(&0x7fff_0000u64.to_le_bytes());
-        assert_eq!(
-            tcpa_table_log_area(&tcpa),
-            Some(LogArea {
-                address: 0x7fff_0000,
-                length: 0x1_0000
-            })
-        );
-        assert_eq!(tcpa_table_log_area(&tcpa[..49]), None);
-        // Bytes past the Length field are not the table's.
-        tcpa[4] = 49;
-        assert_eq!(tcpa_table_log_area(&tcpa), None);
-        tcpa[4] = 50;
-        tcpa[42..50].fill(0);
-        assert_eq!(tcpa_table_log_area(&tcpa), None);
-        assert_eq!(tpm2_table_log_area(&tcpa), None);
-    }
-
-    #[test]
-    fn tpm2_revision_5_has_longer_parameters() {
-        let mut tpm2 = vec![0u8; 80];
-        tpm2[..4].copy_from_slice(b"TPM2");
-        tpm2[4] = 80;
-        tpm2[8] = 5;
-        tpm2[68..72].copy_from_slice(&0x1_0000u32.to_le_bytes());
-        tpm2[72..80].copy_from_slice(&0xbfff_0000u64.to_le_bytes());
-        let area = LogArea {
-            address: 0xbfff_0000,
-            length: 0x1_0000,
-        };
-        assert_eq!(tpm2_table_log_area(&tpm2), Some(area));
-        tpm2[4] = 76;
-        assert_eq!(tpm2_table_log_area(&tpm2), None);
     }
 }
