@@ -92,10 +92,13 @@ mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
 sb=$(od -An -tu1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | awk '{print $5}')
 lockdown=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/security/lockdown 2>/dev/null)
 sb_state=$(mokutil --sb-state 2>&1 | head -n 1)
+# What systemd makes of the TPM: firmware (the event log), driver, system.
+tpm2=$(systemd-analyze has-tpm2 2>/dev/null | tr '\n' ' ')
 # One write, starting on a fresh line: getty's prompt has no newline.
-printf '\n%s\n%s\n%s\n' \
+printf '\n%s\n%s\n%s\n%s\n' \
   "VMFW-MACHINE: cpus=$(nproc) mem_mib=$((mem_kib / 1024))" \
   "VMFW-SECUREBOOT: secureboot=${sb:-absent} lockdown=${lockdown:-absent} mokutil=[$sb_state]" \
+  "VMFW-TPM2: [${tpm2% }]" \
   "VMFW-INSTALLED: system=$state efi=$efi esp=$esp esp-fsck=$esp_fsck failed=[${failed% }]" \
   >/dev/ttyS0
 # A clean power-off (ACPI S5), so the ESP is unmounted cleanly for a next boot.

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vm_tests::sb_keys::microsoft_keys;
+use vm_tests::swtpm::TpmInterface;
 use vm_tests::{INSTALLED_DEBIAN_BOOTED, Vm, firmware, installed_debian, installed_debian13};
 
 /// systemd finishes in about a minute under TCG, under two minutes with both tests' guests
@@ -43,18 +44,21 @@ fn installed_debian_boots_to_a_finished_systemd() {
     // with the global defaults PlatformLang, Lang, ConIn, ConOut, ErrOut and Timeout, then
     // shim's SbatLevel); the second reads it back. Nothing in this chain asks for a monotonic
     // count, so the firmware's MonotonicHigh is not written.
-    boots_to_a_finished_systemd(&copy, true, NO_STORE, SecureBoot::Off);
+    boots_to_a_finished_systemd(&copy, true, NO_STORE, SecureBoot::Off, false);
     boots_to_a_finished_systemd(
         &copy,
         true,
         "variables: 11 loaded from \\EFI\\vmfw\\vars.bin",
         SecureBoot::MicrosoftKeys,
+        false,
     );
     let _ = std::fs::remove_file(&copy);
 }
 
 /// Debian 13: shim 16.1, GRUB 2.12 (whose font and video set-up from `update-grub`'s config
-/// alone takes ~7 s under TCG, under OVMF too), kernel 6.12, systemd 257; with Secure Boot on.
+/// alone takes ~7 s under TCG, under OVMF too), kernel 6.12, systemd 257; with Secure Boot on
+/// and a TPM 2.0 (swtpm, `tpm-crb`): `systemd-analyze has-tpm2` reports the firmware's and the
+/// driver's support.
 #[test]
 fn installed_debian13_boots_to_a_finished_systemd() {
     boots_to_a_finished_systemd(
@@ -62,6 +66,7 @@ fn installed_debian13_boots_to_a_finished_systemd() {
         false,
         NO_STORE,
         SecureBoot::MicrosoftKeys,
+        true,
     );
 }
 
@@ -92,8 +97,17 @@ const NO_STORE: &str = "variables: no \\EFI\\vmfw\\vars.bin, starting empty";
 
 /// Boots `disk` (`writable`: guest writes reach the file) until the installed system's report,
 /// checks it and the firmware's `store` line, and waits for the system's own power-off.
-fn boots_to_a_finished_systemd(disk: &Path, writable: bool, store: &str, secure_boot: SecureBoot) {
+fn boots_to_a_finished_systemd(
+    disk: &Path,
+    writable: bool,
+    store: &str,
+    secure_boot: SecureBoot,
+    tpm: bool,
+) {
     let mut builder = Vm::builder().firmware(firmware()).cpus(2).memory_mib(4096);
+    if tpm {
+        builder = builder.tpm(TpmInterface::Crb);
+    }
     if let SecureBoot::MicrosoftKeys = secure_boot {
         builder = builder
             .arg("-initrd")
@@ -123,6 +137,16 @@ fn boots_to_a_finished_systemd(disk: &Path, writable: bool, store: &str, secure_
     let sb = vm.expect("VMFW-SECUREBOOT:", BOOT_TIMEOUT).unwrap();
     eprintln!("[{:8.3}] {}", sb.elapsed.as_secs_f64(), sb.line);
     assert_eq!(sb.line.trim(), secure_boot.report());
+    let has_tpm2 = vm.expect("VMFW-TPM2:", BOOT_TIMEOUT).unwrap();
+    eprintln!("[{:8.3}] {}", has_tpm2.elapsed.as_secs_f64(), has_tpm2.line);
+    if tpm {
+        // systemd sees the firmware's TPM2 support (the event log) and the driver.
+        assert!(
+            has_tpm2.line.contains("+firmware") && has_tpm2.line.contains("+driver"),
+            "{}",
+            has_tpm2.line
+        );
+    }
     let report = vm.expect("VMFW-INSTALLED:", BOOT_TIMEOUT).unwrap();
     eprintln!("[{:8.3}] {}", report.elapsed.as_secs_f64(), report.line);
     assert_eq!(report.line.trim(), INSTALLED_DEBIAN_BOOTED);
