@@ -11,10 +11,10 @@
 //! goes to the EFI_TCG2_FINAL_EVENTS_TABLE (TCG2 §6.6: the OS copied the log
 //! then and learns of later events, ExitBootServices' among them, there).
 //!
-//! Measuring never allocates from the memory map (digests live on the
-//! stack, the log and the final events table in pages taken at start), so
-//! the ExitBootServices measurements do not change the map key the caller
-//! passed.
+//! The log and the final events table live in pages taken at start and
+//! the digests on the stack; each entry is built in a small heap block
+//! (`LogWriter::entry`). ExitBootServices measures after it has checked the
+//! caller's map key, so even a heap growth then cannot fail the call.
 //!
 //! Without a TPM nothing here is installed and every measurement is a
 //! no-op. A TPM command that fails turns measuring off with one warning;
