@@ -74,6 +74,21 @@ pub fn set_image_verifier(verifier: ImageVerifier) {
     IMAGE_VERIFIER.with(|slot| *slot = Some(verifier));
 }
 
+/// Measured boot's record of an image LoadImage loaded (TCG PFP §3.3.4.4;
+/// `tcg2::measure_image`): the whole file, its PE subsystem, where
+/// it was loaded (base, size), the address it was linked for and its
+/// device path.
+pub type ImageMeasurer = fn(&[u8], u16, u64, u64, u64, &[u8]);
+
+/// Set while a TPM measures the boot: every image LoadImage loads from a
+/// disk or a buffer is read whole and measured.
+static IMAGE_MEASURER: Global<Option<ImageMeasurer>> = Global::new(None);
+
+/// Makes LoadImage measure every image with `measurer` from now on.
+pub fn set_image_measurer(measurer: ImageMeasurer) {
+    IMAGE_MEASURER.with(|slot| *slot = Some(measurer));
+}
+
 /// Images currently inside StartImage, innermost last.
 static RUNNING: Global<Vec<(HandleId, usize)>> = Global::new(Vec::new());
 
@@ -344,10 +359,10 @@ fn load(
     // measured (TCG PFP §3.3.4.4), and the image loaded from the bytes that
     // were measured.
     let verifier = IMAGE_VERIFIER.with(|v| *v);
-    let measuring = crate::tcg2::active();
+    let measurer = IMAGE_MEASURER.with(|m| *m);
     let whole;
     let checked;
-    let (source, refused_by_policy) = if verifier.is_some() || measuring {
+    let (source, refused_by_policy) = if verifier.is_some() || measurer.is_some() {
         whole = source.whole()?;
         let path = device_path.as_deref().unwrap_or_default();
         let allowed = verifier.is_none_or(|verify| verify(whole.bytes(), &name, path));
@@ -425,11 +440,11 @@ fn load(
         .and_then(|directory| pe::hii_package_list(dest, directory))
         .map(|rva| (base + u64::from(rva)) as *mut c_void);
     // A refused image never runs, so it is not measured.
-    if measuring
+    if let Some(measure) = measurer
         && !refused_by_policy
         && let source::Source::Memory(file) = *source
     {
-        crate::tcg2::measure_image(
+        measure(
             file,
             info.subsystem.0,
             base,

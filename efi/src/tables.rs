@@ -319,9 +319,6 @@ unsafe extern "efiapi" fn exit_boot_services(image_handle: Handle, map_key: usiz
         return Status::INVALID_PARAMETER;
     }
     events::exit_boot_services_notify();
-    // TCG PFP §3.3.4.5: PCR 5, before the devices (the TPM among them, for
-    // the OS) are handed over.
-    crate::tcg2::exit_boot_services();
     let hooks = EXIT_HOOKS.with(|h| h.clone());
     for hook in hooks {
         hook();

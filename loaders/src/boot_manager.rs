@@ -58,7 +58,7 @@ use crate::builtins::{
     DIRECT_KERNEL_NAME,
 };
 use crate::efi_file::EfiFile;
-use crate::image_boot::{file_device_path, load_and_start, load_and_start_with_options};
+use crate::image_boot::{file_device_path, load_and_start_with_options};
 use crate::load_option::{self, LoadOption};
 use crate::status::status_name;
 
@@ -104,7 +104,7 @@ pub fn run(cmdline: &str) {
             // BootCurrent.
             None => {
                 let path = builtins::device_path(&DIRECT_KERNEL_FILE);
-                let _ = load_and_start_with_options(&path, options, DIRECT_KERNEL_NAME);
+                let _ = start_boot_option(&path, options, DIRECT_KERNEL_NAME);
             }
         }
     }
@@ -564,7 +564,7 @@ fn boot_option(number: u16) {
         } else {
             &[]
         };
-        let status = load_and_start_with_options(&path, load_options, &description);
+        let status = start_boot_option(&path, load_options, &description);
         crate::panic_recovery::returned();
         match status {
             Status::NOT_FOUND => warn!("{description}: not found; trying the next boot option"),
@@ -578,6 +578,14 @@ fn boot_option(number: u16) {
     let _ = set_variable("BootCurrent", Attributes::empty(), &[]);
 }
 
+/// Starts a boot option's image. TCG PFP §3.3.4.4: "Calling EFI
+/// Application from Boot Option" (and, the first time, the boot variables
+/// and the separators) precedes the image's own measurement in LoadImage.
+fn start_boot_option(path: &[u8], load_options: &[u8], description: &str) -> Status {
+    efi::tcg2::boot_option_attempt();
+    load_and_start_with_options(path, load_options, description)
+}
+
 /// Tries `file` on each file system in device order.
 fn boot_path_on_each_file_system(file: &str) {
     for fs in crate::services::file_systems() {
@@ -585,7 +593,7 @@ fn boot_path_on_each_file_system(file: &str) {
             continue;
         };
         let description = efi::device_path::file_path_text(&path).unwrap_or_default();
-        match load_and_start(&path, &description) {
+        match start_boot_option(&path, &[], &description) {
             Status::NOT_FOUND => continue,
             Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
             status => warn!(
@@ -684,7 +692,7 @@ fn boot_removable_path(fs_path: &[u8]) {
         return;
     };
     let description = efi::device_path::file_path_text(&path).unwrap_or_default();
-    match load_and_start(&path, &description) {
+    match start_boot_option(&path, &[], &description) {
         Status::NOT_FOUND => {}
         Status::SUCCESS => warn!("{description} returned; trying the next boot option"),
         status => warn!(

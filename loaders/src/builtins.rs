@@ -86,6 +86,8 @@ pub fn device_path(file: &Guid) -> Vec<u8> {
 /// Loads and starts the built-in `file` from the firmware's image (the
 /// boot manager's path to it); returns the status it ended with.
 pub fn start(file: &Guid, description: &str) -> Status {
+    // A boot option of the firmware's own (TCG PFP §3.3.4.4).
+    efi::tcg2::boot_option_attempt();
     load_and_start(&device_path(file), description)
 }
 

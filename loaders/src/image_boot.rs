@@ -46,10 +46,6 @@ pub fn load_and_start_with_options(path: &[u8], load_options: &[u8], description
         Ok(services) => services,
         Err(status) => return status,
     };
-    // TCG PFP §3.3.4.4: "Calling EFI Application from Boot Option" (and,
-    // the first time, the boot variables and the separators) precede the
-    // image's own measurement in LoadImage.
-    efi::tcg2::boot_option_attempt();
     let handle = match services.load_image(path) {
         Ok(handle) => handle,
         Err(status) => return status,

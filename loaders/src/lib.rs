@@ -17,6 +17,7 @@ pub mod image_boot;
 pub mod initrd;
 pub mod linux_boot;
 pub mod load_option;
+pub mod measure;
 pub mod menu;
 pub mod nv_journal;
 pub mod nv_store;

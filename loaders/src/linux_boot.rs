@@ -180,11 +180,11 @@ fn prepare_and_jump(
     // here, as GRUB measures what it loads (TCG PFP has no event of its
     // own for it): the kernel and initrd into PCR 9, the command line into
     // PCR 8, EV_IPL.
-    efi::tcg2::measure_ipl(9, image, "Linux kernel (boot protocol)");
+    crate::measure::measure_ipl(9, image, "Linux kernel (boot protocol)");
     if let Some(initrd) = &initrd {
-        efi::tcg2::measure_ipl(9, initrd.as_slice(), "Linux initrd (boot protocol)");
+        crate::measure::measure_ipl(9, initrd.as_slice(), "Linux initrd (boot protocol)");
     }
-    efi::tcg2::measure_ipl(8, cmdline.as_bytes(), cmdline);
+    crate::measure::measure_ipl(8, cmdline.as_bytes(), cmdline);
     let protected_mode = header.kernel(image);
     let kernel_size = protected_mode.len().max(header.init_size as usize);
     let (mut kernel_pages, kernel_address) =

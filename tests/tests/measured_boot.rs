@@ -285,6 +285,38 @@ fn bls_kernel_is_measured_by_load_image() {
     );
 }
 
+/// `kernel=` through the Linux boot protocol (no LoadImage, no EFI stub):
+/// the built-in loader measures the kernel and initrd into PCR 9 and the
+/// command line into PCR 8 (EV_IPL, through EFI_TCG2_PROTOCOL as any EFI
+/// application would), and the log replays.
+#[test]
+fn boot_protocol_kernel_is_measured_into_pcr_9() {
+    let kernel = debian13_kernel();
+    let version = &kernel.version;
+    let cmdline = "console=ttyS0 panic=-1";
+    let firmware_cmdline = format!(
+        "kernel=\\vmlinuz-{version} initrd=\\initrd.img-{version} cmdline=\"{cmdline}\" \
+         linux-boot=protocol"
+    );
+    let report = boot(
+        ours().append(firmware_cmdline),
+        &debian13_disk(),
+        TpmInterface::Crb,
+    );
+    report.replay_matches_the_tpm();
+    let vmlinuz = hex(&sha256(&std::fs::read(&kernel.vmlinuz).unwrap()));
+    assert!(
+        report.digests_in(9).contains(&vmlinuz),
+        "kernel not in PCR 9"
+    );
+    assert!(
+        report
+            .digests_in(8)
+            .contains(&hex(&sha256(cmdline.as_bytes()))),
+        "command line not in PCR 8"
+    );
+}
+
 /// Debian 13's systemd-stub (257) as a unified kernel image, a BLS Type #2
 /// entry: LoadImage measures the UKI and then its kernel into PCR 4, the
 /// stub measures its

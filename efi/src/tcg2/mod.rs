@@ -192,6 +192,10 @@ pub fn init(
     let carried = start(tpm, log_buffer, final_events, previous)?;
     crate::tables::set_configuration_table(FINAL_EVENTS_TABLE_GUID, final_base as *mut _)?;
     protocol::install()?;
+    // Every image LoadImage loads from now on (PFP §3.3.4.4), and
+    // ExitBootServices (PFP §3.3.4.5: PCR 5).
+    crate::image::set_image_measurer(measure_image);
+    crate::tables::register_exit_boot_services_hook(exit_boot_services);
     info!("tpm: measured boot on ({carried} events carried over from the previous stage)");
     Ok(())
 }
