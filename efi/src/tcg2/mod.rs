@@ -11,9 +11,9 @@
 //! goes to the EFI_TCG2_FINAL_EVENTS_TABLE (TCG2 §6.6: the OS copied the log
 //! then and learns of later events, ExitBootServices' among them, there).
 //!
-//! The log and the final events table live in pages taken at start and
-//! the digests on the stack; each entry is built in a small heap block
-//! (`LogWriter::entry`). ExitBootServices measures after it has checked the
+//! The log and the final events table live in pages taken at start; the
+//! digests and each entry are built in small heap blocks
+//! (`tcg::log::BankHasher`, `LogWriter::entry`). ExitBootServices measures after it has checked the
 //! caller's map key, so even a heap growth then cannot fail the call.
 //!
 //! Without a TPM nothing here is installed and every measurement is a
@@ -32,11 +32,12 @@ pub use platform_tpm::PlatformTpm;
 
 use alloc::boxed::Box;
 
+use alloc::vec::Vec;
 use log::{info, warn};
 use platform::memory::{self, MemoryType, PAGE_SIZE, Placement};
 use platform::sync::Global;
-use tcg::alg::{Digest, Hasher};
-use tcg::log::{FINAL_EVENTS_TABLE_GUID, FinalEvents, LogWriter};
+use tcg::alg::Digest;
+use tcg::log::{BankHasher, FINAL_EVENTS_TABLE_GUID, FinalEvents, LogWriter};
 use uefi_raw::Status;
 use uefi_raw::protocol::tcg::{AlgorithmId, EventType};
 
@@ -71,68 +72,8 @@ pub const PCR_COUNT: u32 = 24;
 /// tight for GRUB, which logs every command it runs (PCR 8).
 const LOG_PAGES: u64 = 64;
 
-/// The active banks, at most the four the firmware hashes.
-#[derive(Clone, Copy)]
-struct Banks {
-    algs: [AlgorithmId; 4],
-    count: usize,
-}
-
-impl Banks {
-    fn new(active: &[AlgorithmId]) -> Self {
-        let mut banks = Banks {
-            algs: [AlgorithmId::ERROR; 4],
-            count: 0,
-        };
-        for &alg in active {
-            if banks.count < banks.algs.len() && tcg::alg::digest_size(alg).is_some() {
-                banks.algs[banks.count] = alg;
-                banks.count += 1;
-            }
-        }
-        banks
-    }
-
-    fn as_slice(&self) -> &[AlgorithmId] {
-        &self.algs[..self.count]
-    }
-
-    /// One hasher per bank, on the stack.
-    fn hashers(&self) -> [Option<Hasher>; 4] {
-        let mut hashers = [None, None, None, None];
-        for (slot, &alg) in hashers.iter_mut().zip(self.as_slice()) {
-            *slot = Hasher::new(alg);
-        }
-        hashers
-    }
-}
-
-/// The digests of one measurement, one per bank, on the stack.
-struct Digests {
-    digests: [Option<Digest>; 4],
-}
-
-impl Digests {
-    fn from_hashers(hashers: [Option<Hasher>; 4]) -> Self {
-        Digests {
-            digests: hashers.map(|h| h.map(Hasher::finish)),
-        }
-    }
-
-    fn as_array(&self) -> ([Digest; 4], usize) {
-        let mut out = [Digest::zero(AlgorithmId::SHA1).expect("SHA-1 is supported"); 4];
-        let mut count = 0;
-        for digest in self.digests.iter().flatten() {
-            out[count] = *digest;
-            count += 1;
-        }
-        (out, count)
-    }
-}
-
 struct Measured {
     tpm: Box<dyn Tpm>,
-    banks: Banks,
     log: LogWriter<'static>,
     /// Physical address of the log (TCG2 GetEventLog's EventLogLocation).
     log_base: u64,
@@ -209,13 +150,18 @@ fn start(
     final_events: FinalEvents<'static>,
     previous: &[&[u8]],
 ) -> Result<usize, Status> {
-    let banks = Banks::new(tpm.active_banks());
-    if banks.count == 0 {
+    let banks: Vec<AlgorithmId> = tpm
+        .active_banks()
+        .iter()
+        .copied()
+        .filter(|&alg| tcg::alg::digest_size(alg).is_some())
+        .collect();
+    if banks.is_empty() {
         warn!("tpm: no PCR bank the firmware can hash is active; measured boot off");
         return Err(Status::UNSUPPORTED);
     }
     let log_base = log.as_ptr() as u64;
-    let mut log = LogWriter::new(log, banks.as_slice()).map_err(|e| {
+    let mut log = LogWriter::new(log, &banks).map_err(|e| {
         warn!("tpm: event log: {e:?}");
         Status::OUT_OF_RESOURCES
     })?;
@@ -233,7 +179,6 @@ fn start(
     MEASURED.with(|slot| {
         *slot = Some(Measured {
             tpm,
-            banks,
             log,
             log_base,
             truncated,
@@ -299,17 +244,7 @@ pub fn measure_with(
     if pcr >= PCR_COUNT {
         return Err(MeasureError::BadPcr(pcr));
     }
-    let Some(banks) = MEASURED.try_with(|m| m.as_ref().map(|m| m.banks)).flatten() else {
-        return Err(MeasureError::Off);
-    };
-    let mut hashers = banks.hashers();
-    let mut update = |bytes: &[u8]| {
-        for hasher in hashers.iter_mut().flatten() {
-            hasher.update(bytes);
-        }
-    };
-    feed(&mut update).map_err(|()| MeasureError::Unhashable)?;
-    let digests = Digests::from_hashers(hashers);
+    let digests = digests_of(feed)?;
     extend_and_log(pcr, event_type, &digests, event_data, true)
 }
 
@@ -324,35 +259,41 @@ fn measure_caller(
     event_data: &[u8],
     log: bool,
 ) -> Result<(), MeasureError> {
-    let Some(banks) = MEASURED.try_with(|m| m.as_ref().map(|m| m.banks)).flatten() else {
+    let digests = digests_of(|update| {
+        if pe_image {
+            ::secure_boot::authenticode::hash_with(data, update).map_err(|_| ())
+        } else {
+            update(data);
+            Ok(())
+        }
+    })?;
+    extend_and_log(pcr, event_type, &digests, event_data, log)
+}
+
+/// One digest per bank of the log of what `feed` hands to the update
+/// function it is called with.
+fn digests_of(
+    feed: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), ()>,
+) -> Result<Vec<Digest>, MeasureError> {
+    let Some(banks) = MEASURED
+        .try_with(|m| m.as_ref().map(|m| m.log.banks().to_vec()))
+        .flatten()
+    else {
         return Err(MeasureError::Off);
     };
-    let mut hashers = banks.hashers();
-    let mut update = |bytes: &[u8]| {
-        for hasher in hashers.iter_mut().flatten() {
-            hasher.update(bytes);
-        }
-    };
-    if pe_image {
-        ::secure_boot::authenticode::hash_with(data, &mut update)
-            .map_err(|_| MeasureError::Unhashable)?;
-    } else {
-        update(data);
-    }
-    let digests = Digests::from_hashers(hashers);
-    extend_and_log(pcr, event_type, &digests, event_data, log)
+    let mut hasher = BankHasher::new(&banks).map_err(|_| MeasureError::Unhashable)?;
+    feed(&mut |bytes: &[u8]| hasher.update(bytes)).map_err(|()| MeasureError::Unhashable)?;
+    Ok(hasher.finish())
 }
 
 /// Extends `pcr` with `digests` and, when `log` is set, appends the event.
 fn extend_and_log(
     pcr: u32,
     event_type: EventType,
-    digests: &Digests,
+    digests: &[Digest],
     event_data: &[u8],
     log: bool,
 ) -> Result<(), MeasureError> {
-    let (digests, count) = digests.as_array();
-    let digests = &digests[..count];
     let outcome = MEASURED.with(|slot| {
         let measured = slot.as_mut()?;
         if measured.tpm.extend(pcr, digests).is_err() {

@@ -68,7 +68,7 @@ fn our_capability() -> Option<Tcg2BootServiceCapability> {
             max_response_size: m.tpm.max_response_size().min(u16::MAX.into()) as u16,
             manufacturer_id: m.tpm.manufacturer_id(),
             number_of_pcr_banks: supported.len() as u32,
-            active_pcr_banks: bitmap(m.banks.as_slice()),
+            active_pcr_banks: bitmap(m.log.banks()),
         })
     })
 }
@@ -300,8 +300,7 @@ unsafe extern "efiapi" fn get_active_pcr_banks(
     _this: *mut Tcg2Protocol,
     active: *mut Tcg2HashAlgorithmBitmap,
 ) -> Status {
-    let Some(banks) = MEASURED.with(|slot| slot.as_ref().map(|m| bitmap(m.banks.as_slice())))
-    else {
+    let Some(banks) = MEASURED.with(|slot| slot.as_ref().map(|m| bitmap(m.log.banks()))) else {
         return Status::DEVICE_ERROR;
     };
     // SAFETY: this function's contract.
