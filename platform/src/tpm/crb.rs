@@ -16,8 +16,8 @@
 use tcg::tpm2::HEADER_LEN;
 
 use super::{
-    Clock, Interface, LOCALITY_SIZE, Registers, TpmError, Transport, poll, response_size, timeout,
-    wait,
+    Clock, Interface, LOCALITY_SIZE, Registers, TpmError, Transport, check_lengths, poll,
+    response_size, timeout, wait,
 };
 
 /// Register offsets of locality 0 (PTP Table 29 "CRB Interface Registers").
@@ -242,15 +242,7 @@ impl<R: Registers, C: Clock> Transport for Crb<R, C> {
         response: &mut [u8],
         timeout_us: u64,
     ) -> Result<usize, TpmError> {
-        if command.len() > self.command.len {
-            return Err(TpmError::CommandTooLarge {
-                len: command.len(),
-                max: self.command.len,
-            });
-        }
-        if command.len() < HEADER_LEN || response.len() < HEADER_LEN {
-            return Err(TpmError::Device("buffer shorter than a TPM header"));
-        }
+        check_lengths(command, response, self.command.len)?;
         self.request_locality()?;
         let result = self.run(command, response, timeout_us);
         self.finish();

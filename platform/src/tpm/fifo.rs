@@ -13,7 +13,10 @@
 
 use tcg::tpm2::HEADER_LEN;
 
-use super::{Clock, Interface, Registers, TpmError, Transport, poll, response_size, timeout, wait};
+use super::{
+    Clock, Interface, Registers, TpmError, Transport, check_lengths, poll, response_size, timeout,
+    wait,
+};
 
 /// Register offsets of locality 0 (PTP Table 19 "Allocation of Register
 /// Space for FIFO TPM Access").
@@ -211,15 +214,7 @@ impl<R: Registers, C: Clock> Transport for Fifo<R, C> {
         response: &mut [u8],
         timeout_us: u64,
     ) -> Result<usize, TpmError> {
-        if command.len() > MAX_TRANSFER {
-            return Err(TpmError::CommandTooLarge {
-                len: command.len(),
-                max: MAX_TRANSFER,
-            });
-        }
-        if command.len() < HEADER_LEN || response.len() < HEADER_LEN {
-            return Err(TpmError::Device("buffer shorter than a TPM header"));
-        }
+        check_lengths(command, response, MAX_TRANSFER)?;
         self.request_locality()?;
         let result = self.run(command, response, timeout_us);
         self.finish();

@@ -9,6 +9,8 @@
 
 use core::fmt;
 
+use tcg::tpm2::HEADER_LEN;
+
 use crate::mmio::Mmio;
 
 pub mod crb;
@@ -194,6 +196,22 @@ pub(crate) fn poll<R: Registers, C: Clock>(
         }
         core::hint::spin_loop();
     }
+}
+
+/// What every transport checks before it sends a command: it fits the
+/// interface's buffer (`max` bytes), and command and response buffer can
+/// each hold a TPM header.
+pub(crate) fn check_lengths(command: &[u8], response: &[u8], max: usize) -> Result<(), TpmError> {
+    if command.len() > max {
+        return Err(TpmError::CommandTooLarge {
+            len: command.len(),
+            max,
+        });
+    }
+    if command.len() < HEADER_LEN || response.len() < HEADER_LEN {
+        return Err(TpmError::Device("buffer shorter than a TPM header"));
+    }
+    Ok(())
 }
 
 /// Busy-waits `us` microseconds on `clock`.
