@@ -655,3 +655,71 @@ reboot -f
         "{transcript}"
     );
 }
+
+/// The owner GUID of the test's dbx entry, so its bytes in `vars.bin`
+/// differ from db's entry for the same hash.
+const REVOKER: [u8; 16] = vmfw_keys::guid("5e1f0a3c-7b2d-4c8e-9f60-1a2b3c4d5e6f");
+
+/// Editing `vars.bin` from the host, as an attacker with the disk would
+/// (a byte of the stored value flipped and the slot's CRC resealed): a PK
+/// that is no longer the VMM's and a dbx whose entry no longer revokes
+/// `hello`. The next start warns for each and keeps the VMM's keys, so
+/// `hello`, whose hash db allows and dbx revokes, stays refused.
+#[test]
+fn host_edits_of_pk_and_dbx_in_vars_bin_do_not_weaken_the_policy() {
+    let pk = key("pk");
+    let kek = key("kek");
+    let hello = efi_app("hello");
+    let sha256 = secure_boot::authenticode::sha256(&std::fs::read(&hello).unwrap()).unwrap();
+    let pk_list = x509(&pk);
+    let keys = key_input(
+        "tamper-pk-dbx",
+        vec![
+            ("PK", vec![pk_list.clone()]),
+            ("KEK", vec![x509(&kek)]),
+            ("db", vec![hash_of(&hello)]),
+            ("dbx", vec![vmfw_keys::sha256_list(&[sha256], REVOKER)]),
+        ],
+    );
+    let disk = TempDisk::copy_of(
+        &EspBuilder::new()
+            .file("/EFI/BOOT/BOOTX64.EFI", &hello)
+            .build(),
+        "authvar-tamper-keys",
+    );
+    let refused_boot = || {
+        let mut vm = Vm::builder()
+            .firmware(firmware())
+            .disk_writable(&disk.0)
+            .arg("-initrd")
+            .arg(keys.to_str().unwrap())
+            .spawn();
+        let refused = "secure boot: \\EFI\\BOOT\\BOOTX64.EFI refused";
+        if let Err(e) = vm.expect(refused, TIMEOUT) {
+            panic!("no '{refused}': {e:?}\n{}", vm.transcript());
+        }
+        let transcript = vm.transcript();
+        assert!(!transcript.contains("HELLO: running"), "{transcript}");
+        transcript
+    };
+    refused_boot();
+
+    let mut vars = get_file(&disk.0, "/EFI/vmfw/vars.bin");
+    let pk_der = &pk_list.signatures[0].data;
+    assert!(
+        tamper(&mut vars, &pk_der[pk_der.len() - 32..]) > 0,
+        "PK in vars.bin"
+    );
+    let dbx_entry = [&REVOKER[..], &sha256[..]].concat();
+    assert!(tamper(&mut vars, &dbx_entry) > 0, "dbx in vars.bin");
+    put_file(&disk.0, "/EFI/vmfw/vars.bin", &vars);
+
+    let transcript = refused_boot();
+    for name in ["PK", "dbx"] {
+        let warning = format!("secure boot: {name} in vars.bin is not the VMM's");
+        assert!(
+            line(&transcript, &warning).contains("the VMM's keys are kept"),
+            "{transcript}"
+        );
+    }
+}
