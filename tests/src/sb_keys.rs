@@ -9,6 +9,7 @@ use secure_boot::signature_list::SignatureList;
 use vmfw_keys::{MICROSOFT_DB, MICROSOFT_KEK, MICROSOFT_OWNER, VMFW_OWNER};
 
 use crate::paths::cache_dir;
+use crate::util::{publish, temp_sibling};
 
 /// A self-signed certificate and its private key.
 pub struct TestKey {
@@ -16,12 +17,18 @@ pub struct TestKey {
     pub cert: PathBuf,
 }
 
-/// The test key `name`, made with openssl on first use.
+/// The test key `name`, made with openssl on first use. Key and
+/// certificate are made together in a directory of their own and published
+/// as one (a rename): tests starting at once on an empty cache all get the
+/// same pair, never one process's key with another's certificate.
 pub fn test_key(name: &str) -> TestKey {
-    let dir = cache_dir("secure-boot-keys");
-    let key = dir.join(format!("{name}.key"));
-    let cert = dir.join(format!("{name}.pem"));
+    let dir = cache_dir("secure-boot-keys").join(name);
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
     if !cert.exists() {
+        let scratch = temp_sibling(&dir);
+        std::fs::create_dir_all(&scratch)
+            .unwrap_or_else(|e| panic!("create {}: {e}", scratch.display()));
         let status = Command::new("openssl")
             .args([
                 "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
@@ -29,12 +36,13 @@ pub fn test_key(name: &str) -> TestKey {
             .args(["-days", "3650", "-subj"])
             .arg(format!("/CN=vmfw test {name}"))
             .arg("-keyout")
-            .arg(&key)
+            .arg(scratch.join("key.pem"))
             .arg("-out")
-            .arg(&cert)
+            .arg(scratch.join("cert.pem"))
             .status()
             .expect("openssl (Debian package openssl) must be installed");
         assert!(status.success(), "openssl req for {name}");
+        publish(&scratch, &dir);
     }
     TestKey { key, cert }
 }
