@@ -237,6 +237,13 @@ unsafe extern "efiapi" fn hash_log_extend_event(
     let log = !flags.contains(Tcg2HashLogExtendEventFlags::EFI_TCG2_EXTEND_ONLY);
     let result =
         super::measure_caller(event.pcr, event.event_type, data, pe_image, event.data, log);
+    log::debug!(
+        "tpm: HashLogExtendEvent: PCR {}, event type {:#x}, {} bytes{}: {result:?}",
+        event.pcr,
+        event.event_type.0,
+        data.len(),
+        if pe_image { " (PE/COFF image)" } else { "" }
+    );
     match result {
         Ok(()) => Status::SUCCESS,
         Err(MeasureError::BadPcr(_)) => Status::INVALID_PARAMETER,
