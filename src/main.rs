@@ -384,7 +384,10 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     entropy_init(access, &devices);
     for disk in disks {
         let bdf = disk.bdf();
-        if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(disk), bdf) {
+        if let Err(status) = protocols::storage::add_disk(
+            alloc::rc::Rc::new(disk),
+            protocols::storage::DiskLocation::pci(bdf),
+        ) {
             error!("disk {bdf}: not published ({status:?})");
         }
     }

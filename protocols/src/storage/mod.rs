@@ -173,31 +173,64 @@ fn publish(
 
 // --- Discovery --------------------------------------------------------------
 
-/// Publishes `device`, found at PCI function `pci_function` on the root bus,
-/// as a disk handle with Block I/O, Disk I/O and `PciRoot(0x0)/Pci(dev,fn)`,
+/// Where a disk sits: the PCI function of its controller on the root bus
+/// and, for controllers with several devices behind them, the messaging
+/// node naming the device there (UEFI 2.10 §10.3.4: NVMe namespace, SATA,
+/// SCSI); `label` names the disk in the log and the boot menu.
+#[derive(Clone, Debug)]
+pub struct DiskLocation {
+    pub pci_function: Bdf,
+    pub messaging: Option<Vec<u8>>,
+    pub label: String,
+}
+
+impl DiskLocation {
+    /// A disk that is a PCI function of its own (virtio-blk).
+    pub fn pci(pci_function: Bdf) -> Self {
+        DiskLocation {
+            pci_function,
+            messaging: None,
+            label: format!("{pci_function}"),
+        }
+    }
+
+    /// `PciRoot(0x0)/Pci(dev,fn)`, then the messaging node if any.
+    fn device_path(&self) -> Result<DevicePathBuf, Status> {
+        let f = self.pci_function;
+        let mut path = DevicePathBuf::from_nodes(&[pci_root(0), pci(f.device, f.function)])
+            .map_err(|_| Status::INVALID_PARAMETER)?;
+        if let Some(node) = &self.messaging {
+            path.push(node).map_err(|_| Status::INVALID_PARAMETER)?;
+        }
+        Ok(path)
+    }
+}
+
+/// Publishes `device`, found at `location`, as a disk handle with Block
+/// I/O, Disk I/O and `PciRoot(0x0)/Pci(dev,fn)[/messaging node]`,
 /// then connects the storage drivers to it (ConnectController, recursive):
 /// a child handle per partition with Block I/O, Disk I/O, PartitionInfo
 /// and the path extended by `HD(...)`, and SimpleFileSystem on every FAT
 /// volume (the partitions, or the whole disk when it has no partitions). A
 /// bad partition table or volume is logged and skipped. The disk is also
 /// kept for `quiesce_all`.
-pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Status> {
-    let disk_path =
-        DevicePathBuf::from_nodes(&[pci_root(0), pci(pci_function.device, pci_function.function)])
-            .map_err(|_| Status::INVALID_PARAMETER)?;
+pub fn add_disk(device: Rc<dyn Disk>, location: DiskLocation) -> Result<HandleId, Status> {
+    let disk_path = location.device_path()?;
+    let pci_function = location.pci_function;
+    let label = location.label;
     DISKS.with(|list| list.0.push((device.clone(), disk_path.clone())));
     let disk: Rc<dyn BlockDevice> = device;
     let (block_size, blocks) = (disk.block_size(), disk.num_blocks());
     if block_size == 0 || blocks == 0 {
         log::warn!(
-            "disk {pci_function}: {}",
+            "disk {label}: {}",
             StorageError::EmptyDevice { block_size, blocks }
         );
         return Err(Status::NO_MEDIA);
     }
     if pci_function.bus != 0 {
         // Behind a bridge the path would need the bridge's Pci node too.
-        log::warn!("disk {pci_function}: not on bus 0; its device path omits the bus");
+        log::warn!("disk {label}: not on bus 0; its device path omits the bus");
     }
     register_drivers()?;
     let (handle, _) = publish(disk, &disk_path, false, &[])?;
@@ -205,14 +238,14 @@ pub fn add_disk(device: Rc<dyn Disk>, pci_function: Bdf) -> Result<HandleId, Sta
         s.disks.insert(
             handle,
             DiskRecord {
-                label: format!("{pci_function}"),
+                label: label.clone(),
                 path: disk_path,
                 announced: false,
             },
         )
     });
     let status = ps::connect(handle, &[], true);
-    log::debug!("disk {pci_function}: ConnectController: {status:?}");
+    log::debug!("disk {label}: ConnectController: {status:?}");
     log_volumes(handle);
     Ok(handle)
 }
@@ -451,7 +484,7 @@ mod tests {
             &["-F", "12", "--offset", "2048", path_text_arg, "4096"],
         );
         let disk = disk_from(std::fs::read(&path).unwrap(), 512, false);
-        let handle = add_disk(disk.clone(), Bdf::new(0, 4, 0)).unwrap();
+        let handle = add_disk(disk.clone(), DiskLocation::pci(Bdf::new(0, 4, 0))).unwrap();
         assert_eq!(path_text(handle), "PciRoot(0x0)/Pci(0x4,0x0)");
         assert!(has(handle, &BlockIoProtocol::GUID) && has(handle, &DiskIoProtocol::GUID));
         assert!(!has(handle, &SimpleFileSystemProtocol::GUID));
@@ -493,7 +526,8 @@ mod tests {
         let floppy = image("storage-floppy", 2 << 20);
         run("mkfs.fat", &["-F", "12", floppy.to_str().unwrap()]);
         let floppy_disk = disk_from(std::fs::read(&floppy).unwrap(), 512, false);
-        let floppy_handle = add_disk(floppy_disk.clone(), Bdf::new(0, 5, 0)).unwrap();
+        let floppy_handle =
+            add_disk(floppy_disk.clone(), DiskLocation::pci(Bdf::new(0, 5, 0))).unwrap();
         assert!(has(floppy_handle, &SimpleFileSystemProtocol::GUID));
         assert_eq!(
             efi::protocol_services::handles_with(&PARTITION_INFO_GUID).len(),
@@ -502,7 +536,10 @@ mod tests {
 
         // An empty disk is refused without a panic.
         assert_eq!(
-            add_disk(disk_from(Vec::new(), 512, false), Bdf::new(0, 6, 0)),
+            add_disk(
+                disk_from(Vec::new(), 512, false),
+                DiskLocation::pci(Bdf::new(0, 6, 0))
+            ),
             Err(Status::NO_MEDIA)
         );
 
