@@ -38,6 +38,65 @@ pub enum Boot {
 struct Disk {
     path: PathBuf,
     writable: bool,
+    bus: DiskBus,
+}
+
+/// How a disk is attached to the VM (issue 21: every disk a QEMU user attaches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskBus {
+    /// Modern-only virtio-blk PCI, with this logical (and physical) block size.
+    VirtioBlk { block_size: u32 },
+    /// An NVMe controller of its own with one namespace of this block size.
+    Nvme { block_size: u32 },
+    /// A SATA disk on q35's ICH9 AHCI controller (`ide.N`, N = the disk's index among AHCI
+    /// devices).
+    SataDisk,
+    /// A SATA (ATAPI) CD-ROM on q35's AHCI controller; the file is an ISO image.
+    SataCdrom,
+    /// A SCSI disk on a virtio-scsi controller shared by all SCSI devices of the VM.
+    ScsiDisk { block_size: u32 },
+    /// A SCSI CD-ROM on that virtio-scsi controller.
+    ScsiCdrom,
+}
+
+impl DiskBus {
+    const VIRTIO_BLK: DiskBus = DiskBus::VirtioBlk { block_size: 512 };
+
+    fn is_ahci(self) -> bool {
+        matches!(self, DiskBus::SataDisk | DiskBus::SataCdrom)
+    }
+
+    fn is_scsi(self) -> bool {
+        matches!(self, DiskBus::ScsiDisk { .. } | DiskBus::ScsiCdrom)
+    }
+
+    /// The `-device` argument for drive `d{index}` (`ahci_port`: its port on the AHCI
+    /// controller).
+    fn device_arg(self, index: usize, ahci_port: usize) -> String {
+        let sizes = |size: u32| format!("logical_block_size={size},physical_block_size={size}");
+        match self {
+            DiskBus::VirtioBlk { block_size } => format!(
+                "virtio-blk-pci,drive=d{index},disable-legacy=on{}",
+                if block_size == 512 {
+                    String::new()
+                } else {
+                    format!(",{}", sizes(block_size))
+                }
+            ),
+            DiskBus::Nvme { block_size } => {
+                format!(
+                    "nvme,drive=d{index},serial=vmfw{index},{}",
+                    sizes(block_size)
+                )
+            }
+            DiskBus::SataDisk => format!("ide-hd,drive=d{index},bus=ide.{ahci_port}"),
+            DiskBus::SataCdrom => format!("ide-cd,drive=d{index},bus=ide.{ahci_port}"),
+            DiskBus::ScsiDisk { block_size } => {
+                format!("scsi-hd,drive=d{index},bus=scsi0.0,{}", sizes(block_size))
+            }
+            DiskBus::ScsiCdrom => format!("scsi-cd,drive=d{index},bus=scsi0.0"),
+        }
+    }
 }
 
 /// Configures and starts a [`Vm`]. Defaults: 1024 MiB, one CPU, no disks, no command line.
@@ -78,10 +137,17 @@ impl VmBuilder {
 
     /// Adds a raw disk as a modern-only virtio-blk PCI device. Guest writes go to a temporary
     /// overlay (`snapshot=on`) so cached images stay pristine and can be shared by parallel VMs.
-    pub fn disk(mut self, path: impl Into<PathBuf>) -> Self {
+    pub fn disk(self, path: impl Into<PathBuf>) -> Self {
+        self.disk_on(path, DiskBus::VIRTIO_BLK)
+    }
+
+    /// Adds a raw disk (or ISO image, for the CD-ROM buses) on `bus`, snapshotted as
+    /// [`disk`](Self::disk) does.
+    pub fn disk_on(mut self, path: impl Into<PathBuf>, bus: DiskBus) -> Self {
         self.disks.push(Disk {
             path: path.into(),
             writable: false,
+            bus,
         });
         self
     }
@@ -92,6 +158,7 @@ impl VmBuilder {
         self.disks.push(Disk {
             path: path.into(),
             writable: true,
+            bus: DiskBus::VIRTIO_BLK,
         });
         self
     }
@@ -185,15 +252,27 @@ impl VmBuilder {
         if let Some(append) = &self.append {
             cmd.args(["-append", append]);
         }
+        if self.disks.iter().any(|d| d.bus.is_scsi()) {
+            cmd.args(["-device", "virtio-scsi-pci,id=scsi0,disable-legacy=on"]);
+        }
+        let mut ahci_ports = 0;
         for (index, disk) in self.disks.iter().enumerate() {
             let snapshot = if disk.writable { "off" } else { "on" };
+            let media = if disk.bus == DiskBus::SataCdrom || disk.bus == DiskBus::ScsiCdrom {
+                ",media=cdrom"
+            } else {
+                ""
+            };
             cmd.arg("-drive")
                 .arg(format!(
-                    "if=none,id=d{index},file={},format=raw,snapshot={snapshot}",
+                    "if=none,id=d{index},file={},format=raw,snapshot={snapshot}{media}",
                     disk.path.display()
                 ))
                 .arg("-device")
-                .arg(format!("virtio-blk-pci,drive=d{index},disable-legacy=on"));
+                .arg(disk.bus.device_arg(index, ahci_ports));
+            if disk.bus.is_ahci() {
+                ahci_ports += 1;
+            }
         }
         if self.debug_exit {
             cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -732,6 +811,32 @@ mod tests {
     fn unique_log_names_get_suffixes() {
         assert_eq!(unique_log_name("dup test".into()), "dup_test");
         assert_eq!(unique_log_name("dup test".into()), "dup_test-2");
+    }
+
+    #[test]
+    fn disks_on_other_buses() {
+        let args: Vec<String> = Vm::builder()
+            .firmware("/fw")
+            .disk_on("/n.img", DiskBus::Nvme { block_size: 4096 })
+            .disk_on("/s.img", DiskBus::SataDisk)
+            .disk_on("/c.iso", DiskBus::SataCdrom)
+            .disk_on("/h.img", DiskBus::ScsiDisk { block_size: 512 })
+            .disk_on("/v.img", DiskBus::VirtioBlk { block_size: 4096 })
+            .command(None)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        for expected in [
+            "-device virtio-scsi-pci,id=scsi0,disable-legacy=on",
+            "-device nvme,drive=d0,serial=vmfw0,logical_block_size=4096,physical_block_size=4096",
+            "-device ide-hd,drive=d1,bus=ide.0",
+            "id=d2,file=/c.iso,format=raw,snapshot=on,media=cdrom -device ide-cd,drive=d2,bus=ide.1",
+            "-device scsi-hd,drive=d3,bus=scsi0.0,logical_block_size=512,physical_block_size=512",
+            "-device virtio-blk-pci,drive=d4,disable-legacy=on,logical_block_size=4096,physical_block_size=4096",
+        ] {
+            assert!(joined.contains(expected), "{expected} not in {joined}");
+        }
     }
 
     #[test]
