@@ -53,7 +53,7 @@ pub trait Tpm: Send {
     fn extend(&mut self, pcr: u32, digests: &[Digest]) -> Result<(), TpmFailure>;
     /// A raw command and its response (TCG2 SubmitCommand); the response's
     /// length in `response`.
-    fn submit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, TpmFailure>;
+    fn submit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, SubmitFailure>;
     /// The largest command and response the interface's buffers take.
     fn max_command_size(&self) -> usize;
     fn max_response_size(&self) -> usize;
@@ -64,6 +64,16 @@ pub trait Tpm: Send {
 /// A TPM command that did not complete (transport timeout, TPM error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TpmFailure;
+
+/// Why a caller's raw command got no response (TCG2 SubmitCommand).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitFailure {
+    /// The response is larger than the caller's output buffer
+    /// (EFI_BUFFER_TOO_SMALL).
+    ResponseTooLarge,
+    /// The command did not complete (EFI_DEVICE_ERROR).
+    Failed,
+}
 
 /// The PCRs a measurement may name (TCG2 §6.6.5: 0..=23 on a PC client).
 pub const PCR_COUNT: u32 = 24;
@@ -456,8 +466,12 @@ mod tests {
             });
             Ok(())
         }
-        fn submit(&mut self, _: &[u8], _: &mut [u8]) -> Result<usize, TpmFailure> {
-            Err(TpmFailure)
+        fn submit(&mut self, _: &[u8], response: &mut [u8]) -> Result<usize, SubmitFailure> {
+            // Its responses are 16 bytes long.
+            if response.len() < 16 {
+                return Err(SubmitFailure::ResponseTooLarge);
+            }
+            Err(SubmitFailure::Failed)
         }
         fn max_command_size(&self) -> usize {
             4096
@@ -541,6 +555,29 @@ mod tests {
         assert_eq!(&table[..8], &1u64.to_le_bytes());
         assert_eq!(&table[8..16], &2u64.to_le_bytes());
         assert_eq!(&table[16..20], &5u32.to_le_bytes());
+
+        // SubmitCommand: a response larger than the caller's buffer (or a
+        // buffer shorter than any response) is EFI_BUFFER_TOO_SMALL, a
+        // failed command EFI_DEVICE_ERROR.
+        let command = [0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8];
+        let mut out = [0u8; 32];
+        for (out_len, expected) in [
+            (4, Status::BUFFER_TOO_SMALL),
+            (12, Status::BUFFER_TOO_SMALL),
+            (32, Status::DEVICE_ERROR),
+        ] {
+            // SAFETY: both buffers are live for the lengths given.
+            let status = unsafe {
+                protocol::submit_command(
+                    core::ptr::null_mut(),
+                    command.len() as u32,
+                    command.as_ptr(),
+                    out_len,
+                    out.as_mut_ptr(),
+                )
+            };
+            assert_eq!(status, expected, "output of {out_len} bytes");
+        }
 
         MEASURED.with(|m| {
             let m = m.as_mut().unwrap();

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use tcg::alg::Digest;
 use uefi_raw::protocol::tcg::AlgorithmId;
 
-use super::{Tpm, TpmFailure};
+use super::{SubmitFailure, Tpm, TpmFailure};
 
 pub struct PlatformTpm {
     tpm: platform::tpm::Tpm,
@@ -43,10 +43,15 @@ impl Tpm for PlatformTpm {
         })
     }
 
-    fn submit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, TpmFailure> {
-        self.tpm.submit(command, response).map_err(|e| {
-            log::warn!("tpm: SubmitCommand: {e}");
-            TpmFailure
+    fn submit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, SubmitFailure> {
+        self.tpm.submit(command, response).map_err(|e| match e {
+            // The caller's buffer, not the TPM: the transport has put the
+            // device back to idle, so no warning.
+            platform::tpm::TpmError::ResponseTooLarge { .. } => SubmitFailure::ResponseTooLarge,
+            e => {
+                log::warn!("tpm: SubmitCommand: {e}");
+                SubmitFailure::Failed
+            }
         })
     }
 

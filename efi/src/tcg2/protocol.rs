@@ -11,7 +11,7 @@ use uefi_raw::protocol::tcg::v2::{
 use uefi_raw::protocol::tcg::{AlgorithmId, EventType};
 use uefi_raw::{Boolean, PhysicalAddress, Status};
 
-use super::{MEASURED, MeasureError, PCR_COUNT};
+use super::{MEASURED, MeasureError, PCR_COUNT, SubmitFailure};
 use crate::boundary;
 
 static PROTOCOL: Tcg2Protocol = Tcg2Protocol {
@@ -261,7 +261,7 @@ unsafe extern "efiapi" fn hash_log_extend_event(
 ///
 /// # Safety
 /// `input` is valid for `input_size` bytes, `output` for `output_size`.
-unsafe extern "efiapi" fn submit_command(
+pub(super) unsafe extern "efiapi" fn submit_command(
     _this: *mut Tcg2Protocol,
     input_size: u32,
     input: *const u8,
@@ -270,6 +270,10 @@ unsafe extern "efiapi" fn submit_command(
 ) -> Status {
     if input_size == 0 || output_size == 0 {
         return Status::INVALID_PARAMETER;
+    }
+    // Every response starts with a 10-byte header (TPM 2.0 Part 1 §18).
+    if output_size < tcg::tpm2::HEADER_LEN as u32 {
+        return Status::BUFFER_TOO_SMALL;
     }
     // SAFETY: this function's contract.
     let command = match unsafe { boundary::bytes(input, input_size as usize) } {
@@ -286,11 +290,11 @@ unsafe extern "efiapi" fn submit_command(
         if command.len() > m.tpm.max_command_size() {
             return Some(Err(Status::INVALID_PARAMETER));
         }
-        Some(
-            m.tpm
-                .submit(command, response)
-                .map_err(|_| Status::DEVICE_ERROR),
-        )
+        Some(m.tpm.submit(command, response).map_err(|e| match e {
+            // TCG2 §6.7: "The output parameter block is too small."
+            SubmitFailure::ResponseTooLarge => Status::BUFFER_TOO_SMALL,
+            SubmitFailure::Failed => Status::DEVICE_ERROR,
+        }))
     });
     match result {
         None => Status::DEVICE_ERROR,
