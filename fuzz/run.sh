@@ -22,7 +22,7 @@ case ${1:-} in
     [0-9]*) limit=(-max_total_time="$1"); shift ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot secure_boot_updates event_log tpm)
+[ ${#targets[@]} -gt 0 ] || targets=(start_info gpt mbr eltorito fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot secure_boot_updates event_log tpm)
 [ -d corpus ] || ./seed.sh
 
 sanitizer=${FUZZ_SANITIZER:-address}
@@ -44,7 +44,7 @@ for target in "${targets[@]}"; do
     case $target in
         fat) max_len=131072 ;;
         pe) max_len=262144 ;;
-        gpt | mbr | bzimage) max_len=65536 ;;
+        gpt | mbr | eltorito | bzimage) max_len=65536 ;;
         *) max_len=4096 ;;
     esac
     mkdir -p "corpus/$target" "artifacts/$target"

@@ -13,7 +13,7 @@ root=$(cd .. && pwd)
 corpus=$PWD/corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in start_info gpt mbr fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot event_log tpm; do
+for target in start_info gpt mbr eltorito fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot event_log tpm; do
     mkdir -p "$corpus/$target"
 done
 
@@ -57,6 +57,13 @@ truncate -s 64K "$disk"
 printf 'label: dos\n2048,16,ef\n,16,83\n,,5\n,8,83\n,8,83\n' | sed 's/^2048/1/' |
     sfdisk -q "$disk" >/dev/null 2>&1 || printf 'label: dos\n1,16,ef\n' | sfdisk -q "$disk"
 cp "$disk" "$corpus/mbr/extended.img"
+
+# An ISO image with a BIOS-less EFI El Torito entry, from CD sector 16 on
+# (the eltorito target's input after its mode byte, here 0: 2048-byte blocks).
+mkdir -p "$work/iso"
+mkfs.fat -C "$work/iso/efi.img" 64 >/dev/null
+xorriso -as mkisofs -quiet -o "$work/cd.iso" -e efi.img -no-emul-boot "$work/iso" 2>/dev/null
+{ printf '\0'; dd if="$work/cd.iso" bs=2048 skip=16 count=31 status=none; } >"$corpus/eltorito/efi.iso"
 
 # FAT12 volume with the directory layout the boot manager walks, long names
 # and a file spanning clusters.

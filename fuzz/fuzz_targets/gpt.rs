@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(table) = gpt::read(&disk) {
         for partition in &table.partitions {
             let _ = partition.size_in_blocks();
-            let _ = partition.hard_drive_info();
+            let _ = partition.media_node();
         }
     }
 });

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = mbr.is_protective();
         if let Ok(table) = partition::mbr::read(&disk, &mbr) {
             for partition in &table.partitions {
-                let _ = partition.hard_drive_info();
+                let _ = partition.media_node();
             }
         }
     }

@@ -12,7 +12,7 @@ use core::fmt::{self, Write};
 use uefi_raw::Guid;
 use uefi_raw::protocol::device_path::{DeviceSubType, DeviceType};
 
-use crate::partition::{HardDriveInfo, SIGNATURE_TYPE_GUID, SIGNATURE_TYPE_MBR};
+use crate::partition::{HardDriveInfo, MediaNode, SIGNATURE_TYPE_GUID, SIGNATURE_TYPE_MBR};
 
 // Node types and subtypes as the bytes they are in a path (§10.3.1); named
 // for use in patterns.
@@ -26,6 +26,7 @@ const END_ENTIRE: u8 = DeviceSubType::END_ENTIRE.0;
 const END_INSTANCE: u8 = DeviceSubType::END_INSTANCE.0;
 const HARDWARE_PCI: u8 = DeviceSubType::HARDWARE_PCI.0;
 const MEDIA_HARD_DRIVE: u8 = DeviceSubType::MEDIA_HARD_DRIVE.0;
+const MEDIA_CD_ROM: u8 = DeviceSubType::MEDIA_CD_ROM.0;
 const MEDIA_FILE_PATH: u8 = DeviceSubType::MEDIA_FILE_PATH.0;
 const MEDIA_VENDOR: u8 = DeviceSubType::MEDIA_VENDOR.0;
 
@@ -184,6 +185,27 @@ pub fn hard_drive(info: &HardDriveInfo) -> Vec<u8> {
     data.push(info.partition_format);
     data.push(info.signature_type);
     small_node(TYPE_MEDIA, MEDIA_HARD_DRIVE, &data)
+}
+
+/// CD-ROM media node (§10.3.5.2): an El Torito boot image.
+pub fn cd_rom(boot_entry: u32, partition_start: u64, partition_size: u64) -> Vec<u8> {
+    let mut data = Vec::with_capacity(20);
+    data.extend_from_slice(&boot_entry.to_le_bytes());
+    data.extend_from_slice(&partition_start.to_le_bytes());
+    data.extend_from_slice(&partition_size.to_le_bytes());
+    small_node(TYPE_MEDIA, MEDIA_CD_ROM, &data)
+}
+
+/// Media node of a partition: HardDrive or CD-ROM.
+pub fn media(node: &MediaNode) -> Vec<u8> {
+    match node {
+        MediaNode::HardDrive(info) => hard_drive(info),
+        MediaNode::CdRom {
+            boot_entry,
+            partition_start,
+            partition_size,
+        } => cd_rom(*boot_entry, *partition_start, *partition_size),
+    }
 }
 
 /// File path media node (§10.3.5.4): NUL-terminated UCS-2. Characters
@@ -358,6 +380,11 @@ fn node_text(node: &Node) -> Option<String> {
             };
             format!("HD({number},{id},0x{start:x},0x{size:x})")
         }
+        (TYPE_MEDIA, MEDIA_CD_ROM) => {
+            let entry = platform::le::u32_at(d, 0)?;
+            let (start, size) = (platform::le::u64_at(d, 4)?, platform::le::u64_at(d, 12)?);
+            format!("CDROM(0x{entry:x},0x{start:x},0x{size:x})")
+        }
         (TYPE_MEDIA, MEDIA_FILE_PATH) => decode_ucs2(d),
         (TYPE_MEDIA, MEDIA_VENDOR) => {
             let guid = Guid::from_bytes(d.get(..16)?.try_into().ok()?);
@@ -428,6 +455,21 @@ mod tests {
             }),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn cd_rom_node_matches_the_text_protocol() {
+        let node = cd_rom(1, 0x20, 0x5a0);
+        assert_eq!(node.len(), 24);
+        let path = DevicePathBuf::from_nodes(&[pci_root(0), pci(0x1f, 2), node]).unwrap();
+        assert_eq!(
+            path.to_text(),
+            "PciRoot(0x0)/Pci(0x1f,0x2)/CDROM(0x1,0x20,0x5a0)"
+        );
+        assert_eq!(
+            crate::device_path_text::path_to_text(path.as_bytes()).as_deref(),
+            Some("PciRoot(0x0)/Pci(0x1f,0x2)/CDROM(0x1,0x20,0x5a0)")
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 # swtpm, swtpm-tools: the guests' TPM 2.0 (tcg/tests/data/capture, and the
 # VM tests' tests/src/swtpm.rs); tpm2-tools: tpm2_eventlog, an independent
 # reader of our event logs (tcg/tests/tpm2_tools.rs).
-packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++ debootstrap openssl sbsigntool grub-common swtpm swtpm-tools tpm2-tools)
+packages=(qemu-system-x86 ovmf mtools dosfstools gdisk fdisk xz-utils cpio binutils apt-utils g++ debootstrap openssl sbsigntool grub-common xorriso swtpm swtpm-tools tpm2-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

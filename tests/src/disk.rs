@@ -47,7 +47,7 @@ impl FatContents {
         self
     }
 
-    fn hash_into(&self, key: &mut KeyHasher) {
+    pub(crate) fn hash_into(&self, key: &mut KeyHasher) {
         for dir in &self.dirs {
             key.str("dir").str(dir);
         }
@@ -61,7 +61,7 @@ impl FatContents {
     }
 
     /// Bytes of content, to size the file system.
-    fn content_size(&self) -> u64 {
+    pub(crate) fn content_size(&self) -> u64 {
         self.files
             .iter()
             .map(|(_, source)| match source {
@@ -95,14 +95,30 @@ impl FatContents {
 
     /// Makes a FAT32 image of `size_mib` at `image` holding these contents.
     fn make_image(&self, image: &Path, size_mib: u64, label: &str, scratch: &Path) {
+        self.make_fat(image, size_mib * MIB, Some(32), label, scratch);
+    }
+
+    /// Makes a FAT image of `bytes` at `image` holding these contents: FAT32, or with
+    /// `fat_bits` None the type mkfs.vfat picks for the size (FAT12/16 for the small
+    /// El Torito images of an ISO).
+    pub(crate) fn make_fat(
+        &self,
+        image: &Path,
+        bytes: u64,
+        fat_bits: Option<u8>,
+        label: &str,
+        scratch: &Path,
+    ) {
         let file = std::fs::File::create(image)
             .unwrap_or_else(|e| panic!("create {}: {e}", image.display()));
-        file.set_len(size_mib * MIB)
+        file.set_len(bytes)
             .unwrap_or_else(|e| panic!("size {}: {e}", image.display()));
         drop(file);
-        run(Command::new("mkfs.vfat")
-            .args(["-F", "32", "-n", label, "-i", "7e575eed"])
-            .arg(image));
+        let mut mkfs = Command::new("mkfs.vfat");
+        if let Some(bits) = fat_bits {
+            mkfs.args(["-F", &bits.to_string()]);
+        }
+        run(mkfs.args(["-n", label, "-i", "7e575eed"]).arg(image));
         let mtools = |tool: &str| {
             let mut cmd = Command::new(tool);
             // mtools refuses images whose geometry looks unusual unless told not to check.

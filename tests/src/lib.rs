@@ -12,6 +12,7 @@ pub mod footprint;
 pub mod images;
 pub mod initramfs;
 pub mod installed;
+pub mod iso;
 pub mod module_graph;
 pub mod paths;
 pub mod qemu;

@@ -327,7 +327,9 @@ mod tests {
             panic!()
         };
         assert_eq!(disk_guid, guid("AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"));
-        let hd = esp.hard_drive_info();
+        let crate::partition::MediaNode::HardDrive(hd) = esp.media_node() else {
+            panic!()
+        };
         assert_eq!(hd.signature, gpt.unique_guid.to_bytes());
         assert_eq!(hd.signature_type, SIGNATURE_TYPE_GUID);
         assert_eq!(

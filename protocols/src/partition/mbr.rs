@@ -309,7 +309,9 @@ mod tests {
             panic!()
         };
         assert!(esp.bootable);
-        let hd = table.partitions[2].hard_drive_info();
+        let crate::partition::MediaNode::HardDrive(hd) = table.partitions[2].media_node() else {
+            panic!()
+        };
         assert_eq!(hd.partition_format, PARTITION_FORMAT_MBR);
         assert_eq!(hd.signature_type, SIGNATURE_TYPE_MBR);
         assert_eq!(hd.signature[..4], 0x1234_5678u32.to_le_bytes());

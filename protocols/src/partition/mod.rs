@@ -6,6 +6,7 @@
 //! bad entry does not hide the rest of the disk.
 #![forbid(unsafe_code)]
 
+pub mod eltorito;
 pub mod gpt;
 pub mod mbr;
 
@@ -31,6 +32,16 @@ pub struct Partition {
 pub enum PartitionKind {
     Gpt(GptPartition),
     Mbr(MbrPartition),
+    ElTorito(ElToritoImage),
+}
+
+/// A boot image of a CD-ROM's El Torito catalog ([`eltorito`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElToritoImage {
+    /// The CD-ROM device path node's BootEntry (UEFI 2.10 §10.3.5.2).
+    pub boot_entry: u32,
+    /// 0xEF for EFI images (`eltorito::PLATFORM_EFI`).
+    pub platform_id: u8,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +93,7 @@ impl Partition {
     pub fn wants_block_io(&self) -> bool {
         match &self.kind {
             PartitionKind::Gpt(gpt) => gpt.attributes & GPT_ATTRIBUTE_NO_BLOCK_IO == 0,
-            PartitionKind::Mbr(_) => true,
+            PartitionKind::Mbr(_) | PartitionKind::ElTorito(_) => true,
         }
     }
 
@@ -93,7 +104,9 @@ impl Partition {
             .saturating_add(1)
     }
 
-    pub fn hard_drive_info(&self) -> HardDriveInfo {
+    /// The media device path node naming this partition below its disk
+    /// (UEFI 2.10 §10.3.5.1 HardDrive, §10.3.5.2 CD-ROM).
+    pub fn media_node(&self) -> MediaNode {
         let mut signature = [0u8; 16];
         let (partition_format, signature_type) = match &self.kind {
             PartitionKind::Gpt(gpt) => {
@@ -104,16 +117,34 @@ impl Partition {
                 signature[..4].copy_from_slice(&mbr.disk_signature.to_le_bytes());
                 (PARTITION_FORMAT_MBR, SIGNATURE_TYPE_MBR)
             }
+            PartitionKind::ElTorito(image) => {
+                return MediaNode::CdRom {
+                    boot_entry: image.boot_entry,
+                    partition_start: self.start_lba,
+                    partition_size: self.size_in_blocks(),
+                };
+            }
         };
-        HardDriveInfo {
+        MediaNode::HardDrive(HardDriveInfo {
             partition_number: self.number,
             partition_start: self.start_lba,
             partition_size: self.size_in_blocks(),
             signature,
             partition_format,
             signature_type,
-        }
+        })
     }
+}
+
+/// A partition's media device path node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaNode {
+    HardDrive(HardDriveInfo),
+    CdRom {
+        boot_entry: u32,
+        partition_start: u64,
+        partition_size: u64,
+    },
 }
 
 /// Which table described the disk.
@@ -126,6 +157,10 @@ pub enum Scheme {
     },
     Mbr {
         disk_signature: u32,
+    },
+    /// A CD-ROM's (or ISO image's) El Torito boot catalog at this CD sector.
+    ElTorito {
+        catalog_rba: u64,
     },
 }
 
@@ -211,6 +246,11 @@ pub enum PartitionError {
     EbrBadSignature {
         lba: u64,
     },
+    /// The El Torito boot record names a catalog (at this CD sector) that
+    /// is missing or fails its validation entry.
+    ElToritoBadCatalog {
+        rba: u64,
+    },
 }
 
 impl From<BlockError> for PartitionError {
@@ -274,23 +314,43 @@ impl fmt::Display for PartitionError {
                 "EBR or logical partition at LBA {lba} outside the extended partition"
             ),
             EbrBadSignature { lba } => write!(f, "EBR at LBA {lba} lacks 0xaa55"),
+            ElToritoBadCatalog { rba } => {
+                write!(
+                    f,
+                    "El Torito boot catalog at CD sector {rba} is missing or invalid"
+                )
+            }
         }
     }
 }
 
-/// Reads the partition table of `disk`. GPT is used when LBA 0 holds a
-/// protective MBR (an 0xEE entry, UEFI 2.10 §5.2.3); otherwise the legacy MBR.
+/// Reads the partition table of `disk`, in the order edk2's partition
+/// driver tries them: a GPT when LBA 0 holds a protective MBR (an 0xEE
+/// entry, UEFI 2.10 §5.2.3), then an El Torito boot catalog (a CD-ROM or an
+/// ISO image, §13.3.2), then the legacy MBR. A hybrid ISO (MBR or GPT and El
+/// Torito) attached as a CD-ROM has 2048-byte blocks, so its GPT (written
+/// for 512-byte ones) is not found and El Torito is used.
 pub fn read_partitions(disk: &dyn BlockDevice) -> Result<PartitionTable, PartitionError> {
     let block_size = disk.block_size();
     if block_size < 512 {
         return Err(PartitionError::BlockSizeTooSmall(block_size));
     }
     let block0 = read_block(disk, 0)?;
-    let mbr = mbr::Mbr::parse(&block0)?;
-    if mbr.is_protective() {
-        gpt::read(disk)
-    } else {
-        mbr::read(disk, &mbr)
+    let mbr = mbr::Mbr::parse(&block0);
+    let gpt_error = match &mbr {
+        Ok(mbr) if mbr.is_protective() => match gpt::read(disk) {
+            Ok(table) => return Ok(table),
+            Err(error) => Some(error),
+        },
+        _ => None,
+    };
+    if let Some(table) = eltorito::read(disk)? {
+        return Ok(table);
+    }
+    match (gpt_error, mbr) {
+        (Some(error), _) => Err(error),
+        (None, Ok(mbr)) => mbr::read(disk, &mbr),
+        (None, Err(error)) => Err(error),
     }
 }
 
@@ -397,6 +457,7 @@ pub(crate) mod test_util {
             "sgdisk" => "gdisk",
             "sfdisk" => "fdisk",
             "mkfs.fat" | "mkfs.vfat" | "fsck.vfat" => "dosfstools",
+            "mcopy" => "mtools",
             _ => tool,
         };
         if let Err(e) = Command::new(tool).arg("--version").output() {

@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 
 use efi::ids::{HandleId, Interface};
@@ -21,6 +22,7 @@ use super::driver_model::{
     registered_driver, release,
 };
 use super::labels::fat_type_name;
+use super::sector_view::SectorView;
 use crate::fat::{DateTime, FatError, FileSystem};
 use crate::simple_fs::{retire_simple_file_system, simple_file_system_for};
 
@@ -72,7 +74,7 @@ pub(super) unsafe extern "efiapi" fn fat_supported(
     if controller_block_io(controller).is_none() {
         return Status::UNSUPPORTED;
     }
-    match FileSystem::mount(Box::new(device) as Box<dyn BlockDevice>) {
+    match mount(device) {
         Ok(volume) => {
             STATE.with(|s| s.refused.remove(&controller));
             PROBED.with(|p| *p = Some(ProbedVolume(controller, volume)));
@@ -89,6 +91,20 @@ pub(super) unsafe extern "efiapi" fn fat_supported(
             STATE.with(|s| s.refused.insert(controller, format!("{error}")));
             Status::UNSUPPORTED
         }
+    }
+}
+
+/// Mounts the FAT volume on `device`; a volume whose sectors are smaller
+/// than the device's blocks (an El Torito image on a CD-ROM) through a
+/// [`SectorView`] of its sector size.
+fn mount(device: Rc<dyn BlockDevice>) -> Result<FileSystem<Box<dyn BlockDevice>>, FatError> {
+    match FileSystem::mount(Box::new(device.clone()) as Box<dyn BlockDevice>) {
+        Err(FatError::UnsupportedBlockSize { sector, block }) if sector != 0 && sector < block => {
+            let view = SectorView::new(device, sector)
+                .ok_or(FatError::UnsupportedBlockSize { sector, block })?;
+            FileSystem::mount(Box::new(view) as Box<dyn BlockDevice>)
+        }
+        result => result,
     }
 }
 
@@ -129,7 +145,7 @@ pub(super) unsafe extern "efiapi" fn fat_start(
         .map(|probe| probe.1);
     let volume = match probed {
         Some(volume) => volume,
-        None => match FileSystem::mount(Box::new(device) as Box<dyn BlockDevice>) {
+        None => match mount(device) {
             Ok(volume) => volume,
             Err(error) => {
                 log::warn!("storage: FAT mount failed: {error}");

@@ -39,6 +39,10 @@ pub(super) fn describe(partition: &Partition) -> String {
         }
         PartitionKind::Gpt(gpt) => format!("\"{}\"", gpt.name),
         PartitionKind::Mbr(mbr) => format!("type {:#04x}", mbr.os_type),
+        PartitionKind::ElTorito(image) => format!(
+            "El Torito boot entry {}, platform {:#04x}",
+            image.boot_entry, image.platform_id
+        ),
     }
 }
 

@@ -46,6 +46,7 @@ mod labels;
 mod partition_device;
 mod partition_driver;
 mod partition_info;
+mod sector_view;
 #[cfg(test)]
 mod test_disk;
 
@@ -362,6 +363,80 @@ mod tests {
         String::from_utf16(&unsafe { efi::boundary::ucs2(out, 100) }.unwrap()).unwrap()
     }
 
+    /// An ISO image (xorriso, an EFI El Torito entry holding a 512-byte FAT
+    /// image) on a CD-ROM's 2048-byte blocks: its boot image becomes a
+    /// `CDROM(...)` child, and the FAT driver mounts the image's 512-byte
+    /// sectors through a `SectorView`.
+    fn el_torito_image_on_a_cd_gets_a_file_system() {
+        use crate::partition::test_util::{image, require_tool};
+        for tool in ["mkfs.fat", "mcopy", "xorriso"] {
+            require_tool(tool);
+        }
+        let efi_img = image("storage-cd-efi", 0);
+        let tree = efi_img.parent().unwrap().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        let efi_img = tree.join("efi.img");
+        let _ = std::fs::remove_file(&efi_img);
+        let hello = tree.join("hello.txt");
+        std::fs::write(&hello, b"hello from the CD").unwrap();
+        run("mkfs.fat", &["-C", efi_img.to_str().unwrap(), "1440"]);
+        run(
+            "mcopy",
+            &[
+                "-i",
+                efi_img.to_str().unwrap(),
+                hello.to_str().unwrap(),
+                "::/HELLO.TXT",
+            ],
+        );
+        let iso = tree.parent().unwrap().join("cd.iso");
+        run(
+            "xorriso",
+            &[
+                "-as",
+                "mkisofs",
+                "-quiet",
+                "-o",
+                iso.to_str().unwrap(),
+                "-e",
+                "efi.img",
+                "-no-emul-boot",
+                tree.to_str().unwrap(),
+            ],
+        );
+        let cd = disk_from(std::fs::read(&iso).unwrap(), 2048, true);
+        let handle = add_disk(cd, DiskLocation::pci(Bdf::new(0, 7, 0))).unwrap();
+        let children = db(|db| db.children(handle, None));
+        assert_eq!(children.len(), 1);
+        let text = path_text(children[0]);
+        assert!(
+            text.starts_with("PciRoot(0x0)/Pci(0x7,0x0)/CDROM(0x0,"),
+            "{text}"
+        );
+        assert!(has(children[0], &SimpleFileSystemProtocol::GUID), "{text}");
+        let info = efi::protocol_services::get_protocol::<PartitionInfo>(
+            children[0],
+            &PARTITION_INFO_GUID,
+        )
+        .unwrap();
+        // SAFETY: installed by `add_partition` from a leaked Box.
+        let info = unsafe { *info };
+        assert_eq!(
+            (info.partition_type, info.system),
+            (PARTITION_TYPE_OTHER, 1)
+        );
+        let io = efi::protocol_services::get_protocol::<BlockIoProtocol>(
+            children[0],
+            &BlockIoProtocol::GUID,
+        )
+        .unwrap();
+        let (_, media) = block_io_table(io);
+        assert_eq!(media.block_size, 2048);
+        assert!(media.read_only.is_true() && media.logical_partition.is_true());
+        // 1440 KiB of 2048-byte blocks.
+        assert_eq!(media.last_block, 1440 * 1024 / 2048 - 1);
+    }
+
     /// The driver model over the disks `add_disk` published: who manages
     /// what, the names, and Disconnect/ConnectController round trips.
     fn driver_relationships(disk: HandleId, esp: HandleId, linux: HandleId, floppy: HandleId) {
@@ -544,6 +619,7 @@ mod tests {
         );
 
         driver_relationships(handle, esp, linux, floppy_handle);
+        el_torito_image_on_a_cd_gets_a_file_system();
 
         quiesce_all();
         assert!(disk.quiesced.get() && floppy_disk.quiesced.get());

@@ -29,7 +29,7 @@ use super::labels::describe;
 use super::partition_device::PartitionDevice;
 use super::partition_info::{PARTITION_INFO_GUID, partition_info};
 use super::publish;
-use crate::device_path::{DevicePathBuf, hard_drive};
+use crate::device_path::{DevicePathBuf, media};
 use crate::partition::{self, Partition, Scheme};
 
 /// The partition driver takes whole disks `add_disk` published. A disk it
@@ -159,6 +159,7 @@ pub(super) unsafe extern "efiapi" fn partition_start(
         } => "GPT (from the backup header)",
         Scheme::Gpt { .. } => "GPT",
         Scheme::Mbr { .. } => "MBR",
+        Scheme::ElTorito { .. } => "El Torito",
     };
     log::log!(
         level,
@@ -173,7 +174,7 @@ pub(super) unsafe extern "efiapi" fn partition_start(
         Scheme::Mbr { .. } => partition::buffer(block_size as usize)
             .ok()
             .and_then(|mut sector| disk.read_blocks(0, &mut sector).ok().map(|()| sector)),
-        Scheme::Gpt { .. } => None,
+        Scheme::Gpt { .. } | Scheme::ElTorito { .. } => None,
     };
     let published: Vec<u32> = STATE.with(|s| {
         s.children
@@ -236,7 +237,7 @@ fn add_partition(
         })?;
     let view: Rc<dyn BlockDevice> = Rc::new(view);
     let mut path = disk_path.clone();
-    path.push(&hard_drive(&partition.hard_drive_info()))
+    path.push(&media(&partition.media_node()))
         .map_err(|_| Status::INVALID_PARAMETER)?;
     let info = Box::into_raw(Box::new(partition_info(partition, mbr_sector)));
     let (child, mut protocols) = publish(view, &path, true, &[(PARTITION_INFO_GUID, info.cast())])?;

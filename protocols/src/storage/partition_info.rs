@@ -3,6 +3,7 @@
 
 use uefi_raw::{Guid, guid};
 
+use crate::partition::eltorito::PLATFORM_EFI;
 use crate::partition::{Partition, PartitionKind};
 
 /// EFI_PARTITION_INFO_PROTOCOL_GUID (§13.18); neither uefi-raw nor r-efi
@@ -43,6 +44,8 @@ pub fn is_esp(partition: &Partition) -> bool {
     match &partition.kind {
         PartitionKind::Gpt(gpt) => gpt.type_guid == ESP_TYPE_GUID,
         PartitionKind::Mbr(mbr) => mbr.os_type == MBR_TYPE_ESP,
+        // UEFI 2.10 §13.3.2.1: the EFI image of a CD is its system partition.
+        PartitionKind::ElTorito(image) => image.platform_id == PLATFORM_EFI,
     }
 }
 
@@ -92,6 +95,8 @@ pub fn partition_info(partition: &Partition, mbr_sector: Option<&[u8]>) -> Parti
             }
             PARTITION_TYPE_MBR
         }
+        // §13.18: no record for other partition kinds.
+        PartitionKind::ElTorito(_) => PARTITION_TYPE_OTHER,
     };
     PartitionInfo {
         revision: PARTITION_INFO_REVISION,

@@ -1,0 +1,47 @@
+//! Installer ISOs (issue 21): an ISO 9660 image with an El Torito EFI boot
+//! image, laid out as Debian's installer ISOs are (`vm_tests::iso`), booted
+//! through Debian's signed shim and GRUB. Each test passes only on lines the
+//! booted kernel's own userspace prints.
+
+use std::time::Duration;
+
+use vm_tests::iso::installer_iso;
+use vm_tests::{Vm, debian_kernel, expect_linux_environment, firmware, initramfs};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+const CMDLINE: &str = "console=ttyS0 panic=-1 vmfw.entry=iso";
+
+/// The test kernel and initramfs as the ISO's installer.
+fn test_iso() -> std::path::PathBuf {
+    let kernel = debian_kernel();
+    installer_iso(
+        "vmfw test installer",
+        &kernel.vmlinuz,
+        &initramfs("", &[]),
+        CMDLINE,
+    )
+}
+
+fn assert_iso_booted_userspace(vm: &mut Vm) {
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        cmdline.line.contains("vmfw.entry=iso"),
+        "booted the ISO's kernel: {}",
+        cmdline.line
+    );
+    expect_linux_environment(vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+}
+
+/// An ISO written to a disk (512-byte blocks, no partition table): the
+/// firmware finds the El Torito catalog, publishes the EFI image as a
+/// `CDROM(...)` partition, and boots its `\EFI\BOOT\BOOTX64.EFI`.
+#[test]
+fn iso_on_a_disk_boots_through_its_el_torito_image() {
+    let mut vm = Vm::builder().firmware(firmware()).disk(test_iso()).spawn();
+    assert_iso_booted_userspace(&mut vm);
+    assert!(
+        vm.find("El Torito, 1 partitions").is_some(),
+        "the firmware read the El Torito catalog"
+    );
+}
