@@ -394,6 +394,17 @@ pub fn disconnect(
         if driver.is_some_and(|d| d != agent) {
             continue;
         }
+        // A driver stopped earlier in this loop may have taken another one
+        // with it (its Stop uninstalled a protocol that driver held, and
+        // the core disconnected that driver first): only drivers that
+        // still manage the controller are asked to stop (as edk2 does).
+        let still_managing = DB.with(|db| {
+            db.managing_drivers(controller)
+                .is_ok_and(|drivers| drivers.contains(&agent))
+        });
+        if !still_managing {
+            continue;
+        }
         let Some(binding) = binding_on(agent) else {
             continue;
         };

@@ -20,6 +20,8 @@ pub(super) struct DiskIo {
     protocol: DiskIoProtocol,
     signature: u64,
     pub(super) device: Rc<dyn BlockDevice>,
+    /// The MediaId of the Block I/O beneath (§13.7: callers pass it).
+    media_id: u32,
 }
 
 /// Checks `len` bytes at byte `offset` lie on the device; returns the block size.
@@ -116,6 +118,15 @@ pub fn write_disk(device: &dyn BlockDevice, offset: u64, data: &[u8]) -> Result<
 
 /// Builds an EFI_DISK_IO_PROTOCOL instance over `device`.
 pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut DiskIoProtocol {
+    new_disk_io_for_media(device, MEDIA_ID)
+}
+
+/// As [`new_disk_io`], over a Block I/O whose media is `media_id` (another
+/// driver's, `foreign_block_io`).
+pub(super) fn new_disk_io_for_media(
+    device: Rc<dyn BlockDevice>,
+    media_id: u32,
+) -> *mut DiskIoProtocol {
     let instance = Box::new(DiskIo {
         protocol: DiskIoProtocol {
             revision: DiskIoProtocol::REVISION,
@@ -124,18 +135,19 @@ pub fn new_disk_io(device: Rc<dyn BlockDevice>) -> *mut DiskIoProtocol {
         },
         signature: DISK_IO_SIGNATURE,
         device,
+        media_id,
     });
     Box::into_raw(instance).cast()
 }
 
-/// Validates `This` and `MediaId` of a Disk I/O call.
+/// Validates `This` and, when given, `MediaId` of a Disk I/O call.
 ///
 /// # Safety
 /// `this` is null or readable up to and including where a `DiskIo` keeps
 /// its signature: every interface `new_disk_io` returned is (never freed).
 pub(super) unsafe fn disk_io_instance<'a>(
     this: *const DiskIoProtocol,
-    media_id: u32,
+    media_id: Option<u32>,
 ) -> Result<&'a DiskIo, Status> {
     let instance = this.cast::<DiskIo>();
     if instance.is_null() || !instance.is_aligned() {
@@ -147,11 +159,12 @@ pub(super) unsafe fn disk_io_instance<'a>(
     if signature != DISK_IO_SIGNATURE {
         return Err(Status::INVALID_PARAMETER);
     }
-    if media_id != MEDIA_ID {
+    // SAFETY: the signature marks a `DiskIo` made by `new_disk_io`, never freed.
+    let io = unsafe { &*instance };
+    if media_id.is_some_and(|id| id != io.media_id) {
         return Err(Status::MEDIA_CHANGED);
     }
-    // SAFETY: the signature marks a `DiskIo` made by `new_disk_io`, never freed.
-    Ok(unsafe { &*instance })
+    Ok(io)
 }
 
 /// # Safety
@@ -166,7 +179,7 @@ pub(super) unsafe extern "efiapi" fn disk_io_read(
     let result = (|| {
         // SAFETY: `This` is the interface the caller got from our handle
         // (§13.7), as `disk_io_instance` requires.
-        let io = unsafe { disk_io_instance(this, media_id) }?;
+        let io = unsafe { disk_io_instance(this, Some(media_id)) }?;
         // SAFETY: the caller's buffer, as this function's # Safety requires.
         let buf = unsafe { boundary::bytes_mut(buffer.cast(), buffer_size) }?;
         read_disk(&*io.device, offset, buf).map_err(status_of)
@@ -186,7 +199,7 @@ unsafe extern "efiapi" fn disk_io_write(
     let result = (|| {
         // SAFETY: `This` is the interface the caller got from our handle
         // (§13.7), as `disk_io_instance` requires.
-        let io = unsafe { disk_io_instance(this, media_id) }?;
+        let io = unsafe { disk_io_instance(this, Some(media_id)) }?;
         // SAFETY: the caller's buffer, as this function's # Safety requires.
         let data = unsafe { boundary::bytes(buffer.cast(), buffer_size) }?;
         write_disk(&*io.device, offset, data).map_err(status_of)

@@ -4,10 +4,12 @@
 //! puts SimpleFileSystem on every FAT volume: a partition, or a whole disk
 //! without a partition table (the partition driver declines those).
 //!
-//! Both drivers serve only the firmware's own Block I/O and Disk I/O
-//! instances: they reach the `BlockDevice` behind them directly instead of
-//! going back through the protocol calls, which keeps the disk paths as fast
-//! as before.
+//! Both drivers bind the firmware's own Disk I/O instances and reach the
+//! `BlockDevice` behind them directly instead of going back through the
+//! protocol calls, which keeps the disk paths as fast as before. Another
+//! driver's Block I/O (a RAM disk, a loaded driver's disk) gets one of those
+//! Disk I/O instances from the Disk I/O driver (`disk_io_driver`), over a
+//! `ForeignBlockIo`, so both drivers serve it too.
 
 use alloc::rc::Rc;
 use alloc::string::String;
@@ -25,9 +27,11 @@ use uefi_raw::protocol::block::BlockIoProtocol;
 use uefi_raw::protocol::disk::DiskIoProtocol;
 use uefi_raw::{Guid, Handle, Status};
 
-use super::MEDIA_ID;
 use super::block_io::{block_io_instance, block_io_read};
 use super::disk_io::{disk_io_instance, disk_io_read};
+use super::disk_io_driver::{
+    disk_io_controller_name, disk_io_start, disk_io_stop, disk_io_supported,
+};
 use super::fat_driver::{fat_controller_name, fat_start, fat_stop, fat_supported};
 use super::partition_driver::{
     partition_controller_name, partition_start, partition_stop, partition_supported,
@@ -38,7 +42,9 @@ use crate::fat::FatType;
 
 /// ConnectController tries drivers by Version, highest first (§7.3.12): the
 /// partition driver must see a disk before the FAT driver, so a partitioned
-/// disk is never mounted whole.
+/// disk is never mounted whole; the Disk I/O driver, which gives another
+/// driver's Block I/O the Disk I/O both bind, comes first.
+const DISK_IO_DRIVER_VERSION: u32 = 0x30;
 const PARTITION_DRIVER_VERSION: u32 = 0x20;
 const FAT_DRIVER_VERSION: u32 = 0x10;
 
@@ -49,12 +55,15 @@ const FAT_DRIVER_VERSION: u32 = 0x10;
 /// the volume says, not the driver name again.
 pub const PARTITION_DRIVER_FILE: Guid = uefi_raw::guid!("6b1e0b5a-3c2d-4e8f-9a7b-1d2c3e4f5a60");
 pub const FAT_DRIVER_FILE: Guid = uefi_raw::guid!("7c2f1c6b-4d3e-4f90-8b8c-2e3d4f5a6b71");
+pub const DISK_IO_DRIVER_FILE: Guid = uefi_raw::guid!("8d3a2d7c-5e4f-4a01-9c9d-3f4e5a6b7c82");
 pub const PARTITION_DRIVER_IMAGE: &str = "PartitionDriver";
+pub const DISK_IO_DRIVER_IMAGE: &str = "DiskIoDriver";
 pub const FAT_DRIVER_IMAGE: &str = "FatDriver";
 
 /// The drivers' handles (NULL until `register_drivers`).
 pub(super) static PARTITION_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
 pub(super) static FAT_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
+pub(super) static DISK_IO_DRIVER: Global<HandleId> = Global::new(HandleId::NULL);
 
 /// A disk handle made by `add_disk`.
 pub(super) struct DiskRecord {
@@ -88,6 +97,9 @@ pub(super) struct StorageState {
     /// Why the FAT driver's Supported() refused a controller last, for the
     /// volume line at the default log level.
     pub(super) refused: BTreeMap<HandleId, String>,
+    /// Other drivers' Block I/O handles the Disk I/O driver serves, with
+    /// the Disk I/O it installed.
+    pub(super) foreign: BTreeMap<HandleId, Interface>,
 }
 
 pub(super) static STATE: Global<StorageState> = Global::new(StorageState {
@@ -96,17 +108,29 @@ pub(super) static STATE: Global<StorageState> = Global::new(StorageState {
     children: BTreeMap::new(),
     volumes: BTreeMap::new(),
     refused: BTreeMap::new(),
+    foreign: BTreeMap::new(),
 });
 
 pub(super) fn registered_driver(slot: &Global<HandleId>) -> HandleId {
     slot.with(|handle| *handle)
 }
 
-/// Creates the two driver handles, once.
+/// Creates the three driver handles, once.
 pub(super) fn register_drivers() -> Result<(), Status> {
     if !registered_driver(&PARTITION_DRIVER).is_null() {
         return Ok(());
     }
+    let disk_io = driver::register(DriverInfo {
+        name: "Disk I/O driver",
+        image_file: DISK_IO_DRIVER_FILE,
+        image_name: DISK_IO_DRIVER_IMAGE,
+        version: DISK_IO_DRIVER_VERSION,
+        supported: disk_io_supported,
+        start: disk_io_start,
+        stop: disk_io_stop,
+        controller_name: disk_io_controller_name,
+    })?;
+    DISK_IO_DRIVER.with(|slot| *slot = disk_io);
     let partition = driver::register(DriverInfo {
         name: "Partition driver (GPT, MBR)",
         image_file: PARTITION_DRIVER_FILE,
@@ -147,7 +171,7 @@ pub(super) fn our_disk_device(interface: Interface) -> Option<Rc<dyn BlockDevice
     }
     // SAFETY: its ReadDisk is ours, so the interface is a `DiskIo` made by
     // `new_disk_io` (never freed): readable through its signature.
-    unsafe { disk_io_instance(protocol, MEDIA_ID) }
+    unsafe { disk_io_instance(protocol, None) }
         .ok()
         .map(|io| io.device.clone())
 }

@@ -40,8 +40,10 @@ use labels::{fat_type_name, human_size};
 
 mod block_io;
 mod disk_io;
+mod disk_io_driver;
 mod driver_model;
 mod fat_driver;
+mod foreign_block_io;
 mod labels;
 mod partition_device;
 mod partition_driver;
@@ -363,6 +365,157 @@ mod tests {
         String::from_utf16(&unsafe { efi::boundary::ucs2(out, 100) }.unwrap()).unwrap()
     }
 
+    /// Another driver's Block I/O: its own function table over a RAM image.
+    #[repr(C)]
+    struct RamDisk {
+        protocol: BlockIoProtocol,
+        media: uefi_raw::protocol::block::BlockIoMedia,
+        data: *mut u8,
+    }
+
+    unsafe extern "efiapi" fn ram_reset(_: *mut BlockIoProtocol, _: uefi_raw::Boolean) -> Status {
+        Status::SUCCESS
+    }
+
+    unsafe extern "efiapi" fn ram_read(
+        this: *const BlockIoProtocol,
+        media_id: u32,
+        lba: u64,
+        size: usize,
+        buffer: *mut c_void,
+    ) -> Status {
+        // SAFETY: `this` is the RamDisk the test installed (repr(C), protocol first).
+        let disk = unsafe { &*this.cast::<RamDisk>() };
+        if media_id != disk.media.media_id {
+            return Status::MEDIA_CHANGED;
+        }
+        let offset = lba as usize * 512;
+        if offset + size > (disk.media.last_block as usize + 1) * 512 {
+            return Status::INVALID_PARAMETER;
+        }
+        // SAFETY: inside the image (checked above); the caller's buffer holds `size`.
+        unsafe { core::ptr::copy_nonoverlapping(disk.data.add(offset), buffer.cast(), size) };
+        Status::SUCCESS
+    }
+
+    unsafe extern "efiapi" fn ram_write(
+        _: *mut BlockIoProtocol,
+        _: u32,
+        _: u64,
+        _: usize,
+        _: *const c_void,
+    ) -> Status {
+        Status::WRITE_PROTECTED
+    }
+
+    unsafe extern "efiapi" fn ram_flush(_: *mut BlockIoProtocol) -> Status {
+        Status::SUCCESS
+    }
+
+    /// A RAM disk a test "application" installs with a vendor device path
+    /// and connects: the Disk I/O driver gives it Disk I/O, the FAT driver a
+    /// SimpleFileSystem, and a file on it reads back.
+    fn foreign_block_io_gets_disk_io_and_a_file_system() {
+        use crate::partition::test_util::{image, require_tool};
+        use uefi_raw::protocol::file_system::FileProtocolV1;
+        for tool in ["mkfs.fat", "mcopy"] {
+            require_tool(tool);
+        }
+        let fat = image("storage-ramdisk", 0);
+        let _ = std::fs::remove_file(&fat);
+        let hello = fat.with_file_name("hello.txt");
+        std::fs::write(&hello, b"hello from a RAM disk").unwrap();
+        run("mkfs.fat", &["-C", fat.to_str().unwrap(), "1024"]);
+        run(
+            "mcopy",
+            &[
+                "-i",
+                fat.to_str().unwrap(),
+                hello.to_str().unwrap(),
+                "::/HELLO.TXT",
+            ],
+        );
+        let data = Box::leak(std::fs::read(&fat).unwrap().into_boxed_slice());
+        let disk = Box::leak(Box::new(RamDisk {
+            protocol: BlockIoProtocol {
+                revision: BlockIoProtocol::REVISION,
+                media: core::ptr::null(),
+                reset: ram_reset,
+                read_blocks: ram_read,
+                write_blocks: ram_write,
+                flush_blocks: ram_flush,
+            },
+            media: uefi_raw::protocol::block::BlockIoMedia {
+                media_id: 7,
+                removable_media: uefi_raw::Boolean::FALSE,
+                media_present: uefi_raw::Boolean::TRUE,
+                logical_partition: uefi_raw::Boolean::FALSE,
+                read_only: uefi_raw::Boolean::TRUE,
+                write_caching: uefi_raw::Boolean::FALSE,
+                block_size: 512,
+                io_align: 0,
+                last_block: (data.len() / 512 - 1) as u64,
+                lowest_aligned_lba: 0,
+                logical_blocks_per_physical_block: 0,
+                optimal_transfer_length_granularity: 0,
+            },
+            data: data.as_mut_ptr(),
+        }));
+        disk.protocol.media = &disk.media;
+        let vendor = crate::device_path::node(1, 4, &[0x42; 16]).unwrap();
+        let path = DevicePathBuf::from_nodes(&[vendor]).unwrap();
+        let handle = efi::protocol_services::install(
+            None,
+            &[
+                (BlockIoProtocol::GUID, (&raw mut disk.protocol).cast()),
+                (DevicePathProtocol::GUID, leak_path(&path)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            efi::protocol_services::connect(handle, &[], true),
+            Status::SUCCESS
+        );
+        assert!(has(handle, &DiskIoProtocol::GUID));
+        let sfs = efi::protocol_services::get_protocol::<SimpleFileSystemProtocol>(
+            handle,
+            &SimpleFileSystemProtocol::GUID,
+        )
+        .expect("SimpleFileSystem on the RAM disk");
+        let mut root: *mut FileProtocolV1 = core::ptr::null_mut();
+        // SAFETY: our SimpleFileSystem and its files, called as a caller would,
+        // with live locals.
+        unsafe {
+            assert_eq!(((*sfs).open_volume)(sfs, &mut root), Status::SUCCESS);
+            let name: Vec<u16> = "HELLO.TXT\0".encode_utf16().collect();
+            let mut file: *mut FileProtocolV1 = core::ptr::null_mut();
+            let status = ((*root).open)(
+                root,
+                &mut file,
+                name.as_ptr(),
+                uefi_raw::protocol::file_system::FileMode::READ,
+                uefi_raw::protocol::file_system::FileAttribute::empty(),
+            );
+            assert_eq!(status, Status::SUCCESS);
+            let mut buf = [0u8; 64];
+            let mut len = buf.len();
+            assert_eq!(
+                ((*file).read)(file, &mut len, buf.as_mut_ptr().cast()),
+                Status::SUCCESS
+            );
+            assert_eq!(&buf[..len], b"hello from a RAM disk");
+            assert_eq!(((*file).close)(file), Status::SUCCESS);
+            assert_eq!(((*root).close)(root), Status::SUCCESS);
+        }
+        // Disconnecting takes the file system and the Disk I/O away again.
+        assert_eq!(
+            efi::protocol_services::disconnect(handle, None, None),
+            Status::SUCCESS
+        );
+        assert!(!has(handle, &DiskIoProtocol::GUID));
+        assert!(!has(handle, &SimpleFileSystemProtocol::GUID));
+    }
+
     /// An ISO image (xorriso, an EFI El Torito entry holding a 512-byte FAT
     /// image) on a CD-ROM's 2048-byte blocks: its boot image becomes a
     /// `CDROM(...)` child, and the FAT driver mounts the image's 512-byte
@@ -620,6 +773,7 @@ mod tests {
 
         driver_relationships(handle, esp, linux, floppy_handle);
         el_torito_image_on_a_cd_gets_a_file_system();
+        foreign_block_io_gets_disk_io_and_a_file_system();
 
         quiesce_all();
         assert!(disk.quiesced.get() && floppy_disk.quiesced.get());

@@ -21,7 +21,7 @@ use uefi_raw::protocol::driver::DriverBindingProtocol;
 use uefi_raw::{Guid, Handle, Status};
 
 use super::driver_model::{
-    PARTITION_DRIVER, PartitionChild, STATE, controller_block_io, open_disk_io,
+    DiskRecord, PARTITION_DRIVER, PartitionChild, STATE, controller_block_io, open_disk_io,
     our_block_io_is_partition, our_disk_device, probe_disk_io, registered_driver, release,
     stop_children,
 };
@@ -55,16 +55,42 @@ fn is_partitioned(controller: HandleId) -> bool {
     STATE.with(|s| s.partitioned.contains_key(&controller))
 }
 
+/// A disk the partition driver takes: one `add_disk` published, or another
+/// driver's Block I/O the Disk I/O driver serves (never a partition: the
+/// Disk I/O driver refuses logical partitions).
 fn partition_candidate(controller: HandleId) -> Result<Rc<dyn BlockDevice>, Status> {
     let driver = registered_driver(&PARTITION_DRIVER);
     let device = probe_disk_io(controller, driver)?;
-    let is_partition = controller_block_io(controller)
-        .and_then(our_block_io_is_partition)
-        .ok_or(Status::UNSUPPORTED)?;
-    if is_partition || !STATE.with(|s| s.disks.contains_key(&controller)) {
+    let block_io = controller_block_io(controller).ok_or(Status::UNSUPPORTED)?;
+    let (ours, foreign) = STATE.with(|s| {
+        (
+            s.disks.contains_key(&controller),
+            s.foreign.contains_key(&controller),
+        )
+    });
+    let is_partition = match our_block_io_is_partition(block_io) {
+        Some(is_partition) => is_partition,
+        None => !foreign,
+    };
+    if is_partition || !(ours || foreign) {
         return Err(Status::UNSUPPORTED);
     }
     Ok(device)
+}
+
+/// The record of another driver's disk, made when the partition driver
+/// first starts on it: named and pathed by its own device path (children
+/// need one to extend, §10.1; a handle without one is not partitioned).
+fn foreign_disk_record(controller: HandleId) -> Option<DiskRecord> {
+    let path = ps::get_protocol::<DevicePathProtocol>(controller, &DevicePathProtocol::GUID)?;
+    // SAFETY: an installed device path; `read_path` bounds its walk.
+    let bytes = unsafe { efi::device_path::read_path(path) }.ok()?;
+    let path = DevicePathBuf::from_bytes(&bytes).ok()?;
+    Some(DiskRecord {
+        label: path.to_text(),
+        path,
+        announced: false,
+    })
 }
 
 /// Opens the disk for the partition driver: Disk I/O and Block I/O
@@ -122,6 +148,12 @@ pub(super) unsafe extern "efiapi" fn partition_start(
         }
         status
     };
+    if !STATE.with(|s| s.disks.contains_key(&controller)) {
+        match foreign_disk_record(controller) {
+            Some(record) => STATE.with(|s| s.disks.insert(controller, record)),
+            None => return fail(Status::UNSUPPORTED),
+        };
+    }
     let Some((label, disk_path, announced)) = STATE.with(|s| {
         s.disks.get_mut(&controller).map(|d| {
             let announced = core::mem::replace(&mut d.announced, true);

@@ -63,6 +63,11 @@ impl File {
         // SAFETY: HandleProtocol returned a non-null LoadedImage interface, which stays
         // installed while the image runs.
         let device = unsafe { (*loaded).device_handle };
+        Self::volume(bs, device)
+    }
+
+    /// Opens the root directory of the SimpleFileSystem on `device` (§13.4.2).
+    pub fn volume(bs: &efi::BootServices, device: efi::Handle) -> Result<Self, Failure> {
         let fs: *mut simple_file_system::Protocol = handle_protocol(
             bs,
             device,
