@@ -380,6 +380,8 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     // SAFETY: `devices` came from `pci::enumerate` over `access`, their BARs
     // placed just above.
     let disks = unsafe { platform::virtio::probe_all(access, &devices) };
+    // SAFETY: as above.
+    let scsi_units = unsafe { platform::virtio::scsi::probe_all(access, &devices) };
     boot_timing::mark(Phase::DISK_PROBE);
     entropy_init(access, &devices);
     for disk in disks {
@@ -389,6 +391,14 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
             protocols::storage::DiskLocation::pci(bdf),
         ) {
             error!("disk {bdf}: not published ({status:?})");
+        }
+    }
+    for unit in scsi_units {
+        let location =
+            protocols::storage::DiskLocation::scsi(unit.bdf(), unit.target, unit.lun, unit.cdrom);
+        let label = location.label.clone();
+        if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(unit), location) {
+            error!("disk {label}: not published ({status:?})");
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod pvh;
 pub mod read_ahead;
 pub mod reset;
 pub mod rtc;
+pub mod scsi;
 pub mod serial;
 pub mod smbios;
 pub mod start_info;

@@ -8,6 +8,7 @@ pub mod blk;
 pub mod pci;
 pub mod queue;
 pub mod rng;
+pub mod scsi;
 
 use bitflags::bitflags;
 use core::fmt;

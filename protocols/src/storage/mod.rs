@@ -79,6 +79,12 @@ impl Disk for VirtioBlk {
 
 impl Disk for MemDisk<'_> {}
 
+impl Disk for platform::virtio::scsi::ScsiDisk {
+    fn quiesce(&self) {
+        self.reset();
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageError {
     /// A partition of `blocks` blocks at `start` does not fit its parent.
@@ -188,6 +194,22 @@ pub struct DiskLocation {
 }
 
 impl DiskLocation {
+    /// A logical unit of a SCSI controller: `SCSI(target,lun)` (UEFI 2.10
+    /// §10.3.4.2), named `SCSI disk 00:03.0 0:0` or `SCSI CD-ROM ...`.
+    pub fn scsi(pci_function: Bdf, target: u16, lun: u16, cdrom: bool) -> Self {
+        let mut data = [0u8; 4];
+        data[..2].copy_from_slice(&target.to_le_bytes());
+        data[2..].copy_from_slice(&lun.to_le_bytes());
+        DiskLocation {
+            pci_function,
+            messaging: crate::device_path::node(3, 2, &data).ok(),
+            label: format!(
+                "SCSI {} {pci_function} {target}:{lun}",
+                if cdrom { "CD-ROM" } else { "disk" }
+            ),
+        }
+    }
+
     /// A disk that is a PCI function of its own (virtio-blk).
     pub fn pci(pci_function: Bdf) -> Self {
         DiskLocation {

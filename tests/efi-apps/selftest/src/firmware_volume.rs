@@ -98,6 +98,14 @@ const FAT_DRIVER_FILE: efi::Guid = efi::Guid::from_fields(
     0x8c,
     &[0x2e, 0x3d, 0x4f, 0x5a, 0x6b, 0x71],
 );
+const DISK_IO_DRIVER_FILE: efi::Guid = efi::Guid::from_fields(
+    0x8d3a_2d7c,
+    0x5e4f,
+    0x4a01,
+    0x9c,
+    0x9d,
+    &[0x3f, 0x4e, 0x5a, 0x6b, 0x7c, 0x82],
+);
 /// vmfw's built-in applications (BLS loader, boot menu, direct kernel boot).
 const BLS_LOADER_FILE: efi::Guid = efi::Guid::from_fields(
     0xeb51_ac8f,
@@ -477,7 +485,8 @@ fn driver_walk(ctx: &mut Ctx, image: &DriverImage) {
     );
 }
 
-/// The storage drivers' files are named PartitionDriver and FatDriver.
+/// The storage drivers' files are named PartitionDriver, FatDriver and
+/// DiskIoDriver.
 fn vmfw_names(ctx: &mut Ctx, images: &[Option<DriverImage>]) {
     for (file, expected, check) in [
         (
@@ -489,6 +498,11 @@ fn vmfw_names(ctx: &mut Ctx, images: &[Option<DriverImage>]) {
             FAT_DRIVER_FILE,
             "FatDriver",
             "firmware_volume.vmfw.fat_driver_name",
+        ),
+        (
+            DISK_IO_DRIVER_FILE,
+            "DiskIoDriver",
+            "firmware_volume.vmfw.disk_io_driver_name",
         ),
     ] {
         let Some(image) = images.iter().flatten().find(|i| i.file == file) else {
@@ -544,7 +558,7 @@ fn vmfw_volume(ctx: &mut Ctx, image: &DriverImage) {
     );
 
     // ReadFile with no buffer: the type and the size of the file's one section, a
-    // 4-byte header and "PartitionDriver" or "FatDriver" with its NUL.
+    // 4-byte header and "PartitionDriver", "FatDriver" or "DiskIoDriver" with its NUL.
     let mut size = 0usize;
     let mut found_type = 0u8;
     let mut file_attributes = u32::MAX;
@@ -561,7 +575,7 @@ fn vmfw_volume(ctx: &mut Ctx, image: &DriverImage) {
         "firmware_volume.vmfw.read_file.size",
         status == efi::Status::SUCCESS
             && found_type == FILETYPE_DRIVER
-            && [4 + 2 * 16, 4 + 2 * 10].contains(&size),
+            && [4 + 2 * 16, 4 + 2 * 10, 4 + 2 * 13].contains(&size),
         format_args!("got {} type {found_type:#x} size {size}", St(status)),
     );
 
@@ -578,12 +592,13 @@ fn vmfw_volume(ctx: &mut Ctx, image: &DriverImage) {
     let has = |file_type: u8, name: efi::Guid| listed[..count].contains(&(file_type, name));
     ctx.check(
         "firmware_volume.vmfw.get_next_file.all",
-        count == 5
+        count == 6
             && has(FILETYPE_APPLICATION, BLS_LOADER_FILE)
             && has(FILETYPE_APPLICATION, BOOT_MENU_FILE)
             && has(FILETYPE_APPLICATION, DIRECT_KERNEL_FILE)
             && has(FILETYPE_DRIVER, PARTITION_DRIVER_FILE)
-            && has(FILETYPE_DRIVER, FAT_DRIVER_FILE),
+            && has(FILETYPE_DRIVER, FAT_DRIVER_FILE)
+            && has(FILETYPE_DRIVER, DISK_IO_DRIVER_FILE),
         format_args!("{count} files listed"),
     );
 }
