@@ -154,12 +154,32 @@ pub fn plan(existing: &[(u16, LoadOption)], boot_order: &[u16], wanted: &[LoadOp
 
 const HARDWARE: u8 = 1;
 const PCI: u8 = 1;
+const MESSAGING: u8 = 3;
+const SCSI: u8 = 2;
+const SATA: u8 = 0x12;
+const NVME: u8 = 0x17;
 const MEDIA: u8 = 4;
 const HARD_DRIVE: u8 = 1;
+const CD_ROM: u8 = 2;
+
+/// The bus word and the device's address on it, from a messaging node
+/// (UEFI 2.10 §10.3.4): `SCSI 0:1`, `SATA port 2`, `NVMe ns 1`.
+fn bus_of(node: &[u8]) -> Option<(&'static str, String)> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(node.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(node.get(at..at + 4)?.try_into().ok()?));
+    match (node.first(), node.get(1)) {
+        (Some(&MESSAGING), Some(&SCSI)) => Some(("SCSI", format!("{}:{}", u16_at(4)?, u16_at(6)?))),
+        (Some(&MESSAGING), Some(&SATA)) => Some(("SATA", format!("port {}", u16_at(4)?))),
+        (Some(&MESSAGING), Some(&NVME)) => Some(("NVMe", format!("ns {}", u32_at(4)?))),
+        _ => None,
+    }
+}
 
 /// The description of the removable-media option of the file system at
-/// `path` (its device path): the disk's hardware path and the partition
-/// number, e.g. `UEFI disk Pci(0x3,0x0) partition 1`.
+/// `path` (its device path): the disk's bus, kind and hardware path and the
+/// partition number, e.g. `UEFI disk Pci(0x3,0x0) partition 1` (virtio-blk),
+/// `UEFI NVMe disk Pci(0x4,0x0) ns 1 partition 1`, `UEFI SATA CD-ROM
+/// Pci(0x1f,0x2) port 1`.
 pub fn removable_description(path: &[u8]) -> String {
     let nodes = efi::device_path::nodes(path);
     let hardware: Vec<&[u8]> = nodes
@@ -176,12 +196,26 @@ pub fn removable_description(path: &[u8]) -> String {
         .and_then(|n| n.get(4..8))
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(u32::from_le_bytes);
-    match (location.is_empty(), partition) {
-        (false, Some(n)) => format!("UEFI disk {location} partition {n}"),
-        (false, None) => format!("UEFI disk {location}"),
-        (true, Some(n)) => format!("UEFI disk partition {n}"),
-        (true, None) => String::from("UEFI disk"),
+    let cd_rom = nodes.iter().any(|n| n[0] == MEDIA && n[1] == CD_ROM);
+    let bus = nodes.iter().find_map(|n| bus_of(n));
+    let mut description = String::from("UEFI ");
+    if let Some((bus, _)) = &bus {
+        description.push_str(bus);
+        description.push(' ');
     }
+    description.push_str(if cd_rom { "CD-ROM" } else { "disk" });
+    if !location.is_empty() {
+        description.push(' ');
+        description.push_str(&location);
+    }
+    if let Some((_, address)) = &bus {
+        description.push(' ');
+        description.push_str(address);
+    }
+    if let Some(n) = partition {
+        description.push_str(&format!(" partition {n}"));
+    }
+    description
 }
 
 #[cfg(test)]
@@ -329,5 +363,50 @@ mod tests {
         assert_eq!(removable_description(&bare), "UEFI disk Pci(0x5,0x1)");
         assert_eq!(removable_description(&efi::device_path::END), "UEFI disk");
         assert_eq!(removable_description(&[1, 2, 3]), "UEFI disk");
+    }
+
+    #[test]
+    fn descriptions_name_the_bus_and_cd_roms() {
+        let path = |nodes: &[Vec<u8>]| {
+            DevicePathBuf::from_nodes(nodes)
+                .unwrap()
+                .as_bytes()
+                .to_vec()
+        };
+        let node = |t, s, data: &[u8]| protocols::device_path::node(t, s, data).unwrap();
+        let scsi = node(3, 2, &[1, 0, 0, 0]);
+        let cd = protocols::device_path::cd_rom(1, 0x20, 0x100);
+        assert_eq!(
+            removable_description(&path(&[pci_root(0), pci(1, 0), scsi, cd.clone()])),
+            "UEFI SCSI CD-ROM Pci(0x1,0x0) 1:0"
+        );
+        let mut nvme = 1u32.to_le_bytes().to_vec();
+        nvme.extend_from_slice(&[0; 8]);
+        let hd = hard_drive(&HardDriveInfo {
+            partition_number: 2,
+            partition_start: 2048,
+            partition_size: 4096,
+            signature: [7; 16],
+            partition_format: 2,
+            signature_type: 2,
+        });
+        assert_eq!(
+            removable_description(&path(&[pci_root(0), pci(4, 0), node(3, 0x17, &nvme), hd])),
+            "UEFI NVMe disk Pci(0x4,0x0) ns 1 partition 2"
+        );
+        assert_eq!(
+            removable_description(&path(&[
+                pci_root(0),
+                pci(0x1f, 2),
+                node(3, 0x12, &[1, 0, 0xFF, 0xFF, 0, 0]),
+                cd
+            ])),
+            "UEFI SATA CD-ROM Pci(0x1f,0x2) port 1"
+        );
+        // A truncated messaging node names no bus.
+        assert_eq!(
+            removable_description(&path(&[pci_root(0), pci(1, 0), node(3, 2, &[1])])),
+            "UEFI disk Pci(0x1,0x0)"
+        );
     }
 }
