@@ -69,3 +69,36 @@ fn iso_on_a_scsi_cdrom_boots() {
         "the firmware found the CD-ROM"
     );
 }
+
+/// Debian 12's own installer (`debian-installer-12-netboot-amd64`: its
+/// kernel and initrd) on an installer ISO, from a virtio-scsi CD-ROM, to the
+/// installer's first question on the serial console.
+#[test]
+fn debian_installer_iso_boots_from_a_scsi_cdrom() {
+    let images = vm_tests::deb("debian-installer-12-netboot-amd64")
+        .join("usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64");
+    let iso = installer_iso(
+        "Debian GNU/Linux 12 installer (vmfw test)",
+        &images.join("linux"),
+        &images.join("initrd.gz"),
+        "console=ttyS0 vmfw.entry=iso",
+    );
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(iso, vm_tests::DiskBus::ScsiCdrom)
+        .spawn();
+    let command_line = vm
+        .expect("Kernel command line:", TIMEOUT)
+        .expect("the installer's kernel started");
+    assert!(
+        command_line.line.contains("vmfw.entry=iso"),
+        "{}",
+        command_line.line
+    );
+    vm.expect(INSTALLER_QUESTION, Duration::from_secs(400))
+        .unwrap();
+}
+
+/// What the installer's userspace (debconf's newt frontend on the serial
+/// console) shows first.
+const INSTALLER_QUESTION: &str = "Select a language";
