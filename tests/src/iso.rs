@@ -15,9 +15,31 @@ use crate::images::{SIGNED_GRUB, SIGNED_SHIM};
 use crate::paths::cache_dir;
 use crate::util::{KeyHasher, publish, remove_any, run, temp_sibling};
 
+/// How the ISO image presents itself besides El Torito.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsoLayout {
+    /// ISO 9660 and El Torito only: written to a disk, only the El Torito catalog finds
+    /// the boot image.
+    Plain,
+    /// Hybrid, as Debian's ISOs are: the EFI image also appended as partition 2 of a GPT
+    /// (type EF00) for 512-byte-block media (a USB stick, a virtual disk).
+    HybridGpt,
+}
+
 /// An ISO whose GRUB boots `kernel` with `initrd` and `cmdline` at once (menu entry
 /// `title`).
 pub fn installer_iso(title: &str, kernel: &Path, initrd: &Path, cmdline: &str) -> PathBuf {
+    installer_iso_with(title, kernel, initrd, cmdline, IsoLayout::Plain)
+}
+
+/// [`installer_iso`] with the given layout.
+pub fn installer_iso_with(
+    title: &str,
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    layout: IsoLayout,
+) -> PathBuf {
     let shim = deb("shim-signed").join(SIGNED_SHIM);
     let grub = deb("grub-efi-amd64-signed").join(SIGNED_GRUB);
     let efi = FatContents::new()
@@ -52,6 +74,9 @@ pub fn installer_iso(title: &str, kernel: &Path, initrd: &Path, cmdline: &str) -
     ];
 
     let mut key = KeyHasher::new("installer iso v1");
+    if layout == IsoLayout::HybridGpt {
+        key.str("hybrid gpt");
+    }
     efi.hash_into(&mut key);
     for (path, source) in &files {
         key.str(path);
@@ -89,7 +114,8 @@ pub fn installer_iso(title: &str, kernel: &Path, initrd: &Path, cmdline: &str) -
         &scratch,
     );
     let iso = scratch.join("out.iso");
-    run(Command::new("xorriso")
+    let mut xorriso = Command::new("xorriso");
+    xorriso
         .args([
             "-as",
             "mkisofs",
@@ -99,10 +125,14 @@ pub fn installer_iso(title: &str, kernel: &Path, initrd: &Path, cmdline: &str) -
             "-V",
             "VMFW_INSTALLER",
         ])
-        .args(["-e", "boot/grub/efi.img", "-no-emul-boot"])
-        .arg("-o")
-        .arg(&iso)
-        .arg(&tree));
+        .args(["-e", "boot/grub/efi.img", "-no-emul-boot"]);
+    if layout == IsoLayout::HybridGpt {
+        xorriso
+            .args(["-append_partition", "2", "0xef"])
+            .arg(tree.join("boot/grub/efi.img"))
+            .arg("-appended_part_as_gpt");
+    }
+    run(xorriso.arg("-o").arg(&iso).arg(&tree));
     publish(&iso, &out);
     remove_any(&scratch);
     out

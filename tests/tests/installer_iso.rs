@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vm_tests::iso::installer_iso;
+use vm_tests::iso::{IsoLayout, installer_iso, installer_iso_with};
 use vm_tests::{Vm, debian_kernel, firmware, initramfs};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -102,3 +102,34 @@ fn debian_installer_iso_boots_from_a_scsi_cdrom() {
 /// What the installer's userspace (debconf's newt frontend on the serial
 /// console) shows first.
 const INSTALLER_QUESTION: &str = "Select a language";
+
+/// A hybrid ISO (GPT with the EFI image as partition 2, as Debian's ISOs
+/// are): on a disk its GPT ESP boots; on a CD-ROM (2048-byte blocks, where
+/// the GPT written for 512-byte blocks is not found) its El Torito image.
+#[test]
+fn hybrid_iso_boots_as_a_disk_and_as_a_cdrom() {
+    let kernel = debian_kernel();
+    let iso = installer_iso_with(
+        "vmfw test installer",
+        &kernel.vmlinuz,
+        &initramfs("", &[]),
+        CMDLINE,
+        IsoLayout::HybridGpt,
+    );
+    let mut vm = Vm::builder().firmware(firmware()).disk(&iso).spawn();
+    assert_iso_booted_userspace(&mut vm);
+    assert!(
+        vm.find("GPT, ").is_some() && vm.find("UEFI disk Pci(0x1,0x0) partition 2").is_some(),
+        "booted from the GPT's ESP"
+    );
+    drop(vm);
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&iso, vm_tests::DiskBus::ScsiCdrom)
+        .spawn();
+    assert_iso_booted_userspace(&mut vm);
+    assert!(
+        vm.find("El Torito, 1 partitions").is_some(),
+        "booted from the El Torito image"
+    );
+}
