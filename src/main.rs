@@ -382,6 +382,8 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     let disks = unsafe { platform::virtio::probe_all(access, &devices) };
     // SAFETY: as above.
     let scsi_units = unsafe { platform::virtio::scsi::probe_all(access, &devices) };
+    // SAFETY: as above.
+    let sata = unsafe { platform::ahci::probe_all(access, &devices) };
     boot_timing::mark(Phase::DISK_PROBE);
     entropy_init(access, &devices);
     for disk in disks {
@@ -398,6 +400,17 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
             protocols::storage::DiskLocation::scsi(unit.bdf(), unit.target, unit.lun, unit.cdrom);
         let label = location.label.clone();
         if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(unit), location) {
+            error!("disk {label}: not published ({status:?})");
+        }
+    }
+    for device in sata {
+        let location = protocols::storage::DiskLocation::sata(
+            device.bdf(),
+            device.port_number().into(),
+            device.is_cdrom(),
+        );
+        let label = location.label.clone();
+        if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(device), location) {
             error!("disk {label}: not published ({status:?})");
         }
     }

@@ -54,6 +54,16 @@ pub trait BlockDevice {
     /// Writes `buf.len() / block_size()` whole blocks starting at `lba`.
     fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError>;
     fn flush(&self) -> Result<(), BlockError>;
+    /// Whether the medium can be taken out (CD-ROMs; UEFI 2.10 §13.9
+    /// RemovableMedia).
+    fn removable(&self) -> bool {
+        false
+    }
+    /// Whether a medium is in the drive (§13.9 MediaPresent); only
+    /// removable devices can lack one.
+    fn media_present(&self) -> bool {
+        true
+    }
 
     /// Checks a request against the device geometry; returns the block count.
     fn check_request(&self, lba: u64, len: usize) -> Result<u64, BlockError> {
@@ -91,6 +101,12 @@ macro_rules! forward_block_device {
             }
             fn flush(&self) -> Result<(), BlockError> {
                 (**self).flush()
+            }
+            fn removable(&self) -> bool {
+                (**self).removable()
+            }
+            fn media_present(&self) -> bool {
+                (**self).media_present()
             }
         }
     )*};

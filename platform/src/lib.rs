@@ -1,4 +1,4 @@
-//! Platform layer: PVH entry, paging, serial, PCI, virtio-blk, RTC and
+//! Platform layer: PVH entry, paging, serial, PCI, virtio-blk, AHCI, RTC and
 //! ACPI/SMBIOS discovery. Pure logic is host-testable; hardware access goes
 //! through the `x86_64` crate (ports, control registers, descriptor tables)
 //! and `mmio`.
@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod ahci;
 pub mod block;
 pub mod boot_timing;
 pub mod call_arena;

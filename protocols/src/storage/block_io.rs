@@ -37,6 +37,10 @@ fn check_block_request(
     buffer_is_null: bool,
     access: Access,
 ) -> Result<u64, Status> {
+    // §13.9.3: an empty drive answers NO_MEDIA before anything else.
+    if media.media_present.is_false() {
+        return Err(Status::NO_MEDIA);
+    }
     if media_id != media.media_id {
         return Err(Status::MEDIA_CHANGED);
     }
@@ -61,8 +65,10 @@ fn check_block_request(
 }
 
 /// Builds an EFI_BLOCK_IO_PROTOCOL instance over `device` (which must have
-/// blocks). Revision 3: all revision-2 media fields plus
-/// OptimalTransferLengthGranularity are filled in.
+/// blocks, unless it is removable and empty). Revision 3: all revision-2
+/// media fields plus OptimalTransferLengthGranularity are filled in.
+/// RemovableMedia, MediaPresent and ReadOnly are the device's (§13.9: a
+/// CD-ROM is removable and read-only, with 2048-byte blocks).
 pub fn new_block_io(device: Rc<dyn BlockDevice>, logical_partition: bool) -> *mut BlockIoProtocol {
     let mut instance = Box::new(BlockIo {
         protocol: BlockIoProtocol {
@@ -75,13 +81,14 @@ pub fn new_block_io(device: Rc<dyn BlockDevice>, logical_partition: bool) -> *mu
         },
         media: BlockIoMedia {
             media_id: MEDIA_ID,
-            removable_media: Boolean::FALSE,
-            media_present: Boolean::TRUE,
+            removable_media: device.removable().into(),
+            media_present: device.media_present().into(),
             logical_partition: logical_partition.into(),
             read_only: device.read_only().into(),
             write_caching: Boolean::FALSE,
             block_size: device.block_size(),
-            // Virtio descriptors take any byte address (§2.7.5).
+            // Virtio descriptors take any byte address (§2.7.5); the AHCI
+            // driver bounces what its PRD table cannot address.
             io_align: 0,
             last_block: device.num_blocks().saturating_sub(1),
             // §13.9: the three alignment hints are zero for logical partitions.
@@ -310,6 +317,76 @@ mod tests {
         let status = unsafe { (table.write_blocks)(protocol, 0, 0, 512, data.as_ptr().cast()) };
         assert_eq!(status, Status::WRITE_PROTECTED);
         assert_eq!(contents(&disk), pattern(8 * 512));
+    }
+
+    /// A CD-ROM drive: removable, read-only, 2048-byte blocks, with or
+    /// without a medium.
+    struct Cdrom {
+        inner: platform::block::MemDisk<'static>,
+        present: bool,
+    }
+
+    impl BlockDevice for Cdrom {
+        fn block_size(&self) -> u32 {
+            2048
+        }
+        fn num_blocks(&self) -> u64 {
+            if self.present {
+                self.inner.num_blocks()
+            } else {
+                0
+            }
+        }
+        fn read_only(&self) -> bool {
+            true
+        }
+        fn removable(&self) -> bool {
+            true
+        }
+        fn media_present(&self) -> bool {
+            self.present
+        }
+        fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), platform::block::BlockError> {
+            self.inner.read_blocks(lba, buf)
+        }
+        fn write_blocks(&self, _: u64, _: &[u8]) -> Result<(), platform::block::BlockError> {
+            Err(platform::block::BlockError::ReadOnly)
+        }
+        fn flush(&self) -> Result<(), platform::block::BlockError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn block_io_of_a_cdrom_is_removable_read_only_media() {
+        let cd = |present| {
+            let data = pattern(16 * 2048).leak();
+            let inner = platform::block::MemDisk::new(data, 2048);
+            new_block_io(Rc::new(Cdrom { inner, present }), false)
+        };
+        let protocol = cd(true);
+        let (table, media) = block_io_table(protocol);
+        assert!(media.removable_media.is_true() && media.media_present.is_true());
+        assert!(media.read_only.is_true());
+        assert_eq!((media.block_size, media.last_block), (2048, 15));
+        let mut buf = vec![0u8; 2048];
+        // SAFETY: our own instance, called with live locals of the sizes passed, as a caller would.
+        let status = unsafe { (table.read_blocks)(protocol, 0, 3, 2048, buf.as_mut_ptr().cast()) };
+        assert_eq!(status, Status::SUCCESS);
+        assert_eq!(buf, pattern(16 * 2048)[3 * 2048..4 * 2048]);
+        // SAFETY: as above.
+        let status = unsafe { (table.read_blocks)(protocol, 0, 0, 512, buf.as_mut_ptr().cast()) };
+        assert_eq!(status, Status::BAD_BUFFER_SIZE);
+        // SAFETY: as above.
+        let status = unsafe { (table.write_blocks)(protocol, 0, 0, 2048, buf.as_ptr().cast()) };
+        assert_eq!(status, Status::WRITE_PROTECTED);
+
+        let empty = cd(false);
+        let (table, media) = block_io_table(empty);
+        assert!(media.removable_media.is_true() && media.media_present.is_false());
+        // SAFETY: as above.
+        let status = unsafe { (table.read_blocks)(empty, 0, 0, 2048, buf.as_mut_ptr().cast()) };
+        assert_eq!(status, Status::NO_MEDIA);
     }
 
     #[test]

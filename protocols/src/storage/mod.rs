@@ -85,6 +85,12 @@ impl Disk for platform::virtio::scsi::ScsiDisk {
     }
 }
 
+impl Disk for platform::ahci::AhciDevice {
+    fn quiesce(&self) {
+        self.stop();
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageError {
     /// A partition of `blocks` blocks at `start` does not fit its parent.
@@ -210,6 +216,20 @@ impl DiskLocation {
         }
     }
 
+    /// A device on an AHCI port: `Sata(port,0xFFFF,0)` (UEFI 2.10
+    /// §10.3.4.6: HBA port, no port multiplier, LUN 0), named `SATA disk 0`
+    /// or `SATA CD-ROM 1` by its port.
+    pub fn sata(pci_function: Bdf, port: u16, cdrom: bool) -> Self {
+        let mut data = [0u8; 6];
+        data[..2].copy_from_slice(&port.to_le_bytes());
+        data[2..4].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        DiskLocation {
+            pci_function,
+            messaging: crate::device_path::node(3, 0x12, &data).ok(),
+            label: format!("SATA {} {port}", if cdrom { "CD-ROM" } else { "disk" }),
+        }
+    }
+
     /// A disk that is a PCI function of its own (virtio-blk).
     pub fn pci(pci_function: Bdf) -> Self {
         DiskLocation {
@@ -246,7 +266,9 @@ pub fn add_disk(device: Rc<dyn Disk>, location: DiskLocation) -> Result<HandleId
     DISKS.with(|list| list.0.push((device.clone(), disk_path.clone())));
     let disk: Rc<dyn BlockDevice> = device;
     let (block_size, blocks) = (disk.block_size(), disk.num_blocks());
-    if block_size == 0 || blocks == 0 {
+    // An empty CD-ROM drive is still a device (MediaPresent FALSE, §13.9).
+    let empty_drive = disk.removable() && !disk.media_present() && block_size != 0;
+    if (block_size == 0 || blocks == 0) && !empty_drive {
         log::warn!(
             "disk {label}: {}",
             StorageError::EmptyDevice { block_size, blocks }
@@ -269,6 +291,10 @@ pub fn add_disk(device: Rc<dyn Disk>, location: DiskLocation) -> Result<HandleId
             },
         )
     });
+    if empty_drive {
+        log::info!("disk {label}: no media");
+        return Ok(handle);
+    }
     let status = ps::connect(handle, &[], true);
     log::debug!("disk {label}: ConnectController: {status:?}");
     log_volumes(handle);

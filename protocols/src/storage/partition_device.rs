@@ -65,6 +65,16 @@ impl BlockDevice for PartitionDevice {
     fn flush(&self) -> Result<(), BlockError> {
         self.parent.flush()
     }
+
+    /// A partition of a removable medium is removable too (UEFI 2.10
+    /// §13.9: the child reports its parent's media).
+    fn removable(&self) -> bool {
+        self.parent.removable()
+    }
+
+    fn media_present(&self) -> bool {
+        self.parent.media_present()
+    }
 }
 
 #[cfg(test)]
