@@ -145,8 +145,7 @@ pub fn cdb_read(lba: u32, blocks: u32) -> Cdb {
 pub fn parse_read_capacity(data: &[u8]) -> Option<(u64, u32)> {
     let last_lba = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?);
     let block_len = u32::from_be_bytes(data.get(4..8)?.try_into().ok()?);
-    if last_lba == u32::MAX || !block_len.is_power_of_two() || !(512..=65536).contains(&block_len)
-    {
+    if last_lba == u32::MAX || !block_len.is_power_of_two() || !(512..=65536).contains(&block_len) {
         return None;
     }
     Some((u64::from(last_lba) + 1, block_len))
@@ -222,9 +221,9 @@ pub fn parse_identify(data: &[u8; 512]) -> Result<AtaIdentity, IdentifyError> {
     if word(data, 83) & (1 << 10) == 0 || word(data, 86) & (1 << 10) == 0 {
         return Err(IdentifyError::NoLba48);
     }
-    let sectors = (100..104)
-        .rev()
-        .fold(0u64, |acc, index| (acc << 16) | u64::from(word(data, index)));
+    let sectors = (100..104).rev().fold(0u64, |acc, index| {
+        (acc << 16) | u64::from(word(data, index))
+    });
     // Word 106 is valid when bits 15:14 are 01b; bit 12 says words 117-118
     // give the logical sector size in words (else it is 256 words).
     let w106 = word(data, 106);

@@ -52,7 +52,9 @@ const TUR_RETRY_US: u64 = 50_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Ata { flush_ext: bool },
+    Ata {
+        flush_ext: bool,
+    },
     /// The command block area is 16 bytes, zero-padded: 12- and 16-byte
     /// CDB devices both take our 12-byte commands.
     Atapi,
@@ -88,8 +90,7 @@ pub unsafe fn probe_all(access: &dyn ConfigAccess, devices: &[PciDevice]) -> Vec
         .iter()
         .filter(|d| (d.class, d.subclass, d.prog_if) == CLASS_AHCI)
     {
-        let Some(bar) = device.bars[ABAR].filter(|bar| bar.is_memory() && bar.is_assigned())
-        else {
+        let Some(bar) = device.bars[ABAR].filter(|bar| bar.is_memory() && bar.is_assigned()) else {
             log::warn!("ahci {}: ABAR (BAR5) not assigned", device.bdf);
             continue;
         };
@@ -151,7 +152,10 @@ pub fn probe_hba(regs: Rc<dyn HbaRegs>, bdf: Bdf, max_ports: u8) -> Vec<AhciDevi
     // Links come up after the reset's COMRESET; a port showing a device
     // without a link (DET 1) gets a moment.
     let start = regs.now_us();
-    let det = |n: u8| regs.read(hba::PORTS + u32::from(n) * hba::PORT_BYTES + regs::port::SSTS) & regs::port::SSTS_DET_MASK;
+    let det = |n: u8| {
+        regs.read(hba::PORTS + u32::from(n) * hba::PORT_BYTES + regs::port::SSTS)
+            & regs::port::SSTS_DET_MASK
+    };
     while ports.iter().any(|&n| det(n) == regs::port::DET_NO_PHY)
         && regs.now_us().saturating_sub(start) < LINK_TIMEOUT_US
     {
@@ -215,7 +219,11 @@ impl AhciDevice {
         log::info!(
             "ahci {bdf} port {}: {} \"{}\", {} blocks of {} bytes{}",
             device.port.number,
-            if device.is_cdrom() { "ATAPI CD-ROM" } else { "SATA disk" },
+            if device.is_cdrom() {
+                "ATAPI CD-ROM"
+            } else {
+                "SATA disk"
+            },
             device.model,
             device.num_blocks,
             device.block_size,
@@ -354,16 +362,29 @@ impl AhciDevice {
     ///
     /// # Safety
     /// As for [`Port::issue`].
-    unsafe fn command(&self, lba: u64, data: u64, len: usize, write: bool) -> Result<(), BlockError> {
+    unsafe fn command(
+        &self,
+        lba: u64,
+        data: u64,
+        len: usize,
+        write: bool,
+    ) -> Result<(), BlockError> {
         let blocks = (len / self.block_size as usize) as u32;
         let cdb;
         let (fis, cdb) = match self.kind {
             Kind::Ata { .. } => {
-                let op = if write { command::WRITE_DMA_EXT } else { command::READ_DMA_EXT };
+                let op = if write {
+                    command::WRITE_DMA_EXT
+                } else {
+                    command::READ_DMA_EXT
+                };
                 (ata::h2d_fis(op, 0, lba, blocks as u16), None)
             }
             Kind::Atapi => {
-                let lba = u32::try_from(lba).map_err(|_| BlockError::OutOfRange { lba, blocks: blocks.into() })?;
+                let lba = u32::try_from(lba).map_err(|_| BlockError::OutOfRange {
+                    lba,
+                    blocks: blocks.into(),
+                })?;
                 cdb = ata::cdb_read(lba, blocks);
                 (ata::packet_fis(), Some(&cdb[..]))
             }
@@ -388,7 +409,11 @@ impl AhciDevice {
                     );
                 }
                 if error == PortError::Timeout {
-                    log::error!("ahci {} port {}: command timed out", self.bdf, self.port.number);
+                    log::error!(
+                        "ahci {} port {}: command timed out",
+                        self.bdf,
+                        self.port.number
+                    );
                 }
                 Err(port_error(error))
             }
@@ -415,13 +440,24 @@ impl AhciDevice {
         result
     }
 
-    fn transfer_pieces(&self, lba: u64, buf: *mut u8, len: usize, write: bool) -> Result<(), BlockError> {
+    fn transfer_pieces(
+        &self,
+        lba: u64,
+        buf: *mut u8,
+        len: usize,
+        write: bool,
+    ) -> Result<(), BlockError> {
         let block = self.block_size as usize;
         let direct = self.reachable(buf as u64, len);
-        let step = if direct { self.max_command_bytes } else { BOUNCE_BYTES.max(block) / block * block };
+        let step = if direct {
+            self.max_command_bytes
+        } else {
+            BOUNCE_BYTES.max(block) / block * block
+        };
         let mut bounce = self.bounce.borrow_mut();
         if !direct && bounce.is_none() {
-            let region = DmaRegion::new(BOUNCE_BYTES.max(block)).map_err(|_| BlockError::Device(0xFF))?;
+            let region =
+                DmaRegion::new(BOUNCE_BYTES.max(block)).map_err(|_| BlockError::Device(0xFF))?;
             if !self.reachable(region.addr(), BOUNCE_BYTES) {
                 return Err(BlockError::Device(0xFF));
             }

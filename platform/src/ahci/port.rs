@@ -139,10 +139,9 @@ impl Port {
         if cmd & port::CMD_FRE != 0 {
             self.write(port::CMD, cmd & !port::CMD_FRE);
         }
-        let (_, fis_stopped) =
-            poll(&*self.regs, self.base + port::CMD, STOP_TIMEOUT_US, |cmd| {
-                cmd & port::CMD_FR == 0
-            });
+        let (_, fis_stopped) = poll(&*self.regs, self.base + port::CMD, STOP_TIMEOUT_US, |cmd| {
+            cmd & port::CMD_FR == 0
+        });
         stopped && fis_stopped
     }
 
