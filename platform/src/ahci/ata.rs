@@ -82,7 +82,7 @@ pub fn prd_entry(addr: u64, bytes: u32) -> [u8; PRD_BYTES] {
 /// address range that wraps.
 pub fn prd_split(addr: u64, len: usize, max_entries: usize) -> Option<alloc::vec::Vec<(u64, u32)>> {
     let len = u64::try_from(len).ok()?;
-    if len == 0 || addr % 2 != 0 || len % 2 != 0 {
+    if len == 0 || !addr.is_multiple_of(2) || !len.is_multiple_of(2) {
         return None;
     }
     addr.checked_add(len)?;

@@ -216,23 +216,26 @@ impl AhciDevice {
         let prd_bytes = port::MAX_PRDS as u64 * u64::from(ata::PRD_MAX_BYTES);
         let blocks = (prd_bytes / u64::from(device.block_size)).min(u64::from(MAX_COMMAND_BLOCKS));
         device.max_command_bytes = (blocks * u64::from(device.block_size)) as usize;
-        log::info!(
-            "ahci {bdf} port {}: {} \"{}\", {} blocks of {} bytes{}",
-            device.port.number,
-            if device.is_cdrom() {
-                "ATAPI CD-ROM"
-            } else {
-                "SATA disk"
-            },
-            device.model,
-            device.num_blocks,
-            device.block_size,
-            match (device.is_cdrom(), device.media_present) {
-                (true, true) => ", media present, read-only",
-                (true, false) => ", no media",
-                _ => "",
-            }
-        );
+        let kind = if device.is_cdrom() {
+            "ATAPI CD-ROM"
+        } else {
+            "SATA disk"
+        };
+        let (number, model) = (device.port.number, &device.model);
+        if device.media_present {
+            log::info!(
+                "ahci {bdf} port {number}: {kind} \"{model}\", {} blocks of {} bytes{}",
+                device.num_blocks,
+                device.block_size,
+                if device.is_cdrom() {
+                    ", media present, read-only"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            log::info!("ahci {bdf} port {number}: {kind} \"{model}\", no media");
+        }
         Ok(device)
     }
 
@@ -422,7 +425,7 @@ impl AhciDevice {
 
     /// Whether the HBA can DMA to `len` bytes at `addr` directly.
     fn reachable(&self, addr: u64, len: usize) -> bool {
-        addr % 2 == 0 && (self.s64a || addr.saturating_add(len as u64) <= 1 << 32)
+        addr.is_multiple_of(2) && (self.s64a || addr.saturating_add(len as u64) <= 1 << 32)
     }
 
     /// Moves `len` bytes at `addr` from (`write`) or to the device from

@@ -99,7 +99,8 @@ impl FakeHba {
     /// Runs the command in slot 0 of port `number`, as the HBA would.
     fn execute(&self, number: u8) {
         let base = Self::port_base(number);
-        let list = u64::from(self.get(base + port::CLB)) | u64::from(self.get(base + port::CLBU)) << 32;
+        let list =
+            u64::from(self.get(base + port::CLB)) | u64::from(self.get(base + port::CLBU)) << 32;
         let header = dma_read(list, 16);
         let flags = u32::from_le_bytes(header[0..4].try_into().unwrap());
         assert_eq!(flags & 0x1F, 5, "CFL: a 20-byte register FIS");
@@ -121,16 +122,20 @@ impl FakeHba {
         let bytes: usize = prds.iter().map(|p| p.1).sum();
         let atapi = flags & (1 << 5) != 0;
         let write = flags & (1 << 6) != 0;
-        self.log
-            .borrow_mut()
-            .commands
-            .push((fis[2], if atapi { cdb[0] } else { 0 }, prd_count, bytes));
+        self.log.borrow_mut().commands.push((
+            fis[2],
+            if atapi { cdb[0] } else { 0 },
+            prd_count,
+            bytes,
+        ));
         if self.device(number, |d| d.hang) {
             return;
         }
         let lba = u64::from_le_bytes([fis[4], fis[5], fis[6], fis[8], fis[9], fis[10], 0, 0]);
         let count = u16::from_le_bytes([fis[12], fis[13]]);
-        let result = self.device(number, |device| device.run(fis[2], &cdb, lba, count, bytes, write));
+        let result = self.device(number, |device| {
+            device.run(fis[2], &cdb, lba, count, bytes, write)
+        });
         match result {
             Ok(mut data) if !write => {
                 data.resize(bytes, 0);
@@ -146,7 +151,10 @@ impl FakeHba {
                 // Task file error: the HBA stops with the command still
                 // issued (§6.2.2).
                 let sense_key = self.device(number, |d| d.sense.0);
-                self.set(base + port::TFD, 0x51 | u32::from(sense_key) << 12 | 0x04 << 8);
+                self.set(
+                    base + port::TFD,
+                    0x51 | u32::from(sense_key) << 12 | 0x04 << 8,
+                );
                 self.set(base + port::IS, self.get(base + port::IS) | port::IS_TFES);
             }
         }
@@ -194,7 +202,11 @@ impl FakeDevice {
     }
 
     fn cdrom(blocks: Option<usize>) -> Self {
-        let data = blocks.map(|blocks| (0..blocks * 2048).map(|i| (i / 2048 + i % 251) as u8).collect());
+        let data = blocks.map(|blocks| {
+            (0..blocks * 2048)
+                .map(|i| (i / 2048 + i % 251) as u8)
+                .collect()
+        });
         let mut device = Self::with(Media::Atapi { data });
         device.unit_attention = true;
         device
@@ -212,7 +224,9 @@ impl FakeDevice {
 
     fn identify(&self, packet: bool) -> Result<Vec<u8>, ()> {
         let mut page = vec![0u8; 512];
-        let mut put = |word: usize, value: u16| page[2 * word..2 * word + 2].copy_from_slice(&value.to_le_bytes());
+        let mut put = |word: usize, value: u16| {
+            page[2 * word..2 * word + 2].copy_from_slice(&value.to_le_bytes())
+        };
         let model = b"FAKE DEVICE 1                           ";
         for (i, pair) in model.chunks(2).enumerate() {
             put(27 + i, u16::from_be_bytes([pair[0], pair[1]]));
@@ -239,7 +253,15 @@ impl FakeDevice {
         Ok(page)
     }
 
-    fn run(&mut self, command: u8, cdb: &[u8], lba: u64, count: u16, bytes: usize, write: bool) -> Result<Vec<u8>, ()> {
+    fn run(
+        &mut self,
+        command: u8,
+        cdb: &[u8],
+        lba: u64,
+        count: u16,
+        bytes: usize,
+        write: bool,
+    ) -> Result<Vec<u8>, ()> {
         match command {
             command::IDENTIFY_DEVICE => self.identify(false),
             command::IDENTIFY_PACKET_DEVICE => self.identify(true),
@@ -249,14 +271,26 @@ impl FakeDevice {
                     return Err(());
                 };
                 let size = *sector_bytes as usize;
-                let sectors = if count == 0 { 65536 } else { usize::from(count) };
+                let sectors = if count == 0 {
+                    65536
+                } else {
+                    usize::from(count)
+                };
                 assert_eq!(sectors * size, bytes, "count matches the PRDs");
                 assert_eq!(write, command == command::WRITE_DMA_EXT);
                 let end = lba as usize + sectors;
-                if self.bad_block.is_some_and(|bad| (lba..end as u64).contains(&bad)) || end * size > data.len() {
+                if self
+                    .bad_block
+                    .is_some_and(|bad| (lba..end as u64).contains(&bad))
+                    || end * size > data.len()
+                {
                     return Err(());
                 }
-                Ok(if write { Vec::new() } else { data[lba as usize * size..end * size].to_vec() })
+                Ok(if write {
+                    Vec::new()
+                } else {
+                    data[lba as usize * size..end * size].to_vec()
+                })
             }
             command::PACKET => self.packet(cdb, bytes),
             _ => Err(()),
@@ -298,10 +332,15 @@ impl FakeDevice {
                     u32::from_be_bytes(cdb[6..10].try_into().unwrap()) as usize
                 };
                 assert_eq!(blocks * 2048, bytes);
-                if self.bad_block.is_some_and(|bad| (lba..lba + blocks).contains(&(bad as usize))) {
+                if self
+                    .bad_block
+                    .is_some_and(|bad| (lba..lba + blocks).contains(&(bad as usize)))
+                {
                     return check((0x03, 0x11), self);
                 }
-                data.get(lba * 2048..(lba + blocks) * 2048).map(<[u8]>::to_vec).ok_or(())
+                data.get(lba * 2048..(lba + blocks) * 2048)
+                    .map(<[u8]>::to_vec)
+                    .ok_or(())
             }
             _ => check((0x05, 0x20), self),
         }
@@ -350,7 +389,11 @@ impl HbaRegs for FakeHba {
                 self.set(offset, cmd);
             }
             port::CI => {
-                assert_ne!(self.get(base + port::CMD) & port::CMD_ST, 0, "issued on a started port");
+                assert_ne!(
+                    self.get(base + port::CMD) & port::CMD_ST,
+                    0,
+                    "issued on a started port"
+                );
                 self.set(offset, value);
                 self.execute(number);
             }
@@ -381,7 +424,10 @@ fn probe_finds_disks_and_cdroms_on_ports_with_devices() {
     assert_eq!(found.len(), 3);
     let (disk, cd, empty) = (&found[0], &found[1], &found[2]);
     assert_eq!((disk.port_number(), disk.is_cdrom()), (0, false));
-    assert_eq!((disk.block_size(), disk.num_blocks(), disk.read_only()), (512, 1000, false));
+    assert_eq!(
+        (disk.block_size(), disk.num_blocks(), disk.read_only()),
+        (512, 1000, false)
+    );
     assert!(!disk.removable() && disk.media_present());
     assert_eq!(disk.model, "FAKE DEVICE 1");
     assert_eq!((cd.port_number(), cd.is_cdrom()), (1, true));
@@ -394,7 +440,10 @@ fn probe_finds_disks_and_cdroms_on_ports_with_devices() {
     assert_ne!(fake.get(hba::GHC) & hba::GHC_AE, 0);
     for number in [0, 1, 3] {
         let cmd = fake.get(FakeHba::port_base(number) + port::CMD);
-        assert_eq!(cmd & (port::CMD_ST | port::CMD_FRE), port::CMD_ST | port::CMD_FRE);
+        assert_eq!(
+            cmd & (port::CMD_ST | port::CMD_FRE),
+            port::CMD_ST | port::CMD_FRE
+        );
     }
     // The port without a device (2) was left alone.
     assert_eq!(fake.get(FakeHba::port_base(2) + port::CMD), 0);
@@ -434,7 +483,10 @@ fn large_reads_and_writes_use_few_commands_with_prd_tables() {
     assert_eq!(ops[..2], [command::WRITE_DMA_EXT, command::FLUSH_CACHE_EXT]);
     assert_eq!(
         disk.read_blocks(99_999, &mut [0u8; 1024]),
-        Err(BlockError::OutOfRange { lba: 99_999, blocks: 2 })
+        Err(BlockError::OutOfRange {
+            lba: 99_999,
+            blocks: 2
+        })
     );
 }
 
@@ -483,7 +535,10 @@ fn a_device_that_never_completes_times_out() {
     let (fake, found) = probe(vec![(0, FakeDevice::ata(512, 4096))]);
     fake.device(0, |d| d.hang = true);
     let disk = &found[0];
-    assert_eq!(disk.read_blocks(0, &mut vec![0u8; 4096 * 2]), Err(BlockError::Timeout));
+    assert_eq!(
+        disk.read_blocks(0, &mut vec![0u8; 4096 * 2]),
+        Err(BlockError::Timeout)
+    );
     // The simulated clock moved past the data timeout, not forever.
     assert!(fake.clock.get() > DATA_TIMEOUT_US);
     fake.device(0, |d| d.hang = false);
@@ -497,7 +552,9 @@ fn cdrom_reads_2048_byte_blocks_and_refuses_writes() {
     let mut buf = vec![0u8; 300 * 2048];
     fake.log.borrow_mut().commands.clear();
     cd.read_blocks(16, &mut buf).unwrap();
-    let expected: Vec<u8> = (16 * 2048..316 * 2048).map(|i| (i / 2048 + i % 251) as u8).collect();
+    let expected: Vec<u8> = (16 * 2048..316 * 2048)
+        .map(|i| (i / 2048 + i % 251) as u8)
+        .collect();
     assert!(buf == expected);
     let commands = fake.log.borrow().commands.clone();
     assert_eq!(commands, [(command::PACKET, scsi::READ_10, 1, 300 * 2048)]);
@@ -515,13 +572,22 @@ fn stopped_ports_refuse_requests() {
     let (fake, found) = probe(vec![(0, FakeDevice::ata(512, 64))]);
     found[0].stop();
     let cmd = fake.get(FakeHba::port_base(0) + port::CMD);
-    assert_eq!(cmd & (port::CMD_ST | port::CMD_CR | port::CMD_FRE | port::CMD_FR), 0);
-    assert_eq!(found[0].read_blocks(0, &mut [0u8; 512]), Err(BlockError::Timeout));
+    assert_eq!(
+        cmd & (port::CMD_ST | port::CMD_CR | port::CMD_FRE | port::CMD_FR),
+        0
+    );
+    assert_eq!(
+        found[0].read_blocks(0, &mut [0u8; 512]),
+        Err(BlockError::Timeout)
+    );
 }
 
 #[test]
 fn ports_beyond_the_abar_or_without_a_link_are_skipped() {
-    let fake = FakeHba::new(vec![(0, FakeDevice::ata(512, 64)), (2, FakeDevice::ata(512, 64))]);
+    let fake = FakeHba::new(vec![
+        (0, FakeDevice::ata(512, 64)),
+        (2, FakeDevice::ata(512, 64)),
+    ]);
     // Port 2 lies outside a 2-port ABAR.
     assert_eq!(probe_hba(fake.clone(), Bdf::new(0, 0x1f, 2), 2).len(), 1);
     // A link that never comes up (DET 1) costs a bounded wait.
@@ -535,14 +601,20 @@ fn identify_parsing() {
     let device = FakeDevice::ata(4096, 10);
     let page: [u8; 512] = device.identify(false).unwrap().try_into().unwrap();
     let identity = parse_identify(&page).unwrap();
-    assert_eq!((identity.sectors, identity.sector_bytes, identity.flush_ext), (10, 4096, true));
+    assert_eq!(
+        (identity.sectors, identity.sector_bytes, identity.flush_ext),
+        (10, 4096, true)
+    );
     assert_eq!(identity.model, "FAKE DEVICE 1");
     let mut no_lba48 = page;
     no_lba48[2 * 86 + 1] &= !(1 << 2);
     assert_eq!(parse_identify(&no_lba48), Err(IdentifyError::NoLba48));
     let mut odd_size = page;
     odd_size[2 * 117] = 0x01;
-    assert!(matches!(parse_identify(&odd_size), Err(IdentifyError::BadSectorSize(_))));
+    assert!(matches!(
+        parse_identify(&odd_size),
+        Err(IdentifyError::BadSectorSize(_))
+    ));
     let mut atapi = [0u8; 512];
     atapi[..2].copy_from_slice(&0x8581u16.to_le_bytes());
     assert_eq!(parse_identify(&atapi), Err(IdentifyError::NotAta));
@@ -559,15 +631,27 @@ fn fis_cdb_and_prd_building() {
     let fis = h2d_fis(command::READ_DMA_EXT, 0, 0x0000_1234_5678_9ABC, 0x0102);
     assert_eq!(
         fis[..16],
-        [0x27, 0x80, 0x25, 0, 0xBC, 0x9A, 0x78, 0x40, 0x56, 0x34, 0x12, 0, 0x02, 0x01, 0, 0]
+        [
+            0x27, 0x80, 0x25, 0, 0xBC, 0x9A, 0x78, 0x40, 0x56, 0x34, 0x12, 0, 0x02, 0x01, 0, 0
+        ]
     );
     assert_eq!(packet_fis()[..4], [0x27, 0x80, 0xA0, 1]);
     assert_eq!(cdb_read(0x10203, 5)[..9], [0x28, 0, 0, 1, 2, 3, 0, 0, 5]);
-    assert_eq!(cdb_read(1, 0x12345)[..10], [0xA8, 0, 0, 0, 0, 1, 0, 1, 0x23, 0x45]);
-    assert_eq!(prd_entry(0x1_0000_2000, 4 << 20)[8..], [0, 0, 0, 0, 0xFF, 0xFF, 0x3F, 0]);
+    assert_eq!(
+        cdb_read(1, 0x12345)[..10],
+        [0xA8, 0, 0, 0, 0, 1, 0, 1, 0x23, 0x45]
+    );
+    assert_eq!(
+        prd_entry(0x1_0000_2000, 4 << 20)[8..],
+        [0, 0, 0, 0, 0xFF, 0xFF, 0x3F, 0]
+    );
     assert_eq!(
         prd_split(0x1000, 9 << 20, 8).unwrap(),
-        [(0x1000, 4 << 20), (0x1000 + (4 << 20), 4 << 20), (0x1000 + (8 << 20), 1 << 20)]
+        [
+            (0x1000, 4 << 20),
+            (0x1000 + (4 << 20), 4 << 20),
+            (0x1000 + (8 << 20), 1 << 20)
+        ]
     );
     assert_eq!(prd_split(0x1001, 512, 8), None, "odd address");
     assert_eq!(prd_split(0x1000, 511, 8), None, "odd length");
@@ -578,7 +662,10 @@ fn fis_cdb_and_prd_building() {
 
 #[test]
 fn read_capacity_and_sense_parsing() {
-    assert_eq!(parse_read_capacity(&[0, 0, 0, 99, 0, 0, 8, 0]), Some((100, 2048)));
+    assert_eq!(
+        parse_read_capacity(&[0, 0, 0, 99, 0, 0, 8, 0]),
+        Some((100, 2048))
+    );
     assert_eq!(parse_read_capacity(&[0, 0, 0, 99, 0, 0, 8]), None);
     assert_eq!(parse_read_capacity(&[0xFF; 8]), None);
     assert_eq!(parse_read_capacity(&[0, 0, 0, 1, 0, 0, 0, 0]), None);
