@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use vm_tests::iso::installer_iso;
 use vm_tests::{
     DiskBus, EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, cache_dir, deb, debian_kernel,
     efi_app, firmware, grub_cfg, initramfs,
@@ -165,4 +166,39 @@ impl EmptyCdrom for vm_tests::VmBuilder {
             .arg("-device")
             .arg("ide-cd,drive=empty,bus=ide.2")
     }
+}
+
+/// An installer ISO laid out as Debian's (`vm_tests::iso`: shim and GRUB in the El Torito EFI
+/// image, kernel and initrd in ISO 9660) in the ATAPI drive, the VM's only medium: the
+/// firmware boots the El Torito image's `\EFI\BOOT\BOOTX64.EFI` from the CD-ROM's 2048-byte
+/// blocks, and GRUB reads the kernel through the same BlockIo.
+#[test]
+fn installer_iso_boots_from_a_sata_cdrom() {
+    let kernel = debian_kernel();
+    let iso = installer_iso(
+        "vmfw test installer",
+        &kernel.vmlinuz,
+        &initramfs("", &[]),
+        "console=ttyS0 panic=-1 vmfw.entry=iso",
+    );
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&iso, DiskBus::SataCdrom)
+        .spawn();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        cmdline.line.contains("vmfw.entry=iso"),
+        "booted the ISO's kernel: {}",
+        cmdline.line
+    );
+    for line in ["INIT: efi=yes", "INIT: efivar-rw=ok", "INIT: acpi=yes"] {
+        vm.expect(line, TIMEOUT)
+            .unwrap_or_else(|e| panic!("guest did not report {line:?}: {e}"));
+    }
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(
+        vm.find("disk SATA CD-ROM 0:").is_some(),
+        "the firmware named the drive"
+    );
 }
