@@ -4,18 +4,65 @@
 
 use crate::mmio::Mmio;
 
-/// Generic host control (§3.1), offsets in the ABAR.
+/// The generic host control registers (§3.1) as laid out at the start of
+/// the ABAR. Only used for offsets; registers are read through [`HbaRegs`].
+#[repr(C)]
+pub struct HbaRegisters {
+    pub cap: u32,
+    pub ghc: u32,
+    pub is: u32,
+    pub pi: u32,
+    pub vs: u32,
+    pub ccc_ctl: u32,
+    pub ccc_ports: u32,
+    pub em_loc: u32,
+    pub em_ctl: u32,
+    pub cap2: u32,
+    pub bohc: u32,
+}
+
+/// One port's registers (§3.3), 0x80 bytes from 0x100 + port x 0x80.
+#[repr(C)]
+pub struct PortRegisters {
+    pub clb: u32,
+    pub clbu: u32,
+    pub fb: u32,
+    pub fbu: u32,
+    pub is: u32,
+    pub ie: u32,
+    pub cmd: u32,
+    pub reserved: u32,
+    pub tfd: u32,
+    pub sig: u32,
+    pub ssts: u32,
+    pub sctl: u32,
+    pub serr: u32,
+    pub sact: u32,
+    pub ci: u32,
+    pub sntf: u32,
+    pub fbs: u32,
+    pub devslp: u32,
+    pub reserved_vendor: [u32; 14],
+}
+
+macro_rules! offset {
+    ($block:ident, $field:ident) => {
+        core::mem::offset_of!(super::$block, $field) as u32
+    };
+}
+
+/// Generic host control register offsets in the ABAR.
 pub mod hba {
-    pub const CAP: u32 = 0x00;
-    pub const GHC: u32 = 0x04;
-    pub const IS: u32 = 0x08;
-    pub const PI: u32 = 0x0C;
-    pub const VS: u32 = 0x10;
-    pub const CAP2: u32 = 0x24;
-    pub const BOHC: u32 = 0x28;
+    pub const CAP: u32 = offset!(HbaRegisters, cap);
+    pub const GHC: u32 = offset!(HbaRegisters, ghc);
+    pub const IS: u32 = offset!(HbaRegisters, is);
+    pub const PI: u32 = offset!(HbaRegisters, pi);
+    pub const VS: u32 = offset!(HbaRegisters, vs);
+    pub const CAP2: u32 = offset!(HbaRegisters, cap2);
+    pub const BOHC: u32 = offset!(HbaRegisters, bohc);
     /// Port registers start here, 0x80 bytes each (§3.3).
     pub const PORTS: u32 = 0x100;
-    pub const PORT_BYTES: u32 = 0x80;
+    pub const PORT_BYTES: u32 = core::mem::size_of::<super::PortRegisters>() as u32;
 
     /// CAP bits (§3.1.1).
     pub const CAP_S64A: u32 = 1 << 31;
@@ -33,20 +80,20 @@ pub mod hba {
     pub const BOHC_BB: u32 = 1 << 4;
 }
 
-/// Port registers (§3.3), offsets from the port's base.
+/// Port register offsets from the port's base.
 pub mod port {
-    pub const CLB: u32 = 0x00;
-    pub const CLBU: u32 = 0x04;
-    pub const FB: u32 = 0x08;
-    pub const FBU: u32 = 0x0C;
-    pub const IS: u32 = 0x10;
-    pub const IE: u32 = 0x14;
-    pub const CMD: u32 = 0x18;
-    pub const TFD: u32 = 0x20;
-    pub const SIG: u32 = 0x24;
-    pub const SSTS: u32 = 0x28;
-    pub const SERR: u32 = 0x30;
-    pub const CI: u32 = 0x38;
+    pub const CLB: u32 = offset!(PortRegisters, clb);
+    pub const CLBU: u32 = offset!(PortRegisters, clbu);
+    pub const FB: u32 = offset!(PortRegisters, fb);
+    pub const FBU: u32 = offset!(PortRegisters, fbu);
+    pub const IS: u32 = offset!(PortRegisters, is);
+    pub const IE: u32 = offset!(PortRegisters, ie);
+    pub const CMD: u32 = offset!(PortRegisters, cmd);
+    pub const TFD: u32 = offset!(PortRegisters, tfd);
+    pub const SIG: u32 = offset!(PortRegisters, sig);
+    pub const SSTS: u32 = offset!(PortRegisters, ssts);
+    pub const SERR: u32 = offset!(PortRegisters, serr);
+    pub const CI: u32 = offset!(PortRegisters, ci);
 
     /// PxCMD bits (§3.3.7).
     pub const CMD_ST: u32 = 1 << 0;
@@ -124,5 +171,24 @@ pub fn poll(
             return (value, false);
         }
         core::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_blocks_match_ahci_1_3_1() {
+        assert_eq!(
+            (hba::GHC, hba::PI, hba::CAP2, hba::BOHC),
+            (0x04, 0x0C, 0x24, 0x28)
+        );
+        assert_eq!(hba::PORT_BYTES, 0x80);
+        assert_eq!(
+            (port::IS, port::CMD, port::TFD, port::SIG),
+            (0x10, 0x18, 0x20, 0x24)
+        );
+        assert_eq!((port::SSTS, port::SERR, port::CI), (0x28, 0x30, 0x38));
     }
 }
