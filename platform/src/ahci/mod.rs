@@ -90,8 +90,12 @@ pub unsafe fn probe_all(access: &dyn ConfigAccess, devices: &[PciDevice]) -> Vec
         .iter()
         .filter(|d| (d.class, d.subclass, d.prog_if) == CLASS_AHCI)
     {
-        let Some(bar) = device.bars[ABAR].filter(|bar| bar.is_memory() && bar.is_assigned()) else {
-            log::warn!("ahci {}: ABAR (BAR5) not assigned", device.bdf);
+        // The generic registers fill the first 0x100 bytes (§3.1).
+        let usable = |bar: &pci::Bar| {
+            bar.is_memory() && bar.is_assigned() && bar.size >= u64::from(hba::PORTS)
+        };
+        let Some(bar) = device.bars[ABAR].filter(usable) else {
+            log::warn!("ahci {}: no usable ABAR (BAR5)", device.bdf);
             continue;
         };
         // SAFETY: BAR5 of an AHCI function is its register block (AHCI
