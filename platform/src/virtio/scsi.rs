@@ -392,6 +392,11 @@ impl BlockDevice for ScsiDisk {
         self.cdrom
     }
 
+    /// A CD-ROM's medium can be taken out (UEFI 2.10 §13.9 RemovableMedia).
+    fn removable(&self) -> bool {
+        self.cdrom
+    }
+
     fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check_request(lba, buf.len())?;
         let step = self.chunk_bytes();
