@@ -71,10 +71,9 @@ fn iso_on_a_scsi_cdrom_boots() {
 }
 
 /// Debian 12's own installer (`debian-installer-12-netboot-amd64`: its
-/// kernel and initrd) on an installer ISO, from a virtio-scsi CD-ROM, to the
+/// kernel and initrd) on an installer ISO in a CD-ROM on `bus`, to the
 /// installer's first question on the serial console.
-#[test]
-fn debian_installer_iso_boots_from_a_scsi_cdrom() {
+fn debian_installer_boots_from(bus: vm_tests::DiskBus) {
     let images = vm_tests::deb("debian-installer-12-netboot-amd64")
         .join("usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64");
     let iso = installer_iso(
@@ -83,10 +82,7 @@ fn debian_installer_iso_boots_from_a_scsi_cdrom() {
         &images.join("initrd.gz"),
         "console=ttyS0 vmfw.entry=iso",
     );
-    let mut vm = Vm::builder()
-        .firmware(firmware())
-        .disk_on(iso, vm_tests::DiskBus::ScsiCdrom)
-        .spawn();
+    let mut vm = Vm::builder().firmware(firmware()).disk_on(iso, bus).spawn();
     let command_line = vm
         .expect("Kernel command line:", TIMEOUT)
         .expect("the installer's kernel started");
@@ -97,6 +93,17 @@ fn debian_installer_iso_boots_from_a_scsi_cdrom() {
     );
     vm.expect(INSTALLER_QUESTION, Duration::from_secs(400))
         .unwrap();
+}
+
+#[test]
+fn debian_installer_iso_boots_from_a_scsi_cdrom() {
+    debian_installer_boots_from(vm_tests::DiskBus::ScsiCdrom);
+}
+
+/// QEMU's `-cdrom`: an ATAPI drive on q35's AHCI controller.
+#[test]
+fn debian_installer_iso_boots_from_a_sata_cdrom() {
+    debian_installer_boots_from(vm_tests::DiskBus::SataCdrom);
 }
 
 /// What the installer's userspace (debconf's newt frontend on the serial
