@@ -290,6 +290,11 @@ impl AcpiInfo {
             tpm2: None,
         };
         for table in tables(memory, root, entry_size) {
+            log::debug!(
+                "acpi: {} at {:#x}",
+                Ascii(&table.header.signature),
+                table.address
+            );
             match &table.header.signature {
                 b"FACP" if info.fadt.is_none() => match Fadt::parse(table.bytes) {
                     Ok(fadt) => info.apply_fadt(fadt),
