@@ -140,3 +140,34 @@ fn hybrid_iso_boots_as_a_disk_and_as_a_cdrom() {
         "booted from the El Torito image"
     );
 }
+
+/// A CD whose El Torito boot record names itself as the boot catalog (a
+/// catalog "looping" back to the volume descriptors) falls through cleanly:
+/// one line says why, and the default image on the next disk boots.
+#[test]
+fn cd_with_a_looping_boot_catalog_falls_through_to_the_next_disk() {
+    let iso = std::fs::read(test_iso()).unwrap();
+    let mut hostile = iso.clone();
+    let boot_record = 17 * 2048;
+    assert_eq!(&hostile[boot_record + 1..boot_record + 6], b"CD001");
+    hostile[boot_record + 0x47..boot_record + 0x4B].copy_from_slice(&17u32.to_le_bytes());
+    let dir = std::env::temp_dir().join(format!("vmfw-hostile-cd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cd = dir.join("looping-catalog.iso");
+    std::fs::write(&cd, &hostile).unwrap();
+    let image = vm_tests::default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&cd, vm_tests::DiskBus::ScsiCdrom)
+        .disk(&image.disk)
+        .spawn();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    assert!(
+        vm.find("El Torito boot catalog at CD sector 17 is missing or invalid")
+            .is_some(),
+        "the firmware said why the CD has no boot image"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
