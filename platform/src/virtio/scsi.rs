@@ -1,12 +1,12 @@
 //! virtio-scsi (virtio 1.2 §5.6) over the modern PCI transport, polled: the
-//! disks and CD-ROMs of a `virtio-scsi-pci` controller as block devices.
+//! transport that carries `scsi::disk`'s commands to the disks and CD-ROMs
+//! of a `virtio-scsi-pci` controller.
 //!
 //! One request queue (the first, queue 2) carries every command, one at a
-//! time; a transfer is cut into commands of at most [`MAX_COMMAND_BYTES`]
-//! (one data descriptor each: the firmware's buffers are identity mapped and
-//! contiguous), so a large read is a few large commands. The control and
-//! event queues are not set up: the firmware sends no task management and
-//! takes no hot-plug events.
+//! time, with one data descriptor (the firmware's buffers, stack ones
+//! included, are identity mapped and contiguous). The control and event
+//! queues are not set up: the firmware sends no task management and takes
+//! no hot-plug events.
 
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -16,9 +16,10 @@ use core::sync::atomic::{Ordering, fence};
 use super::pci::{Notifier, VirtioPciTransport};
 use super::queue::{Buffer, DmaRegion, SplitQueue};
 use super::{MODERN_DEVICE_ID_BASE, VIRTIO_VENDOR_ID, VirtioError};
-use crate::block::{BlockDevice, BlockError};
+use crate::block::BlockError;
 use crate::pci::{Bdf, ConfigAccess, PciDevice};
-use crate::scsi::{self, Capacity, Cdb, Inquiry, Sense};
+use crate::scsi::disk::{Data, Outcome, ScsiDisk, ScsiTransport, probe_units};
+use crate::scsi::{self, Cdb, Sense};
 
 /// Virtio device type 8 (§5.6): modern ID 0x1048, transitional ID 0x1004.
 pub const SCSI_MODERN_DEVICE_ID: u16 = MODERN_DEVICE_ID_BASE + 8;
@@ -46,36 +47,15 @@ const RESPONSE_SENSE: usize = 12;
 /// virtio-scsi response codes (§5.6.6.1).
 const VIRTIO_SCSI_S_OK: u8 = 0;
 const VIRTIO_SCSI_S_BAD_TARGET: u8 = 3;
-/// Largest data transfer of one command.
-pub const MAX_COMMAND_BYTES: usize = 1 << 20;
-/// Small answers (INQUIRY, READ CAPACITY, REPORT LUNS) land here.
-const SMALL_DATA: usize = 4096;
 /// Targets probed: QEMU numbers them from 0 as devices are added.
 const MAX_TARGETS: u16 = 64;
-const MAX_LUNS_PER_TARGET: usize = 16;
 /// Polls of the used ring without a completion before giving up.
 const POLL_SPINS: u64 = 500_000_000;
-/// TEST UNIT READY retries while a unit reports UNIT ATTENTION (a reset or a
-/// media change it reports once).
-const UNIT_ATTENTION_RETRIES: usize = 4;
-
-/// What one command did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Good,
-    /// CHECK CONDITION with its sense, or another SCSI status.
-    Failed {
-        status: u8,
-        sense: Option<Sense>,
-    },
-    /// The transport refused it (no such target, ...): the virtio response.
-    Transport(u8),
-}
 
 struct Queue {
     queue: SplitQueue,
     notifier: Notifier,
-    /// Request header + CDB, then the response, then the small data buffer.
+    /// Request header + CDB, then the response.
     slots: DmaRegion,
 }
 
@@ -84,15 +64,6 @@ pub struct VirtioScsi {
     transport: VirtioPciTransport,
     state: RefCell<Queue>,
     stopped: Cell<bool>,
-}
-
-/// Data moved by a command.
-enum Data<'a> {
-    None,
-    In(&'a mut [u8]),
-    Out(&'a [u8]),
-    /// Into the controller's small data buffer, `len` bytes.
-    Small(usize),
 }
 
 impl VirtioScsi {
@@ -113,7 +84,7 @@ impl VirtioScsi {
                 });
             }
             let queue = SplitQueue::new(QUEUE_SIZE)?;
-            let slots = DmaRegion::new(REQUEST_HEADER + CDB_BYTES + RESPONSE_BYTES + SMALL_DATA)?;
+            let slots = DmaRegion::new(REQUEST_HEADER + CDB_BYTES + RESPONSE_BYTES)?;
             // SAFETY: the queue moves into the controller, which resets the
             // device before the queue is freed (`Drop`, `reset`).
             let notifier = unsafe { transport.setup_queue(REQUEST_QUEUE, &queue) }?;
@@ -148,13 +119,19 @@ impl VirtioScsi {
             }
         }
     }
+}
 
-    pub fn bdf(&self) -> Bdf {
+impl ScsiTransport for VirtioScsi {
+    fn bdf(&self) -> Bdf {
         self.transport.bdf()
     }
 
+    fn no_such_target(&self, outcome: Outcome) -> bool {
+        outcome == Outcome::Transport(VIRTIO_SCSI_S_BAD_TARGET)
+    }
+
     /// Stops all DMA (ExitBootServices); later commands fail.
-    pub fn reset(&self) {
+    fn reset(&self) {
         if !self.stopped.replace(true)
             && let Err(error) = self.transport.reset()
         {
@@ -193,7 +170,6 @@ impl VirtioScsi {
         write_bytes(slots, 0, &header);
         let response = REQUEST_HEADER + CDB_BYTES;
         slots.write(response + RESPONSE_RESPONSE, 0xFFu8);
-        let small = response + RESPONSE_BYTES;
         let request = Buffer {
             addr: slots.addr(),
             len: (REQUEST_HEADER + CDB_BYTES) as u32,
@@ -231,14 +207,6 @@ impl VirtioScsi {
                     request,
                     response_buffer,
                     data_buffer(buf.as_ptr() as u64, buf.len(), true),
-                ];
-                &chain
-            }
-            Data::Small(len) => {
-                chain = [
-                    request,
-                    response_buffer,
-                    data_buffer(slots.addr() + small as u64, (*len).min(SMALL_DATA), true),
                 ];
                 &chain
             }
@@ -283,32 +251,6 @@ impl VirtioScsi {
                 .flatten(),
         })
     }
-
-    /// A small command's answer (at most [`SMALL_DATA`] bytes).
-    fn query<const N: usize>(&self, target: u16, lun: u16, cdb: &Cdb) -> Option<[u8; N]> {
-        match self.command(target, lun, cdb, Data::Small(N)) {
-            Ok(Outcome::Good) => {
-                let offset = REQUEST_HEADER + CDB_BYTES + RESPONSE_BYTES;
-                Some(read_bytes(&self.state.borrow().slots, offset))
-            }
-            _ => None,
-        }
-    }
-
-    /// Whether the unit has its medium, after letting a pending UNIT
-    /// ATTENTION pass.
-    fn media_present(&self, target: u16, lun: u16) -> bool {
-        for _ in 0..UNIT_ATTENTION_RETRIES {
-            match self.command(target, lun, &scsi::test_unit_ready(), Data::None) {
-                Ok(Outcome::Good) => return true,
-                Ok(Outcome::Failed {
-                    sense: Some(sense), ..
-                }) if sense.key == scsi::SENSE_UNIT_ATTENTION => continue,
-                _ => return false,
-            }
-        }
-        false
-    }
 }
 
 /// Byte-wise copies into and out of DMA memory (its accessors want
@@ -329,125 +271,14 @@ impl Drop for VirtioScsi {
     }
 }
 
-/// A disk or CD-ROM behind a virtio-scsi controller.
-pub struct ScsiDisk {
-    controller: Rc<VirtioScsi>,
-    pub target: u16,
-    pub lun: u16,
-    pub cdrom: bool,
-    capacity: Capacity,
-}
-
-impl ScsiDisk {
-    pub fn bdf(&self) -> Bdf {
-        self.controller.bdf()
-    }
-
-    /// Stops the controller (every unit on it).
-    pub fn reset(&self) {
-        self.controller.reset();
-    }
-
-    /// Commands of at most [`MAX_COMMAND_BYTES`], whole blocks each.
-    fn chunk_bytes(&self) -> usize {
-        let block = self.capacity.block_size as usize;
-        MAX_COMMAND_BYTES - MAX_COMMAND_BYTES % block
-    }
-
-    /// One READ or WRITE of `data`'s blocks at `lba`.
-    fn run(&self, write: bool, lba: u64, data: Data) -> Result<(), BlockError> {
-        let len = match &data {
-            Data::In(buf) => buf.len(),
-            Data::Out(buf) => buf.len(),
-            _ => 0,
-        };
-        let blocks = (len / self.capacity.block_size as usize) as u64;
-        let cdb = scsi::read_write(write, lba, blocks).ok_or(BlockError::BadBufferSize(len))?;
-        match self.controller.command(self.target, self.lun, &cdb, data)? {
-            Outcome::Good => Ok(()),
-            Outcome::Failed { status, sense } => {
-                log::warn!(
-                    "virtio-scsi {}:{}: {} of {blocks} blocks at LBA {lba}: status {status:#x}, sense {sense:?}",
-                    self.target,
-                    self.lun,
-                    if write { "WRITE" } else { "READ" }
-                );
-                Err(BlockError::Device(status))
-            }
-            Outcome::Transport(response) => Err(BlockError::Device(response)),
-        }
-    }
-}
-
-impl BlockDevice for ScsiDisk {
-    fn block_size(&self) -> u32 {
-        self.capacity.block_size
-    }
-
-    fn num_blocks(&self) -> u64 {
-        self.capacity.blocks
-    }
-
-    fn read_only(&self) -> bool {
-        self.cdrom
-    }
-
-    /// A CD-ROM's medium can be taken out (UEFI 2.10 §13.9 RemovableMedia).
-    fn removable(&self) -> bool {
-        self.cdrom
-    }
-
-    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.check_request(lba, buf.len())?;
-        let step = self.chunk_bytes();
-        let per_chunk = (step / self.capacity.block_size as usize) as u64;
-        for (index, chunk) in buf.chunks_mut(step).enumerate() {
-            self.run(false, lba + index as u64 * per_chunk, Data::In(chunk))?;
-        }
-        fence(Ordering::SeqCst);
-        Ok(())
-    }
-
-    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        if self.cdrom {
-            return Err(BlockError::ReadOnly);
-        }
-        self.check_request(lba, buf.len())?;
-        fence(Ordering::SeqCst);
-        let step = self.chunk_bytes();
-        let per_chunk = (step / self.capacity.block_size as usize) as u64;
-        for (index, chunk) in buf.chunks(step).enumerate() {
-            self.run(true, lba + index as u64 * per_chunk, Data::Out(chunk))?;
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), BlockError> {
-        if self.cdrom {
-            return Ok(());
-        }
-        match self.controller.command(
-            self.target,
-            self.lun,
-            &scsi::synchronize_cache(),
-            Data::None,
-        )? {
-            Outcome::Good => Ok(()),
-            Outcome::Failed { status, .. } => Err(BlockError::Device(status)),
-            Outcome::Transport(response) => Err(BlockError::Device(response)),
-        }
-    }
-}
-
 pub fn is_virtio_scsi(device: &PciDevice) -> bool {
     device.vendor == VIRTIO_VENDOR_ID
         && (device.device == SCSI_MODERN_DEVICE_ID || device.device == SCSI_TRANSITIONAL_DEVICE_ID)
 }
 
 /// Every disk and CD-ROM with media on every virtio-scsi controller in
-/// `devices`: targets 0..=max_target (at most [`MAX_TARGETS`]), the LUNs
-/// REPORT LUNS names (LUN 0 when it fails). Units that fail are logged and
-/// skipped.
+/// `devices` (`scsi::disk::probe_units`: targets 0..=max_target, at most
+/// [`MAX_TARGETS`]). Controllers that fail are logged and skipped.
 ///
 /// # Safety
 /// As for [`VirtioScsi::new`], for every device in `devices`.
@@ -455,73 +286,13 @@ pub unsafe fn probe_all(access: &dyn ConfigAccess, devices: &[PciDevice]) -> Vec
     let mut disks = Vec::new();
     for device in devices.iter().filter(|d| is_virtio_scsi(d)) {
         // SAFETY: the caller vouches for every device in `devices`.
-        let controller = match unsafe { VirtioScsi::new(access, device) } {
-            Ok(controller) => Rc::new(controller),
-            Err(error) => {
-                log::error!("virtio-scsi: {error}");
-                continue;
+        match unsafe { VirtioScsi::new(access, device) } {
+            Ok(controller) => {
+                let controller: Rc<dyn ScsiTransport> = Rc::new(controller);
+                disks.extend(probe_units(&controller));
             }
-        };
-        for target in 0..=controller.max_target() {
-            let luns = match controller.query::<256>(target, 0, &scsi::report_luns(31)) {
-                Some(answer) => scsi::parse_report_luns(&answer, MAX_LUNS_PER_TARGET),
-                None => match controller.command(target, 0, &scsi::test_unit_ready(), Data::None) {
-                    Ok(Outcome::Transport(VIRTIO_SCSI_S_BAD_TARGET)) | Err(_) => continue,
-                    _ => alloc::vec![0],
-                },
-            };
-            for lun in luns {
-                if let Some(disk) = unit(&controller, target, lun) {
-                    disks.push(disk);
-                }
-            }
+            Err(error) => log::error!("virtio-scsi: {error}"),
         }
     }
     disks
-}
-
-/// The unit at `target`/`lun` as a block device, if it is a disk or CD-ROM
-/// with usable media.
-fn unit(controller: &Rc<VirtioScsi>, target: u16, lun: u16) -> Option<ScsiDisk> {
-    let bdf = controller.bdf();
-    let inquiry = controller
-        .query::<{ scsi::INQUIRY_LEN }>(target, lun, &scsi::inquiry())
-        .and_then(|data| Inquiry::parse(&data))?;
-    if !inquiry.connected || !matches!(inquiry.device_type, scsi::TYPE_DISK | scsi::TYPE_CDROM) {
-        return None;
-    }
-    let cdrom = inquiry.device_type == scsi::TYPE_CDROM;
-    let kind = if cdrom { "CD-ROM" } else { "disk" };
-    if !controller.media_present(target, lun) {
-        log::info!("virtio-scsi at {bdf}: {kind} {target}:{lun}: no media");
-        return None;
-    }
-    let capacity = controller
-        .query::<{ scsi::CAPACITY_16_LEN }>(target, lun, &scsi::read_capacity_16())
-        .and_then(|data| Capacity::parse_16(&data))
-        .or_else(|| {
-            controller
-                .query::<{ scsi::CAPACITY_10_LEN }>(target, lun, &scsi::read_capacity_10())
-                .and_then(|data| Capacity::parse_10(&data))
-        });
-    match capacity {
-        Some(capacity) if capacity.usable() => {
-            log::info!(
-                "virtio-scsi at {bdf}: {kind} {target}:{lun}: {} blocks of {} bytes",
-                capacity.blocks,
-                capacity.block_size
-            );
-            Some(ScsiDisk {
-                controller: controller.clone(),
-                target,
-                lun,
-                cdrom,
-                capacity,
-            })
-        }
-        other => {
-            log::warn!("virtio-scsi at {bdf}: {kind} {target}:{lun}: unusable capacity {other:?}");
-            None
-        }
-    }
 }

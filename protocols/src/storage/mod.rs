@@ -79,7 +79,7 @@ impl Disk for VirtioBlk {
 
 impl Disk for MemDisk<'_> {}
 
-impl Disk for platform::virtio::scsi::ScsiDisk {
+impl Disk for platform::scsi::disk::ScsiDisk {
     fn quiesce(&self) {
         self.reset();
     }

@@ -1,8 +1,11 @@
 //! SCSI commands the firmware sends and the answers it reads (SPC-4, SBC-3,
 //! MMC-6), for any transport that carries CDBs (virtio-scsi). Pure: CDBs
 //! are built into arrays and answers parsed from byte slices with checks, so
-//! nothing a device returns can make the firmware panic.
+//! nothing a device returns can make the firmware panic. [`disk`] makes
+//! block devices of a controller's units.
 #![forbid(unsafe_code)]
+
+pub mod disk;
 
 use alloc::vec::Vec;
 
