@@ -384,6 +384,8 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     let scsi_units = unsafe { platform::virtio::scsi::probe_all(access, &devices) };
     // SAFETY: as above.
     let sata = unsafe { platform::ahci::probe_all(access, &devices) };
+    // SAFETY: as above.
+    let nvme_namespaces = unsafe { platform::nvme::probe_all(access, &devices) };
     boot_timing::mark(Phase::DISK_PROBE);
     entropy_init(access, &devices);
     for disk in disks {
@@ -411,6 +413,15 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
         );
         let label = location.label.clone();
         if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(device), location) {
+            error!("disk {label}: not published ({status:?})");
+        }
+    }
+    for namespace in nvme_namespaces {
+        let bdf = namespace.controller().bdf();
+        let location =
+            protocols::storage::DiskLocation::nvme(bdf, namespace.nsid(), namespace.eui64());
+        let label = location.label.clone();
+        if let Err(status) = protocols::storage::add_disk(alloc::rc::Rc::new(namespace), location) {
             error!("disk {label}: not published ({status:?})");
         }
     }

@@ -17,6 +17,9 @@ pub enum BlockError {
     ReadOnly,
     /// The device reported an error (virtio-blk status byte or similar).
     Device(u8),
+    /// The device reported a wider status (NVMe: status code type << 8 |
+    /// status code).
+    DeviceStatus(u16),
     /// The device stopped answering.
     Timeout,
 }
@@ -35,6 +38,7 @@ impl fmt::Display for BlockError {
             }
             BlockError::ReadOnly => write!(f, "device is read-only"),
             BlockError::Device(status) => write!(f, "device error status {status}"),
+            BlockError::DeviceStatus(status) => write!(f, "device error status {status:#06x}"),
             BlockError::Timeout => write!(f, "device timed out"),
         }
     }

@@ -26,6 +26,7 @@ use core::fmt;
 use efi::ids::HandleId;
 use efi::protocol_services::{self as ps, install};
 use platform::block::{BlockDevice, BlockError, MemDisk};
+use platform::nvme::{Namespace, Transport};
 use platform::pci::Bdf;
 use platform::sync::Global;
 use platform::virtio::VirtioBlk;
@@ -74,6 +75,14 @@ pub trait Disk: BlockDevice {
 impl Disk for VirtioBlk {
     fn quiesce(&self) {
         self.reset();
+    }
+}
+
+impl<T: Transport> Disk for Namespace<T> {
+    /// Shuts the whole controller down: its other namespaces are quiesced
+    /// by the same call.
+    fn quiesce(&self) {
+        self.shutdown();
     }
 }
 
@@ -127,7 +136,9 @@ pub fn status_of(error: BlockError) -> Status {
         BlockError::OutOfRange { .. } => Status::INVALID_PARAMETER,
         BlockError::BadBufferSize(_) => Status::BAD_BUFFER_SIZE,
         BlockError::ReadOnly => Status::WRITE_PROTECTED,
-        BlockError::Device(_) | BlockError::Timeout => Status::DEVICE_ERROR,
+        BlockError::Device(_) | BlockError::DeviceStatus(_) | BlockError::Timeout => {
+            Status::DEVICE_ERROR
+        }
     }
 }
 
@@ -236,6 +247,20 @@ impl DiskLocation {
             pci_function,
             messaging: None,
             label: format!("{pci_function}"),
+        }
+    }
+
+    /// Namespace `nsid` of the NVMe controller at `pci_function`: the
+    /// NVMe Namespace node (UEFI 2.10 §10.3.4.18: NamespaceId, then the
+    /// IEEE EUI-64 as Identify Namespace stores it, zero when it has none).
+    pub fn nvme(pci_function: Bdf, nsid: u32, eui64: [u8; 8]) -> Self {
+        let mut data = [0u8; 12];
+        data[..4].copy_from_slice(&nsid.to_le_bytes());
+        data[4..].copy_from_slice(&eui64);
+        DiskLocation {
+            pci_function,
+            messaging: crate::device_path::node(3, 0x17, &data).ok(),
+            label: format!("NVMe {pci_function} ns{nsid}"),
         }
     }
 
@@ -825,5 +850,16 @@ mod tests {
 
         quiesce_all();
         assert!(disk.quiesced.get() && floppy_disk.quiesced.get());
+    }
+
+    #[test]
+    fn nvme_namespaces_are_named_and_pathed() {
+        let location = DiskLocation::nvme(Bdf::new(0, 3, 0), 1, [0x52, 0x54, 0, 1, 2, 3, 4, 5]);
+        assert_eq!(location.label, "NVMe 00:03.0 ns1");
+        let path = location.device_path().unwrap();
+        assert_eq!(
+            crate::device_path_text::path_to_text(path.as_bytes()).unwrap(),
+            "PciRoot(0x0)/Pci(0x3,0x0)/NVMe(0x1,05-04-03-02-01-00-54-52)"
+        );
     }
 }
