@@ -93,20 +93,29 @@ impl FatContents {
         dirs
     }
 
-    /// Makes a FAT32 image of `size_mib` at `image` holding these contents.
-    fn make_image(&self, image: &Path, size_mib: u64, label: &str, scratch: &Path) {
-        self.make_fat(image, size_mib * MIB, Some(32), label, scratch);
+    /// Makes a FAT32 image of `size_mib` at `image` holding these contents, with sectors of
+    /// `block_size` bytes (the disk's logical block size).
+    fn make_image(
+        &self,
+        image: &Path,
+        size_mib: u64,
+        label: &str,
+        block_size: u64,
+        scratch: &Path,
+    ) {
+        self.make_fat(image, size_mib * MIB, Some(32), label, block_size, scratch);
     }
 
-    /// Makes a FAT image of `bytes` at `image` holding these contents: FAT32, or with
-    /// `fat_bits` None the type mkfs.vfat picks for the size (FAT12/16 for the small
-    /// El Torito images of an ISO).
+    /// Makes a FAT image of `bytes` at `image` holding these contents, with sectors of
+    /// `sector_size` bytes: FAT32, or with `fat_bits` None the type mkfs.vfat picks for the
+    /// size (FAT12/16 for the small El Torito images of an ISO).
     pub(crate) fn make_fat(
         &self,
         image: &Path,
         bytes: u64,
         fat_bits: Option<u8>,
         label: &str,
+        sector_size: u64,
         scratch: &Path,
     ) {
         let file = std::fs::File::create(image)
@@ -117,6 +126,10 @@ impl FatContents {
         let mut mkfs = Command::new("mkfs.vfat");
         if let Some(bits) = fat_bits {
             mkfs.args(["-F", &bits.to_string()]);
+        }
+        if sector_size != 512 {
+            // One sector per cluster keeps FAT32's 65525 clusters within MIN_FAT32_4KN_MIB.
+            mkfs.args(["-S", &sector_size.to_string(), "-s", "1"]);
         }
         run(mkfs.args(["-n", label, "-i", "7e575eed"]).arg(image));
         let mtools = |tool: &str| {
@@ -160,6 +173,9 @@ const MIB: u64 = 1024 * 1024;
 const FIRST_PARTITION_MIB: u64 = 1;
 /// FAT32 needs at least 65525 clusters; 64 MiB leaves room with mkfs.vfat's defaults.
 const MIN_FAT32_MIB: u64 = 64;
+/// With 4096-byte sectors (and clusters) FAT32's 65525 clusters take 256 MiB, plus the FATs:
+/// why 4Kn drives' ESPs are at least 260 MiB.
+const MIN_FAT32_4KN_MIB: u64 = 272;
 
 /// A partition after the ESP.
 #[derive(Clone, Debug)]
@@ -195,19 +211,24 @@ impl Partition {
         }
     }
 
-    fn effective_size_mib(&self) -> u64 {
+    fn effective_size_mib(&self, block_size: u64) -> u64 {
         match (&self.fat, self.size_mib) {
             (_, size) if size > 0 => size,
-            (Some(fat), _) => fat_size_mib(fat),
+            (Some(fat), _) => fat_size_mib(fat, block_size),
             (None, _) => 8,
         }
     }
 }
 
-fn fat_size_mib(contents: &FatContents) -> u64 {
+fn fat_size_mib(contents: &FatContents, block_size: u64) -> u64 {
     // Content plus a quarter for FAT overhead and cluster slack, plus room for tests to write.
     let content_mib = contents.content_size().div_ceil(MIB);
-    (content_mib + content_mib / 4 + 16).max(MIN_FAT32_MIB)
+    let minimum = if block_size == 512 {
+        MIN_FAT32_MIB
+    } else {
+        MIN_FAT32_4KN_MIB
+    };
+    (content_mib + content_mib / 4 + 16).max(minimum)
 }
 
 /// Builds a GPT disk whose first partition is a FAT32 EFI System Partition.
@@ -223,6 +244,8 @@ pub struct EspBuilder {
     esp: FatContents,
     esp_size_mib: u64,
     partitions: Vec<Partition>,
+    /// Logical block size; 0 is 512.
+    block_size: u64,
 }
 
 impl EspBuilder {
@@ -254,6 +277,15 @@ impl EspBuilder {
         self
     }
 
+    /// Lays the disk out in logical blocks of `bytes` (512 or 4096): the GPT's LBAs and the FAT
+    /// file systems' sectors. 4Kn disks get a GPT written by [`crate::gpt`] (sgdisk assumes
+    /// 512-byte sectors on files) and FAT32 made with `mkfs.fat -S 4096`.
+    pub fn block_size(mut self, bytes: u64) -> Self {
+        assert!(bytes == 512 || bytes == 4096, "block size {bytes}");
+        self.block_size = bytes;
+        self
+    }
+
     /// Adds a partition after the ESP (partition numbers follow the call order from 2).
     pub fn partition(mut self, partition: Partition) -> Self {
         self.partitions.push(partition);
@@ -262,13 +294,18 @@ impl EspBuilder {
 
     /// Path of the raw disk image, building it unless an identical one is cached.
     pub fn build(&self) -> PathBuf {
+        let block_size = if self.block_size == 0 {
+            512
+        } else {
+            self.block_size
+        };
         let esp = Partition {
             type_code: "EF00".into(),
             name: "EFI System Partition".into(),
             size_mib: if self.esp_size_mib > 0 {
                 self.esp_size_mib
             } else {
-                fat_size_mib(&self.esp)
+                fat_size_mib(&self.esp, block_size)
             },
             fat: Some(self.esp.clone()),
         };
@@ -277,10 +314,13 @@ impl EspBuilder {
             .collect();
 
         let mut key = KeyHasher::new("gpt disk v2");
+        if block_size != 512 {
+            key.str("block size").str(&block_size.to_string());
+        }
         for partition in &partitions {
             key.str(&partition.type_code)
                 .str(&partition.name)
-                .str(&partition.effective_size_mib().to_string());
+                .str(&partition.effective_size_mib(block_size).to_string());
             if let Some(fat) = &partition.fat {
                 key.str("fat");
                 fat.hash_into(&mut key);
@@ -295,7 +335,10 @@ impl EspBuilder {
         std::fs::create_dir_all(&scratch)
             .unwrap_or_else(|e| panic!("create {}: {e}", scratch.display()));
         let disk = scratch.join("disk.img");
-        let total_mib: u64 = partitions.iter().map(Partition::effective_size_mib).sum();
+        let total_mib: u64 = partitions
+            .iter()
+            .map(|p| p.effective_size_mib(block_size))
+            .sum();
         // One MiB before the first partition, one after the last for the backup GPT.
         let disk_file = std::fs::File::create(&disk)
             .unwrap_or_else(|e| panic!("create {}: {e}", disk.display()));
@@ -327,11 +370,12 @@ impl EspBuilder {
             .arg(format!("--disk-guid={}", guid("disk")));
         let mut start_mib = FIRST_PARTITION_MIB;
         let mut placements = Vec::new();
+        let mut gpt_partitions = Vec::new();
         for (index, partition) in partitions.iter().enumerate() {
             let number = index + 1;
-            let size = partition.effective_size_mib();
-            let first_lba = start_mib * MIB / 512;
-            let last_lba = (start_mib + size) * MIB / 512 - 1;
+            let size = partition.effective_size_mib(block_size);
+            let first_lba = start_mib * MIB / block_size;
+            let last_lba = (start_mib + size) * MIB / block_size - 1;
             sgdisk
                 .arg(format!("--new={number}:{first_lba}:{last_lba}"))
                 .arg(format!("--typecode={number}:{}", partition.type_code))
@@ -341,16 +385,32 @@ impl EspBuilder {
                     guid(&number.to_string())
                 ));
             placements.push((start_mib, size));
+            gpt_partitions.push(crate::gpt::GptPartition {
+                type_guid: crate::gpt::type_guid(&partition.type_code),
+                unique_guid: crate::gpt::guid_bytes(&guid(&number.to_string())),
+                first: first_lba,
+                last: last_lba,
+                name: partition.name.clone(),
+            });
             start_mib += size;
         }
-        run(sgdisk.arg(&disk));
+        if block_size == 512 {
+            run(sgdisk.arg(&disk));
+        } else {
+            crate::gpt::write(
+                &disk,
+                block_size,
+                crate::gpt::guid_bytes(&guid("disk")),
+                &gpt_partitions,
+            );
+        }
 
         for (index, (partition, (start_mib, size))) in partitions.iter().zip(placements).enumerate()
         {
             let Some(fat) = &partition.fat else { continue };
             let image = scratch.join(format!("part{}.img", index + 1));
             let label = if index == 0 { "ESP" } else { "FAT" };
-            fat.make_image(&image, size, label, &scratch);
+            fat.make_image(&image, size, label, block_size, &scratch);
             run(Command::new("dd")
                 .arg(format!("if={}", image.display()))
                 .arg(format!("of={}", disk.display()))
@@ -429,6 +489,39 @@ mod tests {
             .partition(Partition::raw("8300", "linux", 2))
             .build();
         assert_eq!(disk, again);
+        std::fs::remove_file(disk).unwrap();
+    }
+
+    /// A 4Kn disk: GPT header at byte 4096 (LBA 1), partitions in 4096-byte LBAs, and an ESP
+    /// whose FAT32 has 4096-byte sectors, readable by mtools at its 1 MiB offset.
+    #[test]
+    fn builds_a_4kn_gpt_disk() {
+        let marker = format!("4Kn unit test {}", std::process::id());
+        let disk = EspBuilder::new()
+            .block_size(4096)
+            .bytes("/EFI/BOOT/hello.txt", marker.clone())
+            .build();
+        let bytes = std::fs::read(&disk).unwrap();
+        assert_eq!(&bytes[510..512], [0x55, 0xAA]);
+        assert_eq!(&bytes[4096..4104], b"EFI PART");
+        // First partition entry at LBA 2: starts at LBA 256 (1 MiB).
+        let entry = &bytes[8192..8192 + 128];
+        assert_eq!(&entry[0..16], crate::gpt::type_guid("EF00"));
+        assert_eq!(u64::from_le_bytes(entry[32..40].try_into().unwrap()), 256);
+        // The backup header in the last 4096-byte block.
+        assert_eq!(&bytes[bytes.len() - 4096..bytes.len() - 4088], b"EFI PART");
+        let esp = &bytes[1 << 20..];
+        assert_eq!(
+            u16::from_le_bytes([esp[11], esp[12]]),
+            4096,
+            "FAT bytes per sector"
+        );
+        let copy = run(Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(format!("{}@@1M", disk.display()))
+            .arg("::/EFI/BOOT/hello.txt"));
+        assert_eq!(copy, marker);
         std::fs::remove_file(disk).unwrap();
     }
 }

@@ -53,6 +53,17 @@ pub struct DefaultImage {
 ///   GRUB, and `\EFI\debian\grub.cfg` (the prefix built into that GRUB) booting the same kernel
 ///   with [`GRUB_CMDLINE`].
 pub fn default_image() -> DefaultImage {
+    default_image_in_blocks_of(512)
+}
+
+/// The default image's files on a 4Kn disk: 4096-byte logical blocks for the GPT's LBAs and
+/// a FAT32 ESP with 4096-byte sectors (at least 272 MiB, the FAT32 minimum at that sector
+/// size; the image file is sparse). For `logical_block_size=4096` virtio-blk, NVMe or SCSI.
+pub fn default_image_4kn() -> DefaultImage {
+    default_image_in_blocks_of(4096)
+}
+
+fn default_image_in_blocks_of(block_size: u64) -> DefaultImage {
     let kernel = debian_kernel();
     let initrd = initramfs("", &[]);
     let version = &kernel.version;
@@ -60,6 +71,7 @@ pub fn default_image() -> DefaultImage {
     let grub = deb("grub-efi-amd64-signed").join(SIGNED_GRUB);
     let grub_cfg = grub_cfg("Debian GNU/Linux 12 (vmfw test)", version, GRUB_CMDLINE);
     let disk = EspBuilder::new()
+        .block_size(block_size)
         .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
         .file(&format!("/initrd.img-{version}"), &initrd)
         .bytes(

@@ -111,6 +111,7 @@ pub fn installer_iso_with(
         bytes,
         None,
         "VMFW_EFI",
+        512,
         &scratch,
     );
     let iso = scratch.join("out.iso");

@@ -9,6 +9,7 @@ pub mod build;
 pub mod deb;
 pub mod disk;
 pub mod footprint;
+pub mod gpt;
 pub mod images;
 pub mod initramfs;
 pub mod installed;
@@ -26,7 +27,7 @@ pub use deb::{DebianKernel, deb, deb_trixie, debian_kernel, debian13_kernel};
 pub use disk::{EspBuilder, FatContents, FileSource, Partition, TempDisk};
 pub use images::{
     BLS_CMDLINE, DefaultImage, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, bls_entry, boot_firmware,
-    boot_ovmf, default_image, expect_linux_environment, grub_cfg,
+    boot_ovmf, default_image, default_image_4kn, expect_linux_environment, grub_cfg,
 };
 pub use initramfs::{BASE_MODULES, Program, initramfs, initramfs_for, initramfs_with};
 pub use installed::{INSTALLED_DEBIAN_BOOTED, installed_debian, installed_debian13};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vm_tests::{DiskBus, Vm, default_image, firmware};
+use vm_tests::{DiskBus, Vm, default_image, default_image_4kn, expect_linux_environment, firmware};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -53,4 +53,39 @@ fn default_image_boots_from_nvme() {
         .spawn();
     assert_grub_booted_userspace(&mut vm);
     assert_disk_named(&vm, "NVMe 00:01.0 ns1", 512);
+}
+
+/// The default image's files on a 4Kn disk (GPT in 4096-byte LBAs, FAT32
+/// with 4096-byte sectors) from virtio-blk with `logical_block_size=4096`.
+/// The guest's initramfs also reads `/dev/vda`.
+#[test]
+fn image_4kn_boots_from_virtio_blk_4k() {
+    let image = default_image_4kn();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&image.disk, DiskBus::VirtioBlk { block_size: 4096 })
+        .spawn();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
+    expect_linux_environment(&mut vm, TIMEOUT);
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
+    let line = vm
+        .find("disk 00:01.0: ")
+        .expect("firmware log names the disk")
+        .line;
+    assert!(line.contains("blocks of 4096 bytes, GPT"), "{line}");
+}
+
+/// The same 4Kn image from an NVMe namespace formatted with 4096-byte
+/// blocks.
+#[test]
+fn image_4kn_boots_from_nvme_4k() {
+    let image = default_image_4kn();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&image.disk, DiskBus::Nvme { block_size: 4096 })
+        .spawn();
+    assert_grub_booted_userspace(&mut vm);
+    assert_disk_named(&vm, "NVMe 00:01.0 ns1", 4096);
 }
