@@ -31,8 +31,8 @@ pub fn guid_bytes(text: &str) -> [u8; 16] {
     for (to, from) in [3, 2, 1, 0, 5, 4, 7, 6].into_iter().enumerate() {
         out[to] = byte(from);
     }
-    for i in 8..16 {
-        out[i] = byte(i);
+    for (i, out) in out.iter_mut().enumerate().skip(8) {
+        *out = byte(i);
     }
     out
 }
