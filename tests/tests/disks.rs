@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use vm_tests::{DiskBus, Vm, default_image, default_image_4kn, expect_linux_environment, firmware};
+use vm_tests::{
+    DiskBus, EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, deb, debian_kernel,
+    default_image, default_image_4kn, expect_linux_environment, firmware, grub_cfg, initramfs,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -88,4 +91,54 @@ fn image_4kn_boots_from_nvme_4k() {
         .spawn();
     assert_grub_booted_userspace(&mut vm);
     assert_disk_named(&vm, "NVMe 00:01.0 ns1", 4096);
+}
+
+/// `/init`'s extra step: wait for Linux's own NVMe driver to find the
+/// namespace and read its GPT header (LBA 1 of a 512-byte namespace).
+const READ_NVME_FROM_LINUX: &str = r#"
+i=0
+while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+if [ "$(dd if=/dev/nvme0n1 bs=512 skip=1 count=1 2>/dev/null | head -c 8)" = "EFI PART" ]; then
+  echo "INIT: nvme-gpt=ok"
+else
+  echo "INIT: nvme-gpt=fail"
+fi
+"#;
+
+/// After ExitBootServices the firmware has shut the controller down; the
+/// OS's own NVMe driver must find it ready to reset and use. The default
+/// image's files with an initramfs that loads `nvme` and reads the disk.
+#[test]
+fn linux_takes_over_the_nvme_controller() {
+    let kernel = debian_kernel();
+    let version = &kernel.version;
+    let initrd = initramfs(READ_NVME_FROM_LINUX, &["nvme"]);
+    let disk = EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(&format!("/initrd.img-{version}"), &initrd)
+        .file(
+            "/EFI/BOOT/BOOTX64.EFI",
+            deb("shim-signed").join(SIGNED_SHIM),
+        )
+        .file(
+            "/EFI/BOOT/grubx64.efi",
+            deb("grub-efi-amd64-signed").join(SIGNED_GRUB),
+        )
+        .bytes(
+            "/EFI/debian/grub.cfg",
+            grub_cfg("Debian GNU/Linux 12 (vmfw test)", version, GRUB_CMDLINE),
+        )
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&disk, DiskBus::Nvme { block_size: 512 })
+        .spawn();
+    vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        vm.find("nvme at 00:01.0: shut down").is_some(),
+        "the firmware shut the controller down at ExitBootServices"
+    );
+    vm.expect("INIT: nvme-gpt=ok", TIMEOUT).unwrap();
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+    vm.wait_exit(Duration::from_secs(60)).unwrap();
 }

@@ -375,10 +375,11 @@ impl<T: Transport> Controller<T> {
         }
         self.transport
             .write32(offset::CC, regs::CC_ENABLED | regs::CC_SHUTDOWN_NORMAL);
-        if let Err(error) = self.wait("shutdown", self.cap.timeout_ms(), |csts| {
+        match self.wait("shutdown", self.cap.timeout_ms(), |csts| {
             csts.shutdown_complete()
         }) {
-            log::warn!("nvme at {}: {error}", self.bdf);
+            Ok(()) => log::info!("nvme at {}: shut down", self.bdf),
+            Err(error) => log::warn!("nvme at {}: {error}", self.bdf),
         }
         self.stop();
     }
