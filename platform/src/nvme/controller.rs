@@ -314,7 +314,7 @@ impl<T: Transport> Controller<T> {
     /// `data` must be dword aligned.
     pub(super) unsafe fn run(
         &self,
-        requests: impl Iterator<Item = Request>,
+        requests: &mut dyn Iterator<Item = Request>,
     ) -> Result<(), BlockError> {
         if self.stopped.get() {
             return Err(BlockError::Timeout);

@@ -65,7 +65,7 @@ impl<T: Transport> Namespace<T> {
         data: u64,
         len: usize,
     ) -> Result<(), BlockError> {
-        let requests = split(
+        let mut requests = split(
             opcode,
             self.info.nsid,
             self.info.data.block_size,
@@ -75,7 +75,7 @@ impl<T: Transport> Namespace<T> {
             len,
         );
         // SAFETY: forwarded from this function's contract.
-        unsafe { self.controller.run(requests) }
+        unsafe { self.controller.run(&mut requests) }
     }
 
     /// A transfer for a buffer PRPs cannot describe (not dword aligned),
@@ -167,7 +167,7 @@ impl<T: Transport> BlockDevice for Namespace<T> {
         // SAFETY: a Flush carries no data.
         unsafe {
             self.controller
-                .run(core::iter::once(flush_request(self.info.nsid)))
+                .run(&mut core::iter::once(flush_request(self.info.nsid)))
         }
     }
 }
