@@ -142,3 +142,25 @@ fn linux_takes_over_the_nvme_controller() {
     vm.expect("INIT: done", TIMEOUT).unwrap();
     vm.wait_exit(Duration::from_secs(60)).unwrap();
 }
+
+/// Hostile media fall through: an NVMe namespace of size 0 (an empty
+/// drive file) is logged and skipped, and the default image on a second
+/// controller still boots.
+#[test]
+fn empty_nvme_namespace_is_skipped() {
+    let image = default_image();
+    let empty = std::env::temp_dir().join(format!("vmfw-empty-nvme-{}.img", std::process::id()));
+    std::fs::write(&empty, b"").unwrap();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .disk_on(&empty, DiskBus::Nvme { block_size: 512 })
+        .disk_on(&image.disk, DiskBus::Nvme { block_size: 512 })
+        .spawn();
+    assert_grub_booted_userspace(&mut vm);
+    std::fs::remove_file(&empty).unwrap();
+    assert!(
+        vm.find("nvme at 00:01.0 ns1: size 0; skipped").is_some(),
+        "the empty namespace is named and skipped"
+    );
+    assert_disk_named(&vm, "NVMe 00:02.0 ns1", 512);
+}
