@@ -208,12 +208,15 @@ impl<T: Transport> Controller<T> {
         // SAFETY: the only memory named is `page` (or a queue the command
         // creates, which the controller owns); this function returns once
         // the command completed, or after disabling the controller.
-        if !unsafe { queue.submit(&self.transport, &command) } {
+        if !unsafe { queue.submit(&command) } {
             return Err(NvmeError::Timeout("admin queue full"));
         }
+        queue.ring(&self.transport);
         let deadline = self.deadline(COMMAND_TIMEOUT_MS);
         loop {
-            match queue.poll(&self.transport) {
+            let polled = queue.poll();
+            queue.release(&self.transport);
+            match polled {
                 Some(done) if done.cid == cid => {
                     return if done.status.is_success() {
                         Ok(())
@@ -332,11 +335,12 @@ impl<T: Transport> Controller<T> {
                 // SAFETY: the caller vouches for the data buffer until this
                 // function returns, which is after its completion or after
                 // the controller is disabled.
-                if let Err(error) = unsafe { submit(&self.transport, io, request) } {
+                if let Err(error) = unsafe { submit(io, request) } {
                     failure = Some(error);
                 }
             }
-            while let Some(done) = io.queue.poll(&self.transport) {
+            io.queue.ring(&self.transport);
+            while let Some(done) = io.queue.poll() {
                 deadline = self.deadline(COMMAND_TIMEOUT_MS);
                 match io.busy.get_mut(usize::from(done.cid)) {
                     Some(busy) if *busy => *busy = false,
@@ -350,6 +354,7 @@ impl<T: Transport> Controller<T> {
                     failure = Some(BlockError::DeviceStatus(done.status.code()));
                 }
             }
+            io.queue.release(&self.transport);
             let outstanding = io.busy.iter().any(|&busy| busy);
             if !outstanding && (failure.is_some() || requests.peek().is_none()) {
                 return failure.map_or(Ok(()), Err);
@@ -406,11 +411,7 @@ impl<T: Transport> Drop for Controller<T> {
 ///
 /// # Safety
 /// As for [`Controller::run`], for `request`.
-unsafe fn submit(
-    transport: &impl Transport,
-    io: &mut IoState,
-    request: Request,
-) -> Result<(), BlockError> {
+unsafe fn submit(io: &mut IoState, request: Request) -> Result<(), BlockError> {
     let Some(cid) = io.busy.iter().position(|&busy| !busy) else {
         return Err(BlockError::Timeout);
     };
@@ -435,7 +436,7 @@ unsafe fn submit(
     let command = command.with_cid(cid as u16);
     // SAFETY: the PRP list lives in `io.prp_lists`, owned with the queue;
     // the data buffer is this function's caller's obligation.
-    if unsafe { io.queue.submit(transport, &command) } {
+    if unsafe { io.queue.submit(&command) } {
         io.busy[cid] = true;
         Ok(())
     } else {

@@ -31,6 +31,10 @@ pub struct QueuePair {
     in_flight: u16,
     sq_doorbell: u32,
     cq_doorbell: u32,
+    /// Entries written or consumed since the doorbell was last rung: the
+    /// doorbells are rung once per batch, each write being a VM exit.
+    sq_pending: bool,
+    cq_pending: bool,
 }
 
 impl QueuePair {
@@ -50,6 +54,8 @@ impl QueuePair {
             in_flight: 0,
             sq_doorbell: doorbell(qid, false, stride),
             cq_doorbell: doorbell(qid, true, stride),
+            sq_pending: false,
+            cq_pending: false,
         })
     }
 
@@ -73,14 +79,14 @@ impl QueuePair {
         self.in_flight + 1 < self.entries
     }
 
-    /// Writes `command` at the tail and rings the doorbell. Returns false
-    /// when the queue is full.
+    /// Writes `command` at the tail; [`ring`](Self::ring) hands it to the
+    /// controller. Returns false when the queue is full.
     ///
     /// # Safety
     /// Any memory `command` points the controller at (PRPs) must stay
     /// valid for its DMA until the command completes or the controller is
     /// disabled.
-    pub unsafe fn submit(&mut self, transport: &impl Transport, command: &Command) -> bool {
+    pub unsafe fn submit(&mut self, command: &Command) -> bool {
         if !self.has_room() {
             return false;
         }
@@ -90,15 +96,23 @@ impl QueuePair {
         }
         self.sq_tail = (self.sq_tail + 1) % self.entries;
         self.in_flight += 1;
-        // The entry must be in memory before the controller sees the tail.
-        fence(Ordering::SeqCst);
-        transport.write32(self.sq_doorbell, u32::from(self.sq_tail));
+        self.sq_pending = true;
         true
     }
 
-    /// Consumes the next completion if the controller posted one, and tells
-    /// the controller the slot is free (completion head doorbell).
-    pub fn poll(&mut self, transport: &impl Transport) -> Option<Completion> {
+    /// Tells the controller about the commands submitted since the last
+    /// call (submission tail doorbell).
+    pub fn ring(&mut self, transport: &impl Transport) {
+        if core::mem::take(&mut self.sq_pending) {
+            // The entries must be in memory before the controller sees the tail.
+            fence(Ordering::SeqCst);
+            transport.write32(self.sq_doorbell, u32::from(self.sq_tail));
+        }
+    }
+
+    /// Consumes the next completion if the controller posted one;
+    /// [`release`](Self::release) gives the slots back.
+    pub fn poll(&mut self) -> Option<Completion> {
         let at = usize::from(self.cq_head) * CQ_ENTRY_BYTES;
         let completion = Completion::from_dw3(self.cq.read(at + 12));
         if completion.phase != self.phase {
@@ -113,7 +127,15 @@ impl QueuePair {
             self.phase = !self.phase;
         }
         self.in_flight = self.in_flight.saturating_sub(1);
-        transport.write32(self.cq_doorbell, u32::from(self.cq_head));
+        self.cq_pending = true;
         Some(completion)
+    }
+
+    /// Tells the controller the completions consumed since the last call
+    /// are free (completion head doorbell).
+    pub fn release(&mut self, transport: &impl Transport) {
+        if core::mem::take(&mut self.cq_pending) {
+            transport.write32(self.cq_doorbell, u32::from(self.cq_head));
+        }
     }
 }

@@ -31,6 +31,8 @@ struct Queue {
     index: u16,
     phase: bool,
     cqid: u16,
+    /// Completion head, as the driver last reported it.
+    head: u16,
 }
 
 #[derive(Clone)]
@@ -122,8 +124,16 @@ impl Transport for Rc<Fake> {
             0x34 => m.acq = (m.acq & 0xFFFF_FFFF) | u64::from(value) << 32,
             at if at >= offset::DOORBELLS => {
                 let index = (at - offset::DOORBELLS) / 4;
+                let qid = (index / 2) as u16;
                 if index.is_multiple_of(2) {
-                    m.run_queue((index / 2) as u16, value as u16);
+                    m.run_queue(qid, value as u16);
+                } else {
+                    let cq = m.cqs.get_mut(&qid).expect("doorbell of a missing queue");
+                    assert!(
+                        value < u32::from(cq.entries),
+                        "head {value} beyond queue {qid}"
+                    );
+                    cq.head = value as u16;
                 }
             }
             _ => {}
@@ -203,6 +213,13 @@ impl Model {
 
     fn complete(&mut self, cqid: u16, sqid: u16, sq_head: u16, cid: u16, status: u16) {
         let cq = self.cqs.get_mut(&cqid).expect("completion queue");
+        // §4.1.1: full is one entry short of the head; posting then would
+        // overwrite an entry the driver has not consumed.
+        assert_ne!(
+            (cq.index + 1) % cq.entries,
+            cq.head,
+            "completion queue {cqid} overflow"
+        );
         let at = cq.addr + 16 * u64::from(cq.index);
         write(at, 0u32);
         write(at + 8, u32::from(sq_head) | u32::from(sqid) << 16);
