@@ -88,6 +88,10 @@ impl<T: Transport> Controller<T> {
             ));
         }
         let stride = cap.doorbell_stride();
+        // The last doorbell we ring: queue 1's completion head.
+        if u64::from(regs::doorbell(1, true, stride)) + 4 > transport.register_bytes() {
+            return Err(NvmeError::Unsupported("doorbells beyond BAR0", cap.0));
+        }
         let queue_limit = cap.max_queue_entries().min(u32::from(u16::MAX)) as u16;
         let admin = QueuePair::new(0, ADMIN_ENTRIES.min(queue_limit), stride)?;
         let io_entries = IO_ENTRIES.min(queue_limit);
@@ -280,6 +284,10 @@ impl<T: Transport> Controller<T> {
         } else {
             (1..=self.identity.namespaces.min(MAX_NAMESPACES as u32 + 1)).collect()
         };
+        // 0 is no namespace and all ones is every namespace (§3.2.1.2),
+        // neither one to read from; a device listing one twice gets one disk.
+        ids.retain(|&id| id != 0 && id != u32::MAX);
+        ids.dedup();
         if ids.len() > MAX_NAMESPACES {
             log::warn!(
                 "nvme at {}: {} namespaces; using the first {MAX_NAMESPACES}",

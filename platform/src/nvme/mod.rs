@@ -38,6 +38,9 @@ pub trait Transport {
     fn write32(&self, offset: u32, value: u32);
     /// Monotonic nanoseconds, for timeouts.
     fn now_ns(&self) -> u64;
+    /// Bytes of register space (BAR0's size): the doorbells CAP.DSTRD
+    /// places must lie inside it.
+    fn register_bytes(&self) -> u64;
 }
 
 /// BAR0 of a real controller.
@@ -54,6 +57,10 @@ impl Transport for MmioTransport {
 
     fn now_ns(&self) -> u64 {
         crate::tsc::now_ns()
+    }
+
+    fn register_bytes(&self) -> u64 {
+        self.0.len()
     }
 }
 

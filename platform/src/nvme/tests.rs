@@ -140,6 +140,10 @@ impl Transport for Rc<Fake> {
         }
     }
 
+    fn register_bytes(&self) -> u64 {
+        0x4000
+    }
+
     /// Each look at the clock takes a millisecond, so timeouts expire fast.
     fn now_ns(&self) -> u64 {
         self.clock.set(self.clock.get() + 1_000_000);
@@ -583,6 +587,12 @@ fn unusable_controllers_are_refused_and_left_disabled() {
     assert_eq!(error(gone), NvmeError::Gone);
     let no_nvm = Fake::new(vec![]).with(|m| m.cap &= !(1 << 37));
     assert!(matches!(error(no_nvm), NvmeError::Unsupported(..)));
+    // DSTRD 15: queue 1's doorbells 384 KiB into a 16 KiB BAR.
+    let far_doorbells = Fake::new(vec![]).with(|m| m.cap |= 0xF << 32);
+    assert!(matches!(
+        error(far_doorbells),
+        NvmeError::Unsupported("doorbells beyond BAR0", _)
+    ));
     let big_pages = Fake::new(vec![]).with(|m| m.cap |= 1 << 48);
     assert!(matches!(error(big_pages), NvmeError::Unsupported(..)));
     let never_ready = Fake::new(vec![]).with(|m| m.never_ready = true);
@@ -591,4 +601,15 @@ fn unusable_controllers_are_refused_and_left_disabled() {
     let hung = Fake::new(vec![(1, namespace(8, 9))]).with(|m| m.hang_admin = true);
     assert_eq!(error(hung.clone()), NvmeError::Timeout("admin command"));
     assert_eq!(hung.model.borrow().cc, 0, "left disabled");
+}
+
+#[test]
+fn broadcast_and_repeated_namespace_ids_are_not_disks() {
+    let fake = Fake::new(vec![
+        (1, namespace(8, 9)),
+        (1, namespace(8, 9)),
+        (u32::MAX, namespace(8, 9)),
+    ]);
+    let ids: Vec<u32> = start(&fake).iter().map(|ns| ns.nsid()).collect();
+    assert_eq!(ids, [1]);
 }
