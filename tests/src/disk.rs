@@ -1,5 +1,6 @@
 //! GPT disk images with a FAT32 EFI System Partition (and optionally more partitions), built
-//! with sgdisk, mkfs.vfat and mtools, cached in `<root>/.cache/disks/` by a hash of the inputs.
+//! with sgdisk (or, for 4Kn disks, [`crate::gpt`]), mkfs.vfat and mtools, cached in
+//! `<root>/.cache/disks/` by a hash of the inputs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
