@@ -56,6 +56,11 @@ fn default_image_boots_from_nvme() {
         .spawn();
     assert_grub_booted_userspace(&mut vm);
     assert_disk_named(&vm, "NVMe 00:01.0 ns1", 512);
+    assert!(
+        vm.find("new automatic boot option 'UEFI NVMe disk Pci(0x1,0x0) ns 1 partition 1'")
+            .is_some(),
+        "the boot option names the namespace"
+    );
 }
 
 /// The default image's files on a 4Kn disk (GPT in 4096-byte LBAs, FAT32
