@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use super::{Capacity, Cdb, Inquiry, Sense};
 use crate::block::{BlockDevice, BlockError};
 use crate::pci::Bdf;
+use crate::read_ahead::{Geometry, ReadAhead};
 
 /// What one command did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +62,9 @@ pub struct ScsiDisk {
     pub lun: u16,
     pub cdrom: bool,
     capacity: Capacity,
+    /// Sequential small reads (a boot loader's sector-by-sector walk) are
+    /// served from 1 MiB windows, as on the other disk drivers.
+    read_ahead: ReadAhead,
 }
 
 /// Every disk and CD-ROM with media on `controller`: targets
@@ -155,6 +159,7 @@ fn unit(controller: &Rc<dyn ScsiTransport>, target: u16, lun: u16) -> Option<Scs
                 lun,
                 cdrom,
                 capacity,
+                read_ahead: ReadAhead::new(),
             })
         }
         other => {
@@ -171,6 +176,7 @@ impl ScsiDisk {
 
     /// Stops the controller (every unit on it).
     pub fn reset(&self) {
+        self.read_ahead.clear();
         self.controller.reset();
     }
 
@@ -224,19 +230,26 @@ impl BlockDevice for ScsiDisk {
 
     fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check_request(lba, buf.len())?;
+        let geometry = Geometry {
+            block_size: self.capacity.block_size,
+            num_blocks: self.capacity.blocks,
+        };
         let step = self.chunk_bytes();
         let per_chunk = (step / self.capacity.block_size as usize) as u64;
-        for (index, chunk) in buf.chunks_mut(step).enumerate() {
-            self.run(false, lba + index as u64 * per_chunk, Data::In(chunk))?;
-        }
-        Ok(())
+        self.read_ahead.read(geometry, lba, buf, |lba, buf| {
+            for (index, chunk) in buf.chunks_mut(step).enumerate() {
+                self.run(false, lba + index as u64 * per_chunk, Data::In(chunk))?;
+            }
+            Ok(())
+        })
     }
 
     fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         if self.cdrom {
             return Err(BlockError::ReadOnly);
         }
-        self.check_request(lba, buf.len())?;
+        let blocks = self.check_request(lba, buf.len())?;
+        self.read_ahead.invalidate(lba, blocks);
         let step = self.chunk_bytes();
         let per_chunk = (step / self.capacity.block_size as usize) as u64;
         for (index, chunk) in buf.chunks(step).enumerate() {
