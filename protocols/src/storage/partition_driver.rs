@@ -78,6 +78,16 @@ fn partition_candidate(controller: HandleId) -> Result<Rc<dyn BlockDevice>, Stat
     Ok(device)
 }
 
+/// Another driver's disk is recorded only while the partition driver holds
+/// it: its handle may go, and a later handle reuse the number.
+fn forget_foreign_disk(controller: HandleId) {
+    STATE.with(|s| {
+        if s.foreign.contains_key(&controller) {
+            s.disks.remove(&controller);
+        }
+    });
+}
+
 /// The record of another driver's disk, made when the partition driver
 /// first starts on it: named and pathed by its own device path (children
 /// need one to extend, §10.1; a handle without one is not partitioned).
@@ -145,6 +155,7 @@ pub(super) unsafe extern "efiapi" fn partition_start(
     let fail = |status: Status| {
         if !rescan {
             release(controller, driver);
+            forget_foreign_disk(controller);
         }
         status
     };
@@ -325,6 +336,7 @@ pub(super) unsafe extern "efiapi" fn partition_stop(
         return match left {
             Some(0) => {
                 release(controller, driver);
+                forget_foreign_disk(controller);
                 Status::SUCCESS
             }
             _ => Status::DEVICE_ERROR,
