@@ -131,3 +131,39 @@ fn shim_grub_with_firmware_assigned_bars() {
         linux_bar.line
     );
 }
+
+/// QEMU microvm (`pcie=on`): no SeaBIOS before the firmware, the PCIe ECAM
+/// only in the DSDT's `_CBA` (no MCFG), no PM timer and no PIT behind port
+/// 0x61. The firmware finds the virtio-blk disk through the `_CBA` window,
+/// places its BARs itself, refuses to calibrate the TSC against the absent
+/// PIT, and the default chain boots to the initramfs's userspace.
+#[test]
+fn shim_grub_on_qemu_microvm() {
+    let image = default_image();
+    let mut vm = Vm::builder()
+        .microvm()
+        .firmware(firmware())
+        .disk(&image.disk)
+        .spawn();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(cmdline.line.contains("vmfw.entry=grub"), "{}", cmdline.line);
+    // microvm has no SMBIOS tables to hand on (`INIT: dmi=no`).
+    for line in [
+        "INIT: efi=yes",
+        "INIT: efivar-rw=ok",
+        "INIT: acpi=yes",
+        "INIT: disk=/dev/vda ok",
+        "INIT: done",
+    ] {
+        vm.expect(line, TIMEOUT).unwrap();
+    }
+    assert!(
+        vm.find("PCIe ECAM at 0xe0000000 from the host bridge's _CBA")
+            .is_some(),
+        "the ECAM window came from the DSDT"
+    );
+    assert!(
+        vm.find("calibrated against PIT").is_none(),
+        "no calibration against a PIT that is not there"
+    );
+}

@@ -211,6 +211,20 @@ impl PmTimer {
     pub const FREQUENCY_HZ: u64 = 3_579_545;
 }
 
+/// Without an MCFG, the ECAM window of the PCIe host bridge from its
+/// `_CBA` in the DSDT (QEMU microvm `pcie=on`): segment 0, buses 0-255 (a
+/// window that ends earlier reads as absent devices past its end, all ones).
+fn ecam_from_cba(aml: &[u8]) -> Option<Ecam> {
+    let base = parse::find_cba(aml)?;
+    info!("acpi: no MCFG table; PCIe ECAM at {base:#x} from the host bridge's _CBA");
+    Some(Ecam {
+        base,
+        segment: 0,
+        start_bus: 0,
+        end_bus: 255,
+    })
+}
+
 /// Everything the platform layer needs from ACPI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcpiInfo {
@@ -229,7 +243,8 @@ pub struct AcpiInfo {
     pub s5_sleep_type: Option<SleepType>,
     /// CMOS index of the century byte, if the FADT names one.
     pub century: Option<u8>,
-    /// The first MCFG window (segment 0 on every VMM).
+    /// The first MCFG window (segment 0 on every VMM), or without an MCFG
+    /// the window the DSDT's `_CBA` names.
     pub mcfg: Option<Ecam>,
     /// The TPM2 table (TCG ACPI Specification §8.3), found in the same
     /// walk so a machine without a TPM pays no second one.
@@ -311,15 +326,18 @@ impl AcpiInfo {
             }
         }
         if let Some(dsdt) = info.dsdt {
-            info.s5_sleep_type = match read_table(memory, dsdt) {
-                Ok((_, aml)) => parse::find_s5(aml.get(parse::SDT_HEADER_LEN..).unwrap_or(&[]))
-                    .map_err(|err| warn!("acpi: DSDT at {dsdt:#x}: {err}"))
-                    .ok(),
-                Err(err) => {
-                    warn!("acpi: DSDT at {dsdt:#x}: {err}");
-                    None
+            match read_table(memory, dsdt) {
+                Ok((_, aml)) => {
+                    let aml = aml.get(parse::SDT_HEADER_LEN..).unwrap_or(&[]);
+                    info.s5_sleep_type = parse::find_s5(aml)
+                        .map_err(|err| warn!("acpi: DSDT at {dsdt:#x}: {err}"))
+                        .ok();
+                    if info.mcfg.is_none() {
+                        info.mcfg = ecam_from_cba(aml);
+                    }
                 }
-            };
+                Err(err) => warn!("acpi: DSDT at {dsdt:#x}: {err}"),
+            }
         }
         Ok(info)
     }

@@ -181,12 +181,14 @@ pub fn root_entries(table: &[u8], entry_size: usize) -> impl Iterator<Item = u64
     })
 }
 
+mod cba;
 mod fadt;
 mod gas;
 mod mcfg;
 mod s5;
 mod tpm2;
 
+pub use cba::find_cba;
 pub use fadt::{Fadt, FadtFlags};
 pub use gas::{AddressSpace, GenericAddress};
 pub use mcfg::{Ecam, mcfg_entries};

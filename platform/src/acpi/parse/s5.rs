@@ -19,6 +19,7 @@ const ONE_OP: u8 = 0x01;
 const BYTE_PREFIX: u8 = 0x0A;
 const WORD_PREFIX: u8 = 0x0B;
 const DWORD_PREFIX: u8 = 0x0C;
+const QWORD_PREFIX: u8 = 0x0E;
 const ROOT_CHAR: u8 = b'\\';
 const PARENT_PREFIX_CHAR: u8 = b'^';
 
@@ -106,13 +107,14 @@ pub fn pkg_length(aml: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Decodes a ComputationalData integer: returns value and bytes used.
-fn integer(aml: &[u8]) -> Option<(u64, usize)> {
+pub(super) fn integer(aml: &[u8]) -> Option<(u64, usize)> {
     match *aml.first()? {
         ZERO_OP => Some((0, 1)),
         ONE_OP => Some((1, 1)),
         BYTE_PREFIX => Some((u64::from(*aml.get(1)?), 2)),
         WORD_PREFIX => Some((u64::from(u16_at(aml, 1)?), 3)),
         DWORD_PREFIX => Some((u64::from(u32_at(aml, 1)?), 5)),
+        QWORD_PREFIX => Some((crate::le::u64_at(aml, 1)?, 9)),
         _ => None,
     }
 }
