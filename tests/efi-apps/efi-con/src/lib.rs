@@ -1,6 +1,8 @@
 //! Console output on the system table's ConOut (UEFI 2.10 §12.4 Simple Text Output),
-//! shared by the test applications.
+//! shared by the test applications, and the little else they share ([`time`]).
 #![no_std]
+
+pub mod time;
 
 use core::fmt::{self, Write};
 

@@ -151,7 +151,9 @@ impl App<'_> {
             return;
         }
         let mut wakeup = self.now().unwrap_or(time);
-        wakeup.hour = (wakeup.hour + 1) % 24;
+        // An hour ahead, across midnight onto the next date: edk2 refuses an
+        // alarm that is not within the next day.
+        efi_con::time::one_hour_later(&mut wakeup);
         wakeup.nanosecond = 0;
         let status = (self.rt.set_wakeup_time)(efi::Boolean::TRUE, &mut wakeup);
         self.print(format_args!(

@@ -96,34 +96,6 @@ fn wakeup_conformance(ctx: &mut Ctx) {
     }
 }
 
-/// Moves `time` one hour on, into the next day, month or year as needed.
-fn one_hour_later(time: &mut efi::Time) {
-    if time.hour < 23 {
-        time.hour += 1;
-        return;
-    }
-    time.hour = 0;
-    let leap = time.year.is_multiple_of(4)
-        && (!time.year.is_multiple_of(100) || time.year.is_multiple_of(400));
-    let days = match time.month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if time.day < days {
-        time.day += 1;
-        return;
-    }
-    time.day = 1;
-    if time.month < 12 {
-        time.month += 1;
-    } else {
-        time.month = 1;
-        time.year += 1;
-    }
-}
-
 /// The alarm reads back as set, armed and not pending, and disarms with a NULL time
 /// (§8.3.3, §8.3.4; the SCT's TimeServicesBBTestFunction.c, without its reset).
 fn wakeup_function(ctx: &mut Ctx) {
@@ -134,7 +106,7 @@ fn wakeup_function(ctx: &mut Ctx) {
     // An hour ahead: far enough not to fire during the test, near enough
     // for edk2's RTC driver, which refuses alarms more than a day away (in
     // the last hour of a day the alarm is on the next date).
-    one_hour_later(&mut alarm);
+    efi_con::time::one_hour_later(&mut alarm);
     alarm.nanosecond = 0;
     let status = (rt.set_wakeup_time)(efi::Boolean::TRUE, &mut alarm);
     if !ctx.ok("sct_runtime.set_wakeup_time.enable", status) {
