@@ -77,6 +77,16 @@ impl VirtioScsi {
         transport.negotiate(0)?;
         let bdf = transport.bdf();
         let set_up = || -> Result<Queue, VirtioError> {
+            // A CDB size other than ours would move the data after it; it
+            // is checked before the device gets any memory.
+            let cdb_size = transport.config_read::<u32>(config::CDB_SIZE);
+            if cdb_size != Some(CDB_BYTES as u32) {
+                return Err(VirtioError::UnusableConfig {
+                    bdf,
+                    what: "cdb_size",
+                    value: cdb_size.unwrap_or(0).into(),
+                });
+            }
             if transport.max_queue_size(REQUEST_QUEUE) < QUEUE_SIZE {
                 return Err(VirtioError::QueueUnavailable {
                     bdf,
@@ -96,16 +106,6 @@ impl VirtioScsi {
         };
         match set_up() {
             Ok(state) => {
-                // A CDB size other than ours would move the data after it.
-                let cdb_size = transport.config_read::<u32>(config::CDB_SIZE);
-                if cdb_size != Some(CDB_BYTES as u32) {
-                    transport.fail();
-                    return Err(VirtioError::UnusableConfig {
-                        bdf,
-                        what: "cdb_size",
-                        value: cdb_size.unwrap_or(0).into(),
-                    });
-                }
                 transport.driver_ok();
                 Ok(VirtioScsi {
                     transport,
