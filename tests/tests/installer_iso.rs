@@ -53,6 +53,12 @@ fn iso_on_a_disk_boots_through_its_el_torito_image() {
         vm.find("El Torito, 1 partitions").is_some(),
         "the firmware read the El Torito catalog"
     );
+    // The boot image is no ESP to the variable store: nothing is written
+    // into an installer medium, even one on a writable disk.
+    assert!(
+        vm.find("variables: no EFI System Partition").is_some(),
+        "the variable store stayed off the ISO"
+    );
 }
 
 /// The same ISO on a virtio-scsi CD-ROM (`scsi-cd`, 2048-byte blocks): the

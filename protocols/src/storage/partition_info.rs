@@ -3,7 +3,6 @@
 
 use uefi_raw::{Guid, guid};
 
-use crate::partition::eltorito::PLATFORM_EFI;
 use crate::partition::{Partition, PartitionKind};
 
 /// EFI_PARTITION_INFO_PROTOCOL_GUID (§13.18); neither uefi-raw nor r-efi
@@ -44,8 +43,10 @@ pub fn is_esp(partition: &Partition) -> bool {
     match &partition.kind {
         PartitionKind::Gpt(gpt) => gpt.type_guid == ESP_TYPE_GUID,
         PartitionKind::Mbr(mbr) => mbr.os_type == MBR_TYPE_ESP,
-        // UEFI 2.10 §13.3.2.1: the EFI image of a CD is its system partition.
-        PartitionKind::ElTorito(image) => image.platform_id == PLATFORM_EFI,
+        // Not an ESP to the firmware's own uses (the variable store picks
+        // the first ESP): it must never write into an installer's boot
+        // image, even on an ISO written to a disk. edk2 leaves System 0 too.
+        PartitionKind::ElTorito(_) => false,
     }
 }
 

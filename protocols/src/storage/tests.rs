@@ -265,7 +265,7 @@ fn el_torito_image_on_a_cd_gets_a_file_system() {
     let info = unsafe { *info };
     assert_eq!(
         (info.partition_type, info.system),
-        (PARTITION_TYPE_OTHER, 1)
+        (PARTITION_TYPE_OTHER, 0)
     );
     let io = efi::protocol_services::get_protocol::<BlockIoProtocol>(
         children[0],
