@@ -16,12 +16,11 @@ pub mod command {
     pub const IDENTIFY_DEVICE: u8 = 0xEC;
 }
 
-/// SCSI operation codes sent through PACKET (SPC-4, SBC-3, MMC-6).
+/// SCSI operation codes sent through PACKET (SPC-4, SBC-3, MMC-6): the
+/// shared ones of `crate::scsi`, and the two only ATAPI needs.
 pub mod scsi {
-    pub const TEST_UNIT_READY: u8 = 0x00;
+    pub use crate::scsi::op::{READ_10, READ_CAPACITY_10, TEST_UNIT_READY};
     pub const REQUEST_SENSE: u8 = 0x03;
-    pub const READ_CAPACITY_10: u8 = 0x25;
-    pub const READ_10: u8 = 0x28;
     pub const READ_12: u8 = 0xA8;
 }
 
@@ -143,12 +142,9 @@ pub fn cdb_read(lba: u32, blocks: u32) -> Cdb {
 /// short answer, an unusable block length, or a last LBA of 0xFFFFFFFF
 /// (which means "use READ CAPACITY(16)": no CD is that large).
 pub fn parse_read_capacity(data: &[u8]) -> Option<(u64, u32)> {
-    let last_lba = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?);
-    let block_len = u32::from_be_bytes(data.get(4..8)?.try_into().ok()?);
-    if last_lba == u32::MAX || !block_len.is_power_of_two() || !(512..=65536).contains(&block_len) {
-        return None;
-    }
-    Some((u64::from(last_lba) + 1, block_len))
+    crate::scsi::Capacity::parse_10(data)
+        .filter(crate::scsi::Capacity::usable)
+        .map(|capacity| (capacity.blocks, capacity.block_size))
 }
 
 /// Sense key and additional sense code of fixed-format sense data
@@ -162,10 +158,10 @@ pub fn parse_sense(data: &[u8]) -> Option<(u8, u8)> {
 }
 
 pub mod sense {
-    pub const NOT_READY: u8 = 0x02;
-    pub const UNIT_ATTENTION: u8 = 0x06;
-    /// ASC 3Ah: MEDIUM NOT PRESENT.
-    pub const ASC_MEDIUM_NOT_PRESENT: u8 = 0x3A;
+    pub use crate::scsi::{
+        ASC_NO_MEDIUM as ASC_MEDIUM_NOT_PRESENT, SENSE_NOT_READY as NOT_READY,
+        SENSE_UNIT_ATTENTION as UNIT_ATTENTION,
+    };
 }
 
 /// What IDENTIFY DEVICE says about an ATA disk (ACS-3 §7.12.7).
