@@ -89,6 +89,30 @@ fn default_image_in_blocks_of(block_size: u64) -> DefaultImage {
     }
 }
 
+/// The default image's shim -> GRUB -> Debian 12 kernel chain (no BLS entry) with `initrd`
+/// in place of the standard initramfs: for tests whose `/init` checks more (Linux's own
+/// ahci or nvme driver taking the disk over).
+pub fn shim_grub_disk(initrd: &Path) -> PathBuf {
+    let kernel = debian_kernel();
+    let version = &kernel.version;
+    EspBuilder::new()
+        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
+        .file(&format!("/initrd.img-{version}"), initrd)
+        .file(
+            "/EFI/BOOT/BOOTX64.EFI",
+            deb("shim-signed").join(SIGNED_SHIM),
+        )
+        .file(
+            "/EFI/BOOT/grubx64.efi",
+            deb("grub-efi-amd64-signed").join(SIGNED_GRUB),
+        )
+        .bytes(
+            "/EFI/debian/grub.cfg",
+            grub_cfg("Debian GNU/Linux 12 (vmfw test)", version, GRUB_CMDLINE),
+        )
+        .build()
+}
+
 /// Builds (or reuses) the default disk's twin for systemd-boot: the same kernel and
 /// initramfs under the same names, a BLS Type #1 entry `/loader/entries/debian.conf` with
 /// [`SYSTEMD_BOOT_CMDLINE`], `/loader/loader.conf` selecting it with no menu, and Debian's

@@ -8,10 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vm_tests::iso::installer_iso;
-use vm_tests::{
-    DiskBus, EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, cache_dir, deb, debian_kernel,
-    efi_app, firmware, grub_cfg, initramfs,
-};
+use vm_tests::{DiskBus, EspBuilder, Vm, cache_dir, debian_kernel, efi_app, firmware, initramfs};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -29,25 +26,7 @@ echo "INIT: sata=$sata"
 /// The default image's chain (Debian 12 signed shim -> signed GRUB -> kernel 6.1) with an
 /// initramfs that also loads `ahci` and `sd_mod` and reads the disk (`SATA_CHECK`).
 fn sata_chain_disk() -> PathBuf {
-    let kernel = debian_kernel();
-    let initrd = initramfs(SATA_CHECK, &["ahci", "sd_mod"]);
-    let version = &kernel.version;
-    EspBuilder::new()
-        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
-        .file(&format!("/initrd.img-{version}"), &initrd)
-        .file(
-            "/EFI/BOOT/BOOTX64.EFI",
-            deb("shim-signed").join(SIGNED_SHIM),
-        )
-        .file(
-            "/EFI/BOOT/grubx64.efi",
-            deb("grub-efi-amd64-signed").join(SIGNED_GRUB),
-        )
-        .bytes(
-            "/EFI/debian/grub.cfg",
-            grub_cfg("Debian GNU/Linux 12 (vmfw test)", version, GRUB_CMDLINE),
-        )
-        .build()
+    vm_tests::images::shim_grub_disk(&initramfs(SATA_CHECK, &["ahci", "sd_mod"]))
 }
 
 /// Debian 12's shim -> GRUB -> kernel from `\EFI\BOOT\BOOTX64.EFI` on a SATA disk, the only

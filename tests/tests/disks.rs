@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use vm_tests::{
-    DiskBus, EspBuilder, GRUB_CMDLINE, SIGNED_GRUB, SIGNED_SHIM, Vm, deb, debian_kernel,
-    default_image, default_image_4kn, expect_linux_environment, firmware, grub_cfg, initramfs,
+    DiskBus, Vm, default_image, default_image_4kn, expect_linux_environment, firmware, initramfs,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -115,25 +114,7 @@ fi
 /// image's files with an initramfs that loads `nvme` and reads the disk.
 #[test]
 fn linux_takes_over_the_nvme_controller() {
-    let kernel = debian_kernel();
-    let version = &kernel.version;
-    let initrd = initramfs(READ_NVME_FROM_LINUX, &["nvme"]);
-    let disk = EspBuilder::new()
-        .file(&format!("/vmlinuz-{version}"), &kernel.vmlinuz)
-        .file(&format!("/initrd.img-{version}"), &initrd)
-        .file(
-            "/EFI/BOOT/BOOTX64.EFI",
-            deb("shim-signed").join(SIGNED_SHIM),
-        )
-        .file(
-            "/EFI/BOOT/grubx64.efi",
-            deb("grub-efi-amd64-signed").join(SIGNED_GRUB),
-        )
-        .bytes(
-            "/EFI/debian/grub.cfg",
-            grub_cfg("Debian GNU/Linux 12 (vmfw test)", version, GRUB_CMDLINE),
-        )
-        .build();
+    let disk = vm_tests::images::shim_grub_disk(&initramfs(READ_NVME_FROM_LINUX, &["nvme"]));
     let mut vm = Vm::builder()
         .firmware(firmware())
         .disk_on(&disk, DiskBus::Nvme { block_size: 512 })
