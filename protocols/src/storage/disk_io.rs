@@ -41,6 +41,13 @@ fn check_byte_range(device: &dyn BlockDevice, offset: u64, len: usize) -> Result
     }
 }
 
+/// One block of scratch for a partial edge block, allocated fallibly (the
+/// block size is the device's, up to 64 KiB): a heap that cannot give it
+/// fails the request, reported as a device error, instead of panicking.
+fn bounce_block(block_size: usize) -> Result<Vec<u8>, BlockError> {
+    platform::fallible::vec_zeroed(block_size).map_err(|_| BlockError::Device(0))
+}
+
 /// Reads `buf.len()` bytes from byte `offset`: partial edge blocks go
 /// through a bounce buffer, the whole blocks between them straight into `buf`.
 pub fn read_disk(device: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
@@ -54,7 +61,7 @@ pub fn read_disk(device: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Resul
     let head = (offset % block_size) as usize;
     let mut bounce = Vec::new();
     if head != 0 {
-        bounce.resize(bs, 0);
+        bounce = bounce_block(bs)?;
         device.read_blocks(lba, &mut bounce)?;
         let take = (bs - head).min(buf.len());
         buf[..take].copy_from_slice(&bounce[head..head + take]);
@@ -68,7 +75,9 @@ pub fn read_disk(device: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Resul
         lba += (whole / bs) as u64;
     }
     if done < buf.len() {
-        bounce.resize(bs, 0);
+        if bounce.is_empty() {
+            bounce = bounce_block(bs)?;
+        }
         device.read_blocks(lba, &mut bounce)?;
         let rest = buf.len() - done;
         buf[done..].copy_from_slice(&bounce[..rest]);
@@ -92,7 +101,7 @@ pub fn write_disk(device: &dyn BlockDevice, offset: u64, data: &[u8]) -> Result<
     let head = (offset % block_size) as usize;
     let mut bounce = Vec::new();
     if head != 0 {
-        bounce.resize(bs, 0);
+        bounce = bounce_block(bs)?;
         device.read_blocks(lba, &mut bounce)?;
         let take = (bs - head).min(data.len());
         bounce[head..head + take].copy_from_slice(&data[..take]);
@@ -107,7 +116,9 @@ pub fn write_disk(device: &dyn BlockDevice, offset: u64, data: &[u8]) -> Result<
         lba += (whole / bs) as u64;
     }
     if done < data.len() {
-        bounce.resize(bs, 0);
+        if bounce.is_empty() {
+            bounce = bounce_block(bs)?;
+        }
         device.read_blocks(lba, &mut bounce)?;
         let rest = data.len() - done;
         bounce[..rest].copy_from_slice(&data[done..]);

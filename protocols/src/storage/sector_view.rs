@@ -2,19 +2,18 @@
 //! sectors are: the 512-byte FAT image an El Torito catalog names on a
 //! CD-ROM's 2048-byte blocks (UEFI 2.10 §13.3.2), or a 512-byte FAT copied to
 //! a 4Kn disk. edk2's FAT driver reads through Disk I/O, which hides block
-//! sizes; the firmware's FAT code reads whole blocks, so this view does the
-//! splitting: whole blocks straight into the caller's buffer, a partial
-//! first or last block through one block of scratch (read-modify-write for
-//! writes).
-
-use alloc::vec::Vec;
+//! sizes; the firmware's FAT code reads whole blocks, so this view turns
+//! its sector requests into byte ranges for Disk I/O's own splitting
+//! (`read_disk`/`write_disk`: whole blocks straight into the caller's
+//! buffer, partial edge blocks through one block of scratch).
 
 use platform::block::{BlockDevice, BlockError};
+
+use super::disk_io::{read_disk, write_disk};
 
 pub struct SectorView<D> {
     inner: D,
     sector: u32,
-    block: u32,
 }
 
 impl<D: BlockDevice> SectorView<D> {
@@ -26,32 +25,7 @@ impl<D: BlockDevice> SectorView<D> {
             && sector.is_power_of_two()
             && sector < block
             && block.is_multiple_of(sector))
-        .then_some(SectorView {
-            inner,
-            sector,
-            block,
-        })
-    }
-
-    /// The blocks covering `bytes` bytes from byte `offset`, as (first block,
-    /// offset into it, whole blocks after a partial head, tail bytes).
-    fn split(&self, offset: u64, bytes: usize) -> (u64, usize, u64, usize) {
-        let block = u64::from(self.block);
-        let first = offset / block;
-        let head_offset = (offset % block) as usize;
-        let head = if head_offset == 0 {
-            0
-        } else {
-            bytes.min(self.block as usize - head_offset)
-        };
-        let rest = (bytes - head) as u64;
-        (first, head_offset, rest / block, (rest % block) as usize)
-    }
-
-    fn scratch(&self) -> Result<Vec<u8>, BlockError> {
-        // A failed allocation is reported as the device failing the
-        // request: BlockIo callers get EFI_DEVICE_ERROR, FAT a refused read.
-        platform::fallible::vec_zeroed(self.block as usize).map_err(|_| BlockError::Device(0))
+        .then_some(SectorView { inner, sector })
     }
 }
 
@@ -63,75 +37,23 @@ impl<D: BlockDevice> BlockDevice for SectorView<D> {
     fn num_blocks(&self) -> u64 {
         self.inner
             .num_blocks()
-            .saturating_mul(u64::from(self.block / self.sector))
+            .saturating_mul(u64::from(self.inner.block_size() / self.sector))
     }
 
     fn read_only(&self) -> bool {
         self.inner.read_only()
     }
 
+    // `check_request` bounds `lba + sectors` by `num_blocks`, so the byte
+    // offset fits u64.
     fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check_request(lba, buf.len())?;
-        // `check_request` bounds `lba + sectors` by `num_blocks`, so the
-        // byte offset fits u64.
-        let (first, head_offset, whole, tail) = self.split(lba * u64::from(self.sector), buf.len());
-        let block = self.block as usize;
-        let mut at = 0;
-        let mut next = first;
-        if head_offset != 0 {
-            let mut scratch = self.scratch()?;
-            self.inner.read_blocks(first, &mut scratch)?;
-            let head = block - head_offset;
-            let head = head.min(buf.len());
-            buf[..head].copy_from_slice(&scratch[head_offset..head_offset + head]);
-            at = head;
-            next += 1;
-        }
-        if whole > 0 {
-            let len = whole as usize * block;
-            self.inner.read_blocks(next, &mut buf[at..at + len])?;
-            at += len;
-            next += whole;
-        }
-        if tail > 0 {
-            let mut scratch = self.scratch()?;
-            self.inner.read_blocks(next, &mut scratch)?;
-            buf[at..].copy_from_slice(&scratch[..tail]);
-        }
-        Ok(())
+        read_disk(&self.inner, lba * u64::from(self.sector), buf)
     }
 
     fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         self.check_request(lba, buf.len())?;
-        if self.inner.read_only() {
-            return Err(BlockError::ReadOnly);
-        }
-        let (first, head_offset, whole, tail) = self.split(lba * u64::from(self.sector), buf.len());
-        let block = self.block as usize;
-        let mut at = 0;
-        let mut next = first;
-        if head_offset != 0 {
-            let mut scratch = self.scratch()?;
-            self.inner.read_blocks(first, &mut scratch)?;
-            let head = (block - head_offset).min(buf.len());
-            scratch[head_offset..head_offset + head].copy_from_slice(&buf[..head]);
-            self.inner.write_blocks(first, &scratch)?;
-            at = head;
-            next += 1;
-        }
-        if whole > 0 {
-            let len = whole as usize * block;
-            self.inner.write_blocks(next, &buf[at..at + len])?;
-            at += len;
-            next += whole;
-        }
-        if tail > 0 {
-            let mut scratch = self.scratch()?;
-            self.inner.read_blocks(next, &mut scratch)?;
-            scratch[..tail].copy_from_slice(&buf[at..]);
-            self.inner.write_blocks(next, &scratch)?;
-        }
-        Ok(())
+        write_disk(&self.inner, lba * u64::from(self.sector), buf)
     }
 
     fn flush(&self) -> Result<(), BlockError> {
@@ -143,6 +65,7 @@ impl<D: BlockDevice> BlockDevice for SectorView<D> {
 mod tests {
     use super::*;
     use alloc::rc::Rc;
+    use alloc::vec::Vec;
     use platform::block::MemDisk;
     use std::vec;
 
