@@ -23,6 +23,7 @@ pub mod le;
 pub mod logger;
 pub mod memory;
 pub mod mmio;
+pub mod net;
 pub mod nvme;
 pub mod paging;
 pub mod panic_note;
