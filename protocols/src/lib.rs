@@ -9,6 +9,7 @@ pub mod device_path_utilities;
 pub mod driver;
 pub mod fat;
 pub mod hii;
+pub mod network;
 pub mod partition;
 pub mod rng;
 pub mod simple_fs;

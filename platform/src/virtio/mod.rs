@@ -1,10 +1,11 @@
 //! Virtio 1.2 over the modern PCI transport, with split virtqueues and
-//! polled virtio-blk and virtio-rng drivers.
+//! polled virtio-blk, virtio-scsi, virtio-net and virtio-rng drivers.
 //!
 //! The firmware identity-maps RAM, so the addresses of heap buffers are the
 //! bus addresses handed to devices.
 
 pub mod blk;
+pub mod net;
 pub mod pci;
 pub mod queue;
 pub mod rng;

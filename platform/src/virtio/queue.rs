@@ -48,6 +48,42 @@ impl DmaRegion {
     pub(crate) fn write<T: Copy>(&self, offset: usize, value: T) {
         self.view.write(offset as u64, value)
     }
+
+    /// Whether `len` bytes at `offset` lie inside the region.
+    fn holds(&self, offset: usize, len: usize) -> bool {
+        offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.layout.size())
+    }
+
+    /// Copies `out.len()` bytes at `offset` out of the region, after a fence
+    /// that orders the copy after the completion the caller saw. Panics on a
+    /// range outside the region: callers compute ranges from their own slot
+    /// layout, never from device input unchecked.
+    pub(crate) fn read_slice(&self, offset: usize, out: &mut [u8]) {
+        assert!(self.holds(offset, out.len()), "DMA read outside region");
+        fence(Ordering::SeqCst);
+        // SAFETY: the range lies inside this live allocation (checked
+        // above), and `out` is a distinct Rust buffer.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        }
+    }
+
+    /// Copies `data` into the region at `offset`, fenced so the bytes are
+    /// visible before the descriptor that hands them to the device.
+    pub(crate) fn write_slice(&self, offset: usize, data: &[u8]) {
+        assert!(self.holds(offset, data.len()), "DMA write outside region");
+        // SAFETY: as for `read_slice`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
+        }
+        fence(Ordering::SeqCst);
+    }
 }
 
 impl Drop for DmaRegion {

@@ -1,0 +1,78 @@
+//! Why a network boot step failed, and the one place it becomes a `Status`.
+
+use core::fmt;
+
+use platform::net::NetError;
+use uefi_raw::Status;
+
+use super::tftp::TftpError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetBootError {
+    /// The device failed or is stopped.
+    Device(NetError),
+    /// No DHCP server answered within `waited_ms`.
+    NoLease { waited_ms: u64 },
+    /// The DHCP answer names no boot file (or no server to fetch it from).
+    NoBootFile,
+    /// The TFTP server refused the transfer or broke the protocol.
+    Tftp(TftpError),
+    /// The server stopped answering `what` for `waited_ms`.
+    Timeout { what: &'static str, waited_ms: u64 },
+    /// The file is `needed` bytes, more than the buffer offered.
+    BufferTooSmall { needed: u64 },
+    /// Memory for the transfer could not be allocated.
+    OutOfResources { bytes: u64 },
+}
+
+impl From<NetError> for NetBootError {
+    fn from(error: NetError) -> Self {
+        NetBootError::Device(error)
+    }
+}
+
+impl From<TftpError> for NetBootError {
+    fn from(error: TftpError) -> Self {
+        NetBootError::Tftp(error)
+    }
+}
+
+impl fmt::Display for NetBootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetBootError::Device(error) => write!(f, "network device: {error}"),
+            NetBootError::NoLease { waited_ms } => {
+                write!(
+                    f,
+                    "no DHCP answer in {}.{} s",
+                    waited_ms / 1000,
+                    waited_ms % 1000 / 100
+                )
+            }
+            NetBootError::NoBootFile => write!(f, "the DHCP answer names no boot file"),
+            NetBootError::Tftp(error) => write!(f, "TFTP {error}"),
+            NetBootError::Timeout { what, waited_ms } => {
+                write!(f, "{what}: no answer in {waited_ms} ms")
+            }
+            NetBootError::BufferTooSmall { needed } => {
+                write!(f, "file of {needed} bytes does not fit the buffer")
+            }
+            NetBootError::OutOfResources { bytes } => write!(f, "no memory for {bytes} bytes"),
+        }
+    }
+}
+
+impl NetBootError {
+    /// The status an EFI caller gets (UEFI 2.10 §24.3.5 Mtftp, §13.1 LoadFile).
+    pub fn status(&self) -> Status {
+        match self {
+            NetBootError::Device(NetError::Stopped) => Status::NOT_STARTED,
+            NetBootError::Device(_) => Status::DEVICE_ERROR,
+            NetBootError::NoLease { .. } | NetBootError::Timeout { .. } => Status::TIMEOUT,
+            NetBootError::NoBootFile => Status::NOT_FOUND,
+            NetBootError::Tftp(_) => Status::TFTP_ERROR,
+            NetBootError::BufferTooSmall { .. } => Status::BUFFER_TOO_SMALL,
+            NetBootError::OutOfResources { .. } => Status::OUT_OF_RESOURCES,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Networking: the firmware's IPv4 boot clients (DHCP, TFTP) over smoltcp.
+
+pub mod dhcp;
+pub mod error;
+pub mod stack;
+pub mod tftp;
+pub mod tftp_client;
