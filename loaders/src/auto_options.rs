@@ -218,6 +218,21 @@ pub fn removable_description(path: &[u8]) -> String {
     description
 }
 
+/// The description of a NIC's network boot option, as edk2 words it:
+/// `UEFI PXEv4 (MAC:525400123456)`, from the path's MAC node (§10.3.5.11).
+pub fn network_description(path: &[u8]) -> String {
+    const MAC_ADDRESS: u8 = 11;
+    let mac = efi::device_path::nodes(path)
+        .into_iter()
+        .find(|n| n[0] == MESSAGING && n[1] == MAC_ADDRESS)
+        .and_then(|n| n.get(4..10))
+        .map(|bytes| bytes.iter().map(|b| format!("{b:02X}")).collect::<String>());
+    match mac {
+        Some(mac) => format!("UEFI PXEv4 (MAC:{mac})"),
+        None => String::from("UEFI PXEv4"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +378,18 @@ mod tests {
         assert_eq!(removable_description(&bare), "UEFI disk Pci(0x5,0x1)");
         assert_eq!(removable_description(&efi::device_path::END), "UEFI disk");
         assert_eq!(removable_description(&[1, 2, 3]), "UEFI disk");
+    }
+
+    #[test]
+    fn network_options_name_the_mac_address() {
+        let mut mac = vec![3u8, 11, 37, 0, 0x52, 0x54, 0, 0x12, 0x34, 0x56];
+        mac.resize(4 + 32 + 1, 0);
+        mac[36] = 1;
+        let path = DevicePathBuf::from_nodes(&[pci_root(0), pci(3, 0), mac]).unwrap();
+        assert_eq!(
+            network_description(path.as_bytes()),
+            "UEFI PXEv4 (MAC:525400123456)"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Which of the two fallback boot paths the firmware command line puts
-//! first: the removable-media path (UEFI 2.10 §3.5.1.1) or the built-in
-//! BLS boot. Shared by the boot manager and the boot menu, which lists the
+//! Which of the fallback boot paths the firmware command line puts first:
+//! the removable-media path (UEFI 2.10 §3.5.1.1), the built-in BLS boot or
+//! the network. Shared by the boot manager and the boot menu, which lists the
 //! options in the order the boot manager would try them.
 
 use log::warn;
@@ -16,6 +16,8 @@ pub enum BootFirst {
     RemovableMedia,
     /// BLS Type #1 entries (`boot=bls`), then the removable-media path.
     Bls,
+    /// The network boot options (`boot=net`), then the disks.
+    Network,
 }
 
 impl BootFirst {
@@ -25,6 +27,7 @@ impl BootFirst {
         cmdline::values(cmdline, "boot")
             .filter_map(|value| match value.plain() {
                 Some("bls") => Some(BootFirst::Bls),
+                Some("net") => Some(BootFirst::Network),
                 Some("removable") => Some(BootFirst::RemovableMedia),
                 _ => {
                     warn!("ignoring unknown boot={value}");
@@ -51,6 +54,7 @@ mod tests {
             BootFirst::from_cmdline("boot=bls boot=removable"),
             BootFirst::RemovableMedia
         );
+        assert_eq!(BootFirst::from_cmdline("boot=net"), BootFirst::Network);
         assert_eq!(
             BootFirst::from_cmdline("boot=floppy"),
             BootFirst::RemovableMedia

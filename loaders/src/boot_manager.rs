@@ -130,7 +130,7 @@ pub fn run(cmdline: &str) {
         None => {}
     }
     let boot_first = BootFirst::from_cmdline(cmdline);
-    run_load_options(boot_first, numbers.bls);
+    run_load_options(&numbers.first(boot_first));
     run_fallbacks(&targets, boot_first);
 }
 
@@ -141,6 +141,9 @@ struct AutomaticTargets {
     file_systems: Vec<(Vec<u8>, bool)>,
     /// The direct kernel boot image's LoadOptions, when `kernel=` is given.
     direct: Option<Vec<u8>>,
+    /// The device paths of the NICs that can boot (their LoadFile is the
+    /// PXE client), in device order.
+    network: Vec<Vec<u8>>,
 }
 
 impl AutomaticTargets {
@@ -153,9 +156,14 @@ impl AutomaticTargets {
                 Some((handle_device_path(fs)?, has_removable_path))
             })
             .collect();
+        let network = crate::services::load_file_devices()
+            .into_iter()
+            .filter_map(handle_device_path)
+            .collect();
         AutomaticTargets {
             file_systems,
             direct,
+            network,
         }
     }
 
@@ -168,8 +176,8 @@ impl AutomaticTargets {
     }
 
     /// The automatic options wanted now, in BootOrder order: the removable
-    /// paths, the BLS loader, the (hidden) boot menu, the (hidden) direct
-    /// kernel boot when `kernel=` is given.
+    /// paths, the BLS loader, the network, the (hidden) boot menu, the
+    /// (hidden) direct kernel boot when `kernel=` is given.
     fn wanted(&self) -> Vec<LoadOption> {
         let mut wanted: Vec<LoadOption> = self
             .removable()
@@ -180,6 +188,13 @@ impl AutomaticTargets {
             &builtins::device_path(&BLS_LOADER_FILE),
             false,
         ));
+        for path in &self.network {
+            wanted.push(automatic_option(
+                &auto_options::network_description(path),
+                path,
+                false,
+            ));
+        }
         wanted.push(automatic_option(
             BOOT_MENU_NAME,
             &builtins::device_path(&BOOT_MENU_FILE),
@@ -201,14 +216,34 @@ struct BuiltinNumbers {
     bls: Option<u16>,
     menu: Option<u16>,
     direct: Option<u16>,
+    /// The network options, in device order.
+    network: Vec<u16>,
 }
 
 impl BuiltinNumbers {
-    fn of(options: &[(u16, LoadOption)]) -> Self {
+    fn of(options: &[(u16, LoadOption)], network: &[Vec<u8>]) -> Self {
         BuiltinNumbers {
             bls: automatic_number(options, &BLS_LOADER_FILE),
             menu: automatic_number(options, &BOOT_MENU_FILE),
             direct: automatic_number(options, &DIRECT_KERNEL_FILE),
+            network: network
+                .iter()
+                .filter_map(|path| {
+                    options
+                        .iter()
+                        .find(|(_, o)| is_automatic(o) && o.file_path_list == *path)
+                        .map(|(number, _)| *number)
+                })
+                .collect(),
+        }
+    }
+
+    /// The automatic options `boot_first` moves up in BootOrder.
+    fn first(&self, boot_first: BootFirst) -> Vec<u16> {
+        match boot_first {
+            BootFirst::RemovableMedia => Vec::new(),
+            BootFirst::Bls => self.bls.into_iter().collect(),
+            BootFirst::Network => self.network.clone(),
         }
     }
 }
@@ -245,7 +280,7 @@ fn refresh_automatic_options(targets: &AutomaticTargets) -> BuiltinNumbers {
     if !plan.is_empty() && apply(&plan).is_err() {
         // Nothing (or not all) was stored: number nothing new, and leave
         // out an option whose LoadOptions may be stale.
-        let mut numbers = BuiltinNumbers::of(&existing);
+        let mut numbers = BuiltinNumbers::of(&existing, &targets.network);
         if !plan.update.is_empty() {
             numbers.direct = None;
         }
@@ -259,7 +294,7 @@ fn refresh_automatic_options(targets: &AutomaticTargets) -> BuiltinNumbers {
         }
     }
     all.extend(plan.create);
-    BuiltinNumbers::of(&all)
+    BuiltinNumbers::of(&all, &targets.network)
 }
 
 /// The number of the automatic option of the built-in `file` in `options`.
@@ -344,9 +379,14 @@ fn run_fallbacks(targets: &AutomaticTargets, boot_first: BootFirst) {
         .map(|(path, _)| path.as_slice())
         .collect();
     match boot_first {
-        BootFirst::RemovableMedia => order.push(&bls),
+        BootFirst::RemovableMedia | BootFirst::Network => order.push(&bls),
         BootFirst::Bls => order.insert(0, &bls),
     }
+    let network = targets.network.iter().map(Vec::as_slice);
+    match boot_first {
+        BootFirst::Network => order.splice(0..0, network),
+        _ => order.splice(order.len().., network),
+    };
     let existing = existing_options();
     for path in order {
         if TRIED.with(|tried| tried.iter().any(|t| t == path)) {
@@ -360,6 +400,14 @@ fn run_fallbacks(targets: &AutomaticTargets, boot_first: BootFirst) {
             Some((number, _)) => boot_option(*number),
             None if path == bls.as_slice() => {
                 let _ = builtins::start(&BLS_LOADER_FILE, BLS_LOADER_NAME);
+            }
+            None if targets.network.iter().any(|n| n == path) => {
+                let description = auto_options::network_description(path);
+                let status = start_boot_option(path, &[], &description);
+                warn!(
+                    "{description}: {}; trying the next boot option",
+                    status_name(status)
+                );
             }
             None => boot_removable_path(path),
         }
@@ -410,10 +458,10 @@ impl CmdlineChoice {
 }
 
 /// `BootNext` once (deleted before it is tried, so a failing option cannot
-/// trap the machine), then the active options of `BootOrder`; with
-/// `boot=bls` the BLS loader's automatic option (`bls`) moves up to where
-/// the first automatic option stands.
-fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
+/// trap the machine), then the active options of `BootOrder`, the
+/// automatic ones in `first` moved up to where the first automatic option
+/// stands (`boot=bls`, `boot=net`).
+fn run_load_options(first: &[u16]) {
     if let Some((_, bytes)) = read_variable("BootNext") {
         // §3.1.2: the boot manager deletes BootNext before booting it.
         let status = set_variable("BootNext", Attributes::empty(), &[]);
@@ -444,7 +492,7 @@ fn run_load_options(boot_first: BootFirst, bls: Option<u16>) {
             .and_then(|(_, bytes)| LoadOption::parse(&bytes).ok())
             .is_some_and(|option| is_automatic(&option))
     };
-    for number in walk_order(&order, automatic, bls, boot_first) {
+    for number in walk_order(&order, automatic, first) {
         boot_active_option(number);
     }
 }
@@ -460,26 +508,32 @@ pub fn without_repeats(order: &[u16]) -> (Vec<u16>, usize) {
     (unique, repeats)
 }
 
-/// The order BootOrder's options are tried in: as listed, except that with
-/// `boot=bls` the BLS loader's automatic option `bls` moves up to where the
-/// first automatic option stands (so it still precedes the removable
-/// paths, as before there were options).
-pub fn walk_order(
-    order: &[u16],
-    is_automatic: impl Fn(u16) -> bool,
-    bls: Option<u16>,
-    boot_first: BootFirst,
-) -> Vec<u16> {
-    let Some(bls) = bls.filter(|n| boot_first == BootFirst::Bls && order.contains(n)) else {
+/// The order BootOrder's options are tried in: as listed, except that the
+/// automatic options in `first` (the BLS loader's with `boot=bls`, the
+/// network options with `boot=net`) move up to where the first automatic
+/// option stands, so they precede the removable paths as before there were
+/// options; one the user already put ahead stays where it is.
+pub fn walk_order(order: &[u16], is_automatic: impl Fn(u16) -> bool, first: &[u16]) -> Vec<u16> {
+    let moved: Vec<u16> = order
+        .iter()
+        .copied()
+        .filter(|n| first.contains(n))
+        .collect();
+    let Some(&leader) = moved.first() else {
         return order.to_vec();
     };
-    let mut walk: Vec<u16> = order.iter().copied().filter(|&n| n != bls).collect();
+    let mut walk: Vec<u16> = order
+        .iter()
+        .copied()
+        .filter(|n| !moved.contains(n))
+        .collect();
     let at = walk
         .iter()
         .position(|&n| is_automatic(n))
         .unwrap_or(walk.len());
-    let bls_at = order.iter().position(|&n| n == bls).unwrap_or(0);
-    walk.insert(at.min(bls_at), bls);
+    let leader_at = order.iter().position(|&n| n == leader).unwrap_or(0);
+    let at = at.min(leader_at);
+    walk.splice(at..at, moved);
     walk
 }
 
@@ -777,24 +831,23 @@ mod tests {
         // 0005 and 0006 are the user's, 0001-0003 automatic, 0003 the BLS loader.
         let automatic = |n: u16| (1..=3).contains(&n);
         let order = [5, 1, 2, 3, 6];
-        let removable_first = walk_order(&order, automatic, Some(3), BootFirst::RemovableMedia);
-        assert_eq!(removable_first, order);
-        assert_eq!(
-            walk_order(&order, automatic, Some(3), BootFirst::Bls),
-            [5, 3, 1, 2, 6]
-        );
+        assert_eq!(walk_order(&order, automatic, &[]), order);
+        assert_eq!(walk_order(&order, automatic, &[3]), [5, 3, 1, 2, 6]);
         // Already ahead of the other automatic ones (the user moved it): unchanged.
         let order = [3, 5, 1, 2];
+        assert_eq!(walk_order(&order, automatic, &[3]), order);
+        // Not in BootOrder (the user dropped it): as listed.
+        assert_eq!(walk_order(&[5, 1], automatic, &[3]), [5, 1]);
+    }
+
+    #[test]
+    fn boot_net_moves_every_network_option_up_in_order() {
+        // 0001 a disk, 0002 BLS, 0004 and 0005 two NICs; 0007 the user's.
+        let automatic = |n: u16| (1..=5).contains(&n);
         assert_eq!(
-            walk_order(&order, automatic, Some(3), BootFirst::Bls),
-            order
+            walk_order(&[7, 1, 2, 4, 5], automatic, &[4, 5]),
+            [7, 4, 5, 1, 2]
         );
-        // Not in BootOrder (the user dropped it), or no BLS option: as listed.
-        assert_eq!(
-            walk_order(&[5, 1], automatic, Some(3), BootFirst::Bls),
-            [5, 1]
-        );
-        assert_eq!(walk_order(&[5, 1], automatic, None, BootFirst::Bls), [5, 1]);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn load_and_start_with_options(path: &[u8], load_options: &[u8], description
         Ok(services) => services,
         Err(status) => return status,
     };
-    let handle = match services.load_image(path) {
+    let handle = match services.load_image(path, true) {
         Ok(handle) => handle,
         Err(status) => return status,
     };
@@ -86,7 +86,7 @@ pub fn load_from_volume(fs: HandleId, path: &str) -> Result<HandleId, LoadError>
     };
     let services = services::current().map_err(load_error)?;
     let device_path = file_device_path(fs, path).ok_or(load_error(Status::NOT_FOUND))?;
-    services.load_image(&device_path).map_err(load_error)
+    services.load_image(&device_path, false).map_err(load_error)
 }
 
 /// Starts a loaded image with `options` as its LoadOptions (UCS-2, §9.1:

@@ -192,7 +192,10 @@ fn boot_options(first: BootFirst) -> Vec<BootOption> {
         }
     }
     match first {
-        BootFirst::RemovableMedia => removable.into_iter().chain(bls).collect(),
+        // The menu lists the disks' choices; network options are not in it.
+        BootFirst::RemovableMedia | BootFirst::Network => {
+            removable.into_iter().chain(bls).collect()
+        }
         BootFirst::Bls => bls.into_iter().chain(removable).collect(),
     }
 }

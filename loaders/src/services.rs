@@ -267,14 +267,16 @@ impl Services {
     }
 
     /// LoadImage of the device path `path` (End-terminated), with this
-    /// image as the parent.
-    pub fn load_image(&self, path: &[u8]) -> Result<HandleId, Status> {
+    /// image as the parent. `boot_policy` is TRUE for the boot manager's
+    /// boot options (§3.1.2, §7.4.1): a LoadFile device then treats the load
+    /// as a boot, which for a NIC is a PXE boot.
+    pub fn load_image(&self, path: &[u8], boot_policy: bool) -> Result<HandleId, Status> {
         let mut handle: Handle = core::ptr::null_mut();
         // SAFETY: `path` is a whole device path held by the caller during
         // the call; `handle` a live local; no source buffer.
         let status = unsafe {
             (self.boot().load_image)(
-                false.into(),
+                boot_policy.into(),
                 self.image.as_raw(),
                 path.as_ptr().cast::<DevicePathProtocol>(),
                 core::ptr::null(),
@@ -360,6 +362,14 @@ pub struct MemoryMapInfo {
 pub fn file_systems() -> Vec<HandleId> {
     current()
         .map(|s| s.locate_handles(&SimpleFileSystemProtocol::GUID))
+        .unwrap_or_default()
+}
+
+/// Every handle with a LoadFile (§13.1): the NICs the PXE client boots
+/// from; none before any services are entered.
+pub fn load_file_devices() -> Vec<HandleId> {
+    current()
+        .map(|s| s.locate_handles(&uefi_raw::protocol::media::LoadFileProtocol::GUID))
         .unwrap_or_default()
 }
 

@@ -32,7 +32,7 @@ pub use images::{
 pub use initramfs::{BASE_MODULES, Program, initramfs, initramfs_for, initramfs_with};
 pub use installed::{INSTALLED_DEBIAN_BOOTED, installed_debian, installed_debian13};
 pub use paths::{cache_dir, workspace_root};
-pub use qemu::{Boot, DiskBus, Match, Vm, VmBuilder, VmError};
+pub use qemu::{Boot, DiskBus, Match, Network, Vm, VmBuilder, VmError};
 pub use swtpm::{Swtpm, TpmInterface};
 pub use uki::{
     SYSTEMD_BOOT_EFI, SYSTEMD_STUB, systemd_boot, systemd_stub, unified_kernel_image,

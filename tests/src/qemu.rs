@@ -99,6 +99,57 @@ impl DiskBus {
     }
 }
 
+/// A virtio-net NIC and what its cable reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// QEMU's user-mode network (slirp): the guest is 10.0.2.15, the host
+    /// 10.0.2.2, with DHCP; `tftp_root` is served by TFTP and `boot_file` named
+    /// in the DHCP answer (`-netdev user,tftp=,bootfile=`).
+    User {
+        tftp_root: Option<PathBuf>,
+        boot_file: Option<String>,
+    },
+    /// A NIC on a hub with nothing else on it: no DHCP server answers.
+    Unplugged,
+}
+
+impl Network {
+    /// The user-mode network without TFTP or a boot file.
+    pub fn user() -> Self {
+        Network::User {
+            tftp_root: None,
+            boot_file: None,
+        }
+    }
+
+    /// The user-mode network serving `root` by TFTP with `boot_file` in DHCP.
+    pub fn tftp(root: impl Into<PathBuf>, boot_file: &str) -> Self {
+        Network::User {
+            tftp_root: Some(root.into()),
+            boot_file: Some(boot_file.to_string()),
+        }
+    }
+
+    fn netdev_arg(&self, index: usize) -> String {
+        match self {
+            Network::User {
+                tftp_root,
+                boot_file,
+            } => {
+                let mut arg = format!("user,id=n{index}");
+                if let Some(root) = tftp_root {
+                    arg.push_str(&format!(",tftp={}", root.display()));
+                }
+                if let Some(file) = boot_file {
+                    arg.push_str(&format!(",bootfile={file}"));
+                }
+                arg
+            }
+            Network::Unplugged => format!("hubport,id=n{index},hubid={index}"),
+        }
+    }
+}
+
 /// Configures and starts a [`Vm`]. Defaults: 1024 MiB, one CPU, no disks, no command line.
 #[derive(Clone, Debug)]
 pub struct VmBuilder {
@@ -111,6 +162,7 @@ pub struct VmBuilder {
     name: Option<String>,
     extra_args: Vec<String>,
     tpm: Option<(TpmInterface, Option<&'static str>)>,
+    networks: Vec<Network>,
     /// `-machine` (q35 unless [`microvm`](Self::microvm) is asked for).
     machine: &'static str,
 }
@@ -160,6 +212,14 @@ impl VmBuilder {
             writable: false,
             bus,
         });
+        self
+    }
+
+    /// Adds a modern virtio-net NIC (MAC 52:54:00:12:34:5N for the Nth) on
+    /// `network`, without QEMU's iPXE option ROM (`romfile=`): the firmware's
+    /// own driver is what is tested.
+    pub fn nic(mut self, network: Network) -> Self {
+        self.networks.push(network);
         self
     }
 
@@ -294,6 +354,12 @@ impl VmBuilder {
             if disk.bus.is_ahci() {
                 ahci_ports += 1;
             }
+        }
+        for (index, network) in self.networks.iter().enumerate() {
+            cmd.arg("-netdev").arg(network.netdev_arg(index));
+            cmd.arg("-device").arg(format!(
+                "virtio-net-pci,netdev=n{index},mac=52:54:00:12:34:5{index},disable-legacy=on,romfile="
+            ));
         }
         if self.debug_exit {
             cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -625,6 +691,7 @@ impl Vm {
             debug_exit: false,
             name: None,
             extra_args: Vec::new(),
+            networks: Vec::new(),
             tpm: None,
             machine: "q35",
         }

@@ -2,6 +2,7 @@
 
 pub mod dhcp;
 pub mod error;
+pub mod pxe;
 pub mod stack;
 pub mod tftp;
 pub mod tftp_client;
