@@ -25,6 +25,7 @@ const TYPE_END: u8 = DeviceType::END.0;
 const END_ENTIRE: u8 = DeviceSubType::END_ENTIRE.0;
 const END_INSTANCE: u8 = DeviceSubType::END_INSTANCE.0;
 const HARDWARE_PCI: u8 = DeviceSubType::HARDWARE_PCI.0;
+const MESSAGING_MAC: u8 = DeviceSubType::MESSAGING_MAC_ADDRESS.0;
 const MEDIA_HARD_DRIVE: u8 = DeviceSubType::MEDIA_HARD_DRIVE.0;
 const MEDIA_CD_ROM: u8 = DeviceSubType::MEDIA_CD_ROM.0;
 const MEDIA_FILE_PATH: u8 = DeviceSubType::MEDIA_FILE_PATH.0;
@@ -173,6 +174,15 @@ pub fn pci_root(uid: u32) -> Vec<u8> {
 /// PCI node (§10.3.2.1): the payload is Function then Device.
 pub fn pci(device: u8, function: u8) -> Vec<u8> {
     small_node(TYPE_HARDWARE, HARDWARE_PCI, &[function, device])
+}
+
+/// MAC address messaging node (§10.3.4.11): the address padded to 32 bytes,
+/// then the interface type (1: Ethernet, RFC 3232).
+pub fn mac(address: &[u8; 6], if_type: u8) -> Vec<u8> {
+    let mut data = [0u8; 33];
+    data[..6].copy_from_slice(address);
+    data[32] = if_type;
+    small_node(TYPE_MESSAGING, MESSAGING_MAC, &data)
 }
 
 /// HardDrive media node (§10.3.5.1).
