@@ -462,11 +462,12 @@ fn wire_hooks(persist_variables: bool) {
     // A watchdog expiry (§7.5.2) resets as ResetSystem(EfiResetCold) does
     // (§8.5.1): pending variables flushed, the ACPI reset register used.
     efi::events::set_watchdog_reset_hook(efi::runtime::watchdog_reset);
-    // ExitBootServices (§7.4.6), in this order: the timing mark, the disks
-    // and the virtio-rng device quiesced, then page zero unmapped.
+    // ExitBootServices (§7.4.6), in this order: the timing mark, the disks,
+    // the virtio-rng device and the NICs quiesced, then page zero unmapped.
     efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
     efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
+    efi::tables::register_exit_boot_services_hook(protocols::network::quiesce_all);
     efi::tables::register_exit_boot_services_hook(map_page_zero);
     efi::tables::register_exit_boot_services_hook(panic::os_owns_ram);
     // Measured boot's EV_EFI_GPT_EVENT (TCG PFP): the disk's own table.
