@@ -17,6 +17,10 @@ pub fn status_name(status: Status) -> &'static str {
         Status::ABORTED => "aborted",
         Status::VOLUME_CORRUPTED => "volume corrupted",
         Status::DEVICE_ERROR => "device error",
+        Status::TIMEOUT => "timeout",
+        Status::NOT_STARTED => "not started",
+        Status::TFTP_ERROR => "TFTP error",
+        Status::BUFFER_TOO_SMALL => "buffer too small",
         _ => "error",
     }
 }

@@ -35,10 +35,10 @@ pub mod nic;
 pub mod pxe;
 mod snp;
 pub mod stack;
-pub mod tftp;
-pub mod tftp_client;
 #[cfg(test)]
 mod tests;
+pub mod tftp;
+pub mod tftp_client;
 
 use nic::IF_TYPE_ETHERNET;
 use snp::Snp;

@@ -413,7 +413,9 @@ unsafe extern "efiapi" fn mtftp(
     match result {
         Ok(_) => Status::SUCCESS,
         Err(error) => {
-            log::warn!("pxe: tftp://{server}/{name}: {error}");
+            // The caller gets the status; shim, for one, probes optional
+            // files, so a missing one is not worth a warning.
+            log::info!("pxe: tftp://{server}/{name}: {error}");
             error.status()
         }
     }

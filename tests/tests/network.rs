@@ -1,0 +1,106 @@
+//! Network boot (issue 22) with QEMU's user-mode network: its DHCP server
+//! and its TFTP server (`-netdev user,tftp=DIR,bootfile=FILE`). Each test
+//! passes only on lines the booted system's own userspace prints.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vm_tests::{Network, Vm, cache_dir, default_image, expect_linux_environment, firmware};
+
+/// Where Debian's netboot tree sits in `debian-installer-12-netboot-amd64`.
+const NETBOOT_TREE: &str = "usr/lib/debian-installer/images/12/amd64/text";
+/// The boot file Debian's DHCP set-up names (its signed shim).
+const DEBIAN_BOOT_FILE: &str = "debian-installer/amd64/bootnetx64.efi";
+/// What the installer's userspace (debconf's newt frontend on the serial
+/// console) shows first.
+const INSTALLER_QUESTION: &str = "Select a language";
+
+/// A TFTP root holding Debian's netboot tree (links into the cached
+/// package) with a `grub.cfg` of the test's: one entry booting the
+/// installer with its console on serial.
+fn debian_tftp_root() -> PathBuf {
+    let tree = vm_tests::deb("debian-installer-12-netboot-amd64").join(NETBOOT_TREE);
+    let amd64 = tree.join("debian-installer/amd64");
+    let root = cache_dir("tftp/debian12-netboot");
+    let ours = root.join("debian-installer/amd64");
+    std::fs::create_dir_all(ours.join("grub")).unwrap();
+    for file in ["bootnetx64.efi", "grubx64.efi", "linux", "initrd.gz"] {
+        link(&amd64.join(file), &ours.join(file));
+    }
+    for entry in ["x86_64-efi", "font.pf2"] {
+        link(
+            &amd64.join("grub").join(entry),
+            &ours.join("grub").join(entry),
+        );
+    }
+    // The netboot GRUB's prefix is (tftp,<server>)/debian-installer/amd64/grub.
+    std::fs::write(
+        ours.join("grub/grub.cfg"),
+        "set timeout=0\n\
+         menuentry 'Install (vmfw network test)' {\n\
+         \x20   linux /debian-installer/amd64/linux console=ttyS0 vmfw.entry=pxe ---\n\
+         \x20   initrd /debian-installer/amd64/initrd.gz\n\
+         }\n",
+    )
+    .unwrap();
+    root
+}
+
+fn link(target: &Path, link: &Path) {
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link)
+        .unwrap_or_else(|e| panic!("symlink {} -> {}: {e}", link.display(), target.display()));
+}
+
+/// Debian's own netboot chain: the firmware's PXE client fetches the
+/// signed shim (`bootnetx64.efi`) by TFTP; shim fetches `grubx64.efi`
+/// through our PXE Base Code's Mtftp; GRUB configures its own network
+/// stack from the DHCP ACK in our PXE Mode, reads its `grub.cfg` and the
+/// installer's kernel and 40 MB initrd over TFTP through our SNP; the
+/// installer's userspace asks its first question on serial.
+#[test]
+fn debian_netboot_chain_reaches_the_installer() {
+    let root = debian_tftp_root();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::tftp(&root, DEBIAN_BOOT_FILE))
+        .spawn();
+    let dhcp = vm.expect("pxe: DHCP on", TIMEOUT).unwrap();
+    assert!(dhcp.line.contains("address 10.0.2.15/24"), "{}", dhcp.line);
+    vm.expect(
+        "pxe: boot file tftp://10.0.2.2/debian-installer/amd64/bootnetx64.efi",
+        TIMEOUT,
+    )
+    .unwrap();
+    let command_line = vm.expect("Kernel command line:", TIMEOUT).unwrap();
+    assert!(
+        command_line.line.contains("vmfw.entry=pxe"),
+        "{}",
+        command_line.line
+    );
+    vm.expect(INSTALLER_QUESTION, Duration::from_secs(400))
+        .unwrap();
+}
+
+/// A NIC whose network has no DHCP server, put first with `boot=net`: the
+/// network option gives up within 10 s, says why, and the disk boots.
+#[test]
+fn without_a_dhcp_server_the_disk_boots() {
+    let image = default_image();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::Unplugged)
+        .disk(&image.disk)
+        .append("boot=net")
+        .spawn();
+    let failed = vm.expect("pxe: network boot failed:", TIMEOUT).unwrap();
+    assert!(
+        failed.line.contains("no DHCP answer in 8"),
+        "{}",
+        failed.line
+    );
+    vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    expect_linux_environment(&mut vm, TIMEOUT);
+}
+
+const TIMEOUT: Duration = Duration::from_secs(240);
