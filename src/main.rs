@@ -388,7 +388,10 @@ fn storage_init(acpi: Option<&AcpiInfo>, cmdline: &str) {
     let nvme_namespaces = unsafe { platform::nvme::probe_all(access, &devices) };
     boot_timing::mark(Phase::DISK_PROBE);
     entropy_init(access, &devices);
-    network_init(access, &devices);
+    network_init(access, &devices, cmdline);
+    if let Err(status) = protocols::storage::ram_disk::install() {
+        error!("EFI_RAM_DISK_PROTOCOL not installed ({status:?})");
+    }
     for disk in disks {
         let bdf = disk.bdf();
         if let Err(status) = protocols::storage::add_disk(
@@ -447,18 +450,24 @@ fn entropy_init(access: &dyn pci::ConfigAccess, devices: &[pci::PciDevice]) {
 
 /// The virtio-net functions, each on a handle with its `MAC()` device path,
 /// EFI_SIMPLE_NETWORK_PROTOCOL (UEFI 2.10 §24.1), and the PXE client's
-/// PXE Base Code and LoadFile (§24.3, §13.1), which the boot manager's
-/// network options boot through. Probing negotiates features and reads the
-/// MAC; the device starts only when a client uses it.
-fn network_init(access: &dyn pci::ConfigAccess, devices: &[pci::PciDevice]) {
+/// PXE Base Code and LoadFile (§24.3, §13.1), with HTTP boot's LoadFile on
+/// a child handle (§24.7; its URL from `http=`, else DHCP): the boot
+/// manager's network options boot through them. Probing negotiates
+/// features and reads the MAC; the device starts only when a client uses it.
+fn network_init(access: &dyn pci::ConfigAccess, devices: &[pci::PciDevice], cmdline: &str) {
+    if let Some(url) = platform::cmdline::values(cmdline, "http").last() {
+        protocols::network::http_boot::set_url(&alloc::string::ToString::to_string(&url));
+    }
     // SAFETY: `devices` came from `pci::enumerate` over `access`, their BARs
     // placed by `storage_init`.
     let nics = unsafe { platform::virtio::net::probe_all(access, devices) };
     for nic in nics {
         let bdf = nic.bdf();
         let nic: alloc::rc::Rc<dyn platform::net::NetDevice> = alloc::rc::Rc::new(nic);
-        let published = protocols::network::add_nic(nic.clone(), bdf)
-            .and_then(|handle| protocols::network::pxe::install(handle, nic));
+        let published = protocols::network::add_nic(nic.clone(), bdf).and_then(|handle| {
+            protocols::network::pxe::install(handle, nic.clone())?;
+            protocols::network::http_boot::install(handle, nic).map(|_| ())
+        });
         if let Err(status) = published {
             error!("virtio-net at {bdf}: not published ({status:?})");
         }

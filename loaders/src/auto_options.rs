@@ -218,8 +218,15 @@ pub fn removable_description(path: &[u8]) -> String {
     description
 }
 
+fn nodes_end_with_uri(path: &[u8]) -> bool {
+    efi::device_path::nodes(path)
+        .last()
+        .is_some_and(|n| n[0] == MESSAGING && n[1] == 24)
+}
+
 /// The description of a NIC's network boot option, as edk2 words it:
-/// `UEFI PXEv4 (MAC:525400123456)`, from the path's MAC node (§10.3.5.11).
+/// `UEFI PXEv4 (MAC:525400123456)` or `UEFI HTTPv4 (MAC:...)`, from the
+/// path's MAC node (§10.3.4.11).
 pub fn network_description(path: &[u8]) -> String {
     const MAC_ADDRESS: u8 = 11;
     let mac = efi::device_path::nodes(path)
@@ -227,9 +234,15 @@ pub fn network_description(path: &[u8]) -> String {
         .find(|n| n[0] == MESSAGING && n[1] == MAC_ADDRESS)
         .and_then(|n| n.get(4..10))
         .map(|bytes| bytes.iter().map(|b| format!("{b:02X}")).collect::<String>());
+    // HTTP boot's child path ends with a Uri node (§10.3.4.23).
+    let protocol = if nodes_end_with_uri(path) {
+        "HTTPv4"
+    } else {
+        "PXEv4"
+    };
     match mac {
-        Some(mac) => format!("UEFI PXEv4 (MAC:{mac})"),
-        None => String::from("UEFI PXEv4"),
+        Some(mac) => format!("UEFI {protocol} (MAC:{mac})"),
+        None => format!("UEFI {protocol}"),
     }
 }
 

@@ -124,6 +124,13 @@ pub fn run(cmdline: &str) {
             }
         }
     }
+    // `http=URL` asks for HTTP boot (the NICs' HTTP options fetch that URL),
+    // so those options go before the variables, like `bootnext=`.
+    if platform::cmdline::values(cmdline, "http").next().is_some() {
+        for &number in &numbers.http {
+            boot_option(number);
+        }
+    }
     match CmdlineChoice::from_cmdline(cmdline) {
         Some(CmdlineChoice::BootOption(number)) => boot_option(number),
         Some(CmdlineChoice::Path(path)) => boot_path_on_each_file_system(&path),
@@ -218,23 +225,32 @@ struct BuiltinNumbers {
     direct: Option<u16>,
     /// The network options, in device order.
     network: Vec<u16>,
+    /// Those of them that are HTTP boot's.
+    http: Vec<u16>,
 }
 
 impl BuiltinNumbers {
     fn of(options: &[(u16, LoadOption)], network: &[Vec<u8>]) -> Self {
-        BuiltinNumbers {
-            bls: automatic_number(options, &BLS_LOADER_FILE),
-            menu: automatic_number(options, &BOOT_MENU_FILE),
-            direct: automatic_number(options, &DIRECT_KERNEL_FILE),
-            network: network
-                .iter()
+        let numbers_of = |paths: &mut dyn Iterator<Item = &Vec<u8>>| -> Vec<u16> {
+            paths
                 .filter_map(|path| {
                     options
                         .iter()
                         .find(|(_, o)| is_automatic(o) && o.file_path_list == *path)
                         .map(|(number, _)| *number)
                 })
-                .collect(),
+                .collect()
+        };
+        BuiltinNumbers {
+            bls: automatic_number(options, &BLS_LOADER_FILE),
+            menu: automatic_number(options, &BOOT_MENU_FILE),
+            direct: automatic_number(options, &DIRECT_KERNEL_FILE),
+            network: numbers_of(&mut network.iter()),
+            http: numbers_of(
+                &mut network
+                    .iter()
+                    .filter(|p| crate::load_file_boot::is_uri_path(p)),
+            ),
         }
     }
 
@@ -637,7 +653,39 @@ fn boot_option(number: u16) {
 /// and the separators) precedes the image's own measurement in LoadImage.
 fn start_boot_option(path: &[u8], load_options: &[u8], description: &str) -> Status {
     efi::tcg2::boot_option_attempt();
+    if crate::load_file_boot::is_uri_path(path) {
+        return start_fetched(path, load_options, description);
+    }
     load_and_start_with_options(path, load_options, description)
+}
+
+/// An HTTP boot option: the fetched image started, or the fetched disk's
+/// removable-media path booted (UEFI 2.10 §24.7.3).
+fn start_fetched(path: &[u8], load_options: &[u8], description: &str) -> Status {
+    match crate::load_file_boot::fetch(path) {
+        Ok(crate::load_file_boot::Fetched::Image(handle)) => match crate::services::current() {
+            Ok(services) => {
+                crate::image_boot::start_loaded(&services, handle, load_options, description)
+            }
+            Err(status) => status,
+        },
+        Ok(crate::load_file_boot::Fetched::RamDisk(disk)) => {
+            let prefix = &disk[..disk.len().saturating_sub(4)];
+            let volumes: Vec<Vec<u8>> = crate::services::file_systems()
+                .into_iter()
+                .filter_map(handle_device_path)
+                .filter(|fs| fs.starts_with(prefix))
+                .collect();
+            if volumes.is_empty() {
+                warn!("{description}: the RAM disk holds no file system");
+            }
+            for volume in volumes {
+                boot_removable_path(&volume);
+            }
+            Status::NOT_FOUND
+        }
+        Err(status) => status,
+    }
 }
 
 /// Tries `file` on each file system in device order.

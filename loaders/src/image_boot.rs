@@ -50,7 +50,18 @@ pub fn load_and_start_with_options(path: &[u8], load_options: &[u8], description
         Ok(handle) => handle,
         Err(status) => return status,
     };
-    set_load_options(&services, handle, load_options);
+    start_loaded(&services, handle, load_options, description)
+}
+
+/// Starts the loaded image `handle` with `load_options` as its LoadOptions
+/// (none when empty); returns the status it ended with.
+pub fn start_loaded(
+    services: &Services,
+    handle: HandleId,
+    load_options: &[u8],
+    description: &str,
+) -> Status {
+    set_load_options(services, handle, load_options);
     info!("booting {description}");
     services.start_image(handle)
 }

@@ -16,6 +16,7 @@ pub mod global_variables;
 pub mod image_boot;
 pub mod initrd;
 pub mod linux_boot;
+pub mod load_file_boot;
 pub mod load_option;
 pub mod measure;
 pub mod menu;

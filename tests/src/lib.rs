@@ -10,6 +10,7 @@ pub mod deb;
 pub mod disk;
 pub mod footprint;
 pub mod gpt;
+pub mod http_server;
 pub mod images;
 pub mod initramfs;
 pub mod installed;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use vm_tests::http_server::{HttpServer, Route};
 use vm_tests::{Network, Vm, cache_dir, default_image, expect_linux_environment, firmware};
 
 /// Where Debian's netboot tree sits in `debian-installer-12-netboot-amd64`.
@@ -96,6 +97,56 @@ fn without_a_dhcp_server_the_disk_boots() {
     let failed = vm.expect("pxe: network boot failed:", TIMEOUT).unwrap();
     assert!(
         failed.line.contains("no DHCP answer in 8"),
+        "{}",
+        failed.line
+    );
+    vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    expect_linux_environment(&mut vm, TIMEOUT);
+}
+
+/// HTTP boot of a disk image: `http=` names a URL that redirects to the
+/// default test disk served in the chunked coding; the firmware downloads
+/// it, registers it with EFI_RAM_DISK_PROTOCOL, and boots its ESP's
+/// `\EFI\BOOT\BOOTX64.EFI` (shim, GRUB), which reads the kernel from the
+/// RAM disk. The VM has no disk of its own.
+#[test]
+fn http_boot_of_a_disk_image_through_a_ram_disk() {
+    let image = default_image();
+    let server = HttpServer::start(&[
+        ("/boot", Route::Redirect("/images/disk.img".into())),
+        ("/images/disk.img", Route::Chunked(image.disk.clone())),
+    ]);
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::user())
+        .append(format!("http={}", server.guest_url("/boot")))
+        .spawn();
+    vm.expect("redirects to http://10.0.2.2:", TIMEOUT).unwrap();
+    let fetched = vm
+        .expect("bytes registered as a RAM disk", TIMEOUT)
+        .unwrap();
+    assert!(fetched.line.contains("69206016 bytes"), "{}", fetched.line);
+    vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    for line in ["INIT: efi=yes", "INIT: efivar-rw=ok", "INIT: acpi=yes"] {
+        vm.expect(line, TIMEOUT).unwrap();
+    }
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+}
+
+/// A URL the server answers with 404: HTTP boot says so and the disk boots.
+#[test]
+fn an_http_404_falls_through_to_the_disk() {
+    let image = default_image();
+    let server = HttpServer::start(&[]);
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::user())
+        .disk(&image.disk)
+        .append(format!("http={}", server.guest_url("/missing.efi")))
+        .spawn();
+    let failed = vm.expect("http: boot failed:", TIMEOUT).unwrap();
+    assert!(
+        failed.line.contains("server answered 404"),
         "{}",
         failed.line
     );

@@ -6,6 +6,8 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use platform::net::MacAddress;
+use platform::sync::Global;
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Duration;
@@ -70,13 +72,21 @@ pub struct Lease {
     pub ack: Vec<u8>,
 }
 
+/// The NICs on which DHCP went unanswered in this boot: the PXE and HTTP
+/// options of one NIC then wait once, not each (the 10 s bound).
+static UNANSWERED: Global<Vec<MacAddress>> = Global::new(Vec::new());
+
 /// Runs DHCP on `stack` as `client` until an ACK, or gives up after
-/// `deadline_ms`.
+/// `deadline_ms` (at once when the NIC's DHCP already went unanswered).
 pub fn acquire(
     stack: &mut Stack,
     client: BootClient,
     deadline_ms: u64,
 ) -> Result<Lease, NetBootError> {
+    let mac = stack.mac();
+    if UNANSWERED.with(|silent| silent.contains(&mac)) {
+        return Err(NetBootError::NoLease { waited_ms: 0 });
+    }
     let options = [
         DhcpOption {
             kind: OPTION_VENDOR_CLASS,
@@ -121,6 +131,7 @@ pub fn acquire(
         }
         let waited_ms = (now() - start).total_millis();
         if waited_ms >= deadline_ms {
+            UNANSWERED.with(|silent| silent.push(mac));
             return Err(NetBootError::NoLease { waited_ms });
         }
         core::hint::spin_loop();

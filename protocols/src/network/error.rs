@@ -5,6 +5,7 @@ use core::fmt;
 use platform::net::NetError;
 use uefi_raw::Status;
 
+use super::http::HttpError;
 use super::tftp::TftpError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +18,10 @@ pub enum NetBootError {
     NoBootFile,
     /// The TFTP server refused the transfer or broke the protocol.
     Tftp(TftpError),
+    /// The HTTP server's answer, or the URL, is unusable.
+    Http(HttpError),
+    /// The server refused the connection (`what` it was for).
+    Refused { what: &'static str },
     /// The server stopped answering `what` for `waited_ms`.
     Timeout { what: &'static str, waited_ms: u64 },
     /// The file is `needed` bytes, more than the buffer offered.
@@ -37,10 +42,19 @@ impl From<TftpError> for NetBootError {
     }
 }
 
+impl From<HttpError> for NetBootError {
+    fn from(error: HttpError) -> Self {
+        NetBootError::Http(error)
+    }
+}
+
 impl fmt::Display for NetBootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetBootError::Device(error) => write!(f, "network device: {error}"),
+            NetBootError::NoLease { waited_ms: 0 } => {
+                write!(f, "no DHCP answer (none earlier in this boot either)")
+            }
             NetBootError::NoLease { waited_ms } => {
                 write!(
                     f,
@@ -51,6 +65,8 @@ impl fmt::Display for NetBootError {
             }
             NetBootError::NoBootFile => write!(f, "the DHCP answer names no boot file"),
             NetBootError::Tftp(error) => write!(f, "TFTP {error}"),
+            NetBootError::Http(error) => write!(f, "HTTP: {error}"),
+            NetBootError::Refused { what } => write!(f, "{what}: connection refused"),
             NetBootError::Timeout { what, waited_ms } => {
                 write!(f, "{what}: no answer in {waited_ms} ms")
             }
@@ -71,6 +87,10 @@ impl NetBootError {
             NetBootError::NoLease { .. } | NetBootError::Timeout { .. } => Status::TIMEOUT,
             NetBootError::NoBootFile => Status::NOT_FOUND,
             NetBootError::Tftp(_) => Status::TFTP_ERROR,
+            NetBootError::Http(HttpError::Status(404)) => Status::NOT_FOUND,
+            NetBootError::Http(HttpError::BadUrl(_)) => Status::INVALID_PARAMETER,
+            NetBootError::Http(_) => Status::HTTP_ERROR,
+            NetBootError::Refused { .. } => Status::NO_RESPONSE,
             NetBootError::BufferTooSmall { .. } => Status::BUFFER_TOO_SMALL,
             NetBootError::OutOfResources { .. } => Status::OUT_OF_RESOURCES,
         }

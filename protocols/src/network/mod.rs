@@ -30,7 +30,11 @@ use uefi_raw::protocol::network::snp::SimpleNetworkProtocol;
 use crate::device_path::{DevicePathBuf, mac, pci, pci_root};
 
 pub mod dhcp;
+pub mod download;
 pub mod error;
+pub mod http;
+pub mod http_boot;
+pub mod http_client;
 pub mod nic;
 pub mod pxe;
 mod snp;

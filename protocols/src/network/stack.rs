@@ -136,6 +136,11 @@ impl<'n> Stack<'n> {
         Stack { port, iface }
     }
 
+    /// The device's MAC address.
+    pub fn mac(&self) -> platform::net::MacAddress {
+        self.port.nic.mac()
+    }
+
     /// Moves frames between the device and `sockets`.
     pub fn poll(&mut self, sockets: &mut SocketSet<'_>) -> Result<(), NetError> {
         self.iface.poll(now(), &mut self.port, sockets);

@@ -49,6 +49,7 @@ mod labels;
 mod partition_device;
 mod partition_driver;
 mod partition_info;
+pub mod ram_disk;
 mod sector_view;
 #[cfg(test)]
 mod test_disk;
@@ -286,8 +287,23 @@ impl DiskLocation {
 /// kept for `quiesce_all`.
 pub fn add_disk(device: Rc<dyn Disk>, location: DiskLocation) -> Result<HandleId, Status> {
     let disk_path = location.device_path()?;
-    let pci_function = location.pci_function;
-    let label = location.label;
+    if location.pci_function.bus != 0 {
+        // Behind a bridge the path would need the bridge's Pci node too.
+        log::warn!(
+            "disk {}: not on bus 0; its device path omits the bus",
+            location.label
+        );
+    }
+    add_disk_at(device, disk_path, location.label)
+}
+
+/// As [`add_disk`], for a disk whose device path is `disk_path` (a RAM disk
+/// under its parent's path).
+pub fn add_disk_at(
+    device: Rc<dyn Disk>,
+    disk_path: DevicePathBuf,
+    label: String,
+) -> Result<HandleId, Status> {
     DISKS.with(|list| list.0.push((device.clone(), disk_path.clone())));
     let disk: Rc<dyn BlockDevice> = device;
     let (block_size, blocks) = (disk.block_size(), disk.num_blocks());
@@ -299,10 +315,6 @@ pub fn add_disk(device: Rc<dyn Disk>, location: DiskLocation) -> Result<HandleId
             StorageError::EmptyDevice { block_size, blocks }
         );
         return Err(Status::NO_MEDIA);
-    }
-    if pci_function.bus != 0 {
-        // Behind a bridge the path would need the bridge's Pci node too.
-        log::warn!("disk {label}: not on bus 0; its device path omits the bus");
     }
     register_drivers()?;
     let (handle, _) = publish(disk, &disk_path, false, &[])?;

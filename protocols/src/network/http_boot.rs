@@ -1,0 +1,204 @@
+//! UEFI HTTP boot (UEFI 2.10 §24.7) on a NIC: a child handle with the path
+//! `<NIC>/IPv4(0.0.0.0)/Uri()` and EFI_LOAD_FILE_PROTOCOL, as edk2's HTTP
+//! boot driver makes. LoadFile takes the boot file's URL from the firmware
+//! command line (`http=URL`, [`set_url`]) or from DHCP as an HTTP client
+//! (vendor class `HTTPClient`, the URL in the boot file name), and GETs it.
+//!
+//! LoadFile's first call (no buffer) downloads the file into pages of our
+//! own and answers with its size; the second copies it out and frees them.
+//! What the file is (an EFI image, or a disk or ISO image for a RAM disk)
+//! is the boot manager's business.
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::String;
+use core::cell::RefCell;
+use core::ffi::c_void;
+
+use efi::boundary;
+use efi::ids::HandleId;
+use platform::net::NetDevice;
+use platform::sync::Global;
+use uefi_raw::protocol::device_path::DevicePathProtocol;
+use uefi_raw::protocol::media::LoadFileProtocol;
+use uefi_raw::{Boolean, Status};
+
+use super::dhcp::{self, BootClient};
+use super::download::Download;
+use super::error::NetBootError;
+use super::http::{self, HttpError};
+use super::http_client::{self, Sink};
+use super::stack::{Stack, now};
+use crate::device_path::{DevicePathBuf, node};
+
+/// The URL from the firmware command line, for every NIC.
+static URL: Global<Option<String>> = Global::new(None);
+
+/// Sets the URL HTTP boot fetches (`http=` on the firmware command line)
+/// instead of asking DHCP for one.
+pub fn set_url(url: &str) {
+    URL.with(|slot| *slot = Some(String::from(url)));
+}
+
+/// Whether `http=` gave a URL.
+pub fn url_given() -> bool {
+    URL.try_with(|slot| slot.is_some()).unwrap_or(false)
+}
+
+const LOAD_FILE_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwHTLF");
+/// How long DHCP may take (as for PXE).
+const DHCP_DEADLINE_MS: u64 = 8000;
+
+#[repr(C)]
+struct HttpBoot {
+    protocol: LoadFileProtocol,
+    signature: u64,
+    nic: Rc<dyn NetDevice>,
+    /// The last file downloaded by a size query, until it is copied out.
+    fetched: RefCell<Option<Download>>,
+}
+
+/// Installs HTTP boot for `nic`, published on `nic_handle`, on a child
+/// handle whose path extends the NIC's; returns it.
+pub fn install(nic_handle: HandleId, nic: Rc<dyn NetDevice>) -> Result<HandleId, Status> {
+    let nic_path = efi::protocol_services::get_protocol::<DevicePathProtocol>(
+        nic_handle,
+        &DevicePathProtocol::GUID,
+    )
+    .ok_or(Status::NOT_FOUND)?;
+    // SAFETY: the NIC's handle holds the whole path `add_nic` installed.
+    let nic_path = unsafe { efi::device_path::read_path(nic_path) }?;
+    // IPv4 node (§10.3.4.12): addresses from DHCP, so all zero; protocol
+    // 6 (TCP). Uri node (§10.3.4.23) empty: the URL is found at boot.
+    let mut ipv4 = [0u8; 23];
+    ipv4[12..14].copy_from_slice(&6u16.to_le_bytes());
+    let mut path = DevicePathBuf::from_bytes(&nic_path).map_err(|_| Status::INVALID_PARAMETER)?;
+    for child in [node(3, 12, &ipv4), node(3, 24, &[])] {
+        let child = child.map_err(|_| Status::INVALID_PARAMETER)?;
+        path.push(&child).map_err(|_| Status::INVALID_PARAMETER)?;
+    }
+    let path = Box::leak(path.as_bytes().to_vec().into_boxed_slice());
+    let instance = Box::into_raw(Box::new(HttpBoot {
+        protocol: LoadFileProtocol { load_file },
+        signature: LOAD_FILE_SIGNATURE,
+        nic,
+        fetched: RefCell::new(None),
+    }));
+    efi::protocol_services::install(
+        None,
+        &[
+            (DevicePathProtocol::GUID, path.as_mut_ptr().cast::<c_void>()),
+            (LoadFileProtocol::GUID, instance.cast::<c_void>()),
+        ],
+    )
+}
+
+impl Sink for Option<Download> {
+    fn length(&mut self, length: Option<u64>) -> Result<(), NetBootError> {
+        *self = Some(Download::new(length)?);
+        Ok(())
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> Result<(), NetBootError> {
+        match self {
+            Some(download) => download.push(bytes),
+            None => Err(NetBootError::OutOfResources { bytes: 0 }),
+        }
+    }
+}
+
+impl HttpBoot {
+    /// DHCP, then the GET; the file stays in `fetched`.
+    fn fetch(&self) -> Result<usize, NetBootError> {
+        self.nic.start()?;
+        let mut stack = Stack::new(&*self.nic);
+        let lease = dhcp::acquire(&mut stack, BootClient::Http, DHCP_DEADLINE_MS)?;
+        stack.configure(lease.address, lease.router);
+        let given = URL.try_with(|slot| slot.clone()).flatten();
+        let text = match given {
+            Some(url) => url,
+            None => {
+                dhcp::boot_file(&lease.ack, lease.server)
+                    .ok_or(NetBootError::NoBootFile)?
+                    .name
+            }
+        };
+        log::info!("http: DHCP address {}, boot file {text}", lease.address);
+        let url = http::parse_url(&text)?;
+        let started = now();
+        let mut download: Option<Download> = None;
+        let (url, length) = http_client::get(&mut stack, &url, &mut download)?;
+        let ms = (now() - started).total_millis().max(1);
+        log::info!(
+            "http: {url}: {length} bytes in {ms} ms ({} KB/s)",
+            length / ms
+        );
+        let download = download.ok_or(HttpError::Malformed("no body"))?;
+        let len = download.bytes().len();
+        *self.fetched.borrow_mut() = Some(download);
+        Ok(len)
+    }
+}
+
+/// LoadFile (§13.1.1) of HTTP boot. `FilePath` must be the End node and
+/// BootPolicy TRUE: a boot manager's load.
+///
+/// # Safety
+/// Pointer arguments as UEFI 2.10 §13.1.1 requires of the caller.
+unsafe extern "efiapi" fn load_file(
+    this: *mut LoadFileProtocol,
+    file_path: *const DevicePathProtocol,
+    boot_policy: Boolean,
+    buffer_size: *mut usize,
+    buffer: *mut c_void,
+) -> Status {
+    let instance = this.cast::<HttpBoot>();
+    if instance.is_null() || !instance.is_aligned() {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: non-null and aligned; an interface from our handle (§13.1).
+    if unsafe { (&raw const (*instance).signature).read() } != LOAD_FILE_SIGNATURE {
+        return Status::INVALID_PARAMETER;
+    }
+    // SAFETY: the signature marks an `HttpBoot` made by `install`, never
+    // freed; only shared references are taken.
+    let boot = unsafe { &*instance };
+    // SAFETY: the caller passes a readable device path or NULL (§13.1.1).
+    if unsafe { boundary::read(file_path.cast::<u8>()) } != Ok(0x7F) {
+        return Status::INVALID_PARAMETER;
+    }
+    if !bool::from(boot_policy) {
+        return Status::UNSUPPORTED;
+    }
+    // SAFETY: as above, for the size.
+    let Ok(size) = (unsafe { boundary::read(buffer_size) }) else {
+        return Status::INVALID_PARAMETER;
+    };
+    let cached = boot.fetched.borrow().as_ref().map(|d| d.bytes().len());
+    let len = match cached {
+        Some(len) => len,
+        None => match boot.fetch() {
+            Ok(len) => len,
+            Err(error) => {
+                log::warn!("http: boot failed: {error}");
+                return error.status();
+            }
+        },
+    };
+    if buffer.is_null() || size < len {
+        // SAFETY: read above, so non-null and the caller's to write.
+        let _ = unsafe { boundary::write(buffer_size, len) };
+        return Status::BUFFER_TOO_SMALL;
+    }
+    // SAFETY: the caller hands us `BufferSize` bytes at `Buffer` (§13.1.1).
+    let out = match unsafe { boundary::bytes_mut(buffer.cast(), len) } {
+        Ok(out) => out,
+        Err(status) => return status,
+    };
+    if let Some(download) = boot.fetched.borrow_mut().take() {
+        out.copy_from_slice(download.bytes());
+    }
+    // SAFETY: as above.
+    let _ = unsafe { boundary::write(buffer_size, len) };
+    Status::SUCCESS
+}
