@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vm_tests::{EspBuilder, Vm, efi_app, firmware};
+use vm_tests::{EspBuilder, Network, Vm, efi_app, firmware};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -42,14 +42,24 @@ fn assert_all_passed(vm: &mut Vm) {
             .is_some(),
         "the firmware_volume checks did not run (no driver image on a volume?)"
     );
+    // The VM has a virtio-net NIC on QEMU's user-mode network, so the `snp`
+    // group must have run and exchanged ARP with the gateway.
+    assert!(
+        vm.find("PASS snp.receive.arp_reply").is_some(),
+        "the snp checks did not run (no EFI_SIMPLE_NETWORK_PROTOCOL?)"
+    );
     // The app ends with ResetSystem(EfiResetShutdown), which must power off.
     vm.wait_exit(Duration::from_secs(30)).unwrap();
 }
 
 /// Every VM of this test has a virtio-rng device (an entropy source for
-/// EFI_RNG_PROTOCOL on either firmware).
+/// EFI_RNG_PROTOCOL on either firmware) and a virtio-net NIC on QEMU's
+/// user-mode network (EFI_SIMPLE_NETWORK_PROTOCOL, an ARP peer).
 fn with_rng(builder: vm_tests::VmBuilder) -> vm_tests::VmBuilder {
-    builder.arg("-device").arg("virtio-rng-pci")
+    builder
+        .arg("-device")
+        .arg("virtio-rng-pci")
+        .nic(Network::user())
 }
 
 #[test]

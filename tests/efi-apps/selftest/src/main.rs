@@ -25,6 +25,7 @@ mod sct_driver_override;
 mod sct_file;
 mod sct_hii;
 mod sct_runtime;
+mod snp;
 mod tables;
 
 use r_efi::efi;
@@ -61,6 +62,7 @@ const TESTS: &[Test] = &[
     ("rng", rng::run),
     ("boot_options", boot_options::run),
     ("firmware_volume", firmware_volume::run),
+    ("snp", snp::run),
     ("exit_boot_services", memory::run_exit_boot_services),
 ];
 
