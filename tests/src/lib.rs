@@ -16,6 +16,7 @@ pub mod initramfs;
 pub mod installed;
 pub mod iso;
 pub mod module_graph;
+pub mod netbench;
 pub mod paths;
 pub mod qemu;
 pub mod sb_keys;

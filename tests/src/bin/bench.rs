@@ -39,8 +39,9 @@
 //! keeps after ExitBootServices; one run of the `blkbench` EFI app on each disk controller
 //! (virtio-blk, NVMe, SATA, virtio-scsi) comparing BlockIo reads of one 512-byte sector per
 //! request against 1 MiB requests (target: at least 4x; each controller's 1 MiB time within
-//! 2x of virtio-blk's); and the
-//! stripped firmware size (target: at most 512 KiB; runtime memory at most 1 MiB).
+//! 2x of virtio-blk's); one 100 MB file by the firmware's TFTP and HTTP clients against
+//! the same file read from virtio-blk through EFI_FILE (`vm_tests::netbench`); and the
+//! stripped firmware size (target: under 1 MiB; runtime memory at most 1 MiB).
 //!
 //! Everything is also written as JSON to `--out` (default `<root>/target/bench.json`).
 //! Everything runs under TCG, so absolute times are far above KVM's; compare
@@ -79,7 +80,10 @@ const MILESTONES: [(&str, &str); 3] = [
 const MAX_OVERHEAD_RATIO: f64 = 0.10;
 const MAX_KERNEL_TIME_RATIO: f64 = 1.10;
 const MIN_THROUGHPUT_RATIO: f64 = 4.0;
-const MAX_STRIPPED_BYTES: u64 = 512 * 1024;
+/// The budget issues 18 and 22 state ("under 1 MiB stripped"); the
+/// performance issue's 512 KiB predates Secure Boot, the TPM, four disk
+/// controllers and the network stack.
+const MAX_STRIPPED_BYTES: u64 = 1024 * 1024;
 const MAX_RUNTIME_BYTES: u64 = 1024 * 1024;
 /// Measured boot's cost (issue 20): the shim+GRUB chain with a TPM within 5% of it without.
 const MAX_TPM_RATIO: f64 = 1.05;
@@ -665,6 +669,8 @@ struct Report<'a> {
     diagnostics: &'a [(Config, FirmwareDiagnostics)],
     /// (controller, its blkbench report), virtio-blk first.
     throughput: &'a [(&'static str, Throughput)],
+    /// The 100 MB file by TFTP and HTTP against virtio-blk (issue 22).
+    network: Option<vm_tests::netbench::NetThroughput>,
     memory: &'a [MemoryReport],
 }
 
@@ -804,6 +810,20 @@ impl Report<'_> {
                 vs_virtio.map_or("n/a".into(), |r| format!("{r:.2}")),
                 verdict(vs_virtio.map(|r| r <= MAX_LARGE_REQUEST_VS_VIRTIO_BLK))
             );
+        }
+        if let Some(n) = &self.network {
+            let blk = n.virtio_blk.mb_per_s();
+            for (how, rate) in [("TFTP (PXE client)", n.tftp), ("HTTP (HTTP boot)", n.http)] {
+                let _ = writeln!(
+                    out,
+                    "network: {} bytes by {how}: {:.1} MB/s in {} ms, {:.2} of virtio-blk's \
+                     EFI_FILE read of the same file ({blk:.1} MB/s)",
+                    rate.bytes,
+                    rate.mb_per_s(),
+                    rate.ms,
+                    rate.mb_per_s() / blk.max(f64::MIN_POSITIVE)
+                );
+            }
         }
         if let (Some(on), Some(off)) = (
             self.kernel_median(Config::VmfwShimGrubSecureBoot),
@@ -946,6 +966,22 @@ impl Report<'_> {
             })
             .collect();
         let throughput = format!("{{{}}}", rows.join(", "));
+        let rate = |r: vm_tests::netbench::Rate| {
+            format!(
+                "{{\"bytes\": {}, \"ms\": {}, \"mb_per_s\": {:.2}}}",
+                r.bytes,
+                r.ms,
+                r.mb_per_s()
+            )
+        };
+        let network = self.network.map_or("null".into(), |n| {
+            format!(
+                "{{\"tftp\": {}, \"http\": {}, \"virtio_blk_file\": {}}}",
+                rate(n.tftp),
+                rate(n.http),
+                rate(n.virtio_blk)
+            )
+        });
         let memory: Vec<String> = self
             .memory
             .iter()
@@ -963,13 +999,14 @@ impl Report<'_> {
         format!(
             "{{\n  \"runs\": {},\n  \"firmware\": {},\n  \"firmware_elf_bytes\": {},\n  \
              \"firmware_stripped_bytes\": {},\n  \"runtime_bytes\": {},\n  \
-             \"blockio_throughput\": {},\n  \"memory\": {{\n{}\n  }},\n  \"configs\": {{\n{}\n  }}\n}}\n",
+             \"blockio_throughput\": {},\n  \"network_throughput\": {},\n  \"memory\": {{\n{}\n  }},\n  \"configs\": {{\n{}\n  }}\n}}\n",
             self.runs,
             json_str(&self.firmware.display().to_string()),
             size(self.elf_size),
             size(self.stripped_size),
             size(self.runtime_bytes()),
             throughput,
+            network,
             memory.join(",\n"),
             configs.join(",\n"),
         )
@@ -1081,6 +1118,7 @@ fn main() -> ExitCode {
 
     let mut diagnostics = Vec::new();
     let mut throughput = Vec::new();
+    let mut network = None;
     if args.diagnostics {
         for &config in args.configs.iter().filter(|c| c.is_vmfw()) {
             diagnostics.push((config, diagnose(config, &images, &firmware)));
@@ -1090,6 +1128,10 @@ fn main() -> ExitCode {
                 Ok(t) => throughput.push((controller, t)),
                 Err(e) => eprintln!("bench: {controller}: {e}"),
             }
+        }
+        match vm_tests::netbench::run(&firmware) {
+            Ok(n) => network = Some(n),
+            Err(e) => eprintln!("bench: network: {e}"),
         }
     }
 
@@ -1111,6 +1153,7 @@ fn main() -> ExitCode {
         results: &results,
         diagnostics: &diagnostics,
         throughput: &throughput,
+        network,
         memory: &memory,
     };
     print!("{}", report.table());
@@ -1213,6 +1256,7 @@ mod tests {
             results,
             diagnostics: &[],
             throughput: &[],
+            network: None,
             memory: &[],
         }
     }
