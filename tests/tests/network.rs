@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vm_tests::http_server::{HttpServer, Route};
-use vm_tests::{Network, Vm, cache_dir, default_image, expect_linux_environment, firmware};
+use vm_tests::iso::installer_iso;
+use vm_tests::{
+    Network, Vm, cache_dir, debian_kernel, default_image, expect_linux_environment, firmware,
+    initramfs,
+};
 
 /// Where Debian's netboot tree sits in `debian-installer-12-netboot-amd64`.
 const NETBOOT_TREE: &str = "usr/lib/debian-installer/images/12/amd64/text";
@@ -147,6 +151,57 @@ fn an_http_404_falls_through_to_the_disk() {
     let failed = vm.expect("http: boot failed:", TIMEOUT).unwrap();
     assert!(
         failed.line.contains("server answered 404"),
+        "{}",
+        failed.line
+    );
+    vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    expect_linux_environment(&mut vm, TIMEOUT);
+}
+
+/// HTTP boot of an installer ISO: the firmware sees ISO 9660, registers a
+/// virtual CD, finds its El Torito image on the RAM disk's 512-byte blocks
+/// and boots the shim and GRUB in it, which load the kernel and initrd from
+/// the ISO's file system.
+#[test]
+fn http_boot_of_an_installer_iso() {
+    let kernel = debian_kernel();
+    let iso = installer_iso(
+        "vmfw HTTP boot test",
+        &kernel.vmlinuz,
+        &initramfs("", &[]),
+        "console=ttyS0 panic=-1 vmfw.entry=http-iso",
+    );
+    let server = HttpServer::start(&[("/installer.iso", Route::File(iso))]);
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::user())
+        .append(format!("http={}", server.guest_url("/installer.iso")))
+        .spawn();
+    vm.expect("bytes registered as a RAM CD", TIMEOUT).unwrap();
+    let cmdline = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        cmdline.line.contains("vmfw.entry=http-iso"),
+        "{}",
+        cmdline.line
+    );
+    vm.expect("INIT: done", TIMEOUT).unwrap();
+}
+
+/// A PXE boot file the TFTP server does not have: the server's error is
+/// reported and the disk boots.
+#[test]
+fn a_tftp_error_falls_through_to_the_disk() {
+    let image = default_image();
+    let root = cache_dir("tftp/empty");
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::tftp(&root, "missing.efi"))
+        .disk(&image.disk)
+        .append("boot=net")
+        .spawn();
+    let failed = vm.expect("pxe: network boot failed:", TIMEOUT).unwrap();
+    assert!(
+        failed.line.contains("TFTP server error 1"),
         "{}",
         failed.line
     );
