@@ -406,3 +406,6 @@ impl Drop for VirtioNet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
