@@ -273,7 +273,7 @@ impl Queues {
                 self.received.push_back((slot, written - HEADER_BYTES));
             }
         }
-        if reposted {
+        if reposted && self.receive.device_wants_notification() {
             self.receive_notifier.notify();
         }
     }
@@ -346,7 +346,9 @@ impl NetDevice for VirtioNet {
                 return Err(NetError::Busy);
             }
         }
-        queues.transmit_notifier.notify();
+        if queues.transmit.device_wants_notification() {
+            queues.transmit_notifier.notify();
+        }
         Ok(())
     }
 
@@ -366,7 +368,9 @@ impl NetDevice for VirtioNet {
         queues.receive_slots.read_slice(at, &mut buf[..len]);
         queues.received.pop_front();
         queues.post_receive(slot);
-        queues.receive_notifier.notify();
+        if queues.receive.device_wants_notification() {
+            queues.receive_notifier.notify();
+        }
         Ok(Some(len))
     }
 

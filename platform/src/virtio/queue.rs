@@ -98,6 +98,8 @@ const VIRTQ_DESC_F_NEXT: u16 = 1;
 const VIRTQ_DESC_F_WRITE: u16 = 2;
 /// Available ring flag asking the device not to interrupt (§2.7.7): we poll.
 pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// Used ring flag by which the device says it needs no notification (§2.7.7).
+const VIRTQ_USED_F_NO_NOTIFY: u16 = 1;
 
 const DESCRIPTOR_BYTES: usize = 16;
 const USED_ELEMENT_BYTES: usize = 8;
@@ -171,6 +173,18 @@ impl SplitQueue {
 
     pub fn size(&self) -> u16 {
         self.size
+    }
+
+    /// Whether the device asks to be notified of new buffers: it sets
+    /// VIRTQ_USED_F_NO_NOTIFY in the used ring while it is already working
+    /// through the ring (§2.7.7.1), and a notification then only costs a
+    /// VM exit. Read after the available index is published.
+    pub fn device_wants_notification(&self) -> bool {
+        // §2.7.13.4: the index write must be visible before the flags read,
+        // or the device could stop polling in between and miss the buffers.
+        fence(Ordering::SeqCst);
+        let flags: u16 = self.memory.read(self.used_offset);
+        flags & VIRTQ_USED_F_NO_NOTIFY == 0
     }
 
     pub fn descriptor_table_addr(&self) -> u64 {
