@@ -22,7 +22,7 @@ case ${1:-} in
     [0-9]*) limit=(-max_total_time="$1"); shift ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(start_info gpt mbr eltorito fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot secure_boot_updates event_log tpm)
+[ ${#targets[@]} -gt 0 ] || targets=(start_info gpt mbr eltorito fat pe bzimage bls load_option device_path device_path_text acpi smbios vars journal uki hii console_input cmdline secure_boot secure_boot_updates event_log tpm network)
 [ -d corpus ] || ./seed.sh
 
 sanitizer=${FUZZ_SANITIZER:-address}
