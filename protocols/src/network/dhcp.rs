@@ -67,6 +67,8 @@ pub struct Lease {
     pub address: Ipv4Cidr,
     pub router: Option<Ipv4Address>,
     pub server: Ipv4Address,
+    /// The DNS servers (option 6), for names in HTTP boot URLs.
+    pub dns: Vec<Ipv4Address>,
     /// The DHCP ACK as received (BOOTP header onwards), for the PXE Base
     /// Code's Mode.DhcpAck.
     pub ack: Vec<u8>,
@@ -126,6 +128,7 @@ pub fn acquire(
                 address: config.address,
                 router: config.router,
                 server: config.server.identifier,
+                dns: config.dns_servers.iter().copied().collect(),
                 ack,
             });
         }

@@ -20,6 +20,10 @@ pub enum NetBootError {
     Tftp(TftpError),
     /// The HTTP server's answer, or the URL, is unusable.
     Http(HttpError),
+    /// A URL names a host, and the lease gave no DNS server to ask.
+    NoDnsServer,
+    /// The DNS servers know no IPv4 address for the host.
+    NameNotFound,
     /// The server refused the connection (`what` it was for).
     Refused { what: &'static str },
     /// The server stopped answering `what` for `waited_ms`.
@@ -67,6 +71,8 @@ impl fmt::Display for NetBootError {
             NetBootError::Tftp(error) => write!(f, "TFTP {error}"),
             NetBootError::Http(error) => write!(f, "HTTP: {error}"),
             NetBootError::Refused { what } => write!(f, "{what}: connection refused"),
+            NetBootError::NoDnsServer => write!(f, "the DHCP lease names no DNS server"),
+            NetBootError::NameNotFound => write!(f, "the host name has no IPv4 address"),
             NetBootError::Timeout { what, waited_ms } => {
                 write!(f, "{what}: no answer in {waited_ms} ms")
             }
@@ -91,6 +97,7 @@ impl NetBootError {
             NetBootError::Http(HttpError::BadUrl(_)) => Status::INVALID_PARAMETER,
             NetBootError::Http(_) => Status::HTTP_ERROR,
             NetBootError::Refused { .. } => Status::NO_RESPONSE,
+            NetBootError::NoDnsServer | NetBootError::NameNotFound => Status::NOT_FOUND,
             NetBootError::BufferTooSmall { .. } => Status::BUFFER_TOO_SMALL,
             NetBootError::OutOfResources { .. } => Status::OUT_OF_RESOURCES,
         }

@@ -8,10 +8,27 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// An `http://` URL whose host is an IPv4 address.
+/// Where an URL's server is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Ipv4([u8; 4]),
+    /// A DNS name (RFC 1123 letters, digits, hyphens and dots), lower-cased.
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ipv4([a, b, c, d]) => write!(f, "{a}.{b}.{c}.{d}"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// An `http://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
-    pub host: [u8; 4],
+    pub host: Host,
     pub port: u16,
     /// The path and query, starting with `/`.
     pub target: String,
@@ -19,8 +36,7 @@ pub struct Url {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d] = self.host;
-        write!(f, "http://{a}.{b}.{c}.{d}")?;
+        write!(f, "http://{}", self.host)?;
         if self.port != 80 {
             write!(f, ":{}", self.port)?;
         }
@@ -51,7 +67,8 @@ impl fmt::Display for HttpError {
     }
 }
 
-/// Parses `http://a.b.c.d[:port][/path]`.
+/// Parses `http://host[:port][/path]`, the host an IPv4 address or a DNS
+/// name.
 pub fn parse_url(text: &str) -> Result<Url, HttpError> {
     let rest = match text.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
@@ -77,9 +94,11 @@ pub fn parse_url(text: &str) -> Result<Url, HttpError> {
         ),
         None => (authority, 80),
     };
-    let host = parse_ipv4(host).ok_or(HttpError::BadUrl(
-        "the host must be an IPv4 address (no DNS client yet)",
-    ))?;
+    let host = match parse_ipv4(host) {
+        Some(address) => Host::Ipv4(address),
+        None if is_dns_name(host) => Host::Name(host.to_ascii_lowercase()),
+        None => return Err(HttpError::BadUrl("the host is no IPv4 address or DNS name")),
+    };
     let mut target = String::from(target);
     if target.starts_with('?') {
         target.insert(0, '/');
@@ -90,6 +109,23 @@ pub fn parse_url(text: &str) -> Result<Url, HttpError> {
         ));
     }
     Ok(Url { host, port, target })
+}
+
+/// Letters, digits and hyphens in dot-separated labels of 1-63 bytes, at
+/// most 253 in all (RFC 1123 §2.1); all-numeric names are taken for
+/// (malformed) addresses.
+fn is_dns_name(text: &str) -> bool {
+    let text = text.strip_suffix('.').unwrap_or(text);
+    text.len() <= 253
+        && !text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
@@ -108,8 +144,7 @@ fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
 /// The GET request for `url` (RFC 9112 §3: request line, Host; the
 /// connection closes after the response).
 pub fn request(url: &Url) -> Vec<u8> {
-    let [a, b, c, d] = url.host;
-    let mut host = alloc::format!("{a}.{b}.{c}.{d}");
+    let mut host = alloc::format!("{}", url.host);
     if url.port != 80 {
         host.push_str(&alloc::format!(":{}", url.port));
     }
@@ -317,18 +352,23 @@ mod tests {
     #[test]
     fn urls_with_ports_paths_and_queries() {
         let url = parse_url("http://10.0.2.2:8080/boot/disk.img?x=1").unwrap();
-        assert_eq!(url.host, [10, 0, 2, 2]);
+        assert_eq!(url.host, Host::Ipv4([10, 0, 2, 2]));
         assert_eq!(url.port, 8080);
         assert_eq!(url.target, "/boot/disk.img?x=1");
         assert_eq!(url.to_string(), "http://10.0.2.2:8080/boot/disk.img?x=1");
+        let named = parse_url("http://Boot.Example.org:8080/a.efi").unwrap();
+        assert_eq!(named.host, Host::Name("boot.example.org".into()));
+        assert_eq!(named.to_string(), "http://boot.example.org:8080/a.efi");
         let bare = parse_url("HTTP://192.168.1.1").unwrap();
         assert_eq!((bare.port, bare.target.as_str()), (80, "/"));
         for bad in [
             "https://10.0.2.2/x",
             "ftp://10.0.2.2/x",
-            "http://boot.example/x",
             "http://10.0.2.2:0/x",
             "http://10.0.2.256/x",
+            "http://-boot.example/x",
+            "http://boot..example/x",
+            "http://boot_1.example/x",
             "http://u:p@10.0.2.2/x",
             "http://10.0.2.2/a b",
             "10.0.2.2/x",

@@ -127,7 +127,7 @@ impl HttpBoot {
         let url = http::parse_url(&text)?;
         let started = now();
         let mut download: Option<Download> = None;
-        let (url, length) = http_client::get(&mut stack, &url, &mut download)?;
+        let (url, length) = http_client::get(&mut stack, &url, &lease.dns, &mut download)?;
         let ms = (now() - started).total_millis().max(1);
         log::info!(
             "http: {url}: {length} bytes in {ms} ms ({} KB/s)",

@@ -10,7 +10,7 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
 
 use super::error::NetBootError;
-use super::http::{self, Chunked, Head, HttpError, Url};
+use super::http::{self, Chunked, Head, Host, HttpError, Url};
 use super::stack::{Stack, now};
 
 /// Where a body goes.
@@ -35,12 +35,25 @@ const SEND_BUFFER: usize = 4096;
 /// Largest response head we wait for.
 const MAX_HEAD: usize = 64 * 1024;
 
-/// GETs `url`, following redirects; returns the URL that answered and the
-/// body's length.
-pub fn get(stack: &mut Stack, url: &Url, sink: &mut dyn Sink) -> Result<(Url, u64), NetBootError> {
+/// GETs `url`, following redirects, host names resolved through
+/// `dns_servers`; returns the URL that answered and the body's length.
+pub fn get(
+    stack: &mut Stack,
+    url: &Url,
+    dns_servers: &[Ipv4Address],
+    sink: &mut dyn Sink,
+) -> Result<(Url, u64), NetBootError> {
     let mut url = url.clone();
     for _ in 0..=MAX_REDIRECTS {
-        match fetch(stack, &url, sink)? {
+        let address = match &url.host {
+            Host::Ipv4(octets) => Ipv4Address::from_octets(*octets),
+            Host::Name(name) => {
+                let address = super::dns::resolve(stack, dns_servers, name)?;
+                log::info!("http: {name} is {address}");
+                address
+            }
+        };
+        match fetch(stack, &url, address, sink)? {
             Fetched::Body(length) => return Ok((url, length)),
             Fetched::Redirect(location) => {
                 let next = http::resolve_location(&url, &location)?;
@@ -64,16 +77,18 @@ enum Body {
     UntilClose,
 }
 
-fn fetch(stack: &mut Stack, url: &Url, sink: &mut dyn Sink) -> Result<Fetched, NetBootError> {
+fn fetch(
+    stack: &mut Stack,
+    url: &Url,
+    address: Ipv4Address,
+    sink: &mut dyn Sink,
+) -> Result<Fetched, NetBootError> {
     let mut socket = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; RECEIVE_BUFFER]),
         tcp::SocketBuffer::new(vec![0; SEND_BUFFER]),
     );
     let local_port = 49152 + (platform::tsc::ticks() % 16384) as u16;
-    let remote = (
-        IpAddress::Ipv4(Ipv4Address::from_octets(url.host)),
-        url.port,
-    );
+    let remote = (IpAddress::Ipv4(address), url.port);
     socket
         .connect(stack.iface.context(), remote, local_port)
         .map_err(|_| HttpError::BadUrl("cannot connect there"))?;

@@ -30,6 +30,7 @@ use uefi_raw::protocol::network::snp::SimpleNetworkProtocol;
 use crate::device_path::{DevicePathBuf, mac, pci, pci_root};
 
 pub mod dhcp;
+pub mod dns;
 pub mod download;
 pub mod error;
 pub mod http;

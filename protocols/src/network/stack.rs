@@ -131,7 +131,12 @@ impl<'n> Stack<'n> {
     /// A stack on `nic`, which must be started, with no address yet.
     pub fn new(nic: &'n dyn NetDevice) -> Self {
         let mut port = Port::new(nic);
-        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
+        // smoltcp draws DHCP transaction IDs, TCP initial sequence numbers,
+        // ephemeral ports and DNS IDs from this seed (0 by default): make
+        // them differ per boot and per machine. Not secret, only varied.
+        let [a, b, c, d, e, f] = nic.mac();
+        config.random_seed = platform::tsc::ticks() ^ u64::from_le_bytes([a, b, c, d, e, f, 0, 0]);
         let iface = Interface::new(config, &mut port, now());
         Stack { port, iface }
     }
