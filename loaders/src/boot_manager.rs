@@ -126,7 +126,8 @@ pub fn run(cmdline: &str) {
     }
     // `http=URL` asks for HTTP boot (the NICs' HTTP options fetch that URL),
     // so those options go before the variables, like `bootnext=`.
-    if platform::cmdline::values(cmdline, "http").next().is_some() {
+    let http_given = platform::cmdline::values(cmdline, "http").next().is_some();
+    if http_given {
         for &number in &numbers.http {
             boot_option(number);
         }
@@ -137,7 +138,9 @@ pub fn run(cmdline: &str) {
         None => {}
     }
     let boot_first = BootFirst::from_cmdline(cmdline);
-    run_load_options(&numbers.first(boot_first));
+    // The HTTP options `http=` already tried are not downloaded again.
+    let tried: &[u16] = if http_given { &numbers.http } else { &[] };
+    run_load_options(&numbers.first(boot_first), tried);
     run_fallbacks(&targets, boot_first);
 }
 
@@ -476,8 +479,8 @@ impl CmdlineChoice {
 /// `BootNext` once (deleted before it is tried, so a failing option cannot
 /// trap the machine), then the active options of `BootOrder`, the
 /// automatic ones in `first` moved up to where the first automatic option
-/// stands (`boot=bls`, `boot=net`).
-fn run_load_options(first: &[u16]) {
+/// stands (`boot=bls`, `boot=net`), except those in `tried`.
+fn run_load_options(first: &[u16], tried: &[u16]) {
     if let Some((_, bytes)) = read_variable("BootNext") {
         // §3.1.2: the boot manager deletes BootNext before booting it.
         let status = set_variable("BootNext", Attributes::empty(), &[]);
@@ -508,7 +511,10 @@ fn run_load_options(first: &[u16]) {
             .and_then(|(_, bytes)| LoadOption::parse(&bytes).ok())
             .is_some_and(|option| is_automatic(&option))
     };
-    for number in walk_order(&order, automatic, first) {
+    for number in walk_order(&order, automatic, first)
+        .into_iter()
+        .filter(|n| !tried.contains(n))
+    {
         boot_active_option(number);
     }
 }
