@@ -14,6 +14,8 @@ pub enum NetBootError {
     Device(NetError),
     /// No DHCP server answered within `waited_ms`.
     NoLease { waited_ms: u64 },
+    /// No station address yet: neither Dhcp nor SetStationIp ran.
+    NoAddress,
     /// The DHCP answer names no boot file (or no server to fetch it from).
     NoBootFile,
     /// The TFTP server refused the transfer or broke the protocol.
@@ -30,6 +32,8 @@ pub enum NetBootError {
     Timeout { what: &'static str, waited_ms: u64 },
     /// The file is `needed` bytes, more than the buffer offered.
     BufferTooSmall { needed: u64 },
+    /// A step that cannot fail did (a bug; it names the step).
+    Internal(&'static str),
     /// Memory for the transfer could not be allocated.
     OutOfResources { bytes: u64 },
 }
@@ -67,6 +71,7 @@ impl fmt::Display for NetBootError {
                     waited_ms % 1000 / 100
                 )
             }
+            NetBootError::NoAddress => write!(f, "no station address (no DHCP yet)"),
             NetBootError::NoBootFile => write!(f, "the DHCP answer names no boot file"),
             NetBootError::Tftp(error) => write!(f, "TFTP {error}"),
             NetBootError::Http(error) => write!(f, "HTTP: {error}"),
@@ -80,6 +85,7 @@ impl fmt::Display for NetBootError {
                 write!(f, "file of {needed} bytes does not fit the buffer")
             }
             NetBootError::OutOfResources { bytes } => write!(f, "no memory for {bytes} bytes"),
+            NetBootError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }
@@ -91,6 +97,7 @@ impl NetBootError {
             NetBootError::Device(NetError::Stopped) => Status::NOT_STARTED,
             NetBootError::Device(_) => Status::DEVICE_ERROR,
             NetBootError::NoLease { .. } | NetBootError::Timeout { .. } => Status::TIMEOUT,
+            NetBootError::NoAddress => Status::NO_MAPPING,
             NetBootError::NoBootFile => Status::NOT_FOUND,
             NetBootError::Tftp(_) => Status::TFTP_ERROR,
             NetBootError::Http(HttpError::Status(404)) => Status::NOT_FOUND,
@@ -100,6 +107,7 @@ impl NetBootError {
             NetBootError::NoDnsServer | NetBootError::NameNotFound => Status::NOT_FOUND,
             NetBootError::BufferTooSmall { .. } => Status::BUFFER_TOO_SMALL,
             NetBootError::OutOfResources { .. } => Status::OUT_OF_RESOURCES,
+            NetBootError::Internal(_) => Status::DEVICE_ERROR,
         }
     }
 }

@@ -154,7 +154,7 @@ impl PxeClient {
         target: Target,
     ) -> Result<u64, NetBootError> {
         if self.address.borrow().is_none() {
-            return Err(NetBootError::NoLease { waited_ms: 0 });
+            return Err(NetBootError::NoAddress);
         }
         let mut stack = self.stack()?;
         let result = tftp_client::read(&mut stack, server, file, block_size, target);

@@ -52,10 +52,10 @@ pub fn read(
     // A fresh ephemeral port per transfer, so a late packet of an earlier
     // transfer cannot be taken for this one's.
     let local_port = 49152 + (platform::tsc::ticks() % 16384) as u16;
-    socket.bind(local_port).map_err(|_| NetBootError::Timeout {
-        what: "TFTP socket",
-        waited_ms: 0,
-    })?;
+    // Binding fails only for port 0 or a bound socket: neither can be.
+    socket
+        .bind(local_port)
+        .map_err(|_| NetBootError::Internal("TFTP client port"))?;
     let mut storage = [SocketStorage::EMPTY];
     let mut sockets = SocketSet::new(&mut storage[..]);
     let handle = sockets.add(socket);
