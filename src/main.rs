@@ -492,9 +492,12 @@ fn wire_hooks(persist_variables: bool) {
     // A watchdog expiry (§7.5.2) resets as ResetSystem(EfiResetCold) does
     // (§8.5.1): pending variables flushed, the ACPI reset register used.
     efi::events::set_watchdog_reset_hook(efi::runtime::watchdog_reset);
-    // ExitBootServices (§7.4.6), in this order: the timing mark, the disks,
-    // the virtio-rng device and the NICs quiesced, then page zero unmapped.
+    // ExitBootServices (§7.4.6), in this order: the timing mark, the APIC
+    // tick stopped and interrupts off (the OS finds no tick pending), the
+    // disks, the virtio-rng device and the NICs quiesced, then page zero
+    // unmapped.
     efi::tables::register_exit_boot_services_hook(exit_boot_services_timing);
+    efi::tables::register_exit_boot_services_hook(stop_tick);
     efi::tables::register_exit_boot_services_hook(protocols::storage::quiesce_all);
     efi::tables::register_exit_boot_services_hook(protocols::rng::quiesce);
     efi::tables::register_exit_boot_services_hook(protocols::network::quiesce_all);
@@ -511,6 +514,14 @@ fn wire_hooks(persist_variables: bool) {
     if persist_variables {
         efi::tables::register_exit_boot_services_hook(arm_variable_journal);
     }
+}
+
+/// ExitBootServices: the APIC tick stopped, interrupts off, and a tick the
+/// APIC accepted before it stopped taken through our IDT, where it would
+/// otherwise reach the OS's vector 0x20 once it enables interrupts.
+fn stop_tick() {
+    efi::events::stop_interrupts();
+    interrupts::drain_pending();
 }
 
 /// Where the variable journal (`efi::runtime::journal`) lives: a fixed

@@ -737,6 +737,9 @@ pub unsafe extern "efiapi" fn start_image(
     // RUNNING while this frame is live.
     let mut resume_rsp = 0u64;
     RUNNING.with(|r| r.push((id, &mut resume_rsp as *mut u64 as usize)));
+    // Applications run with interrupts on below TPL_HIGH_LEVEL (§7.1):
+    // iPXE's idle `hlt` waits for the tick.
+    crate::events::allow_interrupts();
     // SAFETY: `entry` is the relocated entry point of an image we loaded and
     // have not started; `resume_rsp` outlives the call.
     let status = unsafe {

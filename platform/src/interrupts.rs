@@ -122,8 +122,9 @@ exception_common:
     hlt
     jmp 2b
 
-    /* Vectors 32-255: nothing should raise them (the PIC is masked and
-       interrupts stay off); ignore a stray one. */
+    /* Vectors 32-255 but the tick's: nothing should raise them (the PIC
+       is masked); ignore a stray one. The APIC's spurious vector (0xff)
+       must not be acknowledged (SDM vol. 3 §11.9), so no EOI here. */
     .globl spurious_interrupt
 spurious_interrupt:
     iretq
@@ -296,7 +297,8 @@ pub fn protect_fault_stack() {
 }
 
 /// Fills the IDT: the 32 exception vectors go to their stubs (NMI, #DF,
-/// #PF and #MC on IST1), every other vector to `spurious_interrupt`.
+/// #PF and #MC on IST1), the APIC tick's to `apic::tick_handler`, every
+/// other vector to `spurious_interrupt`.
 ///
 /// The crate keeps the reserved vectors (9, 15, 22-27, 31) private, so they
 /// stay not-present: a CPU never raises them, and if one were, the #GP it
@@ -343,6 +345,30 @@ unsafe fn fill_idt() {
         // vector without an error code, which all of 32-255 are.
         unsafe { set_gate(entry, spurious, false) };
     }
+    // SAFETY: the tick handler saves what it uses, signals EOI and returns
+    // with `iretq`; the vector pushes no error code.
+    unsafe {
+        set_gate(
+            &mut idt[crate::apic::TICK_VECTOR],
+            crate::apic::tick_handler(),
+            false,
+        )
+    };
+}
+
+/// Lets an interrupt the local APIC already accepted be delivered through
+/// the firmware IDT, then disables interrupts again; for `apic::stop_tick`
+/// at ExitBootServices. Does nothing if the IDT loaded is not ours (the OS
+/// may have installed its own before calling ExitBootServices).
+pub fn drain_pending() {
+    let ours = addr_of!(IDT) as u64;
+    if x86_64::instructions::tables::sidt().base.as_u64() != ours {
+        return;
+    }
+    // SAFETY: our IDT routes every vector from 32 up to a handler that
+    // returns; `sti` takes effect after the `nop` (SDM vol. 2B, STI), so a
+    // pending interrupt is taken there and `cli` ends the window.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
 }
 
 /// Loads the firmware GDT, TSS and IDT and masks the legacy PICs.

@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod ahci;
+pub mod apic;
 pub mod block;
 pub mod boot_timing;
 pub mod call_arena;

@@ -2,10 +2,13 @@
 //! miscellaneous boot services of §7.5 that use the event table's clock
 //! and watchdog (Stall, SetWatchdogTimer) live in [`crate::misc_services`].
 //!
-//! The firmware runs with interrupts off, so there is no timer interrupt:
-//! time is read from `platform::tsc` whenever the services are entered
-//! ([`poll`], RestoreTPL, CheckEvent, WaitForEvent, Stall), and expired
-//! timers are signalled then. Pending notify functions run whenever the TPL
+//! Timers are polled, not interrupt-driven: time is read from
+//! `platform::tsc` whenever the services are entered ([`poll`], RestoreTPL,
+//! CheckEvent, WaitForEvent, Stall), and expired timers are signalled then.
+//! From the first StartImage on, interrupts are enabled below
+//! TPL_HIGH_LEVEL as §7.1 (Table 7-2) has them, and a local-APIC tick
+//! (`platform::apic`) whose handler only acknowledges ends an application's
+//! `hlt`; it touches no firmware state, so nothing here is reentered. Pending notify functions run whenever the TPL
 //! drops below their notify TPL, highest TPL first (§7.1, "Event, Timer, and
 //! Task Priority Services" and Table 7-2).
 //!
@@ -238,11 +241,58 @@ fn watchdog_expired(code: u64) {
 
 // --- §7.1 Event, Timer and Task Priority Services -------------------------
 
+// --- Interrupts (§7.1, Table 7-2: "interrupts are enabled" below
+// TPL_HIGH_LEVEL) --------------------------------------------------------
+
+/// Set by the first StartImage: the firmware's own start-up runs with
+/// interrupts off, applications with them on below TPL_HIGH_LEVEL. Cleared
+/// at ExitBootServices ([`stop_interrupts`]).
+static INTERRUPTS_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// Sets the interrupt flag; not on the host, where `sti` faults.
+fn set_interrupt_flag(on: bool) {
+    #[cfg(not(test))]
+    platform::apic::set_interrupt_flag(on);
+    #[cfg(test)]
+    let _ = on;
+}
+
+/// StartImage calls this before entering an image: starts the tick and
+/// enables interrupts if the TPL is below TPL_HIGH_LEVEL.
+pub fn allow_interrupts() {
+    if services().is_none() {
+        return;
+    }
+    if !INTERRUPTS_ALLOWED.swap(true, Ordering::AcqRel) {
+        #[cfg(not(test))]
+        platform::apic::start_tick();
+    }
+    if current_tpl() < Tpl::HIGH_LEVEL {
+        set_interrupt_flag(true);
+    }
+}
+
+/// ExitBootServices and ResetSystem: the tick stopped and masked,
+/// interrupts off for good (the OS enables them with its own IDT).
+pub fn stop_interrupts() {
+    INTERRUPTS_ALLOWED.store(false, Ordering::Release);
+    #[cfg(not(test))]
+    platform::apic::stop_tick();
+    set_interrupt_flag(false);
+}
+
 /// # Safety
 /// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
-    services().map_or(Tpl::APPLICATION, |events| events.raise_tpl(new_tpl))
+    services().map_or(Tpl::APPLICATION, |events| {
+        // Interrupts are off at TPL_HIGH_LEVEL (Table 7-2), before the
+        // TPL says so.
+        if new_tpl >= Tpl::HIGH_LEVEL {
+            set_interrupt_flag(false);
+        }
+        events.raise_tpl(new_tpl)
+    })
 }
 
 /// # Safety
@@ -250,6 +300,12 @@ pub unsafe extern "efiapi" fn raise_tpl(new_tpl: Tpl) -> Tpl {
 /// argument is a value, and handles and events are only looked up.
 pub unsafe extern "efiapi" fn restore_tpl(old_tpl: Tpl) {
     if let Some(events) = services() {
+        // The TPL ends below TPL_HIGH_LEVEL exactly when `old_tpl` is (a
+        // RestoreTPL upwards is clamped to the current TPL); interrupts
+        // come on before the notifications it unmasks run, as in edk2.
+        if old_tpl < Tpl::HIGH_LEVEL && INTERRUPTS_ALLOWED.load(Ordering::Acquire) {
+            set_interrupt_flag(true);
+        }
         events.restore_tpl(old_tpl);
     }
 }

@@ -51,6 +51,8 @@ pub fn reset(reset_type: ResetType, status: Status) -> ! {
     if status.is_error() {
         info!("ResetSystem: reset after error status {:#x}", status.0);
     }
+    // No tick across the reset (a no-op after ExitBootServices stopped it).
+    crate::events::stop_interrupts();
     flush_pending_variables();
     // Copied out so no borrow is held while resetting; a re-entrant call
     // (ResetSystem may interrupt other services, §8.1) goes without ACPI.
