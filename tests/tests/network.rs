@@ -8,8 +8,8 @@ use std::time::Duration;
 use vm_tests::http_server::{HttpServer, Route};
 use vm_tests::iso::installer_iso;
 use vm_tests::{
-    Network, Vm, cache_dir, debian_kernel, default_image, expect_linux_environment, firmware,
-    initramfs,
+    EspBuilder, Network, Vm, cache_dir, debian_kernel, default_image, expect_linux_environment,
+    firmware, initramfs,
 };
 
 /// Where Debian's netboot tree sits in `debian-installer-12-netboot-amd64`.
@@ -207,6 +207,56 @@ fn a_tftp_error_falls_through_to_the_disk() {
     );
     vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
     expect_linux_environment(&mut vm, TIMEOUT);
+}
+
+/// iPXE from an ESP: Debian 12's `ipxe.efi` is the disk's
+/// `\EFI\BOOT\BOOTX64.EFI`, so it boots before the firmware's own PXE
+/// option. It binds our SNP, runs its own DHCP, fetches the DHCP boot file
+/// (`boot.ipxe`) by TFTP and runs it as a script, which loads the test
+/// kernel and initramfs over HTTP and boots them through the kernel's EFI
+/// stub. iPXE idles in a bare `hlt` (`cpu_nap`) and so depends on the
+/// firmware's timer tick with interrupts enabled below TPL_HIGH_LEVEL.
+#[test]
+fn ipxe_from_the_esp_boots_linux_over_http() {
+    // usr/lib/ipxe/ipxe.efi is an absolute symlink to /boot/ipxe.efi,
+    // which only resolves on an installed system.
+    let ipxe = vm_tests::deb("ipxe").join("boot/ipxe.efi");
+    let kernel = vm_tests::debian_kernel();
+    let server = HttpServer::start(&[
+        ("/vmlinuz", Route::File(kernel.vmlinuz.clone())),
+        ("/initrd.img", Route::File(vm_tests::initramfs("", &[]))),
+    ]);
+    // This iPXE (2019) hands the initrd to the kernel's EFI stub only as a
+    // file of the virtual file system it boots the kernel from, which the
+    // stub reads when the command line names it (`initrd=`).
+    let root = cache_dir("tftp/ipxe");
+    std::fs::write(
+        root.join("boot.ipxe"),
+        format!(
+            "#!ipxe\n\
+             kernel {} initrd=initrd.img console=ttyS0 vmfw.entry=ipxe\n\
+             initrd {}\n\
+             boot\n",
+            server.guest_url("/vmlinuz"),
+            server.guest_url("/initrd.img"),
+        ),
+    )
+    .unwrap();
+    let disk = EspBuilder::new()
+        .file("/EFI/BOOT/BOOTX64.EFI", &ipxe)
+        .build();
+    let mut vm = Vm::builder()
+        .firmware(firmware())
+        .nic(Network::tftp(&root, "boot.ipxe"))
+        .disk(&disk)
+        .spawn();
+    let command_line = vm.expect("INIT: cmdline=", TIMEOUT).unwrap();
+    assert!(
+        command_line.line.contains("vmfw.entry=ipxe"),
+        "{}",
+        command_line.line
+    );
+    vm.expect("INIT: done", TIMEOUT).unwrap();
 }
 
 const TIMEOUT: Duration = Duration::from_secs(240);
