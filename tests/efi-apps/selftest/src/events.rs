@@ -365,6 +365,16 @@ fn event_groups(ctx: &mut Ctx) {
     );
 }
 
+/// RFLAGS.IF (bit 9, Intel SDM vol. 1 §3.4.3.3).
+fn interrupts_enabled() -> bool {
+    let rflags: u64;
+    // SAFETY: `pushfq; pop` only reads RFLAGS through the stack.
+    unsafe {
+        core::arch::asm!("pushfq", "pop {}", out(reg) rflags, options(nomem, preserves_flags))
+    };
+    rflags & (1 << 9) != 0
+}
+
 pub fn run_tpl(ctx: &mut Ctx) {
     let bs = ctx.bs;
     let old = (bs.raise_tpl)(efi::TPL_NOTIFY);
@@ -376,6 +386,31 @@ pub fn run_tpl(ctx: &mut Ctx) {
         old == efi::TPL_APPLICATION && nested == efi::TPL_NOTIFY,
         format_args!("RaiseTPL returned {old} then {nested}"),
     );
+
+    // Interrupts are enabled below TPL_HIGH_LEVEL and disabled at it (§7.1,
+    // TPL table), and the firmware's timer interrupt ends a `hlt` at
+    // TPL_APPLICATION: iPXE's idle loop (`cpu_nap`) is a bare `hlt`.
+    let at_application = interrupts_enabled();
+    let old = (bs.raise_tpl)(efi::TPL_HIGH_LEVEL);
+    let at_high = interrupts_enabled();
+    (bs.restore_tpl)(old);
+    let restored = interrupts_enabled();
+    ctx.check(
+        "tpl.interrupt_flag",
+        at_application && !at_high && restored,
+        format_args!(
+            "IF {at_application} at TPL_APPLICATION, {at_high} at TPL_HIGH_LEVEL, \
+             {restored} after RestoreTPL"
+        ),
+    );
+    if restored {
+        // Without a timer interrupt the app hangs here: the VM test times
+        // out after this line.
+        ctx.print(format_args!("tpl.hlt_wakes: hlt with interrupts on\n"));
+        // SAFETY: `hlt` with IF=1 only waits for the next interrupt.
+        unsafe { core::arch::asm!("hlt", options(nomem, nostack, preserves_flags)) };
+        ctx.pass("tpl.hlt_wakes");
+    }
 
     // WaitForEvent must be called at TPL_APPLICATION (§7.1.5).
     if let Ok(event) = create(ctx, 0, efi::TPL_CALLBACK, None, ptr::null_mut()) {
