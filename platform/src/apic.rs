@@ -141,19 +141,26 @@ impl Apic {
 
 /// The initial count for a `PERIOD_MS` tick after the divide by 16: the
 /// APIC bus frequency from the hypervisor timing leaf (VMware's
-/// 0x40000010 EBX, which QEMU offers) when there is one, else 1 GHz.
+/// 0x40000010 EBX, which QEMU offers with `vmware-cpuid-freq`) when it
+/// reports a plausible one (1 MHz to 10 GHz), else 1 GHz. A fixed count,
+/// not a calibration: it costs no boot time, and the period need not be
+/// exact.
 fn initial_count() -> u32 {
     use core::arch::x86_64::__cpuid;
     const HYPERVISOR_PRESENT: u32 = 1 << 31;
     const TIMING_LEAF: u32 = 0x4000_0010;
-    let khz = if __cpuid(1).ecx & HYPERVISOR_PRESENT != 0
-        && __cpuid(0x4000_0000).eax >= TIMING_LEAF
-        && __cpuid(TIMING_LEAF).ebx != 0
-    {
-        u64::from(__cpuid(TIMING_LEAF).ebx)
+    let reported =
+        if __cpuid(1).ecx & HYPERVISOR_PRESENT != 0 && __cpuid(0x4000_0000).eax >= TIMING_LEAF {
+            u64::from(__cpuid(TIMING_LEAF).ebx)
+        } else {
+            0
+        };
+    let khz = if (1_000..=10_000_000).contains(&reported) {
+        reported
     } else {
         DEFAULT_BUS_KHZ
     };
+    // At most 10^7 * 16 / 16: fits a u32.
     u32::try_from(khz * PERIOD_MS / 16).unwrap_or(u32::MAX)
 }
 
