@@ -357,8 +357,8 @@ unsafe fn fill_idt() {
 }
 
 /// Lets an interrupt the local APIC already accepted be delivered through
-/// the firmware IDT, then disables interrupts again; for `apic::stop_tick`
-/// at ExitBootServices. Does nothing if the IDT loaded is not ours (the OS
+/// the firmware IDT, then disables interrupts again; for ExitBootServices,
+/// after `apic::stop_tick`. Does nothing if the IDT loaded is not ours (the OS
 /// may have installed its own before calling ExitBootServices).
 pub fn drain_pending() {
     let ours = addr_of!(IDT) as u64;

@@ -8,9 +8,10 @@
 //! From the first StartImage on, interrupts are enabled below
 //! TPL_HIGH_LEVEL as §7.1 (Table 7-2) has them, and a local-APIC tick
 //! (`platform::apic`) whose handler only acknowledges ends an application's
-//! `hlt`; it touches no firmware state, so nothing here is reentered. Pending notify functions run whenever the TPL
-//! drops below their notify TPL, highest TPL first (§7.1, "Event, Timer, and
-//! Task Priority Services" and Table 7-2).
+//! `hlt`; it touches no firmware state, so nothing here is reentered.
+//! Pending notify functions run whenever the TPL drops below their notify
+//! TPL, highest TPL first (§7.1, "Event, Timer, and Task Priority Services"
+//! and Table 7-2).
 //!
 //! The logic lives in [`table`] (host-tested with a fake clock; its one
 //! `unsafe` calls an application's notify function);
@@ -239,8 +240,6 @@ fn watchdog_expired(code: u64) {
     }
 }
 
-// --- §7.1 Event, Timer and Task Priority Services -------------------------
-
 // --- Interrupts (§7.1, Table 7-2: "interrupts are enabled" below
 // TPL_HIGH_LEVEL) --------------------------------------------------------
 
@@ -280,6 +279,8 @@ pub fn stop_interrupts() {
     platform::apic::stop_tick();
     set_interrupt_flag(false);
 }
+
+// --- §7.1 Event, Timer and Task Priority Services -------------------------
 
 /// # Safety
 /// None beyond the EFI calling convention (UEFI 2.10 §7.1): every
