@@ -218,12 +218,6 @@ pub fn removable_description(path: &[u8]) -> String {
     description
 }
 
-fn nodes_end_with_uri(path: &[u8]) -> bool {
-    efi::device_path::nodes(path)
-        .last()
-        .is_some_and(|n| n[0] == MESSAGING && n[1] == 24)
-}
-
 /// The description of a NIC's network boot option, as edk2 words it:
 /// `UEFI PXEv4 (MAC:525400123456)` or `UEFI HTTPv4 (MAC:...)`, from the
 /// path's MAC node (§10.3.4.11).
@@ -235,7 +229,7 @@ pub fn network_description(path: &[u8]) -> String {
         .and_then(|n| n.get(4..10))
         .map(|bytes| bytes.iter().map(|b| format!("{b:02X}")).collect::<String>());
     // HTTP boot's child path ends with a Uri node (§10.3.4.23).
-    let protocol = if nodes_end_with_uri(path) {
+    let protocol = if crate::load_file_boot::is_uri_path(path) {
         "HTTPv4"
     } else {
         "PXEv4"

@@ -98,7 +98,7 @@ fn without_a_dhcp_server_the_disk_boots() {
         .disk(&image.disk)
         .append("boot=net")
         .spawn();
-    let failed = vm.expect("pxe: network boot failed:", TIMEOUT).unwrap();
+    let failed = vm.expect("pxe: boot failed:", TIMEOUT).unwrap();
     assert!(
         failed.line.contains("no DHCP answer in 8"),
         "{}",
@@ -199,7 +199,7 @@ fn a_tftp_error_falls_through_to_the_disk() {
         .disk(&image.disk)
         .append("boot=net")
         .spawn();
-    let failed = vm.expect("pxe: network boot failed:", TIMEOUT).unwrap();
+    let failed = vm.expect("pxe: boot failed:", TIMEOUT).unwrap();
     assert!(
         failed.line.contains("TFTP server error 1"),
         "{}",

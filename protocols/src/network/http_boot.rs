@@ -15,7 +15,6 @@ use alloc::string::String;
 use core::cell::RefCell;
 use core::ffi::c_void;
 
-use efi::boundary;
 use efi::ids::HandleId;
 use platform::net::NetDevice;
 use platform::sync::Global;
@@ -28,6 +27,7 @@ use super::download::Download;
 use super::error::NetBootError;
 use super::http::{self, HttpError};
 use super::http_client::{self, Sink};
+use super::load_file;
 use super::stack::{Stack, now};
 use crate::device_path::{DevicePathBuf, node};
 
@@ -108,6 +108,26 @@ impl Sink for Option<Download> {
 }
 
 impl HttpBoot {
+    /// The file into `buffer`, fetched by the first call (a size query,
+    /// answered `BufferTooSmall` with the size) and kept until a buffer
+    /// large enough takes it.
+    fn load(&self, buffer: Option<&mut [u8]>) -> Result<u64, NetBootError> {
+        let cached = self.fetched.borrow().as_ref().map(|d| d.bytes().len());
+        let len = match cached {
+            Some(len) => len,
+            None => self.fetch()?,
+        };
+        match buffer {
+            Some(out) if out.len() >= len => {
+                if let Some(download) = self.fetched.borrow_mut().take() {
+                    out[..len].copy_from_slice(download.bytes());
+                }
+                Ok(len as u64)
+            }
+            _ => Err(NetBootError::BufferTooSmall { needed: len as u64 }),
+        }
+    }
+
     /// DHCP, then the GET; the file stays in `fetched`.
     fn fetch(&self) -> Result<usize, NetBootError> {
         self.nic.start()?;
@@ -140,8 +160,7 @@ impl HttpBoot {
     }
 }
 
-/// LoadFile (§13.1.1) of HTTP boot. `FilePath` must be the End node and
-/// BootPolicy TRUE: a boot manager's load.
+/// LoadFile (§13.1.1) of HTTP boot.
 ///
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.1.1 requires of the caller.
@@ -163,42 +182,11 @@ unsafe extern "efiapi" fn load_file(
     // SAFETY: the signature marks an `HttpBoot` made by `install`, never
     // freed; only shared references are taken.
     let boot = unsafe { &*instance };
-    // SAFETY: the caller passes a readable device path or NULL (§13.1.1).
-    if unsafe { boundary::read(file_path.cast::<u8>()) } != Ok(0x7F) {
-        return Status::INVALID_PARAMETER;
-    }
-    if !bool::from(boot_policy) {
-        return Status::UNSUPPORTED;
-    }
-    // SAFETY: as above, for the size.
-    let Ok(size) = (unsafe { boundary::read(buffer_size) }) else {
-        return Status::INVALID_PARAMETER;
-    };
-    let cached = boot.fetched.borrow().as_ref().map(|d| d.bytes().len());
-    let len = match cached {
-        Some(len) => len,
-        None => match boot.fetch() {
-            Ok(len) => len,
-            Err(error) => {
-                log::warn!("http: boot failed: {error}");
-                return error.status();
-            }
-        },
-    };
-    if buffer.is_null() || size < len {
-        // SAFETY: read above, so non-null and the caller's to write.
-        let _ = unsafe { boundary::write(buffer_size, len) };
-        return Status::BUFFER_TOO_SMALL;
-    }
-    // SAFETY: the caller hands us `BufferSize` bytes at `Buffer` (§13.1.1).
-    let out = match unsafe { boundary::bytes_mut(buffer.cast(), len) } {
-        Ok(out) => out,
+    // SAFETY: this function's contract.
+    let mut call = match unsafe { load_file::accept(file_path, boot_policy, buffer_size, buffer) } {
+        Ok(call) => call,
         Err(status) => return status,
     };
-    if let Some(download) = boot.fetched.borrow_mut().take() {
-        out.copy_from_slice(download.bytes());
-    }
-    // SAFETY: as above.
-    let _ = unsafe { boundary::write(buffer_size, len) };
-    Status::SUCCESS
+    let outcome = boot.load(call.buffer.take());
+    call.answer(outcome, "http")
 }

@@ -36,6 +36,7 @@ pub mod error;
 pub mod http;
 pub mod http_boot;
 pub mod http_client;
+mod load_file;
 pub mod nic;
 pub mod pxe;
 mod snp;

@@ -36,6 +36,7 @@ use uefi_raw::{Boolean, Char8, IpAddress, MacAddress, Status};
 
 use super::dhcp::{self, BootClient, Lease};
 use super::error::NetBootError;
+use super::load_file;
 use super::stack::{Stack, now};
 use super::tftp::{self, TftpError};
 use super::tftp_client::{self, Target};
@@ -174,7 +175,7 @@ impl PxeClient {
     }
 
     /// LoadFile's work: DHCP when there is no lease yet, then the boot
-    /// file's size (`buffer` None) or the file itself.
+    /// file's size (`buffer` None: `BufferTooSmall` with it) or the file.
     fn load_boot_file(&self, buffer: Option<&mut [u8]>) -> Result<u64, NetBootError> {
         if !self.started() {
             self.start()
@@ -199,6 +200,7 @@ impl PxeClient {
                 boot.server,
                 boot.name
             );
+            return Err(NetBootError::BufferTooSmall { needed: size });
         } else {
             let ms = (now() - started).total_millis().max(1);
             log::info!("pxe: read {size} bytes in {ms} ms ({} KB/s)", size / ms);
@@ -595,9 +597,7 @@ unsafe extern "efiapi" fn set_packets(
     Status::UNSUPPORTED
 }
 
-/// LoadFile (§13.1.1) of the NIC: the PXE boot file. `FilePath` must be the
-/// End node (the boot file comes from DHCP), and only the boot manager's
-/// BootPolicy TRUE load is a PXE boot (as in edk2).
+/// LoadFile (§13.1.1) of the NIC: the PXE boot file.
 ///
 /// # Safety
 /// Pointer arguments as UEFI 2.10 §13.1.1 requires of the caller.
@@ -618,44 +618,11 @@ unsafe extern "efiapi" fn load_file(
     }
     // SAFETY: the signature marks a `LoadFileInstance` made by `install`.
     let client = unsafe { &*(*instance).client };
-    // SAFETY: the caller passes a readable device path or NULL (§13.1.1).
-    let node_type = unsafe { boundary::read(file_path.cast::<u8>()) };
-    if node_type != Ok(0x7F) {
-        return Status::INVALID_PARAMETER;
-    }
-    if !bool::from(boot_policy) {
-        return Status::UNSUPPORTED;
-    }
-    // SAFETY: as above, for the size.
-    let Ok(size) = (unsafe { boundary::read(buffer_size) }) else {
-        return Status::INVALID_PARAMETER;
+    // SAFETY: this function's contract.
+    let mut call = match unsafe { load_file::accept(file_path, boot_policy, buffer_size, buffer) } {
+        Ok(call) => call,
+        Err(status) => return status,
     };
-    let target = if buffer.is_null() || size == 0 {
-        None
-    } else {
-        // SAFETY: the caller hands us `BufferSize` bytes at `Buffer`.
-        match unsafe { boundary::bytes_mut(buffer.cast(), size) } {
-            Ok(slice) => Some(slice),
-            Err(status) => return status,
-        }
-    };
-    let asked_size = target.is_none();
-    let result = client.load_boot_file(target);
-    let (status, reported) = match result {
-        Ok(file) if asked_size => (Status::BUFFER_TOO_SMALL, Some(file)),
-        Ok(file) => (Status::SUCCESS, Some(file)),
-        Err(NetBootError::BufferTooSmall { needed }) => (Status::BUFFER_TOO_SMALL, Some(needed)),
-        Err(error) => {
-            log::warn!("pxe: network boot failed: {error}");
-            (error.status(), None)
-        }
-    };
-    if let Some(reported) = reported {
-        let Ok(reported) = usize::try_from(reported) else {
-            return Status::OUT_OF_RESOURCES;
-        };
-        // SAFETY: read above, so non-null and the caller's to write.
-        let _ = unsafe { boundary::write(buffer_size, reported) };
-    }
-    status
+    let outcome = client.load_boot_file(call.buffer.take());
+    call.answer(outcome, "pxe")
 }

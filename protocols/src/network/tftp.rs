@@ -70,19 +70,12 @@ pub fn read_request(file: &str, block_size: u16, ask_size: bool) -> Vec<u8> {
         packet.push(0);
     };
     if block_size != DEFAULT_BLOCK_SIZE {
-        option("blksize", itoa(u64::from(block_size)).as_str());
+        option("blksize", &alloc::format!("{block_size}"));
     }
     if ask_size {
         option("tsize", "0");
     }
     packet
-}
-
-fn itoa(value: u64) -> String {
-    use core::fmt::Write;
-    let mut text = String::new();
-    let _ = write!(text, "{value}");
-    text
 }
 
 /// An acknowledgement of `block`.
