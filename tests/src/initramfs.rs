@@ -61,6 +61,8 @@ const APPLETS: &[&str] = &[
     "true",
     "false",
     "timeout",
+    "ip",
+    "wget",
 ];
 
 /// Builds (or reuses) an initramfs for Debian 12's kernel that loads [`BASE_MODULES`] plus

@@ -1,16 +1,18 @@
 //! Network boot throughput for the benchmark (issue 22): one 100 MB file
 //! fetched by the firmware's TFTP client (a PXE boot whose boot file it is)
 //! and by its HTTP client (`http=`), against the same file read from a
-//! virtio-blk ESP through EFI_FILE_PROTOCOL (the `fileio` app), each in a
-//! VM of its own. The firmware's own lines give the network figures
-//! (`pxe: read N bytes in T ms`, `http: URL: N bytes in T ms`); the file is
-//! no image, so each boot then falls through harmlessly.
+//! virtio-blk ESP through EFI_FILE_PROTOCOL (the `fileio` app), and against
+//! what the link gives Linux: the test kernel, booted directly, fetching it
+//! with busybox `wget` over its own virtio-net driver. One VM each. The
+//! firmware's own lines give its figures (`pxe: read N bytes in T ms`,
+//! `http: URL: N bytes in T ms`); the file is no image, so each boot then
+//! falls through harmlessly.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::http_server::{HttpServer, Route};
-use crate::{EspBuilder, Network, Vm, cache_dir, efi_app};
+use crate::{EspBuilder, Network, Vm, cache_dir, debian_kernel, efi_app, initramfs};
 
 /// Bytes of the file: the issue's 100 MB.
 pub const FILE_BYTES: u64 = 100_000_000;
@@ -29,12 +31,15 @@ impl Rate {
     }
 }
 
-/// The three figures.
+/// The four figures.
 #[derive(Clone, Copy, Debug)]
 pub struct NetThroughput {
     pub tftp: Rate,
     pub http: Rate,
     pub virtio_blk: Rate,
+    /// Linux's own HTTP download over the same user-mode network: the
+    /// link's rate as a guest with a full TCP stack sees it under TCG.
+    pub linux_http: Rate,
 }
 
 /// The 100 MB file (deterministic pseudo-random bytes, so nothing along
@@ -126,13 +131,60 @@ fn virtio_blk(firmware: &Path, file: &Path) -> Result<Rate, String> {
     }
 }
 
-/// Runs the three transfers, one VM each.
+/// The initramfs script: a static address (QEMU's user-mode network gives
+/// 10.0.2.15 by DHCP), then the URL from `netbench.url=` timed by the
+/// kernel's uptime.
+const LINUX_SCRIPT: &str = r#"
+url=$(sed -n 's/.*netbench\.url=\([^ ]*\).*/\1/p' /proc/cmdline)
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0
+start=$(cut -d' ' -f1 /proc/uptime)
+if wget -q -O /dev/null "$url"; then
+    end=$(cut -d' ' -f1 /proc/uptime)
+    echo "NETBENCH: start=$start end=$end"
+else
+    echo "NETBENCH: wget failed"
+fi
+"#;
+
+fn linux_http(file: &Path) -> Result<Rate, String> {
+    let server = HttpServer::start(&[("/file.bin", Route::File(file.to_path_buf()))]);
+    let kernel = debian_kernel();
+    let initrd = initramfs(LINUX_SCRIPT, &["virtio_net"]);
+    let mut vm = Vm::builder()
+        .direct(&kernel.vmlinuz, Some(initrd))
+        .append(format!(
+            "console=ttyS0 panic=-1 netbench.url={}",
+            server.guest_url("/file.bin")
+        ))
+        .nic(Network::user())
+        .name("bench-netbench-linux")
+        .spawn();
+    let line = vm
+        .expect("NETBENCH: ", TIMEOUT)
+        .map_err(|e| format!("linux: {e}"))?;
+    let seconds = |key: &str| -> Option<f64> {
+        line.line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    match (seconds("start="), seconds("end=")) {
+        (Some(start), Some(end)) => Ok(Rate {
+            bytes: FILE_BYTES,
+            ms: ((end - start) * 1000.0).round() as u64,
+        }),
+        _ => Err(format!("linux: {}", line.line.trim())),
+    }
+}
+
+/// Runs the four transfers, one VM each.
 pub fn run(firmware: &Path) -> Result<NetThroughput, String> {
     let file = test_file();
     Ok(NetThroughput {
         tftp: tftp(firmware, &file)?,
         http: http(firmware, &file)?,
         virtio_blk: virtio_blk(firmware, &file)?,
+        linux_http: linux_http(&file)?,
     })
 }
 

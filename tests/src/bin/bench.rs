@@ -813,14 +813,17 @@ impl Report<'_> {
         }
         if let Some(n) = &self.network {
             let blk = n.virtio_blk.mb_per_s();
+            let link = n.linux_http.mb_per_s();
             for (how, rate) in [("TFTP (PXE client)", n.tftp), ("HTTP (HTTP boot)", n.http)] {
                 let _ = writeln!(
                     out,
-                    "network: {} bytes by {how}: {:.1} MB/s in {} ms, {:.2} of virtio-blk's \
+                    "network: {} bytes by {how}: {:.1} MB/s in {} ms, {:.2} of Linux's own \
+                     download over the same link ({link:.1} MB/s), {:.2} of virtio-blk's \
                      EFI_FILE read of the same file ({blk:.1} MB/s)",
                     rate.bytes,
                     rate.mb_per_s(),
                     rate.ms,
+                    rate.mb_per_s() / link.max(f64::MIN_POSITIVE),
                     rate.mb_per_s() / blk.max(f64::MIN_POSITIVE)
                 );
             }
@@ -976,10 +979,11 @@ impl Report<'_> {
         };
         let network = self.network.map_or("null".into(), |n| {
             format!(
-                "{{\"tftp\": {}, \"http\": {}, \"virtio_blk_file\": {}}}",
+                "{{\"tftp\": {}, \"http\": {}, \"virtio_blk_file\": {}, \"linux_http\": {}}}",
                 rate(n.tftp),
                 rate(n.http),
-                rate(n.virtio_blk)
+                rate(n.virtio_blk),
+                rate(n.linux_http)
             )
         });
         let memory: Vec<String> = self
