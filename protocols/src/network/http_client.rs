@@ -87,6 +87,9 @@ fn fetch(
         tcp::SocketBuffer::new(vec![0; RECEIVE_BUFFER]),
         tcp::SocketBuffer::new(vec![0; SEND_BUFFER]),
     );
+    // Acknowledge at once: smoltcp's 10 ms delayed ACK held the sender
+    // back (a 100 MB GET at 30-37 MB/s; 41 MB/s without it, TCG).
+    socket.set_ack_delay(None);
     let local_port = 49152 + (platform::tsc::ticks() % 16384) as u16;
     let remote = (IpAddress::Ipv4(address), url.port);
     socket
