@@ -18,16 +18,16 @@ use core::ffi::c_void;
 use efi::ids::HandleId;
 use platform::net::NetDevice;
 use platform::sync::Global;
+use uefi_raw::Status;
 use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::media::LoadFileProtocol;
-use uefi_raw::{Boolean, Status};
 
 use super::dhcp::{self, BootClient};
 use super::download::Download;
 use super::error::NetBootError;
 use super::http::{self, HttpError};
 use super::http_client::{self, Sink};
-use super::load_file;
+use super::load_file::{self, NetworkFile};
 use super::stack::{Stack, now};
 use crate::device_path::{DevicePathBuf, node};
 
@@ -45,14 +45,10 @@ pub fn url_given() -> bool {
     URL.try_with(|slot| slot.is_some()).unwrap_or(false)
 }
 
-const LOAD_FILE_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwHTLF");
 /// How long DHCP may take (as for PXE).
 const DHCP_DEADLINE_MS: u64 = 8000;
 
-#[repr(C)]
 struct HttpBoot {
-    protocol: LoadFileProtocol,
-    signature: u64,
     nic: Rc<dyn NetDevice>,
     /// The last file downloaded by a size query, until it is copied out.
     fetched: RefCell<Option<Download>>,
@@ -78,17 +74,15 @@ pub fn install(nic_handle: HandleId, nic: Rc<dyn NetDevice>) -> Result<HandleId,
         path.push(&child).map_err(|_| Status::INVALID_PARAMETER)?;
     }
     let path = Box::leak(path.as_bytes().to_vec().into_boxed_slice());
-    let instance = Box::into_raw(Box::new(HttpBoot {
-        protocol: LoadFileProtocol { load_file },
-        signature: LOAD_FILE_SIGNATURE,
+    let load_file = load_file::new_interface(HttpBoot {
         nic,
         fetched: RefCell::new(None),
-    }));
+    });
     efi::protocol_services::install(
         None,
         &[
             (DevicePathProtocol::GUID, path.as_mut_ptr().cast::<c_void>()),
-            (LoadFileProtocol::GUID, instance.cast::<c_void>()),
+            (LoadFileProtocol::GUID, load_file),
         ],
     )
 }
@@ -107,7 +101,10 @@ impl Sink for Option<Download> {
     }
 }
 
-impl HttpBoot {
+impl NetworkFile for HttpBoot {
+    const SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwHTLF");
+    const NAME: &'static str = "http";
+
     /// The file into `buffer`, fetched by the first call (a size query,
     /// answered `BufferTooSmall` with the size) and kept until a buffer
     /// large enough takes it.
@@ -127,7 +124,9 @@ impl HttpBoot {
             _ => Err(NetBootError::BufferTooSmall { needed: len as u64 }),
         }
     }
+}
 
+impl HttpBoot {
     /// DHCP, then the GET; the file stays in `fetched`.
     fn fetch(&self) -> Result<usize, NetBootError> {
         self.nic.start()?;
@@ -158,35 +157,4 @@ impl HttpBoot {
         *self.fetched.borrow_mut() = Some(download);
         Ok(len)
     }
-}
-
-/// LoadFile (§13.1.1) of HTTP boot.
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §13.1.1 requires of the caller.
-unsafe extern "efiapi" fn load_file(
-    this: *mut LoadFileProtocol,
-    file_path: *const DevicePathProtocol,
-    boot_policy: Boolean,
-    buffer_size: *mut usize,
-    buffer: *mut c_void,
-) -> Status {
-    let instance = this.cast::<HttpBoot>();
-    if instance.is_null() || !instance.is_aligned() {
-        return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: non-null and aligned; an interface from our handle (§13.1).
-    if unsafe { (&raw const (*instance).signature).read() } != LOAD_FILE_SIGNATURE {
-        return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: the signature marks an `HttpBoot` made by `install`, never
-    // freed; only shared references are taken.
-    let boot = unsafe { &*instance };
-    // SAFETY: this function's contract.
-    let mut call = match unsafe { load_file::accept(file_path, boot_policy, buffer_size, buffer) } {
-        Ok(call) => call,
-        Err(status) => return status,
-    };
-    let outcome = boot.load(call.buffer.take());
-    call.answer(outcome, "http")
 }

@@ -25,7 +25,6 @@ use efi::boundary;
 use efi::ids::HandleId;
 use platform::net::{DisplayMac, NetDevice};
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
-use uefi_raw::protocol::device_path::DevicePathProtocol;
 use uefi_raw::protocol::media::LoadFileProtocol;
 use uefi_raw::protocol::network::pxe::{
     PxeBaseCodeBootType, PxeBaseCodeDiscoverInfo, PxeBaseCodeIpFilter, PxeBaseCodeMode,
@@ -36,7 +35,7 @@ use uefi_raw::{Boolean, Char8, IpAddress, MacAddress, Status};
 
 use super::dhcp::{self, BootClient, Lease};
 use super::error::NetBootError;
-use super::load_file;
+use super::load_file::{self, NetworkFile};
 use super::stack::{Stack, now};
 use super::tftp::{self, TftpError};
 use super::tftp_client::{self, Target};
@@ -47,7 +46,6 @@ const DHCP_DEADLINE_MS: u64 = 8000;
 /// §24.3: the default TTL and ToS of the PXE Base Code's IP packets.
 const DEFAULT_TTL: u8 = 16;
 const PXE_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwPXEB");
-const LOAD_FILE_SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwPXLF");
 /// Longest file name Mtftp takes (a TFTP request must fit one packet).
 const MAX_FILE_NAME: usize = 512;
 
@@ -71,11 +69,16 @@ struct PxeInstance {
     client: Rc<PxeClient>,
 }
 
-#[repr(C)]
-struct LoadFileInstance {
-    protocol: LoadFileProtocol,
-    signature: u64,
-    client: Rc<PxeClient>,
+/// The PXE boot file, behind the NIC's LoadFile.
+struct PxeBootFile(Rc<PxeClient>);
+
+impl NetworkFile for PxeBootFile {
+    const SIGNATURE: u64 = u64::from_le_bytes(*b"vmfwPXLF");
+    const NAME: &'static str = "pxe";
+
+    fn load(&self, buffer: Option<&mut [u8]>) -> Result<u64, NetBootError> {
+        self.0.load_boot_file(buffer)
+    }
 }
 
 impl PxeClient {
@@ -261,16 +264,12 @@ pub fn install(handle: HandleId, nic: Rc<dyn NetDevice>) -> Result<(), Status> {
         signature: PXE_SIGNATURE,
         client: client.clone(),
     }));
-    let load_file = Box::into_raw(Box::new(LoadFileInstance {
-        protocol: LoadFileProtocol { load_file },
-        signature: LOAD_FILE_SIGNATURE,
-        client,
-    }));
+    let load_file = load_file::new_interface(PxeBootFile(client));
     efi::protocol_services::install(
         Some(handle),
         &[
             (PxeBaseCodeProtocol::GUID, pxe.cast::<c_void>()),
-            (LoadFileProtocol::GUID, load_file.cast::<c_void>()),
+            (LoadFileProtocol::GUID, load_file),
         ],
     )
     .map(|_| ())
@@ -293,6 +292,21 @@ unsafe fn pxe_client<'a>(this: *const PxeBaseCodeProtocol) -> Result<&'a PxeClie
     // SAFETY: the signature marks a `PxeInstance` made by `install`, never
     // freed; only shared references are taken.
     Ok(unsafe { &*(*instance).client })
+}
+
+/// As [`pxe_client`], for the calls that need a started PXE Base Code
+/// (§24.3: `EFI_NOT_STARTED` otherwise).
+///
+/// # Safety
+/// As for [`pxe_client`].
+unsafe fn started_client<'a>(this: *const PxeBaseCodeProtocol) -> Result<&'a PxeClient, Status> {
+    // SAFETY: this function's contract is `pxe_client`'s.
+    let client = unsafe { pxe_client(this) }?;
+    if client.started() {
+        Ok(client)
+    } else {
+        Err(Status::NOT_STARTED)
+    }
 }
 
 /// # Safety
@@ -324,13 +338,10 @@ unsafe extern "efiapi" fn dhcp_call(
     _sort_offers: Boolean,
 ) -> Status {
     // SAFETY: as for `start`.
-    let client = match unsafe { pxe_client(this) } {
+    let client = match unsafe { started_client(this) } {
         Ok(client) => client,
         Err(status) => return status,
     };
-    if !client.started() {
-        return Status::NOT_STARTED;
-    }
     match client.dhcp() {
         Ok(_) => Status::SUCCESS,
         Err(error) => {
@@ -355,13 +366,10 @@ unsafe extern "efiapi" fn mtftp(
     dont_use_buffer: Boolean,
 ) -> Status {
     // SAFETY: as for `start`.
-    let client = match unsafe { pxe_client(this) } {
+    let client = match unsafe { started_client(this) } {
         Ok(client) => client,
         Err(status) => return status,
     };
-    if !client.started() {
-        return Status::NOT_STARTED;
-    }
     let size_only = match operation {
         PxeBaseCodeTftpOpcode::TFTP_GET_FILE_SIZE => true,
         PxeBaseCodeTftpOpcode::TFTP_READ_FILE => dont_use_buffer.into(),
@@ -452,13 +460,10 @@ unsafe extern "efiapi" fn set_station_ip(
     new_subnet_mask: *const IpAddress,
 ) -> Status {
     // SAFETY: as for `start`.
-    let client = match unsafe { pxe_client(this) } {
+    let client = match unsafe { started_client(this) } {
         Ok(client) => client,
         Err(status) => return status,
     };
-    if !client.started() {
-        return Status::NOT_STARTED;
-    }
     // SAFETY: the caller passes readable pointers or NULL (§24.3.13: NULL
     // leaves that value as it is).
     let (ip, mask) = unsafe {
@@ -595,34 +600,4 @@ unsafe extern "efiapi" fn set_packets(
     _: *const PxeBaseCodePacket,
 ) -> Status {
     Status::UNSUPPORTED
-}
-
-/// LoadFile (§13.1.1) of the NIC: the PXE boot file.
-///
-/// # Safety
-/// Pointer arguments as UEFI 2.10 §13.1.1 requires of the caller.
-unsafe extern "efiapi" fn load_file(
-    this: *mut LoadFileProtocol,
-    file_path: *const DevicePathProtocol,
-    boot_policy: Boolean,
-    buffer_size: *mut usize,
-    buffer: *mut c_void,
-) -> Status {
-    let instance = this.cast::<LoadFileInstance>();
-    if instance.is_null() || !instance.is_aligned() {
-        return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: non-null and aligned; an interface from our handle (§13.1).
-    if unsafe { (&raw const (*instance).signature).read() } != LOAD_FILE_SIGNATURE {
-        return Status::INVALID_PARAMETER;
-    }
-    // SAFETY: the signature marks a `LoadFileInstance` made by `install`.
-    let client = unsafe { &*(*instance).client };
-    // SAFETY: this function's contract.
-    let mut call = match unsafe { load_file::accept(file_path, boot_policy, buffer_size, buffer) } {
-        Ok(call) => call,
-        Err(status) => return status,
-    };
-    let outcome = client.load_boot_file(call.buffer.take());
-    call.answer(outcome, "pxe")
 }
