@@ -271,16 +271,32 @@ impl Services {
     /// boot options (§3.1.2, §7.4.1): a LoadFile device then treats the load
     /// as a boot, which for a NIC is a PXE boot.
     pub fn load_image(&self, path: &[u8], boot_policy: bool) -> Result<HandleId, Status> {
+        self.load(path, boot_policy, &[])
+    }
+
+    /// LoadImage of the image in `source` (a boot option's file that a
+    /// LoadFile handed over, §3.1.2), `path` being where it came from.
+    pub fn load_image_from_buffer(&self, path: &[u8], source: &[u8]) -> Result<HandleId, Status> {
+        self.load(path, true, source)
+    }
+
+    /// LoadImage with `source` as SourceBuffer (none when empty).
+    fn load(&self, path: &[u8], boot_policy: bool, source: &[u8]) -> Result<HandleId, Status> {
         let mut handle: Handle = core::ptr::null_mut();
-        // SAFETY: `path` is a whole device path held by the caller during
-        // the call; `handle` a live local; no source buffer.
+        let source_ptr = if source.is_empty() {
+            core::ptr::null()
+        } else {
+            source.as_ptr().cast()
+        };
+        // SAFETY: `path` (a whole device path) and `source` are held by the
+        // caller during the call; `handle` a live local.
         let status = unsafe {
             (self.boot().load_image)(
                 boot_policy.into(),
                 self.image.as_raw(),
                 path.as_ptr().cast::<DevicePathProtocol>(),
-                core::ptr::null(),
-                0,
+                source_ptr,
+                source.len(),
                 &mut handle,
             )
         };
@@ -297,32 +313,6 @@ impl Services {
     }
 
     /// StartImage of a loaded image; its exit status (exit data freed).
-    /// LoadImage of the image in `source` (a boot option's file that a
-    /// LoadFile handed over, §3.1.2), `path` being where it came from.
-    pub fn load_image_from_buffer(&self, path: &[u8], source: &[u8]) -> Result<HandleId, Status> {
-        let mut handle: Handle = core::ptr::null_mut();
-        // SAFETY: `path` and `source` are held by the caller during the
-        // call; `handle` a live local.
-        let status = unsafe {
-            (self.boot().load_image)(
-                true.into(),
-                self.image.as_raw(),
-                path.as_ptr().cast::<DevicePathProtocol>(),
-                source.as_ptr().cast(),
-                source.len(),
-                &mut handle,
-            )
-        };
-        if status == Status::SECURITY_VIOLATION && !handle.is_null() {
-            // SAFETY: `handle` is the image LoadImage just created.
-            let _ = unsafe { (self.boot().unload_image)(handle) };
-        }
-        if status.is_error() {
-            return Err(status);
-        }
-        Ok(HandleId::from_raw(handle))
-    }
-
     pub fn start_image(&self, image: HandleId) -> Status {
         // SAFETY: null ExitData pointers are allowed (§7.4.2).
         unsafe {
