@@ -40,4 +40,5 @@ pub use uki::{
     SYSTEMD_BOOT_EFI, SYSTEMD_STUB, systemd_boot, systemd_stub, unified_kernel_image,
     unified_kernel_image_on,
 };
+pub use util::report_field;
 pub use util::{crc32, publish, temp_sibling};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::http_server::{HttpServer, Route};
-use crate::{EspBuilder, Network, Vm, cache_dir, debian_kernel, efi_app, initramfs};
+use crate::{EspBuilder, Network, Vm, cache_dir, debian_kernel, efi_app, initramfs, report_field};
 
 /// Bytes of the file: the 100 MB.
 pub const FILE_BYTES: u64 = 100_000_000;
@@ -119,13 +119,8 @@ fn virtio_blk(firmware: &Path, file: &Path) -> Result<Rate, String> {
     let line = vm
         .expect("FILEIO: crc32=", TIMEOUT)
         .map_err(|e| format!("virtio-blk: {e}"))?;
-    let field = |key: &str| -> Option<u64> {
-        line.line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-    };
-    match (field("bytes="), field("ms=")) {
+    let field = |key| report_field::<u64>(&line.line, key);
+    match (field("bytes"), field("ms")) {
         (Some(bytes), Some(ms)) => Ok(Rate { bytes, ms }),
         _ => Err(format!("virtio-blk: {}", line.line.trim())),
     }
@@ -162,13 +157,8 @@ fn linux_http(file: &Path) -> Result<Rate, String> {
     let line = vm
         .expect("NETBENCH: ", TIMEOUT)
         .map_err(|e| format!("linux: {e}"))?;
-    let seconds = |key: &str| -> Option<f64> {
-        line.line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-    };
-    match (seconds("start="), seconds("end=")) {
+    let seconds = |key| report_field::<f64>(&line.line, key);
+    match (seconds("start"), seconds("end")) {
         (Some(start), Some(end)) => Ok(Rate {
             bytes: FILE_BYTES,
             ms: ((end - start) * 1000.0).round() as u64,

@@ -131,3 +131,12 @@ pub fn remove_any(path: &Path) {
 pub fn crc32(data: &[u8]) -> u32 {
     crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(data)
 }
+
+/// The `key=value` field `key` of a report line a guest or test app printed
+/// (`BLKBENCH: bytes=4194304 sector_us=...`), parsed.
+pub fn report_field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}

@@ -59,7 +59,7 @@ use vm_tests::footprint::{
 use vm_tests::images::{SYSTEMD_BOOT_CMDLINE, systemd_boot_image};
 use vm_tests::{
     BLS_CMDLINE, DefaultImage, DiskBus, EspBuilder, GRUB_CMDLINE, Vm, default_image, efi_app,
-    firmware, workspace_root,
+    firmware, report_field, workspace_root,
 };
 
 /// Per-milestone limit; a run that misses it counts as failed (TCG boots take ~10-60 s).
@@ -506,20 +506,12 @@ impl Throughput {
     }
 }
 
-/// The `key=value` field `key` of a line.
-fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))?
-        .parse()
-        .ok()
-}
-
 fn parse_blkbench(line: &str) -> Option<Throughput> {
     Some(Throughput {
-        bytes: field(line, "bytes")?,
-        sector_us: field(line, "sector_us")?,
-        sequential_sector_us: field(line, "sequential_sector_us"),
-        large_us: field(line, "large_us")?,
+        bytes: report_field(line, "bytes")?,
+        sector_us: report_field(line, "sector_us")?,
+        sequential_sector_us: report_field(line, "sequential_sector_us"),
+        large_us: report_field(line, "large_us")?,
     })
 }
 
